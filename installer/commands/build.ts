@@ -1,0 +1,49 @@
+/** `kith build`: bundle every service into dist/<service>.mjs and report sizes. */
+import { parseArgs } from 'node:util';
+import * as path from 'node:path';
+import { bundleService, formatBytes, type BundleReport } from '../../platform/build/bundle.ts';
+import { discoverServices } from '../../platform/services.ts';
+import { repoRoot } from '../paths.ts';
+
+const HELP = `Usage: kith build [--service NAME]... [--out DIR] [--json] [--top N]
+
+Bundles each service (services/<name>/main.ts) with esbuild into one ESM file that runs
+with nothing but node: node dist/<name>.mjs --config DIR --data DIR
+
+Options:
+  --service NAME   build only this service (repeatable; default: all)
+  --out DIR        output folder (default: dist/)
+  --top N          largest contributors to list per bundle (default 5)
+  --json           print one JSON report per bundle
+  -h, --help       this help
+`;
+
+export async function buildAll(names?: string[], out = path.join(repoRoot, 'dist')): Promise<BundleReport[]> {
+  const all = discoverServices(repoRoot);
+  const chosen = names && names.length > 0 ? names.map((n) => {
+    const s = all.find((x) => x.name === n);
+    if (!s) throw new Error(`no service named '${n}' (have: ${all.map((x) => x.name).join(', ') || 'none'})`);
+    return s;
+  }) : all;
+  return Promise.all(chosen.map((s) => bundleService(s.name, s.entry, out)));
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { service: { type: 'string', multiple: true }, out: { type: 'string' }, json: { type: 'boolean' }, top: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const top = Number(values.top ?? 5);
+  const reports = await buildAll(values.service, values.out ? path.resolve(values.out) : undefined);
+  for (const r of reports) {
+    if (values.json) {
+      process.stdout.write(JSON.stringify({ service: r.service, outfile: r.outfile, bytes: r.bytes, packages: r.packages, contributors: r.contributors.slice(0, top) }) + '\n');
+      continue;
+    }
+    process.stdout.write(`${r.service.padEnd(10)} ${formatBytes(r.bytes).padStart(10)}  ${path.relative(process.cwd(), r.outfile)}\n`);
+    for (const p of r.packages.slice(0, top)) process.stdout.write(`    ${formatBytes(p.bytes).padStart(10)}  ${p.name}\n`);
+  }
+  if (reports.length === 0 && !values.json) process.stdout.write('no services to build yet (services/<name>/main.ts)\n');
+  return 0;
+}

@@ -1,0 +1,171 @@
+/**
+ * `kith up`: every existing service as its own sealed process on loopback, with the
+ * built-in default config seeded under the data folder; waits for each to be healthy,
+ * prints how to reach it, restarts one that dies, stops all on Ctrl-C / SIGTERM.
+ */
+import { createWriteStream, promises as fsp, type WriteStream } from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { Supervisor } from '../../platform/supervisor.ts';
+import { discoverServices } from '../../platform/services.ts';
+import { buildAll } from './build.ts';
+import { repoRoot } from '../paths.ts';
+import { defaultConfigFiles, loadDefinitions, seedConfigTree } from '../seed.ts';
+
+const HELP = `Usage: kith up [options]
+
+Starts every kith service on loopback, each as its own sealed process, with a default
+config seeded on first run. Prints how to reach each service; Ctrl-C stops them all.
+
+Options:
+  --data DIR         where config, data and logs live (default: .kith)
+  --port-base N      first port; service k uses N+10k .. N+10k+9 (default 7300)
+  --host HOST        address to listen on (default 127.0.0.1)
+  --json             one JSON object per line per ready service, then events
+  --no-build         use the bundles already in dist/
+  --timeout SEC      how long to wait for every service to be healthy (default 60)
+  -h, --help         this help
+
+Exit codes: 0 stopped cleanly, 1 a service did not become healthy, 64 usage error.
+`;
+
+interface ReadyInfo {
+  service: string;
+  pid: number;
+  endpoints: Record<string, string>;
+  health: string;
+  logs: string;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        data: { type: 'string' },
+        'port-base': { type: 'string' },
+        host: { type: 'string' },
+        json: { type: 'boolean' },
+        'no-build': { type: 'boolean' },
+        timeout: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (err) {
+    process.stderr.write(`kith up: ${(err as Error).message}\n`);
+    return 64;
+  }
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const json = values.json === true;
+  const portBase = Number(values['port-base'] ?? 7300);
+  if (!Number.isInteger(portBase) || portBase < 1 || portBase > 65000) {
+    process.stderr.write(`kith up: --port-base ${values['port-base']}: expected a whole number from 1 to 65000\n`);
+    return 64;
+  }
+  const host = values.host ?? '127.0.0.1';
+  const timeoutMs = Number(values.timeout ?? 60) * 1000;
+  const dataRoot = path.resolve(values.data ?? '.kith');
+  const configRoot = path.join(dataRoot, 'config');
+  const logsDir = path.join(dataRoot, 'logs');
+  const say = (text: string) => { if (!json) process.stdout.write(text + '\n'); };
+  const emit = (obj: object) => { if (json) process.stdout.write(JSON.stringify(obj) + '\n'); };
+
+  const services = discoverServices(repoRoot);
+  if (services.length === 0) {
+    process.stderr.write('kith up: no services exist yet (services/<name>/main.ts)\n');
+    return 1;
+  }
+  if (!values['no-build']) {
+    const reports = await buildAll();
+    say(`built ${reports.map((r) => `${r.service} (${Math.round(r.bytes / 1024)} KiB)`).join(', ')}`);
+  }
+  const defs = await loadDefinitions(repoRoot);
+  await fsp.mkdir(logsDir, { recursive: true });
+  const seeded = await seedConfigTree(configRoot, defaultConfigFiles(defs));
+  if (seeded.length > 0) say(`seeded default config in ${configRoot} (${seeded.length} files)`);
+
+  const logs = new Map<string, WriteStream>();
+  const tails = new Map<string, string[]>();
+  const ready = new Map<string, ReadyInfo>();
+  let resolveAll: () => void = () => {};
+  const allReady = new Promise<void>((r) => { resolveAll = r; });
+
+  const supervisor = new Supervisor({
+    onEvent(e) {
+      if (e.type === 'line') {
+        logs.get(e.name)?.write(e.line + '\n');
+        const tail = tails.get(e.name) ?? [];
+        tail.push(e.line);
+        if (tail.length > 20) tail.shift();
+        tails.set(e.name, tail);
+        let rec: { msg?: string; endpoints?: Record<string, string>; health?: string } | undefined;
+        try { rec = JSON.parse(e.line); } catch { /* not JSON: kept in the log file */ }
+        if (rec?.msg === 'ready' && rec.endpoints) {
+          const info: ReadyInfo = { service: e.name, pid: supervisor.pid(e.name) ?? 0, endpoints: rec.endpoints, health: rec.health ?? '', logs: path.join(logsDir, `${e.name}.log`) };
+          const again = ready.has(e.name);
+          ready.set(e.name, info);
+          if (again) {
+            emit({ event: 'restarted', ...info });
+            say(`${e.name} is back (pid ${info.pid})`);
+          }
+          if (ready.size === defs.length) resolveAll();
+        }
+      } else if (e.type === 'exited' && e.restartInMs !== undefined) {
+        emit({ event: 'exited', service: e.name, code: e.code, signal: e.signal, restartInMs: e.restartInMs });
+        if (!json) process.stderr.write(`${e.name} exited (${e.signal ?? `code ${e.code}`}); restarting in ${e.restartInMs} ms; see ${path.join(logsDir, `${e.name}.log`)}\n`);
+      }
+    },
+  });
+
+  for (const def of defs) {
+    const slot = services.find((s) => s.name === def.name)!.slot;
+    const listenArgs = Object.keys(def.listeners).flatMap((name, j) => ['--listen', `${name}=${host}:${portBase + slot * 10 + j}`]);
+    logs.set(def.name, createWriteStream(path.join(logsDir, `${def.name}.log`), { flags: 'a' }));
+    supervisor.start({
+      name: def.name,
+      command: process.execPath,
+      args: [path.join(repoRoot, 'dist', `${def.name}.mjs`), '--config', configRoot, '--data', path.join(dataRoot, 'data', def.name), ...listenArgs],
+    });
+  }
+
+  let stopping = false;
+  const stop = async (code: number): Promise<number> => {
+    if (stopping) return code;
+    stopping = true;
+    say('stopping…');
+    await supervisor.stopAll();
+    for (const l of logs.values()) l.end();
+    emit({ event: 'stopped' });
+    say('stopped.');
+    return code;
+  };
+
+  const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), timeoutMs).unref());
+  const outcome = await Promise.race([allReady.then(() => 'ready' as const), timeout]);
+  if (outcome === 'timeout') {
+    for (const def of defs) {
+      if (ready.has(def.name)) continue;
+      process.stderr.write(`kith up: ${def.name} did not become healthy within ${timeoutMs / 1000}s; last log lines:\n`);
+      for (const l of tails.get(def.name) ?? []) process.stderr.write(`  ${l}\n`);
+    }
+    return stop(1);
+  }
+  for (const def of defs) {
+    const info = ready.get(def.name)!;
+    emit(info);
+    say(`\n${def.name.padEnd(9)} pid ${info.pid}   ${def.description}`);
+    for (const [name, url] of Object.entries(info.endpoints)) say(`  ${name.padEnd(12)} ${url}`);
+    say(`  ${'health'.padEnd(12)} ${info.health}/healthz   metrics ${info.health}/metrics`);
+  }
+  say(`\nconfig: ${configRoot}   logs: ${logsDir}\nkith is up. Press Ctrl-C to stop.`);
+
+  return new Promise<number>((resolve) => {
+    const onSignal = () => void stop(0).then(resolve);
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  });
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+/**
+ * `kith`: the owner's command. Each subcommand lives in installer/commands/<name>.ts.
+ * Exit codes: 0 success, 1 failure, 64 usage error.
+ */
+const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> }> = {
+  up: { summary: 'run every service locally on loopback with a default config', load: () => import('./commands/up.ts') },
+  build: { summary: 'bundle each service into one sealed-ready file under dist/', load: () => import('./commands/build.ts') },
+  test: { summary: 'typecheck and run the whole test suite (installs the Debian tools it needs)', load: () => import('./commands/test.ts') },
+};
+
+export function usage(): string {
+  const rows = Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(10)} ${c.summary}`);
+  return ['kith — a personal home cloud: DNS, mail, calendar and git-backed storage, sealed.', '', 'Usage: kith <command> [options]', '', 'Commands:', ...rows, '', 'Run `kith <command> --help` for a command\'s options.', ''].join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage());
+    return name ? 0 : 64;
+  }
+  if (name === '--version') {
+    process.stdout.write(`kith 0.1.0 (node ${process.version})\n`);
+    return 0;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) {
+    process.stderr.write(`kith: unknown command '${name}'\n\n${usage()}`);
+    return 64;
+  }
+  return (await cmd.load()).run(rest);
+}
+
+if (import.meta.main) {
+  main(process.argv.slice(2)).then(
+    (code) => { process.exitCode = code; },
+    (err: Error) => {
+      process.stderr.write(`kith: ${err.message}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,62 @@
+/**
+ * Bundle a service into one sealed-ready ESM file with esbuild: tree-shaken, minified,
+ * every dependency inlined, so the bundle runs with nothing but `node` and the file.
+ * The metafile gives each bundle's size and its largest contributors.
+ */
+import * as esbuild from 'esbuild';
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+
+export interface BundleReport {
+  service: string;
+  outfile: string;
+  bytes: number;
+  /** Largest inputs by bytes in the output, biggest first. */
+  contributors: { input: string; bytes: number }[];
+  /** Output bytes per npm package (or 'kith' for our own code). */
+  packages: { name: string; bytes: number }[];
+}
+
+// CommonJS dependencies call require() for Node built-ins; an ESM bundle has no require,
+// so give it one (https://github.com/evanw/esbuild/issues/1921).
+const REQUIRE_SHIM = "import { createRequire as __kithCreateRequire } from 'node:module'; const require = __kithCreateRequire(import.meta.url);";
+
+export async function bundleService(service: string, entry: string, outDir: string): Promise<BundleReport> {
+  const outfile = path.join(outDir, `${service}.mjs`);
+  await fsp.mkdir(outDir, { recursive: true });
+  const result = await esbuild.build({
+    entryPoints: [entry],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node24',
+    minify: true,
+    treeShaking: true,
+    legalComments: 'eof',
+    metafile: true,
+    logLevel: 'silent',
+    banner: { js: REQUIRE_SHIM },
+    define: { 'process.env.NODE_ENV': '"production"' },
+  });
+  const out = result.metafile.outputs[path.relative(process.cwd(), outfile)] ?? Object.values(result.metafile.outputs)[0];
+  if (!out) throw new Error(`esbuild produced no output for ${service}`);
+  const contributors = Object.entries(out.inputs)
+    .map(([input, v]) => ({ input, bytes: v.bytesInOutput }))
+    .filter((c) => c.bytes > 0)
+    .sort((a, b) => b.bytes - a.bytes);
+  const byPackage = new Map<string, number>();
+  for (const c of contributors) {
+    const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(c.input);
+    const name = m ? m[1]! : 'kith';
+    byPackage.set(name, (byPackage.get(name) ?? 0) + c.bytes);
+  }
+  const packages = [...byPackage].map(([name, bytes]) => ({ name, bytes })).sort((a, b) => b.bytes - a.bytes);
+  return { service, outfile, bytes: out.bytes, contributors, packages };
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(2)} MiB`;
+}

@@ -1,0 +1,90 @@
+/**
+ * Metrics in the Prometheus text exposition format (version 0.0.4): counters and gauges
+ * with labels. Served by the runner at GET /metrics of each service's health listener.
+ */
+export type Labels = Record<string, string | number>;
+
+export interface Counter {
+  inc(labels?: Labels, n?: number): void;
+  get(labels?: Labels): number;
+}
+export interface Gauge {
+  set(value: number, labels?: Labels): void;
+  get(labels?: Labels): number;
+}
+
+export interface Metrics {
+  counter(name: string, help: string): Counter;
+  gauge(name: string, help: string): Gauge;
+  /** The whole registry as Prometheus text. */
+  render(): string;
+}
+
+interface Family {
+  type: 'counter' | 'gauge';
+  help: string;
+  values: Map<string, number>;
+  collect?: () => void;
+}
+
+const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+
+export function createMetrics(): Metrics {
+  const families = new Map<string, Family>();
+  const family = (name: string, help: string, type: Family['type']): Family => {
+    if (!NAME.test(name)) throw new Error(`invalid metric name ${JSON.stringify(name)}: use [a-zA-Z_:][a-zA-Z0-9_:]*`);
+    let f = families.get(name);
+    if (!f) {
+      f = { type, help, values: new Map() };
+      families.set(name, f);
+    } else if (f.type !== type) {
+      throw new Error(`metric ${name} is already registered as a ${f.type}`);
+    }
+    return f;
+  };
+  return {
+    counter(name, help) {
+      const f = family(name, help, 'counter');
+      return {
+        inc(labels, n = 1) {
+          if (n < 0) throw new Error(`counter ${name} cannot decrease`);
+          const key = labelKey(labels);
+          f.values.set(key, (f.values.get(key) ?? 0) + n);
+        },
+        get: (labels) => f.values.get(labelKey(labels)) ?? 0,
+      };
+    },
+    gauge(name, help) {
+      const f = family(name, help, 'gauge');
+      return {
+        set: (value, labels) => void f.values.set(labelKey(labels), value),
+        get: (labels) => f.values.get(labelKey(labels)) ?? 0,
+      };
+    },
+    render() {
+      const out: string[] = [];
+      for (const [name, f] of families) {
+        out.push(`# HELP ${name} ${f.help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`);
+        out.push(`# TYPE ${name} ${f.type}`);
+        if (f.values.size === 0 && f.type === 'counter') out.push(`${name} 0`);
+        for (const [key, v] of f.values) out.push(`${name}${key} ${formatValue(v)}`);
+      }
+      return out.join('\n') + '\n';
+    },
+  };
+}
+
+function labelKey(labels?: Labels): string {
+  if (!labels) return '';
+  const keys = Object.keys(labels).sort();
+  if (keys.length === 0) return '';
+  const parts = keys.map((k) => `${k}="${String(labels[k]).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`);
+  return `{${parts.join(',')}}`;
+}
+
+function formatValue(v: number): string {
+  if (Number.isNaN(v)) return 'NaN';
+  if (v === Infinity) return '+Inf';
+  if (v === -Infinity) return '-Inf';
+  return String(v);
+}

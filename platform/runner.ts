@@ -1,0 +1,242 @@
+/**
+ * The service runner: turns a ServiceDefinition into a running, sealed process.
+ *
+ * startService (in-process; tests use it directly) loads and validates config, starts the
+ * service, serves /healthz and /metrics, watches the config folder and applies each valid
+ * change live; an invalid change is refused with file:line:field in the log and the
+ * service keeps its last good config. runServiceMain is what a bundle calls: parse
+ * arguments, seal the process, start, and stop cleanly on SIGTERM/SIGINT.
+ */
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseServiceArgs, serviceUsage, UsageError } from './args.ts';
+import { fsConfigSource } from './config/fs-source.ts';
+import { loadLastGood, recordingSource, saveLastGood } from './config/last-good.ts';
+import { formatIssue, type ConfigIssue } from './config/spec.ts';
+import { watchConfig, type ConfigWatch } from './config/watch.ts';
+import { startHealthServer, type HealthServer } from './health.ts';
+import { createLogger, type Logger } from './log.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
+import { ensureSealed } from './seal.ts';
+import type { ListenAddress, RunningService, ServiceContext, ServiceDefinition } from './service.ts';
+
+export interface StartOptions {
+  configRoot: string;
+  dataDir: string;
+  /** Listener overrides; unnamed listeners use the declared default port on 0.0.0.0. */
+  listen?: Record<string, ListenAddress>;
+  log?: Logger;
+  now?: () => number;
+}
+
+export interface ServiceHandle<C> {
+  name: string;
+  endpoints: Record<string, string>;
+  healthUrl: string;
+  config(): C;
+  /** Re-read config now (the watcher does this on every change). */
+  reload(): Promise<{ applied: boolean; issues: ConfigIssue[] }>;
+  stop(): Promise<void>;
+}
+
+export class ConfigRefused extends Error {
+  override name = 'ConfigRefused';
+  issues: ConfigIssue[];
+  constructor(issues: ConfigIssue[]) {
+    super(`config refused:\n${issues.map((i) => '  ' + formatIssue(i)).join('\n')}`);
+    this.issues = issues;
+  }
+}
+
+export async function startService<C>(def: ServiceDefinition<C>, opts: StartOptions): Promise<ServiceHandle<C>> {
+  const log = opts.log ?? createLogger({ service: def.name });
+  const metrics: Metrics = createMetrics();
+  const now = opts.now ?? Date.now;
+  const dataDir = path.resolve(opts.dataDir);
+  const configRoot = path.resolve(opts.configRoot);
+  await fsp.mkdir(dataDir, { recursive: true });
+
+  const reloads = metrics.counter('kith_config_reloads_total', 'Config reloads by result (applied, refused, unchanged).');
+  const generation = metrics.gauge('kith_config_generation', 'How many configs this process has applied.');
+  const rss = metrics.gauge('process_resident_memory_bytes', 'Resident memory size in bytes.');
+  const started = metrics.gauge('process_start_time_seconds', 'Start time of the process since the epoch, in seconds.');
+  started.set(Math.floor(now() / 1000));
+
+  // Initial config: the live tree, else the last good snapshot, else refuse to start.
+  const src = recordingSource(fsConfigSource(configRoot));
+  let first = await def.config.load(src);
+  if (first.ok) {
+    await saveLastGood(dataDir, src.files());
+  } else {
+    for (const issue of first.issues) log.error('config invalid', { ...issue, problem: formatIssue(issue) });
+    const snapshot = await loadLastGood(dataDir);
+    const fallback = snapshot ? await def.config.load(snapshot) : undefined;
+    if (!fallback?.ok) throw new ConfigRefused(first.issues);
+    log.warn('starting with the last good config; fix the files named above', { issues: first.issues.length });
+    first = fallback;
+  }
+  let current: C = first.value;
+  let gen = 1;
+  generation.set(gen);
+
+  const listen: Record<string, ListenAddress> = {};
+  for (const [name, spec] of Object.entries(def.listeners)) listen[name] = opts.listen?.[name] ?? { host: '0.0.0.0', port: spec.port };
+  if (!listen.health) throw new Error(`service ${def.name} declares no 'health' listener`);
+
+  const ctx: ServiceContext<C> = {
+    name: def.name,
+    dataDir,
+    configRoot,
+    listen,
+    log,
+    metrics,
+    now,
+    config: () => current,
+  };
+  const running: RunningService<C> = await def.start(ctx);
+
+  let lastError: string | undefined;
+  const health = await startHealthServer(
+    listen.health,
+    () => {
+      const h = running.health?.() ?? { ok: true };
+      return { ...h, service: def.name, configGeneration: gen, ...(lastError ? { lastConfigError: lastError } : {}) };
+    },
+    metrics,
+    () => rss.set(process.memoryUsage().rss),
+  );
+
+  // Reloads run one at a time; a change that lands during one triggers one more.
+  let reloading: Promise<{ applied: boolean; issues: ConfigIssue[] }> | undefined;
+  let again = false;
+  const reloadOnce = async (): Promise<{ applied: boolean; issues: ConfigIssue[] }> => {
+    const rec = recordingSource(fsConfigSource(configRoot));
+    const next = await def.config.load(rec).catch((err: Error) => ({ ok: false as const, issues: [{ file: def.name, message: `loader failed: ${err.message}` }] }));
+    if (!next.ok) {
+      for (const issue of next.issues) log.error('config change refused', { ...issue, problem: formatIssue(issue) });
+      lastError = next.issues.map(formatIssue).join('; ');
+      reloads.inc({ result: 'refused' });
+      return { applied: false, issues: next.issues };
+    }
+    const previous = current;
+    try {
+      await running.applyConfig?.(next.value, previous);
+    } catch (err) {
+      const issue = { file: def.name, message: `could not apply: ${(err as Error).message}` };
+      log.error('config change refused', { ...issue, problem: formatIssue(issue) });
+      lastError = formatIssue(issue);
+      reloads.inc({ result: 'refused' });
+      return { applied: false, issues: [issue] };
+    }
+    current = next.value;
+    gen++;
+    generation.set(gen);
+    lastError = undefined;
+    reloads.inc({ result: 'applied' });
+    await saveLastGood(dataDir, rec.files());
+    log.info('config applied', { generation: gen });
+    return { applied: true, issues: [] };
+  };
+  const reload = (): Promise<{ applied: boolean; issues: ConfigIssue[] }> => {
+    if (reloading) {
+      again = true;
+      return reloading;
+    }
+    reloading = reloadOnce().finally(() => {
+      reloading = undefined;
+      if (again) {
+        again = false;
+        void reload();
+      }
+    });
+    return reloading;
+  };
+  const serviceConfigDir = path.join(configRoot, def.name);
+  const watch: ConfigWatch = watchConfig(serviceConfigDir, () => void reload());
+
+  log.info('ready', { endpoints: running.endpoints, health: health.url });
+  let stopped = false;
+  return {
+    name: def.name,
+    endpoints: running.endpoints,
+    healthUrl: health.url,
+    config: () => current,
+    reload,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      watch.close();
+      await running.stop();
+      await (health as HealthServer).close();
+      log.info('stopped');
+    },
+  };
+}
+
+/**
+ * The entry point of a service bundle: `runServiceMain(def, import.meta.url)`.
+ * Exit codes: 0 clean stop, 64 usage error, 70 internal error, 78 config refused.
+ */
+export async function runServiceMain<C>(def: ServiceDefinition<C>, entryUrl: string, argv = process.argv.slice(2)): Promise<void> {
+  let args;
+  try {
+    args = parseServiceArgs(argv, def.listeners);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`${def.name}: ${err.message}\n(see --help)\n`);
+      process.exit(64);
+    }
+    throw err;
+  }
+  if (args.help) {
+    process.stdout.write(serviceUsage(def.name, def.description, def.listeners));
+    return;
+  }
+  const log = createLogger({ service: def.name, level: args.logLevel });
+  if (args.checkConfig) {
+    const result = await def.config.load(fsConfigSource(args.configRoot));
+    if (result.ok) {
+      process.stdout.write(`${def.name}: config is valid\n`);
+      return;
+    }
+    for (const i of result.issues) process.stdout.write(formatIssue(i) + '\n');
+    process.exit(78);
+  }
+  await fsp.mkdir(args.dataDir, { recursive: true });
+  ensureSealed({ entry: fileURLToPath(entryUrl), configRoot: args.configRoot, dataDir: args.dataDir, writableConfig: def.writableConfig });
+
+  process.on('uncaughtException', (err) => {
+    // A bug, not bad input (protocol edges turn that into protocol errors): log it and let
+    // the supervisor restart a clean process.
+    log.error('uncaught exception: exiting', { error: err });
+    process.exit(70);
+  });
+  process.on('unhandledRejection', (err) => {
+    log.error('unhandled rejection: exiting', { error: err });
+    process.exit(70);
+  });
+
+  let handle: ServiceHandle<C>;
+  try {
+    handle = await startService(def, { configRoot: args.configRoot, dataDir: args.dataDir, listen: args.listen, log });
+  } catch (err) {
+    if (err instanceof ConfigRefused) {
+      log.error('not starting: the config is invalid and there is no last good config', { issues: err.issues.map(formatIssue) });
+      process.exit(78);
+    }
+    log.error('start failed', { error: err });
+    process.exit(70);
+  }
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info('stopping', { signal });
+    const force = setTimeout(() => process.exit(0), 5000);
+    force.unref();
+    void handle.stop().then(() => process.exit(0), () => process.exit(70));
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}

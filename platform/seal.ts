@@ -1,0 +1,64 @@
+/**
+ * Sealing: a service runs with the least authority Node can enforce.
+ *
+ * - no code generation from strings (eval, new Function): --disallow-code-generation-from-strings
+ * - frozen intrinsics (no prototype tampering): --frozen-intrinsics
+ * - the permission model (https://nodejs.org/api/permissions.html): the file system limited
+ *   to the service's bundle, its config (read) and its data folder (write); no child
+ *   processes, workers, addons, FFI, WASI or inspector; network allowed (it is a server).
+ *
+ * These are process flags, so a bundle started as `node dist/x.mjs ...` re-executes itself
+ * with them through process.execve: the same PID, replaced in place, so no child process.
+ */
+import * as path from 'node:path';
+
+export interface SealPaths {
+  /** The bundle (or entry script) being run. */
+  entry: string;
+  configRoot: string;
+  dataDir: string;
+  /** Storage publishes the config working tree, so it may write there. */
+  writableConfig?: boolean;
+  /** Extra read-only paths (e.g. TLS material). */
+  readPaths?: string[];
+}
+
+const FIXED_FLAGS = ['--permission', '--allow-net', '--disallow-code-generation-from-strings', '--frozen-intrinsics'];
+
+/** The node flags that seal a service with these paths. */
+export function sealFlags(p: SealPaths): string[] {
+  const abs = (x: string) => path.resolve(x);
+  const reads = [abs(p.entry), abs(p.configRoot), abs(p.dataDir), ...(p.readPaths ?? []).map(abs)];
+  const writes = [abs(p.dataDir), ...(p.writableConfig ? [abs(p.configRoot)] : [])];
+  return [
+    ...FIXED_FLAGS,
+    ...reads.map((r) => `--allow-fs-read=${r}`),
+    ...writes.map((w) => `--allow-fs-write=${w}`),
+    // The permission model and frozen intrinsics are flagged experimental: the warning is noise in our logs.
+    '--disable-warning=ExperimentalWarning',
+  ];
+}
+
+/** True when this process runs under the permission model with the sealing flags. */
+export function isSealed(): boolean {
+  const p = (process as { permission?: unknown }).permission;
+  return p !== undefined && FIXED_FLAGS.every((f) => process.execArgv.includes(f));
+}
+
+const REEXEC_MARK = 'KITH_SEALING';
+
+/**
+ * Make sure this process is sealed: if it is not, replace it with a sealed copy of itself
+ * (never returns in that case). Throws if a sealed re-exec did not take.
+ */
+export function ensureSealed(p: SealPaths): void {
+  if (isSealed()) return;
+  if (process.env[REEXEC_MARK] === '1') {
+    throw new Error('sealing failed: re-executed with the permission flags but they are not in force');
+  }
+  if (typeof process.execve !== 'function') {
+    throw new Error(`sealing needs process.execve (Node ≥ 22.15 on Unix); this is Node ${process.version}`);
+  }
+  const args = [process.execPath, ...sealFlags(p), path.resolve(p.entry), ...process.argv.slice(2)];
+  process.execve(process.execPath, args, { ...process.env, [REEXEC_MARK]: '1' });
+}

@@ -1,0 +1,67 @@
+/**
+ * The service contract: what a kith service declares about itself.
+ *
+ * A service's main file is a short declaration (like MirageOS's config.ml): its name, the
+ * listeners it opens, how its configuration is loaded and validated, and `start`, which
+ * receives everything it needs from the platform in a ServiceContext. The runner
+ * (platform/runner.ts) seals the process, loads config, starts the service, serves
+ * /healthz and /metrics, watches config and applies valid changes live.
+ */
+import type { ConfigSpec } from './config/spec.ts';
+import type { Logger } from './log.ts';
+import type { Metrics } from './metrics.ts';
+
+/** One socket a service opens. `port` is the appliance default; `kith up` remaps it. */
+export interface ListenerSpec {
+  /** udp, tcp, http, https or dns (dns = the same port on udp and tcp). */
+  protocol: 'udp' | 'tcp' | 'dns' | 'http' | 'https';
+  port: number;
+  description: string;
+}
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+export interface ServiceContext<C> {
+  readonly name: string;
+  /** The service's own writable data folder (the only place it may write). */
+  readonly dataDir: string;
+  /** The whole config working tree (read-only); this service's files are under `<configRoot>/<name>/`. */
+  readonly configRoot: string;
+  /** Resolved listen addresses, one per declared listener. */
+  readonly listen: Readonly<Record<string, ListenAddress>>;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  /** The clock, injectable for tests (milliseconds since the epoch). */
+  readonly now: () => number;
+  /** Current validated config. */
+  config(): C;
+}
+
+export interface RunningService<C> {
+  /** How to reach the service, e.g. { dns: 'udp://127.0.0.1:5353' }. Printed by `kith up`. */
+  endpoints: Record<string, string>;
+  /** Apply a new, already validated config without a restart. Throwing keeps the old one. */
+  applyConfig?(next: C, previous: C): Promise<void> | void;
+  /** Extra health detail; the runner reports unhealthy when ok is false. */
+  health?(): { ok: boolean; detail?: string };
+  /** Close sockets and flush; called on SIGTERM/SIGINT. */
+  stop(): Promise<void>;
+}
+
+export interface ServiceDefinition<C> {
+  name: string;
+  description: string;
+  listeners: Record<string, ListenerSpec>;
+  config: ConfigSpec<C>;
+  /** Only the storage service: it publishes the config working tree other services read. */
+  writableConfig?: boolean;
+  start(ctx: ServiceContext<C>): Promise<RunningService<C>>;
+}
+
+/** Identity helper that keeps the declaration's types. */
+export function defineService<C>(def: ServiceDefinition<C>): ServiceDefinition<C> {
+  return def;
+}
