@@ -1,0 +1,53 @@
+/**
+ * A file system for isomorphic-git whose every writeFile is durable and atomic
+ * (platform/durable.ts: temp file, O_DSYNC, rename, folder sync). isomorphic-git writes
+ * objects and refs with plain writeFile (open with O_TRUNC, then write): a crash between
+ * the two would leave an empty ref or a torn object. With this fs a file is either absent,
+ * old, or whole and on disk.
+ */
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { fsyncDir, writeFileDurable } from './durable.ts';
+
+type WriteOpts = string | { encoding?: BufferEncoding; mode?: number } | undefined;
+
+export interface PromiseFs {
+  readFile: typeof fsp.readFile;
+  writeFile(file: string, data: string | Uint8Array, opts?: WriteOpts): Promise<void>;
+  unlink: typeof fsp.unlink;
+  readdir: typeof fsp.readdir;
+  mkdir: typeof fsp.mkdir;
+  rmdir: typeof fsp.rmdir;
+  rm: typeof fsp.rm;
+  stat: typeof fsp.stat;
+  lstat: typeof fsp.lstat;
+  readlink: typeof fsp.readlink;
+  symlink: typeof fsp.symlink;
+  chmod: typeof fsp.chmod;
+}
+
+/** Pass as `fs` to isomorphic-git: `git.commit({ fs: durableGitFs, ... })`. */
+export const durableGitFs: { promises: PromiseFs } = {
+  promises: {
+    readFile: fsp.readFile.bind(fsp),
+    async writeFile(file, data, opts) {
+      const mode = typeof opts === 'object' ? opts.mode : undefined;
+      const enc = typeof opts === 'string' ? opts : opts?.encoding;
+      const bytes = typeof data === 'string' ? Buffer.from(data, enc ?? 'utf8') : data;
+      await writeFileDurable(file, bytes, mode !== undefined ? { mode } : {});
+    },
+    async unlink(file) {
+      await fsp.unlink(file);
+      await fsyncDir(path.dirname(String(file)));
+    },
+    readdir: fsp.readdir.bind(fsp),
+    mkdir: fsp.mkdir.bind(fsp),
+    rmdir: fsp.rmdir.bind(fsp),
+    rm: fsp.rm.bind(fsp),
+    stat: fsp.stat.bind(fsp),
+    lstat: fsp.lstat.bind(fsp),
+    readlink: fsp.readlink.bind(fsp),
+    symlink: fsp.symlink.bind(fsp),
+    chmod: fsp.chmod.bind(fsp),
+  },
+};
