@@ -33,7 +33,7 @@ export const durableGitFs: { promises: PromiseFs } = {
     async writeFile(file, data, opts) {
       const mode = typeof opts === 'object' ? opts.mode : undefined;
       const enc = typeof opts === 'string' ? opts : opts?.encoding;
-      const bytes = typeof data === 'string' ? Buffer.from(data, enc ?? 'utf8') : data;
+      const bytes = typeof data === 'string' ? Buffer.from(data, (enc ?? 'utf8') as BufferEncoding) : data;
       await writeFileDurable(file, bytes, mode !== undefined ? { mode } : {});
     },
     async unlink(file) {
