@@ -9,5 +9,6 @@ export default defineConfig({
     hookTimeout: 120_000,
     maxWorkers: 2,
     pool: 'forks',
+    globalSetup: ['test/global-setup.ts'],
   },
 });

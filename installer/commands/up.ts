@@ -35,6 +35,14 @@ interface ReadyInfo {
   endpoints: Record<string, string>;
   health: string;
   logs: string;
+  /** Local-mode credentials (the storage access token). */
+  token?: string;
+}
+
+/** The storage service's access token, which `kith up` hands to the owner. */
+async function readToken(dataRoot: string, service: string): Promise<string | undefined> {
+  if (service !== 'storage') return undefined;
+  return (await fsp.readFile(path.join(dataRoot, 'data', 'storage', 'access-token'), 'utf8').catch(() => '')).trim() || undefined;
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -156,10 +164,16 @@ export async function run(argv: string[]): Promise<number> {
   }
   for (const def of defs) {
     const info = ready.get(def.name)!;
+    const token = await readToken(dataRoot, def.name);
+    if (token) info.token = token;
     emit(info);
     say(`\n${def.name.padEnd(9)} pid ${info.pid}   ${def.description}`);
     for (const [name, url] of Object.entries(info.endpoints)) say(`  ${name.padEnd(12)} ${url}`);
     say(`  ${'health'.padEnd(12)} ${info.health}/healthz   metrics ${info.health}/metrics`);
+    if (token && info.endpoints.git) {
+      say(`  ${'token'.padEnd(12)} ${token}`);
+      say(`  ${'try'.padEnd(12)} git clone ${info.endpoints.git.replace('://', `://kith:${token}@`)}`);
+    }
   }
   say(`\nconfig: ${configRoot}   logs: ${logsDir}\nkith is up. Press Ctrl-C to stop.`);
 

@@ -1,0 +1,68 @@
+/**
+ * Who may use the storage service. Anonymous access is refused. On a workstation
+ * (`kith up`) the owner holds an access token, sent as the password of HTTP Basic auth
+ * (what git does with `http://kith:TOKEN@host/…`) or as a Bearer token. Pairing adds
+ * client certificates through the same Authenticator seam.
+ */
+import { randomBytes, timingSafeEqual, createHash } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import * as path from 'node:path';
+import { writeFileDurable } from '../../platform/durable.ts';
+
+export interface Principal {
+  /** Who: 'owner', or a paired device or service name. */
+  name: string;
+  via: 'token' | 'certificate';
+}
+
+/** Undefined: not authenticated (the caller answers 401). */
+export type Authenticator = (req: IncomingMessage) => Principal | undefined;
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+export function tokenAuthenticator(token: string): Authenticator {
+  const want = digest(token);
+  return (req) => {
+    const header = req.headers.authorization ?? '';
+    let presented: string | undefined;
+    const basic = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
+    if (basic) {
+      const decoded = Buffer.from(basic[1]!, 'base64').toString('utf8');
+      const colon = decoded.indexOf(':');
+      presented = colon === -1 ? decoded : decoded.slice(colon + 1);
+    }
+    const bearer = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (bearer) presented = bearer[1];
+    // Compare digests: constant time, and the same length whatever was sent.
+    if (presented !== undefined && timingSafeEqual(digest(presented), want)) return { name: 'owner', via: 'token' };
+    return undefined;
+  };
+}
+
+/** The first authenticator that knows the request wins. */
+export function anyOf(...auths: Authenticator[]): Authenticator {
+  return (req) => {
+    for (const a of auths) {
+      const p = a(req);
+      if (p) return p;
+    }
+    return undefined;
+  };
+}
+
+export const TOKEN_FILE = 'access-token';
+
+/** Read the access token from the data folder, creating it (0600) on first start. */
+export async function loadOrCreateToken(dataDir: string): Promise<string> {
+  const file = path.join(dataDir, TOKEN_FILE);
+  try {
+    const t = (await fsp.readFile(file, 'utf8')).trim();
+    if (t.length >= 32) return t;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const token = randomBytes(24).toString('base64url');
+  await writeFileDurable(file, token + '\n', { mode: 0o600 });
+  return token;
+}

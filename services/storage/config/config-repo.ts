@@ -1,0 +1,125 @@
+/**
+ * config.git: the owner's configuration repository, and its published working tree.
+ *
+ * The bare repository is the source of truth; the working tree (the `--config` folder every
+ * service reads and watches) is a copy of the main branch's head that only this module
+ * writes. A push is validated as a tree before any ref moves; once accepted, the changed
+ * files are published durably and each affected service applies them live.
+ */
+import git from 'isomorphic-git';
+import * as fs from 'node:fs';
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { durableGitFs } from '../../../platform/durable-fs.ts';
+import { writeFileDurable, fsyncDir } from '../../../platform/durable.ts';
+import { formatIssue } from '../../../platform/config/spec.ts';
+import { validateConfigTree, type TreeValidation } from '../../config-specs.ts';
+import { gitTreeSource, listTreeFiles } from './git-tree-source.ts';
+
+export const CONFIG_REPO = 'config';
+export const CONFIG_BRANCH = 'refs/heads/main';
+const KITH = { name: 'kith', email: 'kith@localhost' };
+
+/** Files of a folder, recursively: path → bytes. Dot-files and folders are skipped. */
+async function readFolder(root: string, rel = ''): Promise<Map<string, Buffer>> {
+  const out = new Map<string, Buffer>();
+  const entries = await fsp.readdir(path.join(root, rel), { withFileTypes: true }).catch(() => []);
+  for (const e of entries) {
+    if (e.name.startsWith('.')) continue;
+    const p = rel ? `${rel}/${e.name}` : e.name;
+    if (e.isDirectory()) for (const [k, v] of await readFolder(root, p)) out.set(k, v);
+    else if (e.isFile()) out.set(p, await fsp.readFile(path.join(root, p)));
+  }
+  return out;
+}
+
+/** Write a tree object for a set of files (path → blob oid). */
+async function writeTreeOf(gitdir: string, files: Map<string, string>): Promise<string> {
+  const children = new Map<string, Map<string, string> | string>();
+  for (const [p, oid] of files) {
+    const slash = p.indexOf('/');
+    if (slash === -1) children.set(p, oid);
+    else {
+      const dir = p.slice(0, slash);
+      let sub = children.get(dir);
+      if (!(sub instanceof Map)) children.set(dir, (sub = new Map()));
+      sub.set(p.slice(slash + 1), oid);
+    }
+  }
+  const tree = [];
+  for (const [name, v] of children) {
+    if (v instanceof Map) tree.push({ mode: '040000', path: name, oid: await writeTreeOf(gitdir, v), type: 'tree' as const });
+    else tree.push({ mode: '100644', path: name, oid: v, type: 'blob' as const });
+  }
+  return git.writeTree({ fs: durableGitFs, gitdir, tree });
+}
+
+/**
+ * Create config.git from the working tree if it does not exist (the first start after
+ * `kith up` seeded the defaults); otherwise publish its head to the working tree, so the
+ * repository always wins over stray hand edits. Returns the head commit.
+ */
+export async function ensureConfigRepo(gitdir: string, workTree: string): Promise<{ head: string; created: boolean; reset: string[] }> {
+  const exists = fs.existsSync(path.join(gitdir, 'HEAD'));
+  if (!exists) {
+    await fsp.mkdir(gitdir, { recursive: true });
+    await git.init({ fs: durableGitFs, gitdir, bare: true, defaultBranch: 'main' });
+    const files = await readFolder(workTree);
+    const oids = new Map<string, string>();
+    for (const [p, bytes] of [...files].sort(([a], [b]) => (a < b ? -1 : 1))) oids.set(p, await git.writeBlob({ fs: durableGitFs, gitdir, blob: bytes }));
+    const tree = await writeTreeOf(gitdir, oids);
+    const now = Math.floor(Date.now() / 1000);
+    const head = await git.writeCommit({
+      fs: durableGitFs,
+      gitdir,
+      commit: { message: 'Initial configuration\n', tree, parent: [], author: { ...KITH, timestamp: now, timezoneOffset: 0 }, committer: { ...KITH, timestamp: now, timezoneOffset: 0 } },
+    });
+    await git.writeRef({ fs: durableGitFs, gitdir, ref: CONFIG_BRANCH, value: head, force: true });
+    return { head, created: true, reset: [] };
+  }
+  const head = await git.resolveRef({ fs, gitdir, ref: CONFIG_BRANCH });
+  const reset = await publishCommit(gitdir, head, workTree);
+  return { head, created: false, reset };
+}
+
+/** Validate the tree of a commit against every service's schema and the cross-service rules. */
+export function validateCommit(gitdir: string, commit: string): Promise<TreeValidation> {
+  return validateConfigTree(gitTreeSource(gitdir, commit));
+}
+
+/** `remote:` lines for a refused push. */
+export function refusalMessages(v: TreeValidation): string[] {
+  return ['kith: this configuration was refused; nothing changed.', ...v.issues.map((i) => `  ${formatIssue(i)}`), 'Fix the files named above, commit, and push again.'];
+}
+
+/**
+ * Make the working tree equal to a commit's tree: write files that differ (durably),
+ * delete files the commit no longer has. Returns the paths changed.
+ */
+export async function publishCommit(gitdir: string, commit: string, workTree: string): Promise<string[]> {
+  const wanted = await listTreeFiles(gitdir, commit);
+  const present = await readFolder(workTree);
+  const changed: string[] = [];
+  for (const [p, oid] of wanted) {
+    const have = present.get(p);
+    if (have && (await git.hashBlob({ object: have })).oid === oid) continue;
+    const { blob } = await git.readBlob({ fs, gitdir, oid });
+    const full = path.join(workTree, p);
+    await fsp.mkdir(path.dirname(full), { recursive: true });
+    await writeFileDurable(full, blob);
+    changed.push(p);
+  }
+  for (const p of present.keys()) {
+    if (wanted.has(p)) continue;
+    const full = path.join(workTree, p);
+    await fsp.rm(full, { force: true });
+    await fsyncDir(path.dirname(full));
+    changed.push(p);
+    // Remove folders the deletion emptied (never the tree root).
+    for (let dir = path.dirname(full); dir.startsWith(workTree + path.sep); dir = path.dirname(dir)) {
+      if ((await fsp.readdir(dir)).length > 0) break;
+      await fsp.rmdir(dir);
+    }
+  }
+  return changed.sort();
+}

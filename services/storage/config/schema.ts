@@ -1,0 +1,38 @@
+/** storage/storage.yaml: which repositories exist and what they allow. */
+import { z } from 'zod';
+import { loadYamlFile } from '../../../platform/config/yaml.ts';
+import type { ConfigSpec } from '../../../platform/config/spec.ts';
+
+const RepoName = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'a repository name is 1-64 of a-z 0-9 . _ - and starts with a letter or digit');
+
+export const StorageConfigSchema = z.object({
+  /** A push to a repository that does not exist creates it. */
+  createOnPush: z.boolean().default(false),
+  /** Repositories where a non-fast-forward push (git push --force) is allowed. */
+  allowNonFastForward: z.array(RepoName).default([]),
+  /** Refuse pushes that would grow a repository past this size. */
+  maxRepoBytes: z.number().int().positive().default(256 << 20),
+  /** Largest request body accepted (a pushed pack, a stored file). */
+  maxPushBytes: z.number().int().positive().default(64 << 20),
+}).strict();
+
+export type StorageConfig = z.infer<typeof StorageConfigSchema>;
+
+export const DEFAULT_STORAGE_YAML = `# kith storage: git over HTTP, and the versioned store other services keep data in.
+# Changes here apply live after a push to config.git.
+
+# A push to a repository that does not exist yet creates it.
+createOnPush: false
+
+# Repositories where \`git push --force\` is allowed (config.git never should be).
+allowNonFastForward: []
+
+# Size limits, in bytes.
+maxRepoBytes: 268435456
+maxPushBytes: 67108864
+`;
+
+export const storageConfig: ConfigSpec<StorageConfig> = {
+  defaults: { 'storage/storage.yaml': DEFAULT_STORAGE_YAML },
+  load: (src) => loadYamlFile(src, 'storage/storage.yaml', StorageConfigSchema),
+};

@@ -1,0 +1,116 @@
+// Object-store access over isomorphic-git's public API, plus tiny parsers of the
+// raw commit/tree/tag formats (gitformat-* / Documentation/technical: object formats)
+// so graph walks don't pay for isomorphic-git's full parse.
+import * as git from 'isomorphic-git';
+import { requestFs } from './store-fs.ts';
+
+export type ObjectType = 'commit' | 'tree' | 'blob' | 'tag';
+
+export interface Store {
+  gitdir: string;
+  /** isomorphic-git cache object: one per request keeps pack indexes loaded. */
+  cache: object;
+  /** File-system client with per-request listings (see store-fs.ts). */
+  fs: ReturnType<typeof requestFs>;
+  /** Commits and trees already read in this request: walks read them twice. */
+  memo: Map<string, { type: ObjectType; body: Buffer }>;
+  memoBytes: number;
+}
+
+const MEMO_LIMIT = 64 * 1024 * 1024;
+
+export function openStore(gitdir: string): Store {
+  return { gitdir, cache: {}, fs: requestFs(), memo: new Map(), memoBytes: 0 };
+}
+
+/** Forget listings after objects were added (a new pack), keeping loaded indexes. */
+export function refreshStore(s: Store): void {
+  s.fs = requestFs();
+}
+
+export const ZERO_OID = '0'.repeat(40);
+export const OID_RE = /^[0-9a-f]{40}$/;
+
+export async function readRaw(s: Store, oid: string): Promise<{ type: ObjectType; body: Buffer }> {
+  const hit = s.memo.get(oid);
+  if (hit) return hit;
+  const r = await git.readObject({ fs: s.fs, gitdir: s.gitdir, oid, format: 'content', cache: s.cache });
+  const o = { type: r.type as ObjectType, body: Buffer.from(r.object as Uint8Array) };
+  if ((o.type === 'commit' || o.type === 'tree' || o.type === 'tag') && s.memoBytes + o.body.length < MEMO_LIMIT) {
+    s.memo.set(oid, o);
+    s.memoBytes += o.body.length;
+  }
+  return o;
+}
+
+export async function hasObject(s: Store, oid: string): Promise<boolean> {
+  try {
+    if (s.memo.has(oid)) return true;
+    await git.readObject({ fs: s.fs, gitdir: s.gitdir, oid, format: 'deflated', cache: s.cache });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function typeOf(s: Store, oid: string): Promise<ObjectType | null> {
+  try {
+    return (await readRaw(s, oid)).type;
+  } catch {
+    return null;
+  }
+}
+
+export function parseCommit(body: Buffer): { tree: string; parents: string[] } {
+  let tree = '';
+  const parents: string[] = [];
+  let start = 0;
+  while (start < body.length) {
+    let end = body.indexOf(0x0a, start);
+    if (end < 0) end = body.length;
+    if (end === start) break; // blank line: headers done
+    const line = body.toString('latin1', start, end);
+    if (line.startsWith('tree ')) tree = line.slice(5);
+    else if (line.startsWith('parent ')) parents.push(line.slice(7));
+    start = end + 1;
+  }
+  if (!OID_RE.test(tree)) throw new Error('malformed commit: no tree');
+  return { tree, parents };
+}
+
+export function parseTag(body: Buffer): { object: string; type: string } {
+  const text = body.toString('latin1', 0, Math.min(body.length, 512));
+  const m = /^object ([0-9a-f]{40})\ntype (\w+)\n/.exec(text);
+  if (!m) throw new Error('malformed tag');
+  return { object: m[1], type: m[2] };
+}
+
+export interface TreeEntry {
+  mode: string;
+  oid: string;
+}
+
+export function parseTree(body: Buffer): TreeEntry[] {
+  const out: TreeEntry[] = [];
+  let i = 0;
+  while (i < body.length) {
+    const sp = body.indexOf(0x20, i);
+    const nul = body.indexOf(0, sp);
+    if (sp < 0 || nul < 0 || nul + 21 > body.length) throw new Error('malformed tree');
+    const mode = body.toString('latin1', i, sp);
+    const oid = body.toString('hex', nul + 1, nul + 21);
+    out.push({ mode, oid });
+    i = nul + 21;
+  }
+  return out;
+}
+
+/** Follows annotated tags down to the first non-tag object. */
+export async function peel(s: Store, oid: string): Promise<{ oid: string; type: ObjectType }> {
+  for (let i = 0; i < 16; i++) {
+    const { type, body } = await readRaw(s, oid);
+    if (type !== 'tag') return { oid, type };
+    oid = parseTag(body).object;
+  }
+  throw new Error('tag chain too long');
+}

@@ -1,0 +1,287 @@
+// receive-pack for smart HTTP: command list + packfile in, report-status out
+// (gitprotocol-pack(5) "Pushing Data To a Server", "Report Status"; capabilities
+// from gitprotocol-capabilities(5): report-status, delete-refs, atomic, side-band-64k,
+// quiet, ofs-delta, no-thin). Objects are on disk and fsynced before any ref moves;
+// refs move only after connectivity, fast-forward and pre-receive checks pass.
+import fs from 'node:fs';
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { createHash } from 'node:crypto';
+import * as git from 'isomorphic-git';
+import { fsyncDir, fsyncPath, writeFileDurable } from './durable.ts';
+import { durableGitFs } from '../../../platform/durable-fs.ts';
+import { ZERO_OID, hasObject, refreshStore, parseCommit, parseTag, parseTree, readRaw, type Store } from './objects.ts';
+import { FLUSH, PktReader, lineText, pktLine, sideband } from './pktline.ts';
+import { isValidRefName, resolve, setRef } from './refs.ts';
+import { AGENT, ProtocolError, type Sink } from './upload-pack.ts';
+
+export const V0_RECEIVE_CAPS = [
+  'report-status',
+  'delete-refs',
+  'side-band-64k',
+  'quiet',
+  'atomic',
+  'ofs-delta',
+  'no-thin', // ask for self-contained packs: connectivity is then checkable pack-locally
+  'object-format=sha1',
+  AGENT,
+];
+
+export interface RefUpdate {
+  ref: string;
+  oldOid: string; // ZERO_OID when the ref is created
+  newOid: string; // ZERO_OID when the ref is deleted
+}
+
+export interface PreReceiveInput {
+  repo: string;
+  gitdir: string;
+  updates: RefUpdate[];
+  /** A file's bytes at a commit (null if absent), for validating pushed content. */
+  readFile(commitOid: string, filepath: string): Promise<Uint8Array | null>;
+  /** Every file path in a commit's tree. */
+  listFiles(commitOid: string): Promise<string[]>;
+}
+
+export type HookResult = { ok: true } | { ok: false; messages: string[] };
+
+export interface ReceiveHooks {
+  preReceive?(input: PreReceiveInput): HookResult | Promise<HookResult>;
+  postReceive?(input: { repo: string; gitdir: string; updates: RefUpdate[] }): void | Promise<void>;
+}
+
+export interface ReceiveOptions {
+  repo: string;
+  store: Store;
+  hooks?: ReceiveHooks;
+  /** Allow non-fast-forward updates (git push --force). Default: refused. */
+  allowNonFastForward?: boolean;
+}
+
+interface Command extends RefUpdate {
+  status: string | null; // null = ok so far, else the ng reason
+}
+
+export function parseCommands(body: Buffer): { commands: Command[]; caps: Set<string>; packOffset: number } {
+  const r = new PktReader(body);
+  const commands: Command[] = [];
+  const caps = new Set<string>();
+  for (;;) {
+    const p = r.next();
+    if (!p) throw new ProtocolError('request ended before flush');
+    if (p.type === 'flush') break;
+    if (p.type !== 'data') throw new ProtocolError('unexpected delimiter in command list');
+    let text = p.data.toString('utf8');
+    const nul = text.indexOf('\0');
+    if (nul >= 0) {
+      if (commands.length === 0) for (const c of text.slice(nul + 1).trim().split(' ')) if (c) caps.add(c);
+      text = text.slice(0, nul);
+    }
+    text = text.endsWith('\n') ? text.slice(0, -1) : text;
+    if (text.startsWith('shallow ')) continue; // a shallow client pushing: its boundary is informational
+    const m = /^([0-9a-f]{40}) ([0-9a-f]{40}) (.+)$/.exec(text);
+    if (!m) throw new ProtocolError(`bad command "${text.slice(0, 80)}"`);
+    if (commands.length >= 10_000) throw new ProtocolError('too many commands');
+    commands.push({ oldOid: m[1], newOid: m[2], ref: m[3], status: null });
+  }
+  return { commands, caps, packOffset: r.offset };
+}
+
+/** Validates the pack's framing and checksum, stores it as .pack+.idx, returns its object ids. */
+async function storePack(s: Store, pack: Buffer): Promise<{ oids: string[]; files: string[] }> {
+  if (pack.length < 32) throw new ProtocolError('pack truncated');
+  if (pack.toString('latin1', 0, 4) !== 'PACK') throw new ProtocolError('not a packfile');
+  const version = pack.readUInt32BE(4);
+  if (version !== 2 && version !== 3) throw new ProtocolError(`unsupported pack version ${version}`);
+  const sum = createHash('sha1').update(pack.subarray(0, pack.length - 20)).digest();
+  if (!sum.equals(pack.subarray(pack.length - 20))) throw new ProtocolError('pack checksum mismatch');
+  if (pack.readUInt32BE(8) === 0) return { oids: [], files: [] };
+  const dir = path.join(s.gitdir, 'objects', 'pack');
+  await fsp.mkdir(dir, { recursive: true });
+  const name = `pack-${sum.toString('hex')}`;
+  const packFile = path.join(dir, name + '.pack');
+  const idxFile = path.join(dir, name + '.idx');
+  // Sealed services cannot fsync: write through O_DSYNC + rename (platform/durable.ts), and
+  // let isomorphic-git write the .idx through durableGitFs, so neither file can be torn.
+  await writeFileDurable(packFile, pack);
+  try {
+    const { oids } = await git.indexPack({ fs: durableGitFs, dir: s.gitdir, gitdir: s.gitdir, filepath: `objects/pack/${name}.pack`, cache: {} });
+    await fsyncPath(idxFile);
+    await fsyncDir(dir);
+    return { oids, files: [packFile, idxFile] };
+  } catch (err) {
+    await removeFiles([packFile, idxFile]);
+    throw new ProtocolError(`index-pack failed: ${(err as Error).message.split('\n')[0]}`);
+  }
+}
+
+async function removeFiles(files: string[]): Promise<void> {
+  for (const f of files) await fsp.rm(f, { force: true });
+  if (files[0]) await fsyncDir(path.dirname(files[0])).catch(() => {});
+}
+
+/** Every object reachable from `tip` that came in this pack has all its references present. */
+async function isConnected(s: Store, tip: string, inPack: Set<string>, checked: Set<string>): Promise<boolean> {
+  const stack = [tip];
+  while (stack.length) {
+    const oid = stack.pop()!;
+    if (checked.has(oid)) continue;
+    checked.add(oid);
+    if (!inPack.has(oid)) {
+      // Objects already in the repository are taken as complete, as git does for
+      // objects outside the quarantine.
+      if (!(await hasObject(s, oid))) return false;
+      continue;
+    }
+    const { type, body } = await readRaw(s, oid);
+    if (type === 'commit') {
+      const c = parseCommit(body);
+      stack.push(c.tree, ...c.parents);
+    } else if (type === 'tree') {
+      for (const e of parseTree(body)) if (e.mode !== '160000') stack.push(e.oid);
+    } else if (type === 'tag') stack.push(parseTag(body).object);
+  }
+  return true;
+}
+
+async function isFastForward(s: Store, oldOid: string, newOid: string): Promise<boolean> {
+  try {
+    if ((await readRaw(s, oldOid)).type !== 'commit' || (await readRaw(s, newOid)).type !== 'commit') return false;
+    return await git.isDescendent({ fs: s.fs, gitdir: s.gitdir, oid: newOid, ancestor: oldOid, depth: -1, cache: s.cache });
+  } catch {
+    return false;
+  }
+}
+
+// One push at a time per repository: the old-value checks and ref writes must not interleave.
+const locks = new Map<string, Promise<unknown>>();
+async function withRepoLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  const prev = locks.get(key) ?? Promise.resolve();
+  const run = prev.then(fn, fn);
+  const tail = run.catch(() => {});
+  locks.set(key, tail);
+  try {
+    return await run;
+  } finally {
+    if (locks.get(key) === tail) locks.delete(key);
+  }
+}
+
+function hookInput(opts: ReceiveOptions, updates: RefUpdate[]): PreReceiveInput {
+  const gitdir = opts.store.gitdir;
+  return {
+    repo: opts.repo,
+    gitdir,
+    updates,
+    async readFile(commitOid, filepath) {
+      try {
+        const { blob } = await git.readBlob({ fs, gitdir, oid: commitOid, filepath, cache: opts.store.cache });
+        return blob;
+      } catch {
+        return null;
+      }
+    },
+    listFiles: (commitOid) => git.listFiles({ fs, gitdir, ref: commitOid, cache: opts.store.cache }),
+  };
+}
+
+/** Handles one POST git-receive-pack body; writes the report to `out`. */
+export async function receivePack(opts: ReceiveOptions, body: Buffer, out: Sink): Promise<void> {
+  const s = opts.store;
+  const { commands, caps, packOffset } = parseCommands(body);
+  const sb = caps.has('side-band-64k');
+  const messages: string[] = [];
+  let unpack = 'ok';
+  let stored: { oids: string[]; files: string[] } = { oids: [], files: [] };
+
+  const needsPack = commands.some((c) => c.newOid !== ZERO_OID);
+  const packBytes = body.subarray(packOffset);
+  if (needsPack || packBytes.length) {
+    try {
+      stored = await storePack(s, packBytes);
+      refreshStore(s); // the new pack must be visible to the checks below
+    } catch (err) {
+      unpack = err instanceof ProtocolError ? err.message : 'unpack failed';
+    }
+  }
+
+  for (const c of commands) {
+    if (unpack !== 'ok') c.status = 'unpacker error';
+    else if (!isValidRefName(c.ref)) c.status = 'funny refname';
+    else if (c.oldOid === c.newOid && c.newOid === ZERO_OID) c.status = 'nothing to do';
+  }
+  const inPack = new Set(stored.oids);
+  const checked = new Set<string>();
+  for (const c of commands) {
+    if (c.status || c.newOid === ZERO_OID) continue;
+    if (!(await isConnected(s, c.newOid, inPack, checked).catch(() => false))) c.status = 'missing necessary objects';
+  }
+
+  let moved: RefUpdate[] = [];
+  await withRepoLock(s.gitdir, async () => {
+    for (const c of commands) {
+      if (c.status) continue;
+      const current = (await resolve(s.gitdir, c.ref)) ?? ZERO_OID;
+      if (current !== c.oldOid) c.status = 'stale info';
+      else if (c.oldOid !== ZERO_OID && c.newOid !== ZERO_OID && !opts.allowNonFastForward) {
+        if (!(await isFastForward(s, c.oldOid, c.newOid))) c.status = 'non-fast-forward';
+      }
+    }
+    const atomic = caps.has('atomic');
+    if (atomic && commands.some((c) => c.status)) {
+      for (const c of commands) if (!c.status) c.status = 'atomic push failed';
+    }
+    const ready = commands.filter((c) => !c.status);
+    if (ready.length && opts.hooks?.preReceive) {
+      const updates = ready.map(({ ref, oldOid, newOid }) => ({ ref, oldOid, newOid }));
+      let verdict: HookResult;
+      try {
+        verdict = await opts.hooks.preReceive(hookInput(opts, updates));
+      } catch (err) {
+        verdict = { ok: false, messages: [`pre-receive hook failed: ${(err as Error).message}`] };
+      }
+      if (!verdict.ok) {
+        messages.push(...verdict.messages);
+        for (const c of ready) c.status = 'pre-receive hook declined';
+      }
+    }
+    const applied: Command[] = [];
+    for (const c of commands) {
+      if (c.status) continue;
+      try {
+        await setRef(s.gitdir, c.ref, c.newOid);
+        applied.push(c);
+      } catch (err) {
+        c.status = 'failed to update ref';
+        if (atomic) {
+          // Put back what already moved: an atomic push is all or nothing.
+          for (const a of applied.reverse()) await setRef(s.gitdir, a.ref, a.oldOid).catch(() => {});
+          for (const x of commands) if (!x.status || applied.includes(x)) x.status = 'atomic push failed';
+          break;
+        }
+      }
+    }
+    moved = commands.filter((c) => !c.status).map(({ ref, oldOid, newOid }) => ({ ref, oldOid, newOid }));
+  });
+
+  // Nothing moved: the pack is garbage nobody references. Drop it.
+  if (moved.length === 0 && stored.files.length) await removeFiles(stored.files);
+
+  const report: Buffer[] = [pktLine(`unpack ${unpack}`)];
+  for (const c of commands) report.push(pktLine(c.status ? `ng ${c.ref} ${c.status}` : `ok ${c.ref}`));
+  report.push(FLUSH);
+  if (sb) {
+    for (const m of messages) for (const line of m.split('\n')) for (const b of sideband(2, Buffer.from(line + '\n'))) await out(b);
+    for (const b of sideband(1, Buffer.concat(report))) await out(b);
+    await out(FLUSH);
+  } else {
+    for (const b of report) await out(b);
+  }
+  if (moved.length && opts.hooks?.postReceive) {
+    try {
+      await opts.hooks.postReceive({ repo: opts.repo, gitdir: s.gitdir, updates: moved });
+    } catch {
+      // post-receive cannot undo anything; the push is already acknowledged
+    }
+  }
+}

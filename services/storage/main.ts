@@ -1,0 +1,24 @@
+/**
+ * kith storage: git repositories over smart HTTP (no git binary), the owner's config.git
+ * — every push validated against all services' schemas, then applied live — and the
+ * versioned store other services keep their data in.
+ */
+import { runServiceMain } from '../../platform/runner.ts';
+import { defineService } from '../../platform/service.ts';
+import { storageConfig, type StorageConfig } from './config/schema.ts';
+import { startStorage } from './server.ts';
+
+const storage = defineService<StorageConfig>({
+  name: 'storage',
+  description: 'git over HTTP, config.git and the versioned store',
+  listeners: {
+    health: { protocol: 'http', port: 9101, description: 'health and metrics' },
+    http: { protocol: 'http', port: 8080, description: 'git smart HTTP and the store API (token or client certificate)' },
+  },
+  config: storageConfig,
+  writableConfig: true,
+  start: startStorage,
+});
+
+export default storage;
+if (import.meta.main) await runServiceMain(storage, import.meta.url);

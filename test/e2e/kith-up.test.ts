@@ -1,0 +1,51 @@
+/**
+ * The first quick-start command: `kith up` runs every existing service, each sealed in
+ * its own process, reports each as JSON, and stops them all on SIGTERM.
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { discoverServices } from '../../platform/services.ts';
+import { kithUp, repoRoot, type KithUp } from './kith-up.ts';
+
+describe('kith up', () => {
+  let up: KithUp;
+  beforeAll(async () => { up = await kithUp(); });
+  afterAll(async () => { await up?.stop(); });
+
+  it('reports every existing service, and only those', () => {
+    expect([...up.services.keys()].sort()).toEqual(discoverServices(repoRoot).map((s) => s.name).sort());
+    for (const s of up.services.values()) {
+      expect(s.pid).toBeGreaterThan(0);
+      expect(Object.keys(s.endpoints).length).toBeGreaterThan(0);
+    }
+  });
+
+  it('runs each service as its own sealed process, healthy', async () => {
+    const pids = new Set<number>();
+    for (const s of up.services.values()) {
+      pids.add(s.pid);
+      const cmdline = readFileSync(`/proc/${s.pid}/cmdline`, 'utf8').split('\0');
+      expect(cmdline).toContain('--permission');
+      expect(cmdline).toContain('--frozen-intrinsics');
+      const res = await fetch(`${s.health}/healthz`);
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({ status: 'ok', service: s.service });
+    }
+    expect(pids.size).toBe(up.services.size);
+  });
+
+  it('prints the storage token, and anonymous access is refused', () => {
+    const storage = up.services.get('storage')!;
+    expect(storage.token).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    expect(() => execFileSync('git', ['ls-remote', storage.endpoints.git!], { stdio: 'pipe', env: { ...process.env, GIT_TERMINAL_PROMPT: '0' } })).toThrow(/Authentication failed|could not read Username|401/);
+    const refs = execFileSync('git', ['ls-remote', storage.endpoints.git!.replace('://', `://kith:${storage.token}@`)], { encoding: 'utf8' });
+    expect(refs).toMatch(/refs\/heads\/main/);
+  });
+
+  it('stops every service on SIGTERM and exits 0', async () => {
+    const pids = [...up.services.values()].map((s) => s.pid);
+    expect(await up.stop()).toBe(0);
+    for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow();
+  });
+});

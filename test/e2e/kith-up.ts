@@ -1,0 +1,61 @@
+/** Start `kith up --json` in a temp data folder and collect what it reports. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as path from 'node:path';
+import { createInterface } from 'node:readline';
+import { discoverServices } from '../../platform/services.ts';
+import { tempDir } from '../platform/helpers.ts';
+
+export const repoRoot = path.resolve(import.meta.dirname, '../..');
+
+export interface UpService {
+  service: string;
+  pid: number;
+  endpoints: Record<string, string>;
+  health: string;
+  logs: string;
+  token?: string;
+}
+
+export interface KithUp {
+  child: ChildProcess;
+  data: string;
+  services: Map<string, UpService>;
+  events: Record<string, unknown>[];
+  stop(): Promise<number | null>;
+}
+
+/** A port base unlikely to collide between parallel test files. */
+export function randomPortBase(): number {
+  return 20000 + Math.floor(Math.random() * 3000) * 10;
+}
+
+export async function kithUp(extra: string[] = [], timeoutMs = 90_000): Promise<KithUp> {
+  const data = tempDir('kith-up-');
+  const expected = discoverServices(repoRoot).map((s) => s.name);
+  const child = spawn(process.execPath, [path.join(repoRoot, 'installer/kith.ts'), 'up', '--json', '--no-build', '--data', data, '--port-base', String(randomPortBase()), ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const services = new Map<string, UpService>();
+  const events: Record<string, unknown>[] = [];
+  let stderr = '';
+  child.stderr!.on('data', (d) => { stderr += d; });
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`kith up did not report every service in time; stderr:\n${stderr}`)), timeoutMs);
+    child.once('exit', (code) => { clearTimeout(t); reject(new Error(`kith up exited with ${code}; stderr:\n${stderr}`)); });
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const rec = JSON.parse(line) as Record<string, unknown>;
+      if (typeof rec.service === 'string' && !rec.event) services.set(rec.service, rec as unknown as UpService);
+      else events.push(rec);
+      if (expected.every((n) => services.has(n))) { clearTimeout(t); resolve(); }
+    });
+  });
+  return {
+    child,
+    data,
+    services,
+    events,
+    stop: () => new Promise((resolve) => {
+      if (child.exitCode !== null) return resolve(child.exitCode);
+      child.once('exit', (code) => resolve(code));
+      child.kill('SIGTERM');
+    }),
+  };
+}
