@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../platform/helpers.ts';
-import { kithUp, type KithUp } from './kith-up.ts';
+import { kithUp, repoRoot, type KithUp } from './kith-up.ts';
 
 const git = (cwd: string, ...args: string[]) => execFileSync('git', ['-c', 'user.name=Owner', '-c', 'user.email=owner@home.arpa', ...args], { cwd, encoding: 'utf8', stdio: 'pipe' });
 
@@ -82,6 +82,11 @@ for (const version of ['0', '2']) {
       const log = git(clone, 'log', '--format=%an|%s', 'origin/main');
       expect(log.split('\n').slice(0, 3)).toEqual(['Owner|Revert "allow creating repositories by push"', 'Owner|allow creating repositories by push', 'kith|Initial configuration']);
       execFileSync('git', ['--git-dir', path.join(up.data, 'data/storage/repos/config.git'), 'fsck', '--full', '--strict'], { stdio: 'pipe' });
+      // kith config log tells the same story, with the files each change touched.
+      const out = execFileSync(process.execPath, [path.join(repoRoot, 'installer/kith.ts'), 'config', 'log', '--json', '--data', up.data], { encoding: 'utf8' });
+      const changes = out.trim().split('\n').map((l) => JSON.parse(l) as { author: string; message: string; files: { path: string; change: string }[] });
+      expect(changes.map((c) => c.message)).toEqual(['Revert "allow creating repositories by push"\n\nThis reverts commit ' + git(clone, 'rev-parse', 'HEAD~1').trim() + '.', 'allow creating repositories by push', 'Initial configuration']);
+      expect(changes[1]).toMatchObject({ author: 'Owner', files: [{ path: 'storage/storage.yaml', change: 'modified' }] });
     });
   });
 }
