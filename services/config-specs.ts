@@ -4,10 +4,12 @@
  * it, so an accepted config never leaves a service unable to start.
  */
 import type { ConfigIssue, ConfigSource, ConfigSpec } from '../platform/config/spec.ts';
+import { dnsConfig } from './dns/config.ts';
 import { storageConfig } from './storage/config/schema.ts';
 
 export const configSpecs: Record<string, ConfigSpec<unknown>> = {
   storage: storageConfig as ConfigSpec<unknown>,
+  dns: dnsConfig as ConfigSpec<unknown>,
 };
 
 /**

@@ -170,6 +170,8 @@ export async function run(argv: string[]): Promise<number> {
     say(`\n${def.name.padEnd(9)} pid ${info.pid}   ${def.description}`);
     for (const [name, url] of Object.entries(info.endpoints)) say(`  ${name.padEnd(12)} ${url}`);
     say(`  ${'health'.padEnd(12)} ${info.health}/healthz   metrics ${info.health}/metrics`);
+    const dnsUrl = /^udp:\/\/(.+):(\d+)$/.exec(info.endpoints.dns ?? '');
+    if (dnsUrl) say(`  ${'try'.padEnd(12)} dig @${dnsUrl[1]!.replace(/^\[|\]$/g, '')} -p ${dnsUrl[2]} kith.home.arpa`);
     if (token && info.endpoints.git) {
       say(`  ${'token'.padEnd(12)} ${token}`);
       say(`  ${'try'.padEnd(12)} git clone ${info.endpoints.git.replace('://', `://kith:${token}@`)}`);

@@ -1,0 +1,25 @@
+/**
+ * NOTIFY out (RFC 1996 §3): tell secondaries that a zone changed.
+ *
+ * The message is opcode NOTIFY, AA set, question (apex, SOA, IN) and the new SOA in the
+ * answer section (§3.7, optional but useful). `isNotifyAck` recognises the secondary's reply.
+ */
+import type { Buffer } from 'node:buffer';
+import { FLAG, OPCODE, TYPE } from '../wire/constants.ts';
+import { MessageWriter } from '../wire/writer.ts';
+import type { Zone } from '../zone/zone.ts';
+
+export function buildNotify(zone: Zone, id: number): Buffer {
+  const w = new MessageWriter();
+  w.header(id, (OPCODE.NOTIFY << 11) | FLAG.AA);
+  w.question(zone.originLabels, TYPE.SOA, 1);
+  w.rr(1, zone.soa.labels, TYPE.SOA, 1, zone.soa.ttl, zone.soa.rdata[0]);
+  return w.finish();
+}
+
+/** Is `reply` the acknowledgement of our NOTIFY with this id? (QR=1, opcode NOTIFY, NOERROR.) */
+export function isNotifyAck(reply: Buffer, id: number): boolean {
+  if (reply.length < 12) return false;
+  const flags = reply.readUInt16BE(2);
+  return reply.readUInt16BE(0) === id && (flags & FLAG.QR) !== 0 && ((flags >> 11) & 0xf) === OPCODE.NOTIFY && (flags & 0xf) === 0;
+}

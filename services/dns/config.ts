@@ -1,0 +1,239 @@
+/**
+ * The DNS service's configuration, read from the config tree:
+ *
+ *   dns/dns.yaml         settings: upstreams, who may recurse, cache, transfers, blocking, updates
+ *   dns/zones/*.zone     RFC 1035 master files; the origin is the file name (home.arpa.zone)
+ *   dns/local.yaml       local names (RFC 8375 home.arpa): each device and service by name
+ *   dns/blocklists/*     Pi-hole style lists (.txt, .list, .hosts) and allow.txt
+ *   dns/keys/*.key       TSIG keys in BIND's format (tsig-keygen), for dynamic updates
+ *
+ * Everything validates before anything is served; every problem names file and line.
+ */
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { loadYamlFile } from '../../platform/config/yaml.ts';
+import type { ConfigIssue, ConfigResult, ConfigSource, ConfigSpec } from '../../platform/config/spec.ts';
+import { loadBlocklists, type LoadedBlocklists } from './blocklist/blocklist.ts';
+import { parseKeyFile } from './tsig/keyfile.ts';
+import type { TsigKey } from './tsig/tsig.ts';
+import { loadZone } from './zone/load.ts';
+import { parseZone } from './zone/parse.ts';
+import { ZoneSet, type Zone } from './zone/zone.ts';
+
+const Cidr = z.string().refine((s) => {
+  const [addr, len, ...rest] = s.split('/');
+  if (rest.length > 0 || !addr) return false;
+  const fam = isIP(addr);
+  if (!fam) return false;
+  return len === undefined || (/^\d+$/.test(len) && Number(len) <= (fam === 4 ? 32 : 128));
+}, 'expected an address or prefix, e.g. 192.168.1.0/24 or fd00::/8');
+
+/** 192.0.2.1, 192.0.2.1:5353, 2001:db8::1, [2001:db8::1]:5353 */
+const HostPort = z.string().transform((s, ctx) => {
+  const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(s) ?? /^([^:]+):(\d{1,5})$/.exec(s);
+  const host = m ? m[1]! : s;
+  const port = m ? Number(m[2]) : 53;
+  if (!isIP(host) || port < 1 || port > 65535) {
+    ctx.addIssue({ code: 'custom', message: 'expected an IP address with an optional port, e.g. 9.9.9.9 or [2620:fe::fe]:53' });
+    return z.NEVER;
+  }
+  return { host, port };
+});
+
+const RRType = z.string().regex(/^[A-Za-z0-9]+$/, 'expected a record type such as A, AAAA, TXT');
+
+export const DnsSettingsSchema = z.object({
+  /** Resolvers asked for names outside our zones. Empty: such names are REFUSED. */
+  upstreams: z.array(HostPort).default([]),
+  recursion: z.object({
+    /** Clients that may use the forwarder and cache (the home network). */
+    allow: z.array(Cidr).default(['127.0.0.0/8', '::1/128', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', 'fc00::/7', 'fe80::/10']),
+  }).strict().default({ allow: ['127.0.0.0/8', '::1/128', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', 'fc00::/7', 'fe80::/10'] }),
+  cache: z.object({
+    maxEntries: z.number().int().min(0).max(10_000_000).default(50_000),
+    minTtl: z.number().int().min(0).max(86_400).default(0),
+    maxTtl: z.number().int().min(1).max(604_800).default(86_400),
+  }).strict().default({ maxEntries: 50_000, minTtl: 0, maxTtl: 86_400 }),
+  transfer: z.object({
+    /** Secondaries allowed to AXFR our zones. */
+    allow: z.array(Cidr).default([]),
+    /** Secondaries told by NOTIFY (RFC 1996) when a zone changes. */
+    notify: z.array(HostPort).default([]),
+  }).strict().default({ allow: [], notify: [] }),
+  blocking: z.object({
+    /** nxdomain, or null-ip (0.0.0.0 / ::). */
+    mode: z.enum(['nxdomain', 'null-ip']).default('nxdomain'),
+  }).strict().default({ mode: 'nxdomain' }),
+  /** Who may change which names by TSIG-signed dynamic update (RFC 2136). */
+  updates: z.array(z.object({
+    key: z.string().min(1),
+    names: z.array(z.string().min(1)).min(1),
+    types: z.array(RRType).optional(),
+  }).strict()).default([]),
+}).strict();
+
+export type DnsSettings = z.infer<typeof DnsSettingsSchema>;
+
+const HostName = z.string().regex(/^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i, 'expected a host name such as laptop or printer.lan');
+const Address = z.string().refine((s) => isIP(s) !== 0, 'expected an IPv4 or IPv6 address');
+
+export const LocalNamesSchema = z.object({
+  /** The home zone (RFC 8375). */
+  zone: z.string().default('home.arpa'),
+  ttl: z.number().int().min(0).max(86_400).default(300),
+  /** name → addresses; names are relative to the zone. */
+  hosts: z.record(HostName, z.array(Address).min(1)).default({}),
+}).strict();
+
+export type LocalNames = z.infer<typeof LocalNamesSchema>;
+
+export interface DnsConfig {
+  settings: DnsSettings;
+  zones: ZoneSet;
+  /** origin → the config file it came from (dynamic updates rewrite it). */
+  zoneFiles: Map<string, string>;
+  local: LocalNames;
+  blocklists: LoadedBlocklists;
+  keys: TsigKey[];
+  /** Not fatal (a bad line in a downloaded block list): logged, never refused. */
+  warnings: ConfigIssue[];
+}
+
+export const ZONES_DIR = 'dns/zones';
+const canonical = (name: string) => name.toLowerCase().replace(/\.$/, '');
+
+/** Master-file lines for the local names, to merge into (or make) the home zone. */
+export function localRecords(local: LocalNames): string {
+  const lines: string[] = [];
+  for (const [name, addrs] of Object.entries(local.hosts).sort(([a], [b]) => (a < b ? -1 : 1))) {
+    for (const a of addrs) lines.push(`${name} ${local.ttl} IN ${isIP(a) === 4 ? 'A' : 'AAAA'} ${a}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+/** A minimal home zone when the owner has not written one. */
+function syntheticHomeZone(local: LocalNames): string {
+  return [
+    `$ORIGIN ${canonical(local.zone)}.`,
+    `$TTL ${local.ttl}`,
+    `@ IN SOA kith hostmaster 1 3600 600 604800 ${local.ttl}`,
+    `@ IN NS kith`,
+    ...(local.hosts.kith ? [] : [`kith IN A 127.0.0.1`]),
+    localRecords(local),
+  ].join('\n');
+}
+
+export async function loadDnsConfig(source: ConfigSource): Promise<ConfigResult<DnsConfig>> {
+  const issues: ConfigIssue[] = [];
+  const settings = await loadYamlFile(source, 'dns/dns.yaml', DnsSettingsSchema);
+  if (!settings.ok) issues.push(...settings.issues);
+  const local = await loadYamlFile(source, 'dns/local.yaml', LocalNamesSchema);
+  if (!local.ok) issues.push(...local.issues);
+
+  const zones: Zone[] = [];
+  const zoneFiles = new Map<string, string>();
+  const zoneEntries = (await source.list(ZONES_DIR)).filter((e) => e.endsWith('.zone'));
+  const homeOrigin = local.ok ? canonical(local.value.zone) : undefined;
+  for (const entry of zoneEntries) {
+    const file = `${ZONES_DIR}/${entry}`;
+    const origin = canonical(entry.slice(0, -'.zone'.length));
+    if (zoneFiles.has(origin)) {
+      issues.push({ file, message: `zone ${origin} is already defined by ${zoneFiles.get(origin)}: one file per zone` });
+      continue;
+    }
+    // Local names join the home zone the owner wrote, after its own records.
+    const append = local.ok && origin === homeOrigin ? `$ORIGIN ${origin}.\n${localRecords(local.value)}` : undefined;
+    const r = await loadZone(source, { file, origin, ...(append ? { append } : {}) });
+    if (!r.ok) issues.push(...r.issues);
+    else {
+      zones.push(r.zone);
+      zoneFiles.set(r.zone.origin, file);
+    }
+  }
+  if (local.ok && homeOrigin && !zoneFiles.has(homeOrigin)) {
+    const r = parseZone(syntheticHomeZone(local.value), { origin: homeOrigin, file: 'dns/local.yaml' });
+    if (!r.ok) issues.push(...r.issues);
+    else zones.push(r.zone);
+  }
+
+  const keys: TsigKey[] = [];
+  for (const entry of (await source.list('dns/keys')).filter((e) => e.endsWith('.key'))) {
+    const file = `dns/keys/${entry}`;
+    const r = parseKeyFile((await source.read(file)) ?? '', file);
+    if (!r.ok) issues.push(...r.issues);
+    else keys.push(...r.keys);
+  }
+  if (settings.ok) {
+    const known = new Set(keys.map((k) => k.name));
+    settings.value.updates.forEach((g, i) => {
+      if (!known.has(canonical(g.key))) issues.push({ file: 'dns/dns.yaml', field: `updates.${i}.key`, message: `no TSIG key named '${g.key}' in dns/keys/*.key (make one with: tsig-keygen ${g.key} > dns/keys/${g.key}.key)` });
+    });
+  }
+
+  const blocklists = await loadBlocklists(source, 'dns/blocklists');
+  if (issues.length > 0 || !settings.ok || !local.ok) return { ok: false, issues };
+  return {
+    ok: true,
+    value: { settings: settings.value, zones: new ZoneSet(zones), zoneFiles, local: local.value, blocklists, keys, warnings: blocklists.issues },
+  };
+}
+
+export const DEFAULT_DNS_YAML = `# kith DNS: authoritative for the zones in dns/zones/, a caching forwarder for the
+# home network, block lists from dns/blocklists/, and signed dynamic updates.
+# Push a change to config.git and it is served within a second.
+
+# Resolvers asked for every name outside our zones (with a cache in front).
+# Empty: such names are answered REFUSED. For example:
+#   upstreams: [9.9.9.9, 149.112.112.112, "[2620:fe::fe]:53"]
+upstreams: []
+
+# Who may use the forwarder and cache: the home network.
+recursion:
+  allow: [127.0.0.0/8, ::1/128, 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 100.64.0.0/10, fc00::/7, fe80::/10]
+
+cache:
+  maxEntries: 50000
+  minTtl: 0
+  maxTtl: 86400
+
+# Secondaries that may transfer our zones (AXFR), and those told when a zone changes.
+transfer:
+  allow: []
+  notify: []
+
+# Blocked names get NXDOMAIN (nxdomain) or 0.0.0.0 / :: (null-ip).
+blocking:
+  mode: nxdomain
+
+# Dynamic updates (RFC 2136), signed with a TSIG key from dns/keys/. For example:
+#   - key: mail-relay
+#     names: ["@", "*.example.org"]
+#     types: [MX, TXT]
+updates: []
+`;
+
+export const DEFAULT_LOCAL_YAML = `# Local names under the home zone (RFC 8375): each device and service by name.
+# Pairing adds devices here; add your own as name: [addresses].
+zone: home.arpa
+ttl: 300
+hosts:
+  kith: [127.0.0.1]
+  storage: [127.0.0.1]
+  dns: [127.0.0.1]
+`;
+
+export const DEFAULT_BLOCKLIST = `# Block list: one domain per line (or hosts-file lines such as "0.0.0.0 ads.example").
+# Every file in dns/blocklists/ ending in .txt, .list or .hosts is a list; allow.txt
+# holds exceptions. Subdomains of a listed name are blocked too.
+ads.example
+tracker.example
+`;
+
+export const dnsConfig: ConfigSpec<DnsConfig> = {
+  defaults: {
+    'dns/dns.yaml': DEFAULT_DNS_YAML,
+    'dns/local.yaml': DEFAULT_LOCAL_YAML,
+    'dns/blocklists/example.txt': DEFAULT_BLOCKLIST,
+  },
+  load: loadDnsConfig,
+};

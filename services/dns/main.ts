@@ -1,0 +1,23 @@
+/**
+ * kith DNS: authoritative for the owner's zones (from config.git), a caching forwarder
+ * with block lists for the home network, zone transfers with NOTIFY, and TSIG-signed
+ * dynamic updates. Think NSD + Pi-hole + dns-primary-git, in one sealed process.
+ */
+import { runServiceMain } from '../../platform/runner.ts';
+import { defineService } from '../../platform/service.ts';
+import { dnsConfig, type DnsConfig } from './config.ts';
+import { startDns } from './service.ts';
+
+const dns = defineService<DnsConfig>({
+  name: 'dns',
+  description: 'authoritative DNS, caching forwarder and block lists',
+  listeners: {
+    health: { protocol: 'http', port: 9102, description: 'health and metrics' },
+    dns: { protocol: 'dns', port: 53, description: 'DNS over UDP and TCP (queries, AXFR, NOTIFY, UPDATE)' },
+  },
+  config: dnsConfig,
+  start: startDns,
+});
+
+export default dns;
+if (import.meta.main) await runServiceMain(dns, import.meta.url);

@@ -1,0 +1,146 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { Buffer } from 'node:buffer';
+import dgram from 'node:dgram';
+import net from 'node:net';
+import * as dnsPacket from 'dns-packet';
+import { startDnsServer, type DnsHandler, type DnsServer } from './server.ts';
+
+const servers: DnsServer[] = [];
+afterEach(async () => { while (servers.length) await servers.pop()!.close(); });
+
+/** Echo handler: replies with the query bytes, QR set; 'multi' sends three messages; 'boom' throws. */
+const echo: DnsHandler = async (msg) => {
+  if (msg.length < 12) return null;
+  const text = msg.subarray(12).toString('latin1');
+  if (text.includes('boom')) throw new Error('handler bug');
+  const r = Buffer.from(msg);
+  r[2] |= 0x80;
+  if (text.includes('slow')) await new Promise((res) => setTimeout(res, 50));
+  if (text.includes('multi')) return [r, r, r];
+  return r;
+};
+
+async function start(extra: Partial<Parameters<typeof startDnsServer>[0]> = {}): Promise<DnsServer> {
+  const s = await startDnsServer({ host: '127.0.0.1', port: 0, handler: echo, log: { warn: () => {} }, ...extra });
+  servers.push(s);
+  return s;
+}
+
+const query = (id: number, name: string) => dnsPacket.encode({ id, type: 'query', questions: [{ name, type: 'A' }] });
+const frame = (m: Buffer) => Buffer.concat([Buffer.from([m.length >> 8, m.length & 255]), m]);
+
+/** Connect, send, collect framed replies until `count` arrive or the socket closes. */
+function tcpExchange(port: number, chunks: Buffer[], count: number, gapMs = 0): Promise<{ replies: Buffer[]; closed: boolean }> {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, '127.0.0.1');
+    let buf = Buffer.alloc(0);
+    const replies: Buffer[] = [];
+    let done = false;
+    const finish = (closed: boolean) => { if (!done) { done = true; sock.destroy(); resolve({ replies, closed }); } };
+    sock.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+        replies.push(buf.subarray(2, 2 + buf.readUInt16BE(0)));
+        buf = buf.subarray(2 + buf.readUInt16BE(0));
+      }
+      if (replies.length >= count) finish(false);
+    });
+    sock.on('close', () => finish(true));
+    sock.on('error', () => finish(true));
+    sock.on('connect', async () => {
+      for (const c of chunks) {
+        if (sock.destroyed) break;
+        sock.write(c);
+        if (gapMs) await new Promise((r) => setTimeout(r, gapMs));
+      }
+    });
+    setTimeout(() => finish(false), 3000);
+  });
+}
+
+describe('startDnsServer', () => {
+  it('serves UDP and TCP on the same port', async () => {
+    const s = await start();
+    expect(s.udpPort).toBe(s.tcpPort);
+    const sock = dgram.createSocket('udp4');
+    const reply = await new Promise<Buffer>((resolve) => {
+      sock.on('message', (m) => resolve(m));
+      sock.send(query(7, 'a.test'), s.udpPort, '127.0.0.1');
+    });
+    sock.close();
+    expect(reply.readUInt16BE(0)).toBe(7);
+    const { replies } = await tcpExchange(s.tcpPort, [frame(query(8, 'b.test'))], 1);
+    expect(replies[0].readUInt16BE(0)).toBe(8);
+  });
+
+  it('answers pipelined queries on one connection, slow ones after fast ones', async () => {
+    const s = await start();
+    const msgs = [query(1, 'slow.test'), query(2, 'a.test'), query(3, 'b.test'), query(4, 'multi.test')];
+    const { replies } = await tcpExchange(s.tcpPort, [Buffer.concat(msgs.map(frame))], 6);
+    expect(replies.map((r) => r.readUInt16BE(0)).sort()).toEqual([1, 2, 3, 4, 4, 4]);
+    expect(replies[replies.length - 1].readUInt16BE(0)).toBe(1);
+  });
+
+  it('reassembles frames split into single bytes', async () => {
+    const s = await start();
+    const bytes = Buffer.concat([frame(query(11, 'a.test')), frame(query(12, 'b.test'))]);
+    const chunks = [...bytes].map((b) => Buffer.from([b]));
+    const { replies } = await tcpExchange(s.tcpPort, chunks, 2, 1);
+    expect(replies.map((r) => r.readUInt16BE(0))).toEqual([11, 12]);
+  });
+
+  it('survives garbage, handler throws, and closes on a zero-length frame', async () => {
+    const s = await start();
+    const junk = Buffer.from([0, 3, 1, 2, 3]); // a 3-byte "message": the handler drops it
+    const { replies } = await tcpExchange(s.tcpPort, [junk, frame(query(5, 'boom.test')), frame(query(6, 'ok.test'))], 1);
+    expect(replies.map((r) => r.readUInt16BE(0))).toEqual([6]);
+    const z = await tcpExchange(s.tcpPort, [Buffer.from([0, 0])], 1);
+    expect(z.closed).toBe(true);
+    // UDP garbage: no reply, server still alive.
+    const sock = dgram.createSocket('udp4');
+    sock.send(Buffer.from([1, 2, 3]), s.udpPort, '127.0.0.1');
+    sock.send(query(5, 'boom.test'), s.udpPort, '127.0.0.1');
+    const reply = await new Promise<Buffer>((resolve) => {
+      sock.on('message', (m) => resolve(m));
+      sock.send(query(9, 'fine.test'), s.udpPort, '127.0.0.1');
+    });
+    sock.close();
+    expect(reply.readUInt16BE(0)).toBe(9);
+  });
+
+  it('caps connections and closes idle ones', async () => {
+    const s = await start({ maxTcpConnections: 2, tcpIdleMs: 200 });
+    const open = () => new Promise<net.Socket>((r) => { const c = net.connect(s.tcpPort, '127.0.0.1', () => r(c)); c.on('error', () => {}); });
+    const a = await open();
+    const b = await open();
+    const c = await open();
+    const closed = (x: net.Socket) => new Promise<number>((r) => { const t = Date.now(); if (x.destroyed) r(0); x.on('close', () => r(Date.now() - t)); });
+    expect(await closed(c)).toBeLessThan(150); // over the cap: closed at once
+    const [ta, tb] = await Promise.all([closed(a), closed(b)]);
+    expect(ta).toBeGreaterThan(100); // idle timeout
+    expect(tb).toBeLessThan(2000);
+  });
+
+  it('serves IPv6 loopback', async () => {
+    let s: DnsServer;
+    try {
+      s = await start({ host: '::1' });
+    } catch {
+      return; // no IPv6 on this machine
+    }
+    const sock = dgram.createSocket('udp6');
+    const reply = await new Promise<Buffer>((resolve) => {
+      sock.on('message', (m) => resolve(m));
+      sock.send(query(21, 'v6.test'), s.udpPort, '::1');
+    });
+    sock.close();
+    expect(reply.readUInt16BE(0)).toBe(21);
+    const c = net.connect(s.tcpPort, '::1');
+    const got = await new Promise<number>((resolve) => {
+      c.on('data', (d: Buffer) => resolve(d.readUInt16BE(2)));
+      c.write(frame(query(22, 'v6.test')));
+    });
+    c.destroy();
+    expect(got).toBe(22);
+  });
+});

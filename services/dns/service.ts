@@ -1,0 +1,132 @@
+/**
+ * The DNS service's shell: one handler on UDP and TCP that answers from our zones
+ * (authoritative), passes other names to the block lists and the caching forwarder (for
+ * the home network only), and takes NOTIFY/UPDATE. A config change swaps zones, lists,
+ * keys and upstreams live; zones whose content changed get a higher serial and their
+ * secondaries a NOTIFY.
+ */
+import dgram from 'node:dgram';
+import { randomInt } from 'node:crypto';
+import type { RunningService, ServiceContext } from '../../platform/service.ts';
+import { createAuthHandler } from './auth/handler.ts';
+import { buildNotify, isNotifyAck } from './auth/notify.ts';
+import { createBlocker, type Blocker } from './blocklist/blocklist.ts';
+import type { DnsConfig } from './config.ts';
+import { createForwarder, type Forwarder } from './forward/forwarder.ts';
+import { createUdpSend } from './forward/udp.ts';
+import { createRecursive } from './recursive.ts';
+import { SerialKeeper } from './serials.ts';
+import { startDnsServer } from './server/server.ts';
+import { RCODE } from './wire/constants.ts';
+import { ZoneSet } from './zone/zone.ts';
+
+export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningService<DnsConfig>> {
+  const { log, metrics } = ctx;
+  const queries = metrics.counter('kith_dns_queries_total', 'Queries by transport.');
+  const blockedHits = metrics.counter('kith_dns_blocked_total', 'Blocked queries by list.');
+  const cacheEvents = metrics.counter('kith_dns_cache_total', 'Forwarder cache lookups by result (hit, miss, coalesced).');
+  const upstreamErrors = metrics.counter('kith_dns_upstream_errors_total', 'Upstream failures by upstream and reason.');
+  const zonesGauge = metrics.gauge('kith_dns_zones', 'Zones served.');
+  const blockGauge = metrics.gauge('kith_dns_blocklist_entries', 'Names in the block lists.');
+
+  const serials = new SerialKeeper(ctx.dataDir);
+  await serials.load();
+
+  let zones = new ZoneSet();
+  let blocker: Blocker | undefined;
+  let forwarder: Forwarder | undefined;
+  let upstreamKey = '';
+
+  const send = createUdpSend();
+  const applyConfig = async (cfg: DnsConfig, first: boolean) => {
+    const served = await serials.apply(cfg.zones.zones());
+    zones = new ZoneSet(served.zones);
+    zonesGauge.set(served.zones.length);
+    blocker = createBlocker(cfg.blocklists, { mode: cfg.settings.blocking.mode, onHit: (list) => blockedHits.inc({ list }) });
+    blockGauge.set(blocker.size);
+    const key = JSON.stringify([cfg.settings.upstreams, cfg.settings.cache]);
+    if (key !== upstreamKey) {
+      upstreamKey = key;
+      forwarder = cfg.settings.upstreams.length === 0 ? undefined : createForwarder({
+        upstreams: cfg.settings.upstreams,
+        now: ctx.now,
+        send,
+        maxEntries: cfg.settings.cache.maxEntries,
+        ttl: { minTtl: cfg.settings.cache.minTtl, maxTtl: cfg.settings.cache.maxTtl },
+        metrics: {
+          hit: () => cacheEvents.inc({ result: 'hit' }),
+          miss: () => cacheEvents.inc({ result: 'miss' }),
+          coalesced: () => cacheEvents.inc({ result: 'coalesced' }),
+          upstreamError: (u, reason) => upstreamErrors.inc({ upstream: `${u.host}:${u.port}`, reason }),
+        },
+      });
+    }
+    for (const w of cfg.warnings) log.warn('config warning', { ...w });
+    log.info(first ? 'zones loaded' : 'zones reloaded', { zones: served.zones.map((z) => `${z.origin} (serial ${z.serial})`), changed: served.changed, blocklistNames: blocker.size, upstreams: cfg.settings.upstreams.length });
+    if (!first) for (const origin of served.changed) void notifySecondaries(origin, cfg);
+  };
+
+  // NOTIFY (RFC 1996 §3.6): retry a few times until each secondary acknowledges.
+  const notifySecondaries = async (origin: string, cfg: DnsConfig) => {
+    const zone = zones.get(origin);
+    if (!zone) return;
+    for (const target of cfg.settings.transfer.notify) {
+      const ok = await sendNotify(zone, target.host, target.port);
+      if (ok) log.info('notify acknowledged', { zone: origin, target: `${target.host}:${target.port}` });
+      else log.warn('notify not acknowledged', { zone: origin, target: `${target.host}:${target.port}` });
+    }
+  };
+
+  await applyConfig(ctx.config(), true);
+
+  const recurse = createRecursive({
+    allow: () => ctx.config().settings.recursion.allow,
+    blocker: () => blocker,
+    forwarder: () => forwarder,
+  });
+  const handler = createAuthHandler({
+    zones: () => zones,
+    axfrAllow: () => ctx.config().settings.transfer.allow,
+    notOurs: recurse,
+  });
+  const server = await startDnsServer({
+    host: ctx.listen.dns.host,
+    port: ctx.listen.dns.port,
+    handler: (msg, info) => {
+      queries.inc({ transport: info.transport });
+      return handler(msg, info);
+    },
+    log,
+  });
+  const host = ctx.listen.dns.host.includes(':') ? `[${ctx.listen.dns.host}]` : ctx.listen.dns.host;
+  return {
+    endpoints: { dns: `udp://${host}:${server.udpPort}`, 'dns-tcp': `tcp://${host}:${server.tcpPort}` },
+    applyConfig: (next) => applyConfig(next, false),
+    stop: () => server.close(),
+  };
+}
+
+function sendNotify(zone: Parameters<typeof buildNotify>[0], host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const id = randomInt(0, 0x10000);
+    const sock = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
+    let tries = 0;
+    const msg = buildNotify(zone, id);
+    const done = (ok: boolean) => {
+      clearInterval(timer);
+      sock.close();
+      resolve(ok);
+    };
+    sock.on('message', (reply, rinfo) => {
+      if (rinfo.port === port && isNotifyAck(reply, id)) done(true);
+      else if (reply.length >= 4 && reply.readUInt16BE(0) === id && (reply[3]! & 0xf) === RCODE.NOTIMP) done(false);
+    });
+    sock.on('error', () => done(false));
+    const fire = () => {
+      if (tries++ >= 5) return done(false);
+      sock.send(msg, port, host);
+    };
+    const timer = setInterval(fire, 2000);
+    fire();
+  });
+}
