@@ -1,0 +1,118 @@
+/**
+ * The boot configuration: /kith/boot.json in the initramfs, written by the image builder.
+ * It says which kernel modules to load (already in dependency order), how to bring the
+ * network up, which disk holds /data, what to run, and what to do when boot cannot go on.
+ *
+ * parseBootConfig() is pure and never throws: problems come back as a list of messages.
+ */
+
+export type NetworkConfig =
+  | { mode: 'none' }
+  | { mode: 'dhcp'; interface?: string }
+  | { mode: 'static'; interface?: string; address: string; prefix: number; gateway?: string; dns: string[] };
+
+export interface BootConfig {
+  hostname: string;
+  /** Absolute paths of .ko files, loaded in this order. */
+  modules: string[];
+  network: NetworkConfig;
+  /** Block device holding the ext4 data file system, mounted on `mountpoint`. */
+  data?: { device: string; fstype: string; mountpoint: string; waitMs: number };
+  service: { name: string; command: string; args: string[]; env: Record<string, string> };
+  restart: { initialMs: number; maxMs: number; fatalAfter: number };
+  onFatal: 'poweroff' | 'reboot';
+}
+
+export type Parsed = { ok: true; value: BootConfig } | { ok: false, issues: string[] };
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isStr = (v: unknown): v is string => typeof v === 'string';
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
+const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+
+export function parseBootConfig(text: string): Parsed {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    return { ok: false, issues: [`boot.json is not JSON: ${(e as Error).message}`] };
+  }
+  const issues: string[] = [];
+  if (!isObj(raw)) return { ok: false, issues: ['boot.json must be an object'] };
+
+  const hostname = raw.hostname ?? 'kith';
+  if (!isStr(hostname) || !HOSTNAME.test(hostname)) issues.push('hostname: must be a DNS label');
+
+  const modules = raw.modules ?? [];
+  if (!Array.isArray(modules) || !modules.every((m) => isStr(m) && m.startsWith('/') && m.endsWith('.ko'))) {
+    issues.push('modules: must be a list of absolute .ko paths');
+  }
+
+  let network: NetworkConfig = { mode: 'none' };
+  const n = raw.network ?? { mode: 'none' };
+  if (!isObj(n)) issues.push('network: must be an object');
+  else if (n.interface !== undefined && !(isStr(n.interface) && IFNAME.test(n.interface))) issues.push('network.interface: bad name');
+  else if (n.mode === 'none') network = { mode: 'none' };
+  else if (n.mode === 'dhcp') network = { mode: 'dhcp', interface: n.interface as string | undefined };
+  else if (n.mode === 'static') {
+    const dns = n.dns ?? [];
+    const prefix = n.prefix ?? 24;
+    if (!isStr(n.address) || !IPV4.test(n.address)) issues.push('network.address: must be an IPv4 address');
+    if (typeof prefix !== 'number' || !Number.isInteger(prefix) || prefix < 0 || prefix > 32) issues.push('network.prefix: 0..32');
+    if (n.gateway !== undefined && !(isStr(n.gateway) && IPV4.test(n.gateway))) issues.push('network.gateway: must be an IPv4 address');
+    if (!Array.isArray(dns) || !dns.every((d) => isStr(d) && IPV4.test(d))) issues.push('network.dns: list of IPv4 addresses');
+    network = { mode: 'static', interface: n.interface as string | undefined, address: n.address as string, prefix: prefix as number, gateway: n.gateway as string | undefined, dns: dns as string[] };
+  } else issues.push('network.mode: none, dhcp or static');
+
+  let data: BootConfig['data'];
+  if (raw.data !== undefined && raw.data !== null) {
+    const d = raw.data;
+    if (!isObj(d) || !isStr(d.device) || !d.device.startsWith('/dev/')) issues.push('data.device: a /dev path');
+    else {
+      const mountpoint = d.mountpoint ?? '/data';
+      const fstype = d.fstype ?? 'ext4';
+      const waitMs = d.waitMs ?? 10_000;
+      if (!isStr(mountpoint) || !mountpoint.startsWith('/')) issues.push('data.mountpoint: an absolute path');
+      if (!isStr(fstype) || !/^[a-z0-9]+$/.test(fstype)) issues.push('data.fstype: a file system name');
+      if (typeof waitMs !== 'number' || waitMs < 0) issues.push('data.waitMs: milliseconds');
+      data = { device: d.device, fstype: fstype as string, mountpoint: mountpoint as string, waitMs: waitMs as number };
+    }
+  }
+
+  const s = raw.service;
+  let service: BootConfig['service'] = { name: '', command: '', args: [], env: {} };
+  if (!isObj(s)) issues.push('service: required');
+  else {
+    const args = s.args ?? [];
+    const env = s.env ?? {};
+    if (!isStr(s.name) || !/^[a-z][a-z0-9-]*$/.test(s.name)) issues.push('service.name: lower-case name');
+    if (!isStr(s.command) || !s.command.startsWith('/')) issues.push('service.command: an absolute path');
+    if (!Array.isArray(args) || !args.every(isStr)) issues.push('service.args: list of strings');
+    if (!isObj(env) || !Object.values(env).every(isStr)) issues.push('service.env: map of strings');
+    service = { name: s.name as string, command: s.command as string, args: args as string[], env: env as Record<string, string> };
+  }
+
+  const r = isObj(raw.restart) ? raw.restart : {};
+  const restart = { initialMs: r.initialMs ?? 500, maxMs: r.maxMs ?? 30_000, fatalAfter: r.fatalAfter ?? 0 };
+  if (![restart.initialMs, restart.maxMs, restart.fatalAfter].every((x) => typeof x === 'number' && x >= 0)) issues.push('restart: non-negative numbers');
+
+  const onFatal = raw.onFatal ?? 'reboot';
+  if (onFatal !== 'poweroff' && onFatal !== 'reboot') issues.push('onFatal: poweroff or reboot');
+
+  if (issues.length > 0) return { ok: false, issues };
+  return {
+    ok: true,
+    value: { hostname: hostname as string, modules: modules as string[], network, data, service, restart: restart as BootConfig['restart'], onFatal: onFatal as BootConfig['onFatal'] },
+  };
+}
+
+/**
+ * Delay before restart number `attempt` (1-based) of a service that keeps dying:
+ * doubling from initialMs, capped at maxMs. A run that lasted longer than maxMs resets
+ * the count (the caller decides that).
+ */
+export function restartDelay(attempt: number, restart: { initialMs: number; maxMs: number }): number {
+  const exp = Math.min(attempt - 1, 30);
+  return Math.min(restart.maxMs, restart.initialMs * 2 ** Math.max(0, exp));
+}

@@ -1,0 +1,61 @@
+/**
+ * Image build plans: side effects as data (after MirageOS functoria's Action). A planner
+ * turns a target's inputs into a list of Actions; runner.ts interprets them for real or as
+ * a dry run. Planning is pure, so tests assert on plans and only a few touch real files.
+ */
+import type { BootConfig } from '../boot/boot-config.ts';
+
+export type Compression = 'zstd' | 'gzip' | 'none';
+
+/** A special file the packer adds without it existing on disk (we never mknod on the host). */
+export interface DeviceNode { path: string; major: number; minor: number; mode: number }
+
+export type Action =
+  | { kind: 'mkdir'; path: string }
+  /** Remove a staging folder left by an earlier build. */
+  | { kind: 'clean'; path: string }
+  /** `apt-get download PACKAGE` into dir, unless a .deb is already there. */
+  | { kind: 'fetch-deb'; package: string; dir: string }
+  /** `dpkg -x` the .deb found in dir into dest, unless dest exists. */
+  | { kind: 'extract-deb'; dir: string; dest: string }
+  /** `npm pack SPEC` into dir, unless a .tgz is already there. */
+  | { kind: 'fetch-npm'; spec: string; dir: string }
+  /** `tar -xzf` the .tgz found in dir into dest, unless dest exists. */
+  | { kind: 'extract-tgz'; dir: string; dest: string }
+  /** Copy `from` (may be a glob with one `*` in its last part) to `to`. */
+  | { kind: 'copy'; from: string; to: string; mode: number }
+  | { kind: 'strip'; tool: string; from: string; to: string }
+  /** Decompress the kernel payload inside a bzImage into an ELF vmlinux (PVH boot). */
+  | { kind: 'extract-vmlinux'; from: string; to: string }
+  /** Resolve load order from modinfo depends=, copy the .ko files, write the order as JSON. */
+  | { kind: 'resolve-modules'; tree: string; wanted: string[]; destDir: string; guestDir: string; orderFile: string }
+  /** Copy the shared libraries (and loader) a program needs, found under libDirs. */
+  | { kind: 'collect-libs'; program: string; libDirs: string[]; root: string; guestLibDir: string }
+  /** esbuild one ESM file from entry; `banner` becomes its first line. */
+  | { kind: 'bundle'; entry: string; out: string; banner?: string; mode: number }
+  | { kind: 'write-boot-config'; to: string; config: Omit<BootConfig, 'modules'>; modulesFrom: string }
+  | { kind: 'write-json'; to: string; value: unknown }
+  | { kind: 'pack-initramfs'; root: string; devices: DeviceNode[]; out: string; compression: Compression }
+  | { kind: 'report-sizes'; files: { label: string; path: string }[] };
+
+/** One line per action, for dry runs and golden tests. */
+export function describeAction(a: Action): string {
+  switch (a.kind) {
+    case 'mkdir': return `mkdir ${a.path}`;
+    case 'clean': return `clean ${a.path}`;
+    case 'fetch-deb': return `fetch-deb ${a.package} -> ${a.dir}`;
+    case 'extract-deb': return `extract-deb ${a.dir}/*.deb -> ${a.dest}`;
+    case 'fetch-npm': return `fetch-npm ${a.spec} -> ${a.dir}`;
+    case 'extract-tgz': return `extract-tgz ${a.dir}/*.tgz -> ${a.dest}`;
+    case 'copy': return `copy ${a.from} -> ${a.to} (mode ${a.mode.toString(8)})`;
+    case 'strip': return `strip (${a.tool}) ${a.from} -> ${a.to}`;
+    case 'extract-vmlinux': return `extract-vmlinux ${a.from} -> ${a.to}`;
+    case 'resolve-modules': return `resolve-modules ${a.wanted.join(',')} from ${a.tree} -> ${a.destDir} (order in ${a.orderFile})`;
+    case 'collect-libs': return `collect-libs for ${a.program} from ${a.libDirs.join(':')} -> ${a.root}${a.guestLibDir}`;
+    case 'bundle': return `bundle ${a.entry} -> ${a.out}${a.banner ? ` (first line ${a.banner})` : ''}`;
+    case 'write-boot-config': return `write-boot-config ${a.to} service=${a.config.service.name} network=${a.config.network.mode} data=${a.config.data?.device ?? 'none'} on-fatal=${a.config.onFatal}`;
+    case 'write-json': return `write-json ${a.to}`;
+    case 'pack-initramfs': return `pack-initramfs ${a.root} + ${a.devices.map((d) => `${d.path}(${d.major},${d.minor})`).join(' ')} -> ${a.out} (${a.compression})`;
+    case 'report-sizes': return `report-sizes ${a.files.map((f) => f.label).join(', ')}`;
+  }
+}

@@ -1,0 +1,188 @@
+/**
+ * Runners for image plans (plan.ts): `dryRun` prints what would happen; `run` does it.
+ * Each action is idempotent where it touches the cache (downloads and extractions are
+ * skipped when their result is already there), so rebuilding an image is quick.
+ */
+import { spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, relative } from 'node:path';
+import zlib from 'node:zlib';
+import { build } from 'esbuild';
+import type { Action, Compression } from './plan.ts';
+import { describeAction } from './plan.ts';
+import { interpreter, isElf, modinfo, needed, type ModInfo } from './elf.ts';
+import { loadOrder, moduleIndex } from './modules.ts';
+import { writeCpio, type CpioEntry } from './cpio.ts';
+import { payloadCandidates } from './vmlinux.ts';
+
+export type Say = (line: string) => void;
+
+export function dryRun(plan: Action[], say: Say = (l) => process.stdout.write(l + '\n')): void {
+  plan.forEach((a, n) => say(`${String(n + 1).padStart(2)}. ${describeAction(a)}`));
+}
+
+function exec(cmd: string, args: string[], cwd?: string, input?: Buffer): Buffer {
+  const r = spawnSync(cmd, args, { cwd, input, maxBuffer: 1 << 30, stdio: [input ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+  // EPIPE with status 0: the tool stopped reading early on purpose (xz --single-stream).
+  if (r.error && !((r.error as NodeJS.ErrnoException).code === 'EPIPE' && r.status === 0)) throw new Error(`${cmd}: ${r.error.message}`);
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr.toString().trim().slice(-2000)}`);
+  return r.stdout;
+}
+
+function findOne(dir: string, suffix: string): string | undefined {
+  const hit = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith(suffix)).sort() : [];
+  return hit.length ? join(dir, hit[hit.length - 1]) : undefined;
+}
+
+function walk(dir: string, rel = ''): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(join(dir, rel)).sort()) {
+    const r = rel ? `${rel}/${name}` : name;
+    out.push(r);
+    if (lstatSync(join(dir, r)).isDirectory()) out.push(...walk(dir, r));
+  }
+  return out;
+}
+
+export function sizeOf(path: string): number {
+  const st = lstatSync(path);
+  if (!st.isDirectory()) return st.size;
+  return walk(path).reduce((n, r) => n + (lstatSync(join(path, r)).isFile() ? statSync(join(path, r)).size : 0), 0);
+}
+
+function extractVmlinux(from: string, to: string): void {
+  const image = readFileSync(from);
+  if (isElf(image)) return copyFileSync(from, to);
+  for (const c of payloadCandidates(image)) {
+    const tail = image.subarray(c.offset);
+    let out: Buffer | undefined;
+    try {
+      if (c.compression === 'xz') out = exec('xz', ['-dc', '--single-stream'], undefined, tail);
+      else if (c.compression === 'gzip') out = zlib.gunzipSync(tail, { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+      else if (c.compression === 'zstd') out = zlib.zstdDecompressSync(tail);
+    } catch { /* not a real payload: try the next candidate */ }
+    if (out && isElf(out)) return writeFileSync(to, out);
+  }
+  throw new Error(`no ELF kernel found inside ${from}`);
+}
+
+function resolveModules(a: Extract<Action, { kind: 'resolve-modules' }>): void {
+  const files = new Map<string, string>();
+  const infos: ModInfo[] = [];
+  for (const rel of walk(a.tree)) {
+    if (!rel.endsWith('.ko')) continue;
+    const info = modinfo(readFileSync(join(a.tree, rel)));
+    if (!info.ok) throw new Error(`${rel}: ${info.error}`);
+    infos.push(info.value);
+    files.set(info.value.name, join(a.tree, rel));
+  }
+  const builtinFile = join(a.tree, 'modules.builtin');
+  const builtin = new Set(existsSync(builtinFile) ? readFileSync(builtinFile, 'utf8').split('\n').filter(Boolean).map((l) => basename(l, '.ko').replace(/-/g, '_')) : []);
+  const order = loadOrder(a.wanted, moduleIndex(infos), builtin);
+  if (!order.ok) throw new Error(order.error);
+  const guest: string[] = [];
+  for (const name of order.value) {
+    copyFileSync(files.get(name)!, join(a.destDir, `${name}.ko`));
+    guest.push(`${a.guestDir}/${name}.ko`);
+  }
+  writeFileSync(a.orderFile, JSON.stringify(guest, null, 2) + '\n');
+}
+
+function collectLibs(a: Extract<Action, { kind: 'collect-libs' }>, say: Say): void {
+  const program = readFileSync(a.program);
+  const interp = interpreter(program);
+  if (!interp.ok) throw new Error(`${a.program}: ${interp.error}`);
+  const queue = [program];
+  const seen = new Set<string>();
+  mkdirSync(join(a.root, a.guestLibDir), { recursive: true });
+  while (queue.length) {
+    const deps = needed(queue.shift()!);
+    if (!deps.ok) throw new Error(deps.error);
+    for (const lib of deps.value) {
+      if (seen.has(lib)) continue;
+      seen.add(lib);
+      const found = a.libDirs.map((d) => join(d, lib)).find((p) => existsSync(p));
+      if (!found) throw new Error(`${lib} (needed by ${a.program}) not found in ${a.libDirs.join(':')}`);
+      const data = readFileSync(realpathSync(found));
+      writeFileSync(join(a.root, a.guestLibDir, lib), data, { mode: 0o755 });
+      queue.push(data);
+    }
+  }
+  if (interp.value) {
+    const dest = join(a.root, interp.value);
+    mkdirSync(dirname(dest), { recursive: true });
+    const name = basename(interp.value);
+    // libc names the loader in DT_NEEDED too, so it is usually copied already: link to it.
+    if (seen.has(name)) symlinkSync(relative(dirname(dest), join(a.root, a.guestLibDir, name)), dest);
+    else { copyFileSync(realpathSync(interp.value), dest); chmodSync(dest, 0o755); }
+  }
+  say(`   libraries: ${[...seen].join(' ')}${interp.value ? ` + loader ${interp.value}` : ''}`);
+}
+
+function compress(data: Buffer, c: Compression): Buffer {
+  if (c === 'none') return data;
+  if (c === 'gzip') return zlib.gzipSync(data, { level: 6 });
+  return zlib.zstdCompressSync(data, { params: { [zlib.constants.ZSTD_c_compressionLevel]: 6 } });
+}
+
+function packInitramfs(a: Extract<Action, { kind: 'pack-initramfs' }>): void {
+  const entries: CpioEntry[] = [];
+  for (const rel of walk(a.root)) {
+    const p = join(a.root, rel);
+    const st = lstatSync(p);
+    if (st.isDirectory()) entries.push({ path: rel, type: 'dir', mode: st.mode & 0o7777 });
+    else if (st.isSymbolicLink()) entries.push({ path: rel, type: 'symlink', target: readlinkSync(p) });
+    else if (st.isFile()) entries.push({ path: rel, type: 'file', mode: st.mode & 0o7777, data: readFileSync(p) });
+  }
+  for (const d of a.devices) entries.push({ path: d.path, type: 'chardev', mode: d.mode, major: d.major, minor: d.minor });
+  writeFileSync(a.out, compress(Buffer.concat(writeCpio(entries)), a.compression));
+}
+
+function mb(n: number): string {
+  return `${(n / 1e6).toFixed(1)} MB`;
+}
+
+export async function run(plan: Action[], say: Say = (l) => process.stdout.write(l + '\n')): Promise<void> {
+  for (const [n, a] of plan.entries()) {
+    const started = Date.now();
+    say(`${String(n + 1).padStart(2)}. ${describeAction(a)}`);
+    switch (a.kind) {
+      case 'mkdir': mkdirSync(a.path, { recursive: true }); break;
+      case 'clean': rmSync(a.path, { recursive: true, force: true }); break;
+      case 'fetch-deb': if (!findOne(a.dir, '.deb')) exec('apt-get', ['download', a.package], a.dir); break;
+      case 'extract-deb': if (!existsSync(a.dest)) exec('dpkg', ['-x', findOne(a.dir, '.deb')!, a.dest]); break;
+      case 'fetch-npm': if (!findOne(a.dir, '.tgz')) exec('npm', ['pack', '--silent', a.spec], a.dir); break;
+      case 'extract-tgz': if (!existsSync(a.dest)) { mkdirSync(a.dest, { recursive: true }); exec('tar', ['-xzf', findOne(a.dir, '.tgz')!, '-C', a.dest]); } break;
+      case 'copy': {
+        const base = basename(a.from);
+        const sources = base.includes('*') ? readdirSync(dirname(a.from)).filter((f) => new RegExp(`^${base.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`).test(f)).map((f) => join(dirname(a.from), f)) : [a.from];
+        for (const s of sources) {
+          const dest = base.includes('*') ? join(a.to, basename(s)) : a.to;
+          mkdirSync(dirname(dest), { recursive: true });
+          if (statSync(s).isDirectory()) exec('cp', ['-r', s, dest]);
+          else { copyFileSync(s, dest); chmodSync(dest, a.mode); }
+        }
+        break;
+      }
+      case 'strip': exec(a.tool, ['-o', a.to, a.from]); chmodSync(a.to, 0o755); break;
+      case 'extract-vmlinux': if (!existsSync(a.to) || statSync(a.to).mtimeMs < statSync(a.from).mtimeMs) extractVmlinux(a.from, a.to); break;
+      case 'resolve-modules': resolveModules(a); say(`   order: ${JSON.parse(readFileSync(a.orderFile, 'utf8')).map((p: string) => basename(p, '.ko')).join(' ')}`); break;
+      case 'collect-libs': collectLibs(a, say); break;
+      case 'bundle': {
+        await build({ entryPoints: [a.entry], outfile: a.out, bundle: true, platform: 'node', format: 'esm', target: 'node26', banner: a.banner ? { js: a.banner } : undefined, logLevel: 'warning', legalComments: 'none' });
+        chmodSync(a.out, a.mode);
+        break;
+      }
+      case 'write-boot-config': {
+        const modules = JSON.parse(readFileSync(a.modulesFrom, 'utf8')) as string[];
+        writeFileSync(a.to, JSON.stringify({ ...a.config, modules }, null, 2) + '\n');
+        break;
+      }
+      case 'write-json': writeFileSync(a.to, JSON.stringify(a.value, null, 2) + '\n'); break;
+      case 'pack-initramfs': packInitramfs(a); break;
+      case 'report-sizes': for (const f of a.files) say(`   ${f.label.padEnd(32)} ${mb(sizeOf(f.path)).padStart(10)}`); break;
+    }
+    const ms = Date.now() - started;
+    if (ms > 500) say(`   (${(ms / 1000).toFixed(1)} s)`);
+  }
+}

