@@ -16,7 +16,7 @@ export interface PromiseFs {
   writeFile(file: string, data: string | Uint8Array, opts?: WriteOpts): Promise<void>;
   unlink: typeof fsp.unlink;
   readdir: typeof fsp.readdir;
-  mkdir: typeof fsp.mkdir;
+  mkdir(dir: string, opts?: Parameters<typeof fsp.mkdir>[1]): Promise<string | undefined | void>;
   rmdir: typeof fsp.rmdir;
   rm: typeof fsp.rm;
   stat: typeof fsp.stat;
@@ -34,14 +34,20 @@ export const durableGitFs: { promises: PromiseFs } = {
       const mode = typeof opts === 'object' ? opts.mode : undefined;
       const enc = typeof opts === 'string' ? opts : opts?.encoding;
       const bytes = typeof data === 'string' ? Buffer.from(data, (enc ?? 'utf8') as BufferEncoding) : data;
-      await writeFileDurable(file, bytes, mode !== undefined ? { mode } : {});
+      // Git ignores its own tmp_obj_* files: a temp left by a kill then never shows in fsck.
+      await writeFileDurable(file, bytes, { ...(mode !== undefined ? { mode } : {}), tempPrefix: 'tmp_obj_' });
     },
     async unlink(file) {
       await fsp.unlink(file);
       await fsyncDir(path.dirname(String(file)));
     },
     readdir: fsp.readdir.bind(fsp),
-    mkdir: fsp.mkdir.bind(fsp),
+    // A new folder (objects/xx/) is an entry in its parent: sync the parent too.
+    async mkdir(dir, opts) {
+      const made = await fsp.mkdir(dir, opts);
+      await fsyncDir(path.dirname(path.resolve(String(dir))));
+      return made;
+    },
     rmdir: fsp.rmdir.bind(fsp),
     rm: fsp.rm.bind(fsp),
     stat: fsp.stat.bind(fsp),

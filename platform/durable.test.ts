@@ -21,10 +21,13 @@ describe('writeFileDurable', () => {
 
   it('removes stale temp files left by a crash', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'kith-durable-'));
-    writeFileSync(path.join(dir, '.f.tmp-1-abcd'), 'torn');
+    // pid 2**22+1 is above Linux's pid_max: certainly a dead writer.
+    writeFileSync(path.join(dir, `.f.tmp-${2 ** 22 + 1}-abcd1234`), 'torn');
+    writeFileSync(path.join(dir, `tmp_obj_${2 ** 22 + 1}-abcd1234`), 'torn');
+    writeFileSync(path.join(dir, `.g.tmp-${process.pid}-abcd1234`), 'a live writer');
     writeFileSync(path.join(dir, 'f'), 'kept');
-    expect(await removeStaleTemps(dir)).toBe(1);
-    expect(readdirSync(dir)).toEqual(['f']);
+    expect(await removeStaleTemps(dir)).toBe(2);
+    expect(readdirSync(dir).sort()).toEqual([`.g.tmp-${process.pid}-abcd1234`, 'f']);
   });
 
   it('SIGKILL mid-write leaves the old or the new content, never a torn one', async () => {

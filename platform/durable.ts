@@ -18,11 +18,16 @@ import * as path from 'node:path';
 export interface DurableWriteOptions {
   /** File mode for a new file (default 0o644). */
   mode?: number;
+  /** Temp file name prefix (default '.<name>.tmp-'); git's object folders want 'tmp_obj_'. */
+  tempPrefix?: string;
 }
+
+const tempPath = (file: string, opts: DurableWriteOptions) =>
+  path.join(path.dirname(file), `${opts.tempPrefix ?? `.${path.basename(file)}.tmp-`}${process.pid}-${randomBytes(4).toString('hex')}`);
 
 export async function writeFileDurable(file: string, data: string | Uint8Array, opts: DurableWriteOptions = {}): Promise<void> {
   const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const tmp = tempPath(file, opts);
   const handle = await fsp.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_DSYNC, opts.mode ?? 0o644);
   try {
     await handle.writeFile(data);
@@ -44,7 +49,7 @@ export async function writeFileDurable(file: string, data: string | Uint8Array, 
 /** Synchronous twin of writeFileDurable, for start-up and shutdown paths. */
 export function writeFileDurableSync(file: string, data: string | Uint8Array, opts: DurableWriteOptions = {}): void {
   const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const tmp = tempPath(file, opts);
   const fd = fs.openSync(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_DSYNC, opts.mode ?? 0o644);
   try {
     fs.writeFileSync(fd, data);
@@ -97,11 +102,28 @@ export async function mkdirDurable(dir: string): Promise<void> {
   await fsyncDir(path.dirname(path.resolve(dir)));
 }
 
-/** Remove temp files a crash left behind (`.<name>.tmp-*`). Call at start-up. */
+/** Temp files this module writes: `.<name>.tmp-<pid>-<hex>` or `tmp_obj_<pid>-<hex>`. */
+export const TEMP_FILE = /^(?:\..+\.tmp-|tmp_obj_)(\d+)-[0-9a-f]{8}$/;
+
+function alive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as { code?: string }).code !== 'ESRCH';
+  }
+}
+
+/**
+ * Remove temp files a crash left behind in a folder: those whose writer is gone, never a
+ * live writer's (its rename would fail). Call at start-up.
+ */
 export async function removeStaleTemps(dir: string): Promise<number> {
   let removed = 0;
   for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
-    if (name.startsWith('.') && name.includes('.tmp-')) {
+    const m = TEMP_FILE.exec(name);
+    if (m && !alive(Number(m[1]))) {
       await fsp.rm(path.join(dir, name), { force: true });
       removed++;
     }

@@ -58,7 +58,14 @@ export interface ServiceDefinition<C> {
   config: ConfigSpec<C>;
   /** Only the storage service: it publishes the config working tree other services read. */
   writableConfig?: boolean;
+  /** What the service needs from other services; the supervisor provisions it (platform/links.ts). */
+  needs?: ServiceNeeds;
   start(ctx: ServiceContext<C>): Promise<RunningService<C>>;
+}
+
+export interface ServiceNeeds {
+  /** Config paths (prefixes, e.g. 'dns/zones/') this service may change through the storage service. */
+  configWrite?: string[];
 }
 
 /** Identity helper that keeps the declaration's types. */

@@ -7,6 +7,7 @@ import { createWriteStream, promises as fsp, type WriteStream } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Supervisor } from '../../platform/supervisor.ts';
+import { provisionStorageLink } from '../../platform/links.ts';
 import { discoverServices } from '../../platform/services.ts';
 import { buildAll } from './build.ts';
 import { repoRoot } from '../paths.ts';
@@ -129,9 +130,26 @@ export async function run(argv: string[]): Promise<number> {
     },
   });
 
+  const portOf = (service: string, listener: string): number | undefined => {
+    const def = defs.find((d) => d.name === service);
+    const j = def ? Object.keys(def.listeners).indexOf(listener) : -1;
+    return def && j >= 0 ? portBase + services.find((s) => s.name === service)!.slot * 10 + j : undefined;
+  };
+  // Links: each service that needs storage gets its own token and grants, fresh each run.
+  const storagePort = portOf('storage', 'http');
   for (const def of defs) {
-    const slot = services.find((s) => s.name === def.name)!.slot;
-    const listenArgs = Object.keys(def.listeners).flatMap((name, j) => ['--listen', `${name}=${host}:${portBase + slot * 10 + j}`]);
+    if (!def.needs || storagePort === undefined) continue;
+    await provisionStorageLink({
+      service: def.name,
+      needs: def.needs,
+      serviceDataDir: path.join(dataRoot, 'data', def.name),
+      storageDataDir: path.join(dataRoot, 'data', 'storage'),
+      storageUrl: `http://${host.includes(':') ? `[${host}]` : host}:${storagePort}`,
+    });
+  }
+
+  for (const def of defs) {
+    const listenArgs = Object.keys(def.listeners).flatMap((name) => ['--listen', `${name}=${host}:${portOf(def.name, name)}`]);
     logs.set(def.name, createWriteStream(path.join(logsDir, `${def.name}.log`), { flags: 'a' }));
     supervisor.start({
       name: def.name,

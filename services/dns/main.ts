@@ -16,6 +16,8 @@ const dns = defineService<DnsConfig>({
     dns: { protocol: 'dns', port: 53, description: 'DNS over UDP and TCP (queries, AXFR, NOTIFY, UPDATE)' },
   },
   config: dnsConfig,
+  // Dynamic updates become commits to the zone files in config.git.
+  needs: { configWrite: ['dns/zones/'] },
   start: startDns,
 });
 

@@ -17,8 +17,9 @@ import { createUdpSend } from './forward/udp.ts';
 import { createRecursive } from './recursive.ts';
 import { SerialKeeper } from './serials.ts';
 import { startDnsServer } from './server/server.ts';
-import { RCODE } from './wire/constants.ts';
-import { ZoneSet } from './zone/zone.ts';
+import { OPCODE, RCODE } from './wire/constants.ts';
+import { ZoneSet, type Zone } from './zone/zone.ts';
+import { createDynamicUpdates } from './dynamic.ts';
 
 export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningService<DnsConfig>> {
   const { log, metrics } = ctx;
@@ -38,10 +39,17 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
   let upstreamKey = '';
 
   const send = createUdpSend();
-  const applyConfig = async (cfg: DnsConfig, first: boolean) => {
-    const served = await serials.apply(cfg.zones.zones());
+  /** Serve these zones (serials kept rising); NOTIFY secondaries of the ones that changed. */
+  const installZones = async (list: Zone[], notify: boolean) => {
+    const served = await serials.apply(list);
     zones = new ZoneSet(served.zones);
     zonesGauge.set(served.zones.length);
+    if (notify) for (const origin of served.changed) void notifySecondaries(origin, ctx.config());
+    return served;
+  };
+
+  const applyConfig = async (cfg: DnsConfig, first: boolean) => {
+    const served = await installZones(cfg.zones.zones(), false);
     blocker = createBlocker(cfg.blocklists, { mode: cfg.settings.blocking.mode, onHit: (list) => blockedHits.inc({ list }) });
     blockGauge.set(blocker.size);
     const key = JSON.stringify([cfg.settings.upstreams, cfg.settings.cache]);
@@ -66,6 +74,19 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
     if (!first) for (const origin of served.changed) void notifySecondaries(origin, cfg);
   };
 
+  const updates = metrics.counter('kith_dns_updates_total', 'Dynamic updates by result code.');
+  const dynamic = createDynamicUpdates({
+    dataDir: ctx.dataDir,
+    config: ctx.config,
+    zones: () => zones,
+    install: async (zone) => {
+      await installZones([...zones.zones().filter((z) => z.origin !== zone.origin), zone], true);
+    },
+    now: ctx.now,
+    log,
+    onResult: (rcode) => updates.inc({ rcode }),
+  });
+
   // NOTIFY (RFC 1996 §3.6): retry a few times until each secondary acknowledges.
   const notifySecondaries = async (origin: string, cfg: DnsConfig) => {
     const zone = zones.get(origin);
@@ -88,6 +109,7 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
     zones: () => zones,
     axfrAllow: () => ctx.config().settings.transfer.allow,
     notOurs: recurse,
+    otherOpcode: async (q, raw) => (q.opcode === OPCODE.UPDATE ? ((await dynamic.handle(raw)) ?? null) : undefined),
   });
   const server = await startDnsServer({
     host: ctx.listen.dns.host,

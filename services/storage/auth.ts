@@ -9,11 +9,14 @@ import { promises as fsp } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import * as path from 'node:path';
 import { writeFileDurable } from '../../platform/durable.ts';
+import type { StorageClient } from '../../platform/links.ts';
 
 export interface Principal {
   /** Who: 'owner', or a paired device or service name. */
   name: string;
   via: 'token' | 'certificate';
+  /** Config path prefixes this principal may change through the store API (services). */
+  configWrite?: string[];
 }
 
 /** Undefined: not authenticated (the caller answers 401). */
@@ -21,22 +24,37 @@ export type Authenticator = (req: IncomingMessage) => Principal | undefined;
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
+/** The token a request presents: the password of Basic auth, or a Bearer token. */
+function presentedToken(req: IncomingMessage): string | undefined {
+  const header = req.headers.authorization ?? '';
+  const basic = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
+  if (basic) {
+    const decoded = Buffer.from(basic[1]!, 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    return colon === -1 ? decoded : decoded.slice(colon + 1);
+  }
+  return /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1];
+}
+
 export function tokenAuthenticator(token: string): Authenticator {
   const want = digest(token);
   return (req) => {
-    const header = req.headers.authorization ?? '';
-    let presented: string | undefined;
-    const basic = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
-    if (basic) {
-      const decoded = Buffer.from(basic[1]!, 'base64').toString('utf8');
-      const colon = decoded.indexOf(':');
-      presented = colon === -1 ? decoded : decoded.slice(colon + 1);
-    }
-    const bearer = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (bearer) presented = bearer[1];
+    const presented = presentedToken(req);
     // Compare digests: constant time, and the same length whatever was sent.
     if (presented !== undefined && timingSafeEqual(digest(presented), want)) return { name: 'owner', via: 'token' };
     return undefined;
+  };
+}
+
+/** Services with a provisioned link (platform/links.ts): their token's hash and grants. */
+export function clientAuthenticator(clients: StorageClient[]): Authenticator {
+  const byHash = clients.map((c) => ({ c, hash: Buffer.from(c.tokenSha256, 'hex') }));
+  return (req) => {
+    const presented = presentedToken(req);
+    if (presented === undefined) return undefined;
+    const d = digest(presented);
+    const hit = byHash.find((x) => timingSafeEqual(x.hash, d));
+    return hit ? { name: hit.c.name, via: 'token', configWrite: hit.c.configWrite } : undefined;
   };
 }
 

@@ -4,14 +4,19 @@
  * config.git are validated against every service's schema before refs move, and
  * published to the config working tree after.
  */
+import isogit from 'isomorphic-git';
+import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import type { ServiceContext, RunningService } from '../../platform/service.ts';
 import { createGitHttpHandler } from './git/http.ts';
+import { createStoreHttpHandler } from './store/http.ts';
 import { createRepo, repoExists } from './git/repos.ts';
 import { ZERO_OID } from './git/objects.ts';
-import { loadOrCreateToken, tokenAuthenticator, type Authenticator } from './auth.ts';
-import { CONFIG_BRANCH, CONFIG_REPO, ensureConfigRepo, publishCommit, refusalMessages, validateCommit } from './config/config-repo.ts';
+import { anyOf, clientAuthenticator, loadOrCreateToken, tokenAuthenticator, type Authenticator, type Principal } from './auth.ts';
+import { CONFIG_BRANCH, CONFIG_REPO, ensureConfigRepo, publishHead, refusalMessages, validateCommit, writeConfigFiles } from './config/config-repo.ts';
+import { gitTreeSource, listTreeFiles } from './config/git-tree-source.ts';
+import { readStorageClients } from '../../platform/links.ts';
 import type { StorageConfig } from './config/schema.ts';
 
 export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<RunningService<StorageConfig>> {
@@ -19,7 +24,10 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
   const reposRoot = path.join(ctx.dataDir, 'repos');
   const configGitdir = path.join(reposRoot, `${CONFIG_REPO}.git`);
   const token = await loadOrCreateToken(ctx.dataDir);
-  const authenticate: Authenticator = tokenAuthenticator(token);
+  const clients = await readStorageClients(ctx.dataDir);
+  const authenticate: Authenticator = anyOf(tokenAuthenticator(token), clientAuthenticator(clients));
+  const isOwner = (p: Principal | undefined) => p?.name === 'owner';
+  if (clients.length > 0) log.info('service clients', { clients: clients.map((c) => ({ name: c.name, configWrite: c.configWrite })) });
 
   const boot = await ensureConfigRepo(configGitdir, ctx.configRoot);
   if (boot.created) log.info('created config.git from the seeded config', { head: boot.head });
@@ -29,12 +37,21 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
   const requests = metrics.counter('kith_storage_requests_total', 'HTTP requests by kind and status.');
   const configPushes = metrics.counter('kith_storage_config_pushes_total', 'Pushes to config.git by result (accepted, refused).');
 
-  // Publishing the config tree runs one at a time, in push order.
+  // Publishing runs one at a time and always publishes main's head as it is then, so
+  // publishes racing each other can never leave an older tree in place.
   let publishing: Promise<unknown> = Promise.resolve();
+  const publish = (): Promise<void> => {
+    const job = publishing.then(async () => {
+      const { head, changed } = await publishHead(configGitdir, ctx.configRoot);
+      if (changed.length > 0) log.info('config published', { commit: head, files: changed });
+    });
+    publishing = job.catch((err: unknown) => log.error('config publish failed', { error: err }));
+    return job;
+  };
 
   const git = createGitHttpHandler({
     root: reposRoot,
-    authorize: (req) => authenticate(req) !== undefined,
+    authorize: (req) => isOwner(authenticate(req)),
     maxPushBytes: ctx.config().maxPushBytes,
     allowNonFastForward: (repo) => repo !== CONFIG_REPO && ctx.config().allowNonFastForward.includes(repo),
     onError: (err, info) => log.error('git request failed', { error: err, ...info }),
@@ -59,14 +76,18 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
         const main = updates.find((u) => u.ref === CONFIG_BRANCH);
         if (!main || main.newOid === ZERO_OID) return;
         configPushes.inc({ result: 'accepted' });
-        const job = publishing.then(async () => {
-          const changed = await publishCommit(gitdir, main.newOid, ctx.configRoot);
-          log.info('config published', { commit: main.newOid, files: changed });
-        });
-        publishing = job.catch((err: unknown) => log.error('config publish failed', { error: err }));
-        await job;
+        await publish();
       },
     },
+  });
+
+  // The versioned store for every other repository (config.git is read-only there: it
+  // changes by validated push, or through configFile below).
+  const store = createStoreHttpHandler({
+    root: reposRoot,
+    authorize: (req) => isOwner(authenticate(req)),
+    maxBody: ctx.config().maxPushBytes,
+    onError: (err, info) => log.error('store request failed', { error: err, ...info }),
   });
 
   const server = http.createServer((req, res) => {
@@ -84,13 +105,67 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
     const url = new URL(req.url ?? '/', 'http://storage');
     // A first push to a new name creates the repository, when the config allows it.
     const m = /^\/([A-Za-z0-9_][A-Za-z0-9._-]*?)(?:\.git)?\/info\/refs$/.exec(url.pathname);
-    if (m && url.searchParams.get('service') === 'git-receive-pack' && ctx.config().createOnPush && authenticate(req)) {
+    if (url.pathname.startsWith(`/store/${CONFIG_REPO}/`)) return configFile(req, res, decodeURIComponent(url.pathname.slice(`/store/${CONFIG_REPO}/`.length)));
+    if (await store(req, res)) return;
+    if (m && url.searchParams.get('service') === 'git-receive-pack' && ctx.config().createOnPush && isOwner(authenticate(req))) {
       if (!(await repoExists(reposRoot, m[1]!))) {
         await createRepo(reposRoot, m[1]!);
         log.info('repository created by a first push', { repo: m[1] });
       }
     }
     git(req, res);
+  }
+
+  const json = (res: http.ServerResponse, status: number, body: object, headers: Record<string, string> = {}): void => {
+    res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body) + '\n');
+  };
+
+  /**
+   * The config tree through the store API: GET reads a file at main's head (X-Kith-Blob
+   * names its blob, for compare-and-swap); PUT and DELETE change it as one validated commit,
+   * for principals granted that path (a service's `needs.configWrite`) and the owner.
+   * X-Kith-Expected-Blob: <oid> | none makes the write conditional.
+   */
+  async function configFile(req: http.IncomingMessage, res: http.ServerResponse, file: string): Promise<void> {
+    const who = authenticate(req);
+    if (!who) return json(res, 401, { error: 'unauthorized', message: 'send the access token (Basic password or Bearer)' }, { 'www-authenticate': 'Basic realm="kith"' });
+    if (!/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/.test(file) || file.split('/').some((s) => s === '.' || s === '..' || s === '.git')) {
+      return json(res, 400, { error: 'bad-path', message: `not a config path: ${JSON.stringify(file)}` });
+    }
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      const head = await isogit.resolveRef({ fs, gitdir: configGitdir, ref: CONFIG_BRANCH });
+      const blob = (await listTreeFiles(configGitdir, head)).get(file);
+      if (!blob) return json(res, 404, { error: 'not-found', message: `${file} is not in config.git`, commit: head }, { 'x-kith-commit': head });
+      const text = (await gitTreeSource(configGitdir, head).read(file)) ?? '';
+      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'x-kith-commit': head, 'x-kith-blob': blob, etag: `"${blob}"` }).end(req.method === 'HEAD' ? undefined : text);
+      return;
+    }
+    if (req.method !== 'PUT' && req.method !== 'DELETE') return json(res, 405, { error: 'method', message: 'use GET, PUT or DELETE' }, { allow: 'GET, HEAD, PUT, DELETE' });
+    const granted = isOwner(who) || (who.configWrite ?? []).some((p) => file.startsWith(p));
+    if (!granted) return json(res, 403, { error: 'forbidden', message: `${who.name} may not change ${file}` });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const c of req) {
+      size += (c as Buffer).length;
+      if (size > ctx.config().maxPushBytes) return json(res, 413, { error: 'too-large', message: `body larger than ${ctx.config().maxPushBytes} bytes` });
+      chunks.push(c as Buffer);
+    }
+    const expectedHeader = req.headers['x-kith-expected-blob'];
+    const expected = typeof expectedHeader === 'string' ? (expectedHeader === 'none' ? null : expectedHeader) : undefined;
+    if (expected && !/^[0-9a-f]{40}$/.test(expected)) return json(res, 400, { error: 'bad-header', message: 'X-Kith-Expected-Blob is a blob id or none' });
+    const message = String(req.headers['x-kith-message'] ?? `${req.method === 'DELETE' ? 'Delete' : 'Update'} ${file}`).slice(0, 2000);
+    const result = await writeConfigFiles(configGitdir, [{ path: file, content: req.method === 'DELETE' ? null : Buffer.concat(chunks), ...(expected !== undefined ? { expectedBlob: expected } : {}) }], {
+      author: { name: who.name, email: `${who.name}@kith.local` },
+      message: decodeURIComponent(message),
+      now: ctx.now,
+    });
+    if (!result.ok) {
+      log.warn('config write refused', { by: who.name, file, messages: result.messages });
+      return json(res, result.status, { error: result.error, message: result.messages.join('\n'), issues: result.messages });
+    }
+    await publish();
+    log.info('config written', { by: who.name, file, commit: result.commit, changed: result.changed });
+    return json(res, 200, { commit: result.commit, changed: result.changed });
   }
 
   server.headersTimeout = 30_000;
@@ -105,6 +180,7 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
   return {
     endpoints: { git: `${base}/${CONFIG_REPO}.git`, store: `${base}/store/` },
     async stop() {
+      store.close();
       await publishing;
       await new Promise<void>((resolve) => {
         server.closeAllConnections();

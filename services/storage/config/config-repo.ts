@@ -15,6 +15,8 @@ import { writeFileDurable, fsyncDir } from '../../../platform/durable.ts';
 import { formatIssue } from '../../../platform/config/spec.ts';
 import { validateConfigTree, type TreeValidation } from '../../config-specs.ts';
 import { gitTreeSource, listTreeFiles } from './git-tree-source.ts';
+import { withRefLocks } from '../git/receive-pack.ts';
+import { writeRefDurable } from '../git/refs.ts';
 
 export const CONFIG_REPO = 'config';
 export const CONFIG_BRANCH = 'refs/heads/main';
@@ -92,6 +94,12 @@ export function refusalMessages(v: TreeValidation): string[] {
   return ['kith: this configuration was refused; nothing changed.', ...v.issues.map((i) => `  ${formatIssue(i)}`), 'Fix the files named above, commit, and push again.'];
 }
 
+/** Publish whatever main points at now: safe to call in any order, as often as needed. */
+export async function publishHead(gitdir: string, workTree: string): Promise<{ head: string; changed: string[] }> {
+  const head = await git.resolveRef({ fs, gitdir, ref: CONFIG_BRANCH });
+  return { head, changed: await publishCommit(gitdir, head, workTree) };
+}
+
 /**
  * Make the working tree equal to a commit's tree: write files that differ (durably),
  * delete files the commit no longer has. Returns the paths changed.
@@ -122,4 +130,59 @@ export async function publishCommit(gitdir: string, commit: string, workTree: st
     }
   }
   return changed.sort();
+}
+
+export interface ConfigFileChange {
+  /** Path in the config tree, e.g. 'dns/zones/example.org.zone'. */
+  path: string;
+  /** New content, or null to delete the file. */
+  content: Uint8Array | null;
+  /** CAS: the file's blob must be this (null: must not exist); undefined: no check. */
+  expectedBlob?: string | null;
+}
+
+export type ConfigWriteResult =
+  | { ok: true; commit: string; changed: boolean }
+  | { ok: false; status: 409 | 422; error: 'conflict' | 'invalid'; messages: string[] };
+
+/**
+ * Commit changes to config.git's main branch on behalf of a service (a DNS dynamic
+ * update, later a paired device): under the same ref lock as git push, check each file's
+ * expected blob, build the new tree, validate it like a push, and move the ref. The caller
+ * publishes the new head (publishHead) after.
+ */
+export async function writeConfigFiles(
+  gitdir: string,
+  changes: ConfigFileChange[],
+  meta: { author: { name: string; email: string }; message: string; now?: () => number },
+): Promise<ConfigWriteResult> {
+  return withRefLocks(gitdir, [CONFIG_BRANCH], async () => {
+    const head = await git.resolveRef({ fs, gitdir, ref: CONFIG_BRANCH });
+    const files = await listTreeFiles(gitdir, head);
+    for (const c of changes) {
+      const have = files.get(c.path) ?? null;
+      if (c.expectedBlob !== undefined && c.expectedBlob !== have) {
+        return { ok: false as const, status: 409 as const, error: 'conflict' as const, messages: [`${c.path} changed since it was read (expected ${c.expectedBlob ?? 'no file'}, found ${have ?? 'no file'}): read it again and retry`] };
+      }
+    }
+    let changed = false;
+    for (const c of changes) {
+      if (c.content === null) {
+        changed = files.delete(c.path) || changed;
+        continue;
+      }
+      const oid = await git.writeBlob({ fs: durableGitFs, gitdir, blob: c.content });
+      if (files.get(c.path) !== oid) changed = true;
+      files.set(c.path, oid);
+    }
+    if (!changed) return { ok: true as const, commit: head, changed: false };
+    const tree = await writeTreeOf(gitdir, new Map([...files].sort(([a], [b]) => (a < b ? -1 : 1))));
+    const t = Math.floor((meta.now ?? Date.now)() / 1000);
+    const who = { ...meta.author, timestamp: t, timezoneOffset: 0 };
+    const commit = await git.writeCommit({ fs: durableGitFs, gitdir, commit: { message: meta.message.endsWith('\n') ? meta.message : meta.message + '\n', tree, parent: [head], author: who, committer: { ...KITH, timestamp: t, timezoneOffset: 0 } } });
+    const v = await validateCommit(gitdir, commit);
+    if (!v.ok) return { ok: false as const, status: 422 as const, error: 'invalid' as const, messages: v.issues.map(formatIssue) };
+    await writeRefDurable(gitdir, CONFIG_BRANCH, commit);
+    return { ok: true as const, commit, changed: true };
+  });
 }

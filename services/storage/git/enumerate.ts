@@ -9,6 +9,8 @@ export interface EnumerateInput {
   commonHaves: string[]; // haves we have (commits or any object)
   clientShallows: string[]; // commits the client has without their parents
   depth: number; // 0 = unlimited
+  /** deepen-relative: `depth` counts from the client's shallow commits, not the wants. */
+  relative?: boolean;
   includeTags?: { oid: string; peeled?: string }[]; // tag refs for include-tag
 }
 
@@ -18,36 +20,102 @@ export interface EnumerateResult {
   unshallow: string[];
 }
 
-/** Commits the client has: reachable from its haves, not past its shallow commits. */
-async function haveClosure(s: Store, haves: string[], clientShallows: Set<string>): Promise<Set<string>> {
-  const seen = new Set<string>();
-  const queue: string[] = [];
-  for (const h of haves) {
-    const { type, body } = await readRaw(s, h).catch(() => ({ type: 'missing', body: Buffer.alloc(0) }) as const);
-    if (type === 'commit') queue.push(h);
-    else if (type === 'tag') {
-      try {
-        queue.push(parseTag(body).object);
-      } catch {
-        /* ignore a malformed have */
-      }
-    }
-  }
-  while (queue.length) {
-    const oid = queue.pop()!;
-    if (seen.has(oid)) continue;
+/**
+ * Commits the client has, as far as this fetch needs to know: reachable from its haves
+ * (not past its shallow commits). Walked newest-first together with the wants, as
+ * git's revision walk does, and stopped once every commit still queued is one the
+ * client has — so an incremental fetch reads the recent history, not all of it.
+ * Stopping early can only leave a commit unmarked (sent again), never wrongly marked.
+ */
+async function haveClosure(s: Store, wants: string[], haves: string[], clientShallows: Set<string>): Promise<Set<string>> {
+  const have = new Set<string>();
+  if (haves.length === 0) return have;
+  type State = 'i-queued' | 'i-done' | 'u-queued' | 'u-done';
+  const heap = new CommitHeap();
+  const state = new Map<string, State>();
+  let interestingQueued = 0;
+  const push = async (oid: string, uninteresting: boolean): Promise<void> => {
+    const st = state.get(oid);
+    if (uninteresting ? st === 'u-queued' || st === 'u-done' : st !== undefined) return;
     let r;
     try {
       r = await readRaw(s, oid);
     } catch {
-      continue;
+      return; // a have we lack, or a missing parent: nothing to walk
     }
-    if (r.type !== 'commit') continue;
-    seen.add(oid);
-    if (clientShallows.has(oid)) continue;
-    for (const p of parseCommit(r.body).parents) if (!seen.has(p)) queue.push(p);
+    if (r.type === 'tag') {
+      let target: string;
+      try {
+        target = parseTag(r.body).object;
+      } catch {
+        return;
+      }
+      return push(target, uninteresting);
+    }
+    if (r.type !== 'commit') return;
+    if (st === 'i-queued') interestingQueued--; // its heap entry goes stale
+    state.set(oid, uninteresting ? 'u-queued' : 'i-queued');
+    if (!uninteresting) interestingQueued++;
+    heap.push({ oid, time: parseCommit(r.body).time, uninteresting });
+  };
+  for (const h of haves) await push(h, true);
+  for (const w of wants) await push(w, false);
+  while (heap.size && interestingQueued > 0) {
+    const e = heap.pop()!;
+    if (state.get(e.oid) !== (e.uninteresting ? 'u-queued' : 'i-queued')) continue; // stale entry
+    const { parents } = parseCommit((await readRaw(s, e.oid)).body);
+    if (e.uninteresting) {
+      state.set(e.oid, 'u-done');
+      if (clientShallows.has(e.oid)) continue;
+      for (const p of parents) await push(p, true);
+    } else {
+      state.set(e.oid, 'i-done');
+      interestingQueued--;
+      for (const p of parents) await push(p, false);
+    }
   }
-  return seen;
+  for (const [oid, st] of state) if (st === 'u-queued' || st === 'u-done') have.add(oid);
+  return have;
+}
+
+/** Max-heap on commit time: newest first. */
+class CommitHeap {
+  private a: { oid: string; time: number; uninteresting: boolean }[] = [];
+  get size(): number {
+    return this.a.length;
+  }
+  push(e: { oid: string; time: number; uninteresting: boolean }): void {
+    const a = this.a;
+    a.push(e);
+    let i = a.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (a[p].time >= a[i].time) break;
+      [a[p], a[i]] = [a[i], a[p]];
+      i = p;
+    }
+  }
+  pop(): { oid: string; time: number; uninteresting: boolean } | undefined {
+    const a = this.a;
+    if (a.length === 0) return undefined;
+    const top = a[0];
+    const last = a.pop()!;
+    if (a.length) {
+      a[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < a.length && a[l].time > a[m].time) m = l;
+        if (r < a.length && a[r].time > a[m].time) m = r;
+        if (m === i) break;
+        [a[m], a[i]] = [a[i], a[m]];
+        i = m;
+      }
+    }
+    return top;
+  }
 }
 
 /** Every tree and blob reachable from `tree`, added to `into` (subtrees already there are skipped). */
@@ -79,7 +147,6 @@ async function addTree(s: Store, tree: string, excluded: Set<string>, sent: Set<
 
 export async function enumerateObjects(s: Store, input: EnumerateInput): Promise<EnumerateResult> {
   const clientShallows = new Set(input.clientShallows);
-  const have = await haveClosure(s, input.commonHaves, clientShallows);
   const sent = new Set<string>();
   const out: string[] = [];
   const trees: string[] = [];
@@ -103,12 +170,16 @@ export async function enumerateObjects(s: Store, input: EnumerateInput): Promise
     }
   }
 
+  const have = await haveClosure(s, starts, input.commonHaves, clientShallows);
+
   // Depth cut and shallow/unshallow lines depend on the wants and depth only, not
   // on the haves: fetch-pack takes them from the first stateless round.
-  const info = input.depth > 0 ? await shallowInfo(s, starts, input.depth, clientShallows) : null;
+  const info = input.depth > 0 ? await shallowInfo(s, starts, input.depth, clientShallows, input.relative) : null;
   const unshallowSet = new Set(info?.unshallow ?? []);
 
-  const queued = new Set<string>(starts);
+  // Unshallowed commits start the walk too: the client has them (so a walk from the
+  // wants may stop above them), but not their parents.
+  const queued = new Set<string>([...starts, ...unshallowSet]);
   let queue = [...queued];
   while (queue.length) {
     const next: string[] = [];
@@ -125,7 +196,9 @@ export async function enumerateObjects(s: Store, input: EnumerateInput): Promise
         out.push(oid);
         trees.push(c.tree);
       }
-      if (info && (info.depthOf.get(oid) ?? input.depth) >= input.depth) continue;
+      // Commits the depth walk never met (deepen-relative: above the old boundary) go on down.
+      const d = info?.depthOf.get(oid);
+      if (info && d !== undefined && d >= info.limit) continue;
       for (const p of c.parents) {
         if (queued.has(p)) continue;
         queued.add(p);
@@ -178,7 +251,14 @@ export async function shallowInfo(
   startCommits: string[],
   depth: number,
   clientShallows: Set<string>,
-): Promise<{ shallow: string[]; unshallow: string[]; depthOf: Map<string, number> }> {
+  relative = false,
+): Promise<{ shallow: string[]; unshallow: string[]; depthOf: Map<string, number>; limit: number }> {
+  // deepen-relative: the walk starts at the client's shallow commits, one deeper
+  // (as upload-pack.c does with get_shallow_commits(..., depth + 1)).
+  if (relative) {
+    startCommits = [...clientShallows];
+    depth = depth + 1;
+  }
   const depthOf = new Map<string, number>();
   const shallow: string[] = [];
   const unshallow: string[] = [];
@@ -203,5 +283,5 @@ export async function shallowInfo(
     }
     queue = next;
   }
-  return { shallow, unshallow, depthOf };
+  return { shallow, unshallow, depthOf, limit: depth };
 }

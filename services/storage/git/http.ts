@@ -3,7 +3,6 @@
 // and receive-pack.ts; this file is the thin I/O shell around them.
 import fs from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { once } from 'node:events';
 import { gunzip, inflate } from 'node:zlib';
 import { promisify } from 'node:util';
 import * as git from 'isomorphic-git';
@@ -11,7 +10,7 @@ import { openStore } from './objects.ts';
 import { FLUSH, PktLineError, pktLine } from './pktline.ts';
 import { V0_RECEIVE_CAPS, receivePack, type ReceiveHooks } from './receive-pack.ts';
 import { isValidRepoName, repoExists, repoPath } from './repos.ts';
-import { ProtocolError, advertiseRefsV0, advertiseV2, uploadPackV0, uploadPackV2, type Sink } from './upload-pack.ts';
+import { ProtocolError, V0_UPLOAD_CAPS, advertiseRefsV0, advertiseV2, uploadPackV0, uploadPackV2, type Sink } from './upload-pack.ts';
 
 export type GitService = 'git-upload-pack' | 'git-receive-pack';
 
@@ -47,6 +46,11 @@ class HttpError extends Error {
   }
 }
 
+/** The client closed the connection mid-request or mid-response: not a server fault, nothing to log. */
+class ClientGone extends Error {
+  override name = 'ClientGone';
+}
+
 const ROUTE = /^\/([A-Za-z0-9_][A-Za-z0-9._-]*?)(?:\.git)?\/(info\/refs|git-upload-pack|git-receive-pack)$/;
 
 const NO_CACHE = {
@@ -60,10 +64,15 @@ async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   if (!['identity', 'gzip', 'x-gzip', 'deflate'].includes(enc)) throw new HttpError(415, `unsupported Content-Encoding: ${enc}`);
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) throw new HttpError(413, `request body larger than ${limit} bytes`);
-    chunks.push(chunk as Buffer);
+  try {
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length;
+      if (size > limit) throw new HttpError(413, `request body larger than ${limit} bytes`);
+      chunks.push(chunk as Buffer);
+    }
+  } catch (err) {
+    if (err instanceof HttpError) throw err;
+    throw new ClientGone('client went away during the upload'); // aborted / ECONNRESET
   }
   const raw = Buffer.concat(chunks);
   if (enc === 'identity') return raw;
@@ -92,17 +101,22 @@ async function nonFastForwardAllowed(opts: GitHttpOptions, repo: string, gitdir:
   }
 }
 
-/** The client closed the connection mid-response: not a server fault, nothing to log. */
-class ClientGone extends Error {
-  override name = 'ClientGone';
-}
-
 /** A Sink over the response: headers go out with the first chunk; honours backpressure. */
 function responseSink(res: ServerResponse, contentType: string): Sink {
   return async (chunk) => {
     if (res.destroyed) throw new ClientGone('client went away');
     if (!res.headersSent) res.writeHead(200, { 'Content-Type': contentType, ...NO_CACHE });
-    if (!res.write(chunk)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+    if (!res.write(chunk)) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          res.off('drain', done);
+          res.off('close', done);
+          resolve();
+        };
+        res.on('drain', done);
+        res.on('close', done);
+      });
+    }
   };
 }
 
@@ -143,9 +157,7 @@ export function createGitHttpHandler(opts: GitHttpOptions): (req: IncomingMessag
             FLUSH,
             ...(await advertiseRefsV0(
               store,
-              service === 'git-upload-pack'
-                ? ['multi_ack', 'multi_ack_detailed', 'side-band', 'side-band-64k', 'no-progress', 'include-tag', 'shallow', 'ofs-delta', 'object-format=sha1', 'agent=kith-storage/0.1']
-                : V0_RECEIVE_CAPS,
+              service === 'git-upload-pack' ? V0_UPLOAD_CAPS : V0_RECEIVE_CAPS,
               service === 'git-upload-pack',
             )),
           ];

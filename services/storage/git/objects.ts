@@ -61,8 +61,9 @@ export async function typeOf(s: Store, oid: string): Promise<ObjectType | null> 
   }
 }
 
-export function parseCommit(body: Buffer): { tree: string; parents: string[] } {
+export function parseCommit(body: Buffer): { tree: string; parents: string[]; time: number } {
   let tree = '';
+  let time = 0;
   const parents: string[] = [];
   let start = 0;
   while (start < body.length) {
@@ -72,10 +73,14 @@ export function parseCommit(body: Buffer): { tree: string; parents: string[] } {
     const line = body.toString('latin1', start, end);
     if (line.startsWith('tree ')) tree = line.slice(5);
     else if (line.startsWith('parent ')) parents.push(line.slice(7));
+    else if (line.startsWith('committer ')) {
+      const m = /> (\d+) [+-]\d{4}$/.exec(line);
+      if (m) time = Number(m[1]);
+    }
     start = end + 1;
   }
   if (!OID_RE.test(tree)) throw new Error('malformed commit: no tree');
-  return { tree, parents };
+  return { tree, parents, time };
 }
 
 export function parseTag(body: Buffer): { object: string; type: string } {

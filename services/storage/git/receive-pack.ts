@@ -8,12 +8,14 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import * as git from 'isomorphic-git';
-import { fsyncDir, fsyncPath, writeFileDurable } from './durable.ts';
+import { fsyncDir, writeFileDurable } from '../../../platform/durable.ts';
 import { durableGitFs } from '../../../platform/durable-fs.ts';
 import { ZERO_OID, hasObject, refreshStore, parseCommit, parseTag, parseTree, readRaw, type Store } from './objects.ts';
 import { FLUSH, PktReader, lineText, pktLine, sideband } from './pktline.ts';
 import { isValidRefName, resolve, setRef } from './refs.ts';
 import { AGENT, ProtocolError, type Sink } from './upload-pack.ts';
+import { withFileLock, withMutex } from '../store/lock.ts';
+import { LockedError } from '../store/errors.ts';
 
 export const V0_RECEIVE_CAPS = [
   'report-status',
@@ -101,12 +103,18 @@ async function storePack(s: Store, pack: Buffer): Promise<{ oids: string[]; file
   const name = `pack-${sum.toString('hex')}`;
   const packFile = path.join(dir, name + '.pack');
   const idxFile = path.join(dir, name + '.idx');
+  // The same pack pushed again (same checksum, same name): refs may already use it, so
+  // it is indexed again but never removed if this push is refused.
+  const existed = await fsp.access(idxFile).then(() => true, () => false);
+  if (existed) {
+    const { oids } = await git.indexPack({ fs: durableGitFs, dir: s.gitdir, gitdir: s.gitdir, filepath: `objects/pack/${name}.pack`, cache: {} });
+    return { oids, files: [] };
+  }
   // Sealed services cannot fsync: write through O_DSYNC + rename (platform/durable.ts), and
   // let isomorphic-git write the .idx through durableGitFs, so neither file can be torn.
   await writeFileDurable(packFile, pack);
   try {
     const { oids } = await git.indexPack({ fs: durableGitFs, dir: s.gitdir, gitdir: s.gitdir, filepath: `objects/pack/${name}.pack`, cache: {} });
-    await fsyncPath(idxFile);
     await fsyncDir(dir);
     return { oids, files: [packFile, idxFile] };
   } catch (err) {
@@ -153,6 +161,28 @@ async function isFastForward(s: Store, oldOid: string, newOid: string): Promise<
   }
 }
 
+/**
+ * Holds every ref's lock while `fn` runs, in sorted order (no deadlock): the same
+ * in-process mutex key and `<ref>.lock` file (O_EXCL, git's lockfile protocol) as the
+ * versioned store (../store/lock.ts), so a push and a store write never race a ref.
+ */
+export async function withRefLocks<T>(gitdir: string, refs: string[], fn: () => Promise<T>): Promise<T> {
+  if (refs.length === 0) return fn();
+  const real = await fsp.realpath(gitdir);
+  const sorted = [...new Set(refs)].sort();
+  const hold = (i: number): Promise<T> => {
+    if (i === sorted.length) return fn();
+    const ref = sorted[i];
+    const key = ref.startsWith('refs/heads/') ? `${real}#${ref.slice('refs/heads/'.length)}` : `${real}#${ref}`;
+    const lockFile = path.join(real, `${ref}.lock`);
+    return withMutex(key, async () => {
+      await fsp.mkdir(path.dirname(lockFile), { recursive: true });
+      return withFileLock(lockFile, () => hold(i + 1));
+    });
+  };
+  return hold(0);
+}
+
 // One push at a time per repository: the old-value checks and ref writes must not interleave.
 const locks = new Map<string, Promise<unknown>>();
 async function withRepoLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
@@ -193,86 +223,99 @@ export async function receivePack(opts: ReceiveOptions, body: Buffer, out: Sink)
   const messages: string[] = [];
   let unpack = 'ok';
   let stored: { oids: string[]; files: string[] } = { oids: [], files: [] };
-
-  const needsPack = commands.some((c) => c.newOid !== ZERO_OID);
   const packBytes = body.subarray(packOffset);
-  if (needsPack || packBytes.length) {
-    try {
-      stored = await storePack(s, packBytes);
-      refreshStore(s); // the new pack must be visible to the checks below
-    } catch (err) {
-      unpack = err instanceof ProtocolError ? err.message : 'unpack failed';
-    }
-  }
-
-  for (const c of commands) {
-    if (unpack !== 'ok') c.status = 'unpacker error';
-    else if (!isValidRefName(c.ref)) c.status = 'funny refname';
-    else if (c.oldOid === c.newOid && c.newOid === ZERO_OID) c.status = 'nothing to do';
-  }
-  const inPack = new Set(stored.oids);
-  const checked = new Set<string>();
-  for (const c of commands) {
-    if (c.status || c.newOid === ZERO_OID) continue;
-    if (!(await isConnected(s, c.newOid, inPack, checked).catch(() => false))) c.status = 'missing necessary objects';
-  }
+  const needsPack = commands.some((c) => c.newOid !== ZERO_OID);
 
   let moved: RefUpdate[] = [];
+  // One push per repository at a time, pack included: a refused push removes its pack,
+  // which must not be a pack another push is relying on.
   await withRepoLock(s.gitdir, async () => {
-    for (const c of commands) {
-      if (c.status) continue;
-      const current = (await resolve(s.gitdir, c.ref)) ?? ZERO_OID;
-      if (current !== c.oldOid) c.status = 'stale info';
-      else if (c.oldOid !== ZERO_OID && c.newOid !== ZERO_OID && !opts.allowNonFastForward) {
-        if (!(await isFastForward(s, c.oldOid, c.newOid))) c.status = 'non-fast-forward';
-      }
-    }
-    const atomic = caps.has('atomic');
-    if (atomic && commands.some((c) => c.status)) {
-      for (const c of commands) if (!c.status) c.status = 'atomic push failed';
-    }
-    const ready = commands.filter((c) => !c.status);
-    if (ready.length && opts.hooks?.preReceive) {
-      const updates = ready.map(({ ref, oldOid, newOid }) => ({ ref, oldOid, newOid }));
-      let verdict: HookResult;
+    if (needsPack || packBytes.length) {
       try {
-        verdict = await opts.hooks.preReceive(hookInput(opts, updates));
+        stored = await storePack(s, packBytes);
+        refreshStore(s); // the new pack must be visible to the checks below
       } catch (err) {
-        verdict = { ok: false, messages: [`pre-receive hook failed: ${(err as Error).message}`] };
-      }
-      if (!verdict.ok) {
-        messages.push(...verdict.messages);
-        for (const c of ready) c.status = 'pre-receive hook declined';
+        unpack = err instanceof ProtocolError ? err.message : 'unpack failed';
       }
     }
-    const applied: Command[] = [];
+
     for (const c of commands) {
-      if (c.status) continue;
-      try {
-        await setRef(s.gitdir, c.ref, c.newOid);
-        applied.push(c);
-      } catch (err) {
-        c.status = 'failed to update ref';
-        if (atomic) {
-          // Put back what already moved: an atomic push is all or nothing.
-          for (const a of applied.reverse()) await setRef(s.gitdir, a.ref, a.oldOid).catch(() => {});
-          for (const x of commands) if (!x.status || applied.includes(x)) x.status = 'atomic push failed';
-          break;
+      if (unpack !== 'ok') c.status = 'unpacker error';
+      else if (!isValidRefName(c.ref)) c.status = 'funny refname';
+      else if (c.oldOid === c.newOid && c.newOid === ZERO_OID) c.status = 'nothing to do';
+    }
+    const inPack = new Set(stored.oids);
+    const checked = new Set<string>();
+    for (const c of commands) {
+      if (c.status || c.newOid === ZERO_OID) continue;
+      if (!(await isConnected(s, c.newOid, inPack, checked).catch(() => false))) c.status = 'missing necessary objects';
+    }
+
+    const toLock = commands.filter((c) => !c.status).map((c) => c.ref);
+    try {
+      await withRefLocks(s.gitdir, toLock, async () => {
+        for (const c of commands) {
+          if (c.status) continue;
+          const current = (await resolve(s.gitdir, c.ref)) ?? ZERO_OID;
+          if (current !== c.oldOid) c.status = 'stale info';
+          else if (c.oldOid !== ZERO_OID && c.newOid !== ZERO_OID && !opts.allowNonFastForward) {
+            if (!(await isFastForward(s, c.oldOid, c.newOid))) c.status = 'non-fast-forward';
+          }
         }
-      }
+        const atomic = caps.has('atomic');
+        if (atomic && commands.some((c) => c.status)) {
+          for (const c of commands) if (!c.status) c.status = 'atomic push failed';
+        }
+        const ready = commands.filter((c) => !c.status);
+        if (ready.length && opts.hooks?.preReceive) {
+          const updates = ready.map(({ ref, oldOid, newOid }) => ({ ref, oldOid, newOid }));
+          let verdict: HookResult;
+          try {
+            verdict = await opts.hooks.preReceive(hookInput(opts, updates));
+          } catch (err) {
+            verdict = { ok: false, messages: [`pre-receive hook failed: ${(err as Error).message}`] };
+          }
+          if (!verdict.ok) {
+            messages.push(...verdict.messages);
+            for (const c of ready) c.status = 'pre-receive hook declined';
+          }
+        }
+        const applied: Command[] = [];
+        for (const c of commands) {
+          if (c.status) continue;
+          try {
+            await setRef(s.gitdir, c.ref, c.newOid);
+            applied.push(c);
+          } catch (err) {
+            c.status = 'failed to update ref';
+            if (atomic) {
+              // Put back what already moved: an atomic push is all or nothing.
+              for (const a of applied.reverse()) await setRef(s.gitdir, a.ref, a.oldOid).catch(() => {});
+              for (const x of commands) if (!x.status || applied.includes(x)) x.status = 'atomic push failed';
+              break;
+            }
+          }
+        }
+        moved = commands.filter((c) => !c.status).map(({ ref, oldOid, newOid }) => ({ ref, oldOid, newOid }));
+      });
+    } catch (err) {
+      if (!(err instanceof LockedError)) throw err;
+      for (const c of commands) if (!c.status) c.status = 'failed to lock';
     }
-    moved = commands.filter((c) => !c.status).map(({ ref, oldOid, newOid }) => ({ ref, oldOid, newOid }));
+    // Nothing moved: the pack is garbage nobody references. Drop it.
+    if (moved.length === 0 && stored.files.length) await removeFiles(stored.files);
   });
 
-  // Nothing moved: the pack is garbage nobody references. Drop it.
-  if (moved.length === 0 && stored.files.length) await removeFiles(stored.files);
-
-  const report: Buffer[] = [pktLine(`unpack ${unpack}`)];
-  for (const c of commands) report.push(pktLine(c.status ? `ng ${c.ref} ${c.status}` : `ok ${c.ref}`));
-  report.push(FLUSH);
+  // Without report-status the client asked for no report (gitprotocol-pack(5)).
+  const report: Buffer[] = [];
+  if (caps.has('report-status')) {
+    report.push(pktLine(`unpack ${unpack}`));
+    for (const c of commands) report.push(pktLine(c.status ? `ng ${c.ref} ${c.status}` : `ok ${c.ref}`));
+    report.push(FLUSH);
+  }
   if (sb) {
     for (const m of messages) for (const line of m.split('\n')) for (const b of sideband(2, Buffer.from(line + '\n'))) await out(b);
-    for (const b of sideband(1, Buffer.concat(report))) await out(b);
+    if (report.length) for (const b of sideband(1, Buffer.concat(report))) await out(b);
     await out(FLUSH);
   } else {
     for (const b of report) await out(b);

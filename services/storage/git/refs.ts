@@ -5,7 +5,8 @@ import fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import * as git from 'isomorphic-git';
-import { fsyncDir, writeFileDurable } from './durable.ts';
+import { fsyncDir, writeFileDurable } from '../../../platform/durable.ts';
+import { durableGitFs } from '../../../platform/durable-fs.ts';
 import { ZERO_OID, peel, type Store } from './objects.ts';
 
 export interface RefEntry {
@@ -73,23 +74,19 @@ export function isValidRefName(name: string): boolean {
 /** Points `ref` at `oid` durably (temp file, fsync, rename, fsync dir). */
 export async function writeRefDurable(gitdir: string, ref: string, oid: string): Promise<void> {
   if (!isValidRefName(ref)) throw new Error(`invalid ref name ${ref}`);
-  await writeFileDurable(path.join(gitdir, ref), oid + '\n');
+  const file = path.join(gitdir, ref);
+  const dir = path.dirname(file);
+  await fsp.mkdir(dir, { recursive: true });
+  await writeFileDurable(file, oid + '\n');
 }
 
 /** Deletes `ref` (loose and packed) and fsyncs what changed. */
 export async function deleteRefDurable(gitdir: string, ref: string): Promise<void> {
   if (!isValidRefName(ref)) throw new Error(`invalid ref name ${ref}`);
-  await git.deleteRef({ fs, gitdir, ref });
+  // durableGitFs: if the ref was packed, the rewritten packed-refs is on disk on return.
+  await git.deleteRef({ fs: durableGitFs, gitdir, ref });
   await fsyncDir(path.dirname(path.join(gitdir, ref)));
-  try {
-    await fsp.access(path.join(gitdir, 'packed-refs'));
-    const fh = await fsp.open(path.join(gitdir, 'packed-refs'), 'r');
-    await fh.sync();
-    await fh.close();
-    await fsyncDir(gitdir);
-  } catch {
-    // no packed-refs: nothing else to sync
-  }
+  await fsyncDir(gitdir);
 }
 
 export async function setRef(gitdir: string, ref: string, oid: string): Promise<void> {

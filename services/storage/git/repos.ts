@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import * as git from 'isomorphic-git';
-import { fsyncDir } from './durable.ts';
+import { fsyncDir } from '../../../platform/durable.ts';
 
 // A name is one path segment: letters, digits, dot, dash, underscore; no leading dot
 // (so no "..", no hidden files) — nothing that could step outside the root.

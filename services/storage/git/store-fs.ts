@@ -60,3 +60,4 @@ export function requestFs(): { promises: typeof fsp } {
   // isomorphic-git binds `fs.promises` only when the property is enumerable.
   return { promises };
 }
+

@@ -3,7 +3,7 @@
 // and protocol v2 `ls-refs` and `fetch` (gitprotocol-v2(5)). Shallow fetches per
 // gitprotocol-pack(5) "Shallow Clones". Output goes to a Sink one chunk at a time.
 import { enumerateObjects, shallowInfo, wantedCommits } from './enumerate.ts';
-import { OID_RE, ZERO_OID, hasObject, type Store } from './objects.ts';
+import { OID_RE, ZERO_OID, hasObject, parseCommit, parseTag, readRaw, type Store } from './objects.ts';
 import { writePack } from './pack-writer.ts';
 import { DELIM, FLUSH, PktReader, lineText, pkt, pktLine, sideband } from './pktline.ts';
 import { headTarget, listAllRefs, resolve } from './refs.ts';
@@ -17,7 +17,7 @@ export class ProtocolError extends Error {
   override name = 'ProtocolError';
 }
 
-const V0_UPLOAD_CAPS = [
+export const V0_UPLOAD_CAPS = [
   'multi_ack',
   'multi_ack_detailed',
   'side-band',
@@ -25,6 +25,7 @@ const V0_UPLOAD_CAPS = [
   'no-progress',
   'include-tag',
   'shallow',
+  'deepen-relative',
   'ofs-delta',
   'object-format=sha1',
   AGENT,
@@ -86,12 +87,49 @@ function parseDepth(line: string): number {
 
 const MAX_WANTS = 100_000;
 
+/**
+ * Wants must be ref tips (or peeled tags), or commits reachable from them — git's
+ * allow-reachable-sha1-in-want, which stateless HTTP needs anyway when a ref moves
+ * between the advertisement and the POST. Objects no ref reaches (a deleted branch)
+ * stay unreachable to clients.
+ */
 async function checkWants(s: Store, wants: string[]): Promise<void> {
   if (wants.length > MAX_WANTS) throw new ProtocolError('too many wants');
-  for (const w of wants) {
-    // Only objects we actually hold; refused pushes never leave objects behind.
-    if (!(await hasObject(s, w))) throw new ProtocolError(`upload-pack: not our ref ${w}`);
+  const tips = new Set<string>();
+  for (const r of await listAllRefs(s)) {
+    tips.add(r.oid);
+    if (r.peeled) tips.add(r.peeled);
   }
+  const head = await headTarget(s.gitdir);
+  const headOid = head ? await resolve(s.gitdir, head) : null;
+  if (headOid) tips.add(headOid);
+  const others = wants.filter((w) => !tips.has(w));
+  if (others.length === 0) return;
+  for (const w of others) if (!(await hasObject(s, w))) throw new ProtocolError(`upload-pack: not our ref ${w}`);
+  const reachable = await commitsReachable(s, [...tips], new Set(others));
+  for (const w of others) if (!reachable.has(w)) throw new ProtocolError(`upload-pack: not our ref ${w}`);
+}
+
+/** Walks commits from `starts` until every oid in `targets` was seen (or history ends). */
+async function commitsReachable(s: Store, starts: string[], targets: Set<string>): Promise<Set<string>> {
+  const seen = new Set<string>();
+  const stack = [...starts];
+  let left = targets.size;
+  while (stack.length && left > 0) {
+    const oid = stack.pop()!;
+    if (seen.has(oid)) continue;
+    seen.add(oid);
+    if (targets.has(oid)) left--;
+    let o;
+    try {
+      o = await readRaw(s, oid);
+    } catch {
+      continue;
+    }
+    if (o.type === 'commit') stack.push(...parseCommit(o.body).parents);
+    else if (o.type === 'tag') stack.push(parseTag(o.body).object);
+  }
+  return seen;
 }
 
 async function commonOf(s: Store, haves: string[]): Promise<string[]> {
@@ -173,7 +211,9 @@ export async function uploadPackV0(s: Store, body: Buffer, out: Sink): Promise<v
   }
   const multiAck = a.caps.has('multi_ack_detailed') ? 'detailed' : a.caps.has('multi_ack') ? 'plain' : 'none';
   const common = await commonOf(s, a.haves);
-  const deepening = a.depth > 0 || a.shallows.length > 0;
+  // fetch-pack reads a shallow section only when it asked to deepen.
+  const deepening = a.depth > 0;
+  const relative = a.caps.has('deepen-relative');
 
   // Enumerate first when the pack is coming: the shallow section needs its result.
   const result = a.done
@@ -182,10 +222,12 @@ export async function uploadPackV0(s: Store, body: Buffer, out: Sink): Promise<v
         commonHaves: common,
         clientShallows: a.shallows,
         depth: a.depth,
+        relative,
         includeTags: a.caps.has('include-tag') ? await tagRefs(s) : [],
       })
     : null;
-  const info = result ?? (a.depth > 0 ? await shallowInfo(s, await wantedCommits(s, a.wants), a.depth, new Set(a.shallows)) : null);
+  const info =
+    result ?? (a.depth > 0 ? await shallowInfo(s, await wantedCommits(s, a.wants), a.depth, new Set(a.shallows), relative) : null);
   if (deepening) {
     // Stateless RPC resends the shallow section in every response (fetch-pack expects it).
     if (info) {
@@ -280,7 +322,6 @@ async function fetchV2(s: Store, args: string[], out: Sink): Promise<void> {
     else throw new ProtocolError(`unsupported fetch argument "${line.slice(0, 40)}"`);
   }
   if (a.wants.length === 0) throw new ProtocolError('fetch without want');
-  if (a.caps.has('deepen-relative')) throw new ProtocolError('deepen-relative is not supported');
   await checkWants(s, a.wants);
   const common = await commonOf(s, a.haves);
   if (!a.done) {
@@ -296,6 +337,7 @@ async function fetchV2(s: Store, args: string[], out: Sink): Promise<void> {
     commonHaves: common,
     clientShallows: a.shallows,
     depth: a.depth,
+    relative: a.caps.has('deepen-relative'),
     includeTags: a.caps.has('include-tag') ? await tagRefs(s) : [],
   });
   if (a.depth > 0 || a.shallows.length) {

@@ -1,35 +1,15 @@
 /**
- * Start-up cleanup after a crash: platform/durable.ts writes `.<name>.tmp-<pid>-<hex>` and
+ * Start-up cleanup after a crash: platform/durable.ts writes `.<name>.tmp-<pid>-<hex>` (and
+ * `tmp_obj_<pid>-<hex>` in git folders) and
  * renames it; a writer killed in between leaves the temp file behind (harmless to git, but
  * `git fsck` names it as garbage). Remove those whose writer is gone — never a live
  * writer's, which would make its rename fail.
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
+import { removeStaleTemps } from '../../../platform/durable.ts';
 
-const TEMP = /^\..+\.tmp-(\d+)-[0-9a-f]+$/;
-
-function alive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as { code?: string }).code !== 'ESRCH';
-  }
-}
-
-async function sweep(dir: string): Promise<number> {
-  let removed = 0;
-  for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
-    const m = TEMP.exec(name);
-    if (m && !alive(Number(m[1]))) {
-      await fsp.rm(path.join(dir, name), { force: true });
-      removed++;
-    }
-  }
-  return removed;
-}
+const sweep = removeStaleTemps;
 
 /** Remove dead writers' temp files from a bare repository's refs/heads and objects/xx. */
 export async function removeDeadTemps(gitdir: string): Promise<number> {

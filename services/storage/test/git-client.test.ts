@@ -91,6 +91,7 @@ for (const v of [0, 2] as const) {
       await gitv(v, dir, ['fetch', '--unshallow']);
       expect((await gitv(v, dir, ['rev-list', '--count', 'HEAD'])).stdout.trim()).toBe('3');
       expect((await gitv(v, dir, ['fsck', '--strict'])).code).toBe(0);
+      await gitv(v, work, ['clone', '--depth', '1', url, 'shallow2']); // fetched into below
     });
 
     it('an incremental fetch sends only the new objects', async () => {
@@ -105,6 +106,13 @@ for (const v of [0, 2] as const) {
       // commit + root tree + dir1 + dir1/sub + the blob
       expect((await loose()) - before).toBe(5);
       expect((await gitv(v, b, ['rev-parse', 'origin/main'])).stdout.trim()).toBe(head);
+      // A shallow clone fetching without --deepen keeps its boundary and gets the new commit.
+      const sh = path.join(work, 'shallow2');
+      await gitv(v, sh, ['fetch', 'origin']);
+      expect((await gitv(v, sh, ['rev-list', '--count', 'origin/main'])).stdout.trim()).toBe('2');
+      expect((await gitv(v, sh, ['rev-parse', '--is-shallow-repository'])).stdout.trim()).toBe('true');
+      await gitv(v, sh, ['fetch', '--deepen', '1', 'origin']);
+      expect((await gitv(v, sh, ['rev-list', '--count', 'origin/main'])).stdout.trim()).toBe('3');
     });
 
     it('pushes a new branch and deletes it', async () => {
@@ -171,6 +179,14 @@ for (const v of [0, 2] as const) {
         expect(r.stderr).toContain('remote: push refused');
         expect(r.stderr).toContain('pre-receive hook declined');
         expect((await lsRemote(v, work, url)).has('refs/heads/blocked')).toBe(false);
+        // A hook that throws refuses the push too, and says why.
+        hook = async () => {
+          throw new Error('validator crashed');
+        };
+        const t = await gitv(v, a, ['push', 'origin', 'HEAD:refs/heads/throws'], true);
+        expect(t.code).not.toBe(0);
+        expect(t.stderr).toContain('remote: pre-receive hook failed: validator crashed');
+        expect((await lsRemote(v, work, url)).has('refs/heads/throws')).toBe(false);
         // The hook can read pushed content.
         let seen: string | null = null;
         hook = async (i) => {

@@ -2,6 +2,9 @@
 // a clear error (HTTP status or ERR packet / ng line) and the server keeps serving.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import * as net from 'node:net';
+import * as git from 'isomorphic-git';
 import { deflateSync, gzipSync } from 'node:zlib';
 import { readdir } from 'node:fs/promises';
 import * as path from 'node:path';
@@ -148,6 +151,14 @@ describe('hostile input', () => {
     }
   });
 
+  it('serves no object that no ref reaches', async () => {
+    // A blob written straight into the store, referenced by nothing.
+    const blob = Buffer.from('secret\n');
+    const oid = await git.writeBlob({ fs, gitdir, blob });
+    const r = await post('git-upload-pack', Buffer.concat([pktLine(`want ${oid} side-band-64k`), FLUSH, pktLine('done')]));
+    expect(Buffer.from(await r.arrayBuffer()).toString()).toContain(`ERR upload-pack: not our ref ${oid}`);
+  });
+
   it('refuses invalid ref names', async () => {
     const blob = Buffer.from('hello\n');
     const oid = oidOf('blob', blob);
@@ -155,6 +166,40 @@ describe('hostile input', () => {
     const r = await post('git-receive-pack', req);
     const text = Buffer.from(await r.arrayBuffer()).toString();
     expect(text).toContain('ng refs/heads/../../config funny refname');
+  });
+
+  it('never deletes a pack that an earlier push made live', async () => {
+    const blob = Buffer.from('twice\n');
+    const oid = oidOf('blob', blob);
+    const pack = makePack([{ type: 'blob', body: blob }]);
+    const push = async (ref: string) => {
+      const r = await post('git-receive-pack', Buffer.concat([pkt(`${ZERO} ${oid} ${ref}\0report-status\n`), FLUSH, pack]));
+      return Buffer.from(await r.arrayBuffer()).toString();
+    };
+    expect(await push('refs/tags/once')).toContain('ok refs/tags/once');
+    expect(await push('refs/tags/bad..name')).toContain('ng refs/tags/bad..name funny refname');
+    const packs = await readdir(path.join(gitdir, 'objects', 'pack'));
+    expect(packs.filter((p) => p.endsWith('.pack'))).toHaveLength(1);
+    const { blob: back } = await git.readBlob({ fs, gitdir, oid });
+    expect(Buffer.from(back).toString()).toBe('twice\n');
+  });
+
+  it('shrugs off a client that hangs up mid-upload', async () => {
+    const url = new URL(server.base);
+    await new Promise<void>((resolve) => {
+      const sock = net.connect(Number(url.port), url.hostname, () => {
+        sock.write(
+          'POST /h.git/git-receive-pack HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-git-receive-pack-request\r\n' +
+            'Content-Length: 100000\r\n\r\n' + '0'.repeat(100),
+        );
+        setTimeout(() => {
+          sock.destroy();
+          resolve();
+        }, 50);
+      });
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(server.errors).toEqual([]);
   });
 
   it('keeps serving after all that', async () => {

@@ -1,0 +1,147 @@
+/**
+ * Dynamic updates (RFC 2136, signed with TSIG per RFC 8945) that become commits in
+ * config.git: the zone file is rewritten with the change and written through the storage
+ * service's config API (a validated commit authored by "dns", the message naming the TSIG
+ * key and the records), and only then acknowledged. The new zone is served at once; the
+ * published file then reloads as any pushed change does.
+ */
+import type { Logger } from '../../platform/log.ts';
+import { readStorageLink } from '../../platform/links.ts';
+import type { DnsConfig } from './config.ts';
+import { grantPolicy } from './update/policy.ts';
+import { decodeRdata } from './update/rdata.ts';
+import { applyChanges, type Change, type StoredRR, type UpdateStore } from './update/update.ts';
+import { createUpdateHandler } from './update/handler.ts';
+import type { TsigKey } from './tsig/tsig.ts';
+import { formatZone } from './zone/format.ts';
+import { parseZone } from './zone/parse.ts';
+import type { Zone, ZoneSet } from './zone/zone.ts';
+import { labelsToText } from './wire/name.ts';
+import { typeName } from './wire/constants.ts';
+
+export interface DynamicOptions {
+  dataDir: string;
+  config: () => DnsConfig;
+  zones: () => ZoneSet;
+  /** Serve this zone now (the commit succeeded). */
+  install: (zone: Zone) => Promise<void>;
+  now: () => number;
+  log: Logger;
+  onResult?: (rcode: string, keyName: string | undefined) => void;
+}
+
+/** Every record of a zone, as the update processor sees them. */
+export function zoneRecords(zone: Zone): StoredRR[] {
+  const out: StoredRR[] = [];
+  for (const rs of zone.rrsets()) {
+    const type = typeName(rs.type);
+    for (const rd of rs.rdata) {
+      const buf = Buffer.concat([Buffer.from([rd.length >> 8, rd.length & 0xff]), rd]);
+      out.push({ name: labelsToText(rs.labels).replace(/\.$/, '').toLowerCase(), type, ttl: rs.ttl, data: decodeRdata(type, buf, 2, rd.length) });
+    }
+  }
+  return out;
+}
+
+function describe(changes: readonly Change[]): string[] {
+  return changes.map((c) => `${c.op === 'add' ? '+' : '-'} ${c.name} ${c.ttl} ${c.type}`);
+}
+
+export function createDynamicUpdates(opts: DynamicOptions) {
+  // Records per zone, derived once per zone object (zones are immutable, replaced on change).
+  const cache = new WeakMap<Zone, Map<string, StoredRR[]>>();
+  const byName = (zone: Zone) => {
+    let m = cache.get(zone);
+    if (!m) {
+      m = new Map();
+      for (const r of zoneRecords(zone)) {
+        const list = m.get(r.name) ?? [];
+        list.push(r);
+        m.set(r.name, list);
+      }
+      cache.set(zone, m);
+    }
+    return m;
+  };
+  // Only zones that come from a zone file can be updated (the file is what gets committed).
+  const store: UpdateStore = {
+    hasZone: (apex) => opts.config().zoneFiles.has(apex) && opts.zones().get(apex) !== undefined,
+    records: (name) => {
+      const zone = opts.zones().find(name);
+      return zone ? (byName(zone).get(name) ?? []) : [];
+    },
+  };
+
+  let keysSource: TsigKey[] | undefined;
+  let keyMap = new Map<string, TsigKey>();
+  const keys = (name: string) => {
+    const current = opts.config().keys;
+    if (current !== keysSource) {
+      keysSource = current;
+      keyMap = new Map(current.map((k) => [k.name, k]));
+    }
+    return keyMap.get(name);
+  };
+  let grantsSource: DnsConfig['settings']['updates'] | undefined;
+  let policy = grantPolicy([]);
+  const authorize: Parameters<typeof createUpdateHandler>[0]['authorize'] = (req) => {
+    const grants = opts.config().settings.updates;
+    if (grants !== grantsSource) {
+      grantsSource = grants;
+      policy = grantPolicy(grants);
+    }
+    return policy(req);
+  };
+
+  async function commit(apex: string, changes: Change[], keyName: string | undefined): Promise<void> {
+    const cfg = opts.config();
+    const zone = opts.zones().get(apex);
+    const file = cfg.zoneFiles.get(apex);
+    if (!zone || !file) throw new Error(`zone ${apex} is not served from a zone file`);
+    const link = await readStorageLink(opts.dataDir);
+    if (!link) throw new Error('no link to the storage service: updates cannot be recorded in config.git');
+    // Local names are merged into the home zone from dns/local.yaml: never bake them in.
+    const local = apex === cfg.local.zone.toLowerCase() ? new Set(Object.keys(cfg.local.hosts).map((h) => `${h}.${apex}`)) : new Set<string>();
+    const records = applyChanges(zoneRecords(zone), changes).filter((r) => !(local.has(r.name) && (r.type === 'A' || r.type === 'AAAA')));
+    const text = formatZone(apex, records, [
+      `${apex}: rewritten by kith DNS after a dynamic update (RFC 2136).`,
+      'Edit and push as usual; comments in this file are not kept by later updates.',
+    ]);
+    // Parse before committing: never write a file we would refuse to serve.
+    const parsed = parseZone(text, { origin: apex, file });
+    if (!parsed.ok) throw new Error(`the updated zone does not parse: ${parsed.issues.map((i) => `${i.line}: ${i.message}`).join('; ')}`);
+    const auth = { authorization: `Bearer ${link.token}` };
+    const url = `${link.url}/store/config/${file}`;
+    const current = await fetch(url, { method: 'HEAD', headers: auth, signal: AbortSignal.timeout(5000) });
+    const blob = current.headers.get('x-kith-blob');
+    const lines = describe(changes);
+    const res = await fetch(url, {
+      method: 'PUT',
+      headers: {
+        ...auth,
+        'content-type': 'text/plain',
+        'x-kith-expected-blob': current.status === 404 ? 'none' : (blob ?? ''),
+        'x-kith-message': encodeURIComponent(`DNS update of ${apex} by key ${keyName ?? '(none)'}\n\n${lines.join('\n')}`),
+      },
+      body: text,
+      signal: AbortSignal.timeout(10_000),
+    });
+    if (!res.ok) throw new Error(`storage refused the update (${res.status}): ${(await res.text()).slice(0, 500)}`);
+    const { commit: oid } = (await res.json()) as { commit: string };
+    await opts.install(parsed.zone);
+    opts.log.info('dynamic update committed', { zone: apex, key: keyName, commit: oid, changes: lines });
+  }
+
+  const handler = createUpdateHandler({
+    store,
+    keys,
+    now: opts.now,
+    authorize,
+    commit,
+    onResult: (r) => {
+      opts.onResult?.(r.rcode, r.keyName);
+      if (r.rcode !== 'NOERROR') opts.log.info('dynamic update refused', { rcode: r.rcode, key: r.keyName, message: r.message });
+    },
+  });
+  return { handle: (bytes: Uint8Array) => handler.handle(bytes) };
+}
