@@ -18,6 +18,8 @@ const cases: [string, string[]][] = [
   ['test', ['test', '--help']],
   ['config', ['config', '--help']],
   ['repo', ['repo', '--help']],
+  ['image', ['image', '--help']],
+  ['vm', ['vm', '--help']],
 ];
 
 describe('--help', () => {

@@ -1,0 +1,84 @@
+/**
+ * `kith image build`: a bootable image. --target kvm builds one service as its own VM
+ * (kernel + initramfs with Node 26 as PID 1 and the sealed bundle); the build prints each
+ * part's size. Build products go under build/ (git-ignored).
+ */
+import { mkdtempSync } from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { buildKvmImage } from '../../platform/kvm/cli.ts';
+import { discoverServices } from '../../platform/services.ts';
+import { repoRoot } from '../paths.ts';
+import { defaultConfigFiles, loadDefinitions, seedConfigTree } from '../seed.ts';
+import { buildAll } from './build.ts';
+
+const HELP = `Usage: kith image build --target kvm --service NAME [options]
+
+Builds a bootable image: Debian's kernel and an initramfs holding Node 26 (PID 1, no shell,
+no other programs), kith's boot code and the sealed service bundle.
+
+Options:
+  --target kvm        a VM image for one service (x86_64); boot it with \`kith vm run NAME\`
+  --service NAME      the service to put in the image (${'storage, dns, …'})
+  --config DIR        the config tree to bake in (default: the built-in default config)
+  --out DIR           where to write the image (default: build/kvm/NAME)
+  --compression C     zstd (default), gzip or none
+  --dry-run           print the build plan and change nothing
+  -h, --help          this help
+`;
+
+export async function run(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        target: { type: 'string' },
+        service: { type: 'string' },
+        config: { type: 'string' },
+        out: { type: 'string' },
+        compression: { type: 'string' },
+        'dry-run': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    process.stderr.write(`kith image: ${(err as Error).message}\n`);
+    return 64;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (positionals[0] !== 'build') {
+    process.stderr.write(`kith image: expected 'build'\n\n${HELP}`);
+    return 64;
+  }
+  if (values.target !== 'kvm') {
+    process.stderr.write(`kith image build: --target ${values.target ?? '(missing)'}: this kith builds 'kvm' images\n`);
+    return 64;
+  }
+  const services = discoverServices(repoRoot).map((s) => s.name);
+  if (!values.service || !services.includes(values.service)) {
+    process.stderr.write(`kith image build: --service ${values.service ?? '(missing)'}: choose one of ${services.join(', ')}\n`);
+    return 64;
+  }
+  const compression = (values.compression ?? 'zstd') as 'zstd' | 'gzip' | 'none';
+  if (!['zstd', 'gzip', 'none'].includes(compression)) {
+    process.stderr.write(`kith image build: --compression ${values.compression}: use zstd, gzip or none\n`);
+    return 64;
+  }
+  let configDir = values.config ? path.resolve(values.config) : undefined;
+  if (!configDir) {
+    // The built-in default config of every service, as `kith up` seeds it.
+    configDir = mkdtempSync(path.join(repoRoot, 'build', 'config-'));
+    await seedConfigTree(configDir, defaultConfigFiles(await loadDefinitions(repoRoot)));
+  }
+  if (!values['dry-run']) await buildAll([values.service]);
+  const say = (line: string) => process.stdout.write(line + '\n');
+  const image = await buildKvmImage({ service: values.service, configDir, compression, dryRun: values['dry-run'] === true, say, ...(values.out ? { out: path.resolve(values.out) } : {}) });
+  if (!values['dry-run']) say(`\nimage: ${path.relative(process.cwd(), image.dir) || '.'}\nboot it: kith vm run ${values.service}`);
+  return 0;
+}
