@@ -15,7 +15,6 @@ import { grantPolicy } from './policy.ts';
 import { applyChanges, memoryStore, type StoredRR, type UpdateResult } from './update.ts';
 import { seedZone } from './testutil.ts';
 
-const haveTools = ['/usr/sbin/tsig-keygen', '/usr/bin/nsupdate'].every((p) => existsSync(p));
 
 function runTool(cmd: string, args: string[], input?: string): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
@@ -27,7 +26,7 @@ function runTool(cmd: string, args: string[], input?: string): Promise<{ code: n
   });
 }
 
-describe.skipIf(!haveTools)('nsupdate against the update handler', () => {
+describe('nsupdate against the update handler', () => {
   let dir: string;
   let udp: Socket;
   let tcp: Server;
