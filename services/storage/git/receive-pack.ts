@@ -183,20 +183,6 @@ export async function withRefLocks<T>(gitdir: string, refs: string[], fn: () => 
   return hold(0);
 }
 
-// One push at a time per repository: the old-value checks and ref writes must not interleave.
-const locks = new Map<string, Promise<unknown>>();
-async function withRepoLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
-  const prev = locks.get(key) ?? Promise.resolve();
-  const run = prev.then(fn, fn);
-  const tail = run.catch(() => {});
-  locks.set(key, tail);
-  try {
-    return await run;
-  } finally {
-    if (locks.get(key) === tail) locks.delete(key);
-  }
-}
-
 function hookInput(opts: ReceiveOptions, updates: RefUpdate[]): PreReceiveInput {
   const gitdir = opts.store.gitdir;
   return {
@@ -229,7 +215,8 @@ export async function receivePack(opts: ReceiveOptions, body: Buffer, out: Sink)
   let moved: RefUpdate[] = [];
   // One push per repository at a time, pack included: a refused push removes its pack,
   // which must not be a pack another push is relying on.
-  await withRepoLock(s.gitdir, async () => {
+  // One push at a time per repository: the old-value checks and ref writes must not interleave.
+  await withMutex(`push:${s.gitdir}`, async () => {
     if (needsPack || packBytes.length) {
       try {
         stored = await storePack(s, packBytes);
