@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Supervisor } from '../../platform/supervisor.ts';
 import { provisionStorageLink } from '../../platform/links.ts';
+import { loadOrCreateCa, provisionServerTls } from '../../platform/pki/provision.ts';
 import { discoverServices } from '../../platform/services.ts';
 import { buildAll } from './build.ts';
 import { repoRoot } from '../paths.ts';
@@ -38,6 +39,8 @@ interface ReadyInfo {
   logs: string;
   /** Local-mode credentials (the storage access token). */
   token?: string;
+  /** The appliance CA certificate, for https endpoints. */
+  ca?: string;
 }
 
 /** The storage service's access token, which `kith up` hands to the owner. */
@@ -148,6 +151,13 @@ export async function run(argv: string[]): Promise<number> {
     });
   }
 
+  // TLS: the appliance CA (kept under <data>/pki) issues each https service its certificate.
+  const ca = await loadOrCreateCa(path.join(dataRoot, 'pki'));
+  for (const def of defs) {
+    if (!Object.values(def.listeners).some((l) => l.protocol === 'https')) continue;
+    await provisionServerTls(ca, path.join(dataRoot, 'data', def.name), def.name, [...new Set(['localhost', '127.0.0.1', '::1', host])]);
+  }
+
   for (const def of defs) {
     const listenArgs = Object.keys(def.listeners).flatMap((name) => ['--listen', `${name}=${host}:${portOf(def.name, name)}`]);
     logs.set(def.name, createWriteStream(path.join(logsDir, `${def.name}.log`), { flags: 'a' }));
@@ -184,6 +194,7 @@ export async function run(argv: string[]): Promise<number> {
     const info = ready.get(def.name)!;
     const token = await readToken(dataRoot, def.name);
     if (token) info.token = token;
+    if (Object.values(info.endpoints).some((u) => u.startsWith('https:'))) info.ca = ca.certFile;
     emit(info);
     say(`\n${def.name.padEnd(9)} pid ${info.pid}   ${def.description}`);
     for (const [name, url] of Object.entries(info.endpoints)) say(`  ${name.padEnd(12)} ${url}`);
@@ -193,6 +204,7 @@ export async function run(argv: string[]): Promise<number> {
     if (token && info.endpoints.git) {
       say(`  ${'token'.padEnd(12)} ${token}`);
       say(`  ${'try'.padEnd(12)} git clone ${info.endpoints.git.replace('://', `://kith:${token}@`)}`);
+      if (info.endpoints.gits) say(`  ${''.padEnd(12)} GIT_SSL_CAINFO=${ca.certFile} git clone ${info.endpoints.gits.replace('://', `://kith:${token}@`)}`);
     }
   }
   say(`\nconfig: ${configRoot}   logs: ${logsDir}\nkith is up. Press Ctrl-C to stop.`);

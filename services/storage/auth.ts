@@ -7,6 +7,7 @@
 import { randomBytes, timingSafeEqual, createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
+import type { TLSSocket } from 'node:tls';
 import * as path from 'node:path';
 import { writeFileDurable } from '../../platform/durable.ts';
 import type { StorageClient } from '../../platform/links.ts';
@@ -55,6 +56,21 @@ export function clientAuthenticator(clients: StorageClient[]): Authenticator {
     const d = digest(presented);
     const hit = byHash.find((x) => timingSafeEqual(x.hash, d));
     return hit ? { name: hit.c.name, via: 'token', configWrite: hit.c.configWrite } : undefined;
+  };
+}
+
+/**
+ * A client certificate issued by the appliance CA (verified by TLS itself: the https
+ * server asks for one and checks it against the CA); the certificate's CN names the
+ * principal. Pairing issues these: the owner's devices as 'owner', services by name.
+ */
+export function certificateAuthenticator(): Authenticator {
+  return (req) => {
+    const sock = req.socket as TLSSocket;
+    if (!sock.encrypted || !sock.authorized) return undefined;
+    const cn = sock.getPeerCertificate()?.subject?.CN;
+    const name = Array.isArray(cn) ? cn[0] : cn;
+    return name ? { name, via: 'certificate' } : undefined;
   };
 }
 

@@ -13,7 +13,8 @@ const storage = defineService<StorageConfig>({
   description: 'git over HTTP, config.git and the versioned store',
   listeners: {
     health: { protocol: 'http', port: 9101, description: 'health and metrics' },
-    http: { protocol: 'http', port: 8080, description: 'git smart HTTP and the store API (token or client certificate)' },
+    http: { protocol: 'http', port: 8080, description: 'git smart HTTP and the store API (token)' },
+    https: { protocol: 'https', port: 8443, description: 'the same over TLS (token or client certificate)' },
   },
   config: storageConfig,
   writableConfig: true,

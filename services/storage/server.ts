@@ -7,16 +7,18 @@
 import isogit from 'isomorphic-git';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import * as path from 'node:path';
 import type { ServiceContext, RunningService } from '../../platform/service.ts';
 import { createGitHttpHandler } from './git/http.ts';
 import { createStoreHttpHandler } from './store/http.ts';
 import { createRepo, repoExists } from './git/repos.ts';
 import { ZERO_OID } from './git/objects.ts';
-import { anyOf, clientAuthenticator, loadOrCreateToken, tokenAuthenticator, type Authenticator, type Principal } from './auth.ts';
+import { anyOf, certificateAuthenticator, clientAuthenticator, loadOrCreateToken, tokenAuthenticator, type Authenticator, type Principal } from './auth.ts';
 import { CONFIG_BRANCH, CONFIG_REPO, ensureConfigRepo, publishHead, refusalMessages, validateCommit, writeConfigFiles } from './config/config-repo.ts';
 import { gitTreeSource, listTreeFiles } from './config/git-tree-source.ts';
 import { readStorageClients } from '../../platform/links.ts';
+import { readServerTls } from '../../platform/pki/server-tls.ts';
 import type { StorageConfig } from './config/schema.ts';
 
 export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<RunningService<StorageConfig>> {
@@ -25,7 +27,8 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
   const configGitdir = path.join(reposRoot, `${CONFIG_REPO}.git`);
   const token = await loadOrCreateToken(ctx.dataDir);
   const clients = await readStorageClients(ctx.dataDir);
-  const authenticate: Authenticator = anyOf(tokenAuthenticator(token), clientAuthenticator(clients));
+  const tls = await readServerTls(ctx.dataDir);
+  const authenticate: Authenticator = anyOf(certificateAuthenticator(), tokenAuthenticator(token), clientAuthenticator(clients));
   const isOwner = (p: Principal | undefined) => p?.name === 'owner';
   if (clients.length > 0) log.info('service clients', { clients: clients.map((c) => ({ name: c.name, configWrite: c.configWrite })) });
 
@@ -90,7 +93,7 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
     onError: (err, info) => log.error('store request failed', { error: err, ...info }),
   });
 
-  const server = http.createServer((req, res) => {
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
     const url = req.url ?? '/';
     const kind = url.startsWith('/store/') ? 'store' : 'git';
     res.on('finish', () => requests.inc({ kind, status: res.statusCode }));
@@ -99,7 +102,7 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
       res.end('internal error\n');
     });
-  });
+  };
 
   async function route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://storage');
@@ -168,24 +171,37 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
     return json(res, 200, { commit: result.commit, changed: result.changed });
   }
 
-  server.headersTimeout = 30_000;
-  server.requestTimeout = 0; // large pushes and clones stream for as long as they need
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(ctx.listen.http.port, ctx.listen.http.host, () => resolve());
-  });
-  const port = (server.address() as { port: number }).port;
-  const host = ctx.listen.http.host.includes(':') ? `[${ctx.listen.http.host}]` : ctx.listen.http.host;
-  const base = `http://${host}:${port}`;
+  // Plain HTTP on the http listener; HTTPS (with optional client certificates from the
+  // appliance CA) on the https listener, when the supervisor provisioned TLS material.
+  const servers: { server: http.Server; url: string }[] = [];
+  const listen = async (server: http.Server, at: { host: string; port: number }, scheme: 'http' | 'https') => {
+    server.headersTimeout = 30_000;
+    server.requestTimeout = 0; // large pushes and clones stream for as long as they need
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(at.port, at.host, () => resolve());
+    });
+    const host = at.host.includes(':') ? `[${at.host}]` : at.host;
+    servers.push({ server, url: `${scheme}://${host}:${(server.address() as { port: number }).port}` });
+  };
+  await listen(http.createServer(onRequest), ctx.listen.http, 'http');
+  if (tls) await listen(https.createServer({ key: tls.key, cert: tls.cert, ca: tls.ca, requestCert: true, rejectUnauthorized: false }, onRequest), ctx.listen.https, 'https');
+  else log.warn('no TLS material in the data folder (tls/): the https listener is off');
+  const endpoints: Record<string, string> = {};
+  for (const { url } of servers) {
+    const tag = url.startsWith('https:') ? 's' : '';
+    endpoints[`git${tag}`] = `${url}/${CONFIG_REPO}.git`;
+    endpoints[`store${tag}`] = `${url}/store/`;
+  }
   return {
-    endpoints: { git: `${base}/${CONFIG_REPO}.git`, store: `${base}/store/` },
+    endpoints,
     async stop() {
       store.close();
       await publishing;
-      await new Promise<void>((resolve) => {
+      await Promise.all(servers.map(({ server }) => new Promise<void>((resolve) => {
         server.closeAllConnections();
         server.close(() => resolve());
-      });
+      })));
     },
   };
 }

@@ -1,0 +1,34 @@
+/**
+ * TLS material for services, provisioned by the supervisor: the appliance CA (created once,
+ * under <data>/pki/, key 0600) issues each service with an https listener a server
+ * certificate for the names it is reached by, written into that service's data folder
+ * (tls/server.crt, tls/server.key, tls/ca.crt) where the sealed service can read it.
+ */
+import { existsSync, promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { writeFileDurable } from '../durable.ts';
+import { createCa, issue, type Pem } from './ca.ts';
+import { TLS_DIR } from './server-tls.ts';
+
+
+export async function loadOrCreateCa(pkiDir: string, name = 'kith appliance CA'): Promise<Pem & { certFile: string }> {
+  const certFile = path.join(pkiDir, 'ca.crt');
+  const keyFile = path.join(pkiDir, 'ca.key');
+  if (existsSync(certFile) && existsSync(keyFile)) {
+    return { cert: await fsp.readFile(certFile, 'utf8'), key: await fsp.readFile(keyFile, 'utf8'), certFile };
+  }
+  await fsp.mkdir(pkiDir, { recursive: true, mode: 0o700 });
+  const ca = await createCa(name);
+  await writeFileDurable(keyFile, ca.key, { mode: 0o600 });
+  await writeFileDurable(certFile, ca.cert);
+  return { ...ca, certFile };
+}
+
+export async function provisionServerTls(ca: Pem, serviceDataDir: string, commonName: string, names: string[]): Promise<void> {
+  const dir = path.join(serviceDataDir, TLS_DIR);
+  await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+  const leaf = await issue(ca, { commonName, names, usage: 'server' });
+  await writeFileDurable(path.join(dir, 'server.key'), leaf.key, { mode: 0o600 });
+  await writeFileDurable(path.join(dir, 'server.crt'), leaf.cert);
+  await writeFileDurable(path.join(dir, 'ca.crt'), ca.cert);
+}
