@@ -5,6 +5,7 @@
  */
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> }> = {
   up: { summary: 'run every service locally on loopback with a default config', load: () => import('./commands/up.ts') },
+  status: { summary: 'is kith up, and is each service healthy?', load: () => import('./commands/status.ts') },
   build: { summary: 'bundle each service into one sealed-ready file under dist/', load: () => import('./commands/build.ts') },
   config: { summary: 'config.git history: who changed what, and when (kith config log)', load: () => import('./commands/config.ts') },
   repo: { summary: 'create, list and delete git repositories served by storage', load: () => import('./commands/repo.ts') },

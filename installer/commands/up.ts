@@ -11,6 +11,7 @@ import { provisionStorageLink } from '../../platform/links.ts';
 import { loadOrCreateCa, provisionServerTls } from '../../platform/pki/provision.ts';
 import { discoverServices } from '../../platform/services.ts';
 import { buildAll } from './build.ts';
+import { pidAlive, readRunFile, RUN_FILE, writeRunFile } from '../run-file.ts';
 import { repoRoot } from '../paths.ts';
 import { defaultConfigFiles, loadDefinitions, seedConfigTree } from '../seed.ts';
 
@@ -86,6 +87,12 @@ export async function run(argv: string[]): Promise<number> {
   const say = (text: string) => { if (!json) process.stdout.write(text + '\n'); };
   const emit = (obj: object) => { if (json) process.stdout.write(JSON.stringify(obj) + '\n'); };
 
+  const runFile = path.join(dataRoot, RUN_FILE);
+  const already = await readRunFile(dataRoot);
+  if (already && pidAlive(already.pid)) {
+    process.stderr.write(`kith up: kith is already up with this data folder (pid ${already.pid}); see \`kith status --data ${values.data ?? '.kith'}\`\n`);
+    return 1;
+  }
   const services = discoverServices(repoRoot);
   if (services.length === 0) {
     process.stderr.write('kith up: no services exist yet (services/<name>/main.ts)\n');
@@ -121,6 +128,7 @@ export async function run(argv: string[]): Promise<number> {
           const again = ready.has(e.name);
           ready.set(e.name, info);
           if (again) {
+            void writeRunFile(dataRoot, [...ready.values()]);
             emit({ event: 'restarted', ...info });
             say(`${e.name} is back (pid ${info.pid})`);
           }
@@ -174,6 +182,7 @@ export async function run(argv: string[]): Promise<number> {
     stopping = true;
     say('stopping…');
     await supervisor.stopAll();
+    await fsp.rm(runFile, { force: true });
     for (const l of logs.values()) l.end();
     emit({ event: 'stopped' });
     say('stopped.');
@@ -207,7 +216,8 @@ export async function run(argv: string[]): Promise<number> {
       if (info.endpoints.gits) say(`  ${''.padEnd(12)} GIT_SSL_CAINFO=${ca.certFile} git clone ${info.endpoints.gits.replace('://', `://kith:${token}@`)}`);
     }
   }
-  say(`\nconfig: ${configRoot}   logs: ${logsDir}\nkith is up. Press Ctrl-C to stop.`);
+  await writeRunFile(dataRoot, [...ready.values()]);
+  say(`\nconfig: ${configRoot}   logs: ${logsDir}\nkith is up. Press Ctrl-C to stop; \`kith status\` shows how it is.`);
 
   return new Promise<number>((resolve) => {
     const onSignal = () => void stop(0).then(resolve);

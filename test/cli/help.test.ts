@@ -20,6 +20,7 @@ const cases: [string, string[]][] = [
   ['repo', ['repo', '--help']],
   ['image', ['image', '--help']],
   ['vm', ['vm', '--help']],
+  ['status', ['status', '--help']],
 ];
 
 describe('--help', () => {

@@ -2,7 +2,8 @@
  * The first quick-start command: `kith up` runs every existing service, each sealed in
  * its own process, reports each as JSON, and stops them all on SIGTERM.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as path from 'node:path';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { discoverServices } from '../../platform/services.ts';
@@ -43,9 +44,23 @@ describe('kith up', () => {
     expect(refs).toMatch(/refs\/heads\/main/);
   });
 
+  it('kith status reports each service healthy, and a second kith up on the same data is refused', () => {
+    const kith = (...args: string[]) => spawnSync(process.execPath, [path.join(repoRoot, 'installer/kith.ts'), ...args, '--data', up.data], { encoding: 'utf8' });
+    const st = kith('status', '--json');
+    expect(st.status).toBe(0);
+    const rows = st.stdout.trim().split('\n').map((l) => JSON.parse(l) as { service: string; state: string; configGeneration: number });
+    expect(rows.map((r) => [r.service, r.state])).toEqual([...up.services.keys()].map((n) => [n, 'healthy']));
+    const again = kith('up', '--no-build');
+    expect(again.status).toBe(1);
+    expect(again.stderr).toMatch(/already up/);
+  });
+
   it('stops every service on SIGTERM and exits 0', async () => {
     const pids = [...up.services.values()].map((s) => s.pid);
     expect(await up.stop()).toBe(0);
     for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow();
+    const st = spawnSync(process.execPath, [path.join(repoRoot, 'installer/kith.ts'), 'status', '--data', up.data], { encoding: 'utf8' });
+    expect(st.status).toBe(3);
+    expect(st.stdout).toMatch(/kith is not up/);
   });
 });
