@@ -128,7 +128,7 @@ export async function run(argv: string[]): Promise<number> {
           const again = ready.has(e.name);
           ready.set(e.name, info);
           if (again) {
-            void writeRunFile(dataRoot, [...ready.values()]);
+            void writeRunFile(dataRoot, defs.flatMap((d) => ready.get(d.name) ?? []));
             emit({ event: 'restarted', ...info });
             say(`${e.name} is back (pid ${info.pid})`);
           }
@@ -216,7 +216,7 @@ export async function run(argv: string[]): Promise<number> {
       if (info.endpoints.gits) say(`  ${''.padEnd(12)} GIT_SSL_CAINFO=${ca.certFile} git clone ${info.endpoints.gits.replace('://', `://kith:${token}@`)}`);
     }
   }
-  await writeRunFile(dataRoot, [...ready.values()]);
+  await writeRunFile(dataRoot, defs.flatMap((d) => ready.get(d.name) ?? []));
   say(`\nconfig: ${configRoot}   logs: ${logsDir}\nkith is up. Press Ctrl-C to stop; \`kith status\` shows how it is.`);
 
   return new Promise<number>((resolve) => {

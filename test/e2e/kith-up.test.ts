@@ -55,6 +55,24 @@ describe('kith up', () => {
     expect(again.stderr).toMatch(/already up/);
   });
 
+  it('restarts a service that dies, and only that one', async () => {
+    const [victim, other] = [...up.services.values()];
+    process.kill(victim!.pid, 'SIGKILL');
+    const end = Date.now() + 15_000;
+    let back: Record<string, unknown> | undefined;
+    while (Date.now() < end && !back) {
+      back = up.events.find((e) => e.event === 'restarted' && e.service === victim!.service);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(back, JSON.stringify(up.events)).toBeDefined();
+    expect(up.events.find((e) => e.event === 'exited' && e.service === victim!.service)).toMatchObject({ signal: 'SIGKILL' });
+    expect(back!.pid).not.toBe(victim!.pid);
+    expect((await fetch(`${victim!.health}/healthz`)).status).toBe(200);
+    // The other service never stopped.
+    if (other) expect(readFileSync(`/proc/${other.pid}/cmdline`, 'utf8')).toContain('--permission');
+    up.services.set(victim!.service, { ...victim!, pid: back!.pid as number });
+  });
+
   it('stops every service on SIGTERM and exits 0', async () => {
     const pids = [...up.services.values()].map((s) => s.pid);
     expect(await up.stop()).toBe(0);
