@@ -25,6 +25,16 @@ export function defaultConfigFiles(defs: ServiceDefinition<unknown>[]): Record<s
   return files;
 }
 
+/**
+ * The defaults as `kith up` seeds them: services listen on `host` only, so the local
+ * names that mean "this machine" ('self') point there instead of at the LAN address.
+ */
+export function localDefaults(files: Record<string, string>, host: string): Record<string, string> {
+  const out = { ...files };
+  if (out['dns/local.yaml'] && host !== '0.0.0.0' && host !== '::') out['dns/local.yaml'] = out['dns/local.yaml'].replace(/\[self\]/g, `[${host}]`);
+  return out;
+}
+
 /** Write missing default files; returns the paths written. */
 export async function seedConfigTree(dir: string, files: Record<string, string>): Promise<string[]> {
   const written: string[] = [];

@@ -13,7 +13,7 @@ import { discoverServices } from '../../platform/services.ts';
 import { buildAll } from './build.ts';
 import { pidAlive, readRunFile, RUN_FILE, writeRunFile } from '../run-file.ts';
 import { repoRoot } from '../paths.ts';
-import { defaultConfigFiles, loadDefinitions, seedConfigTree } from '../seed.ts';
+import { defaultConfigFiles, loadDefinitions, localDefaults, seedConfigTree } from '../seed.ts';
 
 const HELP = `Usage: kith up [options]
 
@@ -104,7 +104,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const defs = await loadDefinitions(repoRoot);
   await fsp.mkdir(logsDir, { recursive: true });
-  const seeded = await seedConfigTree(configRoot, defaultConfigFiles(defs));
+  const seeded = await seedConfigTree(configRoot, localDefaults(defaultConfigFiles(defs), host));
   if (seeded.length > 0) say(`seeded default config in ${configRoot} (${seeded.length} files)`);
 
   const logs = new Map<string, WriteStream>();

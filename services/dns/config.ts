@@ -10,6 +10,7 @@
  * Everything validates before anything is served; every problem names file and line.
  */
 import { isIP } from 'node:net';
+import * as os from 'node:os';
 import { z } from 'zod';
 import { loadYamlFile } from '../../platform/config/yaml.ts';
 import type { ConfigIssue, ConfigResult, ConfigSource, ConfigSpec } from '../../platform/config/spec.ts';
@@ -75,14 +76,18 @@ export const DnsSettingsSchema = z.object({
 export type DnsSettings = z.infer<typeof DnsSettingsSchema>;
 
 const HostName = z.string().regex(/^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i, 'expected a host name such as laptop or printer.lan');
-const Address = z.string().refine((s) => isIP(s) !== 0, 'expected an IPv4 or IPv6 address');
+const Address = z.string().refine((s) => s === 'self' || isIP(s) !== 0, "expected an IPv4 or IPv6 address, or 'self' (this machine's addresses)");
 
 export const LocalNamesSchema = z.object({
   /** The home zone (RFC 8375). */
   zone: z.string().default('home.arpa'),
   ttl: z.number().int().min(0).max(86_400).default(300),
   /** name → addresses; names are relative to the zone. */
-  hosts: z.record(HostName, z.array(Address).min(1)).default({}),
+  hosts: z.record(z.string(), z.array(Address).min(1)).superRefine((hosts, ctx) => {
+    for (const name of Object.keys(hosts)) {
+      if (!HostName.safeParse(name).success) ctx.addIssue({ code: 'custom', path: [name], message: `'${name}' is not a host name: use letters, digits and '-', with dots between labels` });
+    }
+  }).default({}),
 }).strict();
 
 export type LocalNames = z.infer<typeof LocalNamesSchema>;
@@ -102,11 +107,26 @@ export interface DnsConfig {
 export const ZONES_DIR = 'dns/zones';
 const canonical = (name: string) => name.toLowerCase().replace(/\.$/, '');
 
+/**
+ * 'self' in dns/local.yaml: this machine's addresses on its network interfaces (the
+ * appliance's LAN address from DHCP), or loopback when it has none.
+ */
+export function selfAddresses(): string[] {
+  const out: string[] = [];
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const a of list ?? []) {
+      if (a.internal || (a.family === 'IPv6' && a.address.startsWith('fe80:'))) continue;
+      out.push(a.address);
+    }
+  }
+  return out.length > 0 ? out.sort() : ['127.0.0.1'];
+}
+
 /** Master-file lines for the local names, to merge into (or make) the home zone. */
-export function localRecords(local: LocalNames): string {
+export function localRecords(local: LocalNames, self: () => string[] = selfAddresses): string {
   const lines: string[] = [];
   for (const [name, addrs] of Object.entries(local.hosts).sort(([a], [b]) => (a < b ? -1 : 1))) {
-    for (const a of addrs) lines.push(`${name} ${local.ttl} IN ${isIP(a) === 4 ? 'A' : 'AAAA'} ${a}`);
+    for (const a of new Set(addrs.flatMap((x) => (x === 'self' ? self() : [x])))) lines.push(`${name} ${local.ttl} IN ${isIP(a) === 4 ? 'A' : 'AAAA'} ${a}`);
   }
   return lines.join('\n') + '\n';
 }
@@ -118,7 +138,7 @@ function syntheticHomeZone(local: LocalNames): string {
     `$TTL ${local.ttl}`,
     `@ IN SOA kith hostmaster 1 3600 600 604800 ${local.ttl}`,
     `@ IN NS kith`,
-    ...(local.hosts.kith ? [] : [`kith IN A 127.0.0.1`]),
+    ...(local.hosts.kith ? [] : [`kith IN A ${selfAddresses().find((a) => isIP(a) === 4) ?? '127.0.0.1'}`]),
     localRecords(local),
   ].join('\n');
 }
@@ -214,12 +234,13 @@ updates: []
 
 export const DEFAULT_LOCAL_YAML = `# Local names under the home zone (RFC 8375): each device and service by name.
 # Pairing adds devices here; add your own as name: [addresses].
+# 'self' is this appliance's own addresses.
 zone: home.arpa
 ttl: 300
 hosts:
-  kith: [127.0.0.1]
-  storage: [127.0.0.1]
-  dns: [127.0.0.1]
+  kith: [self]
+  storage: [self]
+  dns: [self]
 `;
 
 export const DEFAULT_BLOCKLIST = `# Block list: one domain per line (or hosts-file lines such as "0.0.0.0 ads.example").
