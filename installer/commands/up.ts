@@ -3,11 +3,16 @@
  * built-in default config seeded under the data folder; waits for each to be healthy,
  * prints how to reach it, restarts one that dies, stops all on Ctrl-C / SIGTERM.
  */
-import { createWriteStream, promises as fsp, type WriteStream } from 'node:fs';
+import { createWriteStream, existsSync, promises as fsp, type WriteStream } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Supervisor } from '../../platform/supervisor.ts';
 import { provisionStorageLink } from '../../platform/links.ts';
+import { CONFIG_BRANCH, writeConfigFiles } from '../../services/storage/config/config-repo.ts';
+import { listTreeFiles } from '../../services/storage/config/git-tree-source.ts';
+import git from 'isomorphic-git';
+
+const resolveConfigHead = (gitdir: string) => git.resolveRef({ fs: { promises: fsp }, gitdir, ref: CONFIG_BRANCH });
 import { loadOrCreateCa, provisionServerTls } from '../../platform/pki/provision.ts';
 import { discoverServices } from '../../platform/services.ts';
 import { buildAll } from './build.ts';
@@ -104,8 +109,20 @@ export async function run(argv: string[]): Promise<number> {
   }
   const defs = await loadDefinitions(repoRoot);
   await fsp.mkdir(logsDir, { recursive: true });
-  const seeded = await seedConfigTree(configRoot, localDefaults(defaultConfigFiles(defs), host));
+  // Once config.git exists it is the truth, and what the owner deleted stays deleted; only
+  // a service that is new since then (no folder of its own in config.git) gets its defaults,
+  // as a commit there — or storage would publish them away again.
+  const configGit = path.join(dataRoot, 'data', 'storage', 'repos', 'config.git');
+  const haveRepo = existsSync(path.join(configGit, 'HEAD'));
+  const inRepo = haveRepo ? new Set([...(await listTreeFiles(configGit, await resolveConfigHead(configGit))).keys()].map((p) => p.split('/')[0]!)) : new Set<string>();
+  const defaults = localDefaults(defaultConfigFiles(defs.filter((d) => !inRepo.has(d.name))), host);
+  const seeded = await seedConfigTree(configRoot, defaults);
   if (seeded.length > 0) say(`seeded default config in ${configRoot} (${seeded.length} files)`);
+  if (haveRepo && seeded.length > 0) {
+    const files = await Promise.all(seeded.map(async (p) => ({ path: p, content: await fsp.readFile(path.join(configRoot, p)), expectedBlob: null })));
+    const r = await writeConfigFiles(configGit, files, { author: { name: 'kith', email: 'kith@localhost' }, message: `Add the default configuration of new services\n\n${seeded.join('\n')}` });
+    if (!r.ok) process.stderr.write(`kith up: could not add the new defaults to config.git: ${r.messages.join('; ')}\n`);
+  }
 
   const logs = new Map<string, WriteStream>();
   const tails = new Map<string, string[]>();
