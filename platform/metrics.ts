@@ -74,8 +74,30 @@ export function createMetrics(): Metrics {
   };
 }
 
+// Most calls pass one label (`{ transport: 'udp' }`) on a hot path: remember those keys.
+const SINGLE_LABEL_KEYS = new Map<string, string>();
+
 function labelKey(labels?: Labels): string {
   if (!labels) return '';
+  let only: string | undefined;
+  let n = 0;
+  for (const k in labels) {
+    only = k;
+    if (++n > 1) break;
+  }
+  if (n === 1) {
+    const memo = `${only}\0${labels[only!]}`;
+    let key = SINGLE_LABEL_KEYS.get(memo);
+    if (key === undefined) {
+      key = formatLabels(labels);
+      if (SINGLE_LABEL_KEYS.size < 4096) SINGLE_LABEL_KEYS.set(memo, key);
+    }
+    return key;
+  }
+  return formatLabels(labels);
+}
+
+function formatLabels(labels: Labels): string {
   const keys = Object.keys(labels).sort();
   if (keys.length === 0) return '';
   const parts = keys.map((k) => `${k}="${String(labels[k]).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`);

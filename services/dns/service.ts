@@ -20,6 +20,8 @@ import { startDnsServer } from './server/server.ts';
 import { OPCODE, RCODE } from './wire/constants.ts';
 import { ZoneSet, type Zone } from './zone/zone.ts';
 import { createDynamicUpdates } from './dynamic.ts';
+import { ResponseCache } from './response-cache.ts';
+import { aclAllows } from './auth/axfr.ts';
 
 export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningService<DnsConfig>> {
   const { log, metrics } = ctx;
@@ -39,10 +41,15 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
   let upstreamKey = '';
 
   const send = createUdpSend();
+  // Whole answers, keyed by the query: emptied whenever zones, lists or upstreams change.
+  const responses = new ResponseCache({ maxEntries: 50_000, now: ctx.now });
+  const responseHits = metrics.counter('kith_dns_response_cache_hits_total', 'Answers served from the response cache.');
+
   /** Serve these zones (serials kept rising); NOTIFY secondaries of the ones that changed. */
   const installZones = async (list: Zone[], notify: boolean) => {
     const served = await serials.apply(list);
     zones = new ZoneSet(served.zones);
+    responses.clear();
     zonesGauge.set(served.zones.length);
     if (notify) for (const origin of served.changed) void notifySecondaries(origin, ctx.config());
     return served;
@@ -50,6 +57,7 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
 
   const applyConfig = async (cfg: DnsConfig, first: boolean) => {
     const served = await installZones(cfg.zones.zones(), false);
+    responses.clear();
     blocker = createBlocker(cfg.blocklists, { mode: cfg.settings.blocking.mode, onHit: (list) => blockedHits.inc({ list }) });
     blockGauge.set(blocker.size);
     const key = JSON.stringify([cfg.settings.upstreams, cfg.settings.cache]);
@@ -114,9 +122,21 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
   const server = await startDnsServer({
     host: ctx.listen.dns.host,
     port: ctx.listen.dns.port,
-    handler: (msg, info) => {
+    handler: async (msg, info) => {
       queries.inc({ transport: info.transport });
-      return handler(msg, info);
+      const allowed = aclAllows(ctx.config().settings.recursion.allow, info.remote.address);
+      const key = responses.key(msg, info.transport, allowed);
+      if (key !== undefined) {
+        const hit = responses.get(key, msg);
+        if (hit) {
+          responseHits.inc();
+          return hit;
+        }
+      }
+      const generation = responses.generation;
+      const reply = await handler(msg, info);
+      if (key !== undefined && Buffer.isBuffer(reply)) responses.put(key, reply, generation);
+      return reply;
     },
     log,
   });

@@ -53,7 +53,8 @@ export function answer(zones: ZoneSet, q: Query, opts: AnswerOptions): AnswerRes
   if (q.qtype === TYPE.AXFR || q.qtype === TYPE.IXFR) return transfer(zones, q, opts, limit, udpSize);
 
   let zone = zones.find(q.qkey);
-  if (!zone) return { kind: 'not-ours', messages: reply(RCODE.REFUSED).messages };
+  // Lazy: a forwarded query never needs the REFUSED it would otherwise get.
+  if (!zone) return { kind: 'not-ours', get messages() { return reply(RCODE.REFUSED).messages; } };
   // DS lives on the parent side of a cut: at a served apex, ask the parent zone if we have it.
   if (q.qtype === TYPE.DS && q.qkey === zone.origin) {
     const p = parentKey(zone.origin);

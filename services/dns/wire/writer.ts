@@ -14,6 +14,16 @@ import type { Labels } from './name.ts';
 // the caller rolls back anything beyond its limit.
 const CAPACITY = 65535 + 65535 + 1024;
 
+// One scratch buffer for every writer: a 132 KiB allocation per answer was most of the
+// garbage collector's work. A writer is used synchronously from construction to finish(),
+// which copies the message out and frees the scratch; a writer made while another holds it
+// gets its own buffer. A writer abandoned by an exception frees it at the next microtask.
+const SCRATCH = Buffer.allocUnsafe(CAPACITY);
+let scratchInUse = false;
+const freeScratch = () => {
+  scratchInUse = false;
+};
+
 export interface Mark {
   off: number;
   counts: [number, number, number, number];
@@ -27,9 +37,16 @@ export class MessageWriter {
   private table = new Map<string, number>();
   private added: string[] = [];
 
+  private readonly ownsScratch: boolean;
+
   constructor() {
     // Unzeroed: every byte up to `off` is written before finish() copies it out.
-    this.buf = Buffer.allocUnsafe(CAPACITY);
+    this.ownsScratch = !scratchInUse;
+    if (this.ownsScratch) {
+      scratchInUse = true;
+      queueMicrotask(freeScratch);
+    }
+    this.buf = this.ownsScratch ? SCRATCH : Buffer.allocUnsafe(CAPACITY);
     this.buf.fill(0, 0, 12);
   }
 
@@ -148,7 +165,9 @@ export class MessageWriter {
 
   finish(): Buffer {
     for (let i = 0; i < 4; i++) this.buf.writeUInt16BE(this.counts[i], 4 + i * 2);
-    return Buffer.from(this.buf.subarray(0, this.off));
+    const out = Buffer.from(this.buf.subarray(0, this.off));
+    if (this.ownsScratch) scratchInUse = false;
+    return out;
   }
 }
 

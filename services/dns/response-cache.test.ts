@@ -1,0 +1,79 @@
+import dnsPacket from 'dns-packet';
+import { describe, expect, it } from 'vitest';
+import { ResponseCache } from './response-cache.ts';
+
+const query = (name: string, opts: { id?: number; type?: string; edns?: boolean } = {}) =>
+  dnsPacket.encode({
+    type: 'query', id: opts.id ?? 1, flags: dnsPacket.RECURSION_DESIRED,
+    questions: [{ type: (opts.type ?? 'A') as 'A', name }],
+    additionals: opts.edns ? [{ type: 'OPT', name: '.', udpPayloadSize: 1232 } as unknown as dnsPacket.Answer] : [],
+  });
+const answer = (name: string, flags: number, ttl: number, rcode = 0) =>
+  dnsPacket.encode({ type: 'response', id: 0, flags: flags | rcode, questions: [{ type: 'A', name }], answers: ttl >= 0 ? [{ type: 'A', name, ttl, data: '192.0.2.1' }] : [] });
+
+describe('the response cache', () => {
+  it('serves the same question in any case, with the client ID and case, and authoritative TTLs as they are', () => {
+    let now = 1_000_000;
+    const c = new ResponseCache({ maxEntries: 10, now: () => now });
+    const k1 = c.key(query('www.Example.ORG', { id: 7 }), 'udp', true)!;
+    c.put(k1, answer('www.example.org', dnsPacket.AUTHORITATIVE_ANSWER, 300), c.generation);
+    const q2 = query('WWW.example.org', { id: 4242 });
+    expect(c.key(q2, 'udp', true)).toBe(k1);
+    now += 100_000;
+    const hit = dnsPacket.decode(c.get(k1, q2)!);
+    expect(hit.id).toBe(4242);
+    expect(hit.questions![0]!.name).toBe('WWW.example.org');
+    expect((hit.answers![0] as { ttl: number }).ttl).toBe(300);
+  });
+
+  it('ages forwarded TTLs and drops them when the smallest runs out', () => {
+    let now = 0;
+    const c = new ResponseCache({ maxEntries: 10, now: () => now });
+    const q = query('up.test');
+    const k = c.key(q, 'udp', true)!;
+    c.put(k, answer('up.test', dnsPacket.RECURSION_AVAILABLE, 30), c.generation);
+    now = 12_500;
+    expect((dnsPacket.decode(c.get(k, q)!).answers![0] as { ttl: number }).ttl).toBe(18);
+    now = 30_000;
+    expect(c.get(k, q)).toBeUndefined();
+  });
+
+  it('keeps transports, rights, flags and EDNS apart, and never caches what it must not', () => {
+    const c = new ResponseCache({ maxEntries: 10, now: () => 0 });
+    const q = query('a.test');
+    const keys = new Set([c.key(q, 'udp', true), c.key(q, 'tcp', true), c.key(q, 'udp', false), c.key(query('a.test', { edns: true }), 'udp', true), c.key(query('a.test', { type: 'AAAA' }), 'udp', true)]);
+    expect(keys.size).toBe(5);
+    expect(c.key(query('a.test', { type: 'AXFR' }), 'tcp', true)).toBeUndefined();
+    const update = Buffer.from(q);
+    update.writeUInt16BE(5 << 11, 2); // opcode UPDATE
+    expect(c.key(update, 'udp', true)).toBeUndefined();
+    // A TSIG (or anything but an OPT) in the additional section.
+    const signed = Buffer.from(q);
+    signed.writeUInt16BE(1, 10);
+    expect(c.key(Buffer.concat([signed, Buffer.from([0, 0, 250, 0, 255, 0, 0, 0, 0, 0, 0])]), 'udp', true)).toBeUndefined();
+    const k = c.key(q, 'udp', true)!;
+    c.put(k, answer('a.test', 0, 60, 2), c.generation); // SERVFAIL
+    expect(c.get(k, q)).toBeUndefined();
+    c.put(k, answer('a.test', 0, 0), c.generation); // TTL 0
+    expect(c.get(k, q)).toBeUndefined();
+    const before = c.generation;
+    c.clear();
+    c.put(k, answer('a.test', dnsPacket.AUTHORITATIVE_ANSWER, 60), before); // computed before the change
+    expect(c.get(k, q)).toBeUndefined();
+  });
+
+  it('survives hostile queries and responses', () => {
+    const c = new ResponseCache({ maxEntries: 4, now: () => 0 });
+    for (let i = 0; i < 20_000; i++) {
+      const len = Math.floor(Math.random() * 64);
+      const b = Buffer.from(Array.from({ length: len }, () => Math.floor(Math.random() * 256)));
+      const k = c.key(b, 'udp', true);
+      if (k !== undefined) {
+        c.put(k, b, c.generation);
+        c.get(k, b);
+      }
+      c.put('x', b, c.generation);
+    }
+    expect(c.size).toBeLessThanOrEqual(4);
+  });
+});
