@@ -26,6 +26,8 @@ const AXFR = 252;
 const IXFR = 251;
 const SERVFAIL = 2;
 const NON_AUTH_MAX_MS = 60_000;
+// Queries longer than this (a big OPT) are simply not cached.
+const KEY_SCRATCH = Buffer.alloc(512);
 
 /** Offset just past the name at `off`, or -1 if malformed. Pointers end a name. */
 function skipName(b: Buffer, off: number): number {
@@ -72,18 +74,18 @@ export class ResponseCache {
     if (q.readUInt16BE(4) !== 1 || q.readUInt16BE(6) !== 0 || q.readUInt16BE(8) !== 0) return undefined;
     const ar = q.readUInt16BE(10);
     if (ar > 1) return undefined;
-    // The question name: plain labels only (a query has nothing to point back to).
+    // The question name: plain labels only (a query has nothing to point back to). The key
+    // is the query from the flags on, with the name lowercased: one string, built once.
+    if (q.length > KEY_SCRATCH.length) return undefined;
+    q.copy(KEY_SCRATCH, 0, 0, q.length);
     let off = 12;
-    let name = '';
     for (;;) {
       if (off >= q.length) return undefined;
       const len = q[off]!;
-      if (len & 0xc0) return undefined;
-      if (off + 1 + len > q.length) return undefined;
-      name += String.fromCharCode(len);
+      if (len & 0xc0 || off + 1 + len > q.length) return undefined;
       for (let i = off + 1; i <= off + len; i++) {
-        const c = q[i]!;
-        name += String.fromCharCode(c >= 0x41 && c <= 0x5a ? c | 0x20 : c);
+        const c = KEY_SCRATCH[i]!;
+        if (c >= 0x41 && c <= 0x5a) KEY_SCRATCH[i] = c | 0x20;
       }
       off += 1 + len;
       if (len === 0) break;
@@ -97,7 +99,7 @@ export class ResponseCache {
       if (q[qEnd] !== 0 || qEnd + 11 > q.length || q.readUInt16BE(qEnd + 1) !== OPT) return undefined;
       if (qEnd + 11 + q.readUInt16BE(qEnd + 9) !== q.length) return undefined;
     } else if (qEnd !== q.length) return undefined;
-    return `${transport === 'udp' ? 'u' : 't'}${recursionAllowed ? 'r' : '-'}${q.toString('latin1', 2, 4)}${name}${q.toString('latin1', off, q.length)}`;
+    return (transport === 'udp' ? (recursionAllowed ? 'U' : 'u') : recursionAllowed ? 'T' : 't') + KEY_SCRATCH.toString('latin1', 2, q.length);
   }
 
   get(key: string, query: Buffer): Buffer | undefined {

@@ -45,6 +45,23 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
   const responses = new ResponseCache({ maxEntries: 50_000, now: ctx.now });
   const responseHits = metrics.counter('kith_dns_response_cache_hits_total', 'Answers served from the response cache.');
 
+  // Who may recurse, remembered per client address until the ACL changes.
+  let aclFor: readonly string[] | undefined;
+  let aclMemo = new Map<string, boolean>();
+  const recursionAllowed = (addr: string): boolean => {
+    const acl = ctx.config().settings.recursion.allow;
+    if (acl !== aclFor) {
+      aclFor = acl;
+      aclMemo = new Map();
+    }
+    let ok = aclMemo.get(addr);
+    if (ok === undefined) {
+      ok = aclAllows(acl, addr);
+      if (aclMemo.size < 10_000) aclMemo.set(addr, ok);
+    }
+    return ok;
+  };
+
   /** Serve these zones (serials kept rising); NOTIFY secondaries of the ones that changed. */
   const installZones = async (list: Zone[], notify: boolean) => {
     const served = await serials.apply(list);
@@ -124,7 +141,7 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
     port: ctx.listen.dns.port,
     handler: async (msg, info) => {
       queries.inc({ transport: info.transport });
-      const allowed = aclAllows(ctx.config().settings.recursion.allow, info.remote.address);
+      const allowed = recursionAllowed(info.remote.address);
       const key = responses.key(msg, info.transport, allowed);
       if (key !== undefined) {
         const hit = responses.get(key, msg);
