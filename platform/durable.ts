@@ -102,8 +102,8 @@ export async function mkdirDurable(dir: string): Promise<void> {
   await fsyncDir(path.dirname(path.resolve(dir)));
 }
 
-/** Temp files this module writes: `.<name>.tmp-<pid>-<hex>` or `tmp_obj_<pid>-<hex>`. */
-export const TEMP_FILE = /^(?:\..+\.tmp-|tmp_obj_)(\d+)-[0-9a-f]{8}$/;
+/** Temp files this module writes: `.<name>.tmp-<pid>-<hex>`, or `tmp_<what>_<pid>-<hex>` in git folders. */
+export const TEMP_FILE = /^(?:\..+\.tmp-|tmp_[a-z]+_)(\d+)-[0-9a-f]{8}$/;
 
 function alive(pid: number): boolean {
   if (pid === process.pid) return true;

@@ -12,7 +12,8 @@ import * as path from 'node:path';
 import type { ServiceContext, RunningService } from '../../platform/service.ts';
 import { createGitHttpHandler } from './git/http.ts';
 import { createStoreHttpHandler } from './store/http.ts';
-import { createRepo, repoExists } from './git/repos.ts';
+import { createRepo, listRepos, repoExists } from './git/repos.ts';
+import { recoverRepository } from './git/recover.ts';
 import { ZERO_OID } from './git/objects.ts';
 import { anyOf, certificateAuthenticator, clientAuthenticator, loadOrCreateToken, tokenAuthenticator, type Authenticator, type Principal } from './auth.ts';
 import { CONFIG_BRANCH, CONFIG_REPO, ensureConfigRepo, publishHead, refusalMessages, validateCommit, writeConfigFiles } from './config/config-repo.ts';
@@ -32,6 +33,11 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
   const isOwner = (p: Principal | undefined) => p?.name === 'owner';
   if (clients.length > 0) log.info('service clients', { clients: clients.map((c) => ({ name: c.name, configWrite: c.configWrite })) });
 
+  // Whatever a crash left half-done in any repository goes before anything is served.
+  for (const repo of await listRepos(reposRoot)) {
+    const removed = await recoverRepository(path.join(reposRoot, `${repo}.git`));
+    if (removed.length > 0) log.warn('recovered after a crash: removed leftovers', { repo, files: removed });
+  }
   const boot = await ensureConfigRepo(configGitdir, ctx.configRoot);
   if (boot.created) log.info('created config.git from the seeded config', { head: boot.head });
   if (boot.reset.length > 0) log.warn('config working tree differed from config.git; reset to its head', { files: boot.reset });

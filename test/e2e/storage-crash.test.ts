@@ -8,7 +8,7 @@
  * tried to push, with its objects readable. Temp files a kill leaves behind must not pile up.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBundle, tempDir, writeConfig, type ServiceProcess } from '../platform/helpers.ts';
@@ -89,13 +89,14 @@ describe('kith storage survives SIGKILL during pushes', () => {
   const url = () => svc!.ready.endpoints.git!.replace('://', `://kith:${token}@`).replace('/config.git', '/crash.git');
 
   const start = async () => {
-    svc = await startBundle(bundle, ['--config', config, '--data', data, '--listen', 'http=127.0.0.1:0', '--listen', 'health=127.0.0.1:0']);
+    svc = await startBundle(bundle, ['--config', config, '--data', data, '--listen', 'http=127.0.0.1:0', '--listen', 'health=127.0.0.1:0', '--listen', 'https=127.0.0.1:0']);
   };
 
   beforeAll(async () => {
     config = tempDir('kith-crash-config-');
     data = tempDir('kith-crash-data-');
     work = path.join(tempDir('kith-crash-work-'), 'w');
+    temps.push(config, data, path.dirname(work));
     await writeConfig(config, 'storage/storage.yaml', 'createOnPush: true\n');
     await start();
     token = readFileSync(path.join(data, 'access-token'), 'utf8').trim();
@@ -106,8 +107,10 @@ describe('kith storage survives SIGKILL during pushes', () => {
     git(work, 'push', '-q', url(), 'main');
   });
 
+  const temps: string[] = [];
   afterAll(async () => {
     await svc?.stop();
+    for (const d of temps) rmSync(d, { recursive: true, force: true });
   });
 
   it(`keeps every acknowledged push and a clean repository over ${ROUNDS} kills`, async () => {
@@ -193,19 +196,15 @@ describe('kith storage survives SIGKILL during pushes', () => {
     // A last, uninterrupted push lands, and a fresh clone holds exactly what we have.
     git(work, 'push', '-q', url(), 'main');
     const clone = path.join(tempDir('kith-crash-clone-'), 'c');
+    temps.push(path.dirname(clone));
     git(path.dirname(clone), 'clone', '-q', '--bare', url(), clone);
     expect(git(clone, 'rev-parse', 'refs/heads/main').trim()).toBe(git(work, 'rev-parse', 'HEAD').trim());
 
     const left = leftovers(data);
     const orphans = orphanPacks(serverRepo());
     console.log(`storage crash test:\n  ${summary.join('\n  ')}\n  rounds with acknowledged pushes: ${ackedRounds}/${ROUNDS}\n  leftovers now: ${JSON.stringify(left)}\n  orphan packs now: ${JSON.stringify(orphans)}`);
-    // What a kill leaves behind should be swept at start-up, not kept forever. Today it is
-    // not (a .pack without .idx, the .idx temp, ref .lock files and their temps stay until
-    // the same ref is written again, or forever): reported to services/storage, so this is
-    // opt-in until start-up clean-up lands. Set KITH_STRICT_LEFTOVERS=1 to enforce it.
-    if (process.env.KITH_STRICT_LEFTOVERS === '1') {
-      expect(left).toEqual([]);
-      expect(orphans).toEqual([]);
-    }
+    // What a kill leaves behind is swept at start-up (services/storage/git/recover.ts).
+    expect(left).toEqual([]);
+    expect(orphans).toEqual([]);
   }, 120_000);
 });

@@ -1,8 +1,10 @@
 // Object-store access over isomorphic-git's public API, plus tiny parsers of the
 // raw commit/tree/tag formats (gitformat-* / Documentation/technical: object formats)
 // so graph walks don't pay for isomorphic-git's full parse.
+import './native-zlib.ts';
 import * as git from 'isomorphic-git';
 import { requestFs } from './store-fs.ts';
+import { PackSet } from './pack-reuse.ts';
 
 export type ObjectType = 'commit' | 'tree' | 'blob' | 'tag';
 
@@ -12,6 +14,8 @@ export interface Store {
   cache: object;
   /** File-system client with per-request listings (see store-fs.ts). */
   fs: ReturnType<typeof requestFs>;
+  /** The repository's packs, opened on first use (objects read without isomorphic-git). */
+  packs?: Promise<PackSet>;
   /** Commits and trees already read in this request: walks read them twice. */
   memo: Map<string, { type: ObjectType; body: Buffer }>;
   memoBytes: number;
@@ -26,20 +30,32 @@ export function openStore(gitdir: string): Store {
 /** Forget listings after objects were added (a new pack), keeping loaded indexes. */
 export function refreshStore(s: Store): void {
   s.fs = requestFs();
+  s.packs = undefined;
 }
 
 export const ZERO_OID = '0'.repeat(40);
 export const OID_RE = /^[0-9a-f]{40}$/;
 
-export async function readRaw(s: Store, oid: string): Promise<{ type: ObjectType; body: Buffer }> {
-  const hit = s.memo.get(oid);
-  if (hit) return hit;
-  const r = await git.readObject({ fs: s.fs, gitdir: s.gitdir, oid, format: 'content', cache: s.cache });
-  const o = { type: r.type as ObjectType, body: Buffer.from(r.object as Uint8Array) };
-  if ((o.type === 'commit' || o.type === 'tree' || o.type === 'tag') && s.memoBytes + o.body.length < MEMO_LIMIT) {
+/** Keep a commit, tree or tag of this request in memory (within the memo's budget). */
+export function rememberObject(s: Store, oid: string, o: { type: ObjectType; body: Buffer }): void {
+  if ((o.type === 'commit' || o.type === 'tree' || o.type === 'tag') && !s.memo.has(oid) && s.memoBytes + o.body.length < MEMO_LIMIT) {
     s.memo.set(oid, o);
     s.memoBytes += o.body.length;
   }
+}
+
+export async function readRaw(s: Store, oid: string): Promise<{ type: ObjectType; body: Buffer }> {
+  const hit = s.memo.get(oid);
+  if (hit) return hit;
+  const packed = (await (s.packs ??= PackSet.open(s.gitdir))).read(oid);
+  if (packed) {
+    rememberObject(s, oid, packed);
+    return packed;
+  }
+  const r = await git.readObject({ fs: s.fs, gitdir: s.gitdir, oid, format: 'content', cache: s.cache });
+  const u8 = r.object as Uint8Array;
+  const o = { type: r.type as ObjectType, body: Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength) };
+  rememberObject(s, oid, o);
   return o;
 }
 

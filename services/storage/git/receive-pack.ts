@@ -9,8 +9,8 @@ import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import * as git from 'isomorphic-git';
 import { fsyncDir, writeFileDurable } from '../../../platform/durable.ts';
-import { durableGitFs } from '../../../platform/durable-fs.ts';
-import { ZERO_OID, hasObject, refreshStore, parseCommit, parseTag, parseTree, readRaw, type Store } from './objects.ts';
+import { indexPack, type IndexedPack } from './index-pack.ts';
+import { ZERO_OID, hasObject, rememberObject, refreshStore, parseCommit, parseTag, parseTree, readRaw, type Store } from './objects.ts';
 import { FLUSH, PktReader, lineText, pktLine, sideband } from './pktline.ts';
 import { isValidRefName, resolve, setRef } from './refs.ts';
 import { AGENT, ProtocolError, type Sink } from './upload-pack.ts';
@@ -103,23 +103,29 @@ async function storePack(s: Store, pack: Buffer): Promise<{ oids: string[]; file
   const name = `pack-${sum.toString('hex')}`;
   const packFile = path.join(dir, name + '.pack');
   const idxFile = path.join(dir, name + '.idx');
-  // The same pack pushed again (same checksum, same name): refs may already use it, so
-  // it is indexed again but never removed if this push is refused.
-  const existed = await fsp.access(idxFile).then(() => true, () => false);
-  if (existed) {
-    const { oids } = await git.indexPack({ fs: durableGitFs, dir: s.gitdir, gitdir: s.gitdir, filepath: `objects/pack/${name}.pack`, cache: {} });
-    return { oids, files: [] };
-  }
-  // Sealed services cannot fsync: write through O_DSYNC + rename (platform/durable.ts), and
-  // let isomorphic-git write the .idx through durableGitFs, so neither file can be torn.
-  await writeFileDurable(packFile, pack);
+  // Index in memory first (native zlib; a bad pack is refused before anything is written),
+  // then write the .pack and the .idx through O_DSYNC + rename (platform/durable.ts): a
+  // kill between the two leaves a .pack without .idx, which git ignores and start-up
+  // clean-up removes.
+  let indexed: IndexedPack;
   try {
-    const { oids } = await git.indexPack({ fs: durableGitFs, dir: s.gitdir, gitdir: s.gitdir, filepath: `objects/pack/${name}.pack`, cache: {} });
-    await fsyncDir(dir);
-    return { oids, files: [packFile, idxFile] };
+    indexed = indexPack(pack);
+  } catch (err) {
+    throw new ProtocolError(`index-pack failed: ${(err as Error).message.split('\n')[0]}`);
+  }
+  // The connectivity check reads these: from memory, not inflated again from disk.
+  for (const o of indexed.structure) rememberObject(s, o.oid, { type: o.type, body: o.body });
+  // The same pack pushed again (same checksum, same name): refs may already use it, so it
+  // is never removed if this push is refused.
+  const existed = await fsp.access(idxFile).then(() => true, () => false);
+  if (existed) return { oids: indexed.oids, files: [] };
+  try {
+    await writeFileDurable(packFile, pack, { tempPrefix: 'tmp_pack_' });
+    await writeFileDurable(idxFile, indexed.idx, { tempPrefix: 'tmp_idx_' });
+    return { oids: indexed.oids, files: [packFile, idxFile] };
   } catch (err) {
     await removeFiles([packFile, idxFile]);
-    throw new ProtocolError(`index-pack failed: ${(err as Error).message.split('\n')[0]}`);
+    throw err;
   }
 }
 

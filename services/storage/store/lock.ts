@@ -37,6 +37,9 @@ export interface FileLockOptions {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The lock contents this process holds right now. */
+const HELD = new Set<string>();
+
 function pidAlive(pid: number): boolean | undefined {
   if (!Number.isInteger(pid) || pid <= 0) return undefined;
   if (pid === process.pid) return true;
@@ -61,8 +64,11 @@ async function staleLock(file: string, staleMs: number): Promise<LockId | undefi
     const st = await fsp.stat(file);
     const text = await fsp.readFile(file, 'utf8');
     // Our locks say "kith <pid> <token>"; a lock by real git is empty or holds a ref value.
-    const m = /^kith (\d+) /.exec(text);
-    const dead = (m && pidAlive(Number(m[1])) === false) || Date.now() - st.mtimeMs > staleMs;
+    // A lock with our own pid but a token we do not hold is from an earlier process that
+    // had the same pid (PID 1 in an image, a re-exec): dead, whatever its age.
+    const m = /^kith (\d+) (\S+)/.exec(text);
+    const ours = m !== null && Number(m[1]) === process.pid;
+    const dead = (m && (ours ? !HELD.has(text) : pidAlive(Number(m[1])) === false)) || Date.now() - st.mtimeMs > staleMs;
     return dead ? { ino: st.ino, mtimeMs: st.mtimeMs } : undefined;
   } catch {
     return undefined; // gone already: the next try tells
@@ -123,11 +129,13 @@ export async function withFileLock<T>(lockFile: string, fn: () => Promise<T>, op
     if (waited >= timeoutMs) throw new LockedError(lockFile, waited);
     await sleep(Math.min(5 + attempt * 5, 50));
   }
+  HELD.add(token);
   try {
     return await fn();
   } finally {
     // Remove only our own lock.
     const text = await fsp.readFile(lockFile, 'utf8').catch(() => '');
     if (text === token) await fsp.rm(lockFile, { force: true });
+    HELD.delete(token);
   }
 }

@@ -189,7 +189,7 @@ describe('store', () => {
     writeFileSync(lock, 'kith 999999 deadbeef\n'); // no such pid
     await store.write('a', '2');
     expect(existsSync(lock)).toBe(false);
-    writeFileSync(lock, `kith ${process.pid} other\n`); // alive: this very process
+    writeFileSync(lock, `kith ${process.ppid} other\n`); // alive: another live process
     const s = await openStore({ dir: store.dir, lock: { timeoutMs: 100 }, pollMs: 0 });
     await expect(s.write('a', '3')).rejects.toMatchObject({ code: 'locked', status: 503 });
     rmSync(lock);

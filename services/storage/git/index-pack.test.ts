@@ -1,0 +1,77 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { applyDelta, indexPack, PackError } from './index-pack.ts';
+
+const indexPackNative = async (pack: Buffer, idxFile: string) => {
+  const r = indexPack(pack);
+  writeFileSync(idxFile, r.idx);
+  return r;
+};
+
+const git = (cwd: string, ...args: string[]) => execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', ...args], { cwd, encoding: 'buffer', stdio: ['pipe', 'pipe', 'pipe'] });
+
+/** A repository with history that git packs with deltas (edits of the same files). */
+function repoWithDeltas(): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'kith-idx-'));
+  git(dir, 'init', '-q', '-b', 'main');
+  let text = Array.from({ length: 400 }, (_, i) => `line ${i} ${'x'.repeat(i % 50)}`).join('\n');
+  for (let c = 0; c < 30; c++) {
+    text = text.replace(`line ${c * 7}`, `changed ${c}`);
+    writeFileSync(path.join(dir, 'a.txt'), text);
+    writeFileSync(path.join(dir, `f${c % 5}.txt`), `${text.slice(c * 10)}\n${c}`);
+    git(dir, 'add', '.');
+    git(dir, 'commit', '-qm', `c${c}`);
+  }
+  git(dir, 'tag', '-a', '-m', 'v1', 'v1');
+  return dir;
+}
+
+describe('indexPackNative', () => {
+  it('writes the same .idx as git index-pack, for a pack with OFS and REF deltas', async () => {
+    const dir = repoWithDeltas();
+    for (const flags of [[] as string[], ['--no-delta-base-offset']]) {
+      const pack = execFileSync('git', ['pack-objects', '--stdout', '--revs', ...flags], { cwd: dir, input: 'main\nv1\n' });
+      const ours = path.join(dir, `ours${flags.length}.idx`);
+      const { oids } = await indexPackNative(pack, ours);
+      const packFile = path.join(dir, `theirs${flags.length}.pack`);
+      writeFileSync(packFile, pack);
+      execFileSync('git', ['index-pack', packFile], { cwd: dir });
+      expect(readFileSync(ours)).toEqual(readFileSync(packFile.replace(/\.pack$/, '.idx')));
+      const verify = execFileSync('git', ['verify-pack', '-v', packFile], { cwd: dir, encoding: 'utf8' });
+      expect(verify).toMatch(/chain length = [1-9]/);
+      expect(oids.length).toBe(Number(/non delta: (\d+)/.exec(verify)?.[1] ?? 0) + [...verify.matchAll(/chain length = \d+: (\d+) objects?/g)].reduce((n, m) => n + Number(m[1]), 0));
+    }
+  });
+
+  it('refuses broken and hostile packs with a reason', async () => {
+    const dir = repoWithDeltas();
+    const pack = execFileSync('git', ['pack-objects', '--stdout', '--revs'], { cwd: dir, input: 'main\n' });
+    const idx = path.join(dir, 'x.idx');
+    await expect(indexPackNative(Buffer.from('PACK'), idx)).rejects.toThrow(PackError);
+    const truncated = Buffer.concat([pack.subarray(0, pack.length - 500), pack.subarray(pack.length - 20)]);
+    await expect(indexPackNative(truncated, idx)).rejects.toThrow(PackError);
+    const wrongCount = Buffer.from(pack);
+    wrongCount.writeUInt32BE(wrongCount.readUInt32BE(8) + 1, 8);
+    await expect(indexPackNative(wrongCount, idx)).rejects.toThrow(/pack ends after/);
+    // A thin pack: deltas against objects it does not carry.
+    const thin = execFileSync('git', ['pack-objects', '--stdout', '--revs', '--thin'], { cwd: dir, input: 'main\n^main~3\n' });
+    await expect(indexPackNative(thin, idx)).rejects.toThrow(/thin pack/);
+    for (let i = 0; i < 300; i++) {
+      const evil = Buffer.from(pack);
+      for (let k = 0; k < 4; k++) evil[12 + Math.floor(Math.random() * (evil.length - 32))] = Math.floor(Math.random() * 256);
+      await indexPackNative(evil, idx).catch((err: Error) => expect(err).toBeInstanceOf(PackError));
+    }
+  });
+
+  it('applies delta copy and insert instructions, and refuses out-of-range ones', () => {
+    const base = Buffer.from('hello world');
+    // src 11, dst 11: copy 6 bytes from 0 ("hello "), insert "WORLD"
+    const delta = Buffer.from([11, 11, 0x90, 6, 5, ...Buffer.from('WORLD')]);
+    expect(applyDelta(base, delta).toString()).toBe('hello WORLD');
+    expect(() => applyDelta(base, Buffer.from([11, 20, 0x91, 5, 100]))).toThrow(PackError);
+    expect(() => applyDelta(base, Buffer.from([12, 1, 1, 0x41]))).toThrow(/base is 11 bytes/);
+  });
+});
