@@ -1,0 +1,316 @@
+/**
+ * DNS benchmark (issue 4): kith DNS (the sealed bundle) beside NSD and dnsmasq, measured in
+ * one run with dnsperf over UDP:
+ *
+ * 1. authoritative: one generated zone (A, AAAA, MX, TXT, CNAME, SRV, a wildcard,
+ *    delegations with glue) served by kith, NSD and dnsmasq (translated into dnsmasq
+ *    options), the same query file against each;
+ * 2. cached forwarding: kith and dnsmasq forwarding to a local NSD upstream, caches warmed
+ *    first, then the same cached names against each.
+ *
+ * Targets: kith ≥ 1.0× dnsmasq and ≥ 0.5× NSD authoritative qps; ≥ 1.0× dnsmasq cached
+ * forwarding qps. A benchmark, not a test: exit 0 whatever the figures; non-zero only
+ * when something could not run.
+ *
+ *   node bench/dns/run.ts [--seconds 10] [--clients 4] [--json] [--help]
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, promises as fsp } from 'node:fs';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { bundleService } from '../../platform/build/bundle.ts';
+import { ask, compare, type Agreement } from './agree.ts';
+import { combine, runDnsperf, type Combined, type PerfResult } from './dnsperf.ts';
+import { authQueries, dnsmasqOptions, forwardQueries, MIX, upstreamZone, UPSTREAM_ZONE, ZONE, zoneFile, zoneModel } from './fixtures.ts';
+import { bundleForProfile, formatSummary, summarize } from './profile.ts';
+import { cpuSeconds, startDnsmasq, startEcho, startKith, startNsd, type Running } from './servers.ts';
+
+const HELP = `Usage: node bench/dns/run.ts [options]
+
+Measures kith DNS (the sealed bundle) with dnsperf over UDP against NSD and dnsmasq:
+authoritative answers from one generated zone, and cached forwarding (kith and dnsmasq
+forwarding to a local NSD, caches warmed first). Servers run one at a time under load;
+each server's time is split into interleaved rounds so background load hits all alike.
+
+Options:
+  --seconds N     measured seconds per server and test (default 10)
+  --clients N     dnsperf clients (-c; default 4)
+  --rounds N      interleaved rounds the seconds are split into (default 2)
+  --hosts N       host names in the generated zone (default 2000)
+  --no-pin        do not pin with taskset (default: dnsperf and the upstream on CPU 0,
+                  the server under test on CPU 1, when there are 2+ CPUs)
+  --no-echo       skip the calibration row: node-udp-echo, a Node dgram server that
+                  sends each query back as its answer (no DNS work), i.e. the ceiling
+                  of any Node UDP server here; not a target, for reading kith's figures
+  --bundle PATH   use this kith DNS bundle instead of building one into build/bench/dns/
+  --profile       run kith (a readable bundle, unless --bundle) with --cpu-prof; the
+                  .cpuprofile files are kept and summarised on stderr (hot functions
+                  with source file:line; also: node bench/dns/profile.ts FILE BUNDLE)
+  --keep          keep the temp folder (configs, zone, query files, logs)
+  --json          print the results as JSON instead of a table
+  -h, --help      this help
+
+Needs the Debian packages dnsperf, nsd and dnsmasq-base (and util-linux's taskset).
+Progress goes to stderr. PASS/FAIL is printed per target; the exit status is 0 either way,
+non-zero only if something could not run.
+`;
+
+const repoRoot = path.resolve(import.meta.dirname, '../..');
+/** Queries from the top of each query file asked of every server before the load, to compare answers. */
+const SAMPLE = 300;
+const progress = (msg: string) => process.stderr.write(`[bench/dns] ${msg}\n`);
+
+type Test = 'authoritative' | 'forwarding';
+interface Row extends Combined { test: Test; server: string }
+/** ratio: of measured qps (the target); perCpuRatio: of qps per CPU-second, steadier on a shared machine. */
+interface Target { name: string; ratio: number; perCpuRatio?: number; need: number; pass: boolean }
+
+function have(cmd: string): boolean {
+  return (process.env.PATH ?? '').split(':').some((d) => d && existsSync(path.join(d, cmd)));
+}
+
+async function main(): Promise<number> {
+  const { values: a } = parseArgs({
+    options: {
+      seconds: { type: 'string', default: '10' },
+      clients: { type: 'string', default: '4' },
+      rounds: { type: 'string', default: '2' },
+      hosts: { type: 'string', default: '2000' },
+      'no-pin': { type: 'boolean', default: false },
+      'no-echo': { type: 'boolean', default: false },
+      bundle: { type: 'string' },
+      profile: { type: 'boolean', default: false },
+      keep: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (a.help) { process.stdout.write(HELP); return 0; }
+  const seconds = Number(a.seconds);
+  const clients = Number(a.clients);
+  const rounds = Number(a.rounds);
+  const hosts = Number(a.hosts);
+  for (const [k, v] of [['seconds', seconds], ['clients', clients], ['rounds', rounds], ['hosts', hosts]] as const) {
+    if (!Number.isFinite(v) || v <= 0) throw new Usage(`--${k} must be a positive number`);
+  }
+  const perRound = Math.max(1, Math.round(seconds / rounds));
+
+  const missing = ['dnsperf', 'nsd', 'dnsmasq'].filter((c) => !have(c) && !have(`../sbin/${c}`) && !existsSync(`/usr/sbin/${c}`));
+  if (missing.length) throw new Error(`missing ${missing.join(', ')}: apt-get install -y dnsperf nsd dnsmasq-base`);
+  const pin = !a['no-pin'] && availableParallelism() >= 2 && have('taskset');
+  const loadCpu = pin ? '0' : undefined;
+  const serverCpu = pin ? '1' : undefined;
+
+  let bundle = a.bundle ? path.resolve(a.bundle) : '';
+  if (bundle && !existsSync(bundle)) throw new Error(`no bundle at ${bundle}`);
+  if (!bundle && a.profile) {
+    progress('bundling services/dns/main.ts, not minified (for --profile)');
+    bundle = await bundleForProfile(path.join(repoRoot, 'build/bench/dns/profile'));
+  } else if (!bundle) {
+    progress('bundling services/dns/main.ts');
+    bundle = (await bundleService('dns', path.join(repoRoot, 'services/dns/main.ts'), path.join(repoRoot, 'build/bench/dns/dist'))).outfile;
+  }
+
+  const loadBefore = loadavg()[0]!;
+  const work = await fsp.mkdtemp(path.join(tmpdir(), 'kith-bench-dns-'));
+  const running: Running[] = [];
+  const stopAll = async () => { await Promise.all(running.splice(0).map((r) => r.stop())); };
+  const profiles: string[] = [];
+  try {
+    // Fixtures.
+    const model = zoneModel(hosts);
+    const zone = zoneFile(model);
+    const q = authQueries(model, 20_000);
+    const dm = dnsmasqOptions(model, q.text);
+    const authFile = path.join(work, 'auth-queries.txt');
+    await fsp.writeFile(authFile, q.text);
+    const upNames = 2000;
+    const fq = forwardQueries(upNames);
+    const warmFile = path.join(work, 'forward-warm.txt');
+    const fwdFile = path.join(work, 'forward-queries.txt');
+    await fsp.writeFile(warmFile, fq.warm);
+    await fsp.writeFile(fwdFile, fq.measure);
+    const records = zone.split('\n').filter((l) => / IN /.test(l)).length;
+    progress(`zone ${ZONE}: ${records} records; ${q.text.split('\n').length - 1} queries; dnsmasq: ${dm.summary}`);
+
+    const perf = (server: Running, file: string, extra: Partial<Parameters<typeof runDnsperf>[0]> = {}) =>
+      runDnsperf({ server: '127.0.0.1', port: server.port, queryFile: file, clients, cpus: loadCpu, ...extra });
+
+    /** Warm each server up (JIT, caches) for a second, then measure in interleaved rounds. */
+    const measure = async (test: Test, servers: Running[], file: string): Promise<Row[]> => {
+      for (const s of servers) await perf(s, file, { seconds: 1 });
+      const runs = new Map<string, PerfResult[]>(servers.map((s) => [s.name, []]));
+      for (let r = 0; r < rounds; r++) {
+        for (const s of servers) {
+          progress(`${test}: ${s.name}, round ${r + 1}/${rounds} (${perRound} s)`);
+          const cpu0 = cpuSeconds(s.child.pid);
+          const res = await perf(s, file, { seconds: perRound, latencies: true });
+          const cpu1 = cpuSeconds(s.child.pid);
+          if (cpu0 !== undefined && cpu1 !== undefined) res.serverCpu = cpu1 - cpu0;
+          runs.get(s.name)!.push(res);
+          progress(`  ${Math.round(res.qps)} qps, ${res.lost} lost${res.serverCpu !== undefined ? `, server CPU ${Math.round((100 * res.serverCpu) / res.runSeconds)}%` : ''}`);
+        }
+      }
+      return servers.map((s) => ({ test, server: s.name, ...combine(runs.get(s.name)!) }));
+    };
+
+    // 1. Authoritative.
+    progress('starting kith, NSD and dnsmasq (authoritative)');
+    const probe = `ns1.${ZONE}`;
+    const kith = await startKith({ bundle, dir: path.join(work, 'kith-auth'), zones: { [ZONE]: zone }, dnsYaml: 'upstreams: []\n', cpus: serverCpu, profile: a.profile, probe });
+    running.push(kith);
+    running.push(await startNsd(path.join(work, 'nsd-auth'), { [ZONE]: zone }, serverCpu, probe));
+    running.push(await startDnsmasq(path.join(work, 'dnsmasq-auth'), dm.text, serverCpu, probe));
+    if (!a['no-echo']) running.push(await startEcho(serverCpu));
+    const sample = q.text.split('\n').filter(Boolean).slice(0, SAMPLE);
+    const agreement: Agreement[] = [];
+    const check = async (servers: Running[], ref: Running, questions: string[], ignoreAa: boolean) => {
+      const refAnswers = await ask(ref.port, questions);
+      for (const s of servers) {
+        if (s === ref || s.name === 'node-udp-echo') continue;
+        const a = compare(`${s.name} (${ignoreAa ? 'forwarding' : 'authoritative'})`, questions, await ask(s.port, questions), refAnswers, ignoreAa);
+        agreement.push(a);
+        progress(`${a.server}: ${a.asked - a.differ}/${a.asked} sample answers agree with ${ref.name}${a.examples.length ? `; e.g. ${a.examples.join('; ')}` : ''}`);
+      }
+    };
+    await check(running, running[1]!, sample, false);
+    const authRows = await measure('authoritative', [...running], authFile);
+    await stopAll();
+    if (a.profile) profiles.push(...(await fsp.readdir(kith.dataDir)).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(kith.dataDir, f)));
+
+    // 2. Cached forwarding, to an NSD upstream on the load generator's CPU (idle once warm).
+    progress('starting the upstream (NSD), kith and dnsmasq (forwarding)');
+    const upstream = await startNsd(path.join(work, 'nsd-upstream'), { [UPSTREAM_ZONE]: upstreamZone(upNames) }, loadCpu, `ns1.${UPSTREAM_ZONE}`);
+    running.push(upstream);
+    const upProbe = `name0001.${UPSTREAM_ZONE}`;
+    const kithF = await startKith({
+      bundle, dir: path.join(work, 'kith-forward'), zones: {}, cpus: serverCpu, profile: a.profile, probe: upProbe,
+      dnsYaml: `upstreams: ["127.0.0.1:${upstream.port}"]\ncache:\n  maxEntries: 50000\n`,
+    });
+    running.push(kithF);
+    // dnsmasq caches A, AAAA, CNAME and SRV only unless told (--cache-rr, 2.90): TXT too, to be fair.
+    const dmF = await startDnsmasq(path.join(work, 'dnsmasq-forward'), `server=127.0.0.1#${upstream.port}\ncache-size=10000\ncache-rr=TXT\n`, serverCpu, upProbe);
+    running.push(dmF);
+    const fwdServers = [kithF, dmF];
+    for (const s of fwdServers) {
+      progress(`forwarding: warming ${s.name}'s cache (${fq.distinct} names, twice)`);
+      const w = await perf(s, warmFile, { maxRuns: 2, maxQps: 5000 });
+      if (w.completed < 2 * fq.distinct) progress(`  warning: only ${w.completed} of ${2 * fq.distinct} warm-up queries answered`);
+    }
+    await check(fwdServers, upstream, fq.measure.split('\n').filter(Boolean).slice(0, SAMPLE), true);
+    const before = await kithCacheCounters(kithF.health);
+    const fwdRows = await measure('forwarding', fwdServers, fwdFile);
+    const after = await kithCacheCounters(kithF.health);
+    const kithCache = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]));
+    dmF.child.kill('SIGUSR1'); // dnsmasq logs its counters
+    await new Promise((r) => setTimeout(r, 300));
+    await stopAll();
+    if (a.profile) profiles.push(...(await fsp.readdir(kithF.dataDir)).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(kithF.dataDir, f)));
+    const dnsmasqStats = await readDnsmasqStats(dmF.log);
+
+    // Report.
+    const rows = [...authRows, ...fwdRows];
+    const row = (t: Test, s: string) => rows.find((r) => r.test === t && r.server === s);
+    const target = (name: string, t: Test, num: string, den: string, need: number): Target => {
+      const a = row(t, num);
+      const b = row(t, den);
+      const ratio = a && b && b.qps > 0 ? a.qps / b.qps : 0;
+      const perCpu = a?.cpuUsPerQuery && b?.cpuUsPerQuery ? b.cpuUsPerQuery / a.cpuUsPerQuery : undefined;
+      return { name, ratio, ...(perCpu !== undefined ? { perCpuRatio: perCpu } : {}), need, pass: ratio >= need };
+    };
+    const targets = [
+      target('authoritative kith/dnsmasq', 'authoritative', 'kith', 'dnsmasq', 1.0),
+      target('authoritative kith/NSD', 'authoritative', 'kith', 'nsd', 0.5),
+      target('cached forwarding kith/dnsmasq', 'forwarding', 'kith', 'dnsmasq', 1.0),
+    ];
+    const setup = {
+      seconds: perRound * rounds, rounds, clients, transport: 'udp',
+      loadAverage: { before: Number(loadBefore.toFixed(2)), after: Number(loadavg()[0]!.toFixed(2)), cpus: availableParallelism() },
+      pinning: pin ? 'dnsperf and the upstream NSD on CPU 0, the server under test on CPU 1 (taskset)' : 'none',
+      zone: { origin: ZONE, records, hosts, queryMix: Object.fromEntries(MIX.map(([c, share]) => [c, share])) },
+      dnsmasq: { authoritative: dm.summary, forwarding: 'server=127.0.0.1#UPSTREAM, cache-size=10000, cache-rr=TXT, no-resolv, no-hosts' },
+      nsd: 'server-count 1, RRL off',
+      forwarding: { upstream: `NSD, zone ${UPSTREAM_ZONE}, ${upNames} names`, distinctQueries: fq.distinct, kithCacheDuringMeasure: kithCache, dnsmasqStats },
+      agreement,
+      bundle,
+      ...(profiles.length ? { profiles } : {}),
+    };
+    for (const pf of profiles) progress(`${pf}\n${formatSummary(summarize(pf, bundle, 30))}`);
+    if (a.json) process.stdout.write(JSON.stringify({ setup, results: rows.map(({ rounds: rr, ...r }) => ({ ...r, roundsQps: rr })), targets }, null, 2) + '\n');
+    else process.stdout.write(table(setup, rows, targets, agreement) + `Forwarding served from cache: kith cache counters after warming (last warm-up second + measured runs) ${JSON.stringify(kithCache)}; dnsmasq: ${dnsmasqStats || 'no stats'}\n`);
+    return 0;
+  } finally {
+    await stopAll();
+    if (a.keep || a.profile) progress(`kept ${work}`);
+    else await fsp.rm(work, { recursive: true, force: true });
+  }
+}
+
+/** kith's own cache counters (hit/miss/coalesced), from its health endpoint. */
+async function kithCacheCounters(health: string): Promise<Record<string, number>> {
+  try {
+    const text = await (await fetch(`${health}/metrics`)).text();
+    const out: Record<string, number> = {};
+    for (const m of text.matchAll(/^kith_dns_cache_total\{result="(\w+)"\} (\d+)/gm)) out[m[1]!] = Number(m[2]);
+    return out;
+  } catch {
+    return {};
+  }
+}
+
+/** dnsmasq's counters, logged on SIGUSR1. */
+async function readDnsmasqStats(log: string): Promise<string> {
+  try {
+    const text = await fsp.readFile(log, 'utf8');
+    return text.split('\n').filter((l) => /queries forwarded|cache size/.test(l)).map((l) => l.replace(/^.*?dnsmasq\[\d+\]: /, '')).join('; ');
+  } catch {
+    return '';
+  }
+}
+
+const f0 = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-');
+const f2 = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : '-');
+
+function table(setup: { seconds: number; rounds: number; clients: number; pinning: string; loadAverage: { before: number; after: number; cpus: number }; dnsmasq: { authoritative: string } }, rows: Row[], targets: Target[], agreement: Agreement[]): string {
+  const head = ['test', 'server', 'qps', 'rounds qps', 'avg ms', 'p50 ms', 'p99 ms', 'max ms', 'lost', 'cpu %', 'cpu us/q', 'rcodes'];
+  const body = rows.map((r) => [
+    r.test, r.server, f0(r.qps), r.rounds.map(f0).join(' / '), f2(r.avgMs), f2(r.p50Ms), f2(r.p99Ms), f2(r.maxMs), f0(r.lost),
+    f0(r.serverCpuPct ?? NaN), f2(r.cpuUsPerQuery ?? NaN),
+    Object.entries(r.rcodes).map(([k, v]) => `${k} ${((100 * v) / Math.max(1, r.completed)).toFixed(0)}%`).join(' '),
+  ]);
+  const t = [head, ...body];
+  const w = head.map((_, i) => Math.max(...t.map((row) => row[i]!.length)));
+  const line = (row: string[]) => row.map((c, i) => (i >= 2 && i <= 10 ? c.padStart(w[i]!) : c.padEnd(w[i]!))).join('  ').trimEnd();
+  const out = [
+    `DNS benchmark (dnsperf, UDP): ${setup.clients} clients, ${setup.seconds} s per server and test in ${setup.rounds} interleaved rounds; pinning: ${setup.pinning}`,
+    `1-minute load average ${setup.loadAverage.before} before, ${setup.loadAverage.after} after, on ${setup.loadAverage.cpus} CPUs (above ~2, other work shared the CPUs: qps is noisy, cpu us/q much less so)`,
+    `dnsmasq (authoritative) was given: ${setup.dnsmasq.authoritative}`,
+    '',
+    line(head),
+    ...body.map(line),
+    '',
+    'cpu % = the server\'s CPU use while loaded (100 = one CPU); cpu us/q = its CPU time per answered query.',
+    ...(rows.some((r) => r.server === 'node-udp-echo') ? ['node-udp-echo is a calibration row, not a DNS server: Node dgram sending each query back (the ceiling for any Node UDP server).'] : []),
+    '',
+    `Sample answers agreeing with the reference (NSD; RCODE, AA bit, answer count; ${SAMPLE} queries):`,
+    ...agreement.map((g) => `  ${g.server.padEnd(26)} ${g.asked - g.differ}/${g.asked}${g.examples.length ? `  e.g. ${g.examples[0]}` : ''}`),
+    '',
+    `Targets (on measured qps; "per CPU" compares qps per CPU-second, i.e. inverse cpu us/q, steadier when other work shares the machine):`,
+    ...targets.map((x) => `  ${x.name.padEnd(32)} ${x.ratio.toFixed(2).padStart(6)}x  (target >= ${x.need.toFixed(1)}x)  ${x.pass ? 'PASS' : 'FAIL'}${x.perCpuRatio !== undefined ? `   per CPU: ${x.perCpuRatio.toFixed(2)}x` : ''}`),
+    '',
+  ];
+  return out.join('\n');
+}
+
+class Usage extends Error {}
+
+main().then((code) => { process.exitCode = code; }, (e: unknown) => {
+  if (e instanceof Usage) {
+    process.stderr.write(`${e.message}\n\n${HELP}`);
+    process.exitCode = 2;
+  } else {
+    process.stderr.write(`[bench/dns] could not run: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exitCode = 1;
+  }
+});
