@@ -26,6 +26,8 @@ import { aclAllows } from './auth/axfr.ts';
 export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningService<DnsConfig>> {
   const { log, metrics } = ctx;
   const queries = metrics.counter('kith_dns_queries_total', 'Queries by transport.');
+  const UDP = { transport: 'udp' };
+  const TCP = { transport: 'tcp' };
   const blockedHits = metrics.counter('kith_dns_blocked_total', 'Blocked queries by list.');
   const cacheEvents = metrics.counter('kith_dns_cache_total', 'Forwarder cache lookups by result (hit, miss, coalesced).');
   const upstreamErrors = metrics.counter('kith_dns_upstream_errors_total', 'Upstream failures by upstream and reason.');
@@ -139,17 +141,18 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
   const server = await startDnsServer({
     host: ctx.listen.dns.host,
     port: ctx.listen.dns.port,
-    handler: async (msg, info) => {
-      queries.inc({ transport: info.transport });
-      const allowed = recursionAllowed(info.remote.address);
-      const key = responses.key(msg, info.transport, allowed);
-      if (key !== undefined) {
-        const hit = responses.get(key, msg);
-        if (hit) {
-          responseHits.inc();
-          return hit;
-        }
+    fastPath: (msg, info) => {
+      const key = responses.key(msg, info.transport, recursionAllowed(info.remote.address));
+      const hit = key === undefined ? undefined : responses.get(key, msg);
+      if (hit) {
+        queries.inc(info.transport === 'udp' ? UDP : TCP);
+        responseHits.inc();
       }
+      return hit;
+    },
+    handler: async (msg, info) => {
+      queries.inc(info.transport === 'udp' ? UDP : TCP);
+      const key = responses.key(msg, info.transport, recursionAllowed(info.remote.address));
       const generation = responses.generation;
       const reply = await handler(msg, info);
       if (key !== undefined && Buffer.isBuffer(reply)) responses.put(key, reply, generation);

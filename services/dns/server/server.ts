@@ -32,6 +32,8 @@ export interface DnsServerOptions {
   /** 0 picks a free port (the same number for UDP and TCP when possible). */
   port: number;
   handler: DnsHandler;
+  /** Tried first, synchronously: an answer, or undefined to call `handler`. Must not throw. */
+  fastPath?: (msg: Buffer, info: HandlerInfo) => Buffer | undefined;
   log?: ServerLog;
   /** Concurrent TCP connections; more are closed at once (default 128). */
   maxTcpConnections?: number;
@@ -114,7 +116,19 @@ function wireUdp(udp: dgram.Socket, opts: DnsServerOptions): void {
   udp.on('error', (e) => opts.log?.warn('dns: udp socket error', { error: String(e) }));
   udp.on('message', (msg, rinfo) => {
     const remote = { address: rinfo.address, port: rinfo.port };
-    run(opts, msg, { transport: 'udp', remote }).then((reply) => {
+    const info: HandlerInfo = { transport: 'udp', remote };
+    // A ready answer (a cache hit) goes out at once, without the promise machinery.
+    let fast: Buffer | undefined;
+    try {
+      fast = opts.fastPath?.(msg, info);
+    } catch {
+      fast = undefined; // the slow path answers (or drops) it
+    }
+    if (fast) {
+      if (fast.length <= MAX_UDP_REPLY) udp.send(fast, rinfo.port, rinfo.address);
+      return;
+    }
+    run(opts, msg, info).then((reply) => {
       // UDP carries one message; multi-message answers (AXFR) are TCP-only.
       const first = Array.isArray(reply) ? reply[0] : reply;
       if (!first || first.length > MAX_UDP_REPLY) return;
