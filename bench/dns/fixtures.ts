@@ -4,6 +4,9 @@
  * wildcard per RFC 4592, delegations with glue), the same data as dnsmasq options, the
  * upstream zone for the forwarding test, and dnsperf query files ("name TYPE" per line).
  */
+import { prng } from '../../test/support/prng.ts';
+
+export { prng };
 
 export const ZONE = 'bench.test';
 export const UPSTREAM_ZONE = 'up.test';
@@ -24,17 +27,6 @@ export const MIX = [
 
 export type Category = (typeof MIX)[number][0];
 
-/** mulberry32: small, seeded, good enough to shuffle a query file. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const pad = (i: number) => String(i).padStart(4, '0');
 const v4 = (i: number) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;

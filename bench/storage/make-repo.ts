@@ -10,6 +10,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
+import { prng } from '../../test/support/prng.ts';
 
 export interface RepoSpec {
   commits: number;
@@ -35,17 +36,6 @@ const TEXT_SHARE = 0.6;
 const TEXT_FILES = 150;
 const BINARY_EVERY = 50;
 
-/** mulberry32: small, fast, seeded — the same repository on every machine. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const WORDS = ('the of and to in is that for it as with was on be at by this had not are but from or have an they which one ' +
   'you were all we her she there would their will when who him been has more if no out so said what up its about into than them ' +

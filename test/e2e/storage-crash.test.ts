@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBundle, tempDir, writeConfig, type ServiceProcess } from '../platform/helpers.ts';
 import { repoRoot } from './kith-up.ts';
+import { prng } from '../support/prng.ts';
 
 const ROUNDS = 15;
 const bundle = path.join(repoRoot, 'dist/storage.mjs');
@@ -21,17 +22,6 @@ const gitEnv = { ...process.env, GIT_CONFIG_NOSYSTEM: '1', GIT_TERMINAL_PROMPT: 
 const git = (cwd: string, ...args: string[]) =>
   execFileSync('git', ['-c', 'user.name=Owner', '-c', 'user.email=owner@home.arpa', ...args], { cwd, encoding: 'utf8', stdio: 'pipe', env: gitEnv });
 
-/** mulberry32: the same sequence of push kinds and kill delays on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface PushOutcome { code: number | null; acked: Map<string, string>; stderr: string; ms: number }
 
