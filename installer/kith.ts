@@ -34,7 +34,16 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`kith: unknown command '${name}'\n\n${usage()}`);
     return 64;
   }
-  return (await cmd.load()).run(rest);
+  try {
+    return await (await cmd.load()).run(rest);
+  } catch (err) {
+    // node:util parseArgs refuses unknown or malformed options: a usage error, said once here.
+    if (String((err as { code?: string }).code).startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`kith ${name}: ${(err as Error).message}\n(see kith ${name} --help)\n`);
+      return 64;
+    }
+    throw err;
+  }
 }
 
 if (import.meta.main) {

@@ -28,9 +28,7 @@ Options:
 `;
 
 export async function run(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
+  const parsed = parseArgs({
       args: argv,
       allowPositionals: true,
       options: {
@@ -43,10 +41,6 @@ export async function run(argv: string[]): Promise<number> {
         help: { type: 'boolean', short: 'h' },
       },
     });
-  } catch (err) {
-    process.stderr.write(`kith image: ${(err as Error).message}\n`);
-    return 64;
-  }
   const { values, positionals } = parsed;
   if (values.help) {
     process.stdout.write(HELP);

@@ -56,9 +56,7 @@ async function readToken(dataRoot: string, service: string): Promise<string | un
 }
 
 export async function run(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
+  const { values } = parseArgs({
       args: argv,
       options: {
         data: { type: 'string' },
@@ -69,11 +67,7 @@ export async function run(argv: string[]): Promise<number> {
         timeout: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
-    }));
-  } catch (err) {
-    process.stderr.write(`kith up: ${(err as Error).message}\n`);
-    return 64;
-  }
+    });
   if (values.help) {
     process.stdout.write(HELP);
     return 0;

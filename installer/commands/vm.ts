@@ -27,9 +27,7 @@ Options:
 `;
 
 export async function run(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
+  const parsed = parseArgs({
       args: argv,
       allowPositionals: true,
       options: {
@@ -42,10 +40,6 @@ export async function run(argv: string[]): Promise<number> {
         help: { type: 'boolean', short: 'h' },
       },
     });
-  } catch (err) {
-    process.stderr.write(`kith vm: ${(err as Error).message}\n`);
-    return 64;
-  }
   const { values, positionals } = parsed;
   if (values.help) {
     process.stdout.write(HELP);

@@ -33,6 +33,14 @@ describe('--help', () => {
       expect(r.stdout).toBe(readFileSync(file, 'utf8'));
     });
   }
+  it('an unknown option is a usage error (64) naming the command', () => {
+    for (const cmd of ['up', 'build', 'status', 'repo', 'config', 'image', 'vm']) {
+      const r = kith(...(cmd === 'config' ? ['config', 'log'] : [cmd]), '--no-such-option');
+      expect(r.status, cmd).toBe(64);
+      expect(r.stderr).toMatch(new RegExp(`^kith ${cmd}: Unknown option '--no-such-option'`));
+    }
+  });
+
   it('an unknown command is a usage error (64) that shows the commands', () => {
     const r = kith('frobnicate');
     expect(r.status).toBe(64);
