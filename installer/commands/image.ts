@@ -7,21 +7,25 @@ import { mkdtempSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildKvmImage } from '../../platform/kvm/cli.ts';
+import { buildRpiImage } from '../../platform/rpi/cli.ts';
 import { discoverServices } from '../../platform/services.ts';
 import { repoRoot } from '../paths.ts';
 import { defaultConfigFiles, loadDefinitions, seedConfigTree } from '../seed.ts';
 import { buildAll } from './build.ts';
 
 const HELP = `Usage: kith image build --target kvm --service NAME [options]
+       kith image build --target rpi [options]
 
 Builds a bootable image: Debian's kernel and an initramfs holding Node 26 (PID 1, no shell,
-no other programs), kith's boot code and the sealed service bundle.
+no other programs), kith's boot code and the sealed service bundles.
 
 Options:
   --target kvm        a VM image for one service (x86_64); boot it with \`kith vm run NAME\`
-  --service NAME      the service to put in the image (${'storage, dns, …'})
-  --config DIR        the config tree to bake in (default: the built-in default config)
-  --out DIR           where to write the image (default: build/kvm/NAME)
+  --target rpi        an SD-card image (arm64) for Raspberry Pi 3 / 4 / 400 / Zero 2 W, running
+                      every service; write it with a card writer (kith flash is coming)
+  --service NAME      kvm: the service to put in the image (${'storage, dns, …'})
+  --config DIR        kvm: the config tree to bake in (default: the built-in default config)
+  --out DIR           where to write the image (default: build/kvm/NAME or build/rpi)
   --compression C     zstd (default), gzip or none
   --dry-run           print the build plan and change nothing
   -h, --help          this help
@@ -50,8 +54,15 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`kith image: expected 'build'\n\n${HELP}`);
     return 64;
   }
+  const say = (line: string) => process.stdout.write(line + '\n');
+  if (values.target === 'rpi') {
+    if (!values['dry-run']) await buildAll();
+    const img = await buildRpiImage({ dryRun: values['dry-run'] === true, say, ...(values.out ? { out: path.resolve(values.out) } : {}) });
+    if (!values['dry-run']) say(`\nSD-card image: ${path.relative(process.cwd(), img.image)} (services: ${img.services.join(', ')})`);
+    return 0;
+  }
   if (values.target !== 'kvm') {
-    process.stderr.write(`kith image build: --target ${values.target ?? '(missing)'}: this kith builds 'kvm' images\n`);
+    process.stderr.write(`kith image build: --target ${values.target ?? '(missing)'}: use kvm or rpi\n`);
     return 64;
   }
   const services = discoverServices(repoRoot).map((s) => s.name);
@@ -71,7 +82,6 @@ export async function run(argv: string[]): Promise<number> {
     await seedConfigTree(configDir, defaultConfigFiles(await loadDefinitions(repoRoot)));
   }
   if (!values['dry-run']) await buildAll([values.service]);
-  const say = (line: string) => process.stdout.write(line + '\n');
   const image = await buildKvmImage({ service: values.service, configDir, compression, dryRun: values['dry-run'] === true, say, ...(values.out ? { out: path.resolve(values.out) } : {}) });
   if (!values['dry-run']) say(`\nimage: ${path.relative(process.cwd(), image.dir) || '.'}\nboot it: kith vm run ${values.service}`);
   return 0;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseBootConfig, restartDelay } from './boot-config.ts';
+import { bootServices, parseBootConfig, restartDelay } from './boot-config.ts';
 
 const minimal = { service: { name: 'dns', command: '/bin/node', args: ['/kith/dns.mjs'] } };
 
@@ -29,6 +29,33 @@ describe('boot config', () => {
     expect(p.ok).toBe(false);
     if (!p.ok) expect(p.issues.length).toBeGreaterThanOrEqual(10);
     expect(parseBootConfig(JSON.stringify({ ...minimal, network: { mode: 'dhcp', interface: 'eth0; rm' } })).ok).toBe(false);
+  });
+  it('reads a multi-service appliance config', () => {
+    const svc = (name: string, extra = {}) => ({ name, command: '/bin/node', args: [`/kith/${name}.mjs`], dataDir: `/data/${name}`, ...extra });
+    const p = parseBootConfig(JSON.stringify({
+      services: [svc('storage'), svc('dns', { needs: { configWrite: ['dns/zones/'] } })],
+      data: { device: 'LABEL=kith-data' }, seed: { from: '/kith/config', to: '/data/config' },
+      links: { storage: 'storage', storageUrl: 'http://127.0.0.1:8080' }, debug: { port: 9199 },
+    }));
+    expect(p.ok).toBe(true);
+    if (!p.ok) return;
+    expect(bootServices(p.value).map((s) => s.name)).toEqual(['storage', 'dns']);
+    expect(p.value.services![1]).toEqual({ name: 'dns', command: '/bin/node', args: ['/kith/dns.mjs'], env: {}, dataDir: '/data/dns', needs: { configWrite: ['dns/zones/'] } });
+    expect(p.value.data?.device).toBe('LABEL=kith-data');
+    expect(p.value.seed).toEqual({ from: '/kith/config', to: '/data/config' });
+    expect(p.value.links).toEqual({ storage: 'storage', storageUrl: 'http://127.0.0.1:8080' });
+    expect(p.value.debug).toEqual({ port: 9199 });
+    const single = parseBootConfig(JSON.stringify(minimal));
+    expect(single.ok && bootServices(single.value).map((s) => s.name)).toEqual(['dns']);
+  });
+  it('refuses hostile multi-service configs', () => {
+    const svc = { name: 'dns', command: '/bin/node' };
+    for (const bad of [
+      { services: [] }, { services: 'dns' }, { services: [svc, svc] }, { services: [{ ...svc, dataDir: 'rel' }] },
+      { services: [{ ...svc, needs: { configWrite: 'x' } }] }, { ...minimal, data: { device: 'LABEL=a b' } },
+      { ...minimal, data: { device: 'LABEL=' + 'x'.repeat(17) } }, { ...minimal, seed: { from: 'rel', to: '/data' } },
+      { ...minimal, links: { storage: 'storage', storageUrl: 'file:///etc' } }, { ...minimal, debug: { port: 70000 } }, { ...minimal, debug: 1 },
+    ]) expect(parseBootConfig(JSON.stringify(bad)).ok, JSON.stringify(bad)).toBe(false);
   });
   it('backs off exponentially with a cap', () => {
     const r = { initialMs: 500, maxMs: 30000 };

@@ -1,7 +1,9 @@
 /**
  * The boot configuration: /kith/boot.json in the initramfs, written by the image builder.
  * It says which kernel modules to load (already in dependency order), how to bring the
- * network up, which disk holds /data, what to run, and what to do when boot cannot go on.
+ * network up, which disk holds /data, what to run — one service (`service`, the kvm image)
+ * or several (`services`, the appliance), each its own sealed process — how to seed the
+ * config tree and link services, and what to do when boot cannot go on.
  *
  * parseBootConfig() is pure and never throws: problems come back as a list of messages.
  */
@@ -11,14 +13,41 @@ export type NetworkConfig =
   | { mode: 'dhcp'; interface?: string }
   | { mode: 'static'; interface?: string; address: string; prefix: number; gateway?: string; dns: string[] };
 
+/** One supervised process. */
+export interface BootService {
+  name: string;
+  command: string;
+  args: string[];
+  env: Record<string, string>;
+  /** Its own folder on the data partition (links are provisioned there). */
+  dataDir?: string;
+  /** What it needs from other services (platform/service.ts ServiceNeeds). */
+  needs?: { configWrite: string[] };
+}
+
 export interface BootConfig {
   hostname: string;
   /** Absolute paths of .ko files, loaded in this order. */
   modules: string[];
   network: NetworkConfig;
-  /** Block device holding the ext4 data file system, mounted on `mountpoint`. */
+  /**
+   * Block device holding the ext4 data file system, mounted on `mountpoint`: a /dev path,
+   * or LABEL=name to find it by its ext4 label (an SD card is mmcblk0p2 on a Pi, vda2 in qemu).
+   */
   data?: { device: string; fstype: string; mountpoint: string; waitMs: number };
-  service: { name: string; command: string; args: string[]; env: Record<string, string> };
+  /** The single service of a kvm image; ignored when `services` is given. */
+  service: BootService;
+  /** Every service of the appliance, each supervised on its own. */
+  services?: BootService[];
+  /** Copy files of `from` (read-only, in the image) under `to` when missing: the default config. */
+  seed?: { from: string; to: string };
+  /** Give each service with `needs` a token for storage before start (platform/links.ts). */
+  links?: { storage: string; storageUrl: string };
+  /**
+   * Test images only: an HTTP port where PID 1 lists its children (GET /services) and kills
+   * one on request (POST /kill/NAME), so tests can prove a restart leaves the others alone.
+   */
+  debug?: { port: number };
   restart: { initialMs: number; maxMs: number; fatalAfter: number };
   onFatal: 'poweroff' | 'reboot';
 }
@@ -29,6 +58,7 @@ const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object
 const isStr = (v: unknown): v is string => typeof v === 'string';
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
+const LABEL = /^LABEL=[A-Za-z0-9_.-]{1,16}$/;
 const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 
 export function parseBootConfig(text: string): Parsed {
@@ -68,7 +98,7 @@ export function parseBootConfig(text: string): Parsed {
   let data: BootConfig['data'];
   if (raw.data !== undefined && raw.data !== null) {
     const d = raw.data;
-    if (!isObj(d) || !isStr(d.device) || !d.device.startsWith('/dev/')) issues.push('data.device: a /dev path');
+    if (!isObj(d) || !isStr(d.device) || !(d.device.startsWith('/dev/') || LABEL.test(d.device))) issues.push('data.device: a /dev path or LABEL=name');
     else {
       const mountpoint = d.mountpoint ?? '/data';
       const fstype = d.fstype ?? 'ext4';
@@ -80,17 +110,58 @@ export function parseBootConfig(text: string): Parsed {
     }
   }
 
-  const s = raw.service;
-  let service: BootConfig['service'] = { name: '', command: '', args: [], env: {} };
-  if (!isObj(s)) issues.push('service: required');
-  else {
+  const parseService = (s: unknown, at: string): BootService => {
+    if (!isObj(s)) {
+      issues.push(`${at}: required`);
+      return { name: '', command: '', args: [], env: {} };
+    }
     const args = s.args ?? [];
     const env = s.env ?? {};
-    if (!isStr(s.name) || !/^[a-z][a-z0-9-]*$/.test(s.name)) issues.push('service.name: lower-case name');
-    if (!isStr(s.command) || !s.command.startsWith('/')) issues.push('service.command: an absolute path');
-    if (!Array.isArray(args) || !args.every(isStr)) issues.push('service.args: list of strings');
-    if (!isObj(env) || !Object.values(env).every(isStr)) issues.push('service.env: map of strings');
-    service = { name: s.name as string, command: s.command as string, args: args as string[], env: env as Record<string, string> };
+    if (!isStr(s.name) || !/^[a-z][a-z0-9-]*$/.test(s.name)) issues.push(`${at}.name: lower-case name`);
+    if (!isStr(s.command) || !s.command.startsWith('/')) issues.push(`${at}.command: an absolute path`);
+    if (!Array.isArray(args) || !args.every(isStr)) issues.push(`${at}.args: list of strings`);
+    if (!isObj(env) || !Object.values(env).every(isStr)) issues.push(`${at}.env: map of strings`);
+    const out: BootService = { name: s.name as string, command: s.command as string, args: args as string[], env: env as Record<string, string> };
+    if (s.dataDir !== undefined) {
+      if (!isStr(s.dataDir) || !s.dataDir.startsWith('/')) issues.push(`${at}.dataDir: an absolute path`);
+      else out.dataDir = s.dataDir;
+    }
+    if (s.needs !== undefined) {
+      const w = isObj(s.needs) ? s.needs.configWrite ?? [] : undefined;
+      if (!Array.isArray(w) || !w.every(isStr)) issues.push(`${at}.needs.configWrite: list of strings`);
+      else out.needs = { configWrite: w as string[] };
+    }
+    return out;
+  };
+  let services: BootService[] | undefined;
+  let service: BootService = { name: '', command: '', args: [], env: {} };
+  if (raw.services !== undefined) {
+    if (!Array.isArray(raw.services) || raw.services.length === 0) issues.push('services: a non-empty list');
+    else {
+      services = raw.services.map((x, k) => parseService(x, `services[${k}]`));
+      const names = services.map((x) => x.name);
+      if (new Set(names).size !== names.length) issues.push('services: names must be unique');
+      service = services[0]!;
+    }
+  } else service = parseService(raw.service, 'service');
+
+  let seed: BootConfig['seed'];
+  if (raw.seed !== undefined) {
+    const d = raw.seed;
+    if (!isObj(d) || !isStr(d.from) || !isStr(d.to) || !d.from.startsWith('/') || !d.to.startsWith('/')) issues.push('seed: { from, to } absolute paths');
+    else seed = { from: d.from, to: d.to };
+  }
+  let links: BootConfig['links'];
+  if (raw.links !== undefined) {
+    const l = raw.links;
+    if (!isObj(l) || !isStr(l.storage) || !isStr(l.storageUrl) || !/^https?:\/\/[^\s]+$/.test(l.storageUrl)) issues.push('links: { storage, storageUrl }');
+    else links = { storage: l.storage, storageUrl: l.storageUrl };
+  }
+  let debug: BootConfig['debug'];
+  if (raw.debug !== undefined) {
+    const p = isObj(raw.debug) ? raw.debug.port : undefined;
+    if (typeof p !== 'number' || !Number.isInteger(p) || p < 1 || p > 65535) issues.push('debug.port: 1..65535');
+    else debug = { port: p };
   }
 
   const r = isObj(raw.restart) ? raw.restart : {};
@@ -103,8 +174,16 @@ export function parseBootConfig(text: string): Parsed {
   if (issues.length > 0) return { ok: false, issues };
   return {
     ok: true,
-    value: { hostname: hostname as string, modules: modules as string[], network, data, service, restart: restart as BootConfig['restart'], onFatal: onFatal as BootConfig['onFatal'] },
+    value: {
+      hostname: hostname as string, modules: modules as string[], network, data, service, restart: restart as BootConfig['restart'], onFatal: onFatal as BootConfig['onFatal'],
+      ...(services ? { services } : {}), ...(seed ? { seed } : {}), ...(links ? { links } : {}), ...(debug ? { debug } : {}),
+    },
   };
+}
+
+/** The processes PID 1 supervises. */
+export function bootServices(cfg: BootConfig): BootService[] {
+  return cfg.services ?? [cfg.service];
 }
 
 /**

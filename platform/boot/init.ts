@@ -4,15 +4,22 @@
  * command line.
  *
  * Sequence: mount /proc /sys /dev /tmp → read /kith/boot.json → hostname → kernel modules
- * (in the order the builder resolved) → network → data disk → start the service and keep
- * it running with back-off. PID 1 must never exit (the kernel panics), so every failure
- * is caught; a failure that stops boot ends in reboot(2) or power-off, as boot.json says.
+ * (in the order the builder resolved) → network → data disk (mounted `dirsync`) → seed the
+ * default config tree → provision links → start every service, each its own sealed process
+ * under platform/supervisor.ts, restarting one that dies with back-off without touching the
+ * others. Children's log lines go to the console. PID 1 must never exit (the kernel
+ * panics), so every failure is caught; a failure that stops boot ends in reboot(2) or
+ * power-off, as boot.json says.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeSync } from 'node:fs';
+import { createServer } from 'node:http';
 import * as libc from './libc.ts';
-import { parseBootConfig, restartDelay, type BootConfig } from './boot-config.ts';
+import { bootServices, parseBootConfig, type BootConfig, type BootService } from './boot-config.ts';
 import { bringUpNetwork } from './net.ts';
+import { findByLabel } from './blockdev.ts';
+import { seedTree } from './seed.ts';
+import { Supervisor } from '../supervisor.ts';
+import { provisionStorageLink } from '../links.ts';
 
 const BOOT_JSON = '/kith/boot.json';
 const t0 = performance.now();
@@ -53,16 +60,26 @@ function loadModules(paths: string[]): void {
   log('modules loaded', { count: paths.length, ms: Math.round(performance.now() - started), names: paths.map((p) => p.replace(/^.*\/|\.ko$/g, '')).join(',') });
 }
 
+/**
+ * Sealed services cannot fsync a folder (Node refuses fsync under the permission model), so
+ * the data file system is mounted `dirsync`: a rename is on disk when rename(2) returns.
+ */
+export const DATA_MOUNT_FLAGS = libc.MS_DIRSYNC | libc.MS_NOATIME;
+
 async function mountData(d: NonNullable<BootConfig['data']>): Promise<void> {
   const until = Date.now() + d.waitMs;
-  while (!existsSync(d.device)) {
+  const label = d.device.startsWith('LABEL=') ? d.device.slice(6) : undefined;
+  let device = label ? undefined : d.device;
+  for (;;) {
+    if (label) device = findByLabel(label);
+    if (device && existsSync(device)) break;
     if (Date.now() > until) throw new Error(`data device ${d.device} did not appear within ${d.waitMs} ms`);
     await new Promise((r) => setTimeout(r, 25));
   }
   mkdirSync(d.mountpoint, { recursive: true });
-  const errno = libc.mount(d.device, d.mountpoint, d.fstype, 0n, '');
-  if (errno !== 0) throw new Error(`mount ${d.device} on ${d.mountpoint}: ${libc.strerror(errno)}`);
-  log('data mounted', { device: d.device, mountpoint: d.mountpoint, fstype: d.fstype });
+  const errno = libc.mount(device!, d.mountpoint, d.fstype, DATA_MOUNT_FLAGS, '');
+  if (errno !== 0) throw new Error(`mount ${device} on ${d.mountpoint}: ${libc.strerror(errno)}`);
+  log('data mounted', { device: device!, mountpoint: d.mountpoint, fstype: d.fstype, flags: 'dirsync,noatime' });
 }
 
 function rssKiB(pid: number | 'self'): number | undefined {
@@ -82,33 +99,65 @@ function fatal(cfg: Pick<BootConfig, 'onFatal'> | undefined, reason: string): vo
   log('reboot(2) failed; staying up', { error: libc.strerror(errno) });
 }
 
-/** Run the service; restart it with back-off when it dies. */
-function supervise(cfg: BootConfig): void {
-  let failures = 0;
-  const start = () => {
-    const began = Date.now();
-    const child = spawn(cfg.service.command, cfg.service.args, {
-      stdio: ['ignore', 'inherit', 'inherit'],
-      env: { PATH: '/bin', HOME: '/data', ...cfg.service.env },
-      cwd: '/',
-    });
-    child.on('error', (err) => log('service spawn failed', { service: cfg.service.name, error: err.message }));
-    if (child.pid) {
-      log('service started', { service: cfg.service.name, child: child.pid, command: [cfg.service.command, ...cfg.service.args].join(' ') });
-      setTimeout(() => {
-        if (child.exitCode === null) log('memory', { service: cfg.service.name, childRssKiB: rssKiB(child.pid!) ?? '?', initRssKiB: rssKiB('self') ?? '?' });
-      }, 3000).unref();
-    }
-    child.on('exit', (code, signal) => {
-      // A run that outlived the longest back-off counts as healthy: start counting afresh.
-      failures = Date.now() - began > cfg.restart.maxMs ? 1 : failures + 1;
-      const delay = restartDelay(failures, cfg.restart);
-      log('service exited', { service: cfg.service.name, code: code ?? '-', signal: signal ?? '-', restartInMs: delay, failures });
-      if (cfg.restart.fatalAfter > 0 && failures >= cfg.restart.fatalAfter) return fatal(cfg, `service failed ${failures} times`);
-      setTimeout(start, delay);
-    });
-  };
-  start();
+/** Start every service under one Supervisor; each restarts on its own with back-off. */
+function supervise(cfg: BootConfig, services: BootService[]): Supervisor {
+  const startedAt = new Map<string, number>();
+  const failures = new Map<string, number>();
+  const sup: Supervisor = new Supervisor({
+    minBackoffMs: cfg.restart.initialMs,
+    maxBackoffMs: cfg.restart.maxMs,
+    // A run that outlived the longest back-off counts as healthy: start counting afresh.
+    stableMs: cfg.restart.maxMs,
+    onEvent(e) {
+      if (e.type === 'line') {
+        // Services log JSON lines naming themselves; anything else gets the name in front.
+        const line = e.line.startsWith('{') ? e.line : `${e.name}: ${e.line}`;
+        try { writeSync(1, line + '\n'); } catch { /* no console */ }
+        // Memory once the service says it is ready (its steady state, for the boot benchmark).
+        if (line.includes('"msg":"ready"')) {
+          const pid = sup.pid(e.name);
+          setTimeout(() => {
+            if (pid !== undefined && sup.pid(e.name) === pid) log('memory', { service: e.name, child: pid, when: 'ready+2s', childRssKiB: rssKiB(pid) ?? '?', initRssKiB: rssKiB('self') ?? '?' });
+          }, 2000).unref();
+        }
+      } else if (e.type === 'started') {
+        const spec = services.find((s) => s.name === e.name)!;
+        startedAt.set(e.name, Date.now());
+        log('service started', { service: e.name, child: e.pid, attempt: e.attempt, command: [spec.command, ...spec.args].join(' ') });
+        setTimeout(() => {
+          if (sup.pid(e.name) === e.pid) log('memory', { service: e.name, child: e.pid, childRssKiB: rssKiB(e.pid) ?? '?', initRssKiB: rssKiB('self') ?? '?' });
+        }, 3000).unref();
+      } else if (e.type === 'exited' && e.restartInMs !== undefined) {
+        const ran = Date.now() - (startedAt.get(e.name) ?? 0);
+        const n = ran > cfg.restart.maxMs ? 1 : (failures.get(e.name) ?? 0) + 1;
+        failures.set(e.name, n);
+        log('service exited', { service: e.name, code: e.code ?? '-', signal: e.signal ?? '-', restartInMs: e.restartInMs, failures: n });
+        if (cfg.restart.fatalAfter > 0 && n >= cfg.restart.fatalAfter) fatal(cfg, `service ${e.name} failed ${n} times`);
+      }
+    },
+  });
+  for (const s of services) {
+    sup.start({ name: s.name, command: s.command, args: s.args, env: { PATH: '/bin', HOME: s.dataDir ?? '/data', ...s.env }, cwd: '/' });
+  }
+  return sup;
+}
+
+/** Test images only (boot.json `debug`): list children, kill one on request. */
+function debugServer(port: number, sup: Supervisor, names: string[]): void {
+  const server = createServer((req, res) => {
+    const kill = /^\/kill\/([a-z][a-z0-9-]*)$/.exec(req.url ?? '');
+    if (req.method === 'GET' && req.url === '/services') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(Object.fromEntries(names.map((n) => [n, { pid: sup.pid(n) ?? null }]))) + '\n');
+    } else if (req.method === 'POST' && kill && names.includes(kill[1]!)) {
+      const pid = sup.pid(kill[1]!);
+      if (pid === undefined) return void res.writeHead(409).end('not running\n');
+      log('debug: killing', { service: kill[1]!, child: pid });
+      process.kill(pid, 'SIGKILL');
+      res.writeHead(202, { 'content-type': 'application/json' }).end(JSON.stringify({ killed: pid }) + '\n');
+    } else res.writeHead(404).end('GET /services, POST /kill/NAME\n');
+  });
+  server.on('error', (err) => log('debug server failed', { error: err.message }));
+  server.listen(port, '0.0.0.0', () => log('debug server listening (test image)', { port }));
 }
 
 async function boot(): Promise<void> {
@@ -136,8 +185,32 @@ async function boot(): Promise<void> {
   } else {
     mkdirSync('/data', { recursive: true });
   }
-  supervise(cfg);
-  log('boot done', { ms: Math.round(performance.now() - t0), uptimeS: readFileSync('/proc/uptime', 'utf8').split(' ')[0] });
+  const services = bootServices(cfg);
+  for (const s of services) if (s.dataDir) mkdirSync(s.dataDir, { recursive: true });
+  if (cfg.seed) {
+    try {
+      mkdirSync(cfg.seed.to, { recursive: true });
+      log('config seeded', { from: cfg.seed.from, to: cfg.seed.to, files: seedTree(cfg.seed.from, cfg.seed.to).length });
+    } catch (err) {
+      log('config seeding failed', { error: (err as Error).message });
+    }
+  }
+  if (cfg.links) {
+    // PID 1 is the trust root: it alone sees every data folder. Fresh tokens each boot.
+    const storage = services.find((s) => s.name === cfg.links!.storage);
+    for (const s of services) {
+      if (!s.needs || !s.dataDir || !storage?.dataDir || s === storage) continue;
+      try {
+        await provisionStorageLink({ service: s.name, needs: s.needs, serviceDataDir: s.dataDir, storageDataDir: storage.dataDir, storageUrl: cfg.links.storageUrl });
+        log('link provisioned', { service: s.name, to: storage.name });
+      } catch (err) {
+        log('link provisioning failed', { service: s.name, error: (err as Error).message });
+      }
+    }
+  }
+  const sup = supervise(cfg, services);
+  if (cfg.debug) debugServer(cfg.debug.port, sup, services.map((s) => s.name));
+  log('boot done', { ms: Math.round(performance.now() - t0), services: services.map((s) => s.name).join(','), uptimeS: readFileSync('/proc/uptime', 'utf8').split(' ')[0] });
 }
 
 if (process.pid !== 1) {

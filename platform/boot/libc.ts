@@ -59,6 +59,11 @@ export const EEXIST = 17;
 export const EBUSY = 16;
 export const ENOENT = 2;
 
+/** mount(2) flags from <sys/mount.h>. */
+export const MS_NOATIME = 1024n;
+/** Directory changes (create, rename, unlink) are synchronous. */
+export const MS_DIRSYNC = 128n;
+
 export function mount(source: string, target: string, fstype: string, flags = 0n, data = ''): number {
   return check(libc().libc.mount(cstr(source), cstr(target), cstr(fstype), flags, cstr(data)));
 }

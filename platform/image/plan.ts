@@ -14,8 +14,14 @@ export type Action =
   | { kind: 'mkdir'; path: string }
   /** Remove a staging folder left by an earlier build. */
   | { kind: 'clean'; path: string }
-  /** `apt-get download PACKAGE` into dir, unless a .deb is already there. */
-  | { kind: 'fetch-deb'; package: string; dir: string }
+  /**
+   * A private apt configuration under `root` (sources.list, lists, cache, empty status):
+   * another architecture's or component's packages, without touching the host's /etc/apt
+   * or dpkg. `apt-get update` runs when the lists are missing or older than a day.
+   */
+  | { kind: 'apt-sources'; root: string; architecture: string; sources: string[] }
+  /** `apt-get download PACKAGE` into dir, unless a .deb is already there (aptRoot: a private config). */
+  | { kind: 'fetch-deb'; package: string; dir: string; aptRoot?: string }
   /** `dpkg -x` the .deb found in dir into dest, unless dest exists. */
   | { kind: 'extract-deb'; dir: string; dest: string }
   /** `npm pack SPEC` into dir, unless a .tgz is already there. */
@@ -36,14 +42,26 @@ export type Action =
   | { kind: 'write-boot-config'; to: string; config: Omit<BootConfig, 'modules'>; modulesFrom: string }
   | { kind: 'write-json'; to: string; value: unknown }
   | { kind: 'pack-initramfs'; root: string; devices: DeviceNode[]; out: string; compression: Compression }
-  | { kind: 'report-sizes'; files: { label: string; path: string }[] };
+  | { kind: 'report-sizes'; files: { label: string; path: string }[] }
+  | { kind: 'write-file'; to: string; text: string }
+  /** Write a tree of text files (path → content) under dir. */
+  | { kind: 'write-tree'; dir: string; files: Record<string, string> }
+  /** A FAT32 file system image of sizeMiB holding a copy of `from` (mkfs.vfat -F 32, mcopy). */
+  | { kind: 'make-vfat'; out: string; sizeMiB: number; label: string; hiddenSectors: number; from: string }
+  /** An ext4 file system image of sizeMiB holding a copy of `from` (mke2fs -d). */
+  | { kind: 'make-ext4'; out: string; sizeMiB: number; label: string; from: string }
+  /** A sparse file of totalBytes with an MBR partition table (sfdisk script). */
+  | { kind: 'partition'; out: string; totalBytes: number; script: string }
+  /** dd `from` into `into` at offsetBytes, without truncating. */
+  | { kind: 'place'; from: string; into: string; offsetBytes: number };
 
 /** One line per action, for dry runs and golden tests. */
 export function describeAction(a: Action): string {
   switch (a.kind) {
     case 'mkdir': return `mkdir ${a.path}`;
     case 'clean': return `clean ${a.path}`;
-    case 'fetch-deb': return `fetch-deb ${a.package} -> ${a.dir}`;
+    case 'apt-sources': return `apt-sources ${a.root} (${a.architecture}): ${a.sources.join(' | ')}`;
+    case 'fetch-deb': return `fetch-deb ${a.package} -> ${a.dir}${a.aptRoot ? ` (apt ${a.aptRoot})` : ''}`;
     case 'extract-deb': return `extract-deb ${a.dir}/*.deb -> ${a.dest}`;
     case 'fetch-npm': return `fetch-npm ${a.spec} -> ${a.dir}`;
     case 'extract-tgz': return `extract-tgz ${a.dir}/*.tgz -> ${a.dest}`;
@@ -53,9 +71,15 @@ export function describeAction(a: Action): string {
     case 'resolve-modules': return `resolve-modules ${a.wanted.join(',')} from ${a.tree} -> ${a.destDir} (order in ${a.orderFile})`;
     case 'collect-libs': return `collect-libs for ${a.program} from ${a.libDirs.join(':')} -> ${a.root}${a.guestLibDir}`;
     case 'bundle': return `bundle ${a.entry} -> ${a.out}${a.banner ? ` (first line ${a.banner})` : ''}`;
-    case 'write-boot-config': return `write-boot-config ${a.to} service=${a.config.service.name} network=${a.config.network.mode} data=${a.config.data?.device ?? 'none'} on-fatal=${a.config.onFatal}`;
+    case 'write-boot-config': return `write-boot-config ${a.to} ${a.config.services ? `services=${a.config.services.map((s) => s.name).join(',')}` : `service=${a.config.service.name}`} network=${a.config.network.mode} data=${a.config.data?.device ?? 'none'} on-fatal=${a.config.onFatal}`;
     case 'write-json': return `write-json ${a.to}`;
     case 'pack-initramfs': return `pack-initramfs ${a.root} + ${a.devices.map((d) => `${d.path}(${d.major},${d.minor})`).join(' ')} -> ${a.out} (${a.compression})`;
     case 'report-sizes': return `report-sizes ${a.files.map((f) => f.label).join(', ')}`;
+    case 'write-file': return `write-file ${a.to} (${a.text.split('\n').filter(Boolean).join('; ')})`;
+    case 'write-tree': return `write-tree ${a.dir}: ${Object.keys(a.files).sort().join(', ')}`;
+    case 'make-vfat': return `make-vfat ${a.out} (${a.sizeMiB} MiB, label ${a.label}, hidden ${a.hiddenSectors}) from ${a.from}`;
+    case 'make-ext4': return `make-ext4 ${a.out} (${a.sizeMiB} MiB, label ${a.label}) from ${a.from}`;
+    case 'partition': return `partition ${a.out} (${a.totalBytes} bytes): ${a.script.split('\n').filter((l) => l.startsWith('start=')).join('; ')}`;
+    case 'place': return `place ${a.from} -> ${a.into} @ ${a.offsetBytes}`;
   }
 }

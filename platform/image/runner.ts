@@ -4,7 +4,7 @@
  * skipped when their result is already there), so rebuilding an image is quick.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
 import zlib from 'node:zlib';
 import { build } from 'esbuild';
@@ -17,12 +17,65 @@ import { payloadCandidates } from './vmlinux.ts';
 
 export type Say = (line: string) => void;
 
+/** apt-get options that make apt use the private configuration under `root` only. */
+export function aptOptions(root: string, architecture?: string): string[] {
+  const o = [
+    `Dir::Etc::sourcelist=${join(root, 'sources.list')}`, 'Dir::Etc::sourceparts=-',
+    `Dir::State::Lists=${join(root, 'lists')}`, `Dir::Cache=${join(root, 'cache')}`,
+    `Dir::State::status=${join(root, 'status')}`, 'Debug::NoLocking=1',
+  ];
+  if (architecture) o.push(`APT::Architecture=${architecture}`, `APT::Architectures::=${architecture}`);
+  return o.flatMap((x) => ['-o', x]);
+}
+
+function aptArch(root: string): string | undefined {
+  try {
+    return readFileSync(join(root, 'architecture'), 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function aptSources(a: Extract<Action, { kind: 'apt-sources' }>): void {
+  for (const d of ['lists/partial', 'cache/archives/partial']) mkdirSync(join(a.root, d), { recursive: true });
+  const list = a.sources.join('\n') + '\n';
+  const listFile = join(a.root, 'sources.list');
+  const same = existsSync(listFile) && readFileSync(listFile, 'utf8') === list;
+  writeFileSync(listFile, list);
+  writeFileSync(join(a.root, 'architecture'), a.architecture + '\n');
+  if (!existsSync(join(a.root, 'status'))) writeFileSync(join(a.root, 'status'), '');
+  const stamp = join(a.root, 'updated');
+  if (same && existsSync(stamp) && Date.now() - statSync(stamp).mtimeMs < 86_400_000) return;
+  exec('apt-get', [...aptOptions(a.root, a.architecture), '-qq', 'update']);
+  writeFileSync(stamp, new Date().toISOString() + '\n');
+}
+
+function makeVfat(a: Extract<Action, { kind: 'make-vfat' }>): void {
+  rmSync(a.out, { force: true });
+  // 1 KiB clusters keep a small FAT32 volume above the 65525-cluster minimum.
+  exec('mkfs.vfat', ['-F', '32', '-s', '2', '-n', a.label, '-h', String(a.hiddenSectors), '-C', a.out, String(a.sizeMiB * 1024)]);
+  const items = readdirSync(a.from).sort().map((f) => join(a.from, f));
+  if (items.length) exec('mcopy', ['-i', a.out, '-s', '-p', '-Q', ...items, '::/'], undefined, undefined, { MTOOLS_SKIP_CHECK: '1' });
+}
+
+function makeExt4(a: Extract<Action, { kind: 'make-ext4' }>): void {
+  rmSync(a.out, { force: true });
+  exec('mke2fs', ['-q', '-t', 'ext4', '-L', a.label, '-E', 'root_owner=0:0', '-d', a.from, '-F', a.out, `${a.sizeMiB}M`]);
+}
+
+function partition(a: Extract<Action, { kind: 'partition' }>): void {
+  rmSync(a.out, { force: true });
+  writeFileSync(a.out, '');
+  truncateSync(a.out, a.totalBytes);
+  exec('sfdisk', ['--no-reread', '--no-tell-kernel', '-q', a.out], undefined, Buffer.from(a.script));
+}
+
 export function dryRun(plan: Action[], say: Say = (l) => process.stdout.write(l + '\n')): void {
   plan.forEach((a, n) => say(`${String(n + 1).padStart(2)}. ${describeAction(a)}`));
 }
 
-function exec(cmd: string, args: string[], cwd?: string, input?: Buffer): Buffer {
-  const r = spawnSync(cmd, args, { cwd, input, maxBuffer: 1 << 30, stdio: [input ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+function exec(cmd: string, args: string[], cwd?: string, input?: Buffer, env?: Record<string, string>): Buffer {
+  const r = spawnSync(cmd, args, { cwd, input, env: env ? { ...process.env, ...env } : undefined, maxBuffer: 1 << 30, stdio: [input ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
   // EPIPE with status 0: the tool stopped reading early on purpose (xz --single-stream).
   if (r.error && !((r.error as NodeJS.ErrnoException).code === 'EPIPE' && r.status === 0)) throw new Error(`${cmd}: ${r.error.message}`);
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr.toString().trim().slice(-2000)}`);
@@ -114,7 +167,13 @@ function collectLibs(a: Extract<Action, { kind: 'collect-libs' }>, say: Say): vo
     const name = basename(interp.value);
     // libc names the loader in DT_NEEDED too, so it is usually copied already: link to it.
     if (seen.has(name)) symlinkSync(relative(dirname(dest), join(a.root, a.guestLibDir, name)), dest);
-    else { copyFileSync(realpathSync(interp.value), dest); chmodSync(dest, 0o755); }
+    else {
+      // Another architecture's loader is not on the host: look in libDirs first.
+      const found = [...a.libDirs.map((d) => join(d, name)), interp.value].find((p) => existsSync(p));
+      if (!found) throw new Error(`loader ${interp.value} not found`);
+      copyFileSync(realpathSync(found), dest);
+      chmodSync(dest, 0o755);
+    }
   }
   say(`   libraries: ${[...seen].join(' ')}${interp.value ? ` + loader ${interp.value}` : ''}`);
 }
@@ -149,7 +208,8 @@ export async function run(plan: Action[], say: Say = (l) => process.stdout.write
     switch (a.kind) {
       case 'mkdir': mkdirSync(a.path, { recursive: true }); break;
       case 'clean': rmSync(a.path, { recursive: true, force: true }); break;
-      case 'fetch-deb': if (!findOne(a.dir, '.deb')) exec('apt-get', ['download', a.package], a.dir); break;
+      case 'apt-sources': aptSources(a); break;
+      case 'fetch-deb': if (!findOne(a.dir, '.deb')) exec('apt-get', [...(a.aptRoot ? aptOptions(a.aptRoot, aptArch(a.aptRoot)) : []), 'download', a.package], a.dir); break;
       case 'extract-deb': if (!existsSync(a.dest)) exec('dpkg', ['-x', findOne(a.dir, '.deb')!, a.dest]); break;
       case 'fetch-npm': if (!findOne(a.dir, '.tgz')) exec('npm', ['pack', '--silent', a.spec], a.dir); break;
       case 'extract-tgz': if (!existsSync(a.dest)) { mkdirSync(a.dest, { recursive: true }); exec('tar', ['-xzf', findOne(a.dir, '.tgz')!, '-C', a.dest]); } break;
@@ -181,6 +241,17 @@ export async function run(plan: Action[], say: Say = (l) => process.stdout.write
       case 'write-json': writeFileSync(a.to, JSON.stringify(a.value, null, 2) + '\n'); break;
       case 'pack-initramfs': packInitramfs(a); break;
       case 'report-sizes': for (const f of a.files) say(`   ${f.label.padEnd(32)} ${mb(sizeOf(f.path)).padStart(10)}`); break;
+      case 'write-file': mkdirSync(dirname(a.to), { recursive: true }); writeFileSync(a.to, a.text); break;
+      case 'write-tree':
+        for (const [rel, text] of Object.entries(a.files)) {
+          mkdirSync(dirname(join(a.dir, rel)), { recursive: true });
+          writeFileSync(join(a.dir, rel), text);
+        }
+        break;
+      case 'make-vfat': makeVfat(a); break;
+      case 'make-ext4': makeExt4(a); break;
+      case 'partition': partition(a); break;
+      case 'place': exec('dd', [`if=${a.from}`, `of=${a.into}`, 'bs=4M', `seek=${a.offsetBytes}`, 'oflag=seek_bytes', 'conv=notrunc,sparse', 'status=none']); break;
     }
     const ms = Date.now() - started;
     if (ms > 500) say(`   (${(ms / 1000).toFixed(1)} s)`);

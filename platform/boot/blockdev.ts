@@ -1,0 +1,50 @@
+/**
+ * Finding the data partition by its ext4 label: the same image boots on a Pi (SD card:
+ * mmcblk0p2, or sda2 from USB) and under qemu (vda2), so boot.json names the partition
+ * `LABEL=kith-data` instead of a device path. No blkid in the image: the label is read
+ * from the superblock (ext4 disk layout: superblock at byte 1024, s_magic 0xEF53 at +0x38,
+ * s_volume_name[16] at +0x78).
+ */
+import { closeSync, openSync, readdirSync, readSync } from 'node:fs';
+
+const SB = 1024;
+
+/** The ext2/3/4 volume label in the first 2 KiB of a device, or undefined. Pure; never throws. */
+export function ext4Label(head: Uint8Array): string | undefined {
+  if (head.length < SB + 0x78 + 16) return undefined;
+  const b = Buffer.from(head.buffer, head.byteOffset, head.length);
+  if (b.readUInt16LE(SB + 0x38) !== 0xef53) return undefined;
+  const raw = b.subarray(SB + 0x78, SB + 0x78 + 16);
+  const end = raw.indexOf(0);
+  return raw.subarray(0, end === -1 ? 16 : end).toString('latin1');
+}
+
+function readHead(dev: string): Buffer | undefined {
+  let fd: number | undefined;
+  try {
+    fd = openSync(dev, 'r');
+    const b = Buffer.alloc(2048);
+    const n = readSync(fd, b, 0, b.length, 0);
+    return b.subarray(0, n);
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** The /dev path of the block device whose ext4 label is `label`, if one is there now. */
+export function findByLabel(label: string, sysBlock = '/sys/class/block', dev = '/dev'): string | undefined {
+  let names: string[] = [];
+  try {
+    names = readdirSync(sysBlock).sort();
+  } catch {
+    return undefined;
+  }
+  for (const n of names) {
+    if (/^(loop|ram|zram)/.test(n)) continue;
+    const head = readHead(`${dev}/${n}`);
+    if (head && ext4Label(head) === label) return `${dev}/${n}`;
+  }
+  return undefined;
+}

@@ -1,0 +1,59 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { describeAction } from '../image/plan.ts';
+import { parseBootConfig } from '../boot/boot-config.ts';
+import { configTxt, DEBIAN_ARM64_SOURCES, planRpiImage, RPI_DEFAULT_MODULES, rpiBootConfig, type RpiPlanInputs } from './plan.ts';
+
+const GOLDEN = join(import.meta.dirname, 'testdata/rpi-plan.golden.txt');
+
+const inputs: RpiPlanInputs = {
+  out: '/repo/build/rpi/image', cache: '/repo/build/cache', aptRoot: '/repo/build/rpi/apt', aptSources: DEBIAN_ARM64_SOURCES,
+  kernelPackage: 'linux-image-6.1.0-56-arm64', nodeVersion: '26.10.0', bootEntry: '/repo/platform/boot/init.ts',
+  services: [
+    { name: 'storage', bundle: '/repo/dist/storage.mjs', ports: { health: 9101, http: 8080 }, writableConfig: true },
+    { name: 'dns', bundle: '/repo/dist/dns.mjs', ports: { health: 9102, dns: 53 }, needs: { configWrite: ['dns/zones/'] } },
+  ],
+  configFiles: { 'dns/dns.yaml': 'x: 1\n', 'storage/storage.yaml': 'y: 2\n' },
+  modules: RPI_DEFAULT_MODULES, network: { mode: 'dhcp' }, bootMiB: 256, dataMiB: 256, compression: 'zstd', hostname: 'kith',
+};
+
+describe('rpi image plan', () => {
+  const plan = planRpiImage(inputs);
+
+  it('matches the golden plan (UPDATE_GOLDEN=1 to rewrite)', () => {
+    const text = plan.map(describeAction).join('\n') + '\n';
+    if (process.env.UPDATE_GOLDEN) writeFileSync(GOLDEN, text);
+    expect(text).toBe(readFileSync(GOLDEN, 'utf8'));
+  });
+
+  it('writes a boot.json PID 1 accepts, with every service sealed on its own data folder', () => {
+    const cfg = rpiBootConfig(inputs);
+    const parsed = parseBootConfig(JSON.stringify({ ...cfg, modules: ['/lib/modules/ext4.ko'] }));
+    expect(parsed.ok, JSON.stringify(parsed)).toBe(true);
+    if (!parsed.ok) return;
+    const [storage, dns] = parsed.value.services!;
+    expect(storage!.args).toContain('--allow-fs-write=/data/config'); // storage publishes the config tree
+    expect(dns!.args).not.toContain('--allow-fs-write=/data/config');
+    expect(dns!.args).toEqual(expect.arrayContaining(['--permission', '--allow-fs-write=/data/dns', '--listen', 'dns=0.0.0.0:53', 'health=0.0.0.0:9102']));
+    expect(dns!.needs).toEqual({ configWrite: ['dns/zones/'] });
+    expect(parsed.value.links).toEqual({ storage: 'storage', storageUrl: 'http://127.0.0.1:8080' });
+    expect(parsed.value.data?.device).toBe('LABEL=kith-data');
+    expect(parsed.value.debug).toBeUndefined(); // only test images get the debug port
+    expect(rpiBootConfig({ ...inputs, debugPort: 9199 }).debug).toEqual({ port: 9199 });
+  });
+
+  it('says what the Pi firmware needs in config.txt', () => {
+    expect(configTxt('zstd').split('\n').filter((l) => l && !l.startsWith('#'))).toEqual([
+      'arm_64bit=1', 'upstream_kernel=1', 'kernel=vmlinuz', 'initramfs initrd.cpio.zst followkernel', 'enable_uart=1',
+    ]);
+  });
+
+  it('builds each partition apart and places it after partitioning', () => {
+    const kinds = plan.map((a) => a.kind);
+    expect(kinds.indexOf('partition')).toBeLessThan(kinds.indexOf('place'));
+    expect(kinds.indexOf('pack-initramfs')).toBeLessThan(kinds.indexOf('make-vfat'));
+    const places = plan.filter((a) => a.kind === 'place');
+    expect(places.map((a) => a.kind === 'place' && a.offsetBytes)).toEqual([4 * 1024 * 1024, (4 + 256) * 1024 * 1024]);
+  });
+});

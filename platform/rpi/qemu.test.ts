@@ -1,0 +1,13 @@
+import { describe, expect, it } from 'vitest';
+import { virtArgs } from './qemu.ts';
+
+describe('virt argv', () => {
+  it('boots kernel + initramfs with forwards and the image as a virtio disk', () => {
+    expect(virtArgs({ kernel: 'K', initrd: 'I', disk: 'D', forwards: [{ proto: 'udp', hostPort: 5353, guestPort: 53 }, { proto: 'tcp', hostPort: 8080, guestPort: 8080 }] })).toEqual([
+      '-M', 'virt', '-cpu', 'cortex-a72', '-accel', 'tcg', '-m', '1024', '-smp', '2', '-nographic', '-no-reboot', '-monitor', 'none',
+      '-kernel', 'K', '-initrd', 'I', '-append', 'console=ttyAMA0 panic=-1 quiet',
+      '-nic', 'user,model=virtio-net-pci,hostfwd=udp:127.0.0.1:5353-:53,hostfwd=tcp:127.0.0.1:8080-:8080',
+      '-drive', 'file=D,format=raw,if=virtio',
+    ]);
+  });
+});

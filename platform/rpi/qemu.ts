@@ -1,0 +1,80 @@
+/**
+ * Booting the Pi image's kernel and initramfs under qemu's arm64 `virt` machine, for tests
+ * and benchmarks: there is no Pi model in Debian's qemu that runs this firmware chain, so
+ * the check is "the same kernel, initramfs and data partition, on a virtual board". The
+ * whole SD-card image is attached as a virtio disk, so PID 1 finds its data partition by
+ * label (/dev/vda2) exactly as it finds mmcblk0p2 on a Pi.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Forward } from '../kvm/qemu.ts';
+
+export const VIRT_APPEND = 'console=ttyAMA0 panic=-1 quiet';
+
+export interface VirtOptions {
+  kernel: string;
+  initrd: string;
+  disk?: string;
+  forwards: Forward[];
+  memoryMiB?: number;
+  cpus?: number;
+  append?: string;
+}
+
+/** qemu-system-aarch64 argv. Pure. */
+export function virtArgs(o: VirtOptions): string[] {
+  const fwd = o.forwards.map((f) => `,hostfwd=${f.proto}:${f.hostAddress ?? '127.0.0.1'}:${f.hostPort}-:${f.guestPort}`).join('');
+  const args = [
+    '-M', 'virt', '-cpu', 'cortex-a72', '-accel', 'tcg', '-m', String(o.memoryMiB ?? 1024), '-smp', String(o.cpus ?? 2),
+    '-nographic', '-no-reboot', '-monitor', 'none',
+    '-kernel', o.kernel, '-initrd', o.initrd, '-append', o.append ?? VIRT_APPEND,
+    '-nic', `user,model=virtio-net-pci${fwd}`,
+  ];
+  if (o.disk) args.push('-drive', `file=${o.disk},format=raw,if=virtio`);
+  return args;
+}
+
+export interface VirtVm {
+  child: ChildProcess;
+  output(): string;
+  waitFor(re: RegExp, timeoutMs: number): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export function bootVirt(o: VirtOptions & { echo?: NodeJS.WritableStream }): VirtVm {
+  const child = spawn('qemu-system-aarch64', virtArgs(o), { stdio: ['ignore', 'pipe', 'pipe'] });
+  let buf = '';
+  const waiters = new Set<() => void>();
+  const onData = (d: Buffer) => {
+    buf += d.toString('utf8');
+    o.echo?.write(d);
+    for (const w of [...waiters]) w();
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  child.on('exit', () => { for (const w of [...waiters]) w(); });
+  const gone = () => child.exitCode !== null || child.signalCode !== null;
+  return {
+    child,
+    output: () => buf,
+    waitFor(re, timeoutMs) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          if (re.test(buf)) { cleanup(); resolve(buf); }
+          else if (gone()) { cleanup(); reject(new Error(`qemu exited before ${re}:\n${buf.slice(-3000)}`)); }
+        };
+        const timer = setTimeout(() => { cleanup(); reject(new Error(`timed out after ${timeoutMs} ms waiting for ${re}:\n${buf.slice(-3000)}`)); }, timeoutMs);
+        const cleanup = () => { clearTimeout(timer); waiters.delete(check); };
+        waiters.add(check);
+        check();
+      });
+    },
+    stop() {
+      return new Promise((resolve) => {
+        if (gone()) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+        setTimeout(() => child.kill('SIGKILL'), 3000).unref();
+      });
+    },
+  };
+}

@@ -1,0 +1,194 @@
+/**
+ * End to end: build the Raspberry Pi SD-card image with every existing service, check its
+ * layout from outside with the standard tools (sfdisk, fsck.vfat, e2fsck, mtools), then boot
+ * the kernel and initramfs taken from its boot partition under qemu's arm64 virt machine
+ * with the image itself as the disk, and show every service answering through forwarded
+ * ports — storage's health endpoint over HTTP, DNS with dig over UDP and TCP. Then kill
+ * storage through PID 1's debug port (test images only) and show it comes back while DNS
+ * never stops answering.
+ * Needs: qemu-system-arm, mtools, dosfstools, e2fsprogs, fdisk, binutils-aarch64-linux-gnu,
+ * bind9-dnsutils, apt access to Debian arm64 packages.
+ */
+import { execFile, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildRpiImage, type BuiltRpiImage } from '../../platform/rpi/cli.ts';
+import { bootVirt, type VirtVm } from '../../platform/rpi/qemu.ts';
+import type { Forward } from '../../platform/kvm/qemu.ts';
+
+const REPO = resolve(import.meta.dirname, '../..');
+const OUT = join(REPO, 'build/rpi/test-image');
+const run = promisify(execFile);
+const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+const tools = ['qemu-system-aarch64', 'aarch64-linux-gnu-strip', 'sfdisk', 'mkfs.vfat', 'fsck.vfat', 'mcopy', 'mtype', 'mke2fs', 'e2fsck', 'debugfs', 'dig', 'apt-get', 'dpkg'];
+const missing = tools.filter((t) => !have(t));
+const MTOOLS = { ...process.env, MTOOLS_SKIP_CHECK: '1' };
+const DEBUG_PORT = 9199;
+
+function freePort(): Promise<number> {
+  return new Promise((ok, fail) => {
+    const s = createServer();
+    s.once('error', fail);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => ok(port));
+    });
+  });
+}
+
+async function dig(port: number, tcp = false): Promise<string | undefined> {
+  try {
+    const { stdout } = await run('dig', ['@127.0.0.1', '-p', String(port), 'kith.home.arpa', 'A', '+short', '+tries=1', '+time=2', ...(tcp ? ['+tcp'] : [])]);
+    return stdout.trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function http(url: string, method = 'GET'): Promise<{ status: number; body: string } | undefined> {
+  try {
+    const r = await fetch(url, { method, signal: AbortSignal.timeout(3000) });
+    return { status: r.status, body: await r.text() };
+  } catch {
+    return undefined;
+  }
+}
+
+function sh(cmd: string, args: string[], env?: NodeJS.ProcessEnv): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', env });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.status}\n${r.stdout}\n${r.stderr}`);
+  return r.stdout;
+}
+
+describe.skipIf(missing.length > 0)(`rpi SD-card image (needs ${tools.join(', ')})`, () => {
+  let img: BuiltRpiImage;
+  let tmp: string;
+  let vm: VirtVm | undefined;
+  const lines: string[] = [];
+
+  beforeAll(async () => {
+    tmp = mkdtempSync(join(tmpdir(), 'kith-rpi-'));
+    if (!existsSync(join(REPO, 'dist/storage.mjs')) || !existsSync(join(REPO, 'dist/dns.mjs'))) sh(process.execPath, [join(REPO, 'installer/kith.ts'), 'build']);
+    const t0 = Date.now();
+    img = await buildRpiImage({ out: OUT, debugPort: DEBUG_PORT, say: (l) => lines.push(l) });
+    lines.push(`build took ${Date.now() - t0} ms`);
+  }, 180_000);
+
+  afterAll(async () => {
+    await vm?.stop();
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+    process.stdout.write(lines.filter((l) => /MB|took|answer|memory|restart/.test(l)).join('\n') + '\n');
+  });
+
+  /** Copy partition n out of the image (sparse), as fsck tools want a file. */
+  const extract = (n: number): string => {
+    const p = img.partitions[n - 1]!;
+    const out = join(tmp, `p${n}.img`);
+    sh('dd', [`if=${img.image}`, `of=${out}`, 'bs=4M', `skip=${p.offsetBytes}`, `count=${p.sectors * 512}`, 'iflag=skip_bytes,count_bytes', 'conv=sparse', 'status=none']);
+    return out;
+  };
+
+  it('has an MBR with a FAT32 boot and an ext4 data partition, both clean', () => {
+    const table = JSON.parse(sh('sfdisk', ['--json', img.image])) as { partitiontable: { label: string; partitions: { start: number; size: number; type: string; bootable?: boolean }[] } };
+    expect(table.partitiontable.label).toBe('dos');
+    expect(table.partitiontable.partitions.map((p) => [p.start, p.size, p.type])).toEqual(img.partitions.map((p) => [p.startSector, p.sectors, p.type]));
+    expect(table.partitiontable.partitions.map((p) => p.type)).toEqual(['c', '83']);
+    expect(sh('sfdisk', ['-l', img.image])).toMatch(/W95 FAT32 \(LBA\)[\s\S]*Linux/);
+    expect(sh('fsck.vfat', ['-n', extract(1)])).toMatch(/files/);
+    const e2 = spawnSync('e2fsck', ['-fn', extract(2)], { encoding: 'utf8' });
+    expect(e2.status, e2.stdout + e2.stderr).toBe(0);
+    expect(sh('dumpe2fs', ['-h', join(tmp, 'p2.img')])).toMatch(/Filesystem volume name:\s+kith-data/);
+  });
+
+  it('holds firmware, kernel, DTBs, initramfs, config.txt and cmdline.txt on the boot partition', () => {
+    const at = `${img.image}@@${img.partitions[0]!.offsetBytes}`;
+    const config = sh('mtype', ['-i', at, '::/config.txt'], MTOOLS);
+    for (const l of ['arm_64bit=1', 'upstream_kernel=1', 'kernel=vmlinuz', 'initramfs initrd.cpio.zst followkernel', 'enable_uart=1']) expect(config).toContain(l);
+    expect(sh('mtype', ['-i', at, '::/cmdline.txt'], MTOOLS)).toMatch(/console=ttyS1,115200/);
+    const dir = sh('mdir', ['-i', at, '-b', '::/'], MTOOLS);
+    for (const f of ['bootcode.bin', 'start.elf', 'start4.elf', 'fixup4.dat', 'vmlinuz', 'initrd.cpio.zst', 'bcm2837-rpi-3-b.dtb', 'bcm2837-rpi-zero-2-w.dtb', 'bcm2711-rpi-4-b.dtb', 'bcm2711-rpi-400.dtb']) expect(dir).toContain(`::/${f}`);
+  });
+
+  it('boots under qemu: every service answers, and a killed one restarts while the others keep answering', async () => {
+    const at = `${img.image}@@${img.partitions[0]!.offsetBytes}`;
+    sh('mcopy', ['-i', at, '::/vmlinuz', '::/initrd.cpio.zst', tmp], MTOOLS);
+    const disk = join(tmp, 'sd.img');
+    sh('cp', ['--sparse=always', img.image, disk]);
+    const [dnsPort, storageHealth, dnsHealth, debug] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const forwards: Forward[] = [
+      { proto: 'udp', hostPort: dnsPort, guestPort: 53 }, { proto: 'tcp', hostPort: dnsPort, guestPort: 53 },
+      { proto: 'tcp', hostPort: storageHealth, guestPort: 9101 }, { proto: 'tcp', hostPort: dnsHealth, guestPort: 9102 },
+      { proto: 'tcp', hostPort: debug, guestPort: DEBUG_PORT },
+    ];
+    const t0 = Date.now();
+    vm = bootVirt({ kernel: join(tmp, 'vmlinuz'), initrd: join(tmp, 'initrd.cpio.zst'), disk, forwards });
+    let healthy = false;
+    let answer: string | undefined;
+    while (!(healthy && answer) && Date.now() - t0 < 150_000) {
+      if (vm.child.exitCode !== null) throw new Error(`qemu exited:\n${vm.output()}`);
+      healthy ||= (await http(`http://127.0.0.1:${storageHealth}/healthz`))?.status === 200;
+      answer ??= await dig(dnsPort);
+      if (!(healthy && answer)) await new Promise((r) => setTimeout(r, 500));
+    }
+    lines.push(`both services answer after ${Date.now() - t0} ms under TCG`);
+    // The zone's A record for the appliance (its default config decides which address).
+    expect(answer, vm.output()).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+    expect(healthy, vm.output()).toBe(true);
+    expect(await dig(dnsPort, true)).toBe(answer);
+    expect((await http(`http://127.0.0.1:${dnsHealth}/healthz`))?.status).toBe(200);
+
+    const log = await vm.waitFor(/memory service=dns[\s\S]*memory service=storage|memory service=storage[\s\S]*memory service=dns/, 30_000);
+    expect(log).toMatch(/kith-init pid=1 .*data mounted device=\/dev\/vda2 mountpoint=\/data fstype=ext4 flags=dirsync/);
+    expect(log).toMatch(/kith-init pid=1 .*config seeded from=\/kith\/config to=\/data\/config files=\d+/);
+    expect(log).toMatch(/kith-init pid=1 .*link provisioned service=dns to=storage/);
+    expect(log).toMatch(/kith-init pid=1 .*boot done .*services=storage,dns/);
+    expect(log).not.toMatch(/FATAL|uncaught|Kernel panic|module failed/);
+    for (const m of log.matchAll(/kith-init pid=1 .*memory .*/g)) lines.push(m[0]);
+
+    // Kill storage; query DNS all along, over UDP, until storage is healthy again.
+    const before = JSON.parse((await http(`http://127.0.0.1:${debug}/services`))!.body) as Record<string, { pid: number }>;
+    let querying = true;
+    const answers: (string | undefined)[] = [];
+    const loop = (async () => {
+      while (querying) {
+        answers.push(await dig(dnsPort));
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    })();
+    const killed = await http(`http://127.0.0.1:${debug}/kill/storage`, 'POST');
+    expect(killed?.status).toBe(202);
+    const tk = Date.now();
+    await vm.waitFor(/service exited service=storage code=- signal=SIGKILL/, 20_000);
+    await vm.waitFor(/service started service=storage child=\d+ attempt=2/, 20_000);
+    let back = false;
+    while (!back && Date.now() - tk < 90_000) {
+      back = (await http(`http://127.0.0.1:${storageHealth}/healthz`))?.status === 200 && /"service":"storage"/.test(vm.output().split(/attempt=2/)[1] ?? '');
+      if (!back) await new Promise((r) => setTimeout(r, 300));
+    }
+    querying = false;
+    await loop;
+    lines.push(`storage restarted and healthy ${Date.now() - tk} ms after the kill; ${answers.length} DNS queries meanwhile, ${answers.filter((a) => a !== answer).length} unanswered`);
+    expect(back, vm.output().slice(-4000)).toBe(true);
+    expect(answers.length).toBeGreaterThan(3);
+    expect(answers.every((a) => a === answer), JSON.stringify(answers)).toBe(true);
+    const after = JSON.parse((await http(`http://127.0.0.1:${debug}/services`))!.body) as Record<string, { pid: number }>;
+    expect(after.dns!.pid).toBe(before.dns!.pid);
+    expect(after.storage!.pid).not.toBe(before.storage!.pid);
+    expect(vm.output()).not.toMatch(/service exited service=dns/);
+
+    // Each service has its own folder on the data partition.
+    await vm.stop();
+    vm = undefined;
+    const p2 = join(tmp, 'p2-after.img');
+    const p = img.partitions[1]!;
+    sh('dd', [`if=${disk}`, `of=${p2}`, 'bs=4M', `skip=${p.offsetBytes}`, `count=${p.sectors * 512}`, 'iflag=skip_bytes,count_bytes', 'conv=sparse', 'status=none']);
+    spawnSync('e2fsck', ['-fy', p2]); // replay the journal of a VM that was killed
+    const ls = sh('debugfs', ['-R', 'ls -p /', p2]);
+    for (const d of ['config', 'storage', 'dns']) expect(ls).toContain(`/${d}/`);
+    expect(sh('debugfs', ['-R', 'ls -p /dns/links', p2])).toContain('/storage.json/');
+  }, 240_000);
+});
