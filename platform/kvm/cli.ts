@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { dryRun, run, type Say } from '../image/runner.ts';
 import type { Compression } from '../image/plan.ts';
 import type { BootConfig, NetworkConfig } from '../boot/boot-config.ts';
-import { KVM_DEFAULT_MODULES, planKvmImage } from './plan.ts';
+import { KVM_DEFAULT_MODULES, KVM_NET_MODULES, planKvmImage } from './plan.ts';
 import { kernelPackageFromDepends, qemuArgs, type Forward } from './qemu.ts';
 
 const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -69,7 +69,8 @@ export async function buildKvmImage(o: BuildKvmImageOptions): Promise<BuiltImage
     cache: resolve(o.cache ?? join(REPO, 'build/cache')),
     kernelPackage: o.kernelPackage ?? resolveKernelPackage(),
     nodeVersion: o.nodeVersion ?? process.versions.node,
-    modules: o.modules ?? KVM_DEFAULT_MODULES,
+    // Without a data disk, /data lives in RAM: no block driver or file system to load.
+    modules: o.modules ?? (o.data ? KVM_DEFAULT_MODULES : KVM_NET_MODULES),
     network: o.network ?? { mode: 'dhcp' },
     data: o.data,
     onFatal: o.onFatal ?? 'reboot',

@@ -35,7 +35,9 @@ export interface KvmPlanInputs {
   hostname?: string;
 }
 
-export const KVM_DEFAULT_MODULES = ['virtio_pci', 'virtio_net', 'virtio_blk', 'ext4'];
+/** The NIC; the disk and its file system only when the image mounts a data disk. */
+export const KVM_NET_MODULES = ['virtio_pci', 'virtio_net'];
+export const KVM_DEFAULT_MODULES = [...KVM_NET_MODULES, 'virtio_blk', 'ext4'];
 export const KVM_APPEND = 'console=ttyS0 panic=-1 quiet';
 
 /**
