@@ -153,6 +153,14 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
     handler: async (msg, info) => {
       queries.inc(info.transport === 'udp' ? UDP : TCP);
       const key = responses.key(msg, info.transport, recursionAllowed(info.remote.address));
+      // UDP hits were served by fastPath already; TCP queries come only this way.
+      if (key !== undefined && info.transport === 'tcp') {
+        const hit = responses.get(key, msg);
+        if (hit) {
+          responseHits.inc();
+          return hit;
+        }
+      }
       const generation = responses.generation;
       const reply = await handler(msg, info);
       if (key !== undefined && Buffer.isBuffer(reply)) responses.put(key, reply, generation);

@@ -63,6 +63,34 @@ describe('DNS configured by git push, updated by nsupdate', () => {
     expect(short('example.org', 'MX')).toBe('10 mail.example.org.');
   });
 
+  it('never serves a cached answer past a change, over UDP or TCP, and echoes the question case', async () => {
+    for (const tcp of [[], ['+tcp']]) {
+      expect(dig(...tcp, 'cached.example.org')).toMatch(/status: NXDOMAIN/);
+      expect(dig(...tcp, 'cached.example.org')).toMatch(/status: NXDOMAIN/); // now from the cache
+    }
+    const upper = dig('+tcp', 'MAIL.Example.ORG');
+    expect(upper).toMatch(/^;MAIL\.Example\.ORG\.\s+IN\s+A$/m);
+    expect(upper).toMatch(/192\.0\.2\.25/);
+    writeFileSync(path.join(clone, 'dns/zones/example.org.zone'), ZONE + 'cached   IN A   192.0.2.123\n');
+    git(clone, 'commit', '-qam', 'add cached');
+    git(clone, 'push', '-q', 'origin', 'main');
+    const pushed = Date.now();
+    let udp = '';
+    let tcp = '';
+    while (Date.now() - pushed < 3000 && (udp !== '192.0.2.123' || tcp !== '192.0.2.123')) {
+      udp = short('cached.example.org');
+      tcp = dig('+tcp', '+short', 'cached.example.org').trim();
+      if (udp !== '192.0.2.123' || tcp !== '192.0.2.123') await new Promise((r) => setTimeout(r, 20));
+    }
+    expect([udp, tcp]).toEqual(['192.0.2.123', '192.0.2.123']);
+    expect(Date.now() - pushed).toBeLessThan(1000);
+    writeFileSync(path.join(clone, 'dns/zones/example.org.zone'), ZONE);
+    git(clone, 'commit', '-qam', 'remove cached');
+    git(clone, 'push', '-q', 'origin', 'main');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(dig('cached.example.org')).toMatch(/status: NXDOMAIN/);
+  });
+
   it('refuses a broken zone with file:line in git push, and keeps serving the old one', () => {
     writeFileSync(path.join(clone, 'dns/zones/example.org.zone'), ZONE + 'www IN A 192.0.2.300\n');
     git(clone, 'commit', '-qam', 'a typo');
