@@ -16,13 +16,13 @@
  */
 import { execFile, spawnSync } from 'node:child_process';
 import { promises as fsp, statSync } from 'node:fs';
-import { createServer } from 'node:net';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { bundleService } from '../../platform/build/bundle.ts';
 import { buildKvmImage, runVm } from '../../platform/kvm/cli.ts';
 import type { ServiceDefinition } from '../../platform/service.ts';
+import { freeTcpPort } from '../../test/support/ports.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const WORK = path.join(REPO, 'build/bench/boot');
@@ -47,16 +47,6 @@ Debian's kernel package. Progress goes to stderr, results to stdout.
 
 const TARGETS = { compressedMB: 40, bootToAnswerS: 10, dnsRssMB: 96 };
 
-function freePort(): Promise<number> {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.once('error', fail);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => ok(port));
-    });
-  });
-}
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -83,7 +73,7 @@ const MILESTONES: [string, RegExp][] = [
 ];
 
 async function bootOnce(dir: string, accel: 'tcg' | 'kvm' | 'auto', cpus: number, log: (s: string) => void): Promise<Boot> {
-  const port = await freePort();
+  const port = await freeTcpPort();
   const t0 = performance.now();
   const vm = await runVm({ image: dir, accel, cpus, memoryMiB: 1024, forwards: [{ proto: 'udp', hostPort: port, guestPort: 53 }, { proto: 'tcp', hostPort: port, guestPort: 53 }] });
   const phases: Record<string, number> = {};

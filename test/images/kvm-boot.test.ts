@@ -7,7 +7,6 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import zlib from 'node:zlib';
@@ -15,6 +14,7 @@ import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildKvmImage, runVm, type BuiltImage, type RunningVm } from '../../platform/kvm/cli.ts';
 import { readCpio } from '../../platform/image/cpio.ts';
+import { freeTcpPort } from '../support/ports.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const OUT = join(REPO, 'build/test-images');
@@ -22,16 +22,6 @@ const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).statu
 const tools = ['qemu-system-x86_64', 'strip', 'mke2fs', 'e2fsck', 'debugfs', 'xz', 'apt-get', 'dpkg'];
 const missing = tools.filter((t) => !have(t));
 
-function freePort(): Promise<number> {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.once('error', fail);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => ok(port));
-    });
-  });
-}
 
 async function get(port: number): Promise<string | undefined> {
   try {
@@ -74,7 +64,7 @@ describe.runIf(process.arch === 'x64')(`kvm image (needs ${tools.join(', ')})`, 
   });
 
   it('boots Node as PID 1 and serves through a forwarded port', async () => {
-    const port = await freePort();
+    const port = await freeTcpPort();
     const t0 = Date.now();
     vm = await runVm({ image, forwards: [{ proto: 'tcp', hostPort: port, guestPort: 8080 }], dataDisk: join(tmp, 'data.img'), accel: 'auto', memoryMiB: 1024 });
     let body: string | undefined;

@@ -11,7 +11,6 @@
  */
 import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -19,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildRpiImage, type BuiltRpiImage } from '../../platform/rpi/cli.ts';
 import { bootVirt, type VirtVm } from '../../platform/rpi/qemu.ts';
 import type { Forward } from '../../platform/kvm/qemu.ts';
+import { freeTcpPort } from '../support/ports.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const OUT = join(REPO, 'build/rpi/test-image');
@@ -29,16 +29,6 @@ const missing = tools.filter((t) => !have(t));
 const MTOOLS = { ...process.env, MTOOLS_SKIP_CHECK: '1' };
 const DEBUG_PORT = 9199;
 
-function freePort(): Promise<number> {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.once('error', fail);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => ok(port));
-    });
-  });
-}
 
 async function dig(port: number, tcp = false): Promise<string | undefined> {
   try {
@@ -118,7 +108,7 @@ describe.skipIf(missing.length > 0)(`rpi SD-card image (needs ${tools.join(', ')
     sh('mcopy', ['-i', at, '::/vmlinuz', '::/initrd.cpio.zst', tmp], MTOOLS);
     const disk = join(tmp, 'sd.img');
     sh('cp', ['--sparse=always', img.image, disk]);
-    const [dnsPort, storageHealth, dnsHealth, debug] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const [dnsPort, storageHealth, dnsHealth, debug] = [await freeTcpPort(), await freeTcpPort(), await freeTcpPort(), await freeTcpPort()];
     const forwards: Forward[] = [
       { proto: 'udp', hostPort: dnsPort, guestPort: 53 }, { proto: 'tcp', hostPort: dnsPort, guestPort: 53 },
       { proto: 'tcp', hostPort: storageHealth, guestPort: 9101 }, { proto: 'tcp', hostPort: dnsHealth, guestPort: 9102 },
