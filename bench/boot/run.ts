@@ -95,7 +95,7 @@ async function bootOnce(dir: string, accel: 'tcg' | 'kvm' | 'auto', cpus: number
     }
     await Promise.all(inflight);
     if (!answer) throw new Error(`no DNS answer within 120 s:\n${vm.output().slice(-3000)}`);
-    const out = await vm.waitFor(/memory service=dns .*when=ready\+2s .*/, 30_000);
+    const out = await vm.waitFor(/memory service=dns .*when=ready\+2s childRssKiB=\S+ initRssKiB=\S+\r?\n/, 30_000);
     const m = /memory service=dns .*when=ready\+2s childRssKiB=(\d+) initRssKiB=(\d+)/.exec(out);
     if (!m) throw new Error(`no memory line for dns:\n${out.slice(-2000)}`);
     const r = { bootToAnswerMs: at - t0, answer, dnsRssKiB: Number(m[1]), initRssKiB: Number(m[2]), phases };
