@@ -22,8 +22,17 @@ interface Entry {
   offset: number;
   end: number;
   kind: number;
-  /** Inflated body: the object, or the delta. */
-  data: Buffer;
+  /** Where the compressed data starts (after the header and any delta base). */
+  dataStart: number;
+  /**
+   * Inflated data, kept only where it is needed later: a delta's instructions, and whole
+   * commits, trees and tags. A whole blob is hashed at once and re-inflated only if a
+   * delta builds on it, so a push never holds every blob of a pack in memory.
+   */
+  data?: Buffer;
+  /** Set once known: at parse time for whole objects, at resolution for deltas. */
+  type?: string;
+  oid?: string;
   baseOffset?: number;
   baseOid?: string;
   crc: number;
@@ -124,8 +133,17 @@ function parsePack(pack: Buffer): Entry[] {
       throw new PackError(`object ${n + 1} does not inflate: ${(err as Error).message}`);
     }
     if (data.length !== size) throw new PackError(`object ${n + 1} inflates to ${data.length} bytes, its header says ${size}`);
+    const dataStart = off;
     off += consumed;
-    entries.push({ offset: start, end: off, kind, data, baseOffset, baseOid, crc: crc32(pack.subarray(start, off)) >>> 0 });
+    const e: Entry = { offset: start, end: off, kind, dataStart, baseOffset, baseOid, crc: crc32(pack.subarray(start, off)) >>> 0 };
+    if (kind >= 1 && kind <= 4) {
+      e.type = TYPES[kind]!;
+      e.oid = objectId(e.type, data);
+      if (e.type !== 'blob') e.data = data;
+    } else {
+      e.data = data;
+    }
+    entries.push(e);
   }
   if (off !== limit) throw new PackError('trailing bytes after the last object');
   return entries;
@@ -149,36 +167,67 @@ export interface IndexedPack {
 export function indexPack(pack: Buffer): IndexedPack {
   const entries = parsePack(pack);
   const byOffset = new Map<number, number>();
-  entries.forEach((e, i) => byOffset.set(e.offset, i));
-  const resolved: ({ type: string; body: Buffer; oid: string } | undefined)[] = new Array(entries.length);
   const byOid = new Map<string, number>();
+  entries.forEach((e, i) => {
+    byOffset.set(e.offset, i);
+    if (e.oid) byOid.set(e.oid, i);
+  });
 
-  // Non-deltas first, then deltas until nothing more resolves (chains in any order).
-  for (let i = 0; i < entries.length; i++) {
-    const e = entries[i]!;
-    if (e.kind >= 1 && e.kind <= 4) {
-      const type = TYPES[e.kind]!;
-      const oid = objectId(type, e.data);
-      resolved[i] = { type, body: e.data, oid };
-      byOid.set(oid, i);
+  // Bodies of resolved objects that deltas may build on: commits, trees and tags are kept
+  // (the connectivity check walks them); blobs only in a bounded, recently-used cache, and
+  // re-inflated or re-resolved from the pack when a delta needs one that was dropped.
+  const kept = new Map<number, Buffer>();
+  const recent = new Map<number, Buffer>();
+  let recentBytes = 0;
+  const RECENT_LIMIT = 32 << 20;
+  const remember = (i: number, body: Buffer) => {
+    if (entries[i]!.type !== 'blob') return void kept.set(i, body);
+    recent.set(i, body);
+    recentBytes += body.length;
+    for (const [k, b] of recent) {
+      if (recentBytes <= RECENT_LIMIT) break;
+      recent.delete(k);
+      recentBytes -= b.length;
     }
-  }
-  let pending = entries.map((_, i) => i).filter((i) => !resolved[i]);
+  };
+  const bodyOf = (i: number, depth = 0): Buffer => {
+    const e = entries[i]!;
+    const cached = kept.get(i) ?? recent.get(i);
+    if (cached) return cached;
+    if (depth > 10_000) throw new PackError('delta chain too deep');
+    let body: Buffer;
+    if (e.kind >= 1 && e.kind <= 4) body = e.data ?? inflateSync(pack.subarray(e.dataStart, e.end));
+    else body = applyDelta(bodyOf(baseIndexOf(e)!, depth + 1), e.data!);
+    remember(i, body);
+    return body;
+  };
+  const baseIndexOf = (e: Entry): number | undefined => {
+    if (e.baseOffset !== undefined) {
+      const j = byOffset.get(e.baseOffset);
+      if (j === undefined) throw new PackError(`object at ${e.offset}: no object starts at its base offset ${e.baseOffset}`);
+      return j;
+    }
+    return e.baseOid !== undefined ? byOid.get(e.baseOid) : undefined;
+  };
+  for (let i = 0; i < entries.length; i++) if (entries[i]!.data && entries[i]!.type && entries[i]!.type !== 'blob') kept.set(i, entries[i]!.data!);
+
+  // Deltas until nothing more resolves (a REF_DELTA's base may come later in the pack).
+  let pending = entries.map((_, i) => i).filter((i) => !entries[i]!.oid);
   while (pending.length > 0) {
     const next: number[] = [];
     for (const i of pending) {
       const e = entries[i]!;
-      const baseIndex = e.baseOffset !== undefined ? byOffset.get(e.baseOffset) : byOid.get(e.baseOid!);
-      if (e.baseOffset !== undefined && baseIndex === undefined) throw new PackError(`object at ${e.offset}: no object starts at its base offset ${e.baseOffset}`);
-      const base = baseIndex !== undefined ? resolved[baseIndex] : undefined;
-      if (!base) {
+      const j = baseIndexOf(e);
+      const base = j !== undefined ? entries[j]! : undefined;
+      if (!base?.oid) {
         next.push(i);
         continue;
       }
-      const body = applyDelta(base.body, e.data);
-      const oid = objectId(base.type, body);
-      resolved[i] = { type: base.type, body, oid };
-      byOid.set(oid, i);
+      e.type = base.type;
+      const body = applyDelta(bodyOf(j!), e.data!);
+      e.oid = objectId(e.type!, body);
+      byOid.set(e.oid, i);
+      remember(i, body);
     }
     if (next.length === pending.length) {
       const e = entries[next[0]!]!;
@@ -186,6 +235,7 @@ export function indexPack(pack: Buffer): IndexedPack {
     }
     pending = next;
   }
+  const resolved = entries.map((e) => ({ type: e.type!, oid: e.oid! }));
 
   // The .idx, version 2 (gitformat-pack(5), "Version 2 pack-*.idx files").
   const order = entries.map((_, i) => i).sort((a, b) => (resolved[a]!.oid < resolved[b]!.oid ? -1 : 1));
@@ -215,6 +265,6 @@ export function indexPack(pack: Buffer): IndexedPack {
   pack.copy(idx, w, pack.length - 20); w += 20;
   createHash('sha1').update(idx.subarray(0, w)).digest().copy(idx, w);
   const structure: IndexedPack['structure'] = [];
-  for (const r of resolved) if (r && r.type !== 'blob') structure.push({ oid: r.oid, type: r.type as 'commit' | 'tree' | 'tag', body: r.body });
+  for (const [i, body] of kept) structure.push({ oid: entries[i]!.oid!, type: entries[i]!.type as 'commit' | 'tree' | 'tag', body });
   return { oids: order.map((i) => resolved[i]!.oid), idx, structure };
 }

@@ -21,7 +21,7 @@ export interface Store {
   memoBytes: number;
 }
 
-const MEMO_LIMIT = 64 * 1024 * 1024;
+const MEMO_LIMIT = 32 * 1024 * 1024;
 
 export function openStore(gitdir: string): Store {
   return { gitdir, cache: {}, fs: requestFs(), memo: new Map(), memoBytes: 0 };

@@ -95,7 +95,7 @@ export class PackSet {
       out = { type: base.type, body: applyDelta(base.body, data) };
     }
     // Remember what other deltas are likely to build on (bounded).
-    if (out.type !== 'blob' && this.baseBytes + out.body.length < 64 << 20) {
+    if (out.type !== 'blob' && this.baseBytes + out.body.length < 32 << 20) {
       let m = this.bases.get(pack);
       if (!m) this.bases.set(pack, (m = new Map()));
       m.set(offset, out);
