@@ -4,11 +4,12 @@
  * `kith vm run NAME` → runVm. Both are thin shells over the pure planner (plan.ts) and
  * qemu argv builder (qemu.ts).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { dryRun, run, type Say } from '../image/runner.ts';
+import { startQemuProcess, type QemuProcess } from '../image/qemu-process.ts';
 import type { Compression } from '../image/plan.ts';
 import type { BootConfig, NetworkConfig } from '../boot/boot-config.ts';
 import { KVM_DEFAULT_MODULES, KVM_NET_MODULES, planKvmImage } from './plan.ts';
@@ -95,14 +96,8 @@ export interface RunVmOptions {
   echo?: NodeJS.WritableStream;
 }
 
-export interface RunningVm {
-  child: ChildProcess;
+export interface RunningVm extends QemuProcess {
   accel: 'kvm' | 'tcg';
-  /** All console output so far. */
-  output(): string;
-  /** Resolve with the console output once it matches `re`; reject on timeout or exit. */
-  waitFor(re: RegExp, timeoutMs: number): Promise<string>;
-  stop(): Promise<void>;
 }
 
 function kvmUsable(): boolean {
@@ -116,42 +111,7 @@ function kvmUsable(): boolean {
 
 function startQemu(img: BuiltImage, o: RunVmOptions, accel: 'kvm' | 'tcg'): RunningVm {
   const args = qemuArgs({ kernel: img.kernel, initrd: img.initrd, append: img.append, accel, memoryMiB: o.memoryMiB ?? 1024, cpus: o.cpus ?? 1, forwards: o.forwards, dataDisk: o.dataDisk });
-  const child = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let buf = '';
-  const waiters = new Set<() => void>();
-  const onData = (d: Buffer) => {
-    buf += d.toString('utf8');
-    o.echo?.write(d);
-    for (const w of [...waiters]) w();
-  };
-  child.stdout!.on('data', onData);
-  child.stderr!.on('data', onData);
-  child.on('exit', () => { for (const w of [...waiters]) w(); });
-  return {
-    child,
-    accel,
-    output: () => buf,
-    waitFor(re, timeoutMs) {
-      return new Promise((resolveP, reject) => {
-        const check = () => {
-          if (re.test(buf)) { cleanup(); resolveP(buf); }
-          else if (child.exitCode !== null || child.signalCode !== null) { cleanup(); reject(new Error(`qemu exited (${child.exitCode ?? child.signalCode}) before ${re}:\n${buf.slice(-3000)}`)); }
-        };
-        const timer = setTimeout(() => { cleanup(); reject(new Error(`timed out after ${timeoutMs} ms waiting for ${re}:\n${buf.slice(-3000)}`)); }, timeoutMs);
-        const cleanup = () => { clearTimeout(timer); waiters.delete(check); };
-        waiters.add(check);
-        check();
-      });
-    },
-    stop() {
-      return new Promise((resolveP) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resolveP();
-        child.once('exit', () => resolveP());
-        child.kill('SIGTERM');
-        setTimeout(() => child.kill('SIGKILL'), 3000).unref();
-      });
-    },
-  };
+  return { ...startQemuProcess('qemu-system-x86_64', args, o.echo), accel };
 }
 
 /**

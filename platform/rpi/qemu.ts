@@ -5,8 +5,8 @@
  * whole SD-card image is attached as a virtio disk, so PID 1 finds its data partition by
  * label (/dev/vda2) exactly as it finds mmcblk0p2 on a Pi.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import type { Forward } from '../kvm/qemu.ts';
+import { startQemuProcess, type QemuProcess } from '../image/qemu-process.ts';
 
 export const VIRT_APPEND = 'console=ttyAMA0 panic=-1 quiet';
 
@@ -33,48 +33,8 @@ export function virtArgs(o: VirtOptions): string[] {
   return args;
 }
 
-export interface VirtVm {
-  child: ChildProcess;
-  output(): string;
-  waitFor(re: RegExp, timeoutMs: number): Promise<string>;
-  stop(): Promise<void>;
-}
+export type VirtVm = QemuProcess;
 
 export function bootVirt(o: VirtOptions & { echo?: NodeJS.WritableStream }): VirtVm {
-  const child = spawn('qemu-system-aarch64', virtArgs(o), { stdio: ['ignore', 'pipe', 'pipe'] });
-  let buf = '';
-  const waiters = new Set<() => void>();
-  const onData = (d: Buffer) => {
-    buf += d.toString('utf8');
-    o.echo?.write(d);
-    for (const w of [...waiters]) w();
-  };
-  child.stdout!.on('data', onData);
-  child.stderr!.on('data', onData);
-  child.on('exit', () => { for (const w of [...waiters]) w(); });
-  const gone = () => child.exitCode !== null || child.signalCode !== null;
-  return {
-    child,
-    output: () => buf,
-    waitFor(re, timeoutMs) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          if (re.test(buf)) { cleanup(); resolve(buf); }
-          else if (gone()) { cleanup(); reject(new Error(`qemu exited before ${re}:\n${buf.slice(-3000)}`)); }
-        };
-        const timer = setTimeout(() => { cleanup(); reject(new Error(`timed out after ${timeoutMs} ms waiting for ${re}:\n${buf.slice(-3000)}`)); }, timeoutMs);
-        const cleanup = () => { clearTimeout(timer); waiters.delete(check); };
-        waiters.add(check);
-        check();
-      });
-    },
-    stop() {
-      return new Promise((resolve) => {
-        if (gone()) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-        setTimeout(() => child.kill('SIGKILL'), 3000).unref();
-      });
-    },
-  };
+  return startQemuProcess('qemu-system-aarch64', virtArgs(o), o.echo);
 }
