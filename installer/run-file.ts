@@ -6,6 +6,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { writeFileDurable } from '../platform/durable.ts';
+import { processAlive } from '../platform/process.ts';
 
 export const RUN_FILE = 'run.json';
 
@@ -23,14 +24,7 @@ export interface RunInfo {
   services: RunService[];
 }
 
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as { code?: string }).code === 'EPERM';
-  }
-}
+export const pidAlive = (pid: number): boolean => processAlive(pid) === true;
 
 export async function writeRunFile(dataRoot: string, services: RunService[]): Promise<void> {
   const info: RunInfo = {

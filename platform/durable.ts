@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp, constants as C } from 'node:fs';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { processAlive } from './process.ts';
 
 export interface DurableWriteOptions {
   /** File mode for a new file (default 0o644). */
@@ -60,9 +61,6 @@ export function writeFileDurableSync(file: string, data: string | Uint8Array, op
   fsyncDirSync(dir);
 }
 
-/** Open flags for files whose writes must be on disk when the write returns. */
-export const DURABLE_WRITE_FLAGS = C.O_WRONLY | C.O_CREAT | C.O_DSYNC;
-
 // Under the permission model fsync is refused (see the header): then folder durability
 // comes from the dirsync mount, and we stop asking.
 let dirSyncAllowed = (process as { permission?: unknown }).permission === undefined;
@@ -96,24 +94,9 @@ export function fsyncDirSync(dir: string): void {
   }
 }
 
-/** Create a folder (and parents) and fsync the parent so the new entry is durable. */
-export async function mkdirDurable(dir: string): Promise<void> {
-  await fsp.mkdir(dir, { recursive: true });
-  await fsyncDir(path.dirname(path.resolve(dir)));
-}
-
 /** Temp files this module writes: `.<name>.tmp-<pid>-<hex>`, or `tmp_<what>_<pid>-<hex>` in git folders. */
 export const TEMP_FILE = /^(?:\..+\.tmp-|tmp_[a-z]+_)(\d+)-[0-9a-f]{8}$/;
 
-function alive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as { code?: string }).code !== 'ESRCH';
-  }
-}
 
 /**
  * Remove temp files a crash left behind in a folder: those whose writer is gone, never a
@@ -123,7 +106,7 @@ export async function removeStaleTemps(dir: string): Promise<number> {
   let removed = 0;
   for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
     const m = TEMP_FILE.exec(name);
-    if (m && !alive(Number(m[1]))) {
+    if (m && Number(m[1]) !== process.pid && processAlive(Number(m[1])) === false) {
       await fsp.rm(path.join(dir, name), { force: true });
       removed++;
     }

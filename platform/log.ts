@@ -52,6 +52,3 @@ function errorReplacer(_key: string, value: unknown): unknown {
   if (typeof value === 'bigint') return value.toString();
   return value;
 }
-
-/** A logger that drops everything (tests, dry runs). */
-export const silentLogger: Logger = createLogger({ service: 'silent', write: () => {} });

@@ -16,7 +16,8 @@ const resolveConfigHead = (gitdir: string) => git.resolveRef({ fs: { promises: f
 import { loadOrCreateCa, provisionServerTls } from '../../platform/pki/provision.ts';
 import { discoverServices } from '../../platform/services.ts';
 import { buildAll } from './build.ts';
-import { pidAlive, readRunFile, RUN_FILE, writeRunFile } from '../run-file.ts';
+import { pidAlive, readRunFile, RUN_FILE, writeRunFile, type RunService } from '../run-file.ts';
+import { TOKEN_FILE } from '../../services/storage/auth.ts';
 import { repoRoot } from '../paths.ts';
 import { defaultConfigFiles, loadDefinitions, localDefaults, seedConfigTree } from '../seed.ts';
 
@@ -37,12 +38,8 @@ Options:
 Exit codes: 0 stopped cleanly, 1 a service did not become healthy, 64 usage error.
 `;
 
-interface ReadyInfo {
-  service: string;
-  pid: number;
-  endpoints: Record<string, string>;
-  health: string;
-  logs: string;
+/** What `kith up --json` prints per ready service: what run.json records, and access. */
+export interface ReadyInfo extends RunService {
   /** Local-mode credentials (the storage access token). */
   token?: string;
   /** The appliance CA certificate, for https endpoints. */
@@ -52,7 +49,7 @@ interface ReadyInfo {
 /** The storage service's access token, which `kith up` hands to the owner. */
 async function readToken(dataRoot: string, service: string): Promise<string | undefined> {
   if (service !== 'storage') return undefined;
-  return (await fsp.readFile(path.join(dataRoot, 'data', 'storage', 'access-token'), 'utf8').catch(() => '')).trim() || undefined;
+  return (await fsp.readFile(path.join(dataRoot, 'data', 'storage', TOKEN_FILE), 'utf8').catch(() => '')).trim() || undefined;
 }
 
 export async function run(argv: string[]): Promise<number> {

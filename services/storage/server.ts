@@ -17,7 +17,6 @@ import { recoverRepository } from './git/recover.ts';
 import { ZERO_OID } from './git/objects.ts';
 import { anyOf, certificateAuthenticator, clientAuthenticator, loadOrCreateToken, tokenAuthenticator, type Authenticator, type Principal } from './auth.ts';
 import { CONFIG_BRANCH, CONFIG_REPO, ensureConfigRepo, publishHead, refusalMessages, validateCommit, writeConfigFiles } from './config/config-repo.ts';
-import { gitTreeSource, listTreeFiles } from './config/git-tree-source.ts';
 import { readStorageClients } from '../../platform/links.ts';
 import { readServerTls } from '../../platform/pki/server-tls.ts';
 import type { StorageConfig } from './config/schema.ts';
@@ -143,10 +142,10 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
     }
     if (req.method === 'GET' || req.method === 'HEAD') {
       const head = await isogit.resolveRef({ fs, gitdir: configGitdir, ref: CONFIG_BRANCH });
-      const blob = (await listTreeFiles(configGitdir, head)).get(file);
-      if (!blob) return json(res, 404, { error: 'not-found', message: `${file} is not in config.git`, commit: head }, { 'x-kith-commit': head });
-      const text = (await gitTreeSource(configGitdir, head).read(file)) ?? '';
-      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'x-kith-commit': head, 'x-kith-blob': blob, etag: `"${blob}"` }).end(req.method === 'HEAD' ? undefined : text);
+      // One lookup along the path (not a walk of the whole tree): the blob and its id.
+      const found = await isogit.readBlob({ fs, gitdir: configGitdir, oid: head, filepath: file }).catch(() => undefined);
+      if (!found) return json(res, 404, { error: 'not-found', message: `${file} is not in config.git`, commit: head }, { 'x-kith-commit': head });
+      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'x-kith-commit': head, 'x-kith-blob': found.oid, etag: `"${found.oid}"` }).end(req.method === 'HEAD' ? undefined : Buffer.from(found.blob));
       return;
     }
     if (req.method !== 'PUT' && req.method !== 'DELETE') return json(res, 405, { error: 'method', message: 'use GET, PUT or DELETE' }, { allow: 'GET, HEAD, PUT, DELETE' });

@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../../services/dns/test/helpers.ts';
+import { freePort, startDnsmasq, type Dnsmasq } from '../../services/dns/test/helpers.ts';
 import { tempDir } from '../platform/helpers.ts';
 import { kithUp, type KithUp } from './kith-up.ts';
 
@@ -40,7 +40,7 @@ describe('kith DNS with NSD as secondary and dnsmasq as upstream', () => {
   let nsdPort: number;
   let upstreamPort: number;
   let nsd: ChildProcess;
-  let dnsmasq: ChildProcess;
+  let dnsmasq: Dnsmasq;
   const dig = (port: number, ...args: string[]) => execFileSync('dig', ['@127.0.0.1', '-p', String(port), '+time=2', '+tries=1', ...args], { encoding: 'utf8' });
 
   beforeAll(async () => {
@@ -51,8 +51,8 @@ describe('kith DNS with NSD as secondary and dnsmasq as upstream', () => {
     git(path.dirname(clone), 'clone', '-q', storage.endpoints.git!.replace('://', `://kith:${storage.token}@`), clone);
 
     // dnsmasq: an upstream resolver that knows one name.
-    upstreamPort = await freePort();
-    dnsmasq = spawn('/usr/sbin/dnsmasq', ['--no-daemon', '--user=root', `--port=${upstreamPort}`, '--listen-address=127.0.0.1', '--bind-interfaces', '--no-resolv', '--no-hosts', '--host-record=upstream.test,192.0.2.200', '--address=/ads.upstream.test/192.0.2.201', '--local-ttl=600'], { stdio: 'ignore' });
+    dnsmasq = await startDnsmasq(['--host-record=upstream.test,192.0.2.200', '--address=/ads.upstream.test/192.0.2.201', '--local-ttl=600']);
+    upstreamPort = dnsmasq.port;
     // NSD: a secondary for example.org, taking NOTIFY from kith and transferring from it.
     const dir = mkdtempSync(path.join(tmpdir(), 'kith-nsd2-'));
     nsdPort = await freePort();
@@ -80,7 +80,7 @@ describe('kith DNS with NSD as secondary and dnsmasq as upstream', () => {
   });
   afterAll(async () => {
     nsd?.kill('SIGTERM');
-    dnsmasq?.kill('SIGTERM');
+    dnsmasq?.stop();
     await up?.stop();
   });
 
@@ -123,7 +123,7 @@ describe('kith DNS with NSD as secondary and dnsmasq as upstream', () => {
   });
 
   it('answers SERVFAIL within a bounded time when the upstream is gone', async () => {
-    dnsmasq.kill('SIGKILL');
+    dnsmasq.stop();
     await sleep(200);
     const t0 = Date.now();
     const out = execFileSync('dig', ['@127.0.0.1', '-p', String(kithPort), '+time=10', '+tries=1', 'gone.upstream.test'], { encoding: 'utf8' });

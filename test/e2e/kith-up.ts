@@ -3,18 +3,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import { discoverServices } from '../../platform/services.ts';
+import type { ReadyInfo } from '../../installer/commands/up.ts';
 import { tempDir } from '../platform/helpers.ts';
 
 export const repoRoot = path.resolve(import.meta.dirname, '../..');
 
-export interface UpService {
-  service: string;
-  pid: number;
-  endpoints: Record<string, string>;
-  health: string;
-  logs: string;
-  token?: string;
-}
+export type UpService = ReadyInfo;
 
 export interface KithUp {
   child: ChildProcess;

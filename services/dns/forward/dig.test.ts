@@ -1,25 +1,16 @@
 // Real client and real upstream: dig → a tiny test server made of the block list and the
 // forwarder → dnsmasq. Needs Debian packages bind9-dnsutils (dig) and dnsmasq-base.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
-import { existsSync } from 'node:fs';
 import dnsPacket from 'dns-packet';
 import { createForwarder, decodeResponse, rcodeBits, type Forwarder } from './forwarder.ts';
 import { createUdpSend } from './udp.ts';
 import { createBlocker, type Blocker } from '../blocklist/blocklist.ts';
 import { parseList } from '../blocklist/parse.ts';
+import { freePort as freeUdpPort, startDnsmasq, type Dnsmasq } from '../test/helpers.ts';
 
 const DIG = '/usr/bin/dig';
-const DNSMASQ = '/usr/sbin/dnsmasq';
-
-async function freeUdpPort(): Promise<number> {
-  const s = createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-  const p = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
 
 function dig(port: number, ...args: string[]): Promise<string> {
   return new Promise((resolve) => {
@@ -28,7 +19,7 @@ function dig(port: number, ...args: string[]): Promise<string> {
 }
 
 describe('dig → blocklist + forwarder → dnsmasq', () => {
-  let upstream: ChildProcess | undefined;
+  let upstream: Dnsmasq | undefined;
   let upPort = 0;
   let server: Socket;
   let port = 0;
@@ -37,25 +28,8 @@ describe('dig → blocklist + forwarder → dnsmasq', () => {
   const hits: string[] = [];
 
   beforeAll(async () => {
-    for (let attempt = 0; attempt < 5 && !upPort; attempt++) {
-      const p = await freeUdpPort();
-      const child = spawn(DNSMASQ, [
-        '--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts', '--pid-file=', '--user=root',
-        '--bind-interfaces', '--listen-address=127.0.0.1', `--port=${p}`, '--local=/test/', '--local-ttl=300',
-        '--host-record=host.test,192.0.2.7', '--host-record=ads.test,192.0.2.66',
-      ], { stdio: 'ignore' });
-      const ok = await new Promise<boolean>((resolve) => {
-        const t = setTimeout(() => resolve(true), 300);
-        child.once('exit', () => {
-          clearTimeout(t);
-          resolve(false);
-        });
-      });
-      if (ok) {
-        upstream = child;
-        upPort = p;
-      }
-    }
+    upstream = await startDnsmasq(['--local=/test/', '--local-ttl=300', '--host-record=host.test,192.0.2.7', '--host-record=ads.test,192.0.2.66']);
+    upPort = upstream.port;
     forwarder = createForwarder({ upstreams: [{ host: '127.0.0.1', port: upPort }], timeoutMs: 1000, now: Date.now, send: createUdpSend() });
     const list = parseList('0.0.0.0 ads.test\n', 'ads.txt');
     blocker = createBlocker({ lists: [{ name: 'ads', domains: list.domains }], allow: { exact: [], wildcard: [] } }, { mode: 'null-ip', onHit: (l, n) => hits.push(`${l}:${n}`) });
@@ -81,7 +55,7 @@ describe('dig → blocklist + forwarder → dnsmasq', () => {
 
   afterAll(() => {
     server?.close();
-    upstream?.kill('SIGTERM');
+    upstream?.stop();
   });
 
   it('forwards, caches with TTLs counting down, and blocks', async () => {

@@ -1,21 +1,12 @@
 // The real send (UDP, TCP on truncation) against a scripted local upstream, and the whole
 // forwarder against dnsmasq as a real upstream (Debian package dnsmasq-base).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { createServer, type Server } from 'node:net';
-import { existsSync } from 'node:fs';
 import dnsPacket from 'dns-packet';
 import { createUdpSend, udpQuery } from './udp.ts';
 import { createForwarder, decodeResponse as decode, type DecodedResponse } from './forwarder.ts';
-
-async function freeUdpPort(): Promise<number> {
-  const s = createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-  const p = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
+import { freePort as freeUdpPort, startDnsmasq, type Dnsmasq } from '../test/helpers.ts';
 
 describe('createUdpSend against a scripted upstream', () => {
   let udp: Socket;
@@ -98,36 +89,17 @@ describe('createUdpSend against a scripted upstream', () => {
   });
 });
 
-const DNSMASQ = '/usr/sbin/dnsmasq';
-
 describe('forwarder with dnsmasq as the upstream', () => {
-  let proc: ChildProcess | undefined;
+  let proc: Dnsmasq | undefined;
   let port = 0;
 
   beforeAll(async () => {
-    for (let attempt = 0; attempt < 5 && !port; attempt++) {
-      const p = await freeUdpPort();
-      const child = spawn(DNSMASQ, [
-        '--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts', '--pid-file=',
-        '--user=root', '--bind-interfaces', '--listen-address=127.0.0.1', `--port=${p}`,
-        '--local=/test/', '--host-record=host.test,192.0.2.7', '--txt-record=txt.test,hello',
-      ], { stdio: ['ignore', 'ignore', 'pipe'] });
-      const up = await new Promise<boolean>((resolve) => {
-        const t = setTimeout(() => resolve(true), 300);
-        child.once('exit', () => {
-          clearTimeout(t);
-          resolve(false);
-        });
-      });
-      if (up) {
-        proc = child;
-        port = p;
-      }
-    }
+    proc = await startDnsmasq(['--local=/test/', '--host-record=host.test,192.0.2.7', '--txt-record=txt.test,hello']);
+    port = proc.port;
   });
 
   afterAll(() => {
-    proc?.kill('SIGTERM');
+    proc?.stop();
   });
 
   it('forwards, caches, and passes NXDOMAIN through', async () => {

@@ -139,3 +139,32 @@ export function normaliseDig(out: string): string[] {
     .map((l) => l.replace(/id: \d+/, 'id: X').toLowerCase())
     .sort();
 }
+
+export interface Dnsmasq {
+  /** 0 when it could not be started (the test then fails on its first query). */
+  port: number;
+  stop(): void;
+}
+
+/**
+ * dnsmasq as a real resolver on 127.0.0.1 and a free port, answering from `options`
+ * (e.g. `--host-record=host.test,192.0.2.7`); a port taken in the meantime is retried.
+ */
+export async function startDnsmasq(options: string[]): Promise<Dnsmasq> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const port = await freePort();
+    const child = spawn('/usr/sbin/dnsmasq', [
+      '--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts', '--pid-file=', '--user=root',
+      '--bind-interfaces', '--listen-address=127.0.0.1', `--port=${port}`, ...options,
+    ], { stdio: 'ignore' });
+    const up = await new Promise<boolean>((resolve) => {
+      const t = setTimeout(() => resolve(true), 300);
+      child.once('exit', () => {
+        clearTimeout(t);
+        resolve(false);
+      });
+    });
+    if (up) return { port, stop: () => void child.kill('SIGTERM') };
+  }
+  return { port: 0, stop: () => {} };
+}

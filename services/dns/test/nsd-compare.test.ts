@@ -34,17 +34,19 @@ const QUERIES: string[][] = [
   ['x.www.kith.test', 'A'], ['x.sub.wild.kith.test', 'A'], ['ns.child.kith.test', 'DS'], ['child.kith.test', 'ANY'],
 ];
 
+// One NSD and one kith for both comparisons.
+let nsd: Nsd;
+let ours: DnsServer;
+beforeAll(async () => {
+  nsd = await startNsd();
+  ours = await startFixtureServer({ authorityNs: true });
+});
+afterAll(async () => {
+  await ours?.close();
+  await nsd?.stop();
+});
+
 describe('same answers as NSD', () => {
-  let nsd: Nsd;
-  let ours: DnsServer;
-  beforeAll(async () => {
-    nsd = await startNsd();
-    ours = await startFixtureServer({ authorityNs: true });
-  });
-  afterAll(async () => {
-    await ours?.close();
-    await nsd?.stop();
-  });
 
   it.each(QUERIES.map((q) => [q.join(' '), q]))('%s', async (_label, q) => {
     const [theirs, mine] = await Promise.all([dig(nsd.port, ...(q as string[])), dig(ours.udpPort, ...(q as string[]))]);
@@ -62,16 +64,6 @@ describe('same answers as NSD', () => {
 
 /** Raw packets dig cannot send: header tricks, truncation, odd opcodes and types. */
 describe('same replies to raw packets as NSD', () => {
-  let nsd: Nsd;
-  let ours: DnsServer;
-  beforeAll(async () => {
-    nsd = await startNsd();
-    ours = await startFixtureServer({ authorityNs: true });
-  });
-  afterAll(async () => {
-    await ours?.close();
-    await nsd?.stop();
-  });
 
   const base = dnsPacket.encode({ id: 0x1234, type: 'query', flags: 0x100, questions: [{ name: 'web.kith.test', type: 'A' }] });
   const m = (f: (b: Buffer) => void) => { const b = Buffer.from(base); f(b); return b; };

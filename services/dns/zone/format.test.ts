@@ -1,8 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeRdata } from '../update/rdata.ts';
-import { typeName } from '../wire/constants.ts';
-import { labelsToText } from '../wire/name.ts';
-import type { StoredRR } from '../update/update.ts';
+import { zoneRecords } from '../dynamic.ts';
 import { formatZone } from './format.ts';
 import { parseZone } from './parse.ts';
 import type { Zone } from './zone.ts';
@@ -23,25 +20,13 @@ _443._tcp.www IN TLSA 3 1 1 0123456789abcdef0123456789abcdef0123456789abcdef0123
 svc IN HTTPS 1 . alpn=h2
 `;
 
-function records(zone: Zone): StoredRR[] {
-  const out: StoredRR[] = [];
-  for (const rs of zone.rrsets()) {
-    for (const rd of rs.rdata) {
-      const buf = Buffer.concat([Buffer.from([rd.length >> 8, rd.length & 0xff]), rd]);
-      const type = typeName(rs.type);
-      out.push({ name: labelsToText(rs.labels).replace(/\.$/, ''), type, ttl: rs.ttl, data: decodeRdata(type, buf, 2, rd.length) });
-    }
-  }
-  return out;
-}
-
 const wire = (z: Zone) => [...z.rrsets()].map((rs) => `${rs.owner}|${rs.type}|${rs.ttl}|${rs.rdata.map((r) => r.toString('hex')).sort().join(',')}`).sort();
 
 describe('formatZone', () => {
   it('writes a master file that parses back to the same records', () => {
     const a = parseZone(ZONE, { origin: 'example.org', file: 'a.zone' });
     if (!a.ok) throw new Error(JSON.stringify(a.issues));
-    const text = formatZone('example.org', records(a.zone), ['written by a test']);
+    const text = formatZone('example.org', zoneRecords(a.zone), ['written by a test']);
     expect(text).toMatch(/^; written by a test\n\$ORIGIN example\.org\.\n@\t3600\tIN\tSOA\tns1\.example\.org\. hostmaster\.example\.org\. 2024010101 /);
     expect(text).toContain('@\t3600\tIN\tTXT\t"v=spf1 mx -all" "second \\"quoted\\" part\\010"');
     const b = parseZone(text, { origin: 'example.org', file: 'b.zone' });

@@ -8,16 +8,10 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { TEMP_FILE } from '../../../platform/durable.ts';
+import { processAlive } from '../../../platform/process.ts';
 
-function otherProcessAlive(pid: number): boolean {
-  if (pid === process.pid) return false; // an earlier process that had our pid
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as { code?: string }).code === 'EPERM';
-  }
-}
+/** Our own pid here is an earlier process that had it: at start-up nothing of ours is live. */
+const otherProcessAlive = (pid: number) => pid !== process.pid && processAlive(pid) === true;
 
 async function walk(dir: string, visit: (file: string, name: string) => Promise<void>): Promise<void> {
   for (const e of await fsp.readdir(dir, { withFileTypes: true }).catch(() => [])) {

@@ -12,6 +12,7 @@ import { constants as C, promises as fsp } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { LockedError } from './errors.ts';
+import { processAlive } from '../../../platform/process.ts';
 
 const chains = new Map<string, Promise<unknown>>();
 
@@ -40,18 +41,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** The lock contents this process holds right now. */
 const HELD = new Set<string>();
 
-function pidAlive(pid: number): boolean | undefined {
-  if (!Number.isInteger(pid) || pid <= 0) return undefined;
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    const code = (err as { code?: string }).code;
-    if (code === 'ESRCH') return false;
-    return code === 'EPERM' ? true : undefined; // EPERM: alive, someone else's; else unknown
-  }
-}
 
 interface LockId {
   ino: number;
@@ -68,7 +57,7 @@ async function staleLock(file: string, staleMs: number): Promise<LockId | undefi
     // had the same pid (PID 1 in an image, a re-exec): dead, whatever its age.
     const m = /^kith (\d+) (\S+)/.exec(text);
     const ours = m !== null && Number(m[1]) === process.pid;
-    const dead = (m && (ours ? !HELD.has(text) : pidAlive(Number(m[1])) === false)) || Date.now() - st.mtimeMs > staleMs;
+    const dead = (m && (ours ? !HELD.has(text) : processAlive(Number(m[1])) === false)) || Date.now() - st.mtimeMs > staleMs;
     return dead ? { ino: st.ino, mtimeMs: st.mtimeMs } : undefined;
   } catch {
     return undefined; // gone already: the next try tells
