@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { bundleService } from '../../platform/build/bundle.ts';
 import { buildKvmImage, runVm } from '../../platform/kvm/cli.ts';
+import { DEFAULT_LANGUAGES, parseLanguages } from '../../platform/image/plan.ts';
 import type { ServiceDefinition } from '../../platform/service.ts';
 import { freeTcpPort } from '../../test/support/ports.ts';
 
@@ -38,6 +39,7 @@ Options:
   --runs N          boots to measure; times and RSS are medians (default 3)
   --accel A         tcg, kvm or auto (default tcg)
   --cpus N          virtual CPUs (default 1, as runVm)
+  --languages LIST  ICU locale data kept in Node, as for kith image build (default en; all)
   --json            print the results as one JSON object
   -h, --help        this help
 
@@ -109,7 +111,7 @@ async function bootOnce(dir: string, accel: 'tcg' | 'kvm' | 'auto', cpus: number
 async function main(): Promise<number> {
   let values;
   try {
-    ({ values } = parseArgs({ options: { runs: { type: 'string' }, cpus: { type: 'string' }, accel: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }));
+    ({ values } = parseArgs({ options: { runs: { type: 'string' }, cpus: { type: 'string' }, accel: { type: 'string' }, languages: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }));
   } catch (err) {
     process.stderr.write(`bench/boot: ${(err as Error).message}\n${HELP}`);
     return 64;
@@ -131,6 +133,11 @@ async function main(): Promise<number> {
     return 1;
   }
   const log = (s: string) => process.stderr.write(s + '\n');
+  const languages = parseLanguages(values.languages ?? DEFAULT_LANGUAGES.join(','));
+  if ('error' in languages) {
+    process.stderr.write(`bench/boot: --languages: ${languages.error}\n`);
+    return 64;
+  }
 
   // The DNS bundle, fresh, and its default config tree.
   const bundle = await bundleService('dns', path.join(REPO, 'services/dns/main.ts'), path.join(WORK, 'dist'));
@@ -144,7 +151,7 @@ async function main(): Promise<number> {
   log(`dns bundle ${(bundle.bytes / 1024).toFixed(0)} KiB; default config: ${Object.keys(def.config.defaults).join(', ')}`);
 
   const t = Date.now();
-  const img = await buildKvmImage({ service: 'dns', serviceBundle: bundle.outfile, configDir, out: path.join(WORK, 'kvm-dns'), say: (l) => { if (/MB|\(\d/.test(l)) log(l); } });
+  const img = await buildKvmImage({ service: 'dns', serviceBundle: bundle.outfile, configDir, out: path.join(WORK, 'kvm-dns'), languages, say: (l) => { if (/MB|\(\d/.test(l)) log(l); } });
   log(`image built in ${((Date.now() - t) / 1000).toFixed(1)} s`);
   const kernelPackage = (JSON.parse(await fsp.readFile(path.join(img.dir, 'image.json'), 'utf8')) as { kernelPackage: string }).kernelPackage;
   const bzImage = path.join(REPO, 'build/cache', kernelPackage, 'tree/boot', `vmlinuz-${kernelPackage.replace(/^linux-image-/, '')}`);
@@ -178,7 +185,7 @@ async function main(): Promise<number> {
     return 0;
   }
   const row = (name: string, value: string, target: string, v: string) => process.stdout.write(`${name.padEnd(34)} ${value.padStart(12)}   target ${target.padEnd(8)} ${v}\n`);
-  process.stdout.write(`kith boot benchmark: kvm DNS image under qemu (${accel}, ${cpus} vCPU), ${runs} run(s), medians\n`);
+  process.stdout.write(`kith boot benchmark: kvm DNS image (ICU: ${languages.includes("all") ? "full" : `root + ${languages.join(", ")}`}) under qemu (${accel}, ${cpus} vCPU), ${runs} run(s), medians\n`);
   row('compressed image (initramfs+kernel)', `${compressedMB.toFixed(1)} MB`, `≤ ${TARGETS.compressedMB} MB`, results.verdicts.compressed);
   process.stdout.write(`  initramfs zstd ${(initrdBytes / 1e6).toFixed(1)} MB + kernel bzImage ${(bzBytes / 1e6).toFixed(1)} MB (booted as vmlinux: ${(vmlinuxBytes / 1e6).toFixed(1)} MB)\n`);
   row('boot to first DNS answer', `${bootS.toFixed(2)} s`, `≤ ${TARGETS.bootToAnswerS} s`, results.verdicts.bootToAnswer);

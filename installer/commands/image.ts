@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildKvmImage } from '../../platform/kvm/cli.ts';
 import { buildRpiImage } from '../../platform/rpi/cli.ts';
+import { DEFAULT_LANGUAGES, parseLanguages } from '../../platform/image/plan.ts';
 import { discoverServices } from '../../platform/services.ts';
 import { repoRoot } from '../paths.ts';
 import { defaultConfigFiles, loadDefinitions, seedConfigTree } from '../seed.ts';
@@ -27,6 +28,9 @@ Options:
   --config DIR        kvm: the config tree to bake in (default: the built-in default config)
   --out DIR           where to write the image (default: build/kvm/NAME or build/rpi)
   --compression C     zstd (default), gzip or none
+  --languages LIST    locale data kept in Node's ICU, as language codes (default en: dates,
+                      numbers and collation in English, like Node's small-icu); all keeps
+                      every locale and adds about 7 MB to the compressed image
   --dry-run           print the build plan and change nothing
   -h, --help          this help
 `;
@@ -41,6 +45,7 @@ export async function run(argv: string[]): Promise<number> {
         config: { type: 'string' },
         out: { type: 'string' },
         compression: { type: 'string' },
+        languages: { type: 'string' },
         'dry-run': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -55,9 +60,14 @@ export async function run(argv: string[]): Promise<number> {
     return 64;
   }
   const say = (line: string) => process.stdout.write(line + '\n');
+  const languages = parseLanguages(values.languages ?? DEFAULT_LANGUAGES.join(','));
+  if ('error' in languages) {
+    process.stderr.write(`kith image build: --languages ${values.languages}: ${languages.error}\n`);
+    return 64;
+  }
   if (values.target === 'rpi') {
     if (!values['dry-run']) await buildAll();
-    const img = await buildRpiImage({ dryRun: values['dry-run'] === true, say, ...(values.out ? { out: path.resolve(values.out) } : {}) });
+    const img = await buildRpiImage({ dryRun: values['dry-run'] === true, say, languages, ...(values.out ? { out: path.resolve(values.out) } : {}) });
     if (!values['dry-run']) say(`\nSD-card image: ${path.relative(process.cwd(), img.image)} (services: ${img.services.join(', ')})`);
     return 0;
   }
@@ -82,7 +92,7 @@ export async function run(argv: string[]): Promise<number> {
     await seedConfigTree(configDir, defaultConfigFiles(await loadDefinitions(repoRoot)));
   }
   if (!values['dry-run']) await buildAll([values.service]);
-  const image = await buildKvmImage({ service: values.service, configDir, compression, dryRun: values['dry-run'] === true, say, ...(values.out ? { out: path.resolve(values.out) } : {}) });
+  const image = await buildKvmImage({ service: values.service, configDir, compression, languages, dryRun: values['dry-run'] === true, say, ...(values.out ? { out: path.resolve(values.out) } : {}) });
   if (!values['dry-run']) say(`\nimage: ${path.relative(process.cwd(), image.dir) || '.'}\nboot it: kith vm run ${values.service}`);
   return 0;
 }

@@ -1,7 +1,7 @@
 /**
  * A minimal ELF64 little-endian reader for the image builder: section lookup, a kernel
  * module's .modinfo (name=, depends=, softdep=), a program's DT_NEEDED libraries and its
- * PT_INTERP loader. Pure: bytes in, values out; malformed input gives an error value.
+ * PT_INTERP loader, and where a named data symbol lies in the file. Pure: bytes in, values out; malformed input gives an error value.
  * Reference: the System V gABI, "Object Files" (ELF header, section header, dynamic section).
  */
 
@@ -10,6 +10,8 @@ export type ElfResult<T> = { ok: true; value: T } | { ok: false; error: string }
 export interface Section {
   name: string;
   type: number;
+  /** Virtual address when loaded (sh_addr). */
+  addr: number;
   offset: number;
   size: number;
   link: number;
@@ -37,7 +39,7 @@ export function sections(b: Buffer): ElfResult<Section[]> {
   for (let i = 0; i < shnum; i++) {
     const at = shoff + i * shentsize;
     raw.push({
-      nameOff: b.readUInt32LE(at), type: b.readUInt32LE(at + 4),
+      nameOff: b.readUInt32LE(at), type: b.readUInt32LE(at + 4), addr: Number(b.readBigUInt64LE(at + 16)),
       offset: Number(b.readBigUInt64LE(at + 24)), size: Number(b.readBigUInt64LE(at + 32)), link: b.readUInt32LE(at + 40),
     });
   }
@@ -48,7 +50,7 @@ export function sections(b: Buffer): ElfResult<Section[]> {
   for (const s of raw) {
     const end = names.indexOf(0, s.nameOff);
     const name = s.nameOff < names.length ? names.toString('latin1', s.nameOff, end < 0 ? names.length : end) : '';
-    out.push({ name, type: s.type, offset: s.offset, size: s.size, link: s.link });
+    out.push({ name, type: s.type, addr: s.addr, offset: s.offset, size: s.size, link: s.link });
   }
   return { ok: true, value: out };
 }
@@ -133,4 +135,41 @@ export function interpreter(b: Buffer): ElfResult<string | undefined> {
     return { ok: true, value: b.toString('latin1', off, off + size).replace(/\0.*$/s, '') };
   }
   return { ok: true, value: undefined };
+}
+
+export interface SymbolLocation {
+  name: string;
+  /** File offset of the symbol's bytes. */
+  offset: number;
+  size: number;
+}
+
+const SHT_SYMTAB = 2;
+
+/** The first .symtab symbol whose name matches, located in the file (it must have bytes there). */
+export function symbol(b: Buffer, name: RegExp): ElfResult<SymbolLocation> {
+  const secs = sections(b);
+  if (!secs.ok) return secs;
+  const symtab = secs.value.find((x) => x.type === SHT_SYMTAB);
+  if (!symtab) return { ok: false, error: 'no symbol table (a stripped program)' };
+  const symBytes = sectionBytes(b, symtab);
+  const strSec = secs.value[symtab.link];
+  const strBytes = strSec && sectionBytes(b, strSec);
+  if (!symBytes || !strBytes) return { ok: false, error: 'bad .symtab section' };
+  for (let i = 0; i + 24 <= symBytes.length; i += 24) {
+    const nameOff = symBytes.readUInt32LE(i);
+    if (nameOff === 0 || nameOff >= strBytes.length) continue;
+    const end = strBytes.indexOf(0, nameOff);
+    const symName = strBytes.toString('latin1', nameOff, end < 0 ? strBytes.length : end);
+    if (!name.test(symName)) continue;
+    const shndx = symBytes.readUInt16LE(i + 6);
+    const value = Number(symBytes.readBigUInt64LE(i + 8));
+    const size = Number(symBytes.readBigUInt64LE(i + 16));
+    const sec = secs.value[shndx];
+    if (!sec || sec.type === SHT_NOBITS) return { ok: false, error: `symbol ${symName} has no bytes in the file` };
+    const offset = sec.offset + (value - sec.addr);
+    if (value < sec.addr || !within(b, offset, size) || offset + size > sec.offset + sec.size) return { ok: false, error: `symbol ${symName} lies outside its section` };
+    return { ok: true, value: { name: symName, offset, size } };
+  }
+  return { ok: false, error: `no symbol matching ${name}` };
 }

@@ -7,6 +7,34 @@ import type { BootConfig } from '../boot/boot-config.ts';
 
 export type Compression = 'zstd' | 'gzip' | 'none';
 
+/** Node's own ICU data in full: no trim-icu step. */
+export const ALL_LANGUAGES = 'all';
+/** English, as Node's own small-icu build keeps; other locales fall back to it honestly. */
+export const DEFAULT_LANGUAGES = ['en'];
+
+/** `--languages en,de` → ['en', 'de']; an error message for anything but language codes or 'all'. */
+export function parseLanguages(list: string): string[] | { error: string } {
+  const langs = list.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  if (!langs.length) return { error: 'give at least one language code (for example en), or all' };
+  const bad = langs.find((l) => l !== ALL_LANGUAGES && !/^[a-z]{2,3}$/.test(l));
+  if (bad) return { error: `"${bad}" is not a language code (two or three letters, as in en, de, fil), nor all` };
+  return [...new Set(langs)];
+}
+
+/**
+ * Node, ready for an image: its ICU data trimmed to the chosen languages (unless 'all'),
+ * then stripped. The trimmed copy stays in the node cache folder beside the original.
+ */
+export function planNodeBinary(o: { nodeDir: string; stripTool: string; to: string; languages: string[] }): Action[] {
+  const original = `${o.nodeDir}/tree/package/bin/node`;
+  if (o.languages.includes(ALL_LANGUAGES)) return [{ kind: 'strip', tool: o.stripTool, from: original, to: o.to }];
+  const trimmed = `${o.nodeDir}/node.icu-${o.languages.join('+')}`;
+  return [
+    { kind: 'trim-icu', from: original, to: trimmed, languages: o.languages },
+    { kind: 'strip', tool: o.stripTool, from: trimmed, to: o.to },
+  ];
+}
+
 /** A special file the packer adds without it existing on disk (we never mknod on the host). */
 export interface DeviceNode { path: string; major: number; minor: number; mode: number }
 
@@ -31,6 +59,8 @@ export type Action =
   /** Copy `from` (may be a glob with one `*` in its last part) to `to`. */
   | { kind: 'copy'; from: string; to: string; mode: number }
   | { kind: 'strip'; tool: string; from: string; to: string }
+  /** Rewrite the ICU data inside an unstripped Node to root + these languages (icu-data.ts). */
+  | { kind: 'trim-icu'; from: string; to: string; languages: string[] }
   /** Decompress the kernel payload inside a bzImage into an ELF vmlinux (PVH boot). */
   | { kind: 'extract-vmlinux'; from: string; to: string }
   /** Resolve load order from modinfo depends=, copy the .ko files, write the order as JSON. */
@@ -67,6 +97,7 @@ export function describeAction(a: Action): string {
     case 'extract-tgz': return `extract-tgz ${a.dir}/*.tgz -> ${a.dest}`;
     case 'copy': return `copy ${a.from} -> ${a.to} (mode ${a.mode.toString(8)})`;
     case 'strip': return `strip (${a.tool}) ${a.from} -> ${a.to}`;
+    case 'trim-icu': return `trim-icu ${a.from} -> ${a.to} (ICU data: root + ${a.languages.join(', ')})`;
     case 'extract-vmlinux': return `extract-vmlinux ${a.from} -> ${a.to}`;
     case 'resolve-modules': return `resolve-modules ${a.wanted.join(',')} from ${a.tree} -> ${a.destDir} (order in ${a.orderFile})`;
     case 'collect-libs': return `collect-libs for ${a.program} from ${a.libDirs.join(':')} -> ${a.root}${a.guestLibDir}`;

@@ -14,6 +14,7 @@ import { describeAction } from './plan.ts';
 import { interpreter, isElf, modinfo, needed, type ModInfo } from './elf.ts';
 import { loadOrder, moduleIndex } from './modules.ts';
 import { writeCpio, type CpioEntry } from './cpio.ts';
+import { trimIcuInProgram } from './icu-data.ts';
 import { payloadCandidates } from './vmlinux.ts';
 
 export type Say = (line: string) => void;
@@ -182,7 +183,9 @@ function collectLibs(a: Extract<Action, { kind: 'collect-libs' }>, say: Say): vo
 function compress(data: Buffer, c: Compression): Buffer {
   if (c === 'none') return data;
   if (c === 'gzip') return zlib.gzipSync(data, { level: 6 });
-  return zlib.zstdCompressSync(data, { params: { [zlib.constants.ZSTD_c_compressionLevel]: 6 } });
+  // Level 9: about 1.2 MB smaller than 6 on Node's 116 MB for 0.3 s more; 19 saves 3.6 MB
+  // more but takes 45 s. zstd decompresses at about the same speed at any level.
+  return zlib.zstdCompressSync(data, { params: { [zlib.constants.ZSTD_c_compressionLevel]: 9 } });
 }
 
 function packInitramfs(a: Extract<Action, { kind: 'pack-initramfs' }>): void {
@@ -226,6 +229,14 @@ export async function run(plan: Action[], say: Say = (l) => process.stdout.write
         break;
       }
       case 'strip': exec(a.tool, ['-o', a.to, a.from]); chmodSync(a.to, 0o755); break;
+      case 'trim-icu': {
+        const r = trimIcuInProgram(readFileSync(a.from), { languages: a.languages });
+        if (!r.ok) throw new Error(`${a.from}: ${r.error}`);
+        writeFileSync(a.to, r.value.program, { mode: 0o755 });
+        const t = r.value.report;
+        say(`   ${t.symbol}: ${mb(t.bytesBefore)} -> ${mb(t.bytesAfter)} (${t.itemsAfter} of ${t.itemsBefore} items kept)`);
+        break;
+      }
       case 'extract-vmlinux': if (!existsSync(a.to) || statSync(a.to).mtimeMs < statSync(a.from).mtimeMs) extractVmlinux(a.from, a.to); break;
       case 'resolve-modules': resolveModules(a); say(`   order: ${JSON.parse(readFileSync(a.orderFile, 'utf8')).map((p: string) => basename(p, '.ko')).join(' ')}`); break;
       case 'collect-libs': collectLibs(a, say); break;

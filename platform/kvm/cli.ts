@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { dryRun, run, type Say } from '../image/runner.ts';
 import { startQemuProcess, type QemuProcess } from '../image/qemu-process.ts';
-import type { Compression } from '../image/plan.ts';
+import { DEFAULT_LANGUAGES, type Compression } from '../image/plan.ts';
 import type { BootConfig, NetworkConfig } from '../boot/boot-config.ts';
 import { KVM_DEFAULT_MODULES, KVM_NET_MODULES, planKvmImage } from './plan.ts';
 import { kernelPackageFromDepends, qemuArgs, type Forward } from './qemu.ts';
@@ -28,6 +28,8 @@ export interface BuildKvmImageOptions {
   data?: BootConfig['data'];
   onFatal?: BootConfig['onFatal'];
   compression?: Compression;
+  /** ICU locale data to keep in Node (default ['en']; ['all'] keeps Node's full data). */
+  languages?: string[];
   serviceArgs?: string[];
   modules?: string[];
   cache?: string;
@@ -76,6 +78,7 @@ export async function buildKvmImage(o: BuildKvmImageOptions): Promise<BuiltImage
     data: o.data,
     onFatal: o.onFatal ?? 'reboot',
     compression: o.compression ?? 'zstd',
+    languages: o.languages ?? DEFAULT_LANGUAGES,
     serviceArgs: o.serviceArgs,
   });
   if (o.dryRun) dryRun(plan, o.say);

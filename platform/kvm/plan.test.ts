@@ -11,7 +11,7 @@ describe('kvm image plan', () => {
     service: 'dns', serviceBundle: '/repo/dist/dns.mjs', bootEntry: '/repo/platform/boot/init.ts',
     out: '/repo/build/kvm/dns', cache: '/repo/build/cache', kernelPackage: 'linux-image-6.1.0-56-amd64', nodeVersion: '26.10.0',
     modules: ['virtio_pci', 'virtio_net', 'virtio_blk', 'ext4'], network: { mode: 'dhcp' },
-    data: { device: '/dev/vda', fstype: 'ext4', mountpoint: '/data', waitMs: 10000 }, onFatal: 'reboot', compression: 'zstd',
+    data: { device: '/dev/vda', fstype: 'ext4', mountpoint: '/data', waitMs: 10000 }, onFatal: 'reboot', compression: 'zstd', languages: ['en'],
   });
 
   it('matches the golden plan (UPDATE_GOLDEN=1 to rewrite)', () => {

