@@ -1,8 +1,9 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync, zstdCompressSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { buildKvmImage } from './cli.ts';
+import { bootInitrd, buildKvmImage } from './cli.ts';
 
 describe('buildKvmImage --dry-run', () => {
   it('prints the plan and touches nothing', async () => {
@@ -21,5 +22,35 @@ describe('buildKvmImage --dry-run', () => {
   });
   it('refuses to build without the service bundle', async () => {
     await expect(buildKvmImage({ service: 'nope', serviceBundle: '/nonexistent/nope.mjs', kernelPackage: 'k', nodeVersion: '26.10.0', say: () => {} })).rejects.toThrow(/no bundle for nope/);
+  });
+});
+
+describe('bootInitrd', () => {
+  it('boots a decompressed copy, made once and redone when the image is newer', () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'kith-kvm-initrd-'));
+    try {
+      const zst = join(tmp, 'initramfs.cpio.zst');
+      writeFileSync(zst, zstdCompressSync(Buffer.from('070701 first')));
+      const out = bootInitrd(zst);
+      expect(out).toBe(join(tmp, 'initramfs.cpio'));
+      expect(readFileSync(out, 'utf8')).toBe('070701 first');
+      const made = statSync(out).mtimeMs;
+      expect(bootInitrd(zst)).toBe(out);
+      expect(statSync(out).mtimeMs).toBe(made); // not rewritten
+      writeFileSync(zst, zstdCompressSync(Buffer.from('070701 second')));
+      utimesSync(zst, new Date(), new Date(Date.now() + 5000));
+      expect(readFileSync(bootInitrd(zst), 'utf8')).toBe('070701 second');
+      const gz = join(tmp, 'other.cpio.gz');
+      writeFileSync(gz, gzipSync(Buffer.from('gzip too')));
+      expect(readFileSync(bootInitrd(gz), 'utf8')).toBe('gzip too');
+      expect(bootInitrd(join(tmp, 'plain.cpio'))).toBe(join(tmp, 'plain.cpio'));
+      // A damaged image is an error naming zstd, and leaves no half-written copy behind.
+      writeFileSync(zst, Buffer.from('not zstd at all'));
+      utimesSync(zst, new Date(), new Date(Date.now() + 10_000));
+      expect(() => bootInitrd(zst)).toThrow();
+      expect(readdirSync(tmp).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
   });
 });

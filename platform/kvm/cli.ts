@@ -5,7 +5,8 @@
  * qemu argv builder (qemu.ts).
  */
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { gunzipSync, zstdDecompressSync } from 'node:zlib';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { dryRun, run, type Say } from '../image/runner.ts';
@@ -112,8 +113,27 @@ function kvmUsable(): boolean {
   }
 }
 
+/**
+ * The initramfs qemu hands the guest: a decompressed copy of the image's, made once on the
+ * host (beside it, redone when the image is newer). The kernel would otherwise inflate it
+ * itself — 1.7 s of a 10 s boot under TCG, where the host does it natively in 0.2 s. The
+ * compressed file stays the image; the copy is a boot cache, as vmlinux is for the bzImage.
+ */
+export function bootInitrd(initrd: string): string {
+  const m = /^(.*)\.(zst|gz)$/.exec(initrd);
+  if (!m) return initrd;
+  const out = m[1]!;
+  if (existsSync(out) && statSync(out).mtimeMs >= statSync(initrd).mtimeMs) return out;
+  const packed = readFileSync(initrd);
+  const data = m[2] === 'zst' ? zstdDecompressSync(packed) : gunzipSync(packed);
+  const tmp = `${out}.${process.pid}.tmp`;
+  writeFileSync(tmp, data);
+  renameSync(tmp, out);
+  return out;
+}
+
 function startQemu(img: BuiltImage, o: RunVmOptions, accel: 'kvm' | 'tcg'): RunningVm {
-  const args = qemuArgs({ kernel: img.kernel, initrd: img.initrd, append: img.append, accel, memoryMiB: o.memoryMiB ?? 1024, cpus: o.cpus ?? 1, forwards: o.forwards, dataDisk: o.dataDisk });
+  const args = qemuArgs({ kernel: img.kernel, initrd: bootInitrd(img.initrd), append: img.append, accel, memoryMiB: o.memoryMiB ?? 1024, cpus: o.cpus ?? 1, forwards: o.forwards, dataDisk: o.dataDisk });
   return { ...startQemuProcess('qemu-system-x86_64', args, o.echo), accel };
 }
 
