@@ -1,18 +1,21 @@
 /**
- * End to end: build a kvm image around a tiny HTTP service, boot it under qemu (KVM if it
- * works here, else TCG), reach the service through a host port forward, and check that
- * Node is PID 1, the service runs sealed as its child, the data disk is mounted, and the
- * initramfs holds no executable but node and its libraries.
+ * End to end, two images booted under qemu (KVM if it works here, else TCG):
+ * - a tiny HTTP service with a data disk: Node is PID 1, the service runs sealed as its
+ *   child, its writes reach the ext4 disk;
+ * - the DNS service, built by `kith image build --target kvm --service dns` with an extra
+ *   zone: dig on the host gets the zone's answers through the forwarded port.
+ * Both initramfs hold no executable but node and its libraries.
  * Needs: qemu-system-x86, binutils (strip), e2fsprogs, xz-utils, apt access to the kernel .deb.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import zlib from 'node:zlib';
 import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildKvmImage, runVm, type BuiltImage, type RunningVm } from '../../platform/kvm/cli.ts';
+import { buildKvmImage, loadImage, runVm, type BuiltImage, type RunningVm } from '../../platform/kvm/cli.ts';
+import { defaultConfigFiles, loadDefinitions, seedConfigTree } from '../../installer/seed.ts';
 import { readCpio } from '../../platform/image/cpio.ts';
 import { freeTcpPort } from '../support/ports.ts';
 
@@ -30,6 +33,37 @@ async function get(port: number): Promise<string | undefined> {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The initramfs holds nothing that runs but Node: node and its libraries are the only
+ * runnable ELF files, kernel modules the only other ELF, /init the only script (run by
+ * node), nothing else executable. Returns a summary line.
+ */
+function checkOnlyNode(initrd: string): string {
+  const members = readCpio(zlib.zstdDecompressSync(readFileSync(initrd)));
+  expect(members.ok).toBe(true);
+  if (!members.ok) return '';
+  const files = members.value;
+  expect(files.every((m) => m.uid === 0 && m.gid === 0)).toBe(true);
+  const S_IFMT = 0o170000, S_IFREG = 0o100000;
+  const regular = files.filter((m) => (m.mode & S_IFMT) === S_IFREG);
+  const elf = regular.filter((m) => m.data.subarray(0, 4).equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46])));
+  const runnable = elf.filter((m) => [2, 3].includes(m.data.readUInt16LE(16))); // ET_EXEC, ET_DYN
+  const relocatable = elf.filter((m) => m.data.readUInt16LE(16) === 1); // ET_REL: kernel modules
+  expect(runnable.map((m) => m.path).filter((p) => !/^(bin\/node|lib\/x86_64-linux-gnu\/[^/]+\.so[.\d]*|lib64\/ld-linux-x86-64\.so\.2)$/.test(p))).toEqual([]);
+  expect(runnable.map((m) => m.path)).toContain('bin/node');
+  expect(relocatable.every((m) => /^lib\/modules\/[a-z0-9_]+\.ko$/.test(m.path))).toBe(true);
+  // Scripts: only /init, and it runs node.
+  const scripts = regular.filter((m) => m.data.subarray(0, 2).toString() === '#!');
+  expect(scripts.map((m) => m.path)).toEqual(['init']);
+  expect(scripts[0]!.data.toString('utf8', 0, 12)).toBe('#!/bin/node ');
+  // Nothing else is marked executable.
+  const exec = regular.filter((m) => m.mode & 0o111).map((m) => m.path);
+  expect(exec.filter((p) => p !== 'init' && !runnable.some((r) => r.path === p))).toEqual([]);
+  const console = files.find((m) => m.path === 'dev/console');
+  expect(console && (console.mode & S_IFMT)).toBe(0o020000);
+  return `initramfs ${initrd}: ${files.length} members, ${elf.length} ELF (${runnable.length} runnable: ${runnable.map((m) => m.path).join(' ')}), ${(readFileSync(initrd).length / 1e6).toFixed(1)} MB zstd`;
 }
 
 // An x86_64 image boots on an x86_64 host; missing tools are a failure, not a skip
@@ -99,28 +133,74 @@ describe.runIf(process.arch === 'x64')(`kvm image (needs ${tools.join(', ')})`, 
   }, 150_000);
 
   it('ships no executable but node and its shared libraries', () => {
-    const members = readCpio(zlib.zstdDecompressSync(readFileSync(image.initrd)));
-    expect(members.ok).toBe(true);
-    if (!members.ok) return;
-    const files = members.value;
-    expect(files.every((m) => m.uid === 0 && m.gid === 0)).toBe(true);
-    const S_IFMT = 0o170000, S_IFREG = 0o100000;
-    const regular = files.filter((m) => (m.mode & S_IFMT) === S_IFREG);
-    const elf = regular.filter((m) => m.data.subarray(0, 4).equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46])));
-    const runnable = elf.filter((m) => [2, 3].includes(m.data.readUInt16LE(16))); // ET_EXEC, ET_DYN
-    const relocatable = elf.filter((m) => m.data.readUInt16LE(16) === 1); // ET_REL: kernel modules
-    expect(runnable.map((m) => m.path).filter((p) => !/^(bin\/node|lib\/x86_64-linux-gnu\/[^/]+\.so[.\d]*|lib64\/ld-linux-x86-64\.so\.2)$/.test(p))).toEqual([]);
-    expect(runnable.map((m) => m.path)).toContain('bin/node');
-    expect(relocatable.every((m) => /^lib\/modules\/[a-z0-9_]+\.ko$/.test(m.path))).toBe(true);
-    // Scripts: only /init, and it runs node.
-    const scripts = regular.filter((m) => m.data.subarray(0, 2).toString() === '#!');
-    expect(scripts.map((m) => m.path)).toEqual(['init']);
-    expect(scripts[0].data.toString('utf8', 0, 12)).toBe('#!/bin/node ');
-    // Nothing else is marked executable.
-    const exec = regular.filter((m) => m.mode & 0o111).map((m) => m.path);
-    expect(exec.filter((p) => p !== 'init' && !runnable.some((r) => r.path === p))).toEqual([]);
-    const console = files.find((m) => m.path === 'dev/console');
-    expect(console && (console.mode & S_IFMT)).toBe(0o020000);
-    lines.push(`initramfs: ${files.length} members, ${elf.length} ELF (${runnable.length} runnable: ${runnable.map((m) => m.path).join(' ')}), ${(readFileSync(image.initrd).length / 1e6).toFixed(1)} MB zstd`);
+    lines.push(checkOnlyNode(image.initrd));
+  });
+});
+
+/** dig against the forwarded port; stdout, or '' while the guest is not answering yet. */
+function dig(port: number, ...args: string[]): string {
+  const r = spawnSync('dig', ['@127.0.0.1', '-p', String(port), '+tries=1', '+time=2', ...args], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout : '';
+}
+
+// The DNS image the README's command builds, with a zone of the owner's own baked in.
+describe.runIf(process.arch === 'x64')('kvm DNS image (kith image build --target kvm --service dns)', () => {
+  let dir: string;
+  let tmp: string;
+  let vm: RunningVm | undefined;
+  let buildOut = '';
+
+  beforeAll(async () => {
+    tmp = mkdtempSync(join(tmpdir(), 'kith-kvm-dns-'));
+    const config = join(tmp, 'config');
+    await seedConfigTree(config, defaultConfigFiles(await loadDefinitions(REPO)));
+    mkdirSync(join(config, 'dns/zones'), { recursive: true });
+    writeFileSync(join(config, 'dns/zones/example.test.zone'), [
+      '$ORIGIN example.test.', '$TTL 3600',
+      '@ IN SOA ns1 hostmaster 2026112301 7200 3600 1209600 300',
+      '@ IN NS ns1', 'ns1 IN A 192.0.2.53', 'www IN A 192.0.2.80', '@ IN MX 10 mail', 'mail IN A 192.0.2.25', '',
+    ].join('\n'));
+    dir = join(OUT, 'kvm-dns');
+    const r = spawnSync(process.execPath, [join(REPO, 'installer/kith.ts'), 'image', 'build', '--target', 'kvm', '--service', 'dns', '--config', config, '--out', dir], { encoding: 'utf8', cwd: REPO });
+    buildOut = r.stdout + r.stderr;
+    if (r.status !== 0) throw new Error(`kith image build exited ${r.status}:\n${buildOut}`);
+  }, 150_000);
+
+  afterAll(async () => {
+    await vm?.stop();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('prints each part\'s size', () => {
+    expect(buildOut).toMatch(/icudt\d+_dat: 33\.1 MB -> [\d.]+ MB/);
+    for (const part of ['kernel (vmlinux)', 'node (stripped)', 'service (dns.mjs)', 'initramfs (zstd)']) expect(buildOut).toContain(part);
+    expect(buildOut).toMatch(/boot it: kith vm run dns/);
+  });
+
+  it('answers dig through the forwarded port, from its zones, over UDP and TCP', async () => {
+    const port = await freeTcpPort();
+    vm = await runVm({ image: dir, forwards: [{ proto: 'udp', hostPort: port, guestPort: 53 }, { proto: 'tcp', hostPort: port, guestPort: 53 }], accel: 'auto', memoryMiB: 1024 });
+    const t0 = Date.now();
+    let www = '';
+    while (!/192\.0\.2\.80/.test(www) && Date.now() - t0 < 120_000) {
+      if (vm.child.exitCode !== null) throw new Error(`qemu exited:\n${vm.output()}`);
+      www = dig(port, 'www.example.test', 'A', '+short');
+      if (!www) await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(www.trim(), vm.output().slice(-3000)).toBe('192.0.2.80');
+    expect(dig(port, 'example.test', 'MX', '+short', '+tcp').trim()).toBe('10 mail.example.test.');
+    // Local names: the appliance's own address, as DHCP gave it.
+    expect(dig(port, 'kith.home.arpa', 'A', '+short').trim()).toBe('10.0.2.15');
+    const nx = dig(port, 'nope.example.test', 'A', '+norecurse');
+    expect(nx).toMatch(/status: NXDOMAIN/);
+    expect(nx).toMatch(/AUTHORITY SECTION:\nexample\.test\.\s+\d+\s+IN\s+SOA\s+ns1\.example\.test\./);
+    const log = vm.output();
+    expect(log).toMatch(/^kith-init pid=1 t=[\d.]+s booting node=v26/m);
+    expect(log).toMatch(/kith-init pid=1 .*service started service=dns child=\d+ .*command="\/bin\/node --permission/);
+    expect(log).not.toMatch(/FATAL|uncaught|Kernel panic/);
+  }, 150_000);
+
+  it('ships no executable but node and its shared libraries', () => {
+    checkOnlyNode(loadImage(dir).initrd);
   });
 });
