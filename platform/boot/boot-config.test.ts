@@ -19,6 +19,13 @@ describe('boot config', () => {
     const p = parseBootConfig(JSON.stringify({ ...minimal, network: { mode: 'static', address: '10.0.2.15', prefix: 24, gateway: '10.0.2.2', dns: ['10.0.2.3'] }, data: { device: '/dev/vda' }, onFatal: 'poweroff' }));
     expect(p.ok && p.value.network).toEqual({ mode: 'static', interface: undefined, address: '10.0.2.15', prefix: 24, gateway: '10.0.2.2', dns: ['10.0.2.3'] });
     expect(p.ok && p.value.data).toEqual({ device: '/dev/vda', fstype: 'ext4', mountpoint: '/data', waitMs: 10000 });
+    const g = parseBootConfig(JSON.stringify({ ...minimal, data: { device: 'LABEL=kith-data', grow: true } }));
+    expect(g.ok && g.value.data?.grow).toBe(true);
+    for (const data of [{ device: '/dev/vda2', grow: 'yes' }, { device: '/dev/vda2', fstype: 'vfat', grow: true }]) {
+      const bad = parseBootConfig(JSON.stringify({ ...minimal, data }));
+      expect(bad.ok).toBe(false);
+      if (!bad.ok) expect(bad.issues.join('; ')).toMatch(/data\.grow: /);
+    }
   });
   it('reports every problem in hostile input, never throwing', () => {
     for (const t of ['', 'null', '[]', '"x"', '{', '{"service":1}']) expect(parseBootConfig(t).ok).toBe(false);

@@ -33,8 +33,9 @@ export interface BootConfig {
   /**
    * Block device holding the ext4 data file system, mounted on `mountpoint`: a /dev path,
    * or LABEL=name to find it by its ext4 label (an SD card is mmcblk0p2 on a Pi, vda2 in qemu).
+   * `grow`: extend the partition and its ext4 to the end of the disk first (grow.ts).
    */
-  data?: { device: string; fstype: string; mountpoint: string; waitMs: number };
+  data?: { device: string; fstype: string; mountpoint: string; waitMs: number; grow?: boolean };
   /** The single service of a kvm image; ignored when `services` is given. */
   service: BootService;
   /** Every service of the appliance, each supervised on its own. */
@@ -106,7 +107,9 @@ export function parseBootConfig(text: string): Parsed {
       if (!isStr(mountpoint) || !mountpoint.startsWith('/')) issues.push('data.mountpoint: an absolute path');
       if (!isStr(fstype) || !/^[a-z0-9]+$/.test(fstype)) issues.push('data.fstype: a file system name');
       if (typeof waitMs !== 'number' || waitMs < 0) issues.push('data.waitMs: milliseconds');
-      data = { device: d.device, fstype: fstype as string, mountpoint: mountpoint as string, waitMs: waitMs as number };
+      if (d.grow !== undefined && typeof d.grow !== 'boolean') issues.push('data.grow: true or false');
+      if (d.grow === true && fstype !== 'ext4') issues.push('data.grow: only an ext4 data partition can grow');
+      data = { device: d.device, fstype: fstype as string, mountpoint: mountpoint as string, waitMs: waitMs as number, ...(d.grow === true ? { grow: true } : {}) };
     }
   }
 

@@ -17,6 +17,7 @@ import * as libc from './libc.ts';
 import { bootServices, parseBootConfig, type BootConfig, type BootService } from './boot-config.ts';
 import { bringUpNetwork } from './net.ts';
 import { findByLabel } from './blockdev.ts';
+import { growFilesystem, growPartition } from './grow.ts';
 import { seedTree } from './seed.ts';
 import { Supervisor } from '../supervisor.ts';
 import { provisionStorageLink } from '../links.ts';
@@ -76,10 +77,13 @@ async function mountData(d: NonNullable<BootConfig['data']>): Promise<void> {
     if (Date.now() > until) throw new Error(`data device ${d.device} did not appear within ${d.waitMs} ms`);
     await new Promise((r) => setTimeout(r, 25));
   }
+  // A failed grow is logged and the partition mounted as it is: never worth a lost boot.
+  if (d.grow) growPartition(device!, log);
   mkdirSync(d.mountpoint, { recursive: true });
   const errno = libc.mount(device!, d.mountpoint, d.fstype, DATA_MOUNT_FLAGS, '');
   if (errno !== 0) throw new Error(`mount ${device} on ${d.mountpoint}: ${libc.strerror(errno)}`);
   log('data mounted', { device: device!, mountpoint: d.mountpoint, fstype: d.fstype, flags: 'dirsync,noatime' });
+  if (d.grow) growFilesystem(device!, d.mountpoint, log);
 }
 
 function rssKiB(pid: number | 'self'): number | undefined {

@@ -62,7 +62,9 @@ function makeVfat(a: Extract<Action, { kind: 'make-vfat' }>): void {
 
 function makeExt4(a: Extract<Action, { kind: 'make-ext4' }>): void {
   rmSync(a.out, { force: true });
-  exec('mke2fs', ['-q', '-t', 'ext4', '-L', a.label, '-E', 'root_owner=0:0', '-d', a.from, '-F', a.out, `${a.sizeMiB}M`]);
+  // 4 KiB blocks even though it starts small (mke2fs would pick 1 KiB): it grows to fill
+  // the card on first boot (platform/boot/grow.ts).
+  exec('mke2fs', ['-q', '-t', 'ext4', '-b', '4096', '-L', a.label, '-E', 'root_owner=0:0', '-d', a.from, '-F', a.out, `${a.sizeMiB}M`]);
 }
 
 function partition(a: Extract<Action, { kind: 'partition' }>): void {

@@ -114,7 +114,7 @@ export function rpiBootConfig(i: RpiPlanInputs): Omit<BootConfig, 'modules'> {
   return {
     hostname: i.hostname,
     network: i.network,
-    data: { device: `LABEL=${DATA_LABEL}`, fstype: 'ext4', mountpoint: '/data', waitMs: 20_000 },
+    data: { device: `LABEL=${DATA_LABEL}`, fstype: 'ext4', mountpoint: '/data', waitMs: 20_000, grow: true },
     service: services[0]!,
     services,
     seed: { from: '/kith/config', to: '/data/config' },

@@ -10,7 +10,7 @@
  * bind9-dnsutils, apt access to Debian arm64 packages.
  */
 import { execFile, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -108,6 +108,9 @@ describe.skipIf(missing.length > 0)(`rpi SD-card image (needs ${tools.join(', ')
     sh('mcopy', ['-i', at, '::/vmlinuz', '::/initrd.cpio.zst', tmp], MTOOLS);
     const disk = join(tmp, 'sd.img');
     sh('cp', ['--sparse=always', img.image, disk]);
+    // A card bigger than the image, as every real one is: the data partition grows to fill it.
+    const GROW = 512 * 2 ** 20;
+    truncateSync(disk, statSync(img.image).size + GROW);
     const [dnsPort, storageHealth, dnsHealth, debug] = [await freeTcpPort(), await freeTcpPort(), await freeTcpPort(), await freeTcpPort()];
     const forwards: Forward[] = [
       { proto: 'udp', hostPort: dnsPort, guestPort: 53 }, { proto: 'tcp', hostPort: dnsPort, guestPort: 53 },
@@ -132,7 +135,9 @@ describe.skipIf(missing.length > 0)(`rpi SD-card image (needs ${tools.join(', ')
     expect((await http(`http://127.0.0.1:${dnsHealth}/healthz`))?.status).toBe(200);
 
     const log = await vm.waitFor(/memory service=dns[\s\S]*memory service=storage|memory service=storage[\s\S]*memory service=dns/, 30_000);
+    expect(log).toMatch(/kith-init pid=1 .*data partition grown device=\/dev\/vda2 fromMiB=256 toMiB=768/);
     expect(log).toMatch(/kith-init pid=1 .*data mounted device=\/dev\/vda2 mountpoint=\/data fstype=ext4 flags=dirsync/);
+    expect(log).toMatch(/kith-init pid=1 .*data file system grown device=\/dev\/vda2 fromMiB=256 toMiB=768/);
     expect(log).toMatch(/kith-init pid=1 .*config seeded from=\/kith\/config to=\/data\/config files=\d+/);
     expect(log).toMatch(/kith-init pid=1 .*link provisioned service=dns to=storage/);
     expect(log).toMatch(/kith-init pid=1 .*boot done .*services=storage,dns/);
@@ -175,8 +180,16 @@ describe.skipIf(missing.length > 0)(`rpi SD-card image (needs ${tools.join(', ')
     vm = undefined;
     const p2 = join(tmp, 'p2-after.img');
     const p = img.partitions[1]!;
-    sh('dd', [`if=${disk}`, `of=${p2}`, 'bs=4M', `skip=${p.offsetBytes}`, `count=${p.sectors * 512}`, 'iflag=skip_bytes,count_bytes', 'conv=sparse', 'status=none']);
+    // Partition 2 now ends where the card does (1 MiB aligned), and its ext4 fills it.
+    const grown = (JSON.parse(sh('sfdisk', ['--json', disk])) as { partitiontable: { partitions: { start: number; size: number }[] } }).partitiontable.partitions[1]!;
+    expect(grown.start).toBe(p.startSector);
+    expect(grown.size).toBe(p.sectors + GROW / 512);
+    sh('dd', [`if=${disk}`, `of=${p2}`, 'bs=4M', `skip=${p.offsetBytes}`, `count=${grown.size * 512}`, 'iflag=skip_bytes,count_bytes', 'conv=sparse', 'status=none']);
     spawnSync('e2fsck', ['-fy', p2]); // replay the journal of a VM that was killed
+    const fsck = spawnSync('e2fsck', ['-fn', p2], { encoding: 'utf8' });
+    expect(fsck.status, fsck.stdout + fsck.stderr).toBe(0);
+    const sb = sh('dumpe2fs', ['-h', p2]);
+    expect(Number(/^Block count:\s+(\d+)/m.exec(sb)![1]) * Number(/^Block size:\s+(\d+)/m.exec(sb)![1])).toBe(grown.size * 512);
     const ls = sh('debugfs', ['-R', 'ls -p /', p2]);
     for (const d of ['config', 'storage', 'dns']) expect(ls).toContain(`/${d}/`);
     expect(sh('debugfs', ['-R', 'ls -p /dns/links', p2])).toContain('/storage.json/');
