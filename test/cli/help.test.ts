@@ -21,6 +21,7 @@ const cases: [string, string[]][] = [
   ['image', ['image', '--help']],
   ['vm', ['vm', '--help']],
   ['status', ['status', '--help']],
+  ['flash', ['flash', '--help']],
 ];
 
 describe('--help', () => {
@@ -34,7 +35,7 @@ describe('--help', () => {
     });
   }
   it('an unknown option is a usage error (64) naming the command', () => {
-    for (const cmd of ['up', 'build', 'status', 'repo', 'config', 'image', 'vm']) {
+    for (const cmd of ['up', 'build', 'status', 'repo', 'config', 'image', 'vm', 'flash']) {
       const r = kith(...(cmd === 'config' ? ['config', 'log'] : [cmd]), '--no-such-option');
       expect(r.status, cmd).toBe(64);
       expect(r.stderr).toMatch(new RegExp(`^kith ${cmd}: Unknown option '--no-such-option'`));

@@ -103,6 +103,23 @@ describe.skipIf(missing.length > 0)(`rpi SD-card image (needs ${tools.join(', ')
     for (const f of ['bootcode.bin', 'start.elf', 'start4.elf', 'fixup4.dat', 'vmlinuz', 'initrd.cpio.zst', 'bcm2837-rpi-3-b.dtb', 'bcm2837-rpi-zero-2-w.dtb', 'bcm2711-rpi-4-b.dtb', 'bcm2711-rpi-400.dtb']) expect(dir).toContain(`::/${f}`);
   });
 
+  it('kith flash writes it to a card (here a file), reads it back and verifies it', () => {
+    const card = join(tmp, 'card.img');
+    const r = spawnSync(process.execPath, [join(REPO, 'installer/kith.ts'), 'flash', '--image', img.image, card, '--json'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { bytes: number; verified: boolean; sha256: string };
+    expect(out.verified).toBe(true);
+    expect(out.bytes).toBe(statSync(img.image).size);
+    expect(sh('sha256sum', [card]).split(' ')[0]).toBe(out.sha256);
+    expect(sh('sha256sum', [img.image]).split(' ')[0]).toBe(out.sha256);
+    // Not an image of ours: refused before anything is written.
+    const bad = spawnSync(process.execPath, [join(REPO, 'installer/kith.ts'), 'flash', '--image', extract(1), join(tmp, 'never.img')], { encoding: 'utf8' });
+    expect(bad.status).toBe(65);
+    expect(bad.stderr).toMatch(/not a kith SD-card image/);
+    expect(existsSync(join(tmp, 'never.img'))).toBe(false);
+    rmSync(card);
+  });
+
   it('boots under qemu: every service answers, and a killed one restarts while the others keep answering', async () => {
     const at = `${img.image}@@${img.partitions[0]!.offsetBytes}`;
     sh('mcopy', ['-i', at, '::/vmlinuz', '::/initrd.cpio.zst', tmp], MTOOLS);
