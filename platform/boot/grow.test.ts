@@ -4,23 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ext4Size, fsGrowTarget, planGrow } from './grow.ts';
+import { mbrSector } from '../image/mbr.ts';
 import { prng } from '../../test/support/prng.ts';
 
 const MiB = 2048; // sectors
 
 /** An MBR with the given primary partitions (type, start, sectors). */
-function mbr(parts: [number, number, number][]): Buffer {
-  const b = Buffer.alloc(512);
-  parts.forEach(([type, start, sectors], i) => {
-    const at = 446 + i * 16;
-    b[at + 4] = type;
-    b.writeUInt32LE(start, at + 8);
-    b.writeUInt32LE(sectors, at + 12);
-  });
-  b[510] = 0x55;
-  b[511] = 0xaa;
-  return b;
-}
+const mbr = (parts: [number, number, number][]) => mbrSector(parts.map(([type, start, sectors]) => ({ type, start, sectors })));
 
 // The rpi image: 256 MiB FAT32 boot from 1 MiB, 256 MiB ext4 data after it.
 const RPI = mbr([[0x0c, MiB, 256 * MiB], [0x83, 257 * MiB, 256 * MiB]]);

@@ -13,9 +13,9 @@ import { Buffer } from 'node:buffer';
 import { closeSync, fsyncSync, openSync, readFileSync, readSync, realpathSync, writeSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import * as libc from './libc.ts';
+import { hasMbrSignature, MBR_ENTRIES_AT, readMbrEntries } from '../image/mbr.ts';
 
 const SECTOR = 512;
-const ENTRY0 = 446;
 const ALIGN = 2048; // sectors: 1 MiB
 const MBR_MAX_SECTORS = 0xffffffff;
 const EXTENDED = new Set([0x05, 0x0f, 0x85]);
@@ -26,15 +26,6 @@ export type GrowPlan =
 
 export type Result<T> = { ok: true; value: T } | { ok: false; error: string };
 
-interface Entry { type: number; start: number; sectors: number }
-
-function entries(mbr: Buffer): Entry[] {
-  return [0, 1, 2, 3].map((i) => {
-    const at = ENTRY0 + i * 16;
-    return { type: mbr[at + 4]!, start: mbr.readUInt32LE(at + 8), sectors: mbr.readUInt32LE(at + 12) };
-  });
-}
-
 /**
  * Should primary partition `partNo` (1–4) grow to the end of a disk of `diskSectors`
  * (512-byte) sectors, and if so, the new MBR. Refuses anything it does not understand:
@@ -43,10 +34,10 @@ function entries(mbr: Buffer): Entry[] {
  */
 export function planGrow(mbr: Buffer, diskSectors: number, partNo: number): Result<GrowPlan> {
   if (mbr.length < SECTOR) return { ok: false, error: `MBR: ${mbr.length} bytes, need 512` };
-  if (mbr[510] !== 0x55 || mbr[511] !== 0xaa) return { ok: false, error: 'MBR: no 0x55AA signature (not an MBR-partitioned disk)' };
+  if (!hasMbrSignature(mbr)) return { ok: false, error: 'MBR: no 0x55AA signature (not an MBR-partitioned disk)' };
   if (!Number.isInteger(partNo) || partNo < 1 || partNo > 4) return { ok: false, error: `partition ${partNo}: only primary partitions 1–4 can grow` };
   if (!Number.isSafeInteger(diskSectors) || diskSectors <= 0) return { ok: false, error: `disk size ${diskSectors} sectors is not a size` };
-  const all = entries(mbr);
+  const all = readMbrEntries(mbr);
   const me = all[partNo - 1]!;
   if (me.type === 0 || me.sectors === 0) return { ok: false, error: `partition ${partNo} is empty in the MBR` };
   if (me.type !== 0x83) return { ok: false, error: `partition ${partNo} has type 0x${me.type.toString(16)}, not Linux (0x83)` };
@@ -60,7 +51,7 @@ export function planGrow(mbr: Buffer, diskSectors: number, partNo: number): Resu
   const newEnd = Math.floor(Math.min(diskSectors, MBR_MAX_SECTORS) / ALIGN) * ALIGN;
   if (newEnd < end + ALIGN) return { ok: true, value: { grow: false, reason: 'it already fills the disk' } };
   const out = Buffer.from(mbr.subarray(0, SECTOR));
-  const at = ENTRY0 + (partNo - 1) * 16;
+  const at = MBR_ENTRIES_AT + (partNo - 1) * 16;
   out.writeUInt32LE(newEnd - me.start, at + 12);
   // CHS end: "beyond CHS, use LBA", as fdisk and sfdisk write for large disks.
   out[at + 5] = 0xfe; out[at + 6] = 0xff; out[at + 7] = 0xff;

@@ -2,24 +2,13 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mbrSector } from '../image/mbr.ts';
 import { assessTarget, checkImage, flashImage, mountsByDevice, readBackHash, targetFacts, type TargetFacts } from './flash.ts';
 
 const MiB = 2048; // sectors
 
 /** The first sector of an image with these partitions (status, type, start, sectors). */
-function head(parts: [number, number, number, number][]): Buffer {
-  const b = Buffer.alloc(512);
-  parts.forEach(([status, type, start, sectors], i) => {
-    const at = 446 + i * 16;
-    b[at] = status;
-    b[at + 4] = type;
-    b.writeUInt32LE(start, at + 8);
-    b.writeUInt32LE(sectors, at + 12);
-  });
-  b[510] = 0x55;
-  b[511] = 0xaa;
-  return b;
-}
+const head = (parts: [number, number, number, number][]) => mbrSector(parts.map(([status, type, start, sectors]) => ({ status, type, start, sectors })));
 
 const KITH = head([[0x80, 0x0c, MiB, 256 * MiB], [0, 0x83, 257 * MiB, 256 * MiB]]);
 const BYTES = 513 * 2 ** 20;

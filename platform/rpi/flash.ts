@@ -11,6 +11,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readdirSync, readFileSync, readSync, realpathSync, statSync, writeSync } from 'node:fs';
 import { basename } from 'node:path';
+import { hasMbrSignature, readMbrEntries, type MbrEntry } from '../image/mbr.ts';
 
 export type Result<T> = { ok: true; value: T } | { ok: false; error: string };
 
@@ -24,9 +25,8 @@ export interface ImageInfo {
 export function checkImage(head: Buffer, bytes: number): Result<ImageInfo> {
   const not = (why: string) => ({ ok: false as const, error: `not a kith SD-card image: ${why} (build one with kith image build --target rpi)` });
   if (head.length < 512 || bytes < 512) return not('shorter than one sector');
-  if (head[510] !== 0x55 || head[511] !== 0xaa) return not('no MBR signature');
-  const partitions = [0, 1, 2, 3].map((i) => ({ status: head[446 + i * 16]!, type: head[446 + i * 16 + 4]!, start: head.readUInt32LE(446 + i * 16 + 8), sectors: head.readUInt32LE(446 + i * 16 + 12) }));
-  const [boot, data, p3, p4] = partitions as [typeof partitions[0], typeof partitions[0], typeof partitions[0], typeof partitions[0]];
+  if (!hasMbrSignature(head)) return not('no MBR signature');
+  const [boot, data, p3, p4] = readMbrEntries(head) as [MbrEntry, MbrEntry, MbrEntry, MbrEntry];
   if (boot.type !== 0x0c || boot.status !== 0x80) return not('partition 1 is not a bootable FAT32 (LBA) partition');
   if (data.type !== 0x83) return not('partition 2 is not a Linux partition');
   if (p3.type !== 0 || p4.type !== 0) return not('it has more than two partitions');
