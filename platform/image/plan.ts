@@ -3,6 +3,7 @@
  * turns a target's inputs into a list of Actions; runner.ts interprets them for real or as
  * a dry run. Planning is pure, so tests assert on plans and only a few touch real files.
  */
+import { join } from 'node:path';
 import type { BootConfig } from '../boot/boot-config.ts';
 
 export type Compression = 'zstd' | 'gzip' | 'none';
@@ -26,9 +27,9 @@ export function parseLanguages(list: string): string[] | { error: string } {
  * then stripped. The trimmed copy stays in the node cache folder beside the original.
  */
 export function planNodeBinary(o: { nodeDir: string; stripTool: string; to: string; languages: string[] }): Action[] {
-  const original = `${o.nodeDir}/tree/package/bin/node`;
+  const original = join(o.nodeDir, 'tree/package/bin/node');
   if (o.languages.includes(ALL_LANGUAGES)) return [{ kind: 'strip', tool: o.stripTool, from: original, to: o.to }];
-  const trimmed = `${o.nodeDir}/node.icu-${o.languages.join('+')}`;
+  const trimmed = join(o.nodeDir, `node.icu-${o.languages.join('+')}`);
   return [
     { kind: 'trim-icu', from: original, to: trimmed, languages: o.languages },
     { kind: 'strip', tool: o.stripTool, from: trimmed, to: o.to },
