@@ -73,6 +73,18 @@ describe('createForwarder', () => {
     expect(fake.queries).toHaveLength(3);
   });
 
+  it('gives minimal positive answers (no upstream NS or glue) unless DO asks for everything', async () => {
+    const NS: dnsPacket.Answer = { type: 'NS', name: 'example.com', ttl: 3600, data: 'ns.example.com' };
+    const { fwd } = setup((qq) => answer(qq, { answers: [A('www.example.com', '192.0.2.80')], authorities: [NS], additionals: [A('ns.example.com', '192.0.2.53')] }));
+    const plain = wire(await fwd.resolve(q('www.example.com')));
+    expect(plain.answers.map((r) => r.type)).toEqual(['A']);
+    expect(plain.authorities).toEqual([]);
+    expect(plain.additionals).toEqual([]);
+    const withDo = await fwd.resolve(q('www.example.com'), { dnssecOk: true });
+    expect(withDo.authorities!.map((r) => r.type)).toEqual(['NS']);
+    expect(withDo.additionals!.map((r) => r.type)).toEqual(['A']);
+  });
+
   it('caches NXDOMAIN and NODATA for min(SOA TTL, SOA MINIMUM), and not without an SOA', async () => {
     const { fwd, fake, advance } = setup((qq) => {
       const n = qq.questions[0].name;

@@ -228,6 +228,12 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
       (ad ? dnsPacket.AUTHENTIC_DATA : 0) |
       rcodeBits(rcode);
     const strip = (rrs: dnsPacket.Answer[]) => (o.dnssecOk ? rrs : rrs.filter((r) => !['RRSIG', 'NSEC', 'NSEC3'].includes(r.type)));
+    // Minimal responses, as BIND's default for recursive answers and Unbound and dnsmasq
+    // do: a positive answer carries only its answer section (the upstream's NS and glue
+    // are of no use to a stub and only grow the packet); a negative one keeps the SOA
+    // (RFC 2308 negative caching downstream). With DO everything stays: a validator needs
+    // the NSEC proofs of a wildcard answer.
+    const minimal = !o.dnssecOk && rcode === 'NOERROR' && (entry?.answers.length ?? 0) > 0;
     return {
       type: 'response',
       id: o.id ?? 0,
@@ -235,8 +241,8 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
       rcode,
       questions: [q],
       answers: entry ? strip(agedRecords(entry.answers, entry.storedAt, now, policy.maxTtl)) : [],
-      authorities: entry ? strip(agedRecords(entry.authorities, entry.storedAt, now, policy.maxTtl)) : [],
-      additionals: entry ? strip(agedRecords(entry.additionals, entry.storedAt, now, policy.maxTtl)) : [],
+      authorities: entry && !minimal ? strip(agedRecords(entry.authorities, entry.storedAt, now, policy.maxTtl)) : [],
+      additionals: entry && !minimal ? strip(agedRecords(entry.additionals, entry.storedAt, now, policy.maxTtl)) : [],
     } as ResponsePacket;
   }
 
