@@ -15,6 +15,20 @@ describe('metrics', () => {
         '# HELP kith_zones Zones served.\n# TYPE kith_zones gauge\nkith_zones 3\n',
     );
   });
+  it('a series resolved once with with() counts into the same series as inc(labels)', () => {
+    const m = createMetrics();
+    const c = m.counter('kith_dns_queries_total', 'Queries by transport.');
+    const udp = c.with({ transport: 'udp' });
+    udp.inc();
+    udp.inc(2);
+    c.inc({ transport: 'udp' });
+    c.with().inc();
+    expect(c.get({ transport: 'udp' })).toBe(4);
+    expect(c.get()).toBe(1);
+    expect(m.render()).toContain('kith_dns_queries_total{transport="udp"} 4\n');
+    expect(() => udp.inc(-1)).toThrow(/cannot decrease/);
+  });
+
   it('refuses bad names, decreasing counters and type clashes', () => {
     const m = createMetrics();
     expect(() => m.counter('bad-name', 'x')).toThrow(/invalid metric name/);

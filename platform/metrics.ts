@@ -7,6 +7,8 @@ export type Labels = Record<string, string | number>;
 export interface Counter {
   inc(labels?: Labels, n?: number): void;
   get(labels?: Labels): number;
+  /** The series for these labels, resolved once: for hot paths (a query, a packet). */
+  with(labels?: Labels): { inc(n?: number): void };
 }
 export interface Gauge {
   set(value: number, labels?: Labels): void;
@@ -52,6 +54,15 @@ export function createMetrics(): Metrics {
           f.values.set(key, (f.values.get(key) ?? 0) + n);
         },
         get: (labels) => f.values.get(labelKey(labels)) ?? 0,
+        with(labels) {
+          const key = labelKey(labels);
+          return {
+            inc(n = 1) {
+              if (n < 0) throw new Error(`counter ${name} cannot decrease`);
+              f.values.set(key, (f.values.get(key) ?? 0) + n);
+            },
+          };
+        },
       };
     },
     gauge(name, help) {

@@ -110,7 +110,9 @@ export class ResponseCache {
       this.map.delete(key);
       return undefined;
     }
-    const out = Buffer.from(e.bytes);
+    // Every byte is overwritten at once: no need to zero the pool slice first.
+    const out = Buffer.allocUnsafe(e.bytes.length);
+    e.bytes.copy(out, 0);
     query.copy(out, 0, 0, 2); // the client's ID
     query.copy(out, 12, 12, e.qEnd); // and its question, in its case
     if (e.ttlOffsets.length > 0) {

@@ -26,8 +26,9 @@ import { aclAllows } from './auth/axfr.ts';
 export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningService<DnsConfig>> {
   const { log, metrics } = ctx;
   const queries = metrics.counter('kith_dns_queries_total', 'Queries by transport.');
-  const UDP = { transport: 'udp' };
-  const TCP = { transport: 'tcp' };
+  // Resolved once: these count every query.
+  const udpQueries = queries.with({ transport: 'udp' });
+  const tcpQueries = queries.with({ transport: 'tcp' });
   const blockedHits = metrics.counter('kith_dns_blocked_total', 'Blocked queries by list.');
   const cacheEvents = metrics.counter('kith_dns_cache_total', 'Forwarder cache lookups by result (hit, miss, coalesced).');
   const upstreamErrors = metrics.counter('kith_dns_upstream_errors_total', 'Upstream failures by upstream and reason.');
@@ -45,7 +46,7 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
   const send = createUdpSend();
   // Whole answers, keyed by the query: emptied whenever zones, lists or upstreams change.
   const responses = new ResponseCache({ maxEntries: 50_000, now: ctx.now });
-  const responseHits = metrics.counter('kith_dns_response_cache_hits_total', 'Answers served from the response cache.');
+  const responseHitCount = metrics.counter('kith_dns_response_cache_hits_total', 'Answers served from the response cache.').with();
 
   // Who may recurse, remembered per client address until the ACL changes.
   let aclFor: readonly string[] | undefined;
@@ -145,19 +146,19 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
       const key = responses.key(msg, info.transport, recursionAllowed(info.remote.address));
       const hit = key === undefined ? undefined : responses.get(key, msg);
       if (hit) {
-        queries.inc(info.transport === 'udp' ? UDP : TCP);
-        responseHits.inc();
+        (info.transport === 'udp' ? udpQueries : tcpQueries).inc();
+        responseHitCount.inc();
       }
       return hit;
     },
     handler: async (msg, info) => {
-      queries.inc(info.transport === 'udp' ? UDP : TCP);
+      (info.transport === 'udp' ? udpQueries : tcpQueries).inc();
       const key = responses.key(msg, info.transport, recursionAllowed(info.remote.address));
       // UDP hits were served by fastPath already; TCP queries come only this way.
       if (key !== undefined && info.transport === 'tcp') {
         const hit = responses.get(key, msg);
         if (hit) {
-          responseHits.inc();
+          responseHitCount.inc();
           return hit;
         }
       }

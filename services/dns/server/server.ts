@@ -7,6 +7,7 @@
  */
 import { Buffer } from 'node:buffer';
 import dgram from 'node:dgram';
+import dns from 'node:dns';
 import net from 'node:net';
 
 export interface RemoteInfo {
@@ -58,7 +59,7 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
   const family = net.isIPv6(opts.host) ? 'udp6' : 'udp4';
   let lastErr: unknown;
   for (let attempt = 0; attempt < 8; attempt++) {
-    const udp = dgram.createSocket({ type: family, reuseAddr: false });
+    const udp = dgram.createSocket({ type: family, reuseAddr: false, lookup: literalLookup });
     try {
       const udpPort = await bindUdp(udp, opts.host, opts.port);
       const tcp = createTcp(opts);
@@ -112,11 +113,22 @@ function listenTcp(server: net.Server, host: string, port: number): Promise<numb
   });
 }
 
+/**
+ * Replies go to the address a query came from, always an IP literal: hand it back as it
+ * is. dgram's default lookup goes through dns.lookup, which for a literal still defers
+ * the send to the next tick — per packet, on the hottest path there is.
+ */
+function literalLookup(address: string, family: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
+  const v = net.isIP(address);
+  if (v !== 0) return callback(null, address, v);
+  dns.lookup(address, typeof family === 'number' ? family : 0, (err, a, f) => callback(err, a, f));
+}
+
 function wireUdp(udp: dgram.Socket, opts: DnsServerOptions): void {
   udp.on('error', (e) => opts.log?.warn('dns: udp socket error', { error: String(e) }));
   udp.on('message', (msg, rinfo) => {
-    const remote = { address: rinfo.address, port: rinfo.port };
-    const info: HandlerInfo = { transport: 'udp', remote };
+    // rinfo is a fresh object per datagram: the handler may keep it as its remote.
+    const info: HandlerInfo = { transport: 'udp', remote: rinfo };
     // A ready answer (a cache hit) goes out at once, without the promise machinery.
     let fast: Buffer | undefined;
     try {
