@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync, zstdCompressSync } from 'node:zlib';
@@ -48,6 +48,14 @@ describe('bootInitrd', () => {
       writeFileSync(zst, Buffer.from('not zstd at all'));
       utimesSync(zst, new Date(), new Date(Date.now() + 10_000));
       expect(() => bootInitrd(zst)).toThrow();
+      expect(readdirSync(tmp).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+      // The copy cannot be made (here: a folder stands where it would go): the compressed
+      // file is booted as it is, and no temporary file is left behind.
+      const blocked = join(tmp, 'blocked.cpio');
+      mkdirSync(blocked);
+      utimesSync(blocked, new Date(0), new Date(0));
+      writeFileSync(`${blocked}.zst`, zstdCompressSync(Buffer.from('070701 blocked')));
+      expect(bootInitrd(`${blocked}.zst`)).toBe(`${blocked}.zst`);
       expect(readdirSync(tmp).filter((f) => f.endsWith('.tmp'))).toEqual([]);
     } finally {
       rmSync(tmp, { recursive: true, force: true });

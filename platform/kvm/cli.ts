@@ -5,7 +5,7 @@
  * qemu argv builder (qemu.ts).
  */
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { gunzipSync, zstdDecompressSync } from 'node:zlib';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -127,8 +127,14 @@ export function bootInitrd(initrd: string): string {
   const packed = readFileSync(initrd);
   const data = m[2] === 'zst' ? zstdDecompressSync(packed) : gunzipSync(packed);
   const tmp = `${out}.${process.pid}.tmp`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, out);
+  try {
+    writeFileSync(tmp, data);
+    renameSync(tmp, out);
+  } catch {
+    // A read-only image folder: boot the compressed file, only slower.
+    rmSync(tmp, { force: true });
+    return initrd;
+  }
   return out;
 }
 
