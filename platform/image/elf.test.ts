@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { interpreter, isElf, modinfo, needed, sections } from './elf.ts';
+import { interpreter, isElf, modinfo, needed, sections, symbol } from './elf.ts';
 
 /** A minimal ELF64 LE file with the given sections (plus the null and .shstrtab ones). */
 export function fakeElf(secs: { name: string; data: Buffer }[]): Buffer {
@@ -55,5 +55,18 @@ describe('elf', () => {
     expect(n.ok && n.value).toContain('libc.so.6');
     expect(interpreter(bin)).toEqual({ ok: true, value: '/lib64/ld-linux-x86-64.so.2' });
     expect(needed(fakeElf([]))).toEqual({ ok: true, value: [] });
+  });
+});
+
+describe('symbol', () => {
+  it('finds a data symbol in the file, and says why when it cannot', () => {
+    const node = readFileSync(process.execPath);
+    const icu = symbol(node, /^icudt\d+_dat$/);
+    expect(icu.ok).toBe(true);
+    if (icu.ok) expect(node.toString('latin1', icu.value.offset + 12, icu.value.offset + 16)).toBe('CmnD');
+    expect(symbol(node, /^no_such_symbol_anywhere$/)).toEqual({ ok: false, error: 'no symbol matching /^no_such_symbol_anywhere$/' });
+    expect(symbol(Buffer.from('not an elf at all'), /x/)).toEqual({ ok: false, error: 'not an ELF file' });
+    // Cut short: the section table lies past the end.
+    expect(symbol(node.subarray(0, 4096), /x/).ok).toBe(false);
   });
 });
