@@ -93,7 +93,15 @@ export async function startService<C>(def: ServiceDefinition<C>, opts: StartOpti
     metrics,
     now,
     config: () => current,
+    reloadConfig: (reason) => {
+      log.info('reloading config', { reason });
+      // Asked for while the service is still starting: done once the reload machinery is up.
+      if (reloadNow) void reloadNow();
+      else reloadPending = true;
+    },
   };
+  let reloadNow: (() => Promise<unknown>) | undefined;
+  let reloadPending = false;
   const running: RunningService<C> = await def.start(ctx);
 
   let lastError: string | undefined;
@@ -152,6 +160,8 @@ export async function startService<C>(def: ServiceDefinition<C>, opts: StartOpti
     });
     return reloading;
   };
+  reloadNow = reload;
+  if (reloadPending) void reload();
   const serviceConfigDir = path.join(configRoot, def.name);
   const watch: ConfigWatch = watchConfig(serviceConfigDir, () => void reload());
 

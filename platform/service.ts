@@ -38,6 +38,11 @@ export interface ServiceContext<C> {
   readonly now: () => number;
   /** Current validated config. */
   config(): C;
+  /**
+   * Load the config again although no file changed, because something it is derived from
+   * did (the machine's addresses, for DNS's 'self'). Applied like a file change.
+   */
+  reloadConfig(reason: string): void;
 }
 
 export interface RunningService<C> {

@@ -1,0 +1,63 @@
+/**
+ * 'self' follows the machine's address: the sealed DNS service runs in its own network
+ * namespace (unshare -rn, a veth pair), answers kith.home.arpa with the address the
+ * interface has, and after the address changes — as a new DHCP lease would change it —
+ * answers with the new one within seconds, without a restart. Everything stays inside the
+ * namespace (TEST-NET addresses, loopback dig).
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { tempDir } from '../platform/helpers.ts';
+import { defaultConfigFiles, loadDefinitions, seedConfigTree } from '../../installer/seed.ts';
+
+const REPO = path.resolve(import.meta.dirname, '../..');
+const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+const tools = ['unshare', 'ip', 'dig'];
+
+describe(`DNS 'self' after an address change (needs ${tools.join(', ')}, user namespaces)`, () => {
+  it('has every tool it needs', () => {
+    expect(tools.filter((t) => !have(t))).toEqual([]);
+  });
+
+  it('answers with the new address, without a restart', async () => {
+    const dir = tempDir('kith-dns-self-');
+    const config = path.join(dir, 'config');
+    const data = path.join(dir, 'data');
+    mkdirSync(data);
+    const dns = (await loadDefinitions(REPO)).filter((d) => d.name === 'dns');
+    await seedConfigTree(config, defaultConfigFiles(dns));
+    const script = path.join(dir, 'scenario.sh');
+    writeFileSync(script, `set -eu
+ip link set lo up
+ip link add v0 type veth peer name v1
+ip link set v0 up
+ip link set v1 up
+ip addr add 192.0.2.10/24 dev v0
+"${process.execPath}" "${path.join(REPO, 'dist/dns.mjs')}" --config "${config}" --data "${data}" --listen dns=127.0.0.1:5300 --listen health=127.0.0.1:0 > "${dir}/dns.log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null || true' EXIT
+for i in $(seq 1 150); do grep -q '"msg":"ready"' "${dir}/dns.log" && break; sleep 0.1; done
+ask() { dig @127.0.0.1 -p 5300 +short +time=1 +tries=1 kith.home.arpa A || true; }
+echo "before=$(ask) pid=$pid"
+ip addr del 192.0.2.10/24 dev v0
+ip addr add 198.51.100.7/24 dev v0
+start=$(date +%s%N)
+a=""
+for i in $(seq 1 200); do a=$(ask); [ "$a" = "198.51.100.7" ] && break; sleep 0.1; done
+echo "after=$a ms=$(( ($(date +%s%N) - start) / 1000000 ))"
+kill -0 $pid && echo "same-process=yes"
+`);
+    const r = spawnSync('unshare', ['-rn', 'bash', script], { encoding: 'utf8', timeout: 60_000 });
+    const log = spawnSync('cat', [path.join(dir, 'dns.log')], { encoding: 'utf8' }).stdout;
+    expect(r.status, `${r.stdout}\n${r.stderr}\n${log}`).toBe(0);
+    expect(r.stdout).toMatch(/^before=192\.0\.2\.10 pid=\d+$/m);
+    const after = /^after=(\S*) ms=(\d+)$/m.exec(r.stdout);
+    expect(after?.[1], `${r.stdout}\n${log}`).toBe('198.51.100.7');
+    // Looked at every 5 s, then a config reload: well within 10 s.
+    expect(Number(after![2])).toBeLessThan(10_000);
+    expect(r.stdout).toContain('same-process=yes');
+    expect(log).toMatch(/"msg":"own addresses changed","from":"192\.0\.2\.10","to":"198\.51\.100\.7"/);
+  }, 90_000);
+});
