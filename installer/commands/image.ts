@@ -7,6 +7,7 @@ import { mkdtempSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildKvmImage } from '../../platform/kvm/cli.ts';
+import { KVM_DATA_DISK, KVM_DEFAULT_MODULES } from '../../platform/kvm/plan.ts';
 import { buildRpiImage } from '../../platform/rpi/cli.ts';
 import { DEFAULT_LANGUAGES, parseLanguages } from '../../platform/image/plan.ts';
 import { discoverServices } from '../../platform/services.ts';
@@ -28,6 +29,9 @@ Options:
   --config DIR        kvm: the config tree to bake in (default: the built-in default config)
   --out DIR           where to write the image (default: build/kvm/NAME or build/rpi)
   --compression C     zstd (default), gzip or none
+  --data-disk         kvm: mount a data disk (/dev/vda, ext4) on /data, so what the service
+                      stores outlives the VM; without it /data is in memory. kith vm run
+                      creates the disk the first time
   --languages LIST    locale data kept in Node's ICU, as language codes (default en: dates,
                       numbers and collation in English, like Node's small-icu); all keeps
                       every locale and adds about 7 MB to the compressed image
@@ -46,6 +50,7 @@ export async function run(argv: string[]): Promise<number> {
         out: { type: 'string' },
         compression: { type: 'string' },
         languages: { type: 'string' },
+        'data-disk': { type: 'boolean' },
         'dry-run': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -92,7 +97,9 @@ export async function run(argv: string[]): Promise<number> {
     await seedConfigTree(configDir, defaultConfigFiles(await loadDefinitions(repoRoot)));
   }
   if (!values['dry-run']) await buildAll([values.service]);
-  const image = await buildKvmImage({ service: values.service, configDir, compression, languages, dryRun: values['dry-run'] === true, say, ...(values.out ? { out: path.resolve(values.out) } : {}) });
+  if (!values['data-disk'] && !values['dry-run']) say(`note: without --data-disk, /data is in memory: what ${values.service} stores there is lost when the VM stops`);
+  const dataDisk = values['data-disk'] ? { data: KVM_DATA_DISK, modules: KVM_DEFAULT_MODULES } : {};
+  const image = await buildKvmImage({ service: values.service, configDir, compression, languages, ...dataDisk, dryRun: values['dry-run'] === true, say, ...(values.out ? { out: path.resolve(values.out) } : {}) });
   if (!values['dry-run']) say(`\nimage: ${path.relative(process.cwd(), image.dir) || '.'}\nboot it: kith vm run ${values.service}`);
   return 0;
 }

@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { runVm } from '../../platform/kvm/cli.ts';
+import { createDataDisk, loadImage, runVm } from '../../platform/kvm/cli.ts';
 import type { Forward } from '../../platform/kvm/qemu.ts';
 import { discoverServices } from '../../platform/services.ts';
 import { repoRoot } from '../paths.ts';
@@ -17,9 +17,12 @@ Boots build/kvm/NAME (made by \`kith image build --target kvm --service NAME\`) 
 with each of the service's ports forwarded to the host.
 
 Options:
+  --image DIR        the image folder (default: build/kvm/NAME)
   --port-base N      host ports: N+10k+j for the service's j-th listener (default 7300, as kith up)
   --forward P:H:G    an extra forward, proto:hostPort:guestPort (repeatable), e.g. udp:5353:53
-  --data-disk FILE   attach FILE as the data disk (ext4)
+  --data-disk FILE   the data disk, for an image built with --data-disk (default:
+                    build/kvm/NAME/data.img); created, empty, when it does not exist
+  --data-size MIB    size of a data disk made now (default 1024)
   --accel A          auto (default), kvm or tcg
   --memory MIB       guest memory (default 1024)
   --quiet            do not echo the console
@@ -31,9 +34,11 @@ export async function run(argv: string[]): Promise<number> {
       args: argv,
       allowPositionals: true,
       options: {
+        image: { type: 'string' },
         'port-base': { type: 'string' },
         forward: { type: 'string', multiple: true },
         'data-disk': { type: 'string' },
+        'data-size': { type: 'string' },
         accel: { type: 'string' },
         memory: { type: 'string' },
         quiet: { type: 'boolean' },
@@ -56,7 +61,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`kith vm run: no service named '${name}'\n`);
     return 64;
   }
-  const image = path.join(repoRoot, 'build', 'kvm', name);
+  const image = path.resolve(values.image ?? path.join(repoRoot, 'build', 'kvm', name));
   if (!existsSync(path.join(image, 'image.json'))) {
     process.stderr.write(`kith vm run: no image at ${image}; build it: kith image build --target kvm --service ${name}\n`);
     return 1;
@@ -79,16 +84,38 @@ export async function run(argv: string[]): Promise<number> {
     }
     forwards.push({ proto: m[1] as 'tcp' | 'udp', hostPort: Number(m[2]), guestPort: Number(m[3]) });
   }
+  const built = loadImage(image);
+  let dataDisk: string | undefined;
+  if (built.dataDisk) {
+    dataDisk = path.resolve(values['data-disk'] ?? path.join(image, 'data.img'));
+    if (!existsSync(dataDisk)) {
+      const size = Number(values['data-size'] ?? 1024);
+      if (!Number.isInteger(size) || size < 16) {
+        process.stderr.write(`kith vm run: --data-size ${values['data-size']}: a whole number of MiB, at least 16\n`);
+        return 64;
+      }
+      try {
+        createDataDisk(dataDisk, size);
+      } catch (err) {
+        process.stderr.write(`kith vm run: ${(err as Error).message}\n`);
+        return 1;
+      }
+      process.stdout.write(`made a ${size} MiB data disk: ${path.relative(process.cwd(), dataDisk)}\n`);
+    }
+  } else if (values['data-disk']) {
+    process.stderr.write(`kith vm run: the ${name} image keeps /data in memory; to use a data disk, rebuild it: kith image build --target kvm --service ${name} --data-disk\n`);
+    return 64;
+  }
   const accel = (values.accel ?? 'auto') as 'auto' | 'kvm' | 'tcg';
   const vm = await runVm({
-    image,
+    image: built,
     forwards,
     accel,
     memoryMiB: Number(values.memory ?? 1024),
-    ...(values['data-disk'] ? { dataDisk: path.resolve(values['data-disk']) } : {}),
+    ...(dataDisk ? { dataDisk } : {}),
     ...(values.quiet ? {} : { echo: process.stderr }),
   });
-  process.stdout.write(`${name} is booting under qemu (${vm.accel}); once it is up:\n${reach.join('\n')}\nCtrl-C stops the VM.\n`);
+  process.stdout.write(`${name} is booting under qemu (${vm.accel}); once it is up:\n${reach.join('\n')}\n${dataDisk ? `data: ${path.relative(process.cwd(), dataDisk)}` : 'data: in memory (lost when the VM stops)'}\nCtrl-C stops the VM.\n`);
   return new Promise<number>((resolve) => {
     const stop = () => void vm.stop().then(() => resolve(0));
     process.once('SIGINT', stop);

@@ -5,7 +5,7 @@
  * qemu argv builder (qemu.ts).
  */
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { gunzipSync, zstdDecompressSync } from 'node:zlib';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,6 +45,8 @@ export interface BuiltImage {
   kernel: string;
   initrd: string;
   append: string;
+  /** Built to mount a data disk (/dev/vda, ext4) on /data; otherwise /data is in memory. */
+  dataDisk: boolean;
 }
 
 function resolveKernelPackage(): string {
@@ -56,8 +58,8 @@ function resolveKernelPackage(): string {
 
 /** Read an image folder's image.json. */
 export function loadImage(dir: string): BuiltImage {
-  const meta = JSON.parse(readFileSync(join(dir, 'image.json'), 'utf8')) as { kernel: string; initrd: string; append: string };
-  return { dir, kernel: join(dir, meta.kernel), initrd: join(dir, meta.initrd), append: meta.append };
+  const meta = JSON.parse(readFileSync(join(dir, 'image.json'), 'utf8')) as { kernel: string; initrd: string; append: string; dataDisk?: boolean };
+  return { dir, kernel: join(dir, meta.kernel), initrd: join(dir, meta.initrd), append: meta.append, dataDisk: meta.dataDisk === true };
 }
 
 export async function buildKvmImage(o: BuildKvmImageOptions): Promise<BuiltImage> {
@@ -84,7 +86,22 @@ export async function buildKvmImage(o: BuildKvmImageOptions): Promise<BuiltImage
   });
   if (o.dryRun) dryRun(plan, o.say);
   else await run(plan, o.say);
-  return o.dryRun ? { dir: out, kernel: join(out, 'vmlinux'), initrd: '', append: '' } : loadImage(out);
+  return o.dryRun ? { dir: out, kernel: join(out, 'vmlinux'), initrd: '', append: '', dataDisk: o.data !== undefined } : loadImage(out);
+}
+
+/**
+ * A new data disk for a kvm image: a sparse file holding an empty ext4 file system
+ * (labelled kith-data, 4 KiB blocks), so the first boot finds /data ready.
+ */
+export function createDataDisk(file: string, sizeMiB: number): void {
+  if (existsSync(file)) throw new Error(`${file} exists already; it would be erased`);
+  writeFileSync(file, '');
+  truncateSync(file, sizeMiB * 2 ** 20);
+  const r = spawnSync('mke2fs', ['-q', '-t', 'ext4', '-b', '4096', '-L', 'kith-data', '-F', file], { encoding: 'utf8' });
+  if (r.status !== 0) {
+    rmSync(file, { force: true });
+    throw new Error(`mke2fs ${file}: ${r.error?.message ?? r.stderr.trim()} (install e2fsprogs)`);
+  }
 }
 
 export interface RunVmOptions {
@@ -145,8 +162,8 @@ function startQemu(img: BuiltImage, o: RunVmOptions, accel: 'kvm' | 'tcg'): Runn
 
 /**
  * Boot an image. With accel 'auto', KVM is tried first when /dev/kvm is there; nested
- * KVM can accept the VM and still fail to run it, so a qemu that dies within seconds is
- * retried under TCG.
+ * KVM can accept the VM and still fail to run it, so a qemu that dies before PID 1's
+ * first line is retried under TCG.
  */
 export async function runVm(o: RunVmOptions): Promise<RunningVm> {
   const img = typeof o.image === 'string' ? loadImage(o.image) : o.image;
@@ -154,9 +171,13 @@ export async function runVm(o: RunVmOptions): Promise<RunningVm> {
   if (want === 'tcg' || (want === 'auto' && !kvmUsable())) return startQemu(img, o, 'tcg');
   const vm = startQemu(img, o, 'kvm');
   if (want === 'kvm') return vm;
+  // Nested KVM can accept the VM and abort seconds later (an MSR it cannot set): the VM
+  // counts as running once PID 1 speaks, and one that dies before that is booted again
+  // under TCG.
   const died = await new Promise<boolean>((r) => {
-    const t = setTimeout(() => r(false), 2000);
+    const t = setTimeout(() => r(false), 20_000);
     vm.child.once('exit', () => { clearTimeout(t); r(true); });
+    vm.waitFor(/kith-init pid=1/, 20_000).then(() => { clearTimeout(t); r(false); }, () => {});
   });
   return died ? startQemu(img, o, 'tcg') : vm;
 }

@@ -41,6 +41,8 @@ export interface KvmPlanInputs {
 export const KVM_NET_MODULES = ['virtio_pci', 'virtio_net'];
 export const KVM_DEFAULT_MODULES = [...KVM_NET_MODULES, 'virtio_blk', 'ext4'];
 export const KVM_APPEND = 'console=ttyS0 panic=-1 quiet';
+/** The data disk a kvm image mounts on /data when built with one: the first virtio disk. */
+export const KVM_DATA_DISK = { device: '/dev/vda', fstype: 'ext4', mountpoint: '/data', waitMs: 10_000 };
 
 /**
  * How the service runs inside the image: with the same sealing flags the bundle would
@@ -95,7 +97,7 @@ export function planKvmImage(i: KvmPlanInputs): Action[] {
     { kind: 'pack-initramfs', root, devices: [{ path: 'dev/console', major: 5, minor: 1, mode: 0o600 }, { path: 'dev/null', major: 1, minor: 3, mode: 0o666 }], out: initrd, compression: i.compression },
     {
       kind: 'write-json', to: join(i.out, 'image.json'),
-      value: { target: 'kvm', service: i.service, kernel: 'vmlinux', initrd: initramfsName(i.compression), append: KVM_APPEND, kernelPackage: i.kernelPackage, node: i.nodeVersion },
+      value: { target: 'kvm', service: i.service, kernel: 'vmlinux', initrd: initramfsName(i.compression), append: KVM_APPEND, kernelPackage: i.kernelPackage, node: i.nodeVersion, dataDisk: i.data !== undefined },
     },
     {
       kind: 'report-sizes',

@@ -2,12 +2,13 @@
  * End to end, two images booted under qemu (KVM if it works here, else TCG):
  * - a tiny HTTP service with a data disk: Node is PID 1, the service runs sealed as its
  *   child, its writes reach the ext4 disk;
- * - the DNS service, built by `kith image build --target kvm --service dns` with an extra
- *   zone: dig on the host gets the zone's answers through the forwarded port.
+ * - the DNS service, built by `kith image build --target kvm --service dns --data-disk`
+ *   with an extra zone and booted by `kith vm run dns`: dig on the host gets the zone's
+ *   answers through the forwarded port, and the service's files land on the data disk.
  * Both initramfs hold no executable but node and its libraries.
  * Needs: qemu-system-x86, binutils (strip), e2fsprogs, xz-utils, apt access to the kernel .deb.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -143,12 +144,15 @@ function dig(port: number, ...args: string[]): string {
   return r.status === 0 ? r.stdout : '';
 }
 
-// The DNS image the README's command builds, with a zone of the owner's own baked in.
-describe.runIf(process.arch === 'x64')('kvm DNS image (kith image build --target kvm --service dns)', () => {
+// The DNS image the README's commands build and boot, with a zone of the owner's own
+// baked in and a data disk: `kith image build --target kvm --service dns --data-disk`, then
+// `kith vm run dns`, which makes the disk, forwards the ports and prints where they are.
+describe.runIf(process.arch === 'x64')('kvm DNS image (kith image build --target kvm --service dns, kith vm run dns)', () => {
   let dir: string;
   let tmp: string;
-  let vm: RunningVm | undefined;
+  let vm: ChildProcess | undefined;
   let buildOut = '';
+  let vmOut = '';
 
   beforeAll(async () => {
     tmp = mkdtempSync(join(tmpdir(), 'kith-kvm-dns-'));
@@ -161,13 +165,16 @@ describe.runIf(process.arch === 'x64')('kvm DNS image (kith image build --target
       '@ IN NS ns1', 'ns1 IN A 192.0.2.53', 'www IN A 192.0.2.80', '@ IN MX 10 mail', 'mail IN A 192.0.2.25', '',
     ].join('\n'));
     dir = join(OUT, 'kvm-dns');
-    const r = spawnSync(process.execPath, [join(REPO, 'installer/kith.ts'), 'image', 'build', '--target', 'kvm', '--service', 'dns', '--config', config, '--out', dir], { encoding: 'utf8', cwd: REPO });
+    const r = spawnSync(process.execPath, [join(REPO, 'installer/kith.ts'), 'image', 'build', '--target', 'kvm', '--service', 'dns', '--config', config, '--out', dir, '--data-disk'], { encoding: 'utf8', cwd: REPO });
     buildOut = r.stdout + r.stderr;
     if (r.status !== 0) throw new Error(`kith image build exited ${r.status}:\n${buildOut}`);
   }, 150_000);
 
   afterAll(async () => {
-    await vm?.stop();
+    if (vm && vm.exitCode === null) {
+      vm.kill('SIGTERM');
+      await new Promise((r) => vm!.once('exit', r));
+    }
     rmSync(tmp, { recursive: true, force: true });
   });
 
@@ -177,27 +184,46 @@ describe.runIf(process.arch === 'x64')('kvm DNS image (kith image build --target
     expect(buildOut).toMatch(/boot it: kith vm run dns/);
   });
 
-  it('answers dig through the forwarded port, from its zones, over UDP and TCP', async () => {
-    const port = await freeTcpPort();
-    vm = await runVm({ image: dir, forwards: [{ proto: 'udp', hostPort: port, guestPort: 53 }, { proto: 'tcp', hostPort: port, guestPort: 53 }], accel: 'auto', memoryMiB: 1024 });
+  it('answers dig through the forwarded port, from its zones, over UDP and TCP, and keeps its data on the disk', async () => {
+    const base = 20_000 + Math.floor(Math.random() * 20_000);
+    const disk = join(tmp, 'dns-data.img');
+    vm = spawn(process.execPath, [join(REPO, 'installer/kith.ts'), 'vm', 'run', 'dns', '--image', dir, '--port-base', String(base), '--data-disk', disk, '--data-size', '64'], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    vm.stdout!.on('data', (d: Buffer) => { vmOut += d; });
+    vm.stderr!.on('data', (d: Buffer) => { vmOut += d; });
     const t0 = Date.now();
+    // Where to reach it, as kith vm run prints it.
+    let port = 0;
+    while (!port && Date.now() - t0 < 60_000) {
+      if (vm.exitCode !== null) throw new Error(`kith vm run exited:\n${vmOut}`);
+      port = Number(/^ +dns +udp:\/\/127\.0\.0\.1:(\d+) /m.exec(vmOut)?.[1] ?? 0);
+      if (!port) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(port, vmOut).toBeGreaterThan(base);
     let www = '';
     while (!/192\.0\.2\.80/.test(www) && Date.now() - t0 < 120_000) {
-      if (vm.child.exitCode !== null) throw new Error(`qemu exited:\n${vm.output()}`);
+      if (vm.exitCode !== null) throw new Error(`kith vm run exited:\n${vmOut}`);
       www = dig(port, 'www.example.test', 'A', '+short');
       if (!www) await new Promise((r) => setTimeout(r, 250));
     }
-    expect(www.trim(), vm.output().slice(-3000)).toBe('192.0.2.80');
+    expect(www.trim(), vmOut.slice(-3000)).toBe('192.0.2.80');
+    expect(vmOut).toMatch(/made a 64 MiB data disk: /);
     expect(dig(port, 'example.test', 'MX', '+short', '+tcp').trim()).toBe('10 mail.example.test.');
     // Local names: the appliance's own address, as DHCP gave it.
     expect(dig(port, 'kith.home.arpa', 'A', '+short').trim()).toBe('10.0.2.15');
     const nx = dig(port, 'nope.example.test', 'A', '+norecurse');
     expect(nx).toMatch(/status: NXDOMAIN/);
     expect(nx).toMatch(/AUTHORITY SECTION:\nexample\.test\.\s+\d+\s+IN\s+SOA\s+ns1\.example\.test\./);
-    const log = vm.output();
-    expect(log).toMatch(/^kith-init pid=1 t=[\d.]+s booting node=v26/m);
-    expect(log).toMatch(/kith-init pid=1 .*service started service=dns child=\d+ .*command="\/bin\/node --permission/);
-    expect(log).not.toMatch(/FATAL|uncaught|Kernel panic/);
+    expect(vmOut).toMatch(/^kith-init pid=1 t=[\d.]+s booting node=v26/m);
+    expect(vmOut).toMatch(/kith-init pid=1 .*data mounted device=\/dev\/vda mountpoint=\/data fstype=ext4/);
+    expect(vmOut).toMatch(/kith-init pid=1 .*service started service=dns child=\d+ .*command="\/bin\/node --permission/);
+    expect(vmOut).not.toMatch(/FATAL|uncaught|Kernel panic/);
+    // Ctrl-C (here SIGTERM) stops the VM; what the service wrote is on the disk.
+    vm.kill('SIGTERM');
+    const code = await new Promise<number | null>((r) => vm!.once('exit', r));
+    expect(code).toBe(0);
+    spawnSync('e2fsck', ['-fy', disk]); // replay the journal of a VM that was stopped hard
+    const ls = spawnSync('debugfs', ['-R', 'ls -p /', disk], { encoding: 'utf8' }).stdout;
+    expect(ls).toMatch(/\/zone-serials\.json\//);
   }, 150_000);
 
   it('ships no executable but node and its shared libraries', () => {
