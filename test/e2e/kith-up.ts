@@ -5,6 +5,7 @@ import { createInterface } from 'node:readline';
 import { discoverServices } from '../../platform/services.ts';
 import type { ReadyInfo } from '../../installer/commands/up.ts';
 import { tempDir } from '../platform/helpers.ts';
+import { freePortBase } from '../support/ports.ts';
 
 export const repoRoot = path.resolve(import.meta.dirname, '../..');
 
@@ -18,15 +19,13 @@ export interface KithUp {
   stop(): Promise<number | null>;
 }
 
-/** A port base unlikely to collide between parallel test files. */
-export function randomPortBase(): number {
-  return 20000 + Math.floor(Math.random() * 3000) * 10;
-}
-
+/** `kith up` in a temp data folder, on a block of ports free when it starts (test/support/ports.ts). */
 export async function kithUp(extra: string[] = [], timeoutMs = 90_000): Promise<KithUp> {
   const data = tempDir('kith-up-');
-  const expected = discoverServices(repoRoot).map((s) => s.name);
-  const child = spawn(process.execPath, [path.join(repoRoot, 'installer/kith.ts'), 'up', '--json', '--no-build', '--data', data, '--port-base', String(randomPortBase()), ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const discovered = discoverServices(repoRoot);
+  const expected = discovered.map((s) => s.name);
+  const base = await freePortBase(Math.max(...discovered.map((s) => s.slot)) + 1);
+  const child = spawn(process.execPath, [path.join(repoRoot, 'installer/kith.ts'), 'up', '--json', '--no-build', '--data', data, '--port-base', String(base), ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
   const services = new Map<string, UpService>();
   const events: Record<string, unknown>[] = [];
   let stderr = '';

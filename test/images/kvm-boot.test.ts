@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildKvmImage, loadImage, runVm, type BuiltImage, type RunningVm } from '../../platform/kvm/cli.ts';
 import { defaultConfigFiles, loadDefinitions, seedConfigTree } from '../../installer/seed.ts';
 import { readCpio } from '../../platform/image/cpio.ts';
-import { freeTcpPort } from '../support/ports.ts';
+import { freePortBase, freeTcpPort } from '../support/ports.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const OUT = join(REPO, 'build/test-images');
@@ -185,7 +185,8 @@ describe.runIf(process.arch === 'x64')('kvm DNS image (kith image build --target
   });
 
   it('answers dig through the forwarded port, from its zones, over UDP and TCP, and keeps its data on the disk', async () => {
-    const base = 20_000 + Math.floor(Math.random() * 20_000);
+    const base = await freePortBase(2); // dns is service slot 1: base + 10, base + 11
+
     const disk = join(tmp, 'dns-data.img');
     vm = spawn(process.execPath, [join(REPO, 'installer/kith.ts'), 'vm', 'run', 'dns', '--image', dir, '--port-base', String(base), '--data-disk', disk, '--data-size', '64'], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
     vm.stdout!.on('data', (d: Buffer) => { vmOut += d; });
