@@ -99,7 +99,9 @@ export async function run(argv: string[]): Promise<number> {
   if (!values['dry-run']) await buildAll([values.service]);
   if (!values['data-disk'] && !values['dry-run']) say(`note: without --data-disk, /data is in memory: what ${values.service} stores there is lost when the VM stops`);
   const dataDisk = values['data-disk'] ? { data: KVM_DATA_DISK, modules: KVM_DEFAULT_MODULES } : {};
-  const image = await buildKvmImage({ service: values.service, configDir, compression, languages, ...dataDisk, dryRun: values['dry-run'] === true, say, ...(values.out ? { out: path.resolve(values.out) } : {}) });
+  const def = (await loadDefinitions(repoRoot)).find((d) => d.name === values.service);
+  const listeners = def ? Object.keys(def.listeners) : undefined;
+  const image = await buildKvmImage({ service: values.service, configDir, compression, languages, listeners, ...dataDisk, dryRun: values['dry-run'] === true, say, ...(values.out ? { out: path.resolve(values.out) } : {}) });
   if (!values['dry-run']) say(`\nimage: ${path.relative(process.cwd(), image.dir) || '.'}\nboot it: kith vm run ${values.service}`);
   return 0;
 }

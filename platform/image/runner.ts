@@ -15,6 +15,7 @@ import { interpreter, isElf, modinfo, needed, type ModInfo } from './elf.ts';
 import { loadOrder, moduleIndex } from './modules.ts';
 import { writeCpio, type CpioEntry } from './cpio.ts';
 import { trimIcuInProgram } from './icu-data.ts';
+import { buildCompileCache } from './compile-cache.ts';
 import { payloadCandidates } from './vmlinux.ts';
 
 export type Say = (line: string) => void;
@@ -250,6 +251,11 @@ export async function run(plan: Action[], say: Say = (l) => process.stdout.write
           banner: { js: `${a.banner ? `${a.banner}\n` : ''}${REQUIRE_SHIM}` }, plugins: [builtinsViaRequire], logLevel: 'warning', legalComments: 'none',
         });
         chmodSync(a.out, a.mode);
+        break;
+      }
+      case 'compile-cache': {
+        const r = await buildCompileCache({ bundle: join(a.root, a.bundle), configDir: join(a.root, a.configDir), cacheDir: join(a.root, a.cacheDir), listeners: a.listeners });
+        say(r.ok ? `   compile cache ${r.detail} (${mb(sizeOf(join(a.root, a.cacheDir)))})` : `   no compile cache: ${r.detail}`);
         break;
       }
       case 'write-boot-config': {

@@ -32,6 +32,8 @@ export interface BuildKvmImageOptions {
   /** ICU locale data to keep in Node (default ['en']; ['all'] keeps Node's full data). */
   languages?: string[];
   serviceArgs?: string[];
+  /** The service's listener names: given, and when this host runs the image's Node on x86_64, a compile cache is built in. */
+  listeners?: string[];
   modules?: string[];
   cache?: string;
   kernelPackage?: string;
@@ -83,6 +85,7 @@ export async function buildKvmImage(o: BuildKvmImageOptions): Promise<BuiltImage
     compression: o.compression ?? 'zstd',
     languages: o.languages ?? DEFAULT_LANGUAGES,
     serviceArgs: o.serviceArgs,
+    ...(o.listeners && process.arch === 'x64' && (o.nodeVersion ?? process.versions.node) === process.versions.node ? { compileCache: { listeners: o.listeners } } : {}),
   });
   if (o.dryRun) dryRun(plan, o.say);
   else await run(plan, o.say);

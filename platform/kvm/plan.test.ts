@@ -30,3 +30,25 @@ describe('kvm image plan', () => {
     expect(plan[0]).toEqual({ kind: 'clean', path: '/repo/build/kvm/dns/root' });
   });
 });
+
+describe('kvm image plan with a compile cache', () => {
+  const plan = planKvmImage({
+    service: 'dns', serviceBundle: '/repo/dist/dns.mjs', bootEntry: '/repo/platform/boot/init.ts',
+    out: '/repo/build/kvm/dns', cache: '/repo/build/cache', kernelPackage: 'linux-image-6.1.0-56-amd64', nodeVersion: '26.10.0',
+    modules: ['virtio_pci', 'virtio_net'], network: { mode: 'dhcp' }, onFatal: 'reboot', compression: 'zstd', languages: ['en'],
+    compileCache: { listeners: ['health', 'dns'] },
+  });
+  it('fills the cache once bundle and config are in place, and lets the sealed service read it', () => {
+    const kinds = plan.map((a) => a.kind);
+    const at = kinds.indexOf('compile-cache');
+    expect(at).toBeGreaterThan(kinds.lastIndexOf('copy'));
+    expect(at).toBeLessThan(kinds.indexOf('write-boot-config'));
+    expect(plan[at]).toEqual({ kind: 'compile-cache', root: '/repo/build/kvm/dns/root', bundle: '/kith/dns.mjs', configDir: '/kith/config', cacheDir: '/kith/cache', listeners: ['health', 'dns'] });
+    const boot = plan.find((a) => a.kind === 'write-boot-config');
+    if (boot?.kind !== 'write-boot-config') throw new Error('no boot config');
+    expect(boot.config.service.env).toEqual({ NODE_COMPILE_CACHE: '/kith/cache', NODE_COMPILE_CACHE_PORTABLE: '1', NODE_COMPILE_CACHE_READONLY: '1' });
+    const args = boot.config.service.args;
+    expect(args.indexOf('--allow-fs-read=/kith/cache')).toBeLessThan(args.indexOf('/kith/dns.mjs'));
+    expect(args).toContain('--permission');
+  });
+});

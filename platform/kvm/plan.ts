@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { planNodeBinary, type Action, type Compression } from '../image/plan.ts';
 import type { BootConfig, NetworkConfig } from '../boot/boot-config.ts';
 import { sealFlags } from '../seal.ts';
+import { compileCacheEnv } from '../image/compile-cache.ts';
 
 export interface KvmPlanInputs {
   service: string;
@@ -34,6 +35,11 @@ export interface KvmPlanInputs {
   languages: string[];
   /** Overrides the default sealed command line of the service. */
   serviceArgs?: string[];
+  /**
+   * Ship a V8 compile cache for the bundle, made by running the service once on this host
+   * (which must run the same Node, on x86_64) with these listeners on loopback.
+   */
+  compileCache?: { listeners: string[] };
   hostname?: string;
 }
 
@@ -48,10 +54,13 @@ export const KVM_DATA_DISK = { device: '/dev/vda', fstype: 'ext4', mountpoint: '
  * How the service runs inside the image: with the same sealing flags the bundle would
  * re-exec itself with (platform/seal.ts), passed up front so it starts sealed at once.
  */
-export function defaultServiceArgs(service: string): string[] {
+export function defaultServiceArgs(service: string, withCompileCache = false): string[] {
   const entry = `/kith/${service}.mjs`;
-  return [...sealFlags({ entry, configRoot: '/kith/config', dataDir: '/data' }), entry, '--config', '/kith/config', '--data', '/data'];
+  return [...sealFlags({ entry, configRoot: '/kith/config', dataDir: '/data' }), ...(withCompileCache ? [`--allow-fs-read=${GUEST_CACHE}`] : []), entry, '--config', '/kith/config', '--data', '/data'];
 }
+
+/** Where an image keeps its service's compile cache (platform/image/compile-cache.ts). */
+export const GUEST_CACHE = '/kith/cache';
 
 export function initramfsName(c: Compression): string {
   return c === 'none' ? 'initramfs.cpio' : `initramfs.cpio.${c === 'zstd' ? 'zst' : 'gz'}`;
@@ -82,6 +91,9 @@ export function planKvmImage(i: KvmPlanInputs): Action[] {
   );
   if (i.configDir) a.push({ kind: 'copy', from: join(i.configDir, '*'), to: join(root, 'kith/config'), mode: 0o444 });
   else a.push({ kind: 'mkdir', path: join(root, 'kith/config') });
+  if (i.compileCache) {
+    a.push({ kind: 'compile-cache', root, bundle: `/kith/${i.service}.mjs`, configDir: '/kith/config', cacheDir: GUEST_CACHE, listeners: i.compileCache.listeners });
+  }
   a.push(
     {
       kind: 'write-boot-config', to: join(root, 'kith/boot.json'), modulesFrom: join(i.out, 'modules.json'),
@@ -89,7 +101,7 @@ export function planKvmImage(i: KvmPlanInputs): Action[] {
         hostname: i.hostname ?? `kith-${i.service}`,
         network: i.network,
         data: i.data,
-        service: { name: i.service, command: '/bin/node', args: i.serviceArgs ?? defaultServiceArgs(i.service), env: {} },
+        service: { name: i.service, command: '/bin/node', args: i.serviceArgs ?? defaultServiceArgs(i.service, !!i.compileCache), env: i.compileCache ? compileCacheEnv(GUEST_CACHE) : {} },
         restart: { initialMs: 500, maxMs: 30_000, fatalAfter: 0 },
         onFatal: i.onFatal,
       },

@@ -182,6 +182,8 @@ describe.runIf(process.arch === 'x64')('kvm DNS image (kith image build --target
     expect(buildOut).toMatch(/icudt\d+_dat: 33\.1 MB -> [\d.]+ MB/);
     for (const part of ['kernel (vmlinux)', 'node (stripped)', 'service (dns.mjs)', 'initramfs (zstd)']) expect(buildOut).toContain(part);
     expect(buildOut).toMatch(/boot it: kith vm run dns/);
+    // The bundle's V8 compile cache, made on this host and accepted by Node read-only.
+    expect(buildOut).toMatch(/compile cache accepted from v26\.[\d.]+-x64-\w+-0 /);
   });
 
   it('answers dig through the forwarded port, from its zones, over UDP and TCP, and keeps its data on the disk', async () => {
