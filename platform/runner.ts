@@ -234,7 +234,21 @@ export async function runServiceMain<C>(def: ServiceDefinition<C>, entryUrl: str
     process.exit(70);
   });
 
-  let handle: ServiceHandle<C>;
+  // Signals are taken before the service starts: one that comes right after 'ready' (a
+  // supervisor, or a build that runs the service once) still stops it cleanly.
+  let handle: ServiceHandle<C> | undefined;
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info('stopping', { signal });
+    if (!handle) process.exit(0); // still starting: nothing acknowledged yet
+    const force = setTimeout(() => process.exit(0), 5000);
+    force.unref();
+    void handle.stop().then(() => process.exit(0), () => process.exit(70));
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
   try {
     handle = await startService(def, { configRoot: args.configRoot, dataDir: args.dataDir, listen: args.listen, log });
   } catch (err) {
@@ -245,15 +259,4 @@ export async function runServiceMain<C>(def: ServiceDefinition<C>, entryUrl: str
     log.error('start failed', { error: err });
     process.exit(70);
   }
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info('stopping', { signal });
-    const force = setTimeout(() => process.exit(0), 5000);
-    force.unref();
-    void handle.stop().then(() => process.exit(0), () => process.exit(70));
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
 }

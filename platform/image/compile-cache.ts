@@ -43,9 +43,15 @@ function runOnce(job: CompileCacheJob, env: Record<string, string>, writable: bo
     let out = '';
     let err = '';
     const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    let stopping = false;
     child.stdout.on('data', (d: Buffer) => {
       out += d;
-      if (out.includes('"msg":"ready"')) child.kill('SIGTERM');
+      // The runner takes SIGTERM gracefully (and Node writes the cache on that exit) only
+      // once its handler is installed, just after it logs ready: give it a moment.
+      if (!stopping && out.includes('"msg":"ready"')) {
+        stopping = true;
+        setTimeout(() => child.kill('SIGTERM'), 500);
+      }
     });
     child.stderr.on('data', (d: Buffer) => { err += d; });
     child.once('error', reject);
@@ -70,6 +76,7 @@ export async function buildCompileCache(job: CompileCacheJob): Promise<{ ok: boo
     await runOnce(job, { NODE_COMPILE_CACHE: job.cacheDir, NODE_COMPILE_CACHE_PORTABLE: '1' }, true);
     const made = readdirSync(job.cacheDir);
     if (made.length !== 1) return fail(`expected one cache folder, found ${made.length}`);
+    if (readdirSync(join(job.cacheDir, made[0]!)).length === 0) return fail('the service wrote no cache entry');
     const probe = { ...compileCacheEnv(job.cacheDir), NODE_DEBUG_NATIVE: 'COMPILE_CACHE' };
     const where = /read-only cache directory (\S+?)\.\.\.(found|not found)/.exec(await runOnce(job, probe, false));
     if (!where) return fail('Node did not say where it reads a read-only cache');
