@@ -7,7 +7,7 @@ import { mkdtempSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildKvmImage } from '../../platform/kvm/cli.ts';
-import { KVM_DATA_DISK, KVM_DEFAULT_MODULES } from '../../platform/kvm/plan.ts';
+import { KVM_DATA_DISK } from '../../platform/kvm/plan.ts';
 import { buildRpiImage } from '../../platform/rpi/cli.ts';
 import { DEFAULT_LANGUAGES, parseLanguages } from '../../platform/image/plan.ts';
 import { discoverServices } from '../../platform/services.ts';
@@ -98,7 +98,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (!values['dry-run']) await buildAll([values.service]);
   if (!values['data-disk'] && !values['dry-run']) say(`note: without --data-disk, /data is in memory: what ${values.service} stores there is lost when the VM stops`);
-  const dataDisk = values['data-disk'] ? { data: KVM_DATA_DISK, modules: KVM_DEFAULT_MODULES } : {};
+  const dataDisk = values['data-disk'] ? { data: KVM_DATA_DISK } : {}; // buildKvmImage adds the disk's modules
   const def = (await loadDefinitions(repoRoot)).find((d) => d.name === values.service);
   const listeners = def ? Object.keys(def.listeners) : undefined;
   const image = await buildKvmImage({ service: values.service, configDir, compression, languages, listeners, ...dataDisk, dryRun: values['dry-run'] === true, say, ...(values.out ? { out: path.resolve(values.out) } : {}) });
