@@ -47,21 +47,16 @@ export function createMetrics(): Metrics {
   return {
     counter(name, help) {
       const f = family(name, help, 'counter');
+      const add = (key: string, n: number) => {
+        if (n < 0) throw new Error(`counter ${name} cannot decrease`);
+        f.values.set(key, (f.values.get(key) ?? 0) + n);
+      };
       return {
-        inc(labels, n = 1) {
-          if (n < 0) throw new Error(`counter ${name} cannot decrease`);
-          const key = labelKey(labels);
-          f.values.set(key, (f.values.get(key) ?? 0) + n);
-        },
+        inc: (labels, n = 1) => add(labelKey(labels), n),
         get: (labels) => f.values.get(labelKey(labels)) ?? 0,
         with(labels) {
           const key = labelKey(labels);
-          return {
-            inc(n = 1) {
-              if (n < 0) throw new Error(`counter ${name} cannot decrease`);
-              f.values.set(key, (f.values.get(key) ?? 0) + n);
-            },
-          };
+          return { inc: (n = 1) => add(key, n) };
         },
       };
     },

@@ -5,9 +5,10 @@
  */
 import * as path from 'node:path';
 import { createInterface } from 'node:readline/promises';
-import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
+import { readAt } from '../../platform/boot/blockdev.ts';
 import { assessTarget, checkImage, flashImage, targetFacts, type FlashProgress } from '../../platform/rpi/flash.ts';
 import { repoRoot } from '../paths.ts';
 
@@ -58,10 +59,7 @@ export async function run(argv: string[]): Promise<number> {
     return 65;
   }
   const bytes = statSync(image).size;
-  const head = Buffer.alloc(512);
-  const fd = openSync(image, 'r');
-  try { readSync(fd, head, 0, 512, 0); } finally { closeSync(fd); }
-  const info = checkImage(head, bytes);
+  const info = checkImage(readAt(image, 0, 512), bytes);
   if (!info.ok) {
     process.stderr.write(`kith flash: ${image}: ${info.error}\n`);
     return 65;

@@ -90,16 +90,17 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`kith image build: --compression ${values.compression}: use zstd, gzip or none\n`);
     return 64;
   }
+  const defs = await loadDefinitions(repoRoot);
   let configDir = values.config ? path.resolve(values.config) : undefined;
   if (!configDir) {
     // The built-in default config of every service, as `kith up` seeds it.
     configDir = mkdtempSync(path.join(repoRoot, 'build', 'config-'));
-    await seedConfigTree(configDir, defaultConfigFiles(await loadDefinitions(repoRoot)));
+    await seedConfigTree(configDir, defaultConfigFiles(defs));
   }
   if (!values['dry-run']) await buildAll([values.service]);
   if (!values['data-disk'] && !values['dry-run']) say(`note: without --data-disk, /data is in memory: what ${values.service} stores there is lost when the VM stops`);
   const dataDisk = values['data-disk'] ? { data: KVM_DATA_DISK } : {}; // buildKvmImage adds the disk's modules
-  const def = (await loadDefinitions(repoRoot)).find((d) => d.name === values.service);
+  const def = defs.find((d) => d.name === values.service);
   const listeners = def ? Object.keys(def.listeners) : undefined;
   const image = await buildKvmImage({ service: values.service, configDir, compression, languages, listeners, ...dataDisk, dryRun: values['dry-run'] === true, say, ...(values.out ? { out: path.resolve(values.out) } : {}) });
   if (!values['dry-run']) say(`\nimage: ${path.relative(process.cwd(), image.dir) || '.'}\nboot it: kith vm run ${values.service}`);

@@ -19,17 +19,23 @@ export function ext4Label(head: Uint8Array): string | undefined {
   return raw.subarray(0, end === -1 ? 16 : end).toString('latin1');
 }
 
-function readHead(dev: string): Buffer | undefined {
-  let fd: number | undefined;
+/** `length` bytes of a device or file from `offset` (fewer at its end). Throws if it cannot be read. */
+export function readAt(path: string, offset: number, length: number): Buffer {
+  const fd = openSync(path, 'r');
   try {
-    fd = openSync(dev, 'r');
-    const b = Buffer.alloc(2048);
-    const n = readSync(fd, b, 0, b.length, 0);
+    const b = Buffer.alloc(length);
+    const n = readSync(fd, b, 0, length, offset);
     return b.subarray(0, n);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function readHead(dev: string): Buffer | undefined {
+  try {
+    return readAt(dev, 0, 2048);
   } catch {
     return undefined;
-  } finally {
-    if (fd !== undefined) closeSync(fd);
   }
 }
 

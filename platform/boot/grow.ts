@@ -10,10 +10,11 @@
  * is a few reads, one 512-byte write and two ioctls.
  */
 import { Buffer } from 'node:buffer';
-import { closeSync, fsyncSync, openSync, readFileSync, readSync, realpathSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, realpathSync, writeSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import * as libc from './libc.ts';
 import { hasMbrSignature, MBR_ENTRIES_AT, readMbrEntries } from '../image/mbr.ts';
+import { readAt } from './blockdev.ts';
 
 const SECTOR = 512;
 const ALIGN = 2048; // sectors: 1 MiB
@@ -97,17 +98,6 @@ function partitionInfo(device: string): PartitionInfo {
     sectors: Number(readFileSync(`${sys}/size`, 'utf8')),
     diskSectors: Number(readFileSync(`/sys/class/block/${diskName}/size`, 'utf8')),
   };
-}
-
-function readAt(path: string, offset: number, length: number): Buffer {
-  const fd = openSync(path, 'r');
-  try {
-    const b = Buffer.alloc(length);
-    const n = readSync(fd, b, 0, length, offset);
-    return b.subarray(0, n);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /** Step 1, before mounting: extend the partition in the MBR and in the kernel's view. */

@@ -14,6 +14,7 @@ import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sealFlags } from '../seal.ts';
+import { compileCacheEnv } from './plan.ts';
 
 export interface CompileCacheJob {
   /** Host paths: the bundle and config inside the image root, and the cache folder to fill. */
@@ -21,11 +22,6 @@ export interface CompileCacheJob {
   configDir: string;
   cacheDir: string;
   listeners: string[];
-}
-
-/** The environment a service needs to read the cache (set in boot.json). */
-export function compileCacheEnv(guestCacheDir: string): Record<string, string> {
-  return { NODE_COMPILE_CACHE: guestCacheDir, NODE_COMPILE_CACHE_PORTABLE: '1', NODE_COMPILE_CACHE_READONLY: '1' };
 }
 
 /** Run the sealed service until it says ready, then stop it; its stderr is returned. */

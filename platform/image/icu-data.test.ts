@@ -106,7 +106,7 @@ describe('Node with its ICU data trimmed to English', () => {
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'kith-icu-'));
     const original = readFileSync(NODE);
-    const r = trimIcuInProgram(original, { languages: ['en'] });
+    const r = trimIcuInProgram(readFileSync(NODE), { languages: ['en'] });
     if (!r.ok) throw new Error(r.error);
     report = r.value.report;
     trimmed = join(dir, 'node');

@@ -138,7 +138,9 @@ export interface IcuTrimReport {
 
 /**
  * Rewrite the ICU package inside a program (an unstripped ELF, so its symbol table names
- * `icudtNN_dat`) keeping only what the policy keeps; returns a new buffer and a report.
+ * `icudtNN_dat`) keeping only what the policy keeps. The buffer is changed in place (a
+ * copy of 150 MB buys nothing: callers read the file fresh) and returned with a report;
+ * on an error it is left untouched.
  */
 export function trimIcuInProgram(program: Buffer, policy: IcuKeepPolicy): IcuResult<{ program: Buffer; report: IcuTrimReport }> {
   const sym = symbol(program, /^icudt\d+_dat$/);
@@ -150,13 +152,12 @@ export function trimIcuInProgram(program: Buffer, policy: IcuKeepPolicy): IcuRes
   if (!kept.some((it) => /\/root\.res$/.test(it.name))) return fail('the trimmed package would have no root.res');
   const packed = writeIcuPackage({ header: parsed.value.header, items: kept });
   if (packed.length > region.length) return fail(`the trimmed package (${packed.length} bytes) is larger than the original (${region.length})`);
-  const out = Buffer.from(program);
-  packed.copy(out, sym.value.offset);
-  out.fill(0, sym.value.offset + packed.length, sym.value.offset + sym.value.size);
+  packed.copy(program, sym.value.offset);
+  program.fill(0, sym.value.offset + packed.length, sym.value.offset + sym.value.size);
   return {
     ok: true,
     value: {
-      program: out,
+      program,
       report: { symbol: sym.value.name, itemsBefore: parsed.value.items.length, itemsAfter: kept.length, bytesBefore: region.length, bytesAfter: packed.length },
     },
   };

@@ -36,6 +36,11 @@ export function planNodeBinary(o: { nodeDir: string; stripTool: string; to: stri
   ];
 }
 
+/** The environment a sealed service needs to read a shipped compile cache (compile-cache.ts). */
+export function compileCacheEnv(cacheDir: string): Record<string, string> {
+  return { NODE_COMPILE_CACHE: cacheDir, NODE_COMPILE_CACHE_PORTABLE: '1', NODE_COMPILE_CACHE_READONLY: '1' };
+}
+
 /** A special file the packer adds without it existing on disk (we never mknod on the host). */
 export interface DeviceNode { path: string; major: number; minor: number; mode: number }
 

@@ -5,10 +5,9 @@
  * and a few kernel modules. No shell, no other executable. Pure: inputs in, Actions out.
  */
 import { join } from 'node:path';
-import { planNodeBinary, type Action, type Compression } from '../image/plan.ts';
+import { compileCacheEnv, planNodeBinary, type Action, type Compression } from '../image/plan.ts';
 import type { BootConfig, NetworkConfig } from '../boot/boot-config.ts';
 import { sealFlags } from '../seal.ts';
-import { compileCacheEnv } from '../image/compile-cache.ts';
 
 export interface KvmPlanInputs {
   service: string;

@@ -195,7 +195,8 @@ export function readBackHash(path: string, bytes: number, onProgress?: (done: nu
   const buf = Buffer.alloc(CHUNK);
   const hash = createHash('sha256');
   try {
-    if (fstatSync(fd).isFile() && fstatSync(fd).size < bytes) throw new Error(`${path}: holds ${fstatSync(fd).size} bytes, fewer than the image's ${bytes}`);
+    const st = fstatSync(fd);
+    if (st.isFile() && st.size < bytes) throw new Error(`${path}: holds ${st.size} bytes, fewer than the image's ${bytes}`);
     for (let off = 0; off < bytes;) {
       const n = readSync(fd, buf, 0, Math.min(CHUNK, bytes - off), off);
       if (n <= 0) throw new Error(`${path}: read back stopped at byte ${off} of ${bytes}`);

@@ -154,6 +154,7 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
     notOurs: recurse,
     otherOpcode: async (q, raw) => (q.opcode === OPCODE.UPDATE ? ((await dynamic.handle(raw)) ?? null) : undefined),
   });
+  let missed: { msg: Buffer; key: string | undefined } | undefined;
   const server = await startDnsServer({
     host: ctx.listen.dns.host,
     port: ctx.listen.dns.port,
@@ -163,12 +164,15 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
       if (hit) {
         (info.transport === 'udp' ? udpQueries : tcpQueries).inc();
         responseHitCount.inc();
-      }
+      } else missed = { msg, key };
       return hit;
     },
     handler: async (msg, info) => {
       (info.transport === 'udp' ? udpQueries : tcpQueries).inc();
-      const key = responses.key(msg, info.transport, recursionAllowed(info.remote.address));
+      // On a fast-path miss the server calls the handler at once for the same message:
+      // its key is already made.
+      const key = missed?.msg === msg ? missed.key : responses.key(msg, info.transport, recursionAllowed(info.remote.address));
+      missed = undefined;
       // UDP hits were served by fastPath already; TCP queries come only this way.
       if (key !== undefined && info.transport === 'tcp') {
         const hit = responses.get(key, msg);
