@@ -62,14 +62,16 @@ export function writeFileDurableSync(file: string, data: string | Uint8Array, op
 }
 
 // Under the permission model fsync is refused (see the header): then folder durability
-// comes from the dirsync mount, and we stop asking.
-let dirSyncAllowed = (process as { permission?: unknown }).permission === undefined;
+// comes from the dirsync mount, and we stop asking. Decided at the first call, not when
+// the module loads: a startup snapshot (platform/image/snapshot.ts) loads it unsealed.
+let dirSyncAllowed: boolean | undefined;
+const mayDirSync = () => (dirSyncAllowed ??= (process as { permission?: unknown }).permission === undefined);
 
 const refused = (err: unknown) => (err as { code?: string }).code === 'ERR_ACCESS_DENIED';
 
 /** fsync a folder so that a rename or a new entry in it survives a crash. */
 export async function fsyncDir(dir: string): Promise<void> {
-  if (!dirSyncAllowed) return;
+  if (!mayDirSync()) return;
   const handle = await fsp.open(dir, C.O_RDONLY | C.O_DIRECTORY);
   try {
     await handle.sync();
@@ -82,7 +84,7 @@ export async function fsyncDir(dir: string): Promise<void> {
 }
 
 export function fsyncDirSync(dir: string): void {
-  if (!dirSyncAllowed) return;
+  if (!mayDirSync()) return;
   const fd = fs.openSync(dir, C.O_RDONLY | C.O_DIRECTORY);
   try {
     fs.fsyncSync(fd);

@@ -5,7 +5,7 @@
  */
 import * as esbuild from 'esbuild';
 import { promises as fsp } from 'node:fs';
-import { isBuiltin } from 'node:module';
+import { createRequire, isBuiltin } from 'node:module';
 import * as path from 'node:path';
 
 export interface BundleReport {
@@ -39,6 +39,79 @@ export const builtinsViaRequire: esbuild.Plugin = {
     build.onLoad({ filter: /.*/, namespace: 'kith-builtin' }, (args) => ({ contents: `module.exports = require(${JSON.stringify(args.path)});`, loader: 'js' }));
   },
 };
+
+/**
+ * Built-ins for a V8 startup snapshot (platform/image/snapshot.ts): each import becomes an
+ * object with the module's export names as getters that require() the module on first
+ * use. Evaluating the bundle while the snapshot is built then loads no built-in: several
+ * (http, dgram) hold native state a snapshot cannot carry, and a value read at build
+ * time (a host name, an environment variable) would be frozen into every boot. The names
+ * come from this Node, so the bundle is for this Node's version only.
+ */
+export function lazyBuiltins(): esbuild.Plugin {
+  const hostRequire = createRequire(import.meta.url);
+  return {
+    name: 'lazy-builtins',
+    setup(build) {
+      build.onResolve({ filter: /^[a-z_:/]+$/ }, (args) => {
+        if (!isBuiltin(args.path)) return undefined;
+        const id = args.path.startsWith('node:') ? args.path : `node:${args.path}`;
+        if (args.kind === 'require-call') return { path: id, external: true };
+        return { path: id, namespace: 'kith-lazy-builtin' };
+      });
+      build.onLoad({ filter: /.*/, namespace: 'kith-lazy-builtin' }, (args) => {
+        const names = Object.keys(hostRequire(args.path) as object);
+        return {
+          loader: 'js',
+          contents: `const id = ${JSON.stringify(args.path)}; let real; const lazy = {};
+for (const name of ${JSON.stringify(names)}) Object.defineProperty(lazy, name, { enumerable: true, configurable: true, get() { if (real === undefined) { real = require(id); if (require('node:v8').startupSnapshot.isBuildingSnapshot()) (globalThis.__kithBuiltinsAtBuild ??= []).push(id); } return real[name]; } });
+module.exports = lazy;`,
+        };
+      });
+    },
+  };
+}
+
+/** Built-ins a module may use while it loads (pure: paths, buffers), even in a snapshot. */
+const PURE_BUILTINS = ['node:v8', 'node:buffer', 'node:path', 'node:util', 'node:url', 'node:string_decoder', 'node:events'];
+
+/**
+ * The script a service's startup snapshot is built from: the service's main.ts bundled as
+ * one CommonJS file (what \`node --build-snapshot\` takes) whose evaluation defines the
+ * service and every module it uses, and whose deserialized main function runs it, as the
+ * ESM bundle's entry would. \`entryUrl\` is what the service reports as its bundle.
+ */
+export async function bundleSnapshotEntry(entry: string, outfile: string, entryUrl: string): Promise<void> {
+  const runner = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../runner.ts');
+  await fsp.mkdir(path.dirname(outfile), { recursive: true });
+  await esbuild.build({
+    stdin: {
+      contents: `import def from ${JSON.stringify(path.resolve(entry))};
+import { runServiceMain } from ${JSON.stringify(runner)};
+import { startupSnapshot } from 'node:v8';
+startupSnapshot.setDeserializeMainFunction(() => { void runServiceMain(def, ${JSON.stringify(entryUrl)}); });
+const early = (globalThis.__kithBuiltinsAtBuild ?? []).filter((id) => !${JSON.stringify(PURE_BUILTINS)}.includes(id));
+delete globalThis.__kithBuiltinsAtBuild;
+if (early.length) throw new Error('built-ins used while the bundle loads, which a snapshot would freeze: ' + early.join(', '));`,
+      resolveDir: path.dirname(path.resolve(entry)),
+      loader: 'ts',
+      sourcefile: 'snapshot-entry.ts',
+    },
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node24',
+    minify: true,
+    treeShaking: true,
+    legalComments: 'none',
+    logLevel: 'silent',
+    // main.ts runs itself when it is the entry (import.meta.main); here the snapshot's
+    // main function does, so that branch (and its top-level await) is dropped.
+    define: { 'process.env.NODE_ENV': '"production"', 'import.meta.main': 'false', 'import.meta.url': JSON.stringify(entryUrl) },
+    plugins: [lazyBuiltins()],
+  });
+}
 
 export async function bundleService(service: string, entry: string, outDir: string): Promise<BundleReport> {
   const outfile = path.join(outDir, `${service}.mjs`);

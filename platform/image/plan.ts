@@ -36,11 +36,6 @@ export function planNodeBinary(o: { nodeDir: string; stripTool: string; to: stri
   ];
 }
 
-/** The environment a sealed service needs to read a shipped compile cache (compile-cache.ts). */
-export function compileCacheEnv(cacheDir: string): Record<string, string> {
-  return { NODE_COMPILE_CACHE: cacheDir, NODE_COMPILE_CACHE_PORTABLE: '1', NODE_COMPILE_CACHE_READONLY: '1' };
-}
-
 /** A special file the packer adds without it existing on disk (we never mknod on the host). */
 export interface DeviceNode { path: string; major: number; minor: number; mode: number }
 
@@ -73,16 +68,15 @@ export type Action =
   | { kind: 'resolve-modules'; tree: string; wanted: string[]; destDir: string; guestDir: string; orderFile: string }
   /** Copy the shared libraries (and loader) a program needs, found under libDirs. */
   | { kind: 'collect-libs'; program: string; libDirs: string[]; root: string; guestLibDir: string }
-  /** esbuild one ESM file from entry; `banner` becomes its first line. */
-  | { kind: 'bundle'; entry: string; out: string; banner?: string; mode: number }
+  /** esbuild one CommonJS file from entry, found at guestPath in the image; `banner` becomes its first line. */
+  | { kind: 'bundle'; entry: string; out: string; guestPath: string; banner?: string; mode: number }
   /**
-   * Run the service once on the build host (same Node version and architecture), sealed as
-   * in the image and on loopback, so V8's compile cache for its bundle lands in cacheDir
-   * (paths are inside `root`, as the guest sees them). Node only reads such a cache in
-   * read-only mode from a folder tagged for the reading uid: the runner asks Node where it
-   * looks and checks the cache is accepted, or ships none.
+   * Build a V8 startup snapshot of the service (platform/image/snapshot.ts) with the image's
+   * Node (`root`/bin/node, which must run on this host) and check the sealed service starts
+   * from it. `entry` is the service's main.ts on the host; the other paths are inside `root`,
+   * as the guest sees them.
    */
-  | { kind: 'compile-cache'; root: string; bundle: string; configDir: string; cacheDir: string; listeners: string[] }
+  | { kind: 'service-snapshot'; root: string; entry: string; blob: string; bundle: string; configDir: string; listeners: string[] }
   | { kind: 'write-boot-config'; to: string; config: Omit<BootConfig, 'modules'>; modulesFrom: string }
   | { kind: 'write-json'; to: string; value: unknown }
   | { kind: 'pack-initramfs'; root: string; devices: DeviceNode[]; out: string; compression: Compression }
@@ -117,7 +111,7 @@ export function describeAction(a: Action): string {
     case 'collect-libs': return `collect-libs for ${a.program} from ${a.libDirs.join(':')} -> ${a.root}${a.guestLibDir}`;
     case 'bundle': return `bundle ${a.entry} -> ${a.out}${a.banner ? ` (first line ${a.banner})` : ''}`;
     case 'write-boot-config': return `write-boot-config ${a.to} ${a.config.services ? `services=${a.config.services.map((s) => s.name).join(',')}` : `service=${a.config.service.name}`} network=${a.config.network.mode} data=${a.config.data?.device ?? 'none'} on-fatal=${a.config.onFatal}`;
-    case 'compile-cache': return `compile-cache ${a.root}${a.bundle} -> ${a.root}${a.cacheDir} (listeners ${a.listeners.join(',')} on loopback)`;
+    case 'service-snapshot': return `service-snapshot ${a.entry} -> ${a.root}${a.blob} (checked: ${a.bundle} sealed, listeners ${a.listeners.join(',')} on loopback)`;
     case 'write-json': return `write-json ${a.to}`;
     case 'pack-initramfs': return `pack-initramfs ${a.root} + ${a.devices.map((d) => `${d.path}(${d.major},${d.minor})`).join(' ')} -> ${a.out} (${a.compression})`;
     case 'report-sizes': return `report-sizes ${a.files.map((f) => f.label).join(', ')}`;

@@ -32,8 +32,13 @@ export interface BuildKvmImageOptions {
   /** ICU locale data to keep in Node (default ['en']; ['all'] keeps Node's full data). */
   languages?: string[];
   serviceArgs?: string[];
-  /** The service's listener names: given, and when this host runs the image's Node on x86_64, a compile cache is built in. */
+  /**
+   * The service's listener names: given, and when this host runs the image's Node (x86_64,
+   * the same version), the image ships a startup snapshot of the service (from
+   * serviceEntry, default services/<service>/main.ts).
+   */
   listeners?: string[];
+  serviceEntry?: string;
   modules?: string[];
   cache?: string;
   kernelPackage?: string;
@@ -67,6 +72,7 @@ export function loadImage(dir: string): BuiltImage {
 export async function buildKvmImage(o: BuildKvmImageOptions): Promise<BuiltImage> {
   const out = resolve(o.out ?? join(REPO, 'build/kvm', o.service));
   const serviceBundle = resolve(o.serviceBundle ?? join(REPO, 'dist', `${o.service}.mjs`));
+  const serviceEntry = resolve(o.serviceEntry ?? join(REPO, 'services', o.service, 'main.ts'));
   if (!o.dryRun && !existsSync(serviceBundle)) throw new Error(`no bundle for ${o.service} at ${serviceBundle}: build the service first (kith build)`);
   const plan = planKvmImage({
     service: o.service,
@@ -85,7 +91,7 @@ export async function buildKvmImage(o: BuildKvmImageOptions): Promise<BuiltImage
     compression: o.compression ?? 'zstd',
     languages: o.languages ?? DEFAULT_LANGUAGES,
     serviceArgs: o.serviceArgs,
-    ...(o.listeners && process.arch === 'x64' && (o.nodeVersion ?? process.versions.node) === process.versions.node ? { compileCache: { listeners: o.listeners } } : {}),
+    ...(o.listeners && existsSync(serviceEntry) && process.arch === 'x64' && (o.nodeVersion ?? process.versions.node) === process.versions.node ? { snapshot: { entry: serviceEntry, listeners: o.listeners } } : {}),
   });
   if (o.dryRun) dryRun(plan, o.say);
   else await run(plan, o.say);

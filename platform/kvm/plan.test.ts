@@ -31,24 +31,26 @@ describe('kvm image plan', () => {
   });
 });
 
-describe('kvm image plan with a compile cache', () => {
+describe('kvm image plan with a startup snapshot', () => {
   const plan = planKvmImage({
     service: 'dns', serviceBundle: '/repo/dist/dns.mjs', bootEntry: '/repo/platform/boot/init.ts',
     out: '/repo/build/kvm/dns', cache: '/repo/build/cache', kernelPackage: 'linux-image-6.1.0-56-amd64', nodeVersion: '26.10.0',
     modules: ['virtio_pci', 'virtio_net'], network: { mode: 'dhcp' }, onFatal: 'reboot', compression: 'zstd', languages: ['en'],
-    compileCache: { listeners: ['health', 'dns'] },
+    snapshot: { entry: '/repo/services/dns/main.ts', listeners: ['health', 'dns'] },
   });
-  it('fills the cache once bundle and config are in place, and lets the sealed service read it', () => {
+  it('builds the snapshot once Node, bundle and config are in place, and starts the sealed service from it', () => {
     const kinds = plan.map((a) => a.kind);
-    const at = kinds.indexOf('compile-cache');
+    const at = kinds.indexOf('service-snapshot');
     expect(at).toBeGreaterThan(kinds.lastIndexOf('copy'));
+    expect(at).toBeGreaterThan(kinds.indexOf('collect-libs'));
     expect(at).toBeLessThan(kinds.indexOf('write-boot-config'));
-    expect(plan[at]).toEqual({ kind: 'compile-cache', root: '/repo/build/kvm/dns/root', bundle: '/kith/dns.mjs', configDir: '/kith/config', cacheDir: '/kith/cache', listeners: ['health', 'dns'] });
+    expect(plan[at]).toEqual({ kind: 'service-snapshot', root: '/repo/build/kvm/dns/root', entry: '/repo/services/dns/main.ts', blob: '/kith/dns.blob', bundle: '/kith/dns.mjs', configDir: '/kith/config', listeners: ['health', 'dns'] });
     const boot = plan.find((a) => a.kind === 'write-boot-config');
     if (boot?.kind !== 'write-boot-config') throw new Error('no boot config');
-    expect(boot.config.service.env).toEqual({ NODE_COMPILE_CACHE: '/kith/cache', NODE_COMPILE_CACHE_PORTABLE: '1', NODE_COMPILE_CACHE_READONLY: '1' });
+    expect(boot.config.service.env).toEqual({});
     const args = boot.config.service.args;
-    expect(args.indexOf('--allow-fs-read=/kith/cache')).toBeLessThan(args.indexOf('/kith/dns.mjs'));
+    expect(args.slice(args.indexOf('--snapshot-blob'), args.indexOf('--snapshot-blob') + 3)).toEqual(['--snapshot-blob', '/kith/dns.blob', '/kith/dns.mjs']);
     expect(args).toContain('--permission');
+    expect(args).toContain('--frozen-intrinsics');
   });
 });

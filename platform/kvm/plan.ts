@@ -5,7 +5,8 @@
  * and a few kernel modules. No shell, no other executable. Pure: inputs in, Actions out.
  */
 import { join } from 'node:path';
-import { compileCacheEnv, planNodeBinary, type Action, type Compression } from '../image/plan.ts';
+import { planNodeBinary, type Action, type Compression } from '../image/plan.ts';
+import { snapshotArgs } from '../image/snapshot.ts';
 import type { BootConfig, NetworkConfig } from '../boot/boot-config.ts';
 import { sealFlags } from '../seal.ts';
 
@@ -35,17 +36,24 @@ export interface KvmPlanInputs {
   /** Overrides the default sealed command line of the service. */
   serviceArgs?: string[];
   /**
-   * Ship a V8 compile cache for the bundle, made by running the service once on this host
-   * (which must run the same Node, on x86_64) with these listeners on loopback.
+   * Ship a V8 startup snapshot of the service, built from its main.ts (`entry`) by the
+   * image's Node on this host (which must be x86_64) and checked by starting the service
+   * from it with these listeners on loopback.
    */
-  compileCache?: { listeners: string[] };
+  snapshot?: { entry: string; listeners: string[] };
   hostname?: string;
 }
 
 /** The NIC; the disk and its file system only when the image mounts a data disk. */
 export const KVM_NET_MODULES = ['virtio_pci', 'virtio_net'];
 export const KVM_DEFAULT_MODULES = [...KVM_NET_MODULES, 'virtio_blk', 'ext4'];
-export const KVM_APPEND = 'console=ttyS0 panic=-1 quiet';
+/**
+ * The kernel command line. `mitigations=off`: a kvm image is one sealed service and its
+ * PID 1, both ours, so there is no other tenant in the guest for Spectre-class barriers to
+ * keep out (the host's kernel guards the VM boundary); under TCG they cost ~0.7 s of boot.
+ * image.json holds this line: edit it there to boot with them.
+ */
+export const KVM_APPEND = 'console=ttyS0 panic=-1 quiet mitigations=off';
 /** The data disk a kvm image mounts on /data when built with one: the first virtio disk. */
 export const KVM_DATA_DISK = { device: '/dev/vda', fstype: 'ext4', mountpoint: '/data', waitMs: 10_000 };
 
@@ -53,13 +61,15 @@ export const KVM_DATA_DISK = { device: '/dev/vda', fstype: 'ext4', mountpoint: '
  * How the service runs inside the image: with the same sealing flags the bundle would
  * re-exec itself with (platform/seal.ts), passed up front so it starts sealed at once.
  */
-export function defaultServiceArgs(service: string, withCompileCache = false): string[] {
+export function defaultServiceArgs(service: string, snapshot = false): string[] {
   const entry = `/kith/${service}.mjs`;
-  return [...sealFlags({ entry, configRoot: '/kith/config', dataDir: '/data' }), ...(withCompileCache ? [`--allow-fs-read=${GUEST_CACHE}`] : []), entry, '--config', '/kith/config', '--data', '/data'];
+  return [...sealFlags({ entry, configRoot: '/kith/config', dataDir: '/data' }), ...(snapshot ? snapshotArgs(snapshotPath(service)) : []), entry, '--config', '/kith/config', '--data', '/data'];
 }
 
-/** Where an image keeps its service's compile cache (platform/image/compile-cache.ts). */
-export const GUEST_CACHE = '/kith/cache';
+/** Where an image keeps its service's startup snapshot (platform/image/snapshot.ts). */
+export function snapshotPath(service: string): string {
+  return `/kith/${service}.blob`;
+}
 
 export function initramfsName(c: Compression): string {
   return c === 'none' ? 'initramfs.cpio' : `initramfs.cpio.${c === 'zstd' ? 'zst' : 'gz'}`;
@@ -85,13 +95,13 @@ export function planKvmImage(i: KvmPlanInputs): Action[] {
     { kind: 'extract-tgz', dir: nodeDir, dest: join(nodeDir, 'tree') },
     ...planNodeBinary({ nodeDir, stripTool: 'strip', to: join(root, 'bin/node'), languages: i.languages }),
     { kind: 'collect-libs', program: join(root, 'bin/node'), libDirs: ['/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu'], root, guestLibDir },
-    { kind: 'bundle', entry: i.bootEntry, out: join(root, 'init'), banner: '#!/bin/node --disable-warning=ExperimentalWarning', mode: 0o755 },
+    { kind: 'bundle', entry: i.bootEntry, out: join(root, 'init'), guestPath: '/init', banner: '#!/bin/node --disable-warning=ExperimentalWarning', mode: 0o755 },
     { kind: 'copy', from: i.serviceBundle, to: join(root, 'kith', `${i.service}.mjs`), mode: 0o444 },
   );
   if (i.configDir) a.push({ kind: 'copy', from: join(i.configDir, '*'), to: join(root, 'kith/config'), mode: 0o444 });
   else a.push({ kind: 'mkdir', path: join(root, 'kith/config') });
-  if (i.compileCache) {
-    a.push({ kind: 'compile-cache', root, bundle: `/kith/${i.service}.mjs`, configDir: '/kith/config', cacheDir: GUEST_CACHE, listeners: i.compileCache.listeners });
+  if (i.snapshot) {
+    a.push({ kind: 'service-snapshot', root, entry: i.snapshot.entry, blob: snapshotPath(i.service), bundle: `/kith/${i.service}.mjs`, configDir: '/kith/config', listeners: i.snapshot.listeners });
   }
   a.push(
     {
@@ -100,7 +110,7 @@ export function planKvmImage(i: KvmPlanInputs): Action[] {
         hostname: i.hostname ?? `kith-${i.service}`,
         network: i.network,
         data: i.data,
-        service: { name: i.service, command: '/bin/node', args: i.serviceArgs ?? defaultServiceArgs(i.service, !!i.compileCache), env: i.compileCache ? compileCacheEnv(GUEST_CACHE) : {} },
+        service: { name: i.service, command: '/bin/node', args: i.serviceArgs ?? defaultServiceArgs(i.service, !!i.snapshot), env: {} },
         restart: { initialMs: 500, maxMs: 30_000, fatalAfter: 0 },
         onFatal: i.onFatal,
       },
@@ -119,6 +129,7 @@ export function planKvmImage(i: KvmPlanInputs): Action[] {
         { label: 'kernel modules', path: join(root, 'lib/modules') },
         { label: 'boot code (/init)', path: join(root, 'init') },
         { label: `service (${i.service}.mjs)`, path: join(root, 'kith', `${i.service}.mjs`) },
+        ...(i.snapshot ? [{ label: `service snapshot (${i.service}.blob)`, path: join(root, snapshotPath(i.service).slice(1)) }] : []),
         { label: 'initramfs (uncompressed tree)', path: root },
         { label: `initramfs (${i.compression})`, path: initrd },
       ],

@@ -182,8 +182,9 @@ describe.runIf(process.arch === 'x64')('kvm DNS image (kith image build --target
     expect(buildOut).toMatch(/icudt\d+_dat: 33\.1 MB -> [\d.]+ MB/);
     for (const part of ['kernel (vmlinux)', 'node (stripped)', 'service (dns.mjs)', 'initramfs (zstd)']) expect(buildOut).toContain(part);
     expect(buildOut).toMatch(/boot it: kith vm run dns/);
-    // The bundle's V8 compile cache, made on this host and accepted by Node read-only.
-    expect(buildOut).toMatch(/compile cache accepted from v26\.[\d.]+-x64-\w+-0 /);
+    // The service's V8 startup snapshot, built by the image's Node and started from, sealed.
+    expect(buildOut).toMatch(/snapshot [\d.]+ MB; the sealed service starts from it \(startupMs \{"node":\d+,"modules":\d+,"ready":\d+\}/);
+    expect(buildOut).toContain('service snapshot (dns.blob)');
   });
 
   it('answers dig through the forwarded port, from its zones, over UDP and TCP, and keeps its data on the disk', async () => {
@@ -218,7 +219,8 @@ describe.runIf(process.arch === 'x64')('kvm DNS image (kith image build --target
     expect(nx).toMatch(/AUTHORITY SECTION:\nexample\.test\.\s+\d+\s+IN\s+SOA\s+ns1\.example\.test\./);
     expect(vmOut).toMatch(/^kith-init pid=1 t=[\d.]+s booting node=v26/m);
     expect(vmOut).toMatch(/kith-init pid=1 .*data mounted device=\/dev\/vda mountpoint=\/data fstype=ext4/);
-    expect(vmOut).toMatch(/kith-init pid=1 .*service started service=dns child=\d+ .*command="\/bin\/node --permission/);
+    expect(vmOut).toMatch(/kith-init pid=1 .*service started service=dns child=\d+ .*command="\/bin\/node --permission.* --snapshot-blob \/kith\/dns\.blob \/kith\/dns\.mjs /);
+    expect(vmOut).toMatch(/"service":"dns","msg":"ready"/);
     expect(vmOut).not.toMatch(/FATAL|uncaught|Kernel panic/);
     // Ctrl-C (here SIGTERM) stops the VM; what the service wrote is on the disk.
     vm.kill('SIGTERM');
