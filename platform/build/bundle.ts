@@ -82,17 +82,30 @@ const PURE_BUILTINS = ['node:v8', 'node:buffer', 'node:path', 'node:util', 'node
  * ESM bundle's entry would. \`entryUrl\` is what the service reports as its bundle.
  */
 export async function bundleSnapshotEntry(entry: string, outfile: string, entryUrl: string): Promise<void> {
-  const runner = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../runner.ts');
+  const here = path.dirname(new URL(import.meta.url).pathname);
+  const runner = path.resolve(here, '../runner.ts');
+  const configSource = path.resolve(here, '../config/fs-source.ts');
   await fsp.mkdir(path.dirname(outfile), { recursive: true });
   await esbuild.build({
     stdin: {
       contents: `import def from ${JSON.stringify(path.resolve(entry))};
 import { runServiceMain } from ${JSON.stringify(runner)};
+import { memoryConfigSource } from ${JSON.stringify(configSource)};
 import { startupSnapshot } from 'node:v8';
 startupSnapshot.setDeserializeMainFunction(() => { void runServiceMain(def, ${JSON.stringify(entryUrl)}); });
-const early = (globalThis.__kithBuiltinsAtBuild ?? []).filter((id) => !${JSON.stringify(PURE_BUILTINS)}.includes(id));
-delete globalThis.__kithBuiltinsAtBuild;
-if (early.length) throw new Error('built-ins used while the bundle loads, which a snapshot would freeze: ' + early.join(', '));`,
+const check = (when) => {
+  const early = (globalThis.__kithBuiltinsAtBuild ?? []).filter((id) => !${JSON.stringify(PURE_BUILTINS)}.includes(id));
+  if (early.length) throw new Error('built-ins used ' + when + ', which a snapshot would freeze: ' + early.join(', '));
+};
+check('while the bundle loads');
+// Warm up: validate the default config once, so the functions that parse and check a
+// config are compiled into the snapshot (V8 keeps their bytecode) rather than compiled
+// lazily at every start. Node takes the snapshot once this has settled.
+// Its results are dropped; the built-ins it loads stay (Node refuses one it cannot carry).
+void def.config.load(memoryConfigSource(def.config.defaults)).then((r) => {
+  delete globalThis.__kithBuiltinsAtBuild;
+  if (!r.ok) throw new Error('the default config does not validate: ' + JSON.stringify(r.issues).slice(0, 500));
+});`,
       resolveDir: path.dirname(path.resolve(entry)),
       loader: 'ts',
       sourcefile: 'snapshot-entry.ts',
