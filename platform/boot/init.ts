@@ -222,6 +222,12 @@ if (process.pid !== 1) {
   log('not PID 1: refusing to run the boot sequence');
   process.exitCode = 1;
 } else {
+  // Node's own warning printer goes; FFI (how PID 1 reaches libc) is flagged experimental
+  // on every boot, which is noise. Any other warning is logged like everything else.
+  process.removeAllListeners('warning');
+  process.on('warning', (w) => {
+    if (w.name !== 'ExperimentalWarning') log('node warning', { name: w.name, message: w.message });
+  });
   process.on('uncaughtException', (err) => log('uncaught exception', { error: err?.stack ?? String(err) }));
   process.on('unhandledRejection', (err) => log('unhandled rejection', { error: (err as Error)?.stack ?? String(err) }));
   // PID 1 must never run out of work: keep one timer alive for ever.

@@ -36,6 +36,14 @@ export function planNodeBinary(o: { nodeDir: string; stripTool: string; to: stri
   ];
 }
 
+/**
+ * /init's first line. The kernel passes what follows the interpreter as one argument, so
+ * there is room for one flag: --jitless. PID 1 does little work after boot, and under
+ * emulation code V8 generates is code qemu must translate again: 0.1-0.3 s of boot under
+ * TCG. (init.ts itself drops Node's ExperimentalWarning for FFI.)
+ */
+export const INIT_SHEBANG = '#!/bin/node --jitless';
+
 /** A special file the packer adds without it existing on disk (we never mknod on the host). */
 export interface DeviceNode { path: string; major: number; minor: number; mode: number }
 

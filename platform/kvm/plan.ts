@@ -5,7 +5,7 @@
  * and a few kernel modules. No shell, no other executable. Pure: inputs in, Actions out.
  */
 import { join } from 'node:path';
-import { planNodeBinary, type Action, type Compression } from '../image/plan.ts';
+import { INIT_SHEBANG, planNodeBinary, type Action, type Compression } from '../image/plan.ts';
 import { snapshotArgs } from '../image/snapshot.ts';
 import type { BootConfig, NetworkConfig } from '../boot/boot-config.ts';
 import { sealFlags } from '../seal.ts';
@@ -95,7 +95,7 @@ export function planKvmImage(i: KvmPlanInputs): Action[] {
     { kind: 'extract-tgz', dir: nodeDir, dest: join(nodeDir, 'tree') },
     ...planNodeBinary({ nodeDir, stripTool: 'strip', to: join(root, 'bin/node'), languages: i.languages }),
     { kind: 'collect-libs', program: join(root, 'bin/node'), libDirs: ['/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu'], root, guestLibDir },
-    { kind: 'bundle', entry: i.bootEntry, out: join(root, 'init'), guestPath: '/init', banner: '#!/bin/node --disable-warning=ExperimentalWarning', mode: 0o755 },
+    { kind: 'bundle', entry: i.bootEntry, out: join(root, 'init'), guestPath: '/init', banner: INIT_SHEBANG, mode: 0o755 },
     { kind: 'copy', from: i.serviceBundle, to: join(root, 'kith', `${i.service}.mjs`), mode: 0o444 },
   );
   if (i.configDir) a.push({ kind: 'copy', from: join(i.configDir, '*'), to: join(root, 'kith/config'), mode: 0o444 });

@@ -13,7 +13,7 @@
  * and the initramfs, and the kernel runs /init (Node as PID 1, platform/boot).
  */
 import { join } from 'node:path';
-import { planNodeBinary, type Action, type Compression } from '../image/plan.ts';
+import { INIT_SHEBANG, planNodeBinary, type Action, type Compression } from '../image/plan.ts';
 import type { BootConfig, BootService, NetworkConfig } from '../boot/boot-config.ts';
 import { mbrLayout, sfdiskScript } from '../image/disk.ts';
 import { sealFlags } from '../seal.ts';
@@ -170,7 +170,7 @@ export function planRpiImage(i: RpiPlanInputs): Action[] {
       kind: 'collect-libs', program: join(root, 'bin/node'), root, guestLibDir,
       libDirs: RPI_PACKAGES.filter((p) => p !== 'raspi-firmware').flatMap((p) => [join(libTree(p), 'lib/aarch64-linux-gnu'), join(libTree(p), 'usr/lib/aarch64-linux-gnu')]),
     },
-    { kind: 'bundle', entry: i.bootEntry, out: join(root, 'init'), guestPath: '/init', banner: '#!/bin/node --disable-warning=ExperimentalWarning', mode: 0o755 },
+    { kind: 'bundle', entry: i.bootEntry, out: join(root, 'init'), guestPath: '/init', banner: INIT_SHEBANG, mode: 0o755 },
   );
   for (const s of i.services) a.push({ kind: 'copy', from: s.bundle, to: join(root, 'kith', `${s.name}.mjs`), mode: 0o444 });
   a.push(
