@@ -145,17 +145,21 @@ export interface SymbolLocation {
 }
 
 const SHT_SYMTAB = 2;
+const SHT_DYNSYM = 11;
 
-/** The first .symtab symbol whose name matches, located in the file (it must have bytes there). */
-export function symbol(b: Buffer, name: RegExp): ElfResult<SymbolLocation> {
+/**
+ * The first symbol whose name matches, located in the file (it must have bytes there):
+ * from .symtab, or from .dynsym (which survives strip) when `table` says so.
+ */
+export function symbol(b: Buffer, name: RegExp, table: 'symtab' | 'dynsym' = 'symtab'): ElfResult<SymbolLocation> {
   const secs = sections(b);
   if (!secs.ok) return secs;
-  const symtab = secs.value.find((x) => x.type === SHT_SYMTAB);
-  if (!symtab) return { ok: false, error: 'no symbol table (a stripped program)' };
+  const symtab = secs.value.find((x) => x.type === (table === 'symtab' ? SHT_SYMTAB : SHT_DYNSYM));
+  if (!symtab) return { ok: false, error: table === 'symtab' ? 'no symbol table (a stripped program)' : 'no dynamic symbol table' };
   const symBytes = sectionBytes(b, symtab);
   const strSec = secs.value[symtab.link];
   const strBytes = strSec && sectionBytes(b, strSec);
-  if (!symBytes || !strBytes) return { ok: false, error: 'bad .symtab section' };
+  if (!symBytes || !strBytes) return { ok: false, error: `bad .${table} section` };
   for (let i = 0; i + 24 <= symBytes.length; i += 24) {
     const nameOff = symBytes.readUInt32LE(i);
     if (nameOff === 0 || nameOff >= strBytes.length) continue;

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { symbol } from './elf.ts';
-import { keepIcuItem, parseIcuPackage, trimIcuInProgram, writeIcuPackage, type IcuPackage } from './icu-data.ts';
+import { cutIcuTail, keepIcuItem, parseIcuPackage, trimIcuInProgram, writeIcuPackage, type IcuPackage } from './icu-data.ts';
 
 /** The Node that runs the tests: the same npm build the images ship. */
 const NODE = process.execPath;
@@ -102,6 +102,9 @@ describe('Node with its ICU data trimmed to English', () => {
   let trimmed: string;
   let report: { itemsBefore: number; itemsAfter: number; bytesBefore: number; bytesAfter: number };
   let kept: IcuPackage;
+  let cut: string;
+  let cutReport: { bytes: number };
+  let strippedBytes: number;
 
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'kith-icu-'));
@@ -123,6 +126,16 @@ describe('Node with its ICU data trimmed to English', () => {
     kept = parsed.value;
     // icupkg wants the file named after the package (icudt78l.dat for icudt78l/ items).
     writeFileSync(join(dir, `${packageName()}.dat`), pkg);
+    // As the image builder does next: strip, then cut the zeroed tail out of the file.
+    const stripped = join(dir, 'node.stripped');
+    const st = spawnSync('strip', ['-o', stripped, trimmed]);
+    if (st.status !== 0) throw new Error(`strip: ${st.stderr}`);
+    const c = cutIcuTail(readFileSync(stripped));
+    if (!c.ok) throw new Error(c.error);
+    cutReport = c.value.report;
+    cut = join(dir, 'node.cut');
+    writeFileSync(cut, c.value.program, { mode: 0o755 });
+    strippedBytes = readFileSync(stripped).length;
   }, 60_000);
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const packageName = () => kept.items[0]!.name.slice(0, kept.items[0]!.name.indexOf('/'));
@@ -182,5 +195,15 @@ describe('Node with its ICU data trimmed to English', () => {
     expect(small.supported).toEqual(['en-GB']);
     // Without the Thai dictionary a Thai run is one word instead of two; nothing fails.
     expect([full.thai, small.thai]).toEqual([2, 1]);
+    // With the zeroed tail cut out of the file, the same answers.
+    expect(run(cut)).toEqual(small);
   }, 30_000);
+
+  it('cuts the zeroed tail out of the stripped file: whole pages, nothing the package reaches', () => {
+    expect(cutReport.bytes % 4096).toBe(0);
+    expect(cutReport.bytes).toBeGreaterThan(report.bytesBefore - report.bytesAfter - 2 * 65536);
+    expect(readFileSync(cut).length).toBe(strippedBytes - cutReport.bytes);
+    // A second cut finds nothing to take (the symbol now reaches past its section).
+    expect(cutIcuTail(readFileSync(cut)).ok).toBe(false);
+  });
 });

@@ -15,7 +15,7 @@ describe('--languages', () => {
     expect(parseLanguages('en,xx-YY')).toEqual({ error: '"xx-yy" is not a language code (two or three letters, as in en, de, fil), nor all' });
   });
   it('plans a trim before the strip, or none for all', () => {
-    expect(planNodeBinary({ nodeDir: '/c/node', stripTool: 'strip', to: '/r/bin/node', languages: ['en', 'de'] }).map((a) => a.kind)).toEqual(['trim-icu', 'strip']);
+    expect(planNodeBinary({ nodeDir: '/c/node', stripTool: 'strip', to: '/r/bin/node', languages: ['en', 'de'] }).map((a) => a.kind)).toEqual(['trim-icu', 'strip', 'cut-icu-tail']);
     expect(planNodeBinary({ nodeDir: '/c/node', stripTool: 'strip', to: '/r/bin/node', languages: ['all'] })).toEqual([{ kind: 'strip', tool: 'strip', from: '/c/node/tree/package/bin/node', to: '/r/bin/node' }]);
   });
 });

@@ -24,7 +24,7 @@ export function parseLanguages(list: string): string[] | { error: string } {
 
 /**
  * Node, ready for an image: its ICU data trimmed to the chosen languages (unless 'all'),
- * then stripped. The trimmed copy stays in the node cache folder beside the original.
+ * then stripped, then the trimmed data's zeroed tail cut out of the file. The trimmed copy stays in the node cache folder beside the original.
  */
 export function planNodeBinary(o: { nodeDir: string; stripTool: string; to: string; languages: string[] }): Action[] {
   const original = join(o.nodeDir, 'tree/package/bin/node');
@@ -33,6 +33,7 @@ export function planNodeBinary(o: { nodeDir: string; stripTool: string; to: stri
   return [
     { kind: 'trim-icu', from: original, to: trimmed, languages: o.languages },
     { kind: 'strip', tool: o.stripTool, from: trimmed, to: o.to },
+    { kind: 'cut-icu-tail', file: o.to },
   ];
 }
 
@@ -70,6 +71,8 @@ export type Action =
   | { kind: 'strip'; tool: string; from: string; to: string }
   /** Rewrite the ICU data inside an unstripped Node to root + these languages (icu-data.ts). */
   | { kind: 'trim-icu'; from: string; to: string; languages: string[] }
+  /** Cut the zeroed tail of trimmed ICU data out of a stripped program, in place (icu-data.ts cutIcuTail). */
+  | { kind: 'cut-icu-tail'; file: string }
   /** Decompress the kernel payload inside a bzImage into an ELF vmlinux (PVH boot). */
   | { kind: 'extract-vmlinux'; from: string; to: string }
   /** Resolve load order from modinfo depends=, copy the .ko files, write the order as JSON. */
@@ -114,6 +117,7 @@ export function describeAction(a: Action): string {
     case 'copy': return `copy ${a.from} -> ${a.to} (mode ${a.mode.toString(8)})`;
     case 'strip': return `strip (${a.tool}) ${a.from} -> ${a.to}`;
     case 'trim-icu': return `trim-icu ${a.from} -> ${a.to} (ICU data: root + ${a.languages.join(', ')})`;
+    case 'cut-icu-tail': return `cut-icu-tail ${a.file} (the trimmed ICU data's zeroed tail leaves the file)`;
     case 'extract-vmlinux': return `extract-vmlinux ${a.from} -> ${a.to}`;
     case 'resolve-modules': return `resolve-modules ${a.wanted.join(',')} from ${a.tree} -> ${a.destDir} (order in ${a.orderFile})`;
     case 'collect-libs': return `collect-libs for ${a.program} from ${a.libDirs.join(':')} -> ${a.root}${a.guestLibDir}`;

@@ -13,7 +13,7 @@ import { describeAction } from './plan.ts';
 import { interpreter, isElf, modinfo, needed, type ModInfo } from './elf.ts';
 import { loadOrder, moduleIndex } from './modules.ts';
 import { writeCpio, type CpioEntry } from './cpio.ts';
-import { trimIcuInProgram } from './icu-data.ts';
+import { cutIcuTail, trimIcuInProgram } from './icu-data.ts';
 import { buildServiceSnapshot } from './snapshot.ts';
 import { payloadCandidates } from './vmlinux.ts';
 
@@ -246,6 +246,13 @@ export async function run(plan: Action[], say: Say = (l) => process.stdout.write
         writeFileSync(a.to, r.value.program, { mode: 0o755 });
         const t = r.value.report;
         say(`   ${t.symbol}: ${mb(t.bytesBefore)} -> ${mb(t.bytesAfter)} (${t.itemsAfter} of ${t.itemsBefore} items kept)`);
+        break;
+      }
+      case 'cut-icu-tail': {
+        const r = cutIcuTail(readFileSync(a.file));
+        if (!r.ok) throw new Error(`${a.file}: ${r.error}`);
+        writeFileSync(a.file, r.value.program, { mode: 0o755 });
+        say(`   ${mb(r.value.report.bytes)} of zeros cut from the file (program now ${mb(r.value.program.length)})`);
         break;
       }
       case 'extract-vmlinux': if (!existsSync(a.to) || statSync(a.to).mtimeMs < statSync(a.from).mtimeMs) extractVmlinux(a.from, a.to); break;
