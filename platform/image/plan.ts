@@ -45,6 +45,11 @@ export function planNodeBinary(o: { nodeDir: string; stripTool: string; to: stri
  */
 export const INIT_SHEBANG = '#!/bin/node --jitless';
 
+/** The node arguments that start a sealed service from its startup snapshot (snapshot.ts). */
+export function snapshotArgs(blob: string): string[] {
+  return ['--snapshot-blob', blob];
+}
+
 /** A special file the packer adds without it existing on disk (we never mknod on the host). */
 export interface DeviceNode { path: string; major: number; minor: number; mode: number }
 

@@ -7,7 +7,8 @@ import { bundleService } from '../build/bundle.ts';
 import { sealFlags } from '../seal.ts';
 import { defaultConfigFiles, loadDefinitions, seedConfigTree } from '../../installer/seed.ts';
 import { freeTcpPort } from '../../test/support/ports.ts';
-import { buildServiceSnapshot, snapshotArgs } from './snapshot.ts';
+import { snapshotArgs } from './plan.ts';
+import { buildServiceSnapshot } from './snapshot.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
 

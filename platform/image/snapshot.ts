@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { bundleSnapshotEntry } from '../build/bundle.ts';
 import { sealFlags } from '../seal.ts';
+import { snapshotArgs } from './plan.ts';
 
 export interface SnapshotJob {
   /** The Node binary that will run the service (the image's). */
@@ -32,11 +33,6 @@ export interface SnapshotJob {
   /** The bundle's path in the guest: what the service reports as its entry. */
   guestBundle: string;
   listeners: string[];
-}
-
-/** The node arguments that start a sealed service from its snapshot. */
-export function snapshotArgs(blob: string): string[] {
-  return ['--snapshot-blob', blob];
 }
 
 /**

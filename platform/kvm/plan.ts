@@ -5,8 +5,7 @@
  * and a few kernel modules. No shell, no other executable. Pure: inputs in, Actions out.
  */
 import { join } from 'node:path';
-import { INIT_SHEBANG, planNodeBinary, type Action, type Compression } from '../image/plan.ts';
-import { snapshotArgs } from '../image/snapshot.ts';
+import { INIT_SHEBANG, planNodeBinary, snapshotArgs, type Action, type Compression } from '../image/plan.ts';
 import type { BootConfig, NetworkConfig } from '../boot/boot-config.ts';
 import { sealFlags } from '../seal.ts';
 
