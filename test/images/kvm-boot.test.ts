@@ -180,6 +180,7 @@ describe.runIf(process.arch === 'x64')('kvm DNS image (kith image build --target
 
   it('prints each part\'s size', () => {
     expect(buildOut).toMatch(/icudt\d+_dat: 33\.1 MB -> [\d.]+ MB/);
+    expect(buildOut).toMatch(/2\d\.\d MB of zeros cut from the file \(program now \d+\.\d MB\)/);
     for (const part of ['kernel (vmlinux)', 'node (stripped)', 'service (dns.mjs)', 'initramfs (zstd)']) expect(buildOut).toContain(part);
     expect(buildOut).toMatch(/boot it: kith vm run dns/);
     // The service's V8 startup snapshot, built by the image's Node and started from, sealed.

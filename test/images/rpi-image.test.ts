@@ -82,6 +82,11 @@ describe.skipIf(missing.length > 0)(`rpi SD-card image (needs ${tools.join(', ')
     return out;
   };
 
+  it('carries arm64 Node with its ICU data trimmed and the zeroed tail cut out of the file', () => {
+    expect(lines.join('\n')).toMatch(/icudt\d+_dat: 33\.1 MB -> [\d.]+ MB/);
+    expect(lines.join('\n')).toMatch(/2\d\.\d MB of zeros cut from the file \(program now \d+\.\d MB\)/);
+  });
+
   it('has an MBR with a FAT32 boot and an ext4 data partition, both clean', () => {
     const table = JSON.parse(sh('sfdisk', ['--json', img.image])) as { partitiontable: { label: string; partitions: { start: number; size: number; type: string; bootable?: boolean }[] } };
     expect(table.partitiontable.label).toBe('dos');
