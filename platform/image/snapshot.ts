@@ -67,7 +67,7 @@ function startOnce(job: SnapshotJob): Promise<string> {
       rmSync(data, { recursive: true, force: true });
       const ready = out.split('\n').find((l) => l.includes('"msg":"ready"'));
       if (ready) resolve(ready);
-      else reject(new Error(`the service did not start from its snapshot: ${(err || out).trim().slice(-600)}`));
+      else reject(new Error(`the service did not start from its snapshot with the image's config (${job.configDir}); its last words: ${(err || out).trim().slice(-600)}`));
     });
   });
 }
