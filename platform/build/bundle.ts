@@ -64,7 +64,7 @@ export function lazyBuiltins(): esbuild.Plugin {
         return {
           loader: 'js',
           contents: `const id = ${JSON.stringify(args.path)}; let real; const lazy = {};
-for (const name of ${JSON.stringify(names)}) Object.defineProperty(lazy, name, { enumerable: true, configurable: true, get() { if (real === undefined) { real = require(id); if (require('node:v8').startupSnapshot.isBuildingSnapshot()) (globalThis.__kithBuiltinsAtBuild ??= []).push(id); } return real[name]; } });
+for (const name of ${JSON.stringify(names)}) Object.defineProperty(lazy, name, { enumerable: true, configurable: true, get() { if (real === undefined) { real = require(id); if (require('node:v8').startupSnapshot.isBuildingSnapshot()) (globalThis.__kithBuiltinsAtBuild ??= []).push(id + '.' + name); } return real[name]; } });
 module.exports = lazy;`,
         };
       });
@@ -72,8 +72,13 @@ module.exports = lazy;`,
   };
 }
 
-/** Built-ins a module may use while it loads (pure: paths, buffers), even in a snapshot. */
-const PURE_BUILTINS = ['node:v8', 'node:buffer', 'node:path', 'node:util', 'node:url', 'node:string_decoder', 'node:events'];
+/**
+ * Built-ins a module must not use while it loads, if it is to be snapshotted: what they
+ * give is this machine's state (its name and interfaces, random bytes, sockets, processes,
+ * terminals), which would be the build host's in every boot, or native state a snapshot
+ * cannot carry. Taking a function from fs or zlib (`promisify(gunzip)`) is fine.
+ */
+const HOST_BOUND_BUILTINS = ['node:os', 'node:crypto', 'node:dns', 'node:net', 'node:http', 'node:https', 'node:http2', 'node:dgram', 'node:tls', 'node:child_process', 'node:worker_threads', 'node:cluster', 'node:tty', 'node:readline', 'node:inspector'];
 
 /**
  * The script a service's startup snapshot is built from: the service's main.ts bundled as
@@ -94,7 +99,7 @@ import { memoryConfigSource } from ${JSON.stringify(configSource)};
 import { startupSnapshot } from 'node:v8';
 startupSnapshot.setDeserializeMainFunction(() => { void runServiceMain(def, ${JSON.stringify(entryUrl)}); });
 const check = (when) => {
-  const early = (globalThis.__kithBuiltinsAtBuild ?? []).filter((id) => !${JSON.stringify(PURE_BUILTINS)}.includes(id));
+  const early = (globalThis.__kithBuiltinsAtBuild ?? []).filter((use) => ${JSON.stringify(HOST_BOUND_BUILTINS)}.includes(use.slice(0, use.indexOf('.'))));
   if (early.length) throw new Error('built-ins used ' + when + ', which a snapshot would freeze: ' + early.join(', '));
 };
 check('while the bundle loads');
