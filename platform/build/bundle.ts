@@ -98,16 +98,18 @@ import { runServiceMain } from ${JSON.stringify(runner)};
 import { memoryConfigSource } from ${JSON.stringify(configSource)};
 import { startupSnapshot } from 'node:v8';
 startupSnapshot.setDeserializeMainFunction(() => { void runServiceMain(def, ${JSON.stringify(entryUrl)}); });
-const check = (when) => {
-  const early = (globalThis.__kithBuiltinsAtBuild ?? []).filter((use) => ${JSON.stringify(HOST_BOUND_BUILTINS)}.includes(use.slice(0, use.indexOf('.'))));
+const check = (when, modules) => {
+  const early = (globalThis.__kithBuiltinsAtBuild ?? []).filter((use) => modules.includes(use.slice(0, use.indexOf('.'))));
   if (early.length) throw new Error('built-ins used ' + when + ', which a snapshot would freeze: ' + early.join(', '));
 };
-check('while the bundle loads');
+check('while the bundle loads', ${JSON.stringify(HOST_BOUND_BUILTINS)});
 // Warm up: validate the default config once, so the functions that parse and check a
 // config are compiled into the snapshot (V8 keeps their bytecode) rather than compiled
 // lazily at every start. Node takes the snapshot once this has settled.
-// Its results are dropped; the built-ins it loads stay (Node refuses one it cannot carry).
+// Its results are dropped; the built-ins it loads stay (Node refuses one it cannot carry),
+// but not crypto: its pools of random bytes would be the same in every boot.
 void def.config.load(memoryConfigSource(def.config.defaults)).then((r) => {
+  check('while validating the default config', ['node:crypto']);
   delete globalThis.__kithBuiltinsAtBuild;
   if (!r.ok) throw new Error('the default config does not validate: ' + JSON.stringify(r.issues).slice(0, 500));
 });`,

@@ -83,4 +83,17 @@ describe('service startup snapshot (built and run by this Node)', () => {
       .rejects.toThrow(/built-ins used while the bundle loads, which a snapshot would freeze: node:os\.hostname/);
     expect(existsSync(blob)).toBe(false);
   }, 60_000);
+
+  it('refuses a config check that draws random numbers while the snapshot warms up', async () => {
+    const entry = join(tmp, 'random-in-config.ts');
+    writeFileSync(entry, [
+      `import { randomInt } from 'node:crypto';`,
+      `import { defineService } from ${JSON.stringify(join(REPO, 'platform/service.ts'))};`,
+      // crypto keeps a pool of random bytes: drawn at build time, every boot would share it.
+      `const config = { defaults: {}, load: async () => ({ ok: true, value: randomInt(10) }) };`,
+      `export default defineService({ name: 'r', description: 'r', listeners: {}, config: config as never, start: async () => ({ endpoints: {}, applyConfig: async () => {}, stop: async () => {} }) });`,
+    ].join('\n'));
+    await expect(buildServiceSnapshot({ node: process.execPath, entry, blob: join(tmp, 'r.blob'), bundle, configDir: config, guestBundle: bundle, listeners: [] }))
+      .rejects.toThrow(/built-ins used while validating the default config, which a snapshot would freeze: node:crypto\.randomInt/);
+  }, 60_000);
 });
