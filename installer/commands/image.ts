@@ -6,6 +6,8 @@
 import { mkdtempSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { fsConfigSource } from '../../platform/config/fs-source.ts';
+import { formatIssue } from '../../platform/config/spec.ts';
 import { buildKvmImage } from '../../platform/kvm/cli.ts';
 import { KVM_DATA_DISK } from '../../platform/kvm/plan.ts';
 import { buildRpiImage } from '../../platform/rpi/cli.ts';
@@ -24,9 +26,10 @@ no other programs), kith's boot code and the sealed service bundles.
 Options:
   --target kvm        a VM image for one service (x86_64); boot it with \`kith vm run NAME\`
   --target rpi        an SD-card image (arm64) for Raspberry Pi 3 / 4 / 400 / Zero 2 W, running
-                      every service; write it with a card writer (kith flash is coming)
+                      every service; write it to a card with kith flash
   --service NAME      kvm: the service to put in the image (${'storage, dns, …'})
-  --config DIR        kvm: the config tree to bake in (default: the built-in default config)
+  --config DIR        kvm: the config tree to bake in (default: the built-in default config);
+                      checked first: an invalid one is listed and nothing is built (exit 78)
   --out DIR           where to write the image (default: build/kvm/NAME or build/rpi)
   --compression C     zstd (default), gzip or none
   --data-disk         kvm: mount a data disk (/dev/vda, ext4) on /data, so what the service
@@ -97,10 +100,19 @@ export async function run(argv: string[]): Promise<number> {
     configDir = mkdtempSync(path.join(repoRoot, 'build', 'config-'));
     await seedConfigTree(configDir, defaultConfigFiles(defs));
   }
+  const def = defs.find((d) => d.name === values.service);
+  if (def && values.config) {
+    // The image would boot a service that refuses its config: say so now, as the service would.
+    const checked = await def.config.load(fsConfigSource(configDir));
+    if (!checked.ok) {
+      for (const issue of checked.issues) process.stderr.write(`kith image build: ${formatIssue(issue)}\n`);
+      process.stderr.write(`kith image build: --config ${values.config}: the ${def.name} config is invalid; nothing was built\n`);
+      return 78;
+    }
+  }
   if (!values['dry-run']) await buildAll([values.service]);
   if (!values['data-disk'] && !values['dry-run']) say(`note: without --data-disk, /data is in memory: what ${values.service} stores there is lost when the VM stops`);
   const dataDisk = values['data-disk'] ? { data: KVM_DATA_DISK } : {}; // buildKvmImage adds the disk's modules
-  const def = defs.find((d) => d.name === values.service);
   const listeners = def ? Object.keys(def.listeners) : undefined;
   const image = await buildKvmImage({ service: values.service, configDir, compression, languages, listeners, ...dataDisk, dryRun: values['dry-run'] === true, say, ...(values.out ? { out: path.resolve(values.out) } : {}) });
   if (!values['dry-run']) say(`\nimage: ${path.relative(process.cwd(), image.dir) || '.'}\nboot it: kith vm run ${values.service}`);
