@@ -79,7 +79,9 @@ export async function buildServiceSnapshot(job: SnapshotJob): Promise<string> {
     const script = join(work, 'entry.cjs');
     await bundleSnapshotEntry(job.entry, script, pathToFileURL(job.guestBundle).href);
     rmSync(job.blob, { force: true });
-    const r = spawnSync(job.node, [...BUILD_FLAGS, '--snapshot-blob', job.blob, '--build-snapshot', script], { encoding: 'utf8', timeout: 120_000 });
+    // An empty environment: a module that reads one at load (DEBUG, say) would otherwise
+    // carry this shell's value into every boot.
+    const r = spawnSync(job.node, [...BUILD_FLAGS, '--snapshot-blob', job.blob, '--build-snapshot', script], { encoding: 'utf8', timeout: 120_000, env: {} });
     if (r.status !== 0) throw new Error(`node --build-snapshot failed (${r.error?.message ?? `exit ${r.status ?? r.signal}`}): ${(r.stderr || r.stdout).trim().split('\n').slice(-8).map((l) => l.slice(0, 300)).join('\n')}`);
     const ready = await startOnce(job);
     const startup = /"startupMs":(\{[^}]*\})/.exec(ready)?.[1] ?? '?';
