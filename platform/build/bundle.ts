@@ -23,6 +23,19 @@ export interface BundleReport {
 export const REQUIRE_SHIM = "import { createRequire as __kithCreateRequire } from 'node:module'; const require = __kithCreateRequire(import.meta.url);";
 
 /**
+ * Send imports of Node built-ins (`fs`, `node:fs`) to a namespace whose onLoad says what
+ * they become; require() calls of them stay as they are (external).
+ */
+function resolveBuiltinsTo(build: esbuild.PluginBuild, namespace: string): void {
+  build.onResolve({ filter: /^[a-z_:/]+$/ }, (args) => {
+    if (!isBuiltin(args.path)) return undefined;
+    const id = args.path.startsWith('node:') ? args.path : `node:${args.path}`;
+    if (args.kind === 'require-call') return { path: id, external: true };
+    return { path: id, namespace };
+  });
+}
+
+/**
  * Node's built-in modules through require(), not import: importing a built-in from ESM
  * makes Node build an ESM facade of every export (about 90 ms for the ten a service
  * uses, far more under emulation); require() hands over the module object as it is.
@@ -30,12 +43,7 @@ export const REQUIRE_SHIM = "import { createRequire as __kithCreateRequire } fro
 export const builtinsViaRequire: esbuild.Plugin = {
   name: 'builtins-via-require',
   setup(build) {
-    build.onResolve({ filter: /^[a-z_:/]+$/ }, (args) => {
-      if (!isBuiltin(args.path)) return undefined;
-      const id = args.path.startsWith('node:') ? args.path : `node:${args.path}`;
-      if (args.kind === 'require-call') return { path: id, external: true };
-      return { path: id, namespace: 'kith-builtin' };
-    });
+    resolveBuiltinsTo(build, 'kith-builtin');
     build.onLoad({ filter: /.*/, namespace: 'kith-builtin' }, (args) => ({ contents: `module.exports = require(${JSON.stringify(args.path)});`, loader: 'js' }));
   },
 };
@@ -53,12 +61,7 @@ export function lazyBuiltins(): esbuild.Plugin {
   return {
     name: 'lazy-builtins',
     setup(build) {
-      build.onResolve({ filter: /^[a-z_:/]+$/ }, (args) => {
-        if (!isBuiltin(args.path)) return undefined;
-        const id = args.path.startsWith('node:') ? args.path : `node:${args.path}`;
-        if (args.kind === 'require-call') return { path: id, external: true };
-        return { path: id, namespace: 'kith-lazy-builtin' };
-      });
+      resolveBuiltinsTo(build, 'kith-lazy-builtin');
       build.onLoad({ filter: /.*/, namespace: 'kith-lazy-builtin' }, (args) => {
         const names = Object.keys(hostRequire(args.path) as object);
         return {

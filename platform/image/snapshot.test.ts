@@ -24,6 +24,18 @@ describe('service startup snapshot (built and run by this Node)', () => {
   }, 60_000);
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
+  /** A main.ts declaring a do-nothing service: `imports`, then `body`, then the definition. */
+  const fixtureService = (name: string, imports: string, body: string, description: string, config: string): string => {
+    const entry = join(tmp, `${name}.ts`);
+    writeFileSync(entry, [
+      imports,
+      `import { defineService } from ${JSON.stringify(join(REPO, 'platform/service.ts'))};`,
+      body,
+      `export default defineService({ name: 'x', description: ${description}, listeners: {}, config: (${config}) as never, start: async () => ({ endpoints: {}, applyConfig: async () => {}, stop: async () => {} }) });`,
+    ].join('\n'));
+    return entry;
+  };
+
   it('starts the sealed DNS service from the snapshot, and dig gets its answers', async () => {
     const blob = join(tmp, 'dns.blob');
     const job = { node: process.execPath, entry: join(REPO, 'services/dns/main.ts'), blob, bundle, configDir: config, guestBundle: bundle, listeners: ['health', 'dns'] };
@@ -70,14 +82,8 @@ describe('service startup snapshot (built and run by this Node)', () => {
   }, 60_000);
 
   it('refuses a bundle that uses a built-in while it loads, naming it, and leaves no blob', async () => {
-    const entry = join(tmp, 'hostname-at-load.ts');
-    writeFileSync(entry, [
-      `import { hostname } from 'node:os';`,
-      `import { defineService } from ${JSON.stringify(join(REPO, 'platform/service.ts'))};`,
-      // Read once at load: in a snapshot, every boot would see the build host's name.
-      'const NAME = hostname();',
-      `export default defineService({ name: 'x', description: NAME, listeners: {}, config: undefined as never, start: async () => ({ endpoints: {}, applyConfig: async () => {}, stop: async () => {} }) });`,
-    ].join('\n'));
+    // Read once at load: in a snapshot, every boot would see the build host's name.
+    const entry = fixtureService('hostname-at-load', `import { hostname } from 'node:os';`, 'const NAME = hostname();', 'NAME', 'undefined');
     const blob = join(tmp, 'x.blob');
     await expect(buildServiceSnapshot({ node: process.execPath, entry, blob, bundle, configDir: config, guestBundle: bundle, listeners: [] }))
       .rejects.toThrow(/built-ins used while the bundle loads, which a snapshot would freeze: node:os\.hostname/);
@@ -85,14 +91,8 @@ describe('service startup snapshot (built and run by this Node)', () => {
   }, 60_000);
 
   it('refuses a config check that draws random numbers while the snapshot warms up', async () => {
-    const entry = join(tmp, 'random-in-config.ts');
-    writeFileSync(entry, [
-      `import { randomInt } from 'node:crypto';`,
-      `import { defineService } from ${JSON.stringify(join(REPO, 'platform/service.ts'))};`,
-      // crypto keeps a pool of random bytes: drawn at build time, every boot would share it.
-      `const config = { defaults: {}, load: async () => ({ ok: true, value: randomInt(10) }) };`,
-      `export default defineService({ name: 'r', description: 'r', listeners: {}, config: config as never, start: async () => ({ endpoints: {}, applyConfig: async () => {}, stop: async () => {} }) });`,
-    ].join('\n'));
+    // crypto keeps a pool of random bytes: drawn at build time, every boot would share it.
+    const entry = fixtureService('random-in-config', `import { randomInt } from 'node:crypto';`, '', "'r'", '{ defaults: {}, load: async () => ({ ok: true, value: randomInt(10) }) }');
     await expect(buildServiceSnapshot({ node: process.execPath, entry, blob: join(tmp, 'r.blob'), bundle, configDir: config, guestBundle: bundle, listeners: [] }))
       .rejects.toThrow(/built-ins used while validating the default config, which a snapshot would freeze: node:crypto\.randomInt/);
   }, 60_000);
