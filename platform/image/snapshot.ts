@@ -58,7 +58,7 @@ function startOnce(job: SnapshotJob): Promise<string> {
     const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
     child.stdout.on('data', (d: Buffer) => {
       out += d;
-      if (out.includes('"msg":"ready"')) child.kill('SIGTERM');
+      if (child.exitCode === null && !child.killed && out.includes('"msg":"ready"')) child.kill('SIGTERM');
     });
     child.stderr.on('data', (d: Buffer) => { err += d; });
     child.once('error', reject);
