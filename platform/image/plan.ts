@@ -41,7 +41,9 @@ export function planNodeBinary(o: { nodeDir: string; stripTool: string; to: stri
  * /init's first line. The kernel passes what follows the interpreter as one argument, so
  * there is room for one flag: --jitless. PID 1 does little work after boot, and under
  * emulation code V8 generates is code qemu must translate again: 0.1-0.3 s of boot under
- * TCG. (init.ts itself drops Node's ExperimentalWarning for FFI.)
+ * TCG. It also turns WebAssembly off, and with it fetch (undici parses HTTP in WASM): PID 1
+ * uses node:http (init.test.ts checks the bundle). init.ts itself drops Node's
+ * ExperimentalWarning for FFI.
  */
 export const INIT_SHEBANG = '#!/bin/node --jitless';
 
