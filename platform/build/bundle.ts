@@ -90,9 +90,8 @@ const HOST_BOUND_BUILTINS = ['node:os', 'node:crypto', 'node:dns', 'node:net', '
  * ESM bundle's entry would. \`entryUrl\` is what the service reports as its bundle.
  */
 export async function bundleSnapshotEntry(entry: string, outfile: string, entryUrl: string): Promise<void> {
-  const here = path.dirname(new URL(import.meta.url).pathname);
-  const runner = path.resolve(here, '../runner.ts');
-  const configSource = path.resolve(here, '../config/fs-source.ts');
+  const runner = path.resolve(import.meta.dirname, '../runner.ts');
+  const configSource = path.resolve(import.meta.dirname, '../config/fs-source.ts');
   await fsp.mkdir(path.dirname(outfile), { recursive: true });
   await esbuild.build({
     stdin: {

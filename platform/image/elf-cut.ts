@@ -12,14 +12,13 @@
  * of the ICU data the image builder has trimmed (icu-data.ts), whose table of contents no
  * longer reaches it. Reference: System V gABI, "Program Loading"; Linux binfmt_elf.
  */
-import type { ElfResult } from './elf.ts';
+import { isElf, SHT_NOBITS, type ElfResult } from './elf.ts';
 
 const PT_LOAD = 1;
 const PT_NOTE = 4;
 const PF_W = 2;
 const PHDR_SIZE = 56;
 const SHDR_SIZE = 64;
-const SHT_NOBITS = 8;
 
 interface Phdr { type: number; flags: number; offset: number; vaddr: number; paddr: number; filesz: number; memsz: number; align: number }
 
@@ -48,7 +47,7 @@ export interface CutReport {
  */
 export function cutZeroPages(b: Buffer, from: number, to: number): ElfResult<{ program: Buffer; report: CutReport }> {
   const fail = (error: string) => ({ ok: false as const, error: `cannot cut ${from}..${to}: ${error}` });
-  if (b.length < 64 || b.readUInt32BE(0) !== 0x7f454c46) return fail('not an ELF file');
+  if (!isElf(b) || b.length < 64) return fail('not an ELF file');
   if (b[4] !== 2 || b[5] !== 1) return fail('only ELF64 little-endian is supported');
   const phoff = Number(b.readBigUInt64LE(0x20));
   const shoff = Number(b.readBigUInt64LE(0x28));

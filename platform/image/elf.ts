@@ -55,7 +55,7 @@ export function sections(b: Buffer): ElfResult<Section[]> {
   return { ok: true, value: out };
 }
 
-const SHT_NOBITS = 8;
+export const SHT_NOBITS = 8;
 
 function sectionBytes(b: Buffer, s: Section): Buffer | undefined {
   if (s.type === SHT_NOBITS || !within(b, s.offset, s.size)) return undefined;
