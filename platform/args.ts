@@ -2,6 +2,7 @@
  * Command-line arguments of a service bundle:
  *   node dist/<service>.mjs --config DIR --data DIR [--listen NAME=HOST:PORT]... [--log-level L]
  */
+import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import type { ListenAddress, ListenerSpec } from './service.ts';
 
@@ -12,6 +13,8 @@ export interface ServiceArgs {
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   help: boolean;
   checkConfig: boolean;
+  /** This machine's addresses as 'self' means them (--address); empty: its interfaces'. */
+  addresses: string[];
 }
 
 export class UsageError extends Error {
@@ -27,6 +30,7 @@ export function parseServiceArgs(argv: string[], listeners: Record<string, Liste
         config: { type: 'string' },
         data: { type: 'string' },
         listen: { type: 'string', multiple: true },
+        address: { type: 'string', multiple: true },
         host: { type: 'string' },
         'log-level': { type: 'string' },
         'check-config': { type: 'boolean' },
@@ -53,6 +57,7 @@ export function parseServiceArgs(argv: string[], listeners: Record<string, Liste
     if (n > 65535) throw new UsageError(`--listen ${item}: port out of range`);
     listen[name] = { host: h.replace(/^\[(.*)\]$/, '$1'), port: n };
   }
+  for (const a of v.address ?? []) if (isIP(a) === 0) throw new UsageError(`--address ${a}: expected an IPv4 or IPv6 address`);
   const level = v['log-level'] ?? 'info';
   if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new UsageError(`--log-level ${level}: expected debug, info, warn or error`);
   return {
@@ -62,6 +67,7 @@ export function parseServiceArgs(argv: string[], listeners: Record<string, Liste
     logLevel: level as ServiceArgs['logLevel'],
     help,
     checkConfig: v['check-config'] === true,
+    addresses: v.address ?? [],
   };
 }
 
@@ -77,6 +83,8 @@ export function serviceUsage(name: string, description: string, listeners: Recor
     '  --data DIR                the service\'s own data folder (the only place it writes)',
     '  --listen NAME=HOST:PORT   override a listener (repeatable)',
     '  --host HOST               default host for every listener (default 0.0.0.0)',
+    '  --address ADDR            this machine\'s address, what \'self\' means in the config\n' +
+    '                            (repeatable; default: the network interfaces\' addresses)',
     '  --log-level LEVEL         debug, info, warn or error (default info)',
     '  --check-config            validate the config, print problems, exit 0 (valid) or 78',
     '  -h, --help                this help',

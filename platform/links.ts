@@ -64,3 +64,27 @@ export async function readStorageClients(storageDataDir: string): Promise<Storag
   }
   return out;
 }
+
+/**
+ * Provision every link of an appliance plan (platform/appliance.ts): each service that
+ * declares needs gets a fresh token for the storage service. The one place `kith up` and
+ * PID 1 do it. Returns the services provisioned and those that failed (with the reason).
+ */
+export async function provisionLinks(
+  services: readonly { name: string; dataDir?: string; needs?: ServiceNeeds }[],
+  links: { storage: string; storageUrl: string },
+): Promise<{ provisioned: string[]; failed: { service: string; error: string }[] }> {
+  const storage = services.find((s) => s.name === links.storage);
+  const out = { provisioned: [] as string[], failed: [] as { service: string; error: string }[] };
+  if (!storage?.dataDir) return out;
+  for (const s of services) {
+    if (!s.needs || !s.dataDir || s === storage) continue;
+    try {
+      await provisionStorageLink({ service: s.name, needs: s.needs, serviceDataDir: s.dataDir, storageDataDir: storage.dataDir, storageUrl: links.storageUrl });
+      out.provisioned.push(s.name);
+    } catch (err) {
+      out.failed.push({ service: s.name, error: (err as Error).message });
+    }
+  }
+  return out;
+}

@@ -19,6 +19,7 @@ import { startHealthServer, type HealthServer } from './health.ts';
 import { createLogger, type Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { ensureSealed } from './seal.ts';
+import { machineFacts, watchFacts } from './facts.ts';
 import type { ListenAddress, RunningService, ServiceContext, ServiceDefinition } from './service.ts';
 
 export interface StartOptions {
@@ -28,6 +29,8 @@ export interface StartOptions {
   listen?: Record<string, ListenAddress>;
   log?: Logger;
   now?: () => number;
+  /** This machine's addresses, what 'self' means in a config; default: its interfaces' (watched). */
+  addresses?: string[];
 }
 
 export interface ServiceHandle<C> {
@@ -67,14 +70,16 @@ export async function startService<C>(def: ServiceDefinition<C>, opts: StartOpti
   started.set(Math.floor(now() / 1000));
 
   // Initial config: the live tree, else the last good snapshot, else refuse to start.
+  const given = opts.addresses ?? [];
+  let facts = machineFacts(given);
   const src = recordingSource(fsConfigSource(configRoot));
-  let first = await def.config.load(src);
+  let first = await def.config.load(src, facts);
   if (first.ok) {
     await saveLastGood(dataDir, src.files());
   } else {
     for (const issue of first.issues) log.error('config invalid', { ...issue, problem: formatIssue(issue) });
     const snapshot = await loadLastGood(dataDir);
-    const fallback = snapshot ? await def.config.load(snapshot) : undefined;
+    const fallback = snapshot ? await def.config.load(snapshot, facts) : undefined;
     if (!fallback?.ok) throw new ConfigRefused(first.issues);
     log.warn('starting with the last good config; fix the files named above', { issues: first.issues.length });
     first = fallback;
@@ -96,6 +101,7 @@ export async function startService<C>(def: ServiceDefinition<C>, opts: StartOpti
     metrics,
     now,
     config: () => current,
+    facts: () => facts,
     reloadConfig: (reason) => {
       log.info('reloading config', { reason });
       // Asked for while the service is still starting: done once the reload machinery is up.
@@ -123,7 +129,7 @@ export async function startService<C>(def: ServiceDefinition<C>, opts: StartOpti
   let again = false;
   const reloadOnce = async (): Promise<{ applied: boolean; issues: ConfigIssue[] }> => {
     const rec = recordingSource(fsConfigSource(configRoot));
-    const next = await def.config.load(rec).catch((err: Error) => ({ ok: false as const, issues: [{ file: def.name, message: `loader failed: ${err.message}` }] }));
+    const next = await def.config.load(rec, facts).catch((err: Error) => ({ ok: false as const, issues: [{ file: def.name, message: `loader failed: ${err.message}` }] }));
     if (!next.ok) {
       for (const issue of next.issues) log.error('config change refused', { ...issue, problem: formatIssue(issue) });
       lastError = next.issues.map(formatIssue).join('; ');
@@ -167,6 +173,12 @@ export async function startService<C>(def: ServiceDefinition<C>, opts: StartOpti
   if (reloadPending) void reload();
   const serviceConfigDir = path.join(configRoot, def.name);
   const watch: ConfigWatch = watchConfig(serviceConfigDir, () => void reload());
+  // A DHCP lease can bring new addresses at any time: 'self' follows, like a file change.
+  const stopFacts = watchFacts(given, () => facts, (next) => {
+    log.info('own addresses changed', { from: facts.addresses.join(' '), to: next.addresses.join(' ') });
+    facts = next;
+    void reload();
+  });
 
   log.info('ready', {
     endpoints: running.endpoints,
@@ -184,6 +196,7 @@ export async function startService<C>(def: ServiceDefinition<C>, opts: StartOpti
       if (stopped) return;
       stopped = true;
       watch.close();
+      stopFacts();
       await running.stop();
       await (health as HealthServer).close();
       log.info('stopped');
@@ -212,7 +225,7 @@ export async function runServiceMain<C>(def: ServiceDefinition<C>, entryUrl: str
   }
   const log = createLogger({ service: def.name, level: args.logLevel });
   if (args.checkConfig) {
-    const result = await def.config.load(fsConfigSource(args.configRoot));
+    const result = await def.config.load(fsConfigSource(args.configRoot), machineFacts(args.addresses));
     if (result.ok) {
       process.stdout.write(`${def.name}: config is valid\n`);
       return;
@@ -250,7 +263,7 @@ export async function runServiceMain<C>(def: ServiceDefinition<C>, entryUrl: str
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   try {
-    handle = await startService(def, { configRoot: args.configRoot, dataDir: args.dataDir, listen: args.listen, log });
+    handle = await startService(def, { configRoot: args.configRoot, dataDir: args.dataDir, listen: args.listen, log, addresses: args.addresses });
   } catch (err) {
     if (err instanceof ConfigRefused) {
       log.error('not starting: the config is invalid and there is no last good config', { issues: err.issues.map(formatIssue) });

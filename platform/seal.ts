@@ -23,12 +23,18 @@ export interface SealPaths {
   readPaths?: string[];
 }
 
+/** platform/config/registry.ts REGISTRY_BUNDLE (not imported: this module stays tiny for every bundle). */
+export const REGISTRY_BUNDLE = 'config-specs.mjs';
+
 const FIXED_FLAGS = ['--permission', '--allow-net', '--disallow-code-generation-from-strings', '--frozen-intrinsics'];
 
 /** The node flags that seal a service with these paths. */
 export function sealFlags(p: SealPaths): string[] {
   const abs = (x: string) => path.resolve(x);
-  const reads = [abs(p.entry), abs(p.configRoot), abs(p.dataDir), ...(p.readPaths ?? []).map(abs)];
+  // The service that owns config (storage) validates every service's config with the
+  // registry bundle built beside its own (platform/config/registry.ts).
+  const registry = p.writableConfig ? [path.join(path.dirname(abs(p.entry)), REGISTRY_BUNDLE)] : [];
+  const reads = [abs(p.entry), abs(p.configRoot), abs(p.dataDir), ...registry, ...(p.readPaths ?? []).map(abs)];
   const writes = [abs(p.dataDir), ...(p.writableConfig ? [abs(p.configRoot)] : [])];
   return [
     ...FIXED_FLAGS,

@@ -7,7 +7,7 @@
  * (platform/runner.ts) seals the process, loads config, starts the service, serves
  * /healthz and /metrics, watches config and applies valid changes live.
  */
-import type { ConfigSpec } from './config/spec.ts';
+import type { ConfigSpec, MachineFacts } from './config/spec.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
 
@@ -38,6 +38,8 @@ export interface ServiceContext<C> {
   readonly now: () => number;
   /** Current validated config. */
   config(): C;
+  /** The machine facts configs are validated against now (platform/facts.ts). */
+  facts(): MachineFacts;
   /**
    * Load the config again although no file changed, because something it is derived from
    * did (the machine's addresses, for DNS's 'self'). Applied like a file change.

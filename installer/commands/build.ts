@@ -1,14 +1,16 @@
 /** `kith build`: bundle every service into dist/<service>.mjs and report sizes. */
 import { parseArgs } from 'node:util';
 import * as path from 'node:path';
-import { bundleService, formatBytes, type BundleReport } from '../../platform/build/bundle.ts';
+import { bundleRegistry, bundleService, formatBytes, type BundleReport } from '../../platform/build/bundle.ts';
 import { discoverServices } from '../../platform/services.ts';
 import { repoRoot } from '../paths.ts';
 
 const HELP = `Usage: kith build [--service NAME]... [--out DIR] [--json] [--top N]
 
 Bundles each service (services/<name>/main.ts) with esbuild into one ESM file that runs
-with nothing but node: node dist/<name>.mjs --config DIR --data DIR
+with nothing but node: node dist/<name>.mjs --config DIR --data DIR. Also bundles every
+service's config spec (services/<name>/config.ts) into dist/config-specs.mjs, which the
+storage service checks config pushes with.
 
 Options:
   --service NAME   build only this service (repeatable; default: all)
@@ -19,13 +21,24 @@ Options:
 `;
 
 export async function buildAll(names?: string[], out = path.join(repoRoot, 'dist')): Promise<BundleReport[]> {
+  return (await buildEverything(names, out)).services;
+}
+
+/** The chosen services' bundles and, always, the config registry beside them. */
+export async function buildEverything(names?: string[], out = path.join(repoRoot, 'dist')): Promise<{ services: BundleReport[]; registry: BundleReport }> {
   const all = discoverServices(repoRoot);
   const chosen = names && names.length > 0 ? names.map((n) => {
     const s = all.find((x) => x.name === n);
     if (!s) throw new Error(`no service named '${n}' (have: ${all.map((x) => x.name).join(', ') || 'none'})`);
     return s;
   }) : all;
-  return Promise.all(chosen.map((s) => bundleService(s.name, s.entry, out)));
+  const [services, registry] = await Promise.all([Promise.all(chosen.map((s) => bundleService(s.name, s.entry, out))), buildRegistry(out)]);
+  return { services, registry };
+}
+
+/** dist/config-specs.mjs: every service's config spec, which storage validates pushes with. */
+export function buildRegistry(out = path.join(repoRoot, 'dist')): Promise<BundleReport> {
+  return bundleRegistry(repoRoot, out);
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -35,7 +48,9 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const top = Number(values.top ?? 5);
-  const reports = await buildAll(values.service, values.out ? path.resolve(values.out) : undefined);
+  const out = values.out ? path.resolve(values.out) : undefined;
+  const built = await buildEverything(values.service, out);
+  const reports = [...built.services, built.registry];
   for (const r of reports) {
     if (values.json) {
       process.stdout.write(JSON.stringify({ service: r.service, outfile: r.outfile, bytes: r.bytes, packages: r.packages, contributors: r.contributors.slice(0, top) }) + '\n');

@@ -3,18 +3,16 @@
  * (kernel + initramfs with Node 26 as PID 1 and the sealed bundle); the build prints each
  * part's size. Build products go under build/ (git-ignored).
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fsConfigSource } from '../../platform/config/fs-source.ts';
+import { seedMissingFiles } from '../../platform/config/seed-tree.ts';
 import { formatIssue } from '../../platform/config/spec.ts';
-import { buildKvmImage } from '../../platform/kvm/cli.ts';
-import { KVM_DATA_DISK } from '../../platform/kvm/plan.ts';
-import { buildRpiImage } from '../../platform/rpi/cli.ts';
 import { DEFAULT_LANGUAGES, parseLanguages } from '../../platform/image/plan.ts';
-import { discoverServices } from '../../platform/services.ts';
+import { TARGETS } from '../../platform/image/targets.ts';
+import { defaultConfigFiles, discoverServices, loadDefinitions } from '../../platform/services.ts';
 import { repoRoot } from '../paths.ts';
-import { defaultConfigFiles, loadDefinitions, seedConfigTree } from '../seed.ts';
 import { buildAll } from './build.ts';
 
 const HELP = `Usage: kith image build --target kvm --service NAME [options]
@@ -73,19 +71,9 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`kith image build: --languages ${values.languages}: ${languages.error}\n`);
     return 64;
   }
-  if (values.target === 'rpi') {
-    if (!values['dry-run']) await buildAll();
-    const img = await buildRpiImage({ dryRun: values['dry-run'] === true, say, languages, ...(values.out ? { out: path.resolve(values.out) } : {}) });
-    if (!values['dry-run']) say(`\nSD-card image: ${path.relative(process.cwd(), img.image)} (services: ${img.services.join(', ')})`);
-    return 0;
-  }
-  if (values.target !== 'kvm') {
-    process.stderr.write(`kith image build: --target ${values.target ?? '(missing)'}: use kvm or rpi\n`);
-    return 64;
-  }
-  const services = discoverServices(repoRoot).map((s) => s.name);
-  if (!values.service || !services.includes(values.service)) {
-    process.stderr.write(`kith image build: --service ${values.service ?? '(missing)'}: choose one of ${services.join(', ')}\n`);
+  const target = TARGETS[values.target ?? ''];
+  if (!target) {
+    process.stderr.write(`kith image build: --target ${values.target ?? '(missing)'}: use ${Object.keys(TARGETS).join(' or ')}\n`);
     return 64;
   }
   const compression = (values.compression ?? 'zstd') as 'zstd' | 'gzip' | 'none';
@@ -93,12 +81,27 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`kith image build: --compression ${values.compression}: use zstd, gzip or none\n`);
     return 64;
   }
+  const dryRun = values['dry-run'] === true;
+  const common = { compression, languages, dryRun, say, ...(values.out ? { out: path.resolve(values.out) } : {}) };
+  if (!target.perService) {
+    if (!dryRun) await buildAll();
+    const built = await target.build(common);
+    if (!dryRun) say(`\n${built.summary.join('\n')}`);
+    return 0;
+  }
+  const services = discoverServices(repoRoot).map((s) => s.name);
+  if (!values.service || !services.includes(values.service)) {
+    process.stderr.write(`kith image build: --service ${values.service ?? '(missing)'}: choose one of ${services.join(', ')}\n`);
+    return 64;
+  }
   const defs = await loadDefinitions(repoRoot);
   let configDir = values.config ? path.resolve(values.config) : undefined;
   if (!configDir) {
-    // The built-in default config of every service, as `kith up` seeds it.
+    // The built-in default config of every service, as `kith up` seeds it. build/ may not
+    // exist yet in a fresh clone.
+    mkdirSync(path.join(repoRoot, 'build'), { recursive: true });
     configDir = mkdtempSync(path.join(repoRoot, 'build', 'config-'));
-    await seedConfigTree(configDir, defaultConfigFiles(defs));
+    seedMissingFiles(configDir, defaultConfigFiles(defs));
   }
   const def = defs.find((d) => d.name === values.service);
   if (def && values.config) {
@@ -110,11 +113,9 @@ export async function run(argv: string[]): Promise<number> {
       return 78;
     }
   }
-  if (!values['dry-run']) await buildAll([values.service]);
-  if (!values['data-disk'] && !values['dry-run']) say(`note: without --data-disk, /data is in memory: what ${values.service} stores there is lost when the VM stops`);
-  const dataDisk = values['data-disk'] ? { data: KVM_DATA_DISK } : {}; // buildKvmImage adds the disk's modules
-  const listeners = def ? Object.keys(def.listeners) : undefined;
-  const image = await buildKvmImage({ service: values.service, configDir, compression, languages, listeners, ...dataDisk, dryRun: values['dry-run'] === true, say, ...(values.out ? { out: path.resolve(values.out) } : {}) });
-  if (!values['dry-run']) say(`\nimage: ${path.relative(process.cwd(), image.dir) || '.'}\nboot it: kith vm run ${values.service}`);
+  if (!dryRun) await buildAll([values.service]);
+  if (!values['data-disk'] && !dryRun) say(`note: without --data-disk, /data is in memory: what ${values.service} stores there is lost when the VM stops`);
+  const built = await target.build({ ...common, service: values.service, configDir, dataDisk: values['data-disk'] === true });
+  if (!dryRun) say(`\n${built.summary.join('\n')}`);
   return 0;
 }

@@ -3,23 +3,19 @@
  * built-in default config seeded under the data folder; waits for each to be healthy,
  * prints how to reach it, restarts one that dies, stops all on Ctrl-C / SIGTERM.
  */
-import { createWriteStream, existsSync, promises as fsp, type WriteStream } from 'node:fs';
+import { createWriteStream, promises as fsp, type WriteStream } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { Supervisor } from '../../platform/supervisor.ts';
-import { provisionStorageLink } from '../../platform/links.ts';
-import { CONFIG_BRANCH, writeConfigFiles } from '../../services/storage/config/config-repo.ts';
-import { listTreeFiles } from '../../services/storage/config/git-tree-source.ts';
-import git from 'isomorphic-git';
-
-const resolveConfigHead = (gitdir: string) => git.resolveRef({ fs: { promises: fsp }, gitdir, ref: CONFIG_BRANCH });
+import { planAppliance } from '../../platform/appliance.ts';
+import { seedMissingFiles } from '../../platform/config/seed-tree.ts';
+import { provisionLinks } from '../../platform/links.ts';
 import { loadOrCreateCa, provisionServerTls } from '../../platform/pki/provision.ts';
-import { discoverServices } from '../../platform/services.ts';
+import { defaultConfigFiles, loadDefinitions } from '../../platform/services.ts';
+import { Supervisor } from '../../platform/supervisor.ts';
+import { TOKEN_FILE } from '../../services/storage/auth.ts';
 import { buildAll } from './build.ts';
 import { pidAlive, readRunFile, RUN_FILE, writeRunFile, type RunService } from '../run-file.ts';
-import { TOKEN_FILE } from '../../services/storage/auth.ts';
 import { repoRoot } from '../paths.ts';
-import { defaultConfigFiles, loadDefinitions, localDefaults, seedConfigTree } from '../seed.ts';
 
 const HELP = `Usage: kith up [options]
 
@@ -89,8 +85,8 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`kith up: kith is already up with this data folder (pid ${already.pid}); see \`kith status --data ${values.data ?? '.kith'}\`\n`);
     return 1;
   }
-  const services = discoverServices(repoRoot);
-  if (services.length === 0) {
+  const defs = await loadDefinitions(repoRoot);
+  if (defs.length === 0) {
     process.stderr.write('kith up: no services exist yet (services/<name>/main.ts)\n');
     return 1;
   }
@@ -98,22 +94,12 @@ export async function run(argv: string[]): Promise<number> {
     const reports = await buildAll();
     say(`built ${reports.map((r) => `${r.service} (${Math.round(r.bytes / 1024)} KiB)`).join(', ')}`);
   }
-  const defs = await loadDefinitions(repoRoot);
+  const plan = planAppliance(defs, { target: 'local', host, portBase, dataRoot, distDir: path.join(repoRoot, 'dist'), node: process.execPath });
   await fsp.mkdir(logsDir, { recursive: true });
-  // Once config.git exists it is the truth, and what the owner deleted stays deleted; only
-  // a service that is new since then (no folder of its own in config.git) gets its defaults,
-  // as a commit there — or storage would publish them away again.
-  const configGit = path.join(dataRoot, 'data', 'storage', 'repos', 'config.git');
-  const haveRepo = existsSync(path.join(configGit, 'HEAD'));
-  const inRepo = haveRepo ? new Set([...(await listTreeFiles(configGit, await resolveConfigHead(configGit))).keys()].map((p) => p.split('/')[0]!)) : new Set<string>();
-  const defaults = localDefaults(defaultConfigFiles(defs.filter((d) => !inRepo.has(d.name))), host);
-  const seeded = await seedConfigTree(configRoot, defaults);
+  // Each service finds its defaults in the working tree; storage makes those of a service
+  // new to config.git a commit there (platform/appliance.ts: the one seeding policy).
+  const seeded = seedMissingFiles(configRoot, defaultConfigFiles(defs));
   if (seeded.length > 0) say(`seeded default config in ${configRoot} (${seeded.length} files)`);
-  if (haveRepo && seeded.length > 0) {
-    const files = await Promise.all(seeded.map(async (p) => ({ path: p, content: await fsp.readFile(path.join(configRoot, p)), expectedBlob: null })));
-    const r = await writeConfigFiles(configGit, files, { author: { name: 'kith', email: 'kith@localhost' }, message: `Add the default configuration of new services\n\n${seeded.join('\n')}` });
-    if (!r.ok) process.stderr.write(`kith up: could not add the new defaults to config.git: ${r.messages.join('; ')}\n`);
-  }
 
   const logs = new Map<string, WriteStream>();
   const tails = new Map<string, string[]>();
@@ -149,39 +135,18 @@ export async function run(argv: string[]): Promise<number> {
     },
   });
 
-  const portOf = (service: string, listener: string): number | undefined => {
-    const def = defs.find((d) => d.name === service);
-    const j = def ? Object.keys(def.listeners).indexOf(listener) : -1;
-    return def && j >= 0 ? portBase + services.find((s) => s.name === service)!.slot * 10 + j : undefined;
-  };
   // Links: each service that needs storage gets its own token and grants, fresh each run.
-  const storagePort = portOf('storage', 'http');
-  for (const def of defs) {
-    if (!def.needs || storagePort === undefined) continue;
-    await provisionStorageLink({
-      service: def.name,
-      needs: def.needs,
-      serviceDataDir: path.join(dataRoot, 'data', def.name),
-      storageDataDir: path.join(dataRoot, 'data', 'storage'),
-      storageUrl: `http://${host.includes(':') ? `[${host}]` : host}:${storagePort}`,
-    });
+  if (plan.links) {
+    const r = await provisionLinks(plan.services, plan.links);
+    for (const f of r.failed) process.stderr.write(`kith up: could not give ${f.service} its link to ${plan.links.storage}: ${f.error}\n`);
   }
-
   // TLS: the appliance CA (kept under <data>/pki) issues each https service its certificate.
   const ca = await loadOrCreateCa(path.join(dataRoot, 'pki'));
-  for (const def of defs) {
-    if (!Object.values(def.listeners).some((l) => l.protocol === 'https')) continue;
-    await provisionServerTls(ca, path.join(dataRoot, 'data', def.name), def.name, [...new Set(['localhost', '127.0.0.1', '::1', host])]);
-  }
+  for (const s of plan.services) if (s.tlsNames) await provisionServerTls(ca, s.dataDir, s.name, s.tlsNames);
 
-  for (const def of defs) {
-    const listenArgs = Object.keys(def.listeners).flatMap((name) => ['--listen', `${name}=${host}:${portOf(def.name, name)}`]);
-    logs.set(def.name, createWriteStream(path.join(logsDir, `${def.name}.log`), { flags: 'a' }));
-    supervisor.start({
-      name: def.name,
-      command: process.execPath,
-      args: [path.join(repoRoot, 'dist', `${def.name}.mjs`), '--config', configRoot, '--data', path.join(dataRoot, 'data', def.name), ...listenArgs],
-    });
+  for (const s of plan.services) {
+    logs.set(s.name, createWriteStream(path.join(logsDir, `${s.name}.log`), { flags: 'a' }));
+    supervisor.start({ name: s.name, command: s.command, args: s.args });
   }
 
   let stopping = false;

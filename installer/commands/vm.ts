@@ -7,9 +7,8 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createDataDisk, loadImage, runVm } from '../../platform/kvm/cli.ts';
 import type { Forward } from '../../platform/kvm/qemu.ts';
-import { discoverServices } from '../../platform/services.ts';
+import { discoverServices, loadDefinitions } from '../../platform/services.ts';
 import { repoRoot } from '../paths.ts';
-import { loadDefinitions } from '../seed.ts';
 
 const HELP = `Usage: kith vm run NAME [options]
 

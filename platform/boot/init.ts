@@ -18,9 +18,9 @@ import { bootServices, parseBootConfig, type BootConfig, type BootService } from
 import { bringUpNetwork } from './net.ts';
 import { findByLabel } from './blockdev.ts';
 import { growFilesystem, growPartition } from './grow.ts';
-import { seedTree } from './seed.ts';
+import { readTree, seedMissingFiles } from '../config/seed-tree.ts';
 import { Supervisor } from '../supervisor.ts';
-import { provisionStorageLink } from '../links.ts';
+import { provisionLinks } from '../links.ts';
 
 const BOOT_JSON = '/kith/boot.json';
 const t0 = performance.now();
@@ -194,23 +194,16 @@ async function boot(): Promise<void> {
   if (cfg.seed) {
     try {
       mkdirSync(cfg.seed.to, { recursive: true });
-      log('config seeded', { from: cfg.seed.from, to: cfg.seed.to, files: seedTree(cfg.seed.from, cfg.seed.to).length });
+      log('config seeded', { from: cfg.seed.from, to: cfg.seed.to, files: seedMissingFiles(cfg.seed.to, readTree(cfg.seed.from)).length });
     } catch (err) {
       log('config seeding failed', { error: (err as Error).message });
     }
   }
   if (cfg.links) {
     // PID 1 is the trust root: it alone sees every data folder. Fresh tokens each boot.
-    const storage = services.find((s) => s.name === cfg.links!.storage);
-    for (const s of services) {
-      if (!s.needs || !s.dataDir || !storage?.dataDir || s === storage) continue;
-      try {
-        await provisionStorageLink({ service: s.name, needs: s.needs, serviceDataDir: s.dataDir, storageDataDir: storage.dataDir, storageUrl: cfg.links.storageUrl });
-        log('link provisioned', { service: s.name, to: storage.name });
-      } catch (err) {
-        log('link provisioning failed', { service: s.name, error: (err as Error).message });
-      }
-    }
+    const r = await provisionLinks(services, cfg.links);
+    for (const service of r.provisioned) log('link provisioned', { service, to: cfg.links.storage });
+    for (const f of r.failed) log('link provisioning failed', { service: f.service, error: f.error });
   }
   const sup = supervise(cfg, services);
   if (cfg.debug) debugServer(cfg.debug.port, sup, services.map((s) => s.name));

@@ -135,11 +135,21 @@ void def.config.load(memoryConfigSource(def.config.defaults)).then((r) => {
   });
 }
 
-export async function bundleService(service: string, entry: string, outDir: string): Promise<BundleReport> {
-  const outfile = path.join(outDir, `${service}.mjs`);
+/**
+ * The config registry bundle (platform/config/registry.ts): every services/<name>/config.ts
+ * in one ESM file beside the service bundles, loaded by storage at run time, so no service
+ * bundle holds another service's code.
+ */
+export async function bundleRegistry(repoRoot: string, outDir: string): Promise<BundleReport> {
+  const { registryEntrySource, REGISTRY_BUNDLE } = await import('../config/registry.ts');
+  return bundleService('config-specs', { contents: registryEntrySource(repoRoot), resolveDir: repoRoot }, outDir, REGISTRY_BUNDLE);
+}
+
+export async function bundleService(service: string, entry: string | { contents: string; resolveDir: string }, outDir: string, fileName = `${service}.mjs`): Promise<BundleReport> {
+  const outfile = path.join(outDir, fileName);
   await fsp.mkdir(outDir, { recursive: true });
   const result = await esbuild.build({
-    entryPoints: [entry],
+    ...(typeof entry === 'string' ? { entryPoints: [entry] } : { stdin: { contents: entry.contents, resolveDir: entry.resolveDir, loader: 'ts', sourcefile: `${service}-entry.ts` } }),
     outfile,
     bundle: true,
     platform: 'node',

@@ -5,7 +5,8 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleService } from '../build/bundle.ts';
 import { sealFlags } from '../seal.ts';
-import { defaultConfigFiles, loadDefinitions, seedConfigTree } from '../../installer/seed.ts';
+import { seedMissingFiles } from '../../platform/config/seed-tree.ts';
+import { defaultConfigFiles, loadDefinitions } from '../../platform/services.ts';
 import { freeTcpPort } from '../../test/support/ports.ts';
 import { snapshotArgs } from './plan.ts';
 import { buildServiceSnapshot } from './snapshot.ts';
@@ -20,7 +21,7 @@ describe('service startup snapshot (built and run by this Node)', () => {
     tmp = mkdtempSync(join(tmpdir(), 'kith-snapshot-test-'));
     bundle = (await bundleService('dns', join(REPO, 'services/dns/main.ts'), tmp)).outfile;
     config = join(tmp, 'config');
-    await seedConfigTree(config, defaultConfigFiles(await loadDefinitions(REPO)));
+    seedMissingFiles(config, defaultConfigFiles(await loadDefinitions(REPO)));
   }, 60_000);
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 

@@ -17,8 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { bundleSnapshotEntry } from '../build/bundle.ts';
-import { sealFlags } from '../seal.ts';
-import { snapshotArgs } from './plan.ts';
+import { launchArgs } from '../appliance.ts';
 
 export interface SnapshotJob {
   /** The Node binary that will run the service (the image's). */
@@ -45,12 +44,10 @@ const BUILD_FLAGS = ['--frozen-intrinsics', '--disallow-code-generation-from-str
 /** Start the sealed service from the blob on loopback, wait for ready, stop it; its ready line. */
 function startOnce(job: SnapshotJob): Promise<string> {
   const data = mkdtempSync(join(tmpdir(), 'kith-snap-run-'));
-  const args = [
-    ...sealFlags({ entry: job.bundle, configRoot: job.configDir, dataDir: data }),
-    ...snapshotArgs(job.blob),
-    job.bundle, '--config', job.configDir, '--data', data,
-    ...job.listeners.flatMap((l) => ['--listen', `${l}=127.0.0.1:0`]),
-  ];
+  const args = launchArgs({
+    bundle: job.bundle, configRoot: job.configDir, dataDir: data, sealed: true, snapshotBlob: job.blob,
+    listen: Object.fromEntries(job.listeners.map((l) => [l, { host: '127.0.0.1', port: 0 }])),
+  });
   return new Promise((resolve, reject) => {
     const child = spawn(job.node, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';

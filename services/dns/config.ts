@@ -10,10 +10,10 @@
  * Everything validates before anything is served; every problem names file and line.
  */
 import { isIP } from 'node:net';
-import * as os from 'node:os';
 import { z } from 'zod';
 import { loadYamlFile } from '../../platform/config/yaml.ts';
-import type { ConfigIssue, ConfigResult, ConfigSource, ConfigSpec } from '../../platform/config/spec.ts';
+import type { ConfigIssue, ConfigResult, ConfigSource, ConfigSpec, MachineFacts } from '../../platform/config/spec.ts';
+import { makeDnsView } from './config-view.ts';
 import { loadBlocklists, type LoadedBlocklists } from './blocklist/blocklist.ts';
 import { parseKeyFile } from './tsig/keyfile.ts';
 import type { TsigKey } from './tsig/tsig.ts';
@@ -108,43 +108,38 @@ export const ZONES_DIR = 'dns/zones';
 const canonical = (name: string) => name.toLowerCase().replace(/\.$/, '');
 
 /**
- * 'self' in dns/local.yaml: this machine's addresses on its network interfaces (the
- * appliance's LAN address from DHCP), or loopback when it has none.
+ * 'self' in dns/local.yaml: this machine's addresses, as the runner found them
+ * (platform/facts.ts: the interfaces' addresses, or those `kith up` gives); loopback when
+ * none were given (a tree validated with no machine in mind).
  */
-export function selfAddresses(): string[] {
-  const out: string[] = [];
-  for (const list of Object.values(os.networkInterfaces())) {
-    for (const a of list ?? []) {
-      if (a.internal || (a.family === 'IPv6' && a.address.startsWith('fe80:'))) continue;
-      out.push(a.address);
-    }
-  }
-  return out.length > 0 ? out.sort() : ['127.0.0.1'];
+export function selfAddresses(facts: MachineFacts | undefined): string[] {
+  return facts && facts.addresses.length > 0 ? facts.addresses : ['127.0.0.1'];
 }
 
 /** Master-file lines for the local names, to merge into (or make) the home zone. */
-export function localRecords(local: LocalNames, self: () => string[] = selfAddresses): string {
+export function localRecords(local: LocalNames, self: string[]): string {
   const lines: string[] = [];
   for (const [name, addrs] of Object.entries(local.hosts).sort(([a], [b]) => (a < b ? -1 : 1))) {
-    for (const a of new Set(addrs.flatMap((x) => (x === 'self' ? self() : [x])))) lines.push(`${name} ${local.ttl} IN ${isIP(a) === 4 ? 'A' : 'AAAA'} ${a}`);
+    for (const a of new Set(addrs.flatMap((x) => (x === 'self' ? self : [x])))) lines.push(`${name} ${local.ttl} IN ${isIP(a) === 4 ? 'A' : 'AAAA'} ${a}`);
   }
   return lines.join('\n') + '\n';
 }
 
 /** A minimal home zone when the owner has not written one. */
-function syntheticHomeZone(local: LocalNames): string {
+function syntheticHomeZone(local: LocalNames, self: string[]): string {
   return [
     `$ORIGIN ${canonical(local.zone)}.`,
     `$TTL ${local.ttl}`,
     `@ IN SOA kith hostmaster 1 3600 600 604800 ${local.ttl}`,
     `@ IN NS kith`,
-    ...(local.hosts.kith ? [] : [`kith IN A ${selfAddresses().find((a) => isIP(a) === 4) ?? '127.0.0.1'}`]),
-    localRecords(local),
+    ...(local.hosts.kith ? [] : [`kith IN A ${self.find((a) => isIP(a) === 4) ?? '127.0.0.1'}`]),
+    localRecords(local, self),
   ].join('\n');
 }
 
-export async function loadDnsConfig(source: ConfigSource): Promise<ConfigResult<DnsConfig>> {
+export async function loadDnsConfig(source: ConfigSource, facts?: MachineFacts): Promise<ConfigResult<DnsConfig>> {
   const issues: ConfigIssue[] = [];
+  const self = selfAddresses(facts);
   const settings = await loadYamlFile(source, 'dns/dns.yaml', DnsSettingsSchema);
   if (!settings.ok) issues.push(...settings.issues);
   const local = await loadYamlFile(source, 'dns/local.yaml', LocalNamesSchema);
@@ -162,7 +157,7 @@ export async function loadDnsConfig(source: ConfigSource): Promise<ConfigResult<
       continue;
     }
     // Local names join the home zone the owner wrote, after its own records.
-    const append = local.ok && origin === homeOrigin ? `$ORIGIN ${origin}.\n${localRecords(local.value)}` : undefined;
+    const append = local.ok && origin === homeOrigin ? `$ORIGIN ${origin}.\n${localRecords(local.value, self)}` : undefined;
     const r = await loadZone(source, { file, origin, ...(append ? { append } : {}) });
     if (!r.ok) issues.push(...r.issues);
     else {
@@ -171,7 +166,7 @@ export async function loadDnsConfig(source: ConfigSource): Promise<ConfigResult<
     }
   }
   if (local.ok && homeOrigin && !zoneFiles.has(homeOrigin)) {
-    const r = parseZone(syntheticHomeZone(local.value), { origin: homeOrigin, file: 'dns/local.yaml' });
+    const r = parseZone(syntheticHomeZone(local.value, self), { origin: homeOrigin, file: 'dns/local.yaml' });
     if (!r.ok) issues.push(...r.issues);
     else zones.push(r.zone);
   }
@@ -257,4 +252,7 @@ export const dnsConfig: ConfigSpec<DnsConfig> = {
     'dns/blocklists/example.txt': DEFAULT_BLOCKLIST,
   },
   load: loadDnsConfig,
+  view: (c) => makeDnsView(c.zones, c.zoneFiles),
 };
+
+export default dnsConfig;

@@ -11,7 +11,7 @@ import type { RunningService, ServiceContext } from '../../platform/service.ts';
 import { createAuthHandler } from './auth/handler.ts';
 import { buildNotify, isNotifyAck } from './auth/notify.ts';
 import { createBlocker, type Blocker } from './blocklist/blocklist.ts';
-import { selfAddresses, type DnsConfig } from './config.ts';
+import type { DnsConfig } from './config.ts';
 import { createForwarder, type Forwarder } from './forward/forwarder.ts';
 import { createUdpSend } from './forward/udp.ts';
 import { createRecursive } from './recursive.ts';
@@ -22,9 +22,6 @@ import { ZoneSet, type Zone } from './zone/zone.ts';
 import { createDynamicUpdates } from './dynamic.ts';
 import { ResponseCache } from './response-cache.ts';
 import { aclAllows } from './auth/axfr.ts';
-
-/** How often the machine's own addresses are looked at (one getifaddrs call). */
-const SELF_CHECK_MS = 5000;
 
 export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningService<DnsConfig>> {
   const { log, metrics } = ctx;
@@ -131,17 +128,6 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
 
   await applyConfig(ctx.config(), true);
 
-  // 'self' in local.yaml is this machine's addresses, resolved when the config loads. A
-  // DHCP lease can bring a new one at any time: look every few seconds, reload on a change.
-  let self = selfAddresses().join(' ');
-  const selfWatch = setInterval(() => {
-    const now = selfAddresses().join(' ');
-    if (now === self) return;
-    log.info('own addresses changed', { from: self, to: now });
-    self = now;
-    ctx.reloadConfig('own addresses changed');
-  }, SELF_CHECK_MS);
-  selfWatch.unref();
 
   const recurse = createRecursive({
     allow: () => ctx.config().settings.recursion.allow,
@@ -192,10 +178,7 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
   return {
     endpoints: { dns: `udp://${host}:${server.udpPort}`, 'dns-tcp': `tcp://${host}:${server.tcpPort}` },
     applyConfig: (next) => applyConfig(next, false),
-    stop: () => {
-      clearInterval(selfWatch);
-      return server.close();
-    },
+    stop: () => server.close(),
   };
 }
 

@@ -18,6 +18,8 @@ import { ZERO_OID } from './git/objects.ts';
 import { anyOf, certificateAuthenticator, clientAuthenticator, loadOrCreateToken, tokenAuthenticator, type Authenticator, type Principal } from './auth.ts';
 import { CONFIG_BRANCH, CONFIG_REPO, ensureConfigRepo, publishHead, refusalMessages, validateCommit, writeConfigFiles } from './config/config-repo.ts';
 import { readStorageClients } from '../../platform/links.ts';
+import { configValidator } from './config/validator.ts';
+import { seedNewServices } from './config/seed-defaults.ts';
 import { readServerTls } from '../../platform/pki/server-tls.ts';
 import type { StorageConfig } from './config/schema.ts';
 
@@ -37,8 +39,27 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
     const removed = await recoverRepository(path.join(reposRoot, `${repo}.git`));
     if (removed.length > 0) log.warn('recovered after a crash: removed leftovers', { repo, files: removed });
   }
+  const validation = await configValidator(ctx);
+  const validate = validation.validate;
+  // New services' defaults become a commit before the head is published over the working
+  // tree (where the supervisor put a copy so they could start).
+  const seedDefaults = async () => {
+    if (!validation.specs) return;
+    try {
+      const seeded = await seedNewServices({ gitdir: configGitdir, dataDir: ctx.dataDir, specs: validation.specs, validate, now: ctx.now });
+      if (seeded.added.length > 0) log.info('added the default configuration of new services to config.git', { services: seeded.added, commit: seeded.result?.ok ? seeded.result.commit : undefined });
+      else if (seeded.result && !seeded.result.ok) log.error('could not add the default configuration of new services', { messages: seeded.result.messages });
+    } catch (err) {
+      log.error('could not add the default configuration of new services', { error: err });
+    }
+  };
+  if (fs.existsSync(path.join(configGitdir, 'HEAD'))) await seedDefaults();
   const boot = await ensureConfigRepo(configGitdir, ctx.configRoot);
-  if (boot.created) log.info('created config.git from the seeded config', { head: boot.head });
+  if (boot.created) {
+    log.info('created config.git from the seeded config', { head: boot.head });
+    await seedDefaults();
+    await publishHead(configGitdir, ctx.configRoot);
+  }
   if (boot.reset.length > 0) log.warn('config working tree differed from config.git; reset to its head', { files: boot.reset });
 
   const pushes = metrics.counter('kith_storage_pushes_total', 'Pushes by repository and result.');
@@ -72,7 +93,7 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
           configPushes.inc({ result: 'refused' });
           return { ok: false, messages: ['kith: config.git\'s main branch holds the live configuration; it cannot be deleted.'] };
         }
-        const v = await validateCommit(gitdir, main.newOid);
+        const v = await validateCommit(gitdir, main.newOid, validate);
         if (v.ok) return { ok: true };
         configPushes.inc({ result: 'refused' });
         log.warn('config push refused', { commit: main.newOid, issues: v.issues });
@@ -166,6 +187,7 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
       author: { name: who.name, email: `${who.name}@kith.local` },
       message: decodeURIComponent(message),
       now: ctx.now,
+      validate,
     });
     if (!result.ok) {
       log.warn('config write refused', { by: who.name, file, messages: result.messages });

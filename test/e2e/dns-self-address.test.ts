@@ -10,7 +10,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from '../platform/helpers.ts';
-import { defaultConfigFiles, loadDefinitions, seedConfigTree } from '../../installer/seed.ts';
+import { seedMissingFiles } from '../../platform/config/seed-tree.ts';
+import { defaultConfigFiles, loadDefinitions } from '../../platform/services.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
@@ -27,7 +28,7 @@ describe(`DNS 'self' after an address change (needs ${tools.join(', ')}, user na
     const data = path.join(dir, 'data');
     mkdirSync(data);
     const dns = (await loadDefinitions(REPO)).filter((d) => d.name === 'dns');
-    await seedConfigTree(config, defaultConfigFiles(dns));
+    seedMissingFiles(config, defaultConfigFiles(dns));
     const script = path.join(dir, 'scenario.sh');
     writeFileSync(script, `set -eu
 ip link set lo up

@@ -20,12 +20,17 @@ export interface KithUp {
 }
 
 /** `kith up` in a temp data folder, on a block of ports free when it starts (test/support/ports.ts). */
-export async function kithUp(extra: string[] = [], timeoutMs = 90_000): Promise<KithUp> {
-  const data = tempDir('kith-up-');
-  const discovered = discoverServices(repoRoot);
+export function kithUp(extra: string[] = [], timeoutMs = 90_000): Promise<KithUp> {
+  return kithUpIn(repoRoot, tempDir('kith-up-'), { extra, timeoutMs });
+}
+
+/** `kith up` of the tree at `root` (its own services), with a given data folder. */
+export async function kithUpIn(root: string, data: string, o: { extra?: string[]; timeoutMs?: number; build?: boolean } = {}): Promise<KithUp> {
+  const timeoutMs = o.timeoutMs ?? 90_000;
+  const discovered = discoverServices(root);
   const expected = discovered.map((s) => s.name);
   const base = await freePortBase(Math.max(...discovered.map((s) => s.slot)) + 1);
-  const child = spawn(process.execPath, [path.join(repoRoot, 'installer/kith.ts'), 'up', '--json', '--no-build', '--data', data, '--port-base', String(base), ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [path.join(root, 'installer/kith.ts'), 'up', '--json', ...(o.build ? [] : ['--no-build']), '--data', data, '--port-base', String(base), ...(o.extra ?? [])], { stdio: ['ignore', 'pipe', 'pipe'] });
   const services = new Map<string, UpService>();
   const events: Record<string, unknown>[] = [];
   let stderr = '';

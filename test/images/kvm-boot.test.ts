@@ -16,7 +16,8 @@ import zlib from 'node:zlib';
 import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildKvmImage, loadImage, runVm, type BuiltImage, type RunningVm } from '../../platform/kvm/cli.ts';
-import { defaultConfigFiles, loadDefinitions, seedConfigTree } from '../../installer/seed.ts';
+import { seedMissingFiles } from '../../platform/config/seed-tree.ts';
+import { defaultConfigFiles, loadDefinitions } from '../../platform/services.ts';
 import { readCpio } from '../../platform/image/cpio.ts';
 import { freePortBase, freeTcpPort } from '../support/ports.ts';
 
@@ -157,7 +158,7 @@ describe.runIf(process.arch === 'x64')('kvm DNS image (kith image build --target
   beforeAll(async () => {
     tmp = mkdtempSync(join(tmpdir(), 'kith-kvm-dns-'));
     const config = join(tmp, 'config');
-    await seedConfigTree(config, defaultConfigFiles(await loadDefinitions(REPO)));
+    seedMissingFiles(config, defaultConfigFiles(await loadDefinitions(REPO)));
     mkdirSync(join(config, 'dns/zones'), { recursive: true });
     writeFileSync(join(config, 'dns/zones/example.test.zone'), [
       '$ORIGIN example.test.', '$TTL 3600',

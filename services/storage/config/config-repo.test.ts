@@ -3,6 +3,8 @@ import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync } from 
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { specRegistry } from '../../../platform/config/registry.ts';
+import { treeValidator } from '../../../platform/config/validate-tree.ts';
 import { ensureConfigRepo, publishCommit, validateCommit } from './config-repo.ts';
 
 const gitc = (cwd: string, ...args: string[]) => execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', ...args], { cwd, encoding: 'utf8' }).trim();
@@ -26,7 +28,8 @@ describe('config.git', () => {
     gitc(clone, 'commit', '-qam', 'bad');
     const bad = gitc(clone, 'rev-parse', 'HEAD');
     gitc(clone, 'push', '-q', gitdir, 'HEAD:refs/heads/try-bad');
-    const v = await validateCommit(gitdir, bad);
+    const validate = treeValidator(await specRegistry(), () => ({ addresses: ['127.0.0.1'] }));
+    const v = await validateCommit(gitdir, bad, validate);
     expect(v.ok).toBe(false);
     expect(v.issues[0]).toMatchObject({ file: 'storage/storage.yaml', line: 1, field: 'createOnPush' });
 
@@ -38,7 +41,7 @@ describe('config.git', () => {
     gitc(clone, 'commit', '-qm', 'extra');
     const good = gitc(clone, 'rev-parse', 'HEAD');
     gitc(clone, 'push', '-q', gitdir, 'HEAD:refs/heads/try-good');
-    expect((await validateCommit(gitdir, good)).ok).toBe(true);
+    expect((await validateCommit(gitdir, good, validate)).ok).toBe(true);
     expect(await publishCommit(gitdir, good, work)).toEqual(['extra/new.txt', 'storage/storage.yaml']);
     expect(readFileSync(path.join(work, 'storage/storage.yaml'), 'utf8')).toBe('createOnPush: true\n');
     // Publishing the first commit again removes what it does not have.

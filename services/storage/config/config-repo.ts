@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { durableGitFs } from '../../../platform/durable-fs.ts';
 import { writeFileDurable, fsyncDir } from '../../../platform/durable.ts';
 import { formatIssue } from '../../../platform/config/spec.ts';
-import { validateConfigTree, type TreeValidation } from '../../config-specs.ts';
+import type { TreeValidation, TreeValidator } from '../../../platform/config/validate-tree.ts';
 import { gitTreeSource, listTreeFiles } from './git-tree-source.ts';
 import { withRefLocks } from '../git/receive-pack.ts';
 import { writeRefDurable } from '../git/refs.ts';
@@ -85,8 +85,8 @@ export async function ensureConfigRepo(gitdir: string, workTree: string): Promis
 }
 
 /** Validate the tree of a commit against every service's schema and the cross-service rules. */
-export function validateCommit(gitdir: string, commit: string): Promise<TreeValidation> {
-  return validateConfigTree(gitTreeSource(gitdir, commit));
+export function validateCommit(gitdir: string, commit: string, validate: TreeValidator): Promise<TreeValidation> {
+  return validate(gitTreeSource(gitdir, commit));
 }
 
 /** `remote:` lines for a refused push. */
@@ -154,7 +154,7 @@ export type ConfigWriteResult =
 export async function writeConfigFiles(
   gitdir: string,
   changes: ConfigFileChange[],
-  meta: { author: { name: string; email: string }; message: string; now?: () => number },
+  meta: { author: { name: string; email: string }; message: string; now?: () => number; validate: TreeValidator },
 ): Promise<ConfigWriteResult> {
   return withRefLocks(gitdir, [CONFIG_BRANCH], async () => {
     const head = await git.resolveRef({ fs, gitdir, ref: CONFIG_BRANCH });
@@ -180,7 +180,7 @@ export async function writeConfigFiles(
     const t = Math.floor((meta.now ?? Date.now)() / 1000);
     const who = { ...meta.author, timestamp: t, timezoneOffset: 0 };
     const commit = await git.writeCommit({ fs: durableGitFs, gitdir, commit: { message: meta.message.endsWith('\n') ? meta.message : meta.message + '\n', tree, parent: [head], author: who, committer: { ...KITH, timestamp: t, timezoneOffset: 0 } } });
-    const v = await validateCommit(gitdir, commit);
+    const v = await validateCommit(gitdir, commit, meta.validate);
     if (!v.ok) return { ok: false as const, status: 422 as const, error: 'invalid' as const, messages: v.issues.map(formatIssue) };
     await writeRefDurable(gitdir, CONFIG_BRANCH, commit);
     return { ok: true as const, commit, changed: true };

@@ -2,12 +2,14 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { seedTree } from './seed.ts';
+import { readTree, seedMissingFiles } from './seed-tree.ts';
+
+const seedTree = (from: string, to: string) => seedMissingFiles(to, readTree(from));
 
 let dir: string;
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-describe('seedTree', () => {
+describe('seedMissingFiles', () => {
   it('copies missing files only, keeping the owner\'s edits', () => {
     dir = mkdtempSync(join(tmpdir(), 'kith-seed-'));
     const from = join(dir, 'defaults');

@@ -1,0 +1,149 @@
+/**
+ * The appliance plan: from the service declarations and a target profile to how each
+ * service is launched — its command line (bundle, sealing flags, config, data folder,
+ * listen addresses), the links it is given, whether it gets TLS material — and how the
+ * config tree is seeded. Pure: `kith up` (profile 'local'), PID 1's boot.json on the Pi
+ * ('rpi'), a kvm image ('kvm') and the snapshot check of an image build all take their
+ * launches from here, so a service added under services/ is launched the same way
+ * everywhere with no edit outside its folder.
+ *
+ * Seeding has one policy, carried out by the storage service, which owns config.git: a
+ * registered service with no folder of its own in config.git gets its defaults as a commit
+ * authored by the platform (services/storage/config/seed-defaults.ts). Supervisors only
+ * copy missing default files into the working tree first, so a service can start before
+ * storage has published; storage then publishes config.git's head over it.
+ */
+import { join } from 'node:path';
+import type { ListenAddress, ListenerSpec } from './service.ts';
+import { sealFlags } from './seal.ts';
+import { serviceSlots } from './services.ts';
+
+/** What the plan needs of a service: its declaration without code. */
+export interface ServiceDescriptor {
+  name: string;
+  description: string;
+  listeners: Record<string, ListenerSpec>;
+  writableConfig?: boolean;
+  needs?: { configWrite?: string[] };
+}
+
+export type Profile =
+  /** `kith up`: every service on one host address, port block N+10k..N+10k+9 for slot k; bundles seal themselves. */
+  | { target: 'local'; host: string; portBase: number; dataRoot: string; distDir: string; node: string }
+  /** A kvm image: one service, sealed from the first instruction, maybe from a startup snapshot. */
+  | { target: 'kvm'; service: string; snapshot?: boolean }
+  /** The Pi image: every service, on its declared ports, sealed from the first instruction. */
+  | { target: 'rpi'; ports?: Record<string, Record<string, number>> };
+
+export interface ServiceLaunch {
+  name: string;
+  description: string;
+  command: string;
+  args: string[];
+  /** The bundle the command runs (host path for 'local', guest path in images). */
+  bundle: string;
+  configRoot: string;
+  dataDir: string;
+  listen: Record<string, ListenAddress>;
+  writableConfig: boolean;
+  /** Config paths it may change through storage; present when it needs a storage link. */
+  needs?: { configWrite: string[] };
+  /** Names its server certificate is issued for, when it has an https listener. */
+  tlsNames?: string[];
+}
+
+export interface AppliancePlan {
+  configRoot: string;
+  services: ServiceLaunch[];
+  /** Who provides storage links, and where they reach it; absent when no service has storage. */
+  links?: { storage: string; storageUrl: string };
+}
+
+/** Everything a service's command line says, computed in one place. */
+export interface LaunchArgs {
+  bundle: string;
+  configRoot: string;
+  dataDir: string;
+  listen: Record<string, ListenAddress>;
+  writableConfig?: boolean;
+  /** Pass the sealing flags up front (images); otherwise the bundle re-executes itself sealed. */
+  sealed: boolean;
+  /** A V8 startup snapshot to start from (kvm images). */
+  snapshotBlob?: string;
+  /** This machine's addresses, what 'self' means (platform/facts.ts); none: its interfaces'. */
+  addresses?: string[];
+}
+
+const hostPort = (a: ListenAddress) => `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
+
+/** Node's argv for a service (without the node binary itself). */
+export function launchArgs(l: LaunchArgs): string[] {
+  return [
+    ...(l.sealed ? sealFlags({ entry: l.bundle, configRoot: l.configRoot, dataDir: l.dataDir, writableConfig: l.writableConfig }) : []),
+    ...(l.snapshotBlob ? ['--snapshot-blob', l.snapshotBlob] : []),
+    l.bundle, '--config', l.configRoot, '--data', l.dataDir,
+    ...Object.entries(l.listen).flatMap(([name, a]) => ['--listen', `${name}=${hostPort(a)}`]),
+    ...(l.addresses ?? []).flatMap((a) => ['--address', a]),
+  ];
+}
+
+/** Where an image keeps a service's startup snapshot (platform/image/snapshot.ts). */
+export function snapshotPath(service: string): string {
+  return `/kith/${service}.blob`;
+}
+
+const isWildcard = (host: string) => host === '0.0.0.0' || host === '::';
+
+export function planAppliance(descriptors: ServiceDescriptor[], profile: Profile): AppliancePlan {
+  const slots = serviceSlots(descriptors.map((d) => d.name));
+  const chosen = profile.target === 'kvm' ? descriptors.filter((d) => d.name === profile.service) : [...descriptors].sort((a, b) => slots.get(a.name)! - slots.get(b.name)!);
+  if (profile.target === 'kvm' && chosen.length === 0) throw new Error(`no service named ${profile.service} (have: ${descriptors.map((d) => d.name).join(', ')})`);
+
+  const configRoot = profile.target === 'local' ? join(profile.dataRoot, 'config') : profile.target === 'kvm' ? '/kith/config' : '/data/config';
+  const listenOf = (d: ServiceDescriptor): Record<string, ListenAddress> => {
+    const names = Object.keys(d.listeners);
+    if (profile.target === 'local') return Object.fromEntries(names.map((n, j) => [n, { host: profile.host, port: profile.portBase + slots.get(d.name)! * 10 + j }]));
+    const ports = profile.target === 'rpi' ? profile.ports?.[d.name] ?? {} : {};
+    return Object.fromEntries(names.map((n) => [n, { host: '0.0.0.0', port: ports[n] ?? d.listeners[n]!.port }]));
+  };
+
+  const services = chosen.map((d): ServiceLaunch => {
+    const listen = listenOf(d);
+    const local = profile.target === 'local';
+    const bundle = local ? join(profile.distDir, `${d.name}.mjs`) : `/kith/${d.name}.mjs`;
+    const dataDir = local ? join(profile.dataRoot, 'data', d.name) : profile.target === 'kvm' ? '/data' : `/data/${d.name}`;
+    const snapshot = profile.target === 'kvm' && profile.snapshot === true;
+    const args = launchArgs({
+      bundle, configRoot, dataDir, listen,
+      writableConfig: d.writableConfig === true,
+      sealed: !local,
+      ...(snapshot ? { snapshotBlob: snapshotPath(d.name) } : {}),
+      // Under `kith up` services listen on one address: 'self' means that one.
+      ...(local && !isWildcard(profile.host) ? { addresses: [profile.host] } : {}),
+    });
+    const https = Object.values(d.listeners).some((l) => l.protocol === 'https');
+    return {
+      name: d.name,
+      description: d.description,
+      command: local ? profile.node : '/bin/node',
+      args,
+      bundle,
+      configRoot,
+      dataDir,
+      listen,
+      writableConfig: d.writableConfig === true,
+      ...(d.needs ? { needs: { configWrite: d.needs.configWrite ?? [] } } : {}),
+      ...(https && local ? { tlsNames: [...new Set(['localhost', '127.0.0.1', '::1', profile.host])] } : {}),
+    };
+  });
+
+  // Links: every service that declares needs gets a token for the storage service.
+  const storage = services.find((s) => s.writableConfig && s.listen.http);
+  let links: AppliancePlan['links'];
+  if (storage && profile.target !== 'kvm') {
+    const a = storage.listen.http!;
+    const host = isWildcard(a.host) ? '127.0.0.1' : a.host;
+    links = { storage: storage.name, storageUrl: `http://${hostPort({ host, port: a.port })}` };
+  }
+  return { configRoot, services, ...(links ? { links } : {}) };
+}
