@@ -2,7 +2,10 @@
  * NOTIFY out (RFC 1996 §3): tell secondaries that a zone changed.
  *
  * The message is opcode NOTIFY, AA set, question (apex, SOA, IN) and the new SOA in the
- * answer section (§3.7, optional but useful). `isNotifyAck` recognises the secondary's reply.
+ * answer section (§3.7, optional but useful). `notifyEffects` is pure: the zones that
+ * changed and the configured targets → one `{ kind: 'notify' }` effect per target, which
+ * the service shell sends (and retries, §3.6). `isNotifyAck` recognises the secondary's
+ * reply.
  */
 import type { Buffer } from 'node:buffer';
 import { FLAG, OPCODE, TYPE } from '../wire/constants.ts';
@@ -15,6 +18,33 @@ export function buildNotify(zone: Zone, id: number): Buffer {
   w.question(zone.originLabels, TYPE.SOA, 1);
   w.rr(1, zone.soa.labels, TYPE.SOA, 1, zone.soa.ttl, zone.soa.rdata[0]);
   return w.finish();
+}
+
+export interface NotifyTarget {
+  host: string;
+  port: number;
+}
+
+/** Send `message` to a secondary until it acknowledges (id `id`), a few times at most. */
+export interface NotifyEffect {
+  kind: 'notify';
+  zone: string;
+  host: string;
+  port: number;
+  id: number;
+  message: Buffer;
+}
+
+/** One NOTIFY per target for each zone that changed. `ids` gives each message its random ID. */
+export function notifyEffects(changed: readonly Zone[], targets: readonly NotifyTarget[], ids: () => number): NotifyEffect[] {
+  const out: NotifyEffect[] = [];
+  for (const zone of changed) {
+    for (const t of targets) {
+      const id = ids();
+      out.push({ kind: 'notify', zone: zone.origin, host: t.host, port: t.port, id, message: buildNotify(zone, id) });
+    }
+  }
+  return out;
 }
 
 /** Is `reply` the acknowledgement of our NOTIFY with this id? (QR=1, opcode NOTIFY, NOERROR.) */

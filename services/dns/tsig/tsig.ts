@@ -11,15 +11,12 @@
  * Pure: the clock is an argument (milliseconds), keys are values, no I/O.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import {
-  CLASS_ANY,
-  TYPE_TSIG,
-  WireError,
-  canonicalName,
-  encodeName,
-  readName,
-  scanMessage,
-} from './raw.ts';
+import { CLASS_ANY, TSIG_ERROR, TYPE } from '../wire/constants.ts';
+import { WireError } from '../wire/error.ts';
+import { canonicalName, encodeName, nameText, readName } from '../wire/name.ts';
+import { scanMessage } from '../wire/scan.ts';
+
+const TYPE_TSIG = TYPE.TSIG;
 
 export type TsigAlgorithm = 'hmac-sha1' | 'hmac-sha256' | 'hmac-sha512';
 
@@ -31,7 +28,7 @@ export interface TsigKey {
 }
 
 /** TSIG error codes (RFC 8945 §3, IANA "DNS RCODEs"). */
-export const TSIG_ERRORS = { NOERROR: 0, BADSIG: 16, BADKEY: 17, BADTIME: 18, BADTRUNC: 22 } as const;
+export const TSIG_ERRORS = TSIG_ERROR;
 export type TsigErrorName = keyof typeof TSIG_ERRORS;
 
 export const DEFAULT_FUDGE = 300;
@@ -104,7 +101,7 @@ function parseTsigRdata(msg: Uint8Array, keyName: string, rdataStart: number, rd
   p += 6;
   if (p + otherLen !== end) throw new WireError('TSIG Other Data length does not match RDATA');
   const otherData = Buffer.from(b.subarray(p, p + otherLen));
-  return { keyName: canonicalName(keyName), algorithmName: canonicalName(alg.name), timeSigned, fudge, mac, originalId, error, otherData, start };
+  return { keyName: canonicalName(keyName), algorithmName: canonicalName(nameText(alg.labels)), timeSigned, fudge, mac, originalId, error, otherData, start };
 }
 
 /**
