@@ -26,6 +26,7 @@ import { OPCODE, RCODE } from './wire/constants.ts';
 import { ZoneSet, type Zone } from './zone/zone.ts';
 import { createDynamicUpdates } from './dynamic.ts';
 import { createUpdateHandler } from './update/handler.ts';
+import type { TsigKey } from './tsig/tsig.ts';
 import { ResponseCache } from './response-cache.ts';
 import { aclAllows } from './auth/acl.ts';
 
@@ -130,7 +131,9 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
   // NOTIFY effects, run one after another (RFC 1996 §3.6: retried until acknowledged).
   const notifySecondaries = (origins: readonly string[], cfg: DnsConfig) => {
     const changed = origins.map((o) => zones.get(o)).filter((z): z is Zone => z !== undefined);
-    const effects = notifyEffects(changed, cfg.settings.transfer.notify, () => randomInt(0, 0x10000));
+    const keys = new Map(cfg.keys.map((k) => [k.name, k]));
+    const targets = cfg.settings.transfer.notify.map((t) => ({ host: t.host, port: t.port, key: 'key' in t && t.key ? keys.get(t.key.toLowerCase().replace(/\.$/, '')) : undefined }));
+    const effects = notifyEffects(changed, targets, () => randomInt(0, 0x10000), ctx.now());
     if (effects.length > 0) void runNotifies(effects);
   };
   const runNotifies = async (effects: NotifyEffect[]) => {
@@ -155,6 +158,18 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
   }, SELF_CHECK_MS);
   selfWatch.unref();
 
+  // TSIG keys by name, rebuilt when the config's key list changes.
+  let keysFrom: DnsConfig['keys'] | undefined;
+  let keyMap = new Map<string, TsigKey>();
+  const tsigKeys = (): ReadonlyMap<string, TsigKey> => {
+    const current = ctx.config().keys;
+    if (current !== keysFrom) {
+      keysFrom = current;
+      keyMap = new Map(current.map((k) => [k.name, k]));
+    }
+    return keyMap;
+  };
+
   const recurse = createRecursive({
     allow: () => ctx.config().settings.recursion.allow,
     blocker: () => blocker,
@@ -163,6 +178,8 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
   const handler = createAuthHandler({
     zones: () => zones,
     axfrAllow: () => ctx.config().settings.transfer.allow,
+    keys: () => tsigKeys(),
+    now: ctx.now,
     notOurs: recurse,
     otherOpcode: async (q, raw) => (q.opcode === OPCODE.UPDATE ? ((await updateHandler.handle(raw)) ?? null) : undefined),
   });
@@ -212,7 +229,7 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
 }
 
 /** Runs one NOTIFY effect: sent up to 5 times, 2 s apart, until acknowledged. */
-function sendNotify({ host, port, id, message: msg }: NotifyEffect): Promise<boolean> {
+function sendNotify({ host, port, id, message: msg, signed }: NotifyEffect): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
     let tries = 0;
@@ -222,7 +239,7 @@ function sendNotify({ host, port, id, message: msg }: NotifyEffect): Promise<boo
       resolve(ok);
     };
     sock.on('message', (reply, rinfo) => {
-      if (rinfo.port === port && isNotifyAck(reply, id)) done(true);
+      if (rinfo.port === port && isNotifyAck(reply, id, signed)) done(true);
       else if (reply.length >= 4 && reply.readUInt16BE(0) === id && (reply[3]! & 0xf) === RCODE.NOTIMP) done(false);
     });
     sock.on('error', () => done(false));

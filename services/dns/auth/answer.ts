@@ -26,7 +26,7 @@ export type { AnswerOptions, AnswerResult } from './result.ts';
 const MAX_CHAIN = 16;
 
 export function answer(zones: ZoneSet, q: Query, opts: AnswerOptions): AnswerResult {
-  const limit = sizeLimit(q, opts.transport, opts.maxUdp);
+  const limit = sizeLimit(q, opts.transport, opts.maxUdp) - (opts.reserve ?? 0);
   const udpSize = opts.maxUdp ?? DEFAULT_MAX_UDP;
   const empty: Sections = { answer: [], authority: [], additional: [] };
   const reply = (rcode: number, aa = false, s: Sections = empty): AnswerResult =>

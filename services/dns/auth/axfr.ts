@@ -10,7 +10,7 @@ import { FLAG, RCODE, TYPE } from '../wire/constants.ts';
 import { MessageWriter } from '../wire/writer.ts';
 import type { ZoneSet } from '../zone/zone.ts';
 import { encodeResponse, type Sections } from './encode.ts';
-import { aclAllows } from './acl.ts';
+import { transferAllows } from './acl.ts';
 import type { AnswerOptions, AnswerResult } from './result.ts';
 
 /** Soft size of one transfer message: well under 65535, as BIND and NSD do. */
@@ -25,7 +25,7 @@ export function transfer(zones: ZoneSet, q: Query, opts: AnswerOptions, limit: n
   const zone = zones.find(q.qkey);
   if (!zone) return { kind: 'not-ours', messages: reply(RCODE.REFUSED).messages };
   if (zone.origin !== q.qkey) return reply(RCODE.NOTAUTH);
-  if (!aclAllows(opts.axfrAllow ?? [], opts.remote)) return reply(RCODE.REFUSED);
+  if (!transferAllows(opts.axfrAllow ?? [], opts.remote, opts.keyName)) return reply(RCODE.REFUSED);
   const soa = { labels: zone.soa.labels, type: TYPE.SOA, ttl: zone.soa.ttl, rdata: zone.soa.rdata };
   if (opts.transport === 'udp') {
     // IXFR over UDP may be answered with the current SOA alone (RFC 1995 §2).
