@@ -56,4 +56,27 @@ describe('DNS config', () => {
     expect(r.ok).toBe(false);
     if (!r.ok) expect(r.issues[0]).toMatchObject({ file: 'dns/dns.yaml', field: 'updates.0.key', message: expect.stringMatching(/tsig-keygen laptop/) });
   });
+
+  it('transfer.allow and transfer.notify name TSIG keys: key:NAME, { address, key }; unknown keys refused', async () => {
+    const key = 'key "sec" { algorithm hmac-sha256; secret "' + Buffer.alloc(32, 7).toString('base64') + '"; };\n';
+    const yaml = 'transfer:\n  allow: [192.0.2.53, "key:sec", { address: 10.0.0.0/8, key: sec }]\n  notify: ["192.0.2.53", { address: "[2001:db8::53]:5353", key: sec }]\n';
+    const r = await loadDnsConfig(memoryConfigSource({ 'dns/dns.yaml': yaml, 'dns/keys/sec.key': key }));
+    expect(r.ok).toBe(true);
+    if (r.ok) {
+      expect(r.value.settings.transfer.allow).toEqual(['192.0.2.53', 'key:sec', { address: '10.0.0.0/8', key: 'sec' }]);
+      expect(r.value.settings.transfer.notify).toEqual([{ host: '192.0.2.53', port: 53 }, { host: '2001:db8::53', port: 5353, key: 'sec' }]);
+    }
+    const bad = await loadDnsConfig(memoryConfigSource({ 'dns/dns.yaml': yaml.replace(/sec/g, 'nope') + '' }));
+    expect(bad.ok).toBe(false);
+    if (!bad.ok) {
+      expect(bad.issues.map((i) => i.field)).toEqual(['transfer.allow.1', 'transfer.allow.2.key', 'transfer.notify.1.key']);
+      expect(bad.issues[0].message).toMatch(/tsig-keygen nope/);
+    }
+    const junk = await loadDnsConfig(memoryConfigSource({ 'dns/dns.yaml': 'transfer:\n  allow: ["key:", "not-an-address"]\n' }));
+    expect(junk.ok).toBe(false);
+    if (!junk.ok) expect(junk.issues.map(formatIssue)).toEqual([
+      expect.stringMatching(/transfer\.allow\.0: expected an address or prefix .* or 'key:NAME'/),
+      expect.stringMatching(/transfer\.allow\.1: expected an address or prefix/),
+    ]);
+  });
 });

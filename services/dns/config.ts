@@ -41,6 +41,22 @@ const HostPort = z.string().transform((s, ctx) => {
   return { host, port };
 });
 
+const KEY_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,253})$/;
+const KeyName = z.string().regex(KEY_NAME, 'expected the name of a TSIG key in dns/keys/, e.g. secondary');
+
+/** A transfer ACL entry: an address or prefix, `key:NAME` (any address, signed with NAME), or both. */
+const TransferAllow = z.union([
+  z.string().refine((s) => (s.startsWith('key:') ? KEY_NAME.test(s.slice(4)) : Cidr.safeParse(s).success),
+    "expected an address or prefix (192.168.1.2, 192.168.1.0/24), or 'key:NAME' for a TSIG key in dns/keys/"),
+  z.object({ address: Cidr, key: KeyName }).strict(),
+]);
+
+/** A NOTIFY target: host[:port], or { address: host[:port], key: NAME } to sign the NOTIFY. */
+const NotifyTarget = z.union([
+  HostPort,
+  z.object({ address: HostPort, key: KeyName }).strict().transform((o) => ({ ...o.address, key: o.key })),
+]);
+
 const RRType = z.string().regex(/^[A-Za-z0-9]+$/, 'expected a record type such as A, AAAA, TXT');
 
 export const DnsSettingsSchema = z.object({
@@ -56,10 +72,10 @@ export const DnsSettingsSchema = z.object({
     maxTtl: z.number().int().min(1).max(604_800).default(86_400),
   }).strict().default({ maxEntries: 50_000, minTtl: 0, maxTtl: 86_400 }),
   transfer: z.object({
-    /** Secondaries allowed to AXFR our zones. */
-    allow: z.array(Cidr).default([]),
-    /** Secondaries told by NOTIFY (RFC 1996) when a zone changes. */
-    notify: z.array(HostPort).default([]),
+    /** Secondaries allowed to AXFR our zones: addresses, prefixes, `key:NAME`, `{ address, key }`. */
+    allow: z.array(TransferAllow).default([]),
+    /** Secondaries told by NOTIFY (RFC 1996) when a zone changes; with a key, the NOTIFY is signed. */
+    notify: z.array(NotifyTarget).default([]),
   }).strict().default({ allow: [], notify: [] }),
   blocking: z.object({
     /** nxdomain, or null-ip (0.0.0.0 / ::). */
@@ -183,6 +199,14 @@ export async function loadDnsConfig(source: ConfigSource, facts?: MachineFacts):
     settings.value.updates.forEach((g, i) => {
       if (!known.has(canonical(g.key))) issues.push({ file: 'dns/dns.yaml', field: `updates.${i}.key`, message: `no TSIG key named '${g.key}' in dns/keys/*.key (make one with: tsig-keygen ${g.key} > dns/keys/${g.key}.key)` });
     });
+    const noKey = (field: string, key: string) => issues.push({ file: 'dns/dns.yaml', field, message: `no TSIG key named '${key}' in dns/keys/*.key (make one with: tsig-keygen ${key} > dns/keys/${key}.key)` });
+    settings.value.transfer.allow.forEach((e, i) => {
+      const key = typeof e === 'string' ? (e.startsWith('key:') ? e.slice(4) : undefined) : e.key;
+      if (key !== undefined && !known.has(canonical(key))) noKey(typeof e === 'string' ? `transfer.allow.${i}` : `transfer.allow.${i}.key`, key);
+    });
+    settings.value.transfer.notify.forEach((t, i) => {
+      if ('key' in t && t.key !== undefined && !known.has(canonical(t.key))) noKey(`transfer.notify.${i}.key`, t.key);
+    });
   }
 
   const blocklists = await loadBlocklists(source, 'dns/blocklists');
@@ -212,6 +236,11 @@ cache:
   maxTtl: 86400
 
 # Secondaries that may transfer our zones (AXFR), and those told when a zone changes.
+# allow: an address or prefix; 'key:NAME' (signed with the TSIG key dns/keys/NAME.key, from
+# anywhere); or { address: 192.168.1.53, key: NAME } (both). notify: host[:port], or
+# { address: "192.168.1.53", key: NAME } to sign the NOTIFY. For example:
+#   allow: [192.168.1.53, "key:secondary", { address: 10.0.0.0/8, key: secondary }]
+#   notify: [{ address: "192.168.1.53", key: secondary }]
 transfer:
   allow: []
   notify: []

@@ -4,14 +4,18 @@
  * service's config API (a validated commit authored by "dns", the message naming the TSIG
  * key and the records), and only then acknowledged. The new zone is served at once; the
  * published file then reloads as any pushed change does.
+ *
+ * What this module gives the shell: the update state (store, keys, grants, read live from
+ * the config) for update/handler.ts's pure step, and `commit`, which runs that step's
+ * `{ kind: 'commit' }` effect against storage and returns the zone to serve.
  */
 import type { Logger } from '../../platform/log.ts';
 import { readStorageLink } from '../../platform/links.ts';
 import type { DnsConfig } from './config.ts';
 import { grantPolicy } from './update/policy.ts';
 import { decodeRdata } from './update/rdata.ts';
-import { applyChanges, type Change, type StoredRR, type UpdateStore } from './update/update.ts';
-import { createUpdateHandler } from './update/handler.ts';
+import { applyChanges, type Authorize, type Change, type StoredRR, type UpdateStore } from './update/update.ts';
+import type { CommitEffect, UpdateState } from './update/handler.ts';
 import type { TsigKey } from './tsig/tsig.ts';
 import { formatZone } from './zone/format.ts';
 import { parseZone } from './zone/parse.ts';
@@ -23,11 +27,14 @@ export interface DynamicOptions {
   dataDir: string;
   config: () => DnsConfig;
   zones: () => ZoneSet;
-  /** Serve this zone now (the commit succeeded). */
-  install: (zone: Zone) => Promise<void>;
-  now: () => number;
   log: Logger;
-  onResult?: (rcode: string, keyName: string | undefined) => void;
+}
+
+export interface DynamicUpdates {
+  /** The update state for handleUpdate/createUpdateHandler (without `answered`). */
+  state: Omit<UpdateState, 'answered'>;
+  /** Runs a commit effect: the zone file rewritten and committed through storage; the zone to serve. */
+  commit(effect: CommitEffect): Promise<Zone>;
 }
 
 /** Every record of a zone, as the update processor sees them. */
@@ -47,7 +54,7 @@ function describe(changes: readonly Change[]): string[] {
   return changes.map((c) => `${c.op === 'add' ? '+' : '-'} ${c.name} ${c.ttl} ${c.type}`);
 }
 
-export function createDynamicUpdates(opts: DynamicOptions) {
+export function createDynamicUpdates(opts: DynamicOptions): DynamicUpdates {
   // Records per zone, derived once per zone object (zones are immutable, replaced on change).
   const cache = new WeakMap<Zone, Map<string, StoredRR[]>>();
   const byName = (zone: Zone) => {
@@ -84,7 +91,7 @@ export function createDynamicUpdates(opts: DynamicOptions) {
   };
   let grantsSource: DnsConfig['settings']['updates'] | undefined;
   let policy = grantPolicy([]);
-  const authorize: Parameters<typeof createUpdateHandler>[0]['authorize'] = (req) => {
+  const authorize: Authorize = (req) => {
     const grants = opts.config().settings.updates;
     if (grants !== grantsSource) {
       grantsSource = grants;
@@ -93,7 +100,7 @@ export function createDynamicUpdates(opts: DynamicOptions) {
     return policy(req);
   };
 
-  async function commit(apex: string, changes: Change[], keyName: string | undefined): Promise<void> {
+  async function commit({ zone: apex, changes, keyName }: CommitEffect): Promise<Zone> {
     const cfg = opts.config();
     const zone = opts.zones().get(apex);
     const file = cfg.zoneFiles.get(apex);
@@ -128,20 +135,9 @@ export function createDynamicUpdates(opts: DynamicOptions) {
     });
     if (!res.ok) throw new Error(`storage refused the update (${res.status}): ${(await res.text()).slice(0, 500)}`);
     const { commit: oid } = (await res.json()) as { commit: string };
-    await opts.install(parsed.zone);
     opts.log.info('dynamic update committed', { zone: apex, key: keyName, commit: oid, changes: lines });
+    return parsed.zone;
   }
 
-  const handler = createUpdateHandler({
-    store,
-    keys,
-    now: opts.now,
-    authorize,
-    commit,
-    onResult: (r) => {
-      opts.onResult?.(r.rcode, r.keyName);
-      if (r.rcode !== 'NOERROR') opts.log.info('dynamic update refused', { rcode: r.rcode, key: r.keyName, message: r.message });
-    },
-  });
-  return { handle: (bytes: Uint8Array) => handler.handle(bytes) };
+  return { state: { store, keys, authorize }, commit };
 }

@@ -6,13 +6,13 @@
  */
 import dnsPacket from 'dns-packet';
 import { Buffer } from 'node:buffer';
-import { aclAllows } from './auth/axfr.ts';
+import { aclAllows } from './auth/acl.ts';
 import type { Blocker } from './blocklist/blocklist.ts';
 import type { Forwarder } from './forward/forwarder.ts';
 import type { HandlerInfo } from './server/server.ts';
 import { labelsToText } from './wire/name.ts';
 import type { Query } from './wire/decode.ts';
-import { typeName } from './wire/constants.ts';
+import { className, typeName } from './wire/constants.ts';
 
 export interface RecursiveOptions {
   allow: () => readonly string[];
@@ -22,15 +22,13 @@ export interface RecursiveOptions {
   maxUdp?: number;
 }
 
-const CLASS_NAMES: Record<number, string> = { 1: 'IN', 3: 'CH', 4: 'HS', 255: 'ANY' };
-
 /** The reply for a name that is not ours, or null for REFUSED. */
 export function createRecursive(opts: RecursiveOptions) {
   const maxUdp = opts.maxUdp ?? 1232;
   return async function recurse(q: Query, _raw: Buffer, info: HandlerInfo): Promise<Buffer | null> {
     if (!aclAllows(opts.allow(), info.remote.address)) return null;
     if (q.qclass !== 1) return null;
-    const question = { name: labelsToText(q.qname).replace(/\.$/, ''), type: typeName(q.qtype), class: CLASS_NAMES[q.qclass] ?? 'IN' } as dnsPacket.Question;
+    const question = { name: labelsToText(q.qname).replace(/\.$/, ''), type: typeName(q.qtype), class: className(q.qclass) } as dnsPacket.Question;
     const blocked = opts.blocker()?.check(question, q.id, q.rd);
     let packet: dnsPacket.Packet;
     if (blocked) packet = blocked;

@@ -10,6 +10,7 @@
  * queries are never cached.
  */
 import { Buffer } from 'node:buffer';
+import { RCODE, TYPE } from './wire/constants.ts';
 
 interface Entry {
   bytes: Buffer;
@@ -21,10 +22,10 @@ interface Entry {
   ttls: number[];
 }
 
-const OPT = 41;
-const AXFR = 252;
-const IXFR = 251;
-const SERVFAIL = 2;
+const OPT = TYPE.OPT;
+const AXFR = TYPE.AXFR;
+const IXFR = TYPE.IXFR;
+const SERVFAIL = RCODE.SERVFAIL;
 const NON_AUTH_MAX_MS = 60_000;
 // Queries longer than this (a big OPT) are simply not cached.
 const KEY_SCRATCH = Buffer.alloc(512);

@@ -4,12 +4,17 @@
  * the home network only), and takes NOTIFY/UPDATE. A config change swaps zones, lists,
  * keys and upstreams live; zones whose content changed get a higher serial and their
  * secondaries a NOTIFY.
+ *
+ * The protocol cores return effects and this shell runs them: an UPDATE's
+ * `{ kind: 'commit' }` (update/handler.ts; run by dynamic.ts against storage, then the zone
+ * is served) before its reply goes out, and `{ kind: 'notify' }` (auth/notify.ts) for each
+ * secondary of a zone that changed.
  */
 import dgram from 'node:dgram';
 import { randomInt } from 'node:crypto';
 import type { RunningService, ServiceContext } from '../../platform/service.ts';
 import { createAuthHandler } from './auth/handler.ts';
-import { buildNotify, isNotifyAck } from './auth/notify.ts';
+import { isNotifyAck, notifyEffects, type NotifyEffect } from './auth/notify.ts';
 import { createBlocker, type Blocker } from './blocklist/blocklist.ts';
 import type { DnsConfig } from './config.ts';
 import { createForwarder, type Forwarder } from './forward/forwarder.ts';
@@ -20,8 +25,10 @@ import { startDnsServer } from './server/server.ts';
 import { OPCODE, RCODE } from './wire/constants.ts';
 import { ZoneSet, type Zone } from './zone/zone.ts';
 import { createDynamicUpdates } from './dynamic.ts';
+import { createUpdateHandler } from './update/handler.ts';
+import type { TsigKey } from './tsig/tsig.ts';
 import { ResponseCache } from './response-cache.ts';
-import { aclAllows } from './auth/axfr.ts';
+import { aclAllows } from './auth/acl.ts';
 
 export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningService<DnsConfig>> {
   const { log, metrics } = ctx;
@@ -71,7 +78,7 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
     zones = new ZoneSet(served.zones);
     responses.clear();
     zonesGauge.set(served.zones.length);
-    if (notify) for (const origin of served.changed) void notifySecondaries(origin, ctx.config());
+    if (notify) notifySecondaries(served.changed, ctx.config());
     return served;
   };
 
@@ -99,35 +106,55 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
     }
     for (const w of cfg.warnings) log.warn('config warning', { ...w });
     log.info(first ? 'zones loaded' : 'zones reloaded', { zones: served.zones.map((z) => `${z.origin} (serial ${z.serial})`), changed: served.changed, blocklistNames: blocker.size, upstreams: cfg.settings.upstreams.length });
-    if (!first) for (const origin of served.changed) void notifySecondaries(origin, cfg);
+    if (!first) notifySecondaries(served.changed, cfg);
   };
 
   const updates = metrics.counter('kith_dns_updates_total', 'Dynamic updates by result code.');
-  const dynamic = createDynamicUpdates({
-    dataDir: ctx.dataDir,
-    config: ctx.config,
-    zones: () => zones,
-    install: async (zone) => {
+  const dynamic = createDynamicUpdates({ dataDir: ctx.dataDir, config: ctx.config, zones: () => zones, log });
+  const updateHandler = createUpdateHandler({
+    ...dynamic.state,
+    now: ctx.now,
+    // The commit effect: durable in config.git, then served (and secondaries notified).
+    run: async (effect) => {
+      const zone = await dynamic.commit(effect);
       await installZones([...zones.zones().filter((z) => z.origin !== zone.origin), zone], true);
     },
-    now: ctx.now,
-    log,
-    onResult: (rcode) => updates.inc({ rcode }),
+    onResult: (r) => {
+      updates.inc({ rcode: r.rcode });
+      if (r.rcode !== 'NOERROR') log.info('dynamic update refused', { rcode: r.rcode, key: r.keyName, message: r.message });
+    },
   });
 
-  // NOTIFY (RFC 1996 §3.6): retry a few times until each secondary acknowledges.
-  const notifySecondaries = async (origin: string, cfg: DnsConfig) => {
-    const zone = zones.get(origin);
-    if (!zone) return;
-    for (const target of cfg.settings.transfer.notify) {
-      const ok = await sendNotify(zone, target.host, target.port);
-      if (ok) log.info('notify acknowledged', { zone: origin, target: `${target.host}:${target.port}` });
-      else log.warn('notify not acknowledged', { zone: origin, target: `${target.host}:${target.port}` });
+  // NOTIFY effects, run one after another (RFC 1996 §3.6: retried until acknowledged).
+  const notifySecondaries = (origins: readonly string[], cfg: DnsConfig) => {
+    const changed = origins.map((o) => zones.get(o)).filter((z): z is Zone => z !== undefined);
+    const keys = new Map(cfg.keys.map((k) => [k.name, k]));
+    const targets = cfg.settings.transfer.notify.map((t) => ({ host: t.host, port: t.port, key: 'key' in t && t.key ? keys.get(t.key.toLowerCase().replace(/\.$/, '')) : undefined }));
+    const effects = notifyEffects(changed, targets, () => randomInt(0, 0x10000), ctx.now());
+    if (effects.length > 0) void runNotifies(effects);
+  };
+  const runNotifies = async (effects: NotifyEffect[]) => {
+    for (const e of effects) {
+      const ok = await sendNotify(e);
+      if (ok) log.info('notify acknowledged', { zone: e.zone, target: `${e.host}:${e.port}` });
+      else log.warn('notify not acknowledged', { zone: e.zone, target: `${e.host}:${e.port}` });
     }
   };
 
   await applyConfig(ctx.config(), true);
 
+
+  // TSIG keys by name, rebuilt when the config's key list changes.
+  let keysFrom: DnsConfig['keys'] | undefined;
+  let keyMap = new Map<string, TsigKey>();
+  const tsigKeys = (): ReadonlyMap<string, TsigKey> => {
+    const current = ctx.config().keys;
+    if (current !== keysFrom) {
+      keysFrom = current;
+      keyMap = new Map(current.map((k) => [k.name, k]));
+    }
+    return keyMap;
+  };
 
   const recurse = createRecursive({
     allow: () => ctx.config().settings.recursion.allow,
@@ -137,8 +164,10 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
   const handler = createAuthHandler({
     zones: () => zones,
     axfrAllow: () => ctx.config().settings.transfer.allow,
+    keys: () => tsigKeys(),
+    now: ctx.now,
     notOurs: recurse,
-    otherOpcode: async (q, raw) => (q.opcode === OPCODE.UPDATE ? ((await dynamic.handle(raw)) ?? null) : undefined),
+    otherOpcode: async (q, raw) => (q.opcode === OPCODE.UPDATE ? ((await updateHandler.handle(raw)) ?? null) : undefined),
   });
   let missed: { msg: Buffer; key: string | undefined } | undefined;
   const server = await startDnsServer({
@@ -182,19 +211,18 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
   };
 }
 
-function sendNotify(zone: Parameters<typeof buildNotify>[0], host: string, port: number): Promise<boolean> {
+/** Runs one NOTIFY effect: sent up to 5 times, 2 s apart, until acknowledged. */
+function sendNotify({ host, port, id, message: msg, signed }: NotifyEffect): Promise<boolean> {
   return new Promise((resolve) => {
-    const id = randomInt(0, 0x10000);
     const sock = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
     let tries = 0;
-    const msg = buildNotify(zone, id);
     const done = (ok: boolean) => {
       clearInterval(timer);
       sock.close();
       resolve(ok);
     };
     sock.on('message', (reply, rinfo) => {
-      if (rinfo.port === port && isNotifyAck(reply, id)) done(true);
+      if (rinfo.port === port && isNotifyAck(reply, id, signed)) done(true);
       else if (reply.length >= 4 && reply.readUInt16BE(0) === id && (reply[3]! & 0xf) === RCODE.NOTIMP) done(false);
     });
     sock.on('error', () => done(false));

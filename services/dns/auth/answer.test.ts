@@ -4,7 +4,7 @@ import { parseZone } from '../zone/parse.ts';
 import { ZoneSet } from '../zone/zone.ts';
 import { decodeQuery } from '../wire/decode.ts';
 import { answer, type AnswerOptions } from './answer.ts';
-import { aclAllows } from './axfr.ts';
+import { aclAllows } from './acl.ts';
 import { buildNotify, isNotifyAck } from './notify.ts';
 
 const ZONE = `$TTL 3600

@@ -19,29 +19,14 @@ import { CLASS_ANY, CLASS_IN, OPCODE, RCODE, TYPE } from '../wire/constants.ts';
 import type { RRset, Zone, ZoneSet } from '../zone/zone.ts';
 import { DEFAULT_MAX_UDP, encodeResponse, sizeLimit, type OutRRset, type Sections } from './encode.ts';
 import { transfer } from './axfr.ts';
+import type { AnswerOptions, AnswerResult } from './result.ts';
 
-export interface AnswerOptions {
-  transport: 'udp' | 'tcp';
-  /** The client's address (for the AXFR ACL). */
-  remote?: string;
-  /** Addresses or CIDR prefixes allowed to AXFR/IXFR, e.g. ['127.0.0.1', '192.168.1.0/24']. */
-  axfrAllow?: readonly string[];
-  /** Largest UDP reply we send (default 1232). */
-  maxUdp?: number;
-  /** Add the apex NS RRset to the authority section of positive answers (default false). */
-  authorityNs?: boolean;
-}
-
-export type AnswerResult =
-  /** One message, or several for a zone transfer (TCP). */
-  | { kind: 'reply'; messages: Buffer[] }
-  /** The name is in none of our zones: `messages` holds a REFUSED reply; forward instead if you can. */
-  | { kind: 'not-ours'; messages: Buffer[] };
+export type { AnswerOptions, AnswerResult } from './result.ts';
 
 const MAX_CHAIN = 16;
 
 export function answer(zones: ZoneSet, q: Query, opts: AnswerOptions): AnswerResult {
-  const limit = sizeLimit(q, opts.transport, opts.maxUdp);
+  const limit = sizeLimit(q, opts.transport, opts.maxUdp) - (opts.reserve ?? 0);
   const udpSize = opts.maxUdp ?? DEFAULT_MAX_UDP;
   const empty: Sections = { answer: [], authority: [], additional: [] };
   const reply = (rcode: number, aa = false, s: Sections = empty): AnswerResult =>

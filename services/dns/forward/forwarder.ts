@@ -16,6 +16,7 @@
 import dnsPacket from 'dns-packet';
 import { randomInt } from 'node:crypto';
 import { AnswerCache, agedRecords, negativeSoa, cacheKey, cacheSeconds, DEFAULT_TTL_POLICY, type CachedAnswer, type TtlPolicy } from './cache.ts';
+import { RCODE } from '../wire/constants.ts';
 
 /** dns-packet's decoded message with the fields its typings leave out or leave optional. */
 export type DecodedResponse = dnsPacket.DecodedPacket & {
@@ -96,12 +97,10 @@ export interface Forwarder {
 
 const RETRY_RCODES = new Set(['SERVFAIL', 'REFUSED', 'NOTIMP', 'FORMERR']);
 
-const RCODES = ['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED', 'YXDOMAIN', 'YXRRSET', 'NXRRSET', 'NOTAUTH', 'NOTZONE'];
-
 /** dns-packet's encoder ignores `rcode`: the code must sit in the low bits of `flags`. */
 export function rcodeBits(rcode: string): number {
-  const i = RCODES.indexOf(rcode);
-  return i >= 0 ? i : 2;
+  const n = (RCODE as Record<string, number>)[rcode];
+  return n !== undefined && n < 16 ? n : RCODE.SERVFAIL;
 }
 
 type Outcome = { ok: true; entry: CachedAnswer } | { ok: false; reason: string };

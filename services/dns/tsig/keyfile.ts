@@ -10,7 +10,7 @@
  * Problems are values naming file and line (the config push is refused with them).
  */
 import type { ConfigIssue } from '../../../platform/config/spec.ts';
-import { canonicalName } from './raw.ts';
+import { canonicalName } from '../wire/name.ts';
 import { algorithmFromName, type TsigKey } from './tsig.ts';
 
 interface Token {

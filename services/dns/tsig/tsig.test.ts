@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import dnsPacket from 'dns-packet';
 import { appendErrorTsig, findTsig, signMessage, verifyMessage, type TsigKey } from './tsig.ts';
 import { parseKeyFile, formatKeyFile } from './keyfile.ts';
-import { encodeName, readName, scanMessage, canonicalName } from './raw.ts';
+import { encodeName, readName, canonicalName } from '../wire/name.ts';
+import { scanMessage } from '../wire/scan.ts';
 
 const NOW = 1_700_000_000_000;
 const key: TsigKey = { name: 'update-key', algorithm: 'hmac-sha256', secret: Buffer.alloc(32, 7) };

@@ -6,20 +6,18 @@
  * TSIG variables in canonical form), §5.2 (server checks in the order FORMERR → BADKEY →
  * BADSIG → BADTIME), §5.2.2.1 (MAC truncation limits), §5.3.2 (error responses: BADKEY and
  * BADSIG go back unsigned, BADTIME signed with the server's time in Other Data) and §6
- * (hmac-sha1, hmac-sha256, hmac-sha512; hmac-md5 is not offered).
+ * (hmac-sha1, hmac-sha256, hmac-sha512; hmac-md5 is not offered), §5.3.1 (every message of a
+ * multi-message response signed, each after the first over the prior MAC and the timers).
  *
  * Pure: the clock is an argument (milliseconds), keys are values, no I/O.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import {
-  CLASS_ANY,
-  TYPE_TSIG,
-  WireError,
-  canonicalName,
-  encodeName,
-  readName,
-  scanMessage,
-} from './raw.ts';
+import { CLASS_ANY, TSIG_ERROR, TYPE } from '../wire/constants.ts';
+import { WireError } from '../wire/error.ts';
+import { canonicalName, encodeName, nameText, readName } from '../wire/name.ts';
+import { scanMessage } from '../wire/scan.ts';
+
+const TYPE_TSIG = TYPE.TSIG;
 
 export type TsigAlgorithm = 'hmac-sha1' | 'hmac-sha256' | 'hmac-sha512';
 
@@ -31,7 +29,7 @@ export interface TsigKey {
 }
 
 /** TSIG error codes (RFC 8945 §3, IANA "DNS RCODEs"). */
-export const TSIG_ERRORS = { NOERROR: 0, BADSIG: 16, BADKEY: 17, BADTIME: 18, BADTRUNC: 22 } as const;
+export const TSIG_ERRORS = TSIG_ERROR;
 export type TsigErrorName = keyof typeof TSIG_ERRORS;
 
 export const DEFAULT_FUDGE = 300;
@@ -82,6 +80,11 @@ export interface SignOptions {
   /** TSIG error to carry (a BADTIME response is signed, RFC 8945 §5.2.3). */
   error?: TsigErrorName;
   otherData?: Buffer;
+  /**
+   * A message after the first of a multi-message response (AXFR, RFC 8945 §5.3.1): the MAC
+   * covers the prior message's MAC (`requestMac`), this message and only the TSIG timers.
+   */
+  subsequent?: boolean;
 }
 
 /** Parses a TSIG RR's RDATA. Throws WireError on malformed RDATA. */
@@ -104,7 +107,7 @@ function parseTsigRdata(msg: Uint8Array, keyName: string, rdataStart: number, rd
   p += 6;
   if (p + otherLen !== end) throw new WireError('TSIG Other Data length does not match RDATA');
   const otherData = Buffer.from(b.subarray(p, p + otherLen));
-  return { keyName: canonicalName(keyName), algorithmName: canonicalName(alg.name), timeSigned, fudge, mac, originalId, error, otherData, start };
+  return { keyName: canonicalName(keyName), algorithmName: canonicalName(nameText(alg.labels)), timeSigned, fudge, mac, originalId, error, otherData, start };
 }
 
 /**
@@ -189,7 +192,7 @@ export function signMessage(bytes: Uint8Array, key: TsigKey, opts: SignOptions):
   const fudge = opts.fudge ?? DEFAULT_FUDGE;
   const error = TSIG_ERRORS[opts.error ?? 'NOERROR'];
   const other = opts.otherData ?? (opts.error === 'BADTIME' ? u48(t) : Buffer.alloc(0));
-  const vars = tsigVariables(key.name, key.algorithm, t, fudge, error, other);
+  const vars = opts.subsequent ? Buffer.concat([u48(t), u16(fudge)]) : tsigVariables(key.name, key.algorithm, t, fudge, error, other);
   const mac = computeMac(key, bytes, opts.requestMac, vars);
   const originalId = (bytes[0] << 8) | bytes[1];
   return { bytes: withTsigAppended(bytes, tsigRecord(key.name, key.algorithm, t, fudge, mac, originalId, error, other)), mac };
@@ -201,6 +204,13 @@ export function signMessage(bytes: Uint8Array, key: TsigKey, opts: SignOptions):
  */
 export function appendErrorTsig(bytes: Uint8Array, tsig: Pick<TsigRecord, 'keyName' | 'algorithmName' | 'originalId'>, error: TsigErrorName, now: number, fudge = DEFAULT_FUDGE): Buffer {
   return withTsigAppended(bytes, tsigRecord(tsig.keyName, tsig.algorithmName, Math.floor(now / 1000), fudge, Buffer.alloc(0), tsig.originalId, TSIG_ERRORS[error], Buffer.alloc(0)));
+}
+
+/** Octets a TSIG record signed with `key` adds to a message (to keep room for it). */
+export function tsigSize(key: TsigKey, otherLen = 0): number {
+  const name = encodeName(key.name).length;
+  const alg = encodeName(key.algorithm).length;
+  return name + 10 + alg + 16 + HASH[key.algorithm].len + otherLen;
 }
 
 export type KeyLookup = TsigKey[] | ReadonlyMap<string, TsigKey> | ((name: string) => TsigKey | undefined);

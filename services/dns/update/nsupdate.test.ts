@@ -51,7 +51,7 @@ describe('nsupdate against the update handler', () => {
       keys,
       now: () => Date.now(),
       authorize: grantPolicy([{ key: 'laptop-key', names: ['*.dyn.home.arpa'], types: ['A', 'AAAA', 'TXT', 'ANY'] }]),
-      async commit(_zone, changes) {
+      async run({ changes }) {
         records = applyChanges(records, changes);
       },
       onResult: (r) => results.push(r),

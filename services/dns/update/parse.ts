@@ -4,10 +4,14 @@
  * additional data. A trailing TSIG RR (RFC 8945) is reported separately and not treated as
  * additional data. Throws WireError on anything malformed (the caller answers FORMERR).
  */
-import { CLASS_ANY, TYPE_TSIG, WireError, canonicalName, scanMessage } from '../tsig/raw.ts';
-import { decodeRdata, typeName } from './rdata.ts';
+import { CLASS_ANY, OPCODE, TYPE, typeName } from '../wire/constants.ts';
+import { WireError } from '../wire/error.ts';
+import { canonicalName } from '../wire/name.ts';
+import { scanMessage } from '../wire/scan.ts';
+import { decodeRdata } from './rdata.ts';
 
-export const OPCODE_UPDATE = 5;
+export const OPCODE_UPDATE = OPCODE.UPDATE;
+const TYPE_TSIG = TYPE.TSIG;
 
 export interface UpdateRR {
   /** Canonical owner name (lowercase, no trailing dot). */

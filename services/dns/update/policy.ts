@@ -8,7 +8,7 @@
  * the zone being updated. No types means every type except SOA and NS: changing those is
  * administrative and must be granted explicitly. Unsigned requests are always refused.
  */
-import { canonicalName } from '../tsig/raw.ts';
+import { canonicalName } from '../wire/name.ts';
 import type { Authorize } from './update.ts';
 
 export interface Grant {

@@ -1,30 +1,10 @@
 /**
- * RR types and RDATA for UPDATE: type numbers ↔ names (RFC 3597 TYPEnnn for the rest),
- * decoding one RDATA through dns-packet's per-type codecs, and a canonical comparison key
- * (RFC 2136 §1.1.1: RRs compare by RDATA; names inside RDATA compare case-insensitively,
+ * RDATA for UPDATE (type numbers and names come from wire/constants.ts): decoding one
+ * RDATA through dns-packet's per-type codecs, and a canonical comparison key (RFC 2136 §1.1.1: RRs compare by RDATA; names inside RDATA compare case-insensitively,
  * RFC 4034 §6.2).
  */
 import dnsPacket from 'dns-packet';
-import { WireError } from '../tsig/raw.ts';
-
-const TYPES: Record<string, number> = {
-  A: 1, NS: 2, CNAME: 5, SOA: 6, PTR: 12, HINFO: 13, MX: 15, TXT: 16, RP: 17, AAAA: 28, SRV: 33,
-  NAPTR: 35, DNAME: 39, OPT: 41, DS: 43, SSHFP: 44, RRSIG: 46, NSEC: 47, DNSKEY: 48, NSEC3: 50,
-  TLSA: 52, SVCB: 64, HTTPS: 65, SPF: 99, TKEY: 249, TSIG: 250, IXFR: 251, AXFR: 252, MAILB: 253,
-  MAILA: 254, ANY: 255, CAA: 257,
-};
-const NAMES: Record<number, string> = Object.fromEntries(Object.entries(TYPES).map(([k, v]) => [v, k]));
-
-export function typeName(n: number): string {
-  return NAMES[n] ?? `TYPE${n}`;
-}
-
-export function typeNumber(name: string): number | undefined {
-  const up = name.toUpperCase();
-  if (up in TYPES) return TYPES[up];
-  const m = /^TYPE(\d{1,5})$/.exec(up);
-  return m && Number(m[1]) < 65536 ? Number(m[1]) : undefined;
-}
+import { WireError } from '../wire/error.ts';
 
 /** Types that dns-packet has a typed codec for; anything else is carried as raw bytes. */
 const CODEC_TYPES = new Set(['A', 'PTR', 'CNAME', 'DNAME', 'TXT', 'NULL', 'AAAA', 'SRV', 'HINFO', 'CAA', 'NS', 'SOA', 'MX', 'DNSKEY', 'RRSIG', 'RP', 'NSEC', 'NSEC3', 'SSHFP', 'DS', 'NAPTR', 'TLSA']);

@@ -1,6 +1,7 @@
 // Builders for UPDATE messages in tests (dns-packet cannot encode class NONE or empty RDATA).
 import dnsPacket from 'dns-packet';
-import { encodeName } from '../tsig/raw.ts';
+import { encodeName } from '../wire/name.ts';
+import { parseType } from '../wire/constants.ts';
 import type { StoredRR } from './update.ts';
 
 export interface RRSpec {
@@ -31,7 +32,7 @@ export function rr(spec: RRSpec): Buffer {
 }
 
 function typeNum(t: string): number {
-  return ({ A: 1, NS: 2, CNAME: 5, SOA: 6, MX: 15, TXT: 16, AAAA: 28, ANY: 255, AXFR: 252, TSIG: 250 } as Record<string, number>)[t] ?? 0;
+  return parseType(t) ?? 0;
 }
 
 export function updateMessage(zone: string, prereq: RRSpec[], updates: RRSpec[], id = 0x2136, zoneType = 'SOA'): Buffer {

@@ -5,7 +5,7 @@ import { grantPolicy } from './policy.ts';
 import { createUpdateHandler } from './handler.ts';
 import { findTsig, signMessage, verifyMessage, type TsigKey } from '../tsig/tsig.ts';
 import { SOA, seedZone, updateMessage, type RRSpec } from './testutil.ts';
-import { WireError } from '../tsig/raw.ts';
+import { WireError } from '../wire/error.ts';
 
 const signedBy = { keyName: 'admin' };
 
@@ -228,7 +228,7 @@ describe('createUpdateHandler', () => {
       store: memoryStore(['home.arpa'], () => records),
       keys: [key],
       now: () => NOW,
-      async commit(_zone, changes) {
+      async run({ changes }) {
         if (commitFails) throw new Error('disk full');
         commits.push(changes);
         records = applyChanges(records, changes);

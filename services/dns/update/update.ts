@@ -9,7 +9,7 @@
  * serial is bumped when the zone changed. The result is a list of record changes the
  * caller writes to the zone file and commits; the store itself is never mutated.
  */
-import { CLASS_ANY, CLASS_IN, CLASS_NONE } from '../tsig/raw.ts';
+import { CLASS_ANY, CLASS_IN, CLASS_NONE, RCODE, type HeaderRcodeName } from '../wire/constants.ts';
 import type { ParsedUpdate, UpdateRR } from './parse.ts';
 import { rdataKey } from './rdata.ts';
 
@@ -37,11 +37,9 @@ export interface Change {
   data: unknown;
 }
 
-export type UpdateRcode = 'NOERROR' | 'FORMERR' | 'SERVFAIL' | 'NXDOMAIN' | 'NOTIMP' | 'REFUSED' | 'YXDOMAIN' | 'YXRRSET' | 'NXRRSET' | 'NOTAUTH' | 'NOTZONE';
+export type UpdateRcode = HeaderRcodeName;
 
-export const RCODE_NUMBERS: Record<UpdateRcode, number> = {
-  NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5, YXDOMAIN: 6, YXRRSET: 7, NXRRSET: 8, NOTAUTH: 9, NOTZONE: 10,
-};
+export const RCODE_NUMBERS: Record<UpdateRcode, number> = RCODE;
 
 export interface UpdateResult {
   rcode: UpdateRcode;

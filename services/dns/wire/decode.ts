@@ -72,8 +72,13 @@ export function decodeQuery(buf: Buffer): DecodeResult {
     if (opcode === OPCODE.QUERY) return fail('FORMERR', `malformed: ${(e as Error).message}`);
     packet = null;
   }
-  const q = readName(buf, 12);
-  if (!q || q.end + 4 > buf.length) return fail('FORMERR', 'malformed question');
+  let q: { labels: Labels; end: number };
+  try {
+    q = readName(buf, 12);
+  } catch (e) {
+    return fail('FORMERR', `malformed question: ${(e as Error).message}`);
+  }
+  if (q.end + 4 > buf.length) return fail('FORMERR', 'malformed question');
   const qtype = buf.readUInt16BE(q.end);
   const qclass = buf.readUInt16BE(q.end + 2);
 

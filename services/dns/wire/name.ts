@@ -8,6 +8,7 @@
  * Keys compare by plain string equality, so every map in zone/ and auth/ is keyed by them.
  */
 import { Buffer } from 'node:buffer';
+import { WireError } from './error.ts';
 
 export type Labels = Buffer[];
 
@@ -137,50 +138,88 @@ export function labelCount(key: string): number {
   return n;
 }
 
+/** Compression pointers one name may follow (a name has at most 127 labels). */
+export const MAX_POINTERS = 127;
+
 /**
- * Read an uncompressed-or-compressed name from wire data. Returns null on any
- * malformation (pointer loops, overruns, over-long names). `end` is where the name's
- * own bytes stop (after the first pointer, if any).
+ * Reads a possibly compressed name at `offset` (RFC 1035 §4.1.4). The one hostile-input
+ * rule for every reader of this service: a pointer must point strictly before the lowest
+ * offset this name has read so far (so no loops, and no forward references), at most
+ * MAX_POINTERS of them; labels of type 01/10 are refused; a label and the name must stay
+ * inside the message; the whole name is at most 255 octets (RFC 1035 §2.3.4; a label is
+ * at most 63 by its 6-bit length). Throws WireError. `end` is where the name's own bytes
+ * stop (just past the first pointer, if any).
  */
-export function readName(buf: Buffer, offset: number): { labels: Labels; end: number } | null {
+export function readName(buf: Uint8Array, offset: number): { labels: Labels; end: number } {
   const labels: Labels = [];
   let pos = offset;
   let end = -1;
   let total = 1;
   let jumps = 0;
+  let lowest = offset;
   for (;;) {
-    if (pos >= buf.length) return null;
+    if (pos >= buf.length) throw new WireError('name runs past the end of the message');
     const len = buf[pos];
     if (len === 0) {
       if (end < 0) end = pos + 1;
       return { labels, end };
     }
     if ((len & 0xc0) === 0xc0) {
-      if (pos + 1 >= buf.length) return null;
+      if (pos + 1 >= buf.length) throw new WireError('truncated compression pointer');
       if (end < 0) end = pos + 2;
       const target = ((len & 0x3f) << 8) | buf[pos + 1];
-      // Only backwards pointers, and a bounded number of them: no loops.
-      if (target >= pos || ++jumps > 64) return null;
+      if (target >= lowest) throw new WireError('compression pointer does not point backwards');
+      if (++jumps > MAX_POINTERS) throw new WireError('too many compression pointers');
+      lowest = target;
       pos = target;
       continue;
     }
-    if ((len & 0xc0) !== 0) return null;
-    if (pos + 1 + len > buf.length) return null;
+    if ((len & 0xc0) !== 0) throw new WireError('unsupported label type');
+    if (pos + 1 + len > buf.length) throw new WireError('label runs past the end of the message');
     total += len + 1;
-    if (total > MAX_NAME) return null;
+    if (total > MAX_NAME) throw new WireError('name longer than 255 octets');
     labels.push(Buffer.from(buf.subarray(pos + 1, pos + 1 + len)));
     pos += 1 + len;
   }
 }
 
-/** Uncompressed wire form of a name (used inside stored RDATA). */
-export function encodeName(labels: Labels): Buffer {
+/** Labels of presentation text, absolute (a trailing dot is optional); throws WireError. */
+export function nameFromText(text: string): Labels {
+  if (text === '' || text === '.') return [];
+  const r = parseName(text, []);
+  if (!r.ok) throw new WireError(r.message);
+  return r.labels;
+}
+
+/** Presentation text without the trailing dot, case preserved; '.' for the root. */
+export function nameText(labels: Labels): string {
+  return labels.length === 0 ? '.' : labels.map((l) => escapeLabel(l, false)).join('.');
+}
+
+/** Canonical comparison form of presentation text: lowercase ASCII, no trailing dot; root is '.'. */
+export function canonicalName(name: string): string {
+  let n = name.trim();
+  if (n.length > 1 && n.endsWith('.') && !n.endsWith('\\.')) n = n.slice(0, -1);
+  if (n === '') n = '.';
+  return n.replace(/[A-Z]/g, (c) => c.toLowerCase());
+}
+
+/**
+ * Uncompressed wire form of a name, from labels or presentation text; lowercase when
+ * `lower` (the canonical form of RFC 4034 §6.2 that TSIG's MAC covers, RFC 8945 §4.3.3).
+ */
+export function encodeName(name: Labels | string, lower = false): Buffer {
+  const labels = typeof name === 'string' ? nameFromText(name) : name;
   const out = Buffer.alloc(wireLength(labels));
+  if (out.length > MAX_NAME) throw new WireError('name longer than 255 octets');
   let o = 0;
   for (const l of labels) {
+    if (l.length === 0 || l.length > MAX_LABEL) throw new WireError('bad label length');
     out[o++] = l.length;
-    l.copy(out, o);
-    o += l.length;
+    for (let i = 0; i < l.length; i++) {
+      const c = l[i];
+      out[o++] = lower && c >= 0x41 && c <= 0x5a ? c + 0x20 : c;
+    }
   }
   out[o] = 0;
   return out;
