@@ -184,13 +184,15 @@ export async function runVm(o: RunVmOptions): Promise<RunningVm> {
   if (want === 'tcg' || (want === 'auto' && !kvmUsable())) return startQemu(img, o, 'tcg');
   const vm = startQemu(img, o, 'kvm');
   if (want === 'kvm') return vm;
-  // Nested KVM can accept the VM and abort seconds later (an MSR it cannot set): the VM
-  // counts as running once PID 1 speaks, and one that dies before that is booted again
-  // under TCG.
-  const died = await new Promise<boolean>((r) => {
+  // Nested KVM can accept the VM and then abort seconds later (an MSR it cannot set), or
+  // hang before the guest prints anything. Under KVM PID 1 speaks within a couple of
+  // seconds; a VM that has died, or is still silent after 20 s, is booted again under TCG.
+  const spoke = await new Promise<boolean>((r) => {
     const t = setTimeout(() => r(false), 20_000);
-    vm.child.once('exit', () => { clearTimeout(t); r(true); });
-    vm.waitFor(/kith-init pid=1/, 20_000).then(() => { clearTimeout(t); r(false); }, () => {});
+    vm.child.once('exit', () => { clearTimeout(t); r(false); });
+    vm.waitFor(/kith-init pid=1/, 20_000).then(() => { clearTimeout(t); r(true); }, () => {});
   });
-  return died ? startQemu(img, o, 'tcg') : vm;
+  if (spoke) return vm;
+  await vm.stop();
+  return startQemu(img, o, 'tcg');
 }
