@@ -20,7 +20,7 @@ export interface HealthServer {
 
 export async function startHealthServer(
   at: ListenAddress,
-  status: () => HealthStatus,
+  status: () => HealthStatus | Promise<HealthStatus>,
   metrics: Metrics,
   beforeMetrics?: () => void,
 ): Promise<HealthServer> {
@@ -31,8 +31,10 @@ export async function startHealthServer(
       return;
     }
     if (url === '/healthz' || url === '/health') {
-      const s = status();
-      res.writeHead(s.ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: s.ok ? 'ok' : 'unhealthy', ...s }) + '\n');
+      void Promise.resolve()
+        .then(status)
+        .catch((err: Error): HealthStatus => ({ ok: false, detail: `health check failed: ${err.message}` }))
+        .then((s) => res.writeHead(s.ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: s.ok ? 'ok' : 'unhealthy', ...s }) + '\n'));
     } else if (url === '/metrics') {
       beforeMetrics?.();
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(metrics.render());

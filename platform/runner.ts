@@ -18,6 +18,7 @@ import { watchConfig, type ConfigWatch } from './config/watch.ts';
 import { startHealthServer, type HealthServer } from './health.ts';
 import { createLogger, type Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
+import { createPendingWrites } from './pending-writes.ts';
 import { ensureSealed } from './seal.ts';
 import type { ListenAddress, RunningService, ServiceContext, ServiceDefinition } from './service.ts';
 
@@ -28,6 +29,8 @@ export interface StartOptions {
   listen?: Record<string, ListenAddress>;
   log?: Logger;
   now?: () => number;
+  /** How often a data-folder write refused by the disk (read-only, full) is retried; default 30 s. */
+  retryWritesMs?: number;
 }
 
 export interface ServiceHandle<C> {
@@ -58,7 +61,13 @@ export async function startService<C>(def: ServiceDefinition<C>, opts: StartOpti
   const now = opts.now ?? Date.now;
   const dataDir = path.resolve(opts.dataDir);
   const configRoot = path.resolve(opts.configRoot);
-  await fsp.mkdir(dataDir, { recursive: true });
+  await fsp.mkdir(dataDir, { recursive: true, mode: 0o700 });
+  // The data folder holds secrets (tokens, keys, config with TSIG keys): the service's alone.
+  // Best effort: a read-only folder keeps its mode, and the service still starts.
+  await fsp.chmod(dataDir, 0o700).catch(() => {});
+  // A read-only or full data folder must not stop the service: writes it refuses wait here.
+  const writes = createPendingWrites({ log, now, retryMs: opts.retryWritesMs });
+  const LAST_GOOD = 'last good config';
 
   const reloads = metrics.counter('kith_config_reloads_total', 'Config reloads by result (applied, refused, unchanged).');
   const generation = metrics.gauge('kith_config_generation', 'How many configs this process has applied.');
@@ -70,7 +79,8 @@ export async function startService<C>(def: ServiceDefinition<C>, opts: StartOpti
   const src = recordingSource(fsConfigSource(configRoot));
   let first = await def.config.load(src);
   if (first.ok) {
-    await saveLastGood(dataDir, src.files());
+    const files = src.files();
+    await writes.attempt(LAST_GOOD, () => saveLastGood(dataDir, files));
   } else {
     for (const issue of first.issues) log.error('config invalid', { ...issue, problem: formatIssue(issue) });
     const snapshot = await loadLastGood(dataDir);
@@ -110,9 +120,13 @@ export async function startService<C>(def: ServiceDefinition<C>, opts: StartOpti
   let lastError: string | undefined;
   const health = await startHealthServer(
     listen.health,
-    () => {
+    async () => {
+      // Each probe retries what the disk refused (at most once a second): health is the disk as it is now.
+      await writes.retry(1000);
       const h = running.health?.() ?? { ok: true };
-      return { ...h, service: def.name, configGeneration: gen, ...(lastError ? { lastConfigError: lastError } : {}) };
+      const disk = writes.problem();
+      const merged = disk ? { ...h, ok: false, detail: [h.detail, disk.detail].filter(Boolean).join('; '), pendingWrites: disk.pending } : h;
+      return { ...merged, service: def.name, configGeneration: gen, ...(lastError ? { lastConfigError: lastError } : {}) };
     },
     metrics,
     () => rss.set(process.memoryUsage().rss),
@@ -145,7 +159,8 @@ export async function startService<C>(def: ServiceDefinition<C>, opts: StartOpti
     generation.set(gen);
     lastError = undefined;
     reloads.inc({ result: 'applied' });
-    await saveLastGood(dataDir, rec.files());
+    const files = rec.files();
+    await writes.attempt(LAST_GOOD, () => saveLastGood(dataDir, files));
     log.info('config applied', { generation: gen });
     return { applied: true, issues: [] };
   };
@@ -183,6 +198,7 @@ export async function startService<C>(def: ServiceDefinition<C>, opts: StartOpti
     async stop() {
       if (stopped) return;
       stopped = true;
+      writes.close();
       watch.close();
       await running.stop();
       await (health as HealthServer).close();
