@@ -18,6 +18,7 @@ import { watchConfig, type ConfigWatch } from './config/watch.ts';
 import { startHealthServer, type HealthServer } from './health.ts';
 import { createLogger, type Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
+import { watchLifeline } from './lifeline.ts';
 import { createPendingWrites } from './pending-writes.ts';
 import { ensureSealed } from './seal.ts';
 import type { ListenAddress, RunningService, ServiceContext, ServiceDefinition } from './service.ts';
@@ -254,17 +255,23 @@ export async function runServiceMain<C>(def: ServiceDefinition<C>, entryUrl: str
   // supervisor, or a build that runs the service once) still stops it cleanly.
   let handle: ServiceHandle<C> | undefined;
   let stopping = false;
-  const stop = (signal: string) => {
+  const stop = (signal: string, forceMs = 5000) => {
     if (stopping) return;
     stopping = true;
     log.info('stopping', { signal });
     if (!handle) process.exit(0); // still starting: nothing acknowledged yet
-    const force = setTimeout(() => process.exit(0), 5000);
+    const force = setTimeout(() => process.exit(0), forceMs);
     force.unref();
     void handle.stop().then(() => process.exit(0), () => process.exit(70));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // The supervisor died (even by SIGKILL): nobody reads our logs or restarts us, so stop
+  // soon. Its end of stdout is gone too: a log line must not turn the stop into a crash.
+  watchLifeline((why) => {
+    for (const s of [process.stdout, process.stderr]) s.on('error', () => {});
+    stop(why, 1000);
+  });
   try {
     handle = await startService(def, { configRoot: args.configRoot, dataDir: args.dataDir, listen: args.listen, log });
   } catch (err) {

@@ -16,7 +16,7 @@ const resolveConfigHead = (gitdir: string) => git.resolveRef({ fs: { promises: f
 import { loadOrCreateCa, provisionServerTls } from '../../platform/pki/provision.ts';
 import { discoverServices } from '../../platform/services.ts';
 import { buildAll } from './build.ts';
-import { pidAlive, readRunFile, RUN_FILE, writeRunFile, type RunService } from '../run-file.ts';
+import { pidAlive, readRunFile, RunRecorder, runServices, stopLeftovers, type RunService } from '../run-file.ts';
 import { TOKEN_FILE } from '../../services/storage/auth.ts';
 import { repoRoot } from '../paths.ts';
 import { defaultConfigFiles, loadDefinitions, localDefaults, seedConfigTree } from '../seed.ts';
@@ -83,12 +83,13 @@ export async function run(argv: string[]): Promise<number> {
   const say = (text: string) => { if (!json) process.stdout.write(text + '\n'); };
   const emit = (obj: object) => { if (json) process.stdout.write(JSON.stringify(obj) + '\n'); };
 
-  const runFile = path.join(dataRoot, RUN_FILE);
   const already = await readRunFile(dataRoot);
   if (already && pidAlive(already.pid)) {
     process.stderr.write(`kith up: kith is already up with this data folder (pid ${already.pid}); see \`kith status --data ${values.data ?? '.kith'}\`\n`);
     return 1;
   }
+  // --- supervision (installer/run-file.ts): services a dead kith up left running are stopped.
+  if (already) for (const pid of await stopLeftovers(dataRoot, already)) say(`stopped pid ${pid}, left running by an earlier kith up (pid ${already.pid})`);
   const services = discoverServices(repoRoot);
   if (services.length === 0) {
     process.stderr.write('kith up: no services exist yet (services/<name>/main.ts)\n');
@@ -121,8 +122,11 @@ export async function run(argv: string[]): Promise<number> {
   let resolveAll: () => void = () => {};
   const allReady = new Promise<void>((r) => { resolveAll = r; });
 
+  // --- supervision: run.json follows every start, exit and ready (after this handler ran).
+  const recorder = new RunRecorder(dataRoot, () => runServices(supervisor.status(), ready), (err) => process.stderr.write(`kith up: cannot write run.json: ${err.message}\n`));
   const supervisor = new Supervisor({
     onEvent(e) {
+      if (e.type !== 'line' || e.line.includes('"msg":"ready"')) queueMicrotask(() => recorder.update());
       if (e.type === 'line') {
         logs.get(e.name)?.write(e.line + '\n');
         const tail = tails.get(e.name) ?? [];
@@ -136,7 +140,6 @@ export async function run(argv: string[]): Promise<number> {
           const again = ready.has(e.name);
           ready.set(e.name, info);
           if (again) {
-            void writeRunFile(dataRoot, defs.flatMap((d) => ready.get(d.name) ?? []));
             emit({ event: 'restarted', ...info });
             say(`${e.name} is back (pid ${info.pid})`);
           }
@@ -190,7 +193,7 @@ export async function run(argv: string[]): Promise<number> {
     stopping = true;
     say('stopping…');
     await supervisor.stopAll();
-    await fsp.rm(runFile, { force: true });
+    await recorder.remove();
     for (const l of logs.values()) l.end();
     emit({ event: 'stopped' });
     say('stopped.');
@@ -224,7 +227,7 @@ export async function run(argv: string[]): Promise<number> {
       if (info.endpoints.gits) say(`  ${''.padEnd(12)} GIT_SSL_CAINFO=${ca.certFile} git clone ${info.endpoints.gits.replace('://', `://kith:${token}@`)}`);
     }
   }
-  await writeRunFile(dataRoot, defs.flatMap((d) => ready.get(d.name) ?? []));
+  await recorder.flush();
   say(`\nconfig: ${configRoot}   logs: ${logsDir}\nkith is up. Press Ctrl-C to stop; \`kith status\` shows how it is.`);
 
   return new Promise<number>((resolve) => {

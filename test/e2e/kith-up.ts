@@ -46,7 +46,7 @@ export async function kithUp(extra: string[] = [], timeoutMs = 90_000): Promise<
     services,
     events,
     stop: () => new Promise((resolve) => {
-      if (child.exitCode !== null) return resolve(child.exitCode);
+      if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);
       child.once('exit', (code) => resolve(code));
       child.kill('SIGTERM');
     }),

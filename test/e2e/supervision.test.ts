@@ -1,0 +1,106 @@
+/**
+ * Supervision under `kith up` (issue 11, items 12 and 13): `kith status` tells the truth
+ * about a service that was killed twice (live pid, start of kith up and of the current run,
+ * restarts, back-off), and `kill -9` of the kith up parent takes every service with it
+ * within 2 s (their lifeline closes).
+ */
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunInfo } from '../../installer/run-file.ts';
+import { processAlive } from '../../platform/process.ts';
+import { kithUp, repoRoot, type KithUp } from './kith-up.ts';
+
+const kith = (data: string, ...args: string[]) => spawnSync(process.execPath, [path.join(repoRoot, 'installer/kith.ts'), ...args, '--data', data], { encoding: 'utf8' });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface StatusRow {
+  service: string;
+  state: string;
+  pid: number | null;
+  started: string;
+  restarts: number;
+  backoff: { waiting: boolean; restartInMs?: number; nextMs: number };
+  lastExit?: { code: number | null; signal: string | null; at: string };
+  kith: { pid: number; started: string };
+}
+
+describe('supervision', () => {
+  let up: KithUp;
+  beforeAll(async () => { up = await kithUp(); });
+  afterAll(async () => { await up?.stop(); });
+
+  const runJson = (): RunInfo => JSON.parse(readFileSync(path.join(up.data, 'run.json'), 'utf8')) as RunInfo;
+  const restartedPid = async (service: string, after: number): Promise<number> => {
+    const end = Date.now() + 20_000;
+    while (Date.now() < end) {
+      const e = up.events.filter((x) => x.event === 'restarted' && x.service === service).at(-1);
+      if (e && e.pid !== after) return e.pid as number;
+      await sleep(20);
+    }
+    throw new Error(`${service} was not restarted; events: ${JSON.stringify(up.events)}`);
+  };
+
+  it('kith status shows the live pid, both start times, the restarts and the back-off of a service killed twice', async () => {
+    const before = kith(up.data, 'status', '--json');
+    expect(before.status, before.stderr).toBe(0);
+    const upStarted = (JSON.parse(before.stdout.split('\n')[0]!) as StatusRow).kith.started;
+    const victim = up.services.get('dns')!;
+
+    process.kill(victim.pid, 'SIGKILL');
+    const second = await restartedPid('dns', victim.pid);
+    process.kill(second, 'SIGKILL');
+    // While it waits to be restarted, run.json (which kith status reads) says so.
+    let waiting: RunInfo['services'][number] | undefined;
+    const end = Date.now() + 900;
+    while (!waiting && Date.now() < end) {
+      const s = runJson().services.find((x) => x.service === 'dns');
+      if (s?.state === 'backing-off') waiting = s;
+      else await sleep(5);
+    }
+    expect(waiting, JSON.stringify(runJson())).toBeDefined();
+    expect(waiting!.pid).toBeUndefined();
+    expect(waiting!.backoffMs).toBe(1000); // 500 ms after the first death, doubled
+    expect(waiting!.lastExit?.signal).toBe('SIGKILL');
+    expect(Date.parse(waiting!.restartAt!)).toBeGreaterThan(Date.parse(waiting!.lastExit!.at));
+
+    const live = await restartedPid('dns', second);
+    const st = kith(up.data, 'status', '--json');
+    expect(st.status, st.stdout + st.stderr).toBe(0);
+    const rows = st.stdout.trim().split('\n').map((l) => JSON.parse(l) as StatusRow);
+    const dns = rows.find((r) => r.service === 'dns')!;
+    expect(dns.pid).toBe(live);
+    expect(processAlive(live)).toBe(true);
+    expect(dns.state).toBe('healthy');
+    expect(dns.restarts).toBe(2);
+    expect(dns.lastExit?.signal).toBe('SIGKILL');
+    expect(dns.backoff).toMatchObject({ waiting: false, nextMs: 2000 });
+    expect(dns.kith.started).toBe(upStarted); // kith up's start does not move
+    expect(Date.parse(dns.started)).toBeGreaterThan(Date.parse(upStarted));
+    const storage = rows.find((r) => r.service === 'storage')!;
+    expect(storage).toMatchObject({ state: 'healthy', restarts: 0, pid: up.services.get('storage')!.pid });
+    expect(storage.started).not.toBe(dns.started);
+
+    const text = kith(up.data, 'status');
+    expect(text.stdout).toMatch(new RegExp(`kith is up \\(pid ${up.child.pid}, since ${upStarted}`));
+    expect(text.stdout).toMatch(new RegExp(`dns +healthy +pid ${live} +since ${dns.started} .*restarts 2`));
+    expect(text.stdout).toMatch(/last exit: SIGKILL/);
+    expect(text.stdout).toMatch(/the next restart would wait 2000 ms/);
+    up.services.set('dns', { ...victim, pid: live });
+  });
+
+  it('kill -9 of kith up leaves no service running within 2 s', async () => {
+    const pids = runJson().services.map((s) => s.pid!);
+    expect(pids.length).toBe(up.services.size);
+    for (const pid of pids) expect(processAlive(pid)).toBe(true);
+    const killed = Date.now();
+    process.kill(up.child.pid!, 'SIGKILL');
+    while (pids.some((p) => processAlive(p)) && Date.now() - killed < 2000) await sleep(10);
+    const ms = Date.now() - killed;
+    expect(pids.filter((p) => processAlive(p)), `still alive ${ms} ms after the kill`).toEqual([]);
+    console.log(`every service gone ${ms} ms after kill -9 of kith up`);
+    const st = kith(up.data, 'status');
+    expect(st.status).toBe(3);
+  });
+});
