@@ -9,6 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { writeFileDurable } from './durable.ts';
+import { makePrivateDir } from './private-dir.ts';
 import type { ServiceNeeds } from './service.ts';
 
 export interface StorageLink {
@@ -31,8 +32,8 @@ export const sha256 = (s: string) => createHash('sha256').update(s).digest('hex'
 /** Give `service` a token for storage, with the grants it declares. */
 export async function provisionStorageLink(opts: { service: string; needs: ServiceNeeds; serviceDataDir: string; storageDataDir: string; storageUrl: string }): Promise<void> {
   const token = randomBytes(24).toString('base64url');
-  await fsp.mkdir(path.join(opts.serviceDataDir, 'links'), { recursive: true });
-  await fsp.mkdir(path.join(opts.storageDataDir, CLIENTS_DIR), { recursive: true });
+  await makePrivateDir(path.join(opts.serviceDataDir, 'links'));
+  await makePrivateDir(path.join(opts.storageDataDir, CLIENTS_DIR));
   const client: StorageClient = { name: opts.service, tokenSha256: sha256(token), configWrite: opts.needs.configWrite ?? [] };
   await writeFileDurable(path.join(opts.storageDataDir, CLIENTS_DIR, `${opts.service}.json`), JSON.stringify(client, null, 1) + '\n', { mode: 0o600 });
   const link: StorageLink = { url: opts.storageUrl, token };

@@ -19,7 +19,8 @@ import { startHealthServer, type HealthServer } from './health.ts';
 import { createLogger, type Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { watchLifeline } from './lifeline.ts';
-import { createPendingWrites } from './pending-writes.ts';
+import { createPendingWrites, isDiskFault } from './pending-writes.ts';
+import { makePrivateDir } from './private-dir.ts';
 import { ensureSealed } from './seal.ts';
 import type { ListenAddress, RunningService, ServiceContext, ServiceDefinition } from './service.ts';
 
@@ -62,10 +63,12 @@ export async function startService<C>(def: ServiceDefinition<C>, opts: StartOpti
   const now = opts.now ?? Date.now;
   const dataDir = path.resolve(opts.dataDir);
   const configRoot = path.resolve(opts.configRoot);
-  await fsp.mkdir(dataDir, { recursive: true, mode: 0o700 });
   // The data folder holds secrets (tokens, keys, config with TSIG keys): the service's alone.
   // Best effort: a read-only folder keeps its mode, and the service still starts.
-  await fsp.chmod(dataDir, 0o700).catch(() => {});
+  await makePrivateDir(dataDir).catch(async (err: unknown) => {
+    if (!isDiskFault(err)) throw err;
+    await fsp.access(dataDir); // it must at least exist
+  });
   // A read-only or full data folder must not stop the service: writes it refuses wait here.
   const writes = createPendingWrites({ log, now, retryMs: opts.retryWritesMs });
   const LAST_GOOD = 'last good config';

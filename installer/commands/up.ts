@@ -15,6 +15,7 @@ import git from 'isomorphic-git';
 const resolveConfigHead = (gitdir: string) => git.resolveRef({ fs: { promises: fsp }, gitdir, ref: CONFIG_BRANCH });
 import { loadOrCreateCa, provisionServerTls } from '../../platform/pki/provision.ts';
 import { discoverServices } from '../../platform/services.ts';
+import { makePrivateDir } from '../../platform/private-dir.ts';
 import { buildAll } from './build.ts';
 import { pidAlive, readRunFile, RunRecorder, runServices, stopLeftovers, type RunService } from '../run-file.ts';
 import { TOKEN_FILE } from '../../services/storage/auth.ts';
@@ -100,6 +101,7 @@ export async function run(argv: string[]): Promise<number> {
     say(`built ${reports.map((r) => `${r.service} (${Math.round(r.bytes / 1024)} KiB)`).join(', ')}`);
   }
   const defs = await loadDefinitions(repoRoot);
+  await makePrivateDir(dataRoot); // --- supervision: it holds tokens, keys and the CA: the owner's alone
   await fsp.mkdir(logsDir, { recursive: true });
   // Once config.git exists it is the truth, and what the owner deleted stays deleted; only
   // a service that is new since then (no folder of its own in config.git) gets its defaults,

@@ -5,7 +5,7 @@
  * within 2 s (their lifeline closes).
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunInfo } from '../../installer/run-file.ts';
@@ -88,6 +88,19 @@ describe('supervision', () => {
     expect(text.stdout).toMatch(/last exit: SIGKILL/);
     expect(text.stdout).toMatch(/the next restart would wait 2000 ms/);
     up.services.set('dns', { ...victim, pid: live });
+  });
+
+  it('keeps the data folder and every secret in it private', () => {
+    const mode = (...p: string[]) => (statSync(path.join(up.data, ...p)).mode & 0o777).toString(8);
+    expect(mode()).toBe('700');
+    for (const s of up.services.keys()) {
+      expect(mode('data', s)).toBe('700');
+      expect(mode('data', s, 'last-good-config.json')).toBe('600');
+    }
+    expect(mode('pki')).toBe('700');
+    expect(mode('pki', 'ca.key')).toBe('600');
+    expect(mode('data', 'dns', 'links', 'storage.json')).toBe('600');
+    expect(mode('data', 'storage', 'clients', 'dns.json')).toBe('600');
   });
 
   it('kill -9 of kith up leaves no service running within 2 s', async () => {
