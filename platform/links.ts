@@ -40,6 +40,25 @@ export async function provisionStorageLink(opts: { service: string; needs: Servi
   await writeFileDurable(path.join(opts.serviceDataDir, LINK_FILE), JSON.stringify(link) + '\n', { mode: 0o600 });
 }
 
+/** links/owner.json: the hash of the owner's token, which opens /metrics to remote scrapes (platform/health.ts). */
+export const OWNER_FILE = path.join('links', 'owner.json');
+
+/** Let the owner's token (its hash only) into `service`'s health listener from beyond loopback. */
+export async function provisionOwnerAccess(serviceDataDir: string, ownerToken: string): Promise<void> {
+  await makePrivateDir(path.join(serviceDataDir, 'links'));
+  await writeFileDurable(path.join(serviceDataDir, OWNER_FILE), JSON.stringify({ tokenSha256: sha256(ownerToken) }) + '\n', { mode: 0o600 });
+}
+
+/** The service side: the owner token's hash, or undefined when none was provisioned. */
+export async function readOwnerTokenHash(dataDir: string): Promise<string | undefined> {
+  try {
+    const raw = JSON.parse(await fsp.readFile(path.join(dataDir, OWNER_FILE), 'utf8')) as { tokenSha256?: unknown };
+    return typeof raw.tokenSha256 === 'string' && /^[0-9a-f]{64}$/.test(raw.tokenSha256) ? raw.tokenSha256 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The service side: its link to storage, or undefined when none was provisioned. */
 export async function readStorageLink(dataDir: string): Promise<StorageLink | undefined> {
   try {

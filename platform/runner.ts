@@ -19,6 +19,7 @@ import { startHealthServer, type HealthServer } from './health.ts';
 import { createLogger, type Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { watchLifeline } from './lifeline.ts';
+import { readOwnerTokenHash } from './links.ts';
 import { createPendingWrites, isDiskFault } from './pending-writes.ts';
 import { makePrivateDir } from './private-dir.ts';
 import { ensureSealed } from './seal.ts';
@@ -134,6 +135,8 @@ export async function startService<C>(def: ServiceDefinition<C>, opts: StartOpti
     },
     metrics,
     () => rss.set(process.memoryUsage().rss),
+    // Remote scrapes of /metrics need the owner's token; its hash is provisioned by the supervisor.
+    { ownerTokenSha256: () => readOwnerTokenHash(dataDir) },
   );
 
   // Reloads run one at a time; a change that lands during one triggers one more.

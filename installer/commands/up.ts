@@ -7,7 +7,7 @@ import { createWriteStream, existsSync, promises as fsp, type WriteStream } from
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Supervisor } from '../../platform/supervisor.ts';
-import { provisionStorageLink } from '../../platform/links.ts';
+import { provisionOwnerAccess, provisionStorageLink } from '../../platform/links.ts';
 import { CONFIG_BRANCH, writeConfigFiles } from '../../services/storage/config/config-repo.ts';
 import { listTreeFiles } from '../../services/storage/config/git-tree-source.ts';
 import git from 'isomorphic-git';
@@ -212,6 +212,9 @@ export async function run(argv: string[]): Promise<number> {
     }
     return stop(1);
   }
+  // --- supervision: the owner's token (storage's) opens /metrics beyond loopback (platform/health.ts).
+  const ownerToken = await readToken(dataRoot, 'storage');
+  if (ownerToken) for (const def of defs) await provisionOwnerAccess(path.join(dataRoot, 'data', def.name), ownerToken);
   for (const def of defs) {
     const info = ready.get(def.name)!;
     const token = await readToken(dataRoot, def.name);

@@ -17,6 +17,7 @@ import { INIT_SHEBANG, planNodeBinary, type Action, type Compression } from '../
 import type { BootConfig, BootService, NetworkConfig } from '../boot/boot-config.ts';
 import { mbrLayout, sfdiskScript } from '../image/disk.ts';
 import { sealFlags } from '../seal.ts';
+import { applianceListenHost, type ListenPolicy } from '../listen-hosts.ts';
 
 export interface RpiService {
   name: string;
@@ -94,10 +95,10 @@ export function configTxt(c: Compression): string {
 }
 
 /** How PID 1 runs one service: sealed to its bundle, the shared config tree and its own data folder. */
-export function serviceCommand(s: RpiService): BootService {
+export function serviceCommand(s: RpiService, policy: ListenPolicy = {}): BootService {
   const entry = `/kith/${s.name}.mjs`;
   const dataDir = `/data/${s.name}`;
-  const listen = Object.entries(s.ports).flatMap(([name, port]) => ['--listen', `${name}=0.0.0.0:${port}`]);
+  const listen = Object.entries(s.ports).flatMap(([name, port]) => ['--listen', `${name}=${applianceListenHost(name, policy)}:${port}`]);
   return {
     name: s.name,
     command: '/bin/node',
@@ -109,7 +110,8 @@ export function serviceCommand(s: RpiService): BootService {
 }
 
 export function rpiBootConfig(i: RpiPlanInputs): Omit<BootConfig, 'modules'> {
-  const services = i.services.map(serviceCommand);
+  // Health on loopback, except in a test image (debug port): its test reaches health through qemu.
+  const services = i.services.map((s) => serviceCommand(s, { exposeHealth: i.debugPort !== undefined }));
   const storage = i.services.find((s) => s.name === 'storage');
   return {
     hostname: i.hostname,
