@@ -111,6 +111,7 @@ export async function startService<C>(def: ServiceDefinition<C>, opts: StartOpti
     metrics,
     now,
     config: () => current,
+    dataWrites: writes,
     reloadConfig: (reason) => {
       log.info('reloading config', { reason });
       // Asked for while the service is still starting: done once the reload machinery is up.

@@ -4,18 +4,21 @@
  * bind-mounted read-only, then on a full tmpfs, each made by the test in its own mount
  * namespace (`unshare -rm`): it starts, answers dig from the config it can read, and
  * /healthz says 503 with the reason; once space returns the write is retried and health
- * comes back without a restart. last-good-config.json and the data folder are private.
+ * comes back without a restart. Storage on a read-only folder serves git. last-good-config.json
+ * and the data folder are private.
  */
 import { execFileSync } from 'node:child_process';
-import { cpSync, promises as fsp, rmSync, statSync } from 'node:fs';
+import { cpSync, promises as fsp, readFileSync, rmSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import dns from '../../services/dns/main.ts';
+import storage from '../../services/storage/main.ts';
 import { defaultConfigFiles, localDefaults, seedConfigTree } from '../../installer/seed.ts';
 import { freePortBase } from '../support/ports.ts';
 import { startBundle, tempDir, type ServiceProcess } from './helpers.ts';
 
 const bundle = path.resolve(import.meta.dirname, '../../dist/dns.mjs');
+const readOnly = (dir: string) => ['unshare', '-rm', 'sh', '-c', 'mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" && exec "$@"', dir];
 
 describe('a service whose data folder the disk refuses', () => {
   let root: string;
@@ -58,8 +61,7 @@ describe('a service whose data folder the disk refuses', () => {
   });
 
   it('starts on a read-only data folder, serves DNS, and reports unhealthy with the reason', async () => {
-    const ro = ['unshare', '-rm', 'sh', '-c', 'mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" && exec "$@"', data];
-    svc = await startBundle(bundle, args, 20_000, ro);
+    svc = await startBundle(bundle, args, 20_000, readOnly(data));
     expect(dig('kith.home.arpa')).toBe('127.0.0.1');
     const h = await health(svc);
     expect(h.status).toBe(503);
@@ -89,5 +91,31 @@ describe('a service whose data folder the disk refuses', () => {
     const saved = await fsp.stat(path.join(`/proc/${svc.child.pid}/root`, data, 'last-good-config.json'));
     expect(saved.mode & 0o777).toBe(0o600);
     expect(svc.lines.some((l) => l.msg === 'data folder write done after a disk fault')).toBe(true);
+  });
+});
+
+describe('storage on a read-only data folder', () => {
+  it('starts, serves git from what it has, and reports unhealthy with the reason', async () => {
+    const root = tempDir('kith-diskfault-');
+    const config = path.join(root, 'config');
+    const data = path.join(root, 'data', 'storage');
+    await seedConfigTree(config, localDefaults(defaultConfigFiles([storage as never, dns as never]), '127.0.0.1'));
+    const base = await freePortBase(1);
+    const bundle = path.resolve(import.meta.dirname, '../../dist/storage.mjs');
+    const args = ['--config', config, '--data', data, '--listen', `health=127.0.0.1:${base}`, '--listen', `http=127.0.0.1:${base + 1}`, '--listen', `https=127.0.0.1:${base + 2}`];
+    const first = await startBundle(bundle, args);
+    expect(await first.stop()).toBe(0);
+    const token = readFileSync(path.join(data, 'access-token'), 'utf8').trim();
+
+    const svc = await startBundle(bundle, args, 20_000, readOnly(data));
+    try {
+      const res = await fetch(`${svc.ready.health}/healthz`);
+      expect(res.status).toBe(503);
+      expect(((await res.json()) as { detail: string }).detail).toMatch(/EROFS/);
+      const refs = execFileSync('git', ['ls-remote', `http://kith:${token}@127.0.0.1:${base + 1}/config.git`], { encoding: 'utf8' });
+      expect(refs).toMatch(/refs\/heads\/main/);
+    } finally {
+      await svc.stop();
+    }
   });
 });
