@@ -2,14 +2,16 @@
  * Supervision under `kith up` (issue 11, items 12 and 13): `kith status` tells the truth
  * about a service that was killed twice (live pid, start of kith up and of the current run,
  * restarts, back-off), and `kill -9` of the kith up parent takes every service with it
- * within 2 s (their lifeline closes).
+ * within 2 s (their lifeline closes); a kith up after that stops a leftover that did not.
  */
-import { spawnSync } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunInfo } from '../../installer/run-file.ts';
 import { processAlive } from '../../platform/process.ts';
+import { discoverServices } from '../../platform/services.ts';
+import { freePortBase } from '../support/ports.ts';
 import { kithUp, repoRoot, type KithUp } from './kith-up.ts';
 
 const kith = (data: string, ...args: string[]) => spawnSync(process.execPath, [path.join(repoRoot, 'installer/kith.ts'), ...args, '--data', data], { encoding: 'utf8' });
@@ -115,5 +117,31 @@ describe('supervision', () => {
     console.log(`every service gone ${ms} ms after kill -9 of kith up`);
     const st = kith(up.data, 'status');
     expect(st.status).toBe(3);
+  });
+
+  it('a new kith up on that data folder stops a service an earlier one left running', async () => {
+    // A stand-in for a leftover that ignored its lifeline: its argv names this data folder.
+    const leftover = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1e9)', '--', '--data', path.join(up.data, 'data', 'dns')], { stdio: 'ignore' });
+    const info = runJson(); // what the killed kith up left
+    info.services = info.services.map((s) => (s.service === 'dns' ? { ...s, pid: leftover.pid! } : s));
+    writeFileSync(path.join(up.data, 'run.json'), JSON.stringify(info));
+    await sleep(200);
+    const base = await freePortBase(discoverServices(repoRoot).length);
+    const again = spawn(process.execPath, [path.join(repoRoot, 'installer/kith.ts'), 'up', '--no-build', '--data', up.data, '--port-base', String(base)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    again.stdout!.on('data', (d) => { out += d; });
+    again.stderr!.on('data', (d) => { out += d; });
+    try {
+      const end = Date.now() + 60_000;
+      while (!/kith is up/.test(out) && again.exitCode === null && Date.now() < end) await sleep(50);
+      expect(out).toMatch(new RegExp(`stopped pid ${leftover.pid}, left running by an earlier kith up \\(pid ${up.child.pid}\\)`));
+      expect(out).toMatch(/kith is up/);
+      expect(processAlive(leftover.pid!)).toBe(false);
+      expect(runJson().pid).toBe(again.pid);
+    } finally {
+      leftover.kill('SIGKILL');
+      const code = await new Promise<number | null>((resolve) => { again.once('exit', resolve); again.kill('SIGTERM'); });
+      expect(code).toBe(0);
+    }
   });
 });
