@@ -9,7 +9,7 @@
  * /healthz (no reasons, paths or names), and /metrics — whose labels name repositories,
  * upstreams and lists — only with the owner's token (`Authorization: Bearer TOKEN`, the
  * hash provisioned by the supervisor, platform/links.ts); without one, 401, and 403 when
- * no owner token is provisioned at all.
+ * no owner token is provisioned at all. The owner's token also gets the full /healthz.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import * as http from 'node:http';
@@ -61,12 +61,15 @@ export async function startHealthServer(
       return;
     }
     const local = isLoopback(req.socket.remoteAddress);
+    /** From loopback, or with the owner's token. */
+    const trusted = async () => local || tokenMatches(bearer(req), await Promise.resolve(access.ownerTokenSha256?.()).catch(() => undefined));
     if (url === '/healthz' || url === '/health') {
-      void Promise.resolve()
-        .then(status)
-        .catch((err: Error): HealthStatus => ({ ok: false, detail: `health check failed: ${err.message}` }))
-        .then((s) => {
-          const body = local ? { status: s.ok ? 'ok' : 'unhealthy', ...s } : { status: s.ok ? 'ok' : 'unhealthy' };
+      void Promise.all([
+        Promise.resolve().then(status).catch((err: Error): HealthStatus => ({ ok: false, detail: `health check failed: ${err.message}` })),
+        trusted(),
+      ])
+        .then(([s, full]) => {
+          const body = full ? { status: s.ok ? 'ok' : 'unhealthy', ...s } : { status: s.ok ? 'ok' : 'unhealthy' };
           res.writeHead(s.ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(body) + '\n');
         });
     } else if (url === '/metrics') {

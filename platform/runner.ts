@@ -127,8 +127,9 @@ export async function startService<C>(def: ServiceDefinition<C>, opts: StartOpti
   const health = await startHealthServer(
     listen.health,
     async () => {
-      // Each probe retries what the disk refused (at most once a second): health is the disk as it is now.
-      await writes.retry(1000);
+      // Each probe retries what the disk refused (at most once a second): health is the disk
+      // as it is now. A disk that hangs does not hang the probe: it answers from what it knows.
+      await Promise.race([writes.retry(1000), new Promise((r) => setTimeout(r, 500).unref())]);
       const h = running.health?.() ?? { ok: true };
       const disk = writes.problem();
       const merged = disk ? { ...h, ok: false, detail: [h.detail, disk.detail].filter(Boolean).join('; '), pendingWrites: disk.pending } : h;

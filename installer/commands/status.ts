@@ -1,6 +1,8 @@
 /** `kith status`: is kith up, since when, and how is each service (live pid, current run, restarts, back-off, health)? */
+import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { TOKEN_FILE } from '../../services/storage/auth.ts';
 import { pidAlive, readRunFile, type RunServiceState } from '../run-file.ts';
 
 const HELP = `Usage: kith status [--data DIR] [--json]
@@ -39,12 +41,13 @@ export function ago(fromMs: number, nowMs: number): string {
   return parts.slice(0, 2).join(' ');
 }
 
-async function probe(s: RunServiceState): Promise<{ state: string; health: Health }> {
+async function probe(s: RunServiceState, token: string | undefined): Promise<{ state: string; health: Health }> {
   if (s.state === 'backing-off') return { state: 'restarting', health: {} };
   if (s.state === 'stopped') return { state: 'stopped', health: {} };
   if (!s.health) return { state: 'starting', health: {} };
   try {
-    const res = await fetch(`${s.health}/healthz`, { signal: AbortSignal.timeout(2000) });
+    // The owner's token: a health listener facing the LAN (--host) shows details only with it.
+    const res = await fetch(`${s.health}/healthz`, { signal: AbortSignal.timeout(2000), headers: token ? { authorization: `Bearer ${token}` } : {} });
     return { state: res.ok ? 'healthy' : 'unhealthy', health: (await res.json()) as Health };
   } catch {
     return { state: s.state === 'starting' ? 'starting' : 'unreachable', health: {} };
@@ -67,7 +70,8 @@ export async function run(argv: string[]): Promise<number> {
   const now = Date.now();
   let allOk = true;
   if (!values.json) process.stdout.write(`kith is up (pid ${info.pid}, since ${info.started}, ${ago(Date.parse(info.started), now)})\n`);
-  const probes = await Promise.all(info.services.map(probe));
+  const token = (await fsp.readFile(path.join(dataRoot, 'data', 'storage', TOKEN_FILE), 'utf8').catch(() => '')).trim() || undefined;
+  const probes = await Promise.all(info.services.map((s) => probe(s, token)));
   info.services.forEach((s, i) => {
     const { state, health } = probes[i]!;
     if (state !== 'healthy') allOk = false;

@@ -3,7 +3,8 @@
  * real DNS bundle runs in its own network namespace, health on 0.0.0.0, with a second
  * address (10.77.0.1) so curl can come from somewhere that is not loopback. From there:
  * /healthz says only "ok", /metrics is 403 while no owner token is provisioned, then 401
- * without or with a wrong token and 200 with the owner's — provisioned while it runs.
+ * without or with a wrong token and 200 with the owner's — provisioned while it runs —
+ * which also gets the whole /healthz.
  * From loopback everything is served as before.
  */
 import { execFileSync } from 'node:child_process';
@@ -63,5 +64,8 @@ describe('the health listener facing the LAN', () => {
     const owner = curl('http://10.77.0.1:9102/metrics', '-H', `Authorization: Bearer ${token}`);
     expect(owner.code).toBe(200);
     expect(owner.body).toMatch(/^kith_config_generation 1$/m);
+    // The owner's token also gets the whole /healthz; a wrong one only the status word.
+    expect(JSON.parse(curl('http://10.77.0.1:9102/healthz', '-H', `Authorization: Bearer ${token}`).body)).toMatchObject({ status: 'ok', service: 'dns', configGeneration: 1 });
+    expect(JSON.parse(curl('http://10.77.0.1:9102/healthz', '-H', 'Authorization: Bearer wrong').body)).toEqual({ status: 'ok' });
   });
 });
