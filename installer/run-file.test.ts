@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { processAlive } from '../platform/process.ts';
 import type { ChildStatus } from '../platform/supervisor.ts';
 import { tempDir } from '../test/platform/helpers.ts';
-import { readRunFile, RunRecorder, runServices, stopLeftovers, type RunInfo, type RunService } from './run-file.ts';
+import { findLeftovers, readRunFile, RunRecorder, runServices, stopLeftovers, type RunInfo, type RunService } from './run-file.ts';
 
 /** A process that looks like a service of `dataRoot` (its argv has --data <root>/data/<name>). */
 function fakeService(dataRoot: string, name: string) {
@@ -58,6 +58,7 @@ describe('run.json', () => {
       ],
     };
     try {
+      expect(findLeftovers(root, info)).toEqual([{ service: 'dns', pid: leftover.pid }]);
       expect(await stopLeftovers(root, info, 1000)).toEqual([leftover.pid]);
       await new Promise((r) => setTimeout(r, 100));
       expect(processAlive(leftover.pid!)).toBe(false);

@@ -9,7 +9,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { writeFileDurable } from '../platform/durable.ts';
-import { processAlive, stopStrays } from '../platform/process.ts';
+import { findStrays, processAlive, stopStrays } from '../platform/process.ts';
 import type { ChildStatus } from '../platform/supervisor.ts';
 
 export const RUN_FILE = 'run.json';
@@ -135,6 +135,14 @@ export async function readRunFile(dataRoot: string): Promise<RunInfo | undefined
  * program. Returns the pids stopped.
  */
 export async function stopLeftovers(dataRoot: string, info: RunInfo, graceMs = 3000): Promise<number[]> {
-  const candidates = info.services.flatMap((s) => (typeof s.pid === 'number' && s.pid > 0 ? [{ pid: s.pid, marker: ['--data', path.join(dataRoot, 'data', s.service)] }] : []));
-  return stopStrays(candidates, graceMs);
+  return stopStrays(leftoverCandidates(dataRoot, info), graceMs);
 }
+
+/** The services of a dead kith up that still run (what stopLeftovers would stop). */
+export function findLeftovers(dataRoot: string, info: RunInfo): { service: string; pid: number }[] {
+  const alive = new Set(findStrays(leftoverCandidates(dataRoot, info)));
+  return info.services.flatMap((s) => (s.pid !== undefined && alive.has(s.pid) ? [{ service: s.service, pid: s.pid }] : []));
+}
+
+const leftoverCandidates = (dataRoot: string, info: RunInfo) =>
+  info.services.flatMap((s) => (typeof s.pid === 'number' && s.pid > 0 ? [{ pid: s.pid, marker: ['--data', path.join(dataRoot, 'data', s.service)] }] : []));

@@ -44,6 +44,11 @@ export function commandLine(pid: number): string[] | undefined {
 
 const containsRun = (argv: string[], run: string[]) => argv.some((_, i) => run.every((r, j) => argv[i + j] === r));
 
+/** The candidates that are alive and still carry their marker (see stopStrays). */
+export function findStrays(candidates: { pid: number; marker: string[] }[]): number[] {
+  return candidates.filter((c) => c.pid !== process.pid && processAlive(c.pid) === true && containsRun(commandLine(c.pid) ?? [], c.marker)).map((c) => c.pid);
+}
+
 /**
  * Stop processes an earlier supervisor left running: each pid that is alive AND whose
  * command line still contains `marker` (consecutive arguments, e.g. ['--data', DIR]), so a
@@ -51,7 +56,7 @@ const containsRun = (argv: string[], run: string[]) => argv.some((_, i) => run.e
  * SIGKILL after graceMs. Returns the pids that were signalled.
  */
 export async function stopStrays(candidates: { pid: number; marker: string[] }[], graceMs = 3000): Promise<number[]> {
-  const ours = candidates.filter((c) => c.pid !== process.pid && processAlive(c.pid) === true && containsRun(commandLine(c.pid) ?? [], c.marker)).map((c) => c.pid);
+  const ours = findStrays(candidates);
   const signal = (pid: number, sig: NodeJS.Signals) => { try { process.kill(pid, sig); } catch { /* already gone */ } };
   for (const pid of ours) signal(pid, 'SIGTERM');
   const until = Date.now() + graceMs;

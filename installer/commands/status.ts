@@ -3,7 +3,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { TOKEN_FILE } from '../../services/storage/auth.ts';
-import { pidAlive, readRunFile, type RunServiceState } from '../run-file.ts';
+import { findLeftovers, pidAlive, readRunFile, type RunServiceState } from '../run-file.ts';
 
 const HELP = `Usage: kith status [--data DIR] [--json]
 
@@ -63,8 +63,13 @@ export async function run(argv: string[]): Promise<number> {
   const dataRoot = path.resolve(values.data ?? '.kith');
   const info = await readRunFile(dataRoot);
   if (!info || !pidAlive(info.pid)) {
-    if (values.json) process.stdout.write(JSON.stringify({ up: false, data: dataRoot }) + '\n');
-    else process.stdout.write(`kith is not up (data folder ${dataRoot}); start it with ./kith up\n`);
+    // A kith up that died without stopping (kill -9, a crash) may have left services running.
+    const left = info ? findLeftovers(dataRoot, info) : [];
+    if (values.json) process.stdout.write(JSON.stringify({ up: false, data: dataRoot, ...(left.length > 0 ? { leftovers: left } : {}) }) + '\n');
+    else {
+      process.stdout.write(`kith is not up (data folder ${dataRoot}); start it with ./kith up\n`);
+      if (left.length > 0) process.stdout.write(`  kith up (pid ${info!.pid}) died and left ${left.map((l) => `${l.service} (pid ${l.pid})`).join(', ')} running; the next kith up stops them\n`);
+    }
     return 3;
   }
   const now = Date.now();

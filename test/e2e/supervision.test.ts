@@ -126,6 +126,9 @@ describe('supervision', () => {
     info.services = info.services.map((s) => (s.service === 'dns' ? { ...s, pid: leftover.pid! } : s));
     writeFileSync(path.join(up.data, 'run.json'), JSON.stringify(info));
     await sleep(200);
+    const st = kith(up.data, 'status');
+    expect(st.status).toBe(3);
+    expect(st.stdout).toMatch(new RegExp(`kith up \\(pid ${up.child.pid}\\) died and left dns \\(pid ${leftover.pid}\\) running`));
     const base = await freePortBase(discoverServices(repoRoot).length);
     const again = spawn(process.execPath, [path.join(repoRoot, 'installer/kith.ts'), 'up', '--no-build', '--data', up.data, '--port-base', String(base)], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
