@@ -1,15 +1,20 @@
 /**
- * <data>/run.json: what a running `kith up` started (its pid, each service's pid and
- * endpoints), so `kith status` can find it and a second `kith up` on the same data
- * folder is refused. Removed when kith up stops. The token is not in it.
+ * <data>/run.json: what a running `kith up` started — its pid and start time, and per
+ * service the live pid, when its current run started, how many restarts, the back-off
+ * state and its endpoints — so `kith status` can show it, a second `kith up` on the same
+ * data folder is refused, and one after a crash finds the leftover children and stops
+ * them. Rewritten (durably) whenever a child starts, dies or becomes ready; removed when
+ * kith up stops. The token is not in it.
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { writeFileDurable } from '../platform/durable.ts';
-import { processAlive } from '../platform/process.ts';
+import { findStrays, processAlive, stopStrays } from '../platform/process.ts';
+import type { ChildStatus } from '../platform/supervisor.ts';
 
 export const RUN_FILE = 'run.json';
 
+/** How to reach a ready service (what `kith up --json` prints, less the access fields). */
 export interface RunService {
   service: string;
   pid: number;
@@ -18,21 +23,100 @@ export interface RunService {
   logs: string;
 }
 
-export interface RunInfo {
-  pid: number;
+/** One service in run.json: how to reach it, and where its supervision stands. */
+export interface RunServiceState extends Partial<RunService> {
+  service: string;
+  /** starting: running, not ready yet; ready; backing-off: died, restarts at restartAt; stopped. */
+  state: 'starting' | 'ready' | 'backing-off' | 'stopped';
+  /** The live pid (absent while backing off). */
+  pid?: number;
+  /** Start of the current run. */
   started: string;
-  services: RunService[];
+  restarts: number;
+  lastExit?: { code: number | null; signal: string | null; at: string };
+  restartAt?: string;
+  /** The wait before the next restart (the current one while backing off). */
+  backoffMs: number;
+}
+
+export interface RunInfo {
+  /** kith up itself. */
+  pid: number;
+  /** When kith up started (does not move when a service restarts). */
+  started: string;
+  updated?: string;
+  services: RunServiceState[];
 }
 
 export const pidAlive = (pid: number): boolean => processAlive(pid) === true;
 
-export async function writeRunFile(dataRoot: string, services: RunService[]): Promise<void> {
-  const info: RunInfo = {
-    pid: process.pid,
-    started: new Date().toISOString(),
-    services: services.map(({ service, pid, endpoints, health, logs }) => ({ service, pid, endpoints, health, logs })),
-  };
-  await writeFileDurable(path.join(dataRoot, RUN_FILE), JSON.stringify(info, null, 1) + '\n');
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** run.json's view of each supervised child: its supervision state and, when ready, how to reach it. */
+export function runServices(children: ChildStatus[], ready: ReadonlyMap<string, RunService>): RunServiceState[] {
+  return children.map((c) => {
+    const r = ready.get(c.name);
+    const isReady = c.state === 'running' && r !== undefined && r.pid === c.pid;
+    return {
+      ...(r ? { endpoints: r.endpoints, health: r.health, logs: r.logs } : {}),
+      service: c.name,
+      state: c.state === 'running' ? (isReady ? 'ready' : 'starting') : c.state,
+      ...(c.pid !== undefined ? { pid: c.pid } : {}),
+      started: iso(c.startedAt),
+      restarts: c.restarts,
+      ...(c.lastExit ? { lastExit: { code: c.lastExit.code, signal: c.lastExit.signal, at: iso(c.lastExit.at) } } : {}),
+      ...(c.restartAt !== undefined ? { restartAt: iso(c.restartAt) } : {}),
+      backoffMs: c.backoffMs,
+    };
+  });
+}
+
+/**
+ * Keeps run.json up to date: update() after anything changed; writes are durable, one at
+ * a time, and a burst of changes becomes one more write with the latest state.
+ */
+export class RunRecorder {
+  readonly started = new Date().toISOString();
+  private writing?: Promise<void>;
+  private dirty = false;
+  private closed = false;
+
+  private readonly dataRoot: string;
+  private readonly services: () => RunServiceState[];
+  private readonly onError: (err: Error) => void;
+
+  constructor(dataRoot: string, services: () => RunServiceState[], onError: (err: Error) => void = () => {}) {
+    this.dataRoot = dataRoot;
+    this.services = services;
+    this.onError = onError;
+  }
+
+  update(): void {
+    if (this.closed) return;
+    this.dirty = true;
+    this.writing ??= this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    while (this.dirty && !this.closed) {
+      this.dirty = false;
+      const info: RunInfo = { pid: process.pid, started: this.started, updated: new Date().toISOString(), services: this.services() };
+      await writeFileDurable(path.join(this.dataRoot, RUN_FILE), JSON.stringify(info, null, 1) + '\n').catch(this.onError);
+    }
+    this.writing = undefined;
+  }
+
+  /** Wait for pending writes. */
+  async flush(): Promise<void> {
+    while (this.writing) await this.writing;
+  }
+
+  /** No more writes; then remove run.json. */
+  async remove(): Promise<void> {
+    this.closed = true;
+    await this.flush();
+    await fsp.rm(path.join(this.dataRoot, RUN_FILE), { force: true });
+  }
 }
 
 export async function readRunFile(dataRoot: string): Promise<RunInfo | undefined> {
@@ -43,3 +127,22 @@ export async function readRunFile(dataRoot: string): Promise<RunInfo | undefined
     return undefined;
   }
 }
+
+/**
+ * A `kith up` that died without stopping its services (SIGKILL, a crash) left run.json:
+ * stop whatever of its services still runs. A pid counts only if its command line still
+ * names this data folder (`--data <root>/data/<service>`), never a pid reused by another
+ * program. Returns the pids stopped.
+ */
+export async function stopLeftovers(dataRoot: string, info: RunInfo, graceMs = 3000): Promise<number[]> {
+  return stopStrays(leftoverCandidates(dataRoot, info), graceMs);
+}
+
+/** The services of a dead kith up that still run (what stopLeftovers would stop). */
+export function findLeftovers(dataRoot: string, info: RunInfo): { service: string; pid: number }[] {
+  const alive = new Set(findStrays(leftoverCandidates(dataRoot, info)));
+  return info.services.flatMap((s) => (s.pid !== undefined && alive.has(s.pid) ? [{ service: s.service, pid: s.pid }] : []));
+}
+
+const leftoverCandidates = (dataRoot: string, info: RunInfo) =>
+  info.services.flatMap((s) => (typeof s.pid === 'number' && s.pid > 0 ? [{ pid: s.pid, marker: ['--data', path.join(dataRoot, 'data', s.service)] }] : []));

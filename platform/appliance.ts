@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import type { ListenAddress, ListenerSpec } from './service.ts';
 import { sealFlags } from './seal.ts';
 import { serviceSlots } from './services.ts';
+import { ALL_HOSTS, applianceListenHost, type ListenPolicy } from './listen-hosts.ts';
 
 /** What the plan needs of a service: its declaration without code. */
 export interface ServiceDescriptor {
@@ -33,7 +34,7 @@ export type Profile =
   /** A kvm image: one service, sealed from the first instruction, maybe from a startup snapshot. */
   | { target: 'kvm'; service: string; snapshot?: boolean }
   /** The Pi image: every service, on its declared ports, sealed from the first instruction. */
-  | { target: 'rpi'; ports?: Record<string, Record<string, number>> };
+  | { target: 'rpi'; ports?: Record<string, Record<string, number>>; listen?: ListenPolicy };
 
 export interface ServiceLaunch {
   name: string;
@@ -103,8 +104,11 @@ export function planAppliance(descriptors: ServiceDescriptor[], profile: Profile
   const listenOf = (d: ServiceDescriptor): Record<string, ListenAddress> => {
     const names = Object.keys(d.listeners);
     if (profile.target === 'local') return Object.fromEntries(names.map((n, j) => [n, { host: profile.host, port: profile.portBase + slots.get(d.name)! * 10 + j }]));
+    // On the Pi, health and metrics stay on loopback (platform/listen-hosts.ts); a kvm image's
+    // are reached through qemu's port forwarding, so they listen everywhere in the guest.
     const ports = profile.target === 'rpi' ? profile.ports?.[d.name] ?? {} : {};
-    return Object.fromEntries(names.map((n) => [n, { host: '0.0.0.0', port: ports[n] ?? d.listeners[n]!.port }]));
+    const hostOf = (n: string) => (profile.target === 'rpi' ? applianceListenHost(n, profile.listen) : ALL_HOSTS);
+    return Object.fromEntries(names.map((n) => [n, { host: hostOf(n), port: ports[n] ?? d.listeners[n]!.port }]));
   };
 
   const services = chosen.map((d): ServiceLaunch => {

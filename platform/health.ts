@@ -2,7 +2,16 @@
  * The health + metrics endpoint every service has (its `health` listener):
  *   GET /healthz  → 200 {"status":"ok",...} or 503 when the service reports unhealthy
  *   GET /metrics  → Prometheus text format
+ *
+ * Who sees what. On the appliance this listener is on loopback (platform/listen-hosts.ts),
+ * but it may face the LAN (`kith up --host 0.0.0.0`, a kvm image, a test image). A client
+ * from loopback gets everything. Any other client gets only the status word from
+ * /healthz (no reasons, paths or names), and /metrics — whose labels name repositories,
+ * upstreams and lists — only with the owner's token (`Authorization: Bearer TOKEN`, the
+ * hash provisioned by the supervisor, platform/links.ts); without one, 401, and 403 when
+ * no owner token is provisioned at all. The owner's token also gets the full /healthz.
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import * as http from 'node:http';
 import type { Metrics } from './metrics.ts';
 import type { ListenAddress } from './service.ts';
@@ -18,11 +27,32 @@ export interface HealthServer {
   close(): Promise<void>;
 }
 
+export interface HealthAccess {
+  /** SHA-256 (hex) of the owner's token, when one is provisioned; asked per remote request. */
+  ownerTokenSha256?: () => Promise<string | undefined> | string | undefined;
+}
+
+/** 127.0.0.0/8, ::1, and IPv4-mapped loopback. */
+export function isLoopback(addr: string | undefined): boolean {
+  if (!addr) return false;
+  const v4 = addr.startsWith('::ffff:') ? addr.slice(7) : addr;
+  return v4.startsWith('127.') || addr === '::1';
+}
+
+const bearer = (req: http.IncomingMessage) => /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1];
+
+/** Constant-time: the presented token's hash against the provisioned one. */
+export function tokenMatches(presented: string | undefined, wantSha256Hex: string | undefined): boolean {
+  if (presented === undefined || !wantSha256Hex || !/^[0-9a-f]{64}$/.test(wantSha256Hex)) return false;
+  return timingSafeEqual(createHash('sha256').update(presented).digest(), Buffer.from(wantSha256Hex, 'hex'));
+}
+
 export async function startHealthServer(
   at: ListenAddress,
-  status: () => HealthStatus,
+  status: () => HealthStatus | Promise<HealthStatus>,
   metrics: Metrics,
   beforeMetrics?: () => void,
+  access: HealthAccess = {},
 ): Promise<HealthServer> {
   const server = http.createServer((req, res) => {
     const url = (req.url ?? '/').split('?')[0];
@@ -30,12 +60,35 @@ export async function startHealthServer(
       res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('only GET and HEAD\n');
       return;
     }
+    const local = isLoopback(req.socket.remoteAddress);
+    /** From loopback, or with the owner's token. */
+    const trusted = async () => local || tokenMatches(bearer(req), await Promise.resolve(access.ownerTokenSha256?.()).catch(() => undefined));
     if (url === '/healthz' || url === '/health') {
-      const s = status();
-      res.writeHead(s.ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: s.ok ? 'ok' : 'unhealthy', ...s }) + '\n');
+      void Promise.all([
+        Promise.resolve().then(status).catch((err: Error): HealthStatus => ({ ok: false, detail: `health check failed: ${err.message}` })),
+        trusted(),
+      ])
+        .then(([s, full]) => {
+          const body = full ? { status: s.ok ? 'ok' : 'unhealthy', ...s } : { status: s.ok ? 'ok' : 'unhealthy' };
+          res.writeHead(s.ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(body) + '\n');
+        });
     } else if (url === '/metrics') {
-      beforeMetrics?.();
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(metrics.render());
+      const serve = () => {
+        beforeMetrics?.();
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(metrics.render());
+      };
+      if (local) return serve();
+      void Promise.resolve()
+        .then(() => access.ownerTokenSha256?.())
+        .catch(() => undefined)
+        .then((want) => {
+          if (tokenMatches(bearer(req), want)) return serve();
+          if (!want) {
+            res.writeHead(403, { 'content-type': 'text/plain' }).end('metrics are served to loopback only: no owner token is provisioned for remote scrapes\n');
+          } else {
+            res.writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Bearer realm="kith metrics"' }).end("metrics need the owner's token: Authorization: Bearer TOKEN\n");
+          }
+        });
     } else {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /healthz or /metrics\n');
     }

@@ -9,6 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { writeFileDurable } from './durable.ts';
+import { makePrivateDir } from './private-dir.ts';
 import type { ServiceNeeds } from './service.ts';
 
 export interface StorageLink {
@@ -31,12 +32,31 @@ export const sha256 = (s: string) => createHash('sha256').update(s).digest('hex'
 /** Give `service` a token for storage, with the grants it declares. */
 export async function provisionStorageLink(opts: { service: string; needs: ServiceNeeds; serviceDataDir: string; storageDataDir: string; storageUrl: string }): Promise<void> {
   const token = randomBytes(24).toString('base64url');
-  await fsp.mkdir(path.join(opts.serviceDataDir, 'links'), { recursive: true });
-  await fsp.mkdir(path.join(opts.storageDataDir, CLIENTS_DIR), { recursive: true });
+  await makePrivateDir(path.join(opts.serviceDataDir, 'links'));
+  await makePrivateDir(path.join(opts.storageDataDir, CLIENTS_DIR));
   const client: StorageClient = { name: opts.service, tokenSha256: sha256(token), configWrite: opts.needs.configWrite ?? [] };
   await writeFileDurable(path.join(opts.storageDataDir, CLIENTS_DIR, `${opts.service}.json`), JSON.stringify(client, null, 1) + '\n', { mode: 0o600 });
   const link: StorageLink = { url: opts.storageUrl, token };
   await writeFileDurable(path.join(opts.serviceDataDir, LINK_FILE), JSON.stringify(link) + '\n', { mode: 0o600 });
+}
+
+/** links/owner.json: the hash of the owner's token, which opens /metrics to remote scrapes (platform/health.ts). */
+export const OWNER_FILE = path.join('links', 'owner.json');
+
+/** Let the owner's token (its hash only) into `service`'s health listener from beyond loopback. */
+export async function provisionOwnerAccess(serviceDataDir: string, ownerToken: string): Promise<void> {
+  await makePrivateDir(path.join(serviceDataDir, 'links'));
+  await writeFileDurable(path.join(serviceDataDir, OWNER_FILE), JSON.stringify({ tokenSha256: sha256(ownerToken) }) + '\n', { mode: 0o600 });
+}
+
+/** The service side: the owner token's hash, or undefined when none was provisioned. */
+export async function readOwnerTokenHash(dataDir: string): Promise<string | undefined> {
+  try {
+    const raw = JSON.parse(await fsp.readFile(path.join(dataDir, OWNER_FILE), 'utf8')) as { tokenSha256?: unknown };
+    return typeof raw.tokenSha256 === 'string' && /^[0-9a-f]{64}$/.test(raw.tokenSha256) ? raw.tokenSha256 : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The service side: its link to storage, or undefined when none was provisioned. */

@@ -18,6 +18,10 @@ import { watchConfig, type ConfigWatch } from './config/watch.ts';
 import { startHealthServer, type HealthServer } from './health.ts';
 import { createLogger, type Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
+import { watchLifeline } from './lifeline.ts';
+import { readOwnerTokenHash } from './links.ts';
+import { createPendingWrites, isDiskFault } from './pending-writes.ts';
+import { makePrivateDir } from './private-dir.ts';
 import { ensureSealed } from './seal.ts';
 import { machineFacts, watchFacts } from './facts.ts';
 import type { ListenAddress, RunningService, ServiceContext, ServiceDefinition } from './service.ts';
@@ -31,6 +35,8 @@ export interface StartOptions {
   now?: () => number;
   /** This machine's addresses, what 'self' means in a config; default: its interfaces' (watched). */
   addresses?: string[];
+  /** How often a data-folder write refused by the disk (read-only, full) is retried; default 30 s. */
+  retryWritesMs?: number;
 }
 
 export interface ServiceHandle<C> {
@@ -61,7 +67,15 @@ export async function startService<C>(def: ServiceDefinition<C>, opts: StartOpti
   const now = opts.now ?? Date.now;
   const dataDir = path.resolve(opts.dataDir);
   const configRoot = path.resolve(opts.configRoot);
-  await fsp.mkdir(dataDir, { recursive: true });
+  // The data folder holds secrets (tokens, keys, config with TSIG keys): the service's alone.
+  // Best effort: a read-only folder keeps its mode, and the service still starts.
+  await makePrivateDir(dataDir).catch(async (err: unknown) => {
+    if (!isDiskFault(err)) throw err;
+    await fsp.access(dataDir); // it must at least exist
+  });
+  // A read-only or full data folder must not stop the service: writes it refuses wait here.
+  const writes = createPendingWrites({ log, now, retryMs: opts.retryWritesMs });
+  const LAST_GOOD = 'last good config';
 
   const reloads = metrics.counter('kith_config_reloads_total', 'Config reloads by result (applied, refused, unchanged).');
   const generation = metrics.gauge('kith_config_generation', 'How many configs this process has applied.');
@@ -75,7 +89,8 @@ export async function startService<C>(def: ServiceDefinition<C>, opts: StartOpti
   const src = recordingSource(fsConfigSource(configRoot));
   let first = await def.config.load(src, facts);
   if (first.ok) {
-    await saveLastGood(dataDir, src.files());
+    const files = src.files();
+    await writes.attempt(LAST_GOOD, () => saveLastGood(dataDir, files));
   } else {
     for (const issue of first.issues) log.error('config invalid', { ...issue, problem: formatIssue(issue) });
     const snapshot = await loadLastGood(dataDir);
@@ -102,6 +117,7 @@ export async function startService<C>(def: ServiceDefinition<C>, opts: StartOpti
     now,
     config: () => current,
     facts: () => facts,
+    dataWrites: writes,
     reloadConfig: (reason) => {
       log.info('reloading config', { reason });
       // Asked for while the service is still starting: done once the reload machinery is up.
@@ -116,12 +132,19 @@ export async function startService<C>(def: ServiceDefinition<C>, opts: StartOpti
   let lastError: string | undefined;
   const health = await startHealthServer(
     listen.health,
-    () => {
+    async () => {
+      // Each probe retries what the disk refused (at most once a second): health is the disk
+      // as it is now. A disk that hangs does not hang the probe: it answers from what it knows.
+      await Promise.race([writes.retry(1000), new Promise((r) => setTimeout(r, 500).unref())]);
       const h = running.health?.() ?? { ok: true };
-      return { ...h, service: def.name, configGeneration: gen, ...(lastError ? { lastConfigError: lastError } : {}) };
+      const disk = writes.problem();
+      const merged = disk ? { ...h, ok: false, detail: [h.detail, disk.detail].filter(Boolean).join('; '), pendingWrites: disk.pending } : h;
+      return { ...merged, service: def.name, configGeneration: gen, ...(lastError ? { lastConfigError: lastError } : {}) };
     },
     metrics,
     () => rss.set(process.memoryUsage().rss),
+    // Remote scrapes of /metrics need the owner's token; its hash is provisioned by the supervisor.
+    { ownerTokenSha256: () => readOwnerTokenHash(dataDir) },
   );
 
   // Reloads run one at a time; a change that lands during one triggers one more.
@@ -151,7 +174,8 @@ export async function startService<C>(def: ServiceDefinition<C>, opts: StartOpti
     generation.set(gen);
     lastError = undefined;
     reloads.inc({ result: 'applied' });
-    await saveLastGood(dataDir, rec.files());
+    const files = rec.files();
+    await writes.attempt(LAST_GOOD, () => saveLastGood(dataDir, files));
     log.info('config applied', { generation: gen });
     return { applied: true, issues: [] };
   };
@@ -195,6 +219,7 @@ export async function startService<C>(def: ServiceDefinition<C>, opts: StartOpti
     async stop() {
       if (stopped) return;
       stopped = true;
+      writes.close();
       watch.close();
       stopFacts();
       await running.stop();
@@ -251,17 +276,23 @@ export async function runServiceMain<C>(def: ServiceDefinition<C>, entryUrl: str
   // supervisor, or a build that runs the service once) still stops it cleanly.
   let handle: ServiceHandle<C> | undefined;
   let stopping = false;
-  const stop = (signal: string) => {
+  const stop = (signal: string, forceMs = 5000) => {
     if (stopping) return;
     stopping = true;
     log.info('stopping', { signal });
     if (!handle) process.exit(0); // still starting: nothing acknowledged yet
-    const force = setTimeout(() => process.exit(0), 5000);
+    const force = setTimeout(() => process.exit(0), forceMs);
     force.unref();
     void handle.stop().then(() => process.exit(0), () => process.exit(70));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // The supervisor died (even by SIGKILL): nobody reads our logs or restarts us, so stop
+  // soon. Its end of stdout is gone too: a log line must not turn the stop into a crash.
+  watchLifeline((why) => {
+    for (const s of [process.stdout, process.stderr]) s.on('error', () => {});
+    stop(why, 1000);
+  });
   try {
     handle = await startService(def, { configRoot: args.configRoot, dataDir: args.dataDir, listen: args.listen, log, addresses: args.addresses });
   } catch (err) {

@@ -10,6 +10,7 @@
 import type { ConfigSpec, MachineFacts } from './config/spec.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
+import type { PendingWrites } from './pending-writes.ts';
 
 /** One socket a service opens. `port` is the appliance default; `kith up` remaps it. */
 export interface ListenerSpec {
@@ -45,6 +46,13 @@ export interface ServiceContext<C> {
    * did (the machine's addresses, for DNS's 'self'). Applied like a file change.
    */
   reloadConfig(reason: string): void;
+  /**
+   * Writes the disk may refuse (a read-only or full data folder): `attempt(name, write)`
+   * runs one; on EROFS/ENOSPC it is kept and retried, and /healthz reports unhealthy with
+   * the reason, instead of the service failing. For state that can wait (snapshots, zone
+   * serials), never for what must be on disk before an acknowledgement.
+   */
+  readonly dataWrites?: PendingWrites;
 }
 
 export interface RunningService<C> {

@@ -2,9 +2,14 @@
  * Supervise service processes: start each, read its JSON log lines, restart one that dies
  * (exponential back-off, reset after a stable minute) without touching the others, stop
  * all cleanly. Used by `kith up` on a workstation and by PID 1 on the appliance.
+ *
+ * Each child gets a lifeline (platform/lifeline.ts): if this process dies, even by
+ * SIGKILL, its children see the lifeline close and stop. status() says, per child, the
+ * live pid, when the current run started, how many restarts, and the back-off state.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { LIFELINE_ENV, LIFELINE_FD } from './lifeline.ts';
 
 export interface ChildSpec {
   name: string;
@@ -18,6 +23,24 @@ export type SupervisorEvent =
   | { type: 'line'; name: string; line: string; stream: 'stdout' | 'stderr' }
   | { type: 'started'; name: string; pid: number; attempt: number }
   | { type: 'exited'; name: string; code: number | null; signal: NodeJS.Signals | null; restartInMs?: number };
+
+/** Where one supervised child stands now. Times are milliseconds since the epoch. */
+export interface ChildStatus {
+  name: string;
+  /** running: a live process; backing-off: died, restarts at restartAt; stopped: stopAll. */
+  state: 'running' | 'backing-off' | 'stopped';
+  /** The live process, when running. */
+  pid?: number;
+  /** When the current (or last) run started. */
+  startedAt: number;
+  /** How many times it was started again after dying. */
+  restarts: number;
+  lastExit?: { code: number | null; signal: NodeJS.Signals | null; at: number };
+  /** While backing off: when it will be started again. */
+  restartAt?: number;
+  /** The wait before the next restart: the current one while backing off, else the one a death now would get. */
+  backoffMs: number;
+}
 
 export interface SupervisorOptions {
   onEvent(e: SupervisorEvent): void;
@@ -34,6 +57,9 @@ interface Slot {
   backoff: number;
   startedAt: number;
   timer?: NodeJS.Timeout;
+  lastExit?: ChildStatus['lastExit'];
+  restartAt?: number;
+  waitMs?: number;
 }
 
 export class Supervisor {
@@ -56,11 +82,36 @@ export class Supervisor {
     return this.slots.get(name)?.child?.pid;
   }
 
+  /** Every supervised child, in the order they were started. */
+  status(): ChildStatus[] {
+    return [...this.slots.values()].map((slot) => {
+      const running = slot.child?.pid !== undefined && slot.child.exitCode === null && slot.child.signalCode === null;
+      const state: ChildStatus['state'] = running ? 'running' : this.stopping ? 'stopped' : 'backing-off';
+      // A death now, after a stable run, would wait the minimum again.
+      const nextWait = running && Date.now() - slot.startedAt > this.opts.stableMs ? this.opts.minBackoffMs : slot.backoff;
+      return {
+        name: slot.spec.name,
+        state,
+        ...(running ? { pid: slot.child!.pid } : {}),
+        startedAt: slot.startedAt,
+        restarts: Math.max(0, slot.attempt - 1),
+        ...(slot.lastExit ? { lastExit: slot.lastExit } : {}),
+        ...(state === 'backing-off' && slot.restartAt !== undefined ? { restartAt: slot.restartAt } : {}),
+        backoffMs: state === 'backing-off' ? (slot.waitMs ?? slot.backoff) : nextWait,
+      };
+    });
+  }
+
   private launch(slot: Slot): void {
     slot.attempt++;
     slot.startedAt = Date.now();
-    const child = spawn(slot.spec.command, slot.spec.args, { env: slot.spec.env ?? process.env, cwd: slot.spec.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    slot.restartAt = undefined;
+    slot.waitMs = undefined;
+    // stdin is the lifeline: never written; it closes when this process dies.
+    const env = { ...(slot.spec.env ?? process.env), [LIFELINE_ENV]: String(LIFELINE_FD) };
+    const child = spawn(slot.spec.command, slot.spec.args, { env, cwd: slot.spec.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
     slot.child = child;
+    child.stdio[LIFELINE_FD]?.on('error', () => {}); // the child went first: nothing to do
     const name = slot.spec.name;
     for (const stream of ['stdout', 'stderr'] as const) {
       const rl = createInterface({ input: child[stream]! });
@@ -72,6 +123,8 @@ export class Supervisor {
     if (child.pid !== undefined) this.opts.onEvent({ type: 'started', name, pid: child.pid, attempt: slot.attempt });
     child.on('exit', (code, signal) => {
       slot.child = undefined;
+      slot.lastExit = { code, signal, at: Date.now() };
+      child.stdio[LIFELINE_FD]?.destroy();
       if (this.stopping) {
         this.opts.onEvent({ type: 'exited', name, code, signal });
         return;
@@ -79,6 +132,8 @@ export class Supervisor {
       if (Date.now() - slot.startedAt > this.opts.stableMs) slot.backoff = this.opts.minBackoffMs;
       const wait = slot.backoff;
       slot.backoff = Math.min(slot.backoff * 2, this.opts.maxBackoffMs);
+      slot.waitMs = wait;
+      slot.restartAt = Date.now() + wait;
       this.opts.onEvent({ type: 'exited', name, code, signal, restartInMs: wait });
       slot.timer = setTimeout(() => this.launch(slot), wait);
     });

@@ -1,12 +1,16 @@
-/** `kith status`: is kith up, and is each service healthy? */
+/** `kith status`: is kith up, since when, and how is each service (live pid, current run, restarts, back-off, health)? */
+import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { pidAlive, readRunFile } from '../run-file.ts';
+import { TOKEN_FILE } from '../../services/storage/auth.ts';
+import { findLeftovers, pidAlive, readRunFile, type RunServiceState } from '../run-file.ts';
 
 const HELP = `Usage: kith status [--data DIR] [--json]
 
-Shows each service of a running \`kith up\`: its pid, health, config generation and
-endpoints (from <data>/run.json and each service's /healthz).
+Shows a running \`kith up\`: its pid and since when it runs, and for each service its live
+pid, when its current run started, how many times it was restarted, whether it is
+waiting to be restarted (back-off), its health, config generation and endpoints
+(from <data>/run.json, which kith up keeps current, and each service's /healthz).
 
 Options:
   --data DIR   the kith data folder (default: .kith)
@@ -18,8 +22,36 @@ Exit codes: 0 every service healthy, 1 one is not, 3 kith is not up.
 
 interface Health {
   status?: string;
+  detail?: string;
   configGeneration?: number;
   lastConfigError?: string;
+}
+
+/** "3m 12s" */
+export function ago(fromMs: number, nowMs: number): string {
+  let s = Math.max(0, Math.round((nowMs - fromMs) / 1000));
+  const parts: string[] = [];
+  for (const [unit, size] of [['d', 86400], ['h', 3600], ['m', 60]] as const) {
+    if (s >= size || parts.length > 0) {
+      parts.push(`${Math.floor(s / size)}${unit}`);
+      s %= size;
+    }
+  }
+  parts.push(`${s}s`);
+  return parts.slice(0, 2).join(' ');
+}
+
+async function probe(s: RunServiceState, token: string | undefined): Promise<{ state: string; health: Health }> {
+  if (s.state === 'backing-off') return { state: 'restarting', health: {} };
+  if (s.state === 'stopped') return { state: 'stopped', health: {} };
+  if (!s.health) return { state: 'starting', health: {} };
+  try {
+    // The owner's token: a health listener facing the LAN (--host) shows details only with it.
+    const res = await fetch(`${s.health}/healthz`, { signal: AbortSignal.timeout(2000), headers: token ? { authorization: `Bearer ${token}` } : {} });
+    return { state: res.ok ? 'healthy' : 'unhealthy', health: (await res.json()) as Health };
+  } catch {
+    return { state: s.state === 'starting' ? 'starting' : 'unreachable', health: {} };
+  }
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -31,29 +63,43 @@ export async function run(argv: string[]): Promise<number> {
   const dataRoot = path.resolve(values.data ?? '.kith');
   const info = await readRunFile(dataRoot);
   if (!info || !pidAlive(info.pid)) {
-    if (values.json) process.stdout.write(JSON.stringify({ up: false, data: dataRoot }) + '\n');
-    else process.stdout.write(`kith is not up (data folder ${dataRoot}); start it with ./kith up\n`);
+    // A kith up that died without stopping (kill -9, a crash) may have left services running.
+    const left = info ? findLeftovers(dataRoot, info) : [];
+    if (values.json) process.stdout.write(JSON.stringify({ up: false, data: dataRoot, ...(left.length > 0 ? { leftovers: left } : {}) }) + '\n');
+    else {
+      process.stdout.write(`kith is not up (data folder ${dataRoot}); start it with ./kith up\n`);
+      if (left.length > 0) process.stdout.write(`  kith up (pid ${info!.pid}) died and left ${left.map((l) => `${l.service} (pid ${l.pid})`).join(', ')} running; the next kith up stops them\n`);
+    }
     return 3;
   }
+  const now = Date.now();
   let allOk = true;
-  if (!values.json) process.stdout.write(`kith is up (pid ${info.pid}, since ${info.started})\n`);
-  for (const s of info.services) {
-    let health: Health = {};
-    let state = 'unreachable';
-    try {
-      const res = await fetch(`${s.health}/healthz`, { signal: AbortSignal.timeout(2000) });
-      health = (await res.json()) as Health;
-      state = res.ok ? 'healthy' : 'unhealthy';
-    } catch {
-      // unreachable: counted below
-    }
+  if (!values.json) process.stdout.write(`kith is up (pid ${info.pid}, since ${info.started}, ${ago(Date.parse(info.started), now)})\n`);
+  const token = (await fsp.readFile(path.join(dataRoot, 'data', 'storage', TOKEN_FILE), 'utf8').catch(() => '')).trim() || undefined;
+  const probes = await Promise.all(info.services.map((s) => probe(s, token)));
+  info.services.forEach((s, i) => {
+    const { state, health } = probes[i]!;
     if (state !== 'healthy') allOk = false;
+    const restartInMs = s.restartAt ? Math.max(0, Date.parse(s.restartAt) - now) : undefined;
     if (values.json) {
-      process.stdout.write(JSON.stringify({ service: s.service, pid: s.pid, state, configGeneration: health.configGeneration, lastConfigError: health.lastConfigError, endpoints: s.endpoints }) + '\n');
-      continue;
+      process.stdout.write(JSON.stringify({
+        service: s.service, state, pid: s.pid ?? null, started: s.started, restarts: s.restarts,
+        backoff: { waiting: s.state === 'backing-off', ...(restartInMs !== undefined ? { restartInMs, restartAt: s.restartAt } : {}), nextMs: s.backoffMs },
+        ...(s.lastExit ? { lastExit: s.lastExit } : {}),
+        configGeneration: health.configGeneration, lastConfigError: health.lastConfigError, ...(health.detail ? { detail: health.detail } : {}),
+        endpoints: s.endpoints ?? {}, kith: { pid: info.pid, started: info.started },
+      }) + '\n');
+      return;
     }
-    process.stdout.write(`  ${s.service.padEnd(9)} ${state.padEnd(12)} pid ${String(s.pid).padEnd(8)} config #${health.configGeneration ?? '?'}  ${Object.values(s.endpoints).join('  ')}\n`);
+    const pid = s.pid !== undefined ? `pid ${s.pid}` : 'no pid';
+    const since = `since ${s.started} (${ago(Date.parse(s.started), now)})`;
+    process.stdout.write(`  ${s.service.padEnd(9)} ${state.padEnd(12)} ${pid.padEnd(10)} ${since}  restarts ${s.restarts}  config #${health.configGeneration ?? '?'}\n`);
+    if (s.endpoints) process.stdout.write(`    ${Object.values(s.endpoints).join('  ')}\n`);
+    if (s.lastExit) process.stdout.write(`    last exit: ${s.lastExit.signal ?? `code ${s.lastExit.code}`} at ${s.lastExit.at}\n`);
+    if (s.state === 'backing-off') process.stdout.write(`    back-off: restarting in ${restartInMs} ms (waits ${s.backoffMs} ms)\n`);
+    else if (s.restarts > 0) process.stdout.write(`    back-off: the next restart would wait ${s.backoffMs} ms\n`);
+    if (health.detail && state !== 'healthy') process.stdout.write(`    ${health.detail}\n`);
     if (health.lastConfigError) process.stdout.write(`    last refused config: ${health.lastConfigError}\n`);
-  }
+  });
   return allOk ? 0 : 1;
 }

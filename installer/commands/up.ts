@@ -8,13 +8,14 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { planAppliance } from '../../platform/appliance.ts';
 import { seedMissingFiles } from '../../platform/config/seed-tree.ts';
-import { provisionLinks } from '../../platform/links.ts';
+import { provisionLinks, provisionOwnerAccess } from '../../platform/links.ts';
+import { makePrivateDir } from '../../platform/private-dir.ts';
 import { loadOrCreateCa, provisionServerTls } from '../../platform/pki/provision.ts';
 import { defaultConfigFiles, loadDefinitions } from '../../platform/services.ts';
 import { Supervisor } from '../../platform/supervisor.ts';
 import { TOKEN_FILE } from '../../services/storage/auth.ts';
 import { buildAll } from './build.ts';
-import { pidAlive, readRunFile, RUN_FILE, writeRunFile, type RunService } from '../run-file.ts';
+import { pidAlive, readRunFile, RunRecorder, runServices, stopLeftovers, type RunService } from '../run-file.ts';
 import { repoRoot } from '../paths.ts';
 
 const HELP = `Usage: kith up [options]
@@ -79,12 +80,13 @@ export async function run(argv: string[]): Promise<number> {
   const say = (text: string) => { if (!json) process.stdout.write(text + '\n'); };
   const emit = (obj: object) => { if (json) process.stdout.write(JSON.stringify(obj) + '\n'); };
 
-  const runFile = path.join(dataRoot, RUN_FILE);
   const already = await readRunFile(dataRoot);
   if (already && pidAlive(already.pid)) {
     process.stderr.write(`kith up: kith is already up with this data folder (pid ${already.pid}); see \`kith status --data ${values.data ?? '.kith'}\`\n`);
     return 1;
   }
+  // Services a dead kith up left running are stopped (installer/run-file.ts).
+  if (already) for (const pid of await stopLeftovers(dataRoot, already)) say(`stopped pid ${pid}, left running by an earlier kith up (pid ${already.pid})`);
   const defs = await loadDefinitions(repoRoot);
   if (defs.length === 0) {
     process.stderr.write('kith up: no services exist yet (services/<name>/main.ts)\n');
@@ -95,6 +97,7 @@ export async function run(argv: string[]): Promise<number> {
     say(`built ${reports.map((r) => `${r.service} (${Math.round(r.bytes / 1024)} KiB)`).join(', ')}`);
   }
   const plan = planAppliance(defs, { target: 'local', host, portBase, dataRoot, distDir: path.join(repoRoot, 'dist'), node: process.execPath });
+  await makePrivateDir(dataRoot); // it holds tokens, keys and the CA: the owner's alone
   await fsp.mkdir(logsDir, { recursive: true });
   // Each service finds its defaults in the working tree; storage makes those of a service
   // new to config.git a commit there (platform/appliance.ts: the one seeding policy).
@@ -107,8 +110,11 @@ export async function run(argv: string[]): Promise<number> {
   let resolveAll: () => void = () => {};
   const allReady = new Promise<void>((r) => { resolveAll = r; });
 
+  // run.json follows every start, exit and ready (after this handler ran).
+  const recorder = new RunRecorder(dataRoot, () => runServices(supervisor.status(), ready), (err) => process.stderr.write(`kith up: cannot write run.json: ${err.message}\n`));
   const supervisor = new Supervisor({
     onEvent(e) {
+      if (e.type !== 'line' || e.line.includes('"msg":"ready"')) queueMicrotask(() => recorder.update());
       if (e.type === 'line') {
         logs.get(e.name)?.write(e.line + '\n');
         const tail = tails.get(e.name) ?? [];
@@ -122,7 +128,6 @@ export async function run(argv: string[]): Promise<number> {
           const again = ready.has(e.name);
           ready.set(e.name, info);
           if (again) {
-            void writeRunFile(dataRoot, defs.flatMap((d) => ready.get(d.name) ?? []));
             emit({ event: 'restarted', ...info });
             say(`${e.name} is back (pid ${info.pid})`);
           }
@@ -155,7 +160,7 @@ export async function run(argv: string[]): Promise<number> {
     stopping = true;
     say('stopping…');
     await supervisor.stopAll();
-    await fsp.rm(runFile, { force: true });
+    await recorder.remove();
     for (const l of logs.values()) l.end();
     emit({ event: 'stopped' });
     say('stopped.');
@@ -172,6 +177,9 @@ export async function run(argv: string[]): Promise<number> {
     }
     return stop(1);
   }
+  // The owner's token (storage's) opens /metrics beyond loopback (platform/health.ts).
+  const ownerToken = await readToken(dataRoot, 'storage');
+  if (ownerToken) for (const def of defs) await provisionOwnerAccess(path.join(dataRoot, 'data', def.name), ownerToken);
   for (const def of defs) {
     const info = ready.get(def.name)!;
     const token = await readToken(dataRoot, def.name);
@@ -189,7 +197,7 @@ export async function run(argv: string[]): Promise<number> {
       if (info.endpoints.gits) say(`  ${''.padEnd(12)} GIT_SSL_CAINFO=${ca.certFile} git clone ${info.endpoints.gits.replace('://', `://kith:${token}@`)}`);
     }
   }
-  await writeRunFile(dataRoot, defs.flatMap((d) => ready.get(d.name) ?? []));
+  await recorder.flush();
   say(`\nconfig: ${configRoot}   logs: ${logsDir}\nkith is up. Press Ctrl-C to stop; \`kith status\` shows how it is.`);
 
   return new Promise<number>((resolve) => {

@@ -31,7 +31,8 @@ export function recordingSource(inner: ConfigSource): RecordingSource {
 }
 
 export async function saveLastGood(dataDir: string, files: Record<string, string>): Promise<void> {
-  await writeFileDurable(path.join(dataDir, FILE), JSON.stringify({ savedAt: new Date().toISOString(), files }));
+  // 0600: config files can hold secrets (TSIG keys, password hashes).
+  await writeFileDurable(path.join(dataDir, FILE), JSON.stringify({ savedAt: new Date().toISOString(), files }), { mode: 0o600 });
 }
 
 export async function loadLastGood(dataDir: string): Promise<ConfigSource | undefined> {

@@ -7,6 +7,7 @@
 import { existsSync, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { writeFileDurable } from '../durable.ts';
+import { makePrivateDir } from '../private-dir.ts';
 import { createCa, issue, type Pem } from './ca.ts';
 import { TLS_DIR } from './server-tls.ts';
 
@@ -15,9 +16,10 @@ export async function loadOrCreateCa(pkiDir: string, name = 'kith appliance CA')
   const certFile = path.join(pkiDir, 'ca.crt');
   const keyFile = path.join(pkiDir, 'ca.key');
   if (existsSync(certFile) && existsSync(keyFile)) {
+    await makePrivateDir(pkiDir); // an older kith made it 0755
     return { cert: await fsp.readFile(certFile, 'utf8'), key: await fsp.readFile(keyFile, 'utf8'), certFile };
   }
-  await fsp.mkdir(pkiDir, { recursive: true, mode: 0o700 });
+  await makePrivateDir(pkiDir);
   const ca = await createCa(name);
   await writeFileDurable(keyFile, ca.key, { mode: 0o600 });
   await writeFileDurable(certFile, ca.cert);
@@ -26,7 +28,7 @@ export async function loadOrCreateCa(pkiDir: string, name = 'kith appliance CA')
 
 export async function provisionServerTls(ca: Pem, serviceDataDir: string, commonName: string, names: string[]): Promise<void> {
   const dir = path.join(serviceDataDir, TLS_DIR);
-  await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+  await makePrivateDir(dir);
   const leaf = await issue(ca, { commonName, names, usage: 'server' });
   await writeFileDurable(path.join(dir, 'server.key'), leaf.key, { mode: 0o600 });
   await writeFileDurable(path.join(dir, 'server.crt'), leaf.cert);

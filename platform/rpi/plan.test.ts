@@ -42,12 +42,16 @@ describe('rpi image plan', () => {
     const [storage, dns] = parsed.value.services!;
     expect(storage!.args).toContain('--allow-fs-write=/data/config'); // storage publishes the config tree
     expect(dns!.args).not.toContain('--allow-fs-write=/data/config');
-    expect(dns!.args).toEqual(expect.arrayContaining(['--permission', '--allow-fs-write=/data/dns', '--listen', 'dns=0.0.0.0:53', 'health=0.0.0.0:9102']));
+    // DNS faces the LAN; health and metrics stay on loopback (issue 11, item 15).
+    expect(dns!.args).toEqual(expect.arrayContaining(['--permission', '--allow-fs-write=/data/dns', '--listen', 'dns=0.0.0.0:53', 'health=127.0.0.1:9102']));
+    expect(storage!.args).toEqual(expect.arrayContaining(['http=0.0.0.0:8080', 'health=127.0.0.1:9101']));
     expect(dns!.needs).toEqual({ configWrite: ['dns/zones/'] });
     expect(parsed.value.links).toEqual({ storage: 'storage', storageUrl: 'http://127.0.0.1:8080' });
     expect(parsed.value.data?.device).toBe('LABEL=kith-data');
     expect(parsed.value.debug).toBeUndefined(); // only test images get the debug port
     expect(rpiBootConfig({ ...inputs, debugPort: 9199 }).debug).toEqual({ port: 9199 });
+    // A test image's health is reached through qemu's forwarding: on every address there.
+    expect(rpiBootConfig({ ...inputs, debugPort: 9199 }).services![1]!.args).toContain('health=0.0.0.0:9102');
   });
 
   it('says what the Pi firmware needs in config.txt', () => {

@@ -96,7 +96,8 @@ export function configTxt(c: Compression): string {
 }
 
 export function rpiBootConfig(i: RpiPlanInputs): Omit<BootConfig, 'modules'> {
-  const plan = planAppliance(i.services.map((s) => s.descriptor), { target: 'rpi', ...(i.ports ? { ports: i.ports } : {}) });
+  // Health on loopback, except in a test image (debug port): its test reaches health through qemu.
+  const plan = planAppliance(i.services.map((s) => s.descriptor), { target: 'rpi', listen: { exposeHealth: i.debugPort !== undefined }, ...(i.ports ? { ports: i.ports } : {}) });
   const services: BootService[] = plan.services.map((l) => ({
     name: l.name, command: l.command, args: l.args, env: {}, dataDir: l.dataDir, ...(l.needs ? { needs: l.needs } : {}),
   }));

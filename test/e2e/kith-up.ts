@@ -51,7 +51,7 @@ export async function kithUpIn(root: string, data: string, o: { extra?: string[]
     services,
     events,
     stop: () => new Promise((resolve) => {
-      if (child.exitCode !== null) return resolve(child.exitCode);
+      if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);
       child.once('exit', (code) => resolve(code));
       child.kill('SIGTERM');
     }),

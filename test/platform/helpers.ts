@@ -18,9 +18,13 @@ export interface ServiceProcess {
   stop(): Promise<number | null>;
 }
 
-/** Start `node BUNDLE args...` and wait for its 'ready' log line. */
-export async function startBundle(bundle: string, args: string[], timeoutMs = 20_000): Promise<ServiceProcess> {
-  const child = spawn(process.execPath, [bundle, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Start `node BUNDLE args...` and wait for its 'ready' log line. `prefix` runs it under
+ * another command that execs it (e.g. `unshare -rm sh -c '…; exec "$@"' sh`).
+ */
+export async function startBundle(bundle: string, args: string[], timeoutMs = 20_000, prefix: string[] = []): Promise<ServiceProcess> {
+  const argv = [...prefix, process.execPath, bundle, ...args];
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: Record<string, unknown>[] = [];
   const waiters: { pred: (r: Record<string, unknown>) => boolean; resolve: (r: Record<string, unknown>) => void }[] = [];
   let stderr = '';
