@@ -13,7 +13,8 @@ import * as path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import dns from '../../services/dns/main.ts';
 import storage from '../../services/storage/main.ts';
-import { defaultConfigFiles, localDefaults, seedConfigTree } from '../../installer/seed.ts';
+import { seedMissingFiles } from '../../platform/config/seed-tree.ts';
+import { defaultConfigFiles } from '../../platform/services.ts';
 import { freePortBase } from '../support/ports.ts';
 import { startBundle, tempDir, type ServiceProcess } from './helpers.ts';
 
@@ -39,10 +40,10 @@ describe('a service whose data folder the disk refuses', () => {
     config = path.join(root, 'config');
     data = path.join(root, 'data', 'dns');
     backup = path.join(root, 'backup');
-    seedMissingFiles(config, localDefaults(defaultConfigFiles([dns as never]), '127.0.0.1'));
+    seedMissingFiles(config, defaultConfigFiles([dns as never]));
     const base = await freePortBase(1);
     port = base + 1;
-    args = ['--config', config, '--data', data, '--listen', `health=127.0.0.1:${base}`, '--listen', `dns=127.0.0.1:${port}`];
+    args = ['--config', config, '--data', data, '--listen', `health=127.0.0.1:${base}`, '--listen', `dns=127.0.0.1:${port}`, '--address', '127.0.0.1'];
     // A first life on a writable folder: it saves its last good config and zone serials.
     const first = await startBundle(bundle, args);
     expect((await health(first)).status).toBe(200);
@@ -99,7 +100,7 @@ describe('storage on a read-only data folder', () => {
     const root = tempDir('kith-diskfault-');
     const config = path.join(root, 'config');
     const data = path.join(root, 'data', 'storage');
-    seedMissingFiles(config, localDefaults(defaultConfigFiles([storage as never, dns as never]), '127.0.0.1'));
+    seedMissingFiles(config, defaultConfigFiles([storage as never, dns as never]));
     const base = await freePortBase(1);
     const bundle = path.resolve(import.meta.dirname, '../../dist/storage.mjs');
     const args = ['--config', config, '--data', data, '--listen', `health=127.0.0.1:${base}`, '--listen', `http=127.0.0.1:${base + 1}`, '--listen', `https=127.0.0.1:${base + 2}`];

@@ -11,7 +11,8 @@ import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import dns from '../../services/dns/main.ts';
-import { defaultConfigFiles, localDefaults, seedConfigTree } from '../../installer/seed.ts';
+import { seedMissingFiles } from '../../platform/config/seed-tree.ts';
+import { defaultConfigFiles } from '../../platform/services.ts';
 import { provisionOwnerAccess } from '../../platform/links.ts';
 import { startBundle, tempDir, type ServiceProcess } from './helpers.ts';
 
@@ -32,7 +33,7 @@ describe('the health listener facing the LAN', () => {
     const root = tempDir('kith-exposed-');
     const config = path.join(root, 'config');
     data = path.join(root, 'data', 'dns');
-    seedMissingFiles(config, localDefaults(defaultConfigFiles([dns as never]), '127.0.0.1'));
+    seedMissingFiles(config, defaultConfigFiles([dns as never]));
     svc = await startBundle(bundle, ['--config', config, '--data', data, '--listen', 'health=0.0.0.0:9102', '--listen', 'dns=0.0.0.0:5353'], 20_000, ['unshare', '-rn', 'sh', '-c', NETNS, 'sh']);
   });
   afterAll(async () => { await svc?.stop(); });
