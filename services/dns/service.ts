@@ -175,12 +175,18 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
     blocker: () => blocker,
     forwarder: () => forwarder,
   });
+  // Replies that came from an upstream: only their TTLs age in the response cache.
+  const forwardedReplies = new WeakSet<Buffer>();
   const handler = createAuthHandler({
     zones: () => zones,
     axfrAllow: () => ctx.config().settings.transfer.allow,
     keys: () => tsigKeys(),
     now: ctx.now,
-    notOurs: recurse,
+    notOurs: async (q, raw, info) => {
+      const r = await recurse(q, raw, info);
+      if (r) forwardedReplies.add(r);
+      return r;
+    },
     otherOpcode: async (q, raw) => (q.opcode === OPCODE.UPDATE ? ((await updateHandler.handle(raw)) ?? null) : undefined),
   });
   let missed: { msg: Buffer; key: string | undefined } | undefined;
@@ -212,7 +218,7 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
       }
       const generation = responses.generation;
       const reply = await handler(msg, info);
-      if (key !== undefined && Buffer.isBuffer(reply)) responses.put(key, reply, generation);
+      if (key !== undefined && Buffer.isBuffer(reply)) responses.put(key, reply, generation, forwardedReplies.has(reply));
       return reply;
     },
     log,
