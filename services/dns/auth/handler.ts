@@ -61,11 +61,7 @@ export function createAuthHandler(opts: AuthHandlerOptions): DnsHandler {
         if (v.error === 'BADTIME' && v.key) return signMessage(base, v.key, { now: t, requestMac: v.tsig.mac, error: 'BADTIME' }).bytes;
         return appendErrorTsig(base, v.tsig, v.error === 'BADKEY' ? 'BADKEY' : 'BADSIG', t);
       }
-      if (v.ok) {
-        const keys = opts.keys?.() ?? [];
-        const key = typeof keys === 'function' ? keys(v.keyName) : Array.isArray(keys) ? keys.find((k) => k.name === v.keyName) : keys.get(v.keyName);
-        if (key) signer = { key, mac: v.mac };
-      }
+      if (v.ok) signer = { key: v.key, mac: v.mac };
     }
     const sign = (messages: Buffer[]): Buffer[] => {
       if (!signer) return messages;

@@ -16,7 +16,6 @@
  * retransmissions and captured-packet replays).
  */
 import { WireError } from '../wire/error.ts';
-import { canonicalName } from '../wire/name.ts';
 import { appendErrorTsig, signMessage, verifyMessage, DEFAULT_FUDGE, type KeyLookup, type TsigKey } from '../tsig/tsig.ts';
 import { OPCODE_UPDATE, parseUpdate, peekHeader, type ParsedUpdate } from './parse.ts';
 import { processUpdate, RCODE_NUMBERS, type Authorize, type Change, type UpdateRcode, type UpdateResult, type UpdateStore } from './update.ts';
@@ -87,7 +86,7 @@ export function handleUpdate(state: UpdateState, now: number, bytes: Uint8Array)
     if (v.error === 'BADTIME' && v.key) return done(signMessage(base, v.key, { now, requestMac: v.tsig.mac, error: 'BADTIME' }).bytes, result);
     return done(appendErrorTsig(base, v.tsig, v.error === 'BADKEY' ? 'BADKEY' : 'BADSIG', now), result);
   }
-  const key: TsigKey | undefined = v.ok ? resolveKey(state.keys, v.keyName) : undefined;
+  const key: TsigKey | undefined = v.ok ? v.key : undefined;
   const finish = (rcode: UpdateRcode): Buffer => {
     const base = response(head.id, rcode, zone);
     return key && v.ok ? signMessage(base, key, { now, requestMac: v.mac }).bytes : base;
@@ -160,11 +159,4 @@ export function createUpdateHandler(opts: UpdateHandlerOptions): UpdateHandler {
       return run;
     },
   };
-}
-
-function resolveKey(keys: KeyLookup, name: string): TsigKey | undefined {
-  const n = canonicalName(name);
-  if (typeof keys === 'function') return keys(n);
-  if (Array.isArray(keys)) return keys.find((k) => canonicalName(k.name) === n);
-  return (keys as ReadonlyMap<string, TsigKey>).get(n);
 }
