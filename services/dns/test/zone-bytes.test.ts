@@ -68,6 +68,22 @@ describe('TXT bytes from a zone file are kept (no U+FFFD)', () => {
     expect(again.zone.get('raw.bytes.test', TYPE.TXT)!.rdata[0]).toEqual(rd);
   });
 
+  it('decodeConfigText loses no byte: 2,000 random buffers decode and map back exactly', () => {
+    let seed = 5;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % 256);
+    for (let n = 0; n < 2000; n++) {
+      const bytes = Buffer.from(Array.from({ length: 1 + (n % 40) }, () => rand()));
+      const text = decodeConfigText(bytes);
+      const back: number[] = [];
+      for (const ch of text) {
+        const c = ch.charCodeAt(0);
+        if (ch.length === 1 && c >= 0xdc80 && c <= 0xdcff) back.push(c - 0xdc00);
+        else back.push(...Buffer.from(ch, 'utf8'));
+      }
+      expect(Buffer.from(back)).toEqual(bytes);
+    }
+  });
+
   it('decodeConfigText: valid UTF-8 unchanged, each stray byte kept', () => {
     expect(decodeConfigText(Buffer.from('héllo ✓ 𝄞'))).toBe('héllo ✓ 𝄞');
     const s = decodeConfigText(Buffer.from([0x61, 0xff, 0xc3, 0x62, 0xf0, 0x9f, 0x98]));
