@@ -26,7 +26,6 @@ import { OPCODE, RCODE } from './wire/constants.ts';
 import { ZoneSet, type Zone } from './zone/zone.ts';
 import { createDynamicUpdates } from './dynamic.ts';
 import { createUpdateHandler } from './update/handler.ts';
-import type { TsigKey } from './tsig/tsig.ts';
 import { ResponseCache } from './response-cache.ts';
 import { aclAllows } from './auth/acl.ts';
 
@@ -158,18 +157,6 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
   }, SELF_CHECK_MS);
   selfWatch.unref();
 
-  // TSIG keys by name, rebuilt when the config's key list changes.
-  let keysFrom: DnsConfig['keys'] | undefined;
-  let keyMap = new Map<string, TsigKey>();
-  const tsigKeys = (): ReadonlyMap<string, TsigKey> => {
-    const current = ctx.config().keys;
-    if (current !== keysFrom) {
-      keysFrom = current;
-      keyMap = new Map(current.map((k) => [k.name, k]));
-    }
-    return keyMap;
-  };
-
   const recurse = createRecursive({
     allow: () => ctx.config().settings.recursion.allow,
     blocker: () => blocker,
@@ -180,7 +167,8 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
   const handler = createAuthHandler({
     zones: () => zones,
     axfrAllow: () => ctx.config().settings.transfer.allow,
-    keys: () => tsigKeys(),
+    // The same live key lookup UPDATE uses (dns/keys/*.key, by name).
+    keys: () => dynamic.state.keys,
     now: ctx.now,
     notOurs: async (q, raw, info) => {
       const r = await recurse(q, raw, info);
