@@ -40,7 +40,11 @@ export async function provisionStorageLink(opts: { service: string; needs: Servi
   await writeFileDurable(path.join(opts.serviceDataDir, LINK_FILE), JSON.stringify(link) + '\n', { mode: 0o600 });
 }
 
-/** links/owner.json: the hash of the owner's token, which opens /metrics to remote scrapes (platform/health.ts). */
+/**
+ * links/owner.json: the hash of the owner's token (platform/owner.ts). It lets the owner in
+ * wherever a service takes the token as a password (storage's git and store API, mail
+ * submission, CalDAV) and opens /metrics to remote scrapes (platform/health.ts).
+ */
 export const OWNER_FILE = path.join('links', 'owner.json');
 
 /** Let the owner's token (its hash only) into `service`'s health listener from beyond loopback. */
@@ -92,11 +96,23 @@ export async function readStorageClients(storageDataDir: string): Promise<Storag
  */
 export async function provisionLinks(
   services: readonly { name: string; dataDir?: string; needs?: ServiceNeeds }[],
-  links: { storage: string; storageUrl: string },
+  links: { storage: string; storageUrl: string } | undefined,
+  ownerToken?: string,
 ): Promise<{ provisioned: string[]; failed: { service: string; error: string }[] }> {
-  const storage = services.find((s) => s.name === links.storage);
   const out = { provisioned: [] as string[], failed: [] as { service: string; error: string }[] };
-  if (!storage?.dataDir) return out;
+  // Every service learns the owner token's hash (and only that), before it starts.
+  if (ownerToken) {
+    for (const s of services) {
+      if (!s.dataDir) continue;
+      try {
+        await provisionOwnerAccess(s.dataDir, ownerToken);
+      } catch (err) {
+        out.failed.push({ service: s.name, error: `owner access: ${(err as Error).message}` });
+      }
+    }
+  }
+  const storage = links ? services.find((s) => s.name === links.storage) : undefined;
+  if (!links || !storage?.dataDir) return out;
   for (const s of services) {
     if (!s.needs || !s.dataDir || s === storage) continue;
     try {

@@ -2,7 +2,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { TOKEN_FILE } from '../../services/storage/auth.ts';
+import { readOwnerToken } from '../../platform/owner.ts';
 import { findLeftovers, pidAlive, readRunFile, type RunServiceState } from '../run-file.ts';
 
 const HELP = `Usage: kith status [--data DIR] [--json]
@@ -75,7 +75,7 @@ export async function run(argv: string[]): Promise<number> {
   const now = Date.now();
   let allOk = true;
   if (!values.json) process.stdout.write(`kith is up (pid ${info.pid}, since ${info.started}, ${ago(Date.parse(info.started), now)})\n`);
-  const token = (await fsp.readFile(path.join(dataRoot, 'data', 'storage', TOKEN_FILE), 'utf8').catch(() => '')).trim() || undefined;
+  const token = await readOwnerToken(dataRoot);
   const probes = await Promise.all(info.services.map((s) => probe(s, token)));
   info.services.forEach((s, i) => {
     const { state, health } = probes[i]!;

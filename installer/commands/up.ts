@@ -8,12 +8,15 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { planAppliance } from '../../platform/appliance.ts';
 import { seedMissingFiles } from '../../platform/config/seed-tree.ts';
-import { provisionLinks, provisionOwnerAccess } from '../../platform/links.ts';
+import { provisionLinks } from '../../platform/links.ts';
+import { loadOrCreateOwnerToken } from '../../platform/owner.ts';
 import { makePrivateDir } from '../../platform/private-dir.ts';
 import { loadOrCreateCa, provisionServerTls } from '../../platform/pki/provision.ts';
 import { defaultConfigFiles, loadDefinitions } from '../../platform/services.ts';
 import { Supervisor } from '../../platform/supervisor.ts';
-import { TOKEN_FILE } from '../../services/storage/auth.ts';
+
+/** Storage's own token file, from before `kith up` kept the owner token (taken over once). */
+const LEGACY_STORAGE_TOKEN = 'access-token';
 import { buildAll } from './build.ts';
 import { pidAlive, readRunFile, RunRecorder, runServices, stopLeftovers, type RunService } from '../run-file.ts';
 import { repoRoot } from '../paths.ts';
@@ -43,11 +46,6 @@ export interface ReadyInfo extends RunService {
   ca?: string;
 }
 
-/** The storage service's access token, which `kith up` hands to the owner. */
-async function readToken(dataRoot: string, service: string): Promise<string | undefined> {
-  if (service !== 'storage') return undefined;
-  return (await fsp.readFile(path.join(dataRoot, 'data', 'storage', TOKEN_FILE), 'utf8').catch(() => '')).trim() || undefined;
-}
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -140,10 +138,13 @@ export async function run(argv: string[]): Promise<number> {
     },
   });
 
-  // Links: each service that needs storage gets its own token and grants, fresh each run.
-  if (plan.links) {
-    const r = await provisionLinks(plan.services, plan.links);
-    for (const f of r.failed) process.stderr.write(`kith up: could not give ${f.service} its link to ${plan.links.storage}: ${f.error}\n`);
+  // The owner's token (kept here, its hash given to every service) and the links: each
+  // service that needs storage gets its own token and grants, fresh each run. A data folder
+  // from before the supervisor kept the token: storage's own token is taken over.
+  const ownerToken = await loadOrCreateOwnerToken(dataRoot, path.join(dataRoot, 'data', 'storage', LEGACY_STORAGE_TOKEN));
+  {
+    const r = await provisionLinks(plan.services, plan.links, ownerToken);
+    for (const f of r.failed) process.stderr.write(`kith up: could not provision ${f.service}: ${f.error}\n`);
   }
   // TLS: the appliance CA (kept under <data>/pki) issues each https service its certificate.
   const ca = await loadOrCreateCa(path.join(dataRoot, 'pki'));
@@ -177,12 +178,10 @@ export async function run(argv: string[]): Promise<number> {
     }
     return stop(1);
   }
-  // The owner's token (storage's) opens /metrics beyond loopback (platform/health.ts).
-  const ownerToken = await readToken(dataRoot, 'storage');
-  if (ownerToken) for (const def of defs) await provisionOwnerAccess(path.join(dataRoot, 'data', def.name), ownerToken);
   for (const def of defs) {
     const info = ready.get(def.name)!;
-    const token = await readToken(dataRoot, def.name);
+    // The owner token opens storage (and every service that takes a password).
+    const token = def.name === plan.links?.storage ? ownerToken : undefined;
     if (token) info.token = token;
     if (Object.values(info.endpoints).some((u) => u.startsWith('https:'))) info.ca = ca.certFile;
     emit(info);

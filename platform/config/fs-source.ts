@@ -1,10 +1,12 @@
 /**
  * A ConfigSource over a folder on disk (the config working tree). Paths are confined to
- * the tree: '..', absolute paths and symlinks that lead outside are refused.
+ * the tree: '..', absolute paths and symlinks that lead outside are refused. Bytes that are
+ * not UTF-8 are kept (see text.ts), never replaced by U+FFFD.
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { ConfigSource } from './spec.ts';
+import { decodeConfigText } from './text.ts';
 
 export function fsConfigSource(root: string): ConfigSource {
   const base = path.resolve(root);
@@ -24,7 +26,7 @@ export function fsConfigSource(root: string): ConfigSource {
       const full = resolve(rel);
       if (!full || !(await inside(full))) return undefined;
       try {
-        return await fsp.readFile(full, 'utf8');
+        return decodeConfigText(await fsp.readFile(full));
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if (code === 'ENOENT' || code === 'EISDIR' || code === 'ENOTDIR') return undefined;

@@ -62,6 +62,15 @@ describe('services/dns imports', () => {
     expect(cycles(graph())).toEqual([]);
   });
 
+  it('import no other service (only platform/ from outside services/dns)', () => {
+    const services = resolve(ROOT, '..');
+    const out: string[] = [];
+    for (const f of sources(ROOT)) {
+      for (const t of importsOf(f)) if (t.startsWith(services + '/') && !t.startsWith(ROOT + '/')) out.push(`${relative(ROOT, f)} → ${relative(services, t)}`);
+    }
+    expect(out).toEqual([]);
+  });
+
   it('wire/ is the bottom layer: it imports nothing of dns outside wire/', () => {
     const g = graph();
     const up = [...g].filter(([f]) => relative(ROOT, f).startsWith('wire/') && !f.endsWith('.test.ts')).flatMap(([f, ts]) =>

@@ -76,4 +76,20 @@ describe('the response cache', () => {
     }
     expect(c.size).toBeLessThanOrEqual(4);
   });
+
+  it('answers of our own without AA (a referral) do not age; forwarded ones do, AA or not', () => {
+    let now = 0;
+    const c = new ResponseCache({ maxEntries: 10, now: () => now });
+    const ref = query('x.child.test');
+    const kr = c.key(ref, 'udp', false)!;
+    c.put(kr, answer('x.child.test', 0, 3600), c.generation, false);
+    const fwd = query('aa.upstream.test');
+    const kf = c.key(fwd, 'udp', true)!;
+    c.put(kf, answer('aa.upstream.test', dnsPacket.AUTHORITATIVE_ANSWER, 60), c.generation, true);
+    now = 5_000;
+    expect((dnsPacket.decode(c.get(kr, ref)!).answers![0] as { ttl: number }).ttl).toBe(3600);
+    expect((dnsPacket.decode(c.get(kf, fwd)!).answers![0] as { ttl: number }).ttl).toBe(55);
+    now = 10_000_000;
+    expect(c.get(kr, ref)).toBeDefined(); // until the zones change (clear())
+  });
 });

@@ -4,9 +4,10 @@
  * the same bytes — with its own ID, its own question case (0x20), and, for forwarded
  * answers, TTLs aged by the time spent in the cache (RFC 1035 §7.4, RFC 2308 §5).
  *
- * Authoritative answers (AA) live until the zones change (clear()); forwarded answers until
- * their smallest TTL runs out; answers with no records and no AA (REFUSED, a blocked name)
- * for a minute at most. SERVFAIL, zone transfers, UPDATE/NOTIFY and signed (TSIG)
+ * Answers from our own zones (AA or not: referrals, REFUSED, NOTIMP...) live until the zones
+ * change (clear()) and never age: their TTLs are the zone's. Forwarded answers live until
+ * their smallest TTL runs out, counting down; forwarded answers with no records (a blocked
+ * name) for a minute at most. The shell says which replies were forwarded. SERVFAIL, zone transfers, UPDATE/NOTIFY and signed (TSIG)
  * queries are never cached.
  */
 import { Buffer } from 'node:buffer';
@@ -129,11 +130,15 @@ export class ResponseCache {
     return out;
   }
 
-  /** Remember `response` to the query keyed `key`, if it may be cached. */
-  put(key: string, response: Buffer, generation: number): void {
+  /**
+   * Remember `response` to the query keyed `key`, if it may be cached. `forwarded`: the
+   * answer came from an upstream (its TTLs age); when not said, a reply without AA counts
+   * as forwarded.
+   */
+  put(key: string, response: Buffer, generation: number, forwarded?: boolean): void {
     if (generation !== this.generation || response.length < 12) return;
     if ((response[3]! & 0xf) === SERVFAIL) return;
-    const aa = (response[2]! & 0x04) !== 0;
+    const aa = forwarded === undefined ? (response[2]! & 0x04) !== 0 : !forwarded;
     const qEnd = skipName(response, 12) + 4;
     if (qEnd < 16 || qEnd > response.length) return;
     const ttlOffsets: number[] = [];

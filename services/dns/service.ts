@@ -26,7 +26,6 @@ import { OPCODE, RCODE } from './wire/constants.ts';
 import { ZoneSet, type Zone } from './zone/zone.ts';
 import { createDynamicUpdates } from './dynamic.ts';
 import { createUpdateHandler } from './update/handler.ts';
-import type { TsigKey } from './tsig/tsig.ts';
 import { ResponseCache } from './response-cache.ts';
 import { aclAllows } from './auth/acl.ts';
 
@@ -144,29 +143,24 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
   await applyConfig(ctx.config(), true);
 
 
-  // TSIG keys by name, rebuilt when the config's key list changes.
-  let keysFrom: DnsConfig['keys'] | undefined;
-  let keyMap = new Map<string, TsigKey>();
-  const tsigKeys = (): ReadonlyMap<string, TsigKey> => {
-    const current = ctx.config().keys;
-    if (current !== keysFrom) {
-      keysFrom = current;
-      keyMap = new Map(current.map((k) => [k.name, k]));
-    }
-    return keyMap;
-  };
-
   const recurse = createRecursive({
     allow: () => ctx.config().settings.recursion.allow,
     blocker: () => blocker,
     forwarder: () => forwarder,
   });
+  // Replies that came from an upstream: only their TTLs age in the response cache.
+  const forwardedReplies = new WeakSet<Buffer>();
   const handler = createAuthHandler({
     zones: () => zones,
     axfrAllow: () => ctx.config().settings.transfer.allow,
-    keys: () => tsigKeys(),
+    // The same live key lookup UPDATE uses (dns/keys/*.key, by name).
+    keys: () => dynamic.state.keys,
     now: ctx.now,
-    notOurs: recurse,
+    notOurs: async (q, raw, info) => {
+      const r = await recurse(q, raw, info);
+      if (r) forwardedReplies.add(r);
+      return r;
+    },
     otherOpcode: async (q, raw) => (q.opcode === OPCODE.UPDATE ? ((await updateHandler.handle(raw)) ?? null) : undefined),
   });
   let missed: { msg: Buffer; key: string | undefined } | undefined;
@@ -198,7 +192,7 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
       }
       const generation = responses.generation;
       const reply = await handler(msg, info);
-      if (key !== undefined && Buffer.isBuffer(reply)) responses.put(key, reply, generation);
+      if (key !== undefined && Buffer.isBuffer(reply)) responses.put(key, reply, generation, forwardedReplies.has(reply));
       return reply;
     },
     log,

@@ -47,6 +47,19 @@ export function tokenAuthenticator(token: string): Authenticator {
   };
 }
 
+/**
+ * The owner's token given as its hash by the supervisor (platform/links.ts owner.json):
+ * under `kith up` the supervisor keeps the token, storage never sees it.
+ */
+export function ownerHashAuthenticator(tokenSha256: string): Authenticator {
+  const want = Buffer.from(tokenSha256, 'hex');
+  return (req) => {
+    const presented = presentedToken(req);
+    if (presented !== undefined && timingSafeEqual(digest(presented), want)) return { name: 'owner', via: 'token' };
+    return undefined;
+  };
+}
+
 /** Services with a provisioned link (platform/links.ts): their token's hash and grants. */
 export function clientAuthenticator(clients: StorageClient[]): Authenticator {
   const byHash = clients.map((c) => ({ c, hash: Buffer.from(c.tokenSha256, 'hex') }));

@@ -15,9 +15,9 @@ import { createStoreHttpHandler } from './store/http.ts';
 import { createRepo, listRepos, repoExists } from './git/repos.ts';
 import { recoverRepository } from './git/recover.ts';
 import { ZERO_OID } from './git/objects.ts';
-import { anyOf, certificateAuthenticator, clientAuthenticator, loadOrCreateToken, tokenAuthenticator, type Authenticator, type Principal } from './auth.ts';
+import { anyOf, certificateAuthenticator, clientAuthenticator, loadOrCreateToken, ownerHashAuthenticator, tokenAuthenticator, type Authenticator, type Principal } from './auth.ts';
 import { CONFIG_BRANCH, CONFIG_REPO, ensureConfigRepo, publishHead, refusalMessages, validateCommit, writeConfigFiles } from './config/config-repo.ts';
-import { readStorageClients } from '../../platform/links.ts';
+import { readOwnerTokenHash, readStorageClients } from '../../platform/links.ts';
 import { configValidator } from './config/validator.ts';
 import { seedNewServices } from './config/seed-defaults.ts';
 import { readServerTls } from '../../platform/pki/server-tls.ts';
@@ -27,10 +27,12 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
   const { log, metrics } = ctx;
   const reposRoot = path.join(ctx.dataDir, 'repos');
   const configGitdir = path.join(reposRoot, `${CONFIG_REPO}.git`);
-  const token = await loadOrCreateToken(ctx.dataDir);
+  // The owner's token: its hash, from the supervisor; a storage run on its own keeps one.
+  const ownerHash = await readOwnerTokenHash(ctx.dataDir);
+  const ownerAuth = ownerHash ? ownerHashAuthenticator(ownerHash) : tokenAuthenticator(await loadOrCreateToken(ctx.dataDir));
   const clients = await readStorageClients(ctx.dataDir);
   const tls = await readServerTls(ctx.dataDir);
-  const authenticate: Authenticator = anyOf(certificateAuthenticator(), tokenAuthenticator(token), clientAuthenticator(clients));
+  const authenticate: Authenticator = anyOf(certificateAuthenticator(), ownerAuth, clientAuthenticator(clients));
   const isOwner = (p: Principal | undefined) => p?.name === 'owner';
   if (clients.length > 0) log.info('service clients', { clients: clients.map((c) => ({ name: c.name, configWrite: c.configWrite })) });
 

@@ -39,13 +39,6 @@ export interface AuthHandlerOptions {
   otherOpcode?: (query: Query, raw: Buffer, info: HandlerInfo) => Promise<Buffer | null | undefined>;
 }
 
-/** Does the message end in a TSIG record? Cheap: only the last record's type is looked at. */
-function maybeSigned(q: Query): boolean {
-  if (q.raw.readUInt16BE(10) === 0) return false;
-  if (q.packet) return (q.packet.additionals ?? []).some((r) => (r.type as string) === 'TSIG');
-  return true; // not decoded by dns-packet: let the TSIG scanner decide
-}
-
 export function createAuthHandler(opts: AuthHandlerOptions): DnsHandler {
   const now = opts.now ?? Date.now;
   return async (raw, info) => {
@@ -58,7 +51,7 @@ export function createAuthHandler(opts: AuthHandlerOptions): DnsHandler {
     }
 
     let signer: { key: TsigKey; mac: Buffer } | undefined;
-    if (q.opcode !== OPCODE.UPDATE && maybeSigned(q)) {
+    if (q.opcode !== OPCODE.UPDATE && q.signed) {
       const t = now();
       const v = verifyMessage(raw, opts.keys?.() ?? [], { now: t });
       if (!v.ok && v.error !== 'UNSIGNED') {
@@ -68,11 +61,7 @@ export function createAuthHandler(opts: AuthHandlerOptions): DnsHandler {
         if (v.error === 'BADTIME' && v.key) return signMessage(base, v.key, { now: t, requestMac: v.tsig.mac, error: 'BADTIME' }).bytes;
         return appendErrorTsig(base, v.tsig, v.error === 'BADKEY' ? 'BADKEY' : 'BADSIG', t);
       }
-      if (v.ok) {
-        const keys = opts.keys?.() ?? [];
-        const key = typeof keys === 'function' ? keys(v.keyName) : Array.isArray(keys) ? keys.find((k) => k.name === v.keyName) : keys.get(v.keyName);
-        if (key) signer = { key, mac: v.mac };
-      }
+      if (v.ok) signer = { key: v.key, mac: v.mac };
     }
     const sign = (messages: Buffer[]): Buffer[] => {
       if (!signer) return messages;

@@ -12,6 +12,8 @@ import { parseZone } from '../zone/parse.ts';
 import { ZoneSet } from '../zone/zone.ts';
 import { createAuthHandler } from '../auth/handler.ts';
 import { startDnsServer, type DnsServer } from '../server/server.ts';
+import { ResponseCache } from '../response-cache.ts';
+import { Buffer } from 'node:buffer';
 
 export const FIXTURES = fileURLToPath(new URL('./fixtures', import.meta.url));
 
@@ -26,12 +28,31 @@ export function fixtureZones(): ZoneSet {
   return new ZoneSet(out);
 }
 
-export async function startFixtureServer(opts: { authorityNs?: boolean } = {}): Promise<DnsServer> {
+/**
+ * Our server on the fixture zones. `responseCache`: answers go through the response cache
+ * as in the service (services/dns/service.ts), every reply an answer of our own (no upstreams).
+ */
+export async function startFixtureServer(opts: { authorityNs?: boolean; responseCache?: boolean } = {}): Promise<DnsServer> {
   const zones = fixtureZones();
+  const handler = createAuthHandler({ zones: () => zones, axfrAllow: () => ['127.0.0.0/8'], authorityNs: opts.authorityNs });
+  if (!opts.responseCache) return startDnsServer({ host: '127.0.0.1', port: 0, handler });
+  const cache = new ResponseCache({ maxEntries: 10_000, now: Date.now });
   return startDnsServer({
     host: '127.0.0.1',
     port: 0,
-    handler: createAuthHandler({ zones: () => zones, axfrAllow: () => ['127.0.0.0/8'], authorityNs: opts.authorityNs }),
+    fastPath: (msg, info) => {
+      const key = cache.key(msg, info.transport, false);
+      return key === undefined ? undefined : cache.get(key, msg);
+    },
+    handler: async (msg, info) => {
+      const key = cache.key(msg, info.transport, false);
+      const hit = key === undefined ? undefined : cache.get(key, msg);
+      if (hit) return hit;
+      const generation = cache.generation;
+      const reply = await handler(msg, info);
+      if (key !== undefined && Buffer.isBuffer(reply)) cache.put(key, reply, generation, false);
+      return reply;
+    },
   });
 }
 

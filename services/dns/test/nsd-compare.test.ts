@@ -1,7 +1,9 @@
 /**
  * Differential test against NSD: the same zone files served by NSD and by us, the same dig
  * queries, and the normalised answers must be equal (see normaliseDig for what is ignored
- * and why). We run with authorityNs on to match NSD's default (minimal-responses: no).
+ * and why). We run with authorityNs on to match NSD's default (minimal-responses: no), and
+ * with the response cache in front as the service has it, so answers repeated from the
+ * cache are compared too (their TTLs must not age: they are the zone's).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dig, normaliseDig, startFixtureServer, startNsd, type Nsd } from './helpers.ts';
@@ -32,6 +34,9 @@ const QUERIES: string[][] = [
   ['example.org', 'A'], ['kith.test', 'TXT', '-c', 'CH'],
   ['web.kith.test', 'A', '-c', 'ANY'], ['nope.kith.test', 'A', '-c', 'ANY'], ['host.child.kith.test', 'A', '-c', 'ANY'],
   ['x.www.kith.test', 'A'], ['x.sub.wild.kith.test', 'A'], ['ns.child.kith.test', 'DS'], ['child.kith.test', 'ANY'],
+  // EDNS options we do not implement are ignored (RFC 6891 §6.1.2): an empty Client Subnet,
+  // an unknown code, an empty COOKIE-less padding.
+  ['kith.test', 'SOA', '+ednsopt=8'], ['web.kith.test', 'A', '+ednsopt=65001:abcd'], ['web.kith.test', 'A', '+ednsopt=8', '+ednsopt=65002'],
 ];
 
 // One NSD and one kith for both comparisons.
@@ -39,7 +44,7 @@ let nsd: Nsd;
 let ours: DnsServer;
 beforeAll(async () => {
   nsd = await startNsd();
-  ours = await startFixtureServer({ authorityNs: true });
+  ours = await startFixtureServer({ authorityNs: true, responseCache: true });
 });
 afterAll(async () => {
   await ours?.close();
@@ -52,6 +57,19 @@ describe('same answers as NSD', () => {
     const [theirs, mine] = await Promise.all([dig(nsd.port, ...(q as string[])), dig(ours.udpPort, ...(q as string[]))]);
     expect(theirs).toMatch(/status: /);
     expect(normaliseDig(mine)).toEqual(normaliseDig(theirs));
+  });
+
+  it('referrals and other answers without AA keep their TTLs when repeated from the cache', async () => {
+    // Asked once (cached), then again a second later: the TTLs are the zone's, as NSD's are.
+    // +nocookie: dig's random client cookie would make every query a new cache key.
+    const qs = [['x.child.kith.test', 'A', '+nocookie'], ['child.kith.test', 'NS', '+nocookie'], ['web.kith.test', 'A', '-c', 'ANY', '+nocookie']];
+    for (const q of qs) await dig(ours.udpPort, ...q);
+    await new Promise((r) => setTimeout(r, 1200));
+    for (const q of qs) {
+      const [theirs, mine] = await Promise.all([dig(nsd.port, ...q), dig(ours.udpPort, ...q)]);
+      expect(mine).not.toMatch(/flags: qr aa/);
+      expect(normaliseDig(mine)).toEqual(normaliseDig(theirs));
+    }
   });
 
   it('AXFR carries the same records', async () => {
@@ -67,6 +85,12 @@ describe('same replies to raw packets as NSD', () => {
 
   const base = dnsPacket.encode({ id: 0x1234, type: 'query', flags: 0x100, questions: [{ name: 'web.kith.test', type: 'A' }] });
   const m = (f: (b: Buffer) => void) => { const b = Buffer.from(base); f(b); return b; };
+  /** The base query with an OPT (UDP size 1232) carrying this RDATA. */
+  const withOpt = (rdata: number[]) => {
+    const b = Buffer.concat([base, Buffer.from([0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, rdata.length >> 8, rdata.length & 0xff, ...rdata])]);
+    b.writeUInt16BE(1, 10);
+    return b;
+  };
   const CASES: Record<string, Buffer> = {
     'opcode 3 (unassigned): NOTIMP': m((b) => { b[2] = (b[2] & 0x87) | (3 << 3); }),
     'opcode STATUS: NOTIMP': m((b) => { b[2] = (b[2] & 0x87) | (2 << 3); }),
@@ -78,6 +102,9 @@ describe('same replies to raw packets as NSD', () => {
     'class CH: REFUSED': m((b) => b.writeUInt16BE(3, b.length - 2)),
     'AXFR over UDP: NOTIMP': dnsPacket.encode({ id: 5, type: 'query', questions: [{ name: 'kith.test', type: 'AXFR' }] }),
     'qtype OPT: NODATA': m((b) => b.writeUInt16BE(41, b.length - 4)),
+    'an empty Client Subnet option: answered': withOpt([0, 8, 0, 0]),
+    'an unknown EDNS option: answered': withOpt([0xfd, 0xe9, 0, 2, 0xab, 0xcd]),
+    'opcode 15: NOTIMP, no question': m((b) => { b[2] = (b[2] & 0x87) | (15 << 3); }),
   };
   const send = (port: number, buf: Buffer) => new Promise<string>((resolve) => {
     const s = createSocket('udp4');
@@ -90,10 +117,45 @@ describe('same replies to raw packets as NSD', () => {
     const [theirs, mine] = await Promise.all([send(nsd.port, pkt), send(ours.udpPort, pkt)]);
     // Byte-for-byte: NSD compresses the SOA's RDATA names, we do not, so compare decoded when long.
     if (theirs.length > 80 && mine.length > 80) {
-      const strip = (h: string) => { const p = dnsPacket.decode(Buffer.from(h, 'hex')); return { ...p, id: 0 }; };
+      // RRsets in a section may come in any order (RFC 2181 §5): sort them.
+      const sort = (rs: unknown[] | undefined) => (rs ?? []).map((r) => JSON.stringify(r)).sort();
+      const strip = (h: string) => {
+        const p = dnsPacket.decode(Buffer.from(h, 'hex'));
+        return { ...p, id: 0, answers: sort(p.answers), authorities: sort(p.authorities), additionals: sort(p.additionals) };
+      };
       expect(strip(mine)).toEqual(strip(theirs));
     } else {
       expect(mine).toBe(theirs);
     }
+  });
+
+  // Where we differ from NSD on purpose, each with its reason.
+
+  it('an OPT option running past its RDATA: FORMERR, with an OPT (RFC 6891 §7; NSD sends none)', async () => {
+    const pkt = withOpt([0, 8, 0, 10, 0, 1, 0, 0]);
+    const [theirs, mine] = await Promise.all([send(nsd.port, pkt), send(ours.udpPort, pkt)]);
+    const t = dnsPacket.decode(Buffer.from(theirs, 'hex'));
+    const o = dnsPacket.decode(Buffer.from(mine, 'hex'));
+    expect(Buffer.from(theirs, 'hex').readUInt16BE(2) & 0xf).toBe(1);
+    expect(Buffer.from(mine, 'hex').readUInt16BE(2) & 0xf).toBe(1);
+    expect(t.additionals).toEqual([]);
+    expect(o.additionals).toEqual([expect.objectContaining({ type: 'OPT', name: '.', udpPayloadSize: 1232 })]);
+    // Before: NOERROR and a full answer (the option length was never checked).
+    expect(o.answers).toEqual([]);
+  });
+
+  it('opcode 15 with every flag set: NOTIMP, no question, only QR, the opcode and RD (NSD echoes AA, TC, RA, Z, CD too)', async () => {
+    const pkt = m((b) => { b[2] = 0x7f; b[3] = 0xff; }); // opcode 15, AA TC RD, RA Z AD CD, rcode 15
+    const [theirs, mine] = await Promise.all([send(nsd.port, pkt), send(ours.udpPort, pkt)]);
+    const t = Buffer.from(theirs, 'hex');
+    const o = Buffer.from(mine, 'hex');
+    expect(o.length).toBe(12); // header only, as NSD: the question's format belongs to the opcode
+    expect(t.length).toBe(12);
+    expect(o.readUInt16BE(2) & 0xf).toBe(4);
+    expect(t.readUInt16BE(2) & 0xf).toBe(4);
+    // QR | opcode 15 | RD: a response to an opcode we do not know claims nothing else
+    // (RFC 1035 §4.1.1 copies RD; AA, TC, RA, AD, CD mean nothing for an unknown opcode).
+    expect(o.readUInt16BE(2)).toBe(0x8000 | (15 << 11) | 0x0100 | 4);
+    expect(o.readUInt16BE(4)).toBe(0);
   });
 });

@@ -60,7 +60,7 @@ export interface TsigRecord {
 }
 
 export type VerifyResult =
-  | { ok: true; keyName: string; algorithm: TsigAlgorithm; mac: Buffer; timeSigned: number; tsig: TsigRecord }
+  | { ok: true; keyName: string; key: TsigKey; algorithm: TsigAlgorithm; mac: Buffer; timeSigned: number; tsig: TsigRecord }
   | {
       ok: false;
       /** UNSIGNED: the message carries no TSIG at all (not an error in itself). */
@@ -260,5 +260,5 @@ export function verifyMessage(
   if (Math.abs(nowS - tsig.timeSigned) > fudge) {
     return { ok: false, error: 'BADTIME', message: `time signed ${tsig.timeSigned} is more than ${fudge}s from ${nowS}`, tsig, key };
   }
-  return { ok: true, keyName: key.name, algorithm: alg, mac: tsig.mac, timeSigned: tsig.timeSigned, tsig };
+  return { ok: true, keyName: key.name, key, algorithm: alg, mac: tsig.mac, timeSigned: tsig.timeSigned, tsig };
 }

@@ -1,8 +1,8 @@
 /**
  * UPDATE request → what to answer and what must happen first: TSIG verification (RFC 8945
  * §5.2, error responses per §5.3.2), parsing and processing (RFC 2136 §3), and the
- * response (RFC 2136 §3.8: header and zone section as received, signed with the request's
- * key).
+ * response (RFC 2136 §3.8: header and the zone section exactly as received, or none when it
+ * could not be read; signed with the request's key).
  *
  * `handleUpdate` is pure: (state, now, bytes) → { reply, effects }. Its one effect is
  * `{ kind: 'commit' }`: the change to make durable before `reply` may be sent (the response
@@ -16,7 +16,6 @@
  * retransmissions and captured-packet replays).
  */
 import { WireError } from '../wire/error.ts';
-import { canonicalName, encodeName } from '../wire/name.ts';
 import { appendErrorTsig, signMessage, verifyMessage, DEFAULT_FUDGE, type KeyLookup, type TsigKey } from '../tsig/tsig.ts';
 import { OPCODE_UPDATE, parseUpdate, peekHeader, type ParsedUpdate } from './parse.ts';
 import { processUpdate, RCODE_NUMBERS, type Authorize, type Change, type UpdateRcode, type UpdateResult, type UpdateStore } from './update.ts';
@@ -53,22 +52,14 @@ export interface UpdateStep {
   result?: UpdateResult & { keyName?: string };
 }
 
-function response(id: number, rcode: UpdateRcode, zone: ParsedUpdate['zone'] | undefined): Buffer {
+/** Header and the zone section exactly as the request carried it (RFC 2136 §3.8), or none. */
+function response(id: number, rcode: UpdateRcode, zone: Buffer | undefined): Buffer {
   const header = Buffer.alloc(12);
   header.writeUInt16BE(id, 0);
   header.writeUInt16BE(0x8000 | (OPCODE_UPDATE << 11) | RCODE_NUMBERS[rcode], 2);
   if (!zone) return header;
-  let zname: Buffer;
-  try {
-    zname = encodeName(zone.name);
-  } catch {
-    return header;
-  }
   header.writeUInt16BE(1, 4);
-  const tail = Buffer.alloc(4);
-  tail.writeUInt16BE(6, 0); // SOA
-  tail.writeUInt16BE(zone.class, 2);
-  return Buffer.concat([header, zname, tail]);
+  return Buffer.concat([header, zone]);
 }
 
 export function handleUpdate(state: UpdateState, now: number, bytes: Uint8Array): UpdateStep {
@@ -81,7 +72,7 @@ export function handleUpdate(state: UpdateState, now: number, bytes: Uint8Array)
   } catch (e) {
     parseError = e instanceof WireError ? e.message : String(e);
   }
-  const zone = parsed?.zone;
+  const zone = parsed?.zoneBytes;
   const done = (reply: Buffer, result: UpdateStep['result']): UpdateStep => ({ reply, effects: [], result });
   if (head.opcode !== OPCODE_UPDATE) {
     return done(response(head.id, 'NOTIMP', zone), { rcode: 'NOTIMP', changes: [], message: `opcode ${head.opcode}` });
@@ -95,7 +86,7 @@ export function handleUpdate(state: UpdateState, now: number, bytes: Uint8Array)
     if (v.error === 'BADTIME' && v.key) return done(signMessage(base, v.key, { now, requestMac: v.tsig.mac, error: 'BADTIME' }).bytes, result);
     return done(appendErrorTsig(base, v.tsig, v.error === 'BADKEY' ? 'BADKEY' : 'BADSIG', now), result);
   }
-  const key: TsigKey | undefined = v.ok ? resolveKey(state.keys, v.keyName) : undefined;
+  const key: TsigKey | undefined = v.ok ? v.key : undefined;
   const finish = (rcode: UpdateRcode): Buffer => {
     const base = response(head.id, rcode, zone);
     return key && v.ok ? signMessage(base, key, { now, requestMac: v.mac }).bytes : base;
@@ -168,11 +159,4 @@ export function createUpdateHandler(opts: UpdateHandlerOptions): UpdateHandler {
       return run;
     },
   };
-}
-
-function resolveKey(keys: KeyLookup, name: string): TsigKey | undefined {
-  const n = canonicalName(name);
-  if (typeof keys === 'function') return keys(n);
-  if (Array.isArray(keys)) return keys.find((k) => canonicalName(k.name) === n);
-  return (keys as ReadonlyMap<string, TsigKey>).get(n);
 }

@@ -159,4 +159,19 @@ describe('nsupdate against the update handler', () => {
     expect(has('evil.dyn.home.arpa', 'A')).toEqual([]);
     expect(results.some((x) => x.rcode === 'NOTAUTH')).toBe(true);
   });
+
+  it('an unsigned UPDATE is REFUSED with the zone section as it was sent, which dnspython parses', async () => {
+    // dnspython reads responses strictly: a zone section rebuilt as (name, SOA, ANY) made it
+    // raise instead of returning REFUSED. Its zone name in mixed case must come back as sent.
+    const script = [
+      'import dns.update, dns.query, dns.rcode, sys',
+      "u = dns.update.UpdateMessage('Home.ARPA')",
+      "u.add('x.dyn', 60, 'A', '10.0.0.9')",
+      `r = dns.query.udp(u, '127.0.0.1', port=${port}, timeout=5)`,
+      'print(dns.rcode.to_text(r.rcode()), r.zone[0].to_text() if r.zone else "-", r.zone[0].rdtype if r.zone else "-", r.zone[0].rdclass if r.zone else "-")',
+    ].join('\n');
+    const r = await runTool('/usr/bin/python3', ['-c', script]);
+    expect(r.out.trim()).toBe('REFUSED Home.ARPA. IN SOA 6 1');
+    expect(has('x.dyn.home.arpa', 'A')).toEqual([]);
+  });
 });

@@ -29,6 +29,8 @@ export interface ParsedUpdate {
   id: number;
   opcode: number;
   zone: { name: string; type: string; class: number };
+  /** The zone section's bytes as received (echoed in the response, RFC 2136 §3.8). */
+  zoneBytes: Buffer;
   prerequisites: UpdateRR[];
   updates: UpdateRR[];
   additional: UpdateRR[];
@@ -49,7 +51,8 @@ export function parseUpdate(bytes: Uint8Array): ParsedUpdate {
   if (m.trailing !== 0) throw new WireError('trailing bytes after the last record');
   const z = m.questions[0];
   const zone = { name: canonicalName(z.name), type: typeName(z.type), class: z.class };
-  const out: ParsedUpdate = { id: m.id, opcode: m.opcode, zone, prerequisites: [], updates: [], additional: [], signed: false };
+  const zoneBytes = Buffer.from(buf.subarray(z.start, z.end));
+  const out: ParsedUpdate = { id: m.id, opcode: m.opcode, zone, zoneBytes, prerequisites: [], updates: [], additional: [], signed: false };
   m.records.forEach((r, i) => {
     if (r.type === TYPE_TSIG) {
       if (i !== m.records.length - 1 || r.section !== 'additional') throw new WireError('TSIG is not the last additional record');

@@ -62,12 +62,6 @@ export const RCODE = {
 /** The rcodes a header's four bits can carry, by name. */
 export type HeaderRcodeName = Exclude<keyof typeof RCODE, 'BADVERS'>;
 
-/** Name of a header rcode (0–15), e.g. 'NXDOMAIN'; RCODEnn for the rest. */
-export function rcodeName(n: number): string {
-  for (const [k, v] of Object.entries(RCODE)) if (v === n && v < 16) return k;
-  return `RCODE${n}`;
-}
-
 /** TSIG errors (RFC 8945 §3; the TSIG RR's Error field, not the header). */
 export const TSIG_ERROR = { NOERROR: 0, BADSIG: 16, BADKEY: 17, BADTIME: 18, BADTRUNC: 22 } as const;
 

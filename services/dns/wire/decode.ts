@@ -1,18 +1,26 @@
 /**
- * Safe query decoding (RFC 1035 §4.1, RFC 6891 §6.1.1 for OPT, RFC 6895 §2 for opcodes).
+ * Safe query decoding (RFC 1035 §4.1, RFC 6891 §6.1.1 and §7 for OPT, RFC 6895 §2 for
+ * opcodes).
  *
- * Wraps dns-packet's decoder, which throws on malformed input, so that every outcome is a
- * value: a decoded query, a ready-made error reply (FORMERR/NOTIMP) when at least the
- * header is readable, or a drop. Responses (QR=1) are dropped, never answered, so two
- * servers cannot ping-pong. The question is re-read from the raw bytes to keep the exact
- * label octets (case is echoed, RFC 4343 §4.1).
+ * Every outcome is a value: a decoded query, a ready-made error reply (FORMERR/NOTIMP) when
+ * at least the header is readable, or a drop. Responses (QR=1) are dropped, never answered,
+ * so two servers cannot ping-pong. The question keeps the exact label octets (case is
+ * echoed, RFC 4343 §4.1). The other sections are walked record by record (names through
+ * ./name.ts's one reader, RDLENGTH bounds-checked; RDATA is not interpreted, as NSD does
+ * not) to find the OPT record and a trailing TSIG:
+ * - more than one OPT, an OPT not owned by the root, or one outside the additional section
+ *   is FORMERR (RFC 6891 §6.1.1);
+ * - OPT options are walked: an option running past the RDATA is FORMERR *with* an OPT
+ *   (RFC 6891 §7), so the client does not conclude we lack EDNS; options we do not
+ *   implement, empty ones included (an empty Client Subnet, `dig +ednsopt=8`), are ignored
+ *   (RFC 6891 §6.1.2).
+ * - An unknown opcode is NOTIMP: QR, the opcode and RD (RFC 1035 §4.1.1 copies RD) and
+ *   nothing else; no question, since its format belongs to the opcode.
  */
 import { Buffer } from 'node:buffer';
-import * as dnsPacket from 'dns-packet';
-import type { Packet } from 'dns-packet';
 import { labelsToKey, readName, type Labels } from './name.ts';
-import { OPCODE, RCODE } from './constants.ts';
-import { headerOnlyReply } from './writer.ts';
+import { OPCODE, RCODE, TYPE } from './constants.ts';
+import { formerrWithOpt, headerOnlyReply } from './writer.ts';
 
 export interface Edns {
   udpSize: number;
@@ -36,10 +44,10 @@ export interface Query {
   /** null when the query carried no OPT record. */
   edns: Edns | null;
   /**
-   * dns-packet's full decode, for layers that need the other sections. Always present for
-   * QUERY; null for NOTIFY/UPDATE messages dns-packet cannot read (parse `raw` instead).
+   * The last record is a TSIG (RFC 8945), or the sections of a non-QUERY message could not
+   * be walked: either way the TSIG verifier must look.
    */
-  packet: Packet | null;
+  signed: boolean;
   raw: Buffer;
 }
 
@@ -63,15 +71,6 @@ export function decodeQuery(buf: Buffer): DecodeResult {
   if (!KNOWN_OPCODES.has(opcode)) return fail('NOTIMP', `opcode ${opcode} not implemented`);
   if (buf.readUInt16BE(4) !== 1) return fail('FORMERR', 'QDCOUNT must be 1');
 
-  let packet: Packet | null;
-  try {
-    packet = dnsPacket.decode(buf);
-  } catch (e) {
-    // dns-packet advances by what it decoded rather than RDLENGTH, so it rejects UPDATE's
-    // empty-RDATA records (RFC 2136 §2.5.2); those layers parse `raw` themselves.
-    if (opcode === OPCODE.QUERY) return fail('FORMERR', `malformed: ${(e as Error).message}`);
-    packet = null;
-  }
   let q: { labels: Labels; end: number };
   try {
     q = readName(buf, 12);
@@ -82,27 +81,54 @@ export function decodeQuery(buf: Buffer): DecodeResult {
   const qtype = buf.readUInt16BE(q.end);
   const qclass = buf.readUInt16BE(q.end + 2);
 
+  const an = buf.readUInt16BE(6);
+  const ns = buf.readUInt16BE(8);
+  const total = an + ns + buf.readUInt16BE(10);
   let edns: Edns | null = null;
-  const additionals = (packet?.additionals ?? []) as unknown as Array<Record<string, unknown>>;
-  for (const rr of additionals) {
-    if (rr.type !== 'OPT') continue;
-    // RFC 6891 §6.1.1: more than one OPT, or an OPT not owned by the root, is FORMERR.
-    if (edns || (rr.name !== '.' && rr.name !== '')) return fail('FORMERR', 'bad OPT record');
-    edns = {
-      udpSize: Number(rr.udpPayloadSize ?? 512),
-      version: Number(rr.ednsVersion ?? 0),
-      do: (Number(rr.flags ?? 0) & 0x8000) !== 0,
-    };
+  let badOptions = false;
+  let signed = false;
+  let pos = q.end + 4;
+  for (let i = 0; i < total; i++) {
+    let end: number;
+    let root: boolean;
+    try {
+      const n = readName(buf, pos);
+      end = n.end;
+      root = n.labels.length === 0;
+    } catch (e) {
+      // UPDATE and NOTIFY layers read their own messages (and answer their own FORMERR).
+      if (opcode !== OPCODE.QUERY) { signed = true; break; }
+      return fail('FORMERR', `malformed record: ${(e as Error).message}`);
+    }
+    if (end + 10 > buf.length || end + 10 + buf.readUInt16BE(end + 8) > buf.length) {
+      if (opcode !== OPCODE.QUERY) { signed = true; break; }
+      return fail('FORMERR', 'record runs past the end of the message');
+    }
+    const type = buf.readUInt16BE(end);
+    const rdlength = buf.readUInt16BE(end + 8);
+    const rdata = end + 10;
+    if (type === TYPE.OPT) {
+      if (i < an + ns) return fail('FORMERR', 'OPT outside the additional section');
+      if (edns || !root) return fail('FORMERR', 'bad OPT record');
+      const ttl = buf.readUInt32BE(end + 4);
+      edns = { udpSize: buf.readUInt16BE(end + 2), version: (ttl >>> 16) & 0xff, do: (ttl & 0x8000) !== 0 };
+      for (let p = rdata; p < rdata + rdlength;) {
+        if (p + 4 > rdata + rdlength || p + 4 + buf.readUInt16BE(p + 2) > rdata + rdlength) { badOptions = true; break; }
+        p += 4 + buf.readUInt16BE(p + 2);
+      }
+    }
+    signed = type === TYPE.TSIG && i === total - 1 && i >= an + ns;
+    pos = rdata + rdlength;
   }
-  for (const sec of [packet?.answers ?? [], packet?.authorities ?? []] as unknown as Array<Array<Record<string, unknown>>>) {
-    for (const rr of sec) if (rr.type === 'OPT') return fail('FORMERR', 'OPT outside the additional section');
+  if (badOptions) {
+    return { ok: false, rcode: 'FORMERR', id, reason: 'OPT option runs past its RDATA', reply: formerrWithOpt(id, opcode, rd) };
   }
 
   return {
     ok: true,
     query: {
       id, opcode, flags, rd, cd: (flags & 0x0010) !== 0,
-      qname: q.labels, qkey: labelsToKey(q.labels), qtype, qclass, edns, packet, raw: buf,
+      qname: q.labels, qkey: labelsToKey(q.labels), qtype, qclass, edns, signed, raw: buf,
     },
   };
 }

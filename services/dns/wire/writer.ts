@@ -9,6 +9,7 @@
  */
 import { Buffer } from 'node:buffer';
 import type { Labels } from './name.ts';
+import { RCODE, TYPE } from './constants.ts';
 
 // Room for one maximal RR past the 65535 message cap, so a write never overruns the buffer;
 // the caller rolls back anything beyond its limit.
@@ -192,5 +193,19 @@ export function headerOnlyReply(id: number, opcode: number, rd: boolean, rcode: 
   const b = Buffer.alloc(12);
   b.writeUInt16BE(id & 0xffff, 0);
   b.writeUInt16BE(0x8000 | ((opcode & 0xf) << 11) | (rd ? 0x0100 : 0) | (rcode & 0xf), 2);
+  return b;
+}
+
+/**
+ * FORMERR for a malformed OPT (RFC 6891 §7: the response MUST include an OPT record): the
+ * header and our OPT (root, our 1232-octet UDP size, version 0, no options).
+ */
+export function formerrWithOpt(id: number, opcode: number, rd: boolean): Buffer {
+  const b = Buffer.alloc(12 + 11);
+  b.writeUInt16BE(id & 0xffff, 0);
+  b.writeUInt16BE(0x8000 | ((opcode & 0xf) << 11) | (rd ? 0x0100 : 0) | RCODE.FORMERR, 2);
+  b.writeUInt16BE(1, 10);
+  b.writeUInt16BE(TYPE.OPT, 13); // root owner at 12, then TYPE OPT
+  b.writeUInt16BE(1232, 15);
   return b;
 }

@@ -7,6 +7,7 @@
  * `blankStart` records whether the line began with white space, which means "same owner
  * as the previous record".
  */
+import { escapedByte } from '../../../platform/config/text.ts';
 
 export interface Token {
   text: string;
@@ -124,6 +125,12 @@ export function unescapeBytes(raw: string): Buffer | null {
         out.push(raw.charCodeAt(i + 1) & 0xff);
         i++;
       }
+      continue;
+    }
+    // A byte of the file that was not UTF-8 (platform/config/text.ts): that byte, as it was.
+    const raw8 = escapedByte(ch);
+    if (raw8 !== undefined) {
+      out.push(raw8);
       continue;
     }
     // Non-ASCII text is kept as UTF-8, which is what people mean when they type it.
