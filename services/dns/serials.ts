@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { writeFileDurable } from '../../platform/durable.ts';
+import type { PendingWrites } from '../../platform/pending-writes.ts';
 import { TYPE } from './wire/constants.ts';
 import { Zone, type RRset } from './zone/zone.ts';
 
@@ -46,8 +47,15 @@ export class SerialKeeper {
   private served = new Map<string, Served>();
   private readonly file: string;
 
-  constructor(dataDir: string) {
+  /**
+   * `writes`: where a write the disk refuses (read-only, full) waits and is retried, so a
+   * bad disk leaves DNS serving (unhealthy) instead of stopping it.
+   */
+  private readonly writes?: PendingWrites;
+
+  constructor(dataDir: string, writes?: PendingWrites) {
     this.file = path.join(dataDir, 'zone-serials.json');
+    this.writes = writes;
   }
 
   async load(): Promise<void> {
@@ -78,7 +86,12 @@ export class SerialKeeper {
       this.served.set(z.origin, { hash, serial });
       out.push(serial === z.serial ? z : withSerial(z, serial));
     }
-    if (changed.length > 0) await writeFileDurable(this.file, JSON.stringify(Object.fromEntries(this.served), null, 1));
+    if (changed.length > 0) {
+      const text = JSON.stringify(Object.fromEntries(this.served), null, 1);
+      const write = () => writeFileDurable(this.file, text, { mode: 0o600 });
+      if (this.writes) await this.writes.attempt('zone serials', write);
+      else await write();
+    }
     return { zones: out, changed };
   }
 }

@@ -41,7 +41,7 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
   const zonesGauge = metrics.gauge('kith_dns_zones', 'Zones served.');
   const blockGauge = metrics.gauge('kith_dns_blocklist_entries', 'Names in the block lists.');
 
-  const serials = new SerialKeeper(ctx.dataDir);
+  const serials = new SerialKeeper(ctx.dataDir, ctx.dataWrites);
   await serials.load();
 
   let zones = new ZoneSet();

@@ -8,7 +8,7 @@
  * and the data folder are private.
  */
 import { execFileSync } from 'node:child_process';
-import { cpSync, promises as fsp, readFileSync, rmSync, statSync } from 'node:fs';
+import { cpSync, promises as fsp, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import dns from '../../services/dns/main.ts';
@@ -73,6 +73,24 @@ describe('a service whose data folder the disk refuses', () => {
     expect(svc.child.exitCode).toBeNull();
     expect(dig('kith.home.arpa')).toBe('127.0.0.1');
     expect(svc.lines.some((l) => l.msg === 'cannot write the data folder; serving on, and retrying')).toBe(true);
+  });
+
+  it('starts on a read-only data folder after its zones changed (the serials cannot be saved), and serves them', async () => {
+    // The home zone gets a new name since the last run: DNS must save a new serial, and cannot.
+    const local = path.join(config, 'dns/local.yaml');
+    const before = readFileSync(local, 'utf8');
+    writeFileSync(local, before.replace('hosts:\n', 'hosts:\n  printer: [192.0.2.77]\n'));
+    try {
+      svc = await startBundle(bundle, args, 20_000, readOnly(data));
+      expect(dig('printer.home.arpa')).toBe('192.0.2.77');
+      const h = await health(svc);
+      expect(h.status).toBe(503);
+      expect(h.body.pendingWrites?.map((w) => w.write)).toEqual(expect.arrayContaining(['zone serials']));
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(svc.child.exitCode).toBeNull();
+    } finally {
+      writeFileSync(local, before);
+    }
   });
 
   it('starts on a full data folder, and is healthy again once space returns, without a restart', async () => {
