@@ -14,7 +14,7 @@
  * storage has published; storage then publishes config.git's head over it.
  */
 import { join } from 'node:path';
-import type { ListenAddress, ListenerSpec } from './service.ts';
+import type { ListenAddress, ListenerSpec, ServiceNeeds } from './service.ts';
 import { sealFlags } from './seal.ts';
 import { serviceSlots } from './services.ts';
 import { ALL_HOSTS, applianceListenHost, type ListenPolicy } from './listen-hosts.ts';
@@ -25,7 +25,7 @@ export interface ServiceDescriptor {
   description: string;
   listeners: Record<string, ListenerSpec>;
   writableConfig?: boolean;
-  needs?: { configWrite?: string[] };
+  needs?: ServiceNeeds;
 }
 
 export type Profile =
@@ -47,8 +47,8 @@ export interface ServiceLaunch {
   dataDir: string;
   listen: Record<string, ListenAddress>;
   writableConfig: boolean;
-  /** Config paths it may change through storage; present when it needs a storage link. */
-  needs?: { configWrite: string[] };
+  /** What it needs from other services (links the supervisor provisions before it starts). */
+  needs?: ServiceNeeds & { configWrite: string[] };
   /** Names its server certificate is issued for, when it has an https listener. */
   tlsNames?: string[];
 }
@@ -58,6 +58,8 @@ export interface AppliancePlan {
   services: ServiceLaunch[];
   /** Who provides storage links, and where they reach it; absent when no service has storage. */
   links?: { storage: string; storageUrl: string };
+  /** Where services that need a resolver reach the appliance's DNS service. */
+  resolver?: ListenAddress;
 }
 
 /** Everything a service's command line says, computed in one place. */
@@ -125,7 +127,7 @@ export function planAppliance(descriptors: ServiceDescriptor[], profile: Profile
       // Under `kith up` services listen on one address: 'self' means that one.
       ...(local && !isWildcard(profile.host) ? { addresses: [profile.host] } : {}),
     });
-    const https = Object.values(d.listeners).some((l) => l.protocol === 'https');
+    const https = Object.values(d.listeners).some((l) => l.protocol === 'https' || l.tls === true);
     return {
       name: d.name,
       description: d.description,
@@ -136,7 +138,7 @@ export function planAppliance(descriptors: ServiceDescriptor[], profile: Profile
       dataDir,
       listen,
       writableConfig: d.writableConfig === true,
-      ...(d.needs ? { needs: { configWrite: d.needs.configWrite ?? [] } } : {}),
+      ...(d.needs ? { needs: { ...d.needs, configWrite: d.needs.configWrite ?? [] } } : {}),
       ...(https && local ? { tlsNames: [...new Set(['localhost', '127.0.0.1', '::1', profile.host])] } : {}),
     };
   });
@@ -149,5 +151,8 @@ export function planAppliance(descriptors: ServiceDescriptor[], profile: Profile
     const host = isWildcard(a.host) ? '127.0.0.1' : a.host;
     links = { storage: storage.name, storageUrl: `http://${hostPort({ host, port: a.port })}` };
   }
-  return { configRoot, services, ...(links ? { links } : {}) };
+  // The resolver: the service with a DNS listener, reached on loopback when it listens everywhere.
+  const dnsListen = services.flatMap((s) => Object.entries(s.listen).filter(([n]) => descriptors.find((d) => d.name === s.name)!.listeners[n]!.protocol === 'dns').map(([, a]) => a))[0];
+  const resolver = dnsListen ? { host: isWildcard(dnsListen.host) ? '127.0.0.1' : dnsListen.host, port: dnsListen.port } : undefined;
+  return { configRoot, services, ...(links ? { links } : {}), ...(resolver && profile.target !== 'kvm' ? { resolver } : {}) };
 }

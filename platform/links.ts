@@ -40,6 +40,19 @@ export async function provisionStorageLink(opts: { service: string; needs: Servi
   await writeFileDurable(path.join(opts.serviceDataDir, LINK_FILE), JSON.stringify(link) + '\n', { mode: 0o600 });
 }
 
+/** links/resolver.json: {host, port} of the appliance's DNS service (ServiceNeeds.resolver). */
+export const RESOLVER_FILE = path.join('links', 'resolver.json');
+
+/** The service side: where the appliance's DNS service answers, or undefined when none was provisioned. */
+export async function readResolverLink(dataDir: string): Promise<{ host: string; port: number } | undefined> {
+  try {
+    const j = JSON.parse(await fsp.readFile(path.join(dataDir, RESOLVER_FILE), 'utf8')) as { host?: unknown; port?: unknown };
+    return typeof j.host === 'string' && typeof j.port === 'number' ? { host: j.host, port: j.port } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * links/owner.json: the hash of the owner's token (platform/owner.ts). It lets the owner in
  * wherever a service takes the token as a password (storage's git and store API, mail
@@ -96,10 +109,21 @@ export async function readStorageClients(storageDataDir: string): Promise<Storag
  */
 export async function provisionLinks(
   services: readonly { name: string; dataDir?: string; needs?: ServiceNeeds }[],
-  links: { storage: string; storageUrl: string } | undefined,
-  ownerToken?: string,
+  o: { links?: { storage: string; storageUrl: string }; ownerToken?: string; resolver?: { host: string; port: number } },
 ): Promise<{ provisioned: string[]; failed: { service: string; error: string }[] }> {
+  const { links, ownerToken, resolver } = o;
   const out = { provisioned: [] as string[], failed: [] as { service: string; error: string }[] };
+  if (resolver) {
+    for (const s of services) {
+      if (!s.needs?.resolver || !s.dataDir) continue;
+      try {
+        await makePrivateDir(path.join(s.dataDir, 'links'));
+        await writeFileDurable(path.join(s.dataDir, RESOLVER_FILE), JSON.stringify(resolver) + '\n', { mode: 0o600 });
+      } catch (err) {
+        out.failed.push({ service: s.name, error: `resolver link: ${(err as Error).message}` });
+      }
+    }
+  }
   // Every service learns the owner token's hash (and only that), before it starts.
   if (ownerToken) {
     for (const s of services) {

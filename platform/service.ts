@@ -17,6 +17,8 @@ export interface ListenerSpec {
   /** udp, tcp, http, https or dns (dns = the same port on udp and tcp). */
   protocol: 'udp' | 'tcp' | 'dns' | 'http' | 'https';
   port: number;
+  /** Speaks TLS (implicit or STARTTLS) on a tcp listener: the supervisor provisions a certificate, as for https. */
+  tls?: boolean;
   description: string;
 }
 
@@ -81,6 +83,12 @@ export interface ServiceDefinition<C> {
 export interface ServiceNeeds {
   /** Config paths (prefixes, e.g. 'dns/zones/') this service may change through the storage service. */
   configWrite?: string[];
+  /**
+   * The address of the appliance's DNS service (the service with a `dns` listener), in
+   * `links/resolver.json` (platform/links.ts readResolverLink): where a service that
+   * resolves names (mail's MX and SPF lookups) asks, never the host's resolver.
+   */
+  resolver?: boolean;
 }
 
 /** Identity helper that keeps the declaration's types. */

@@ -143,7 +143,7 @@ export async function run(argv: string[]): Promise<number> {
   // from before the supervisor kept the token: storage's own token is taken over.
   const ownerToken = await loadOrCreateOwnerToken(dataRoot, path.join(dataRoot, 'data', 'storage', LEGACY_STORAGE_TOKEN));
   {
-    const r = await provisionLinks(plan.services, plan.links, ownerToken);
+    const r = await provisionLinks(plan.services, { ownerToken, ...(plan.links ? { links: plan.links } : {}), ...(plan.resolver ? { resolver: plan.resolver } : {}) });
     for (const f of r.failed) process.stderr.write(`kith up: could not provision ${f.service}: ${f.error}\n`);
   }
   // TLS: the appliance CA (kept under <data>/pki) issues each https service its certificate.

@@ -22,7 +22,7 @@ export interface BootService {
   /** Its own folder on the data partition (links are provisioned there). */
   dataDir?: string;
   /** What it needs from other services (platform/service.ts ServiceNeeds). */
-  needs?: { configWrite: string[] };
+  needs?: { configWrite: string[]; resolver?: boolean };
 }
 
 export interface BootConfig {
@@ -44,6 +44,8 @@ export interface BootConfig {
   seed?: { from: string; to: string };
   /** Give each service with `needs` a token for storage before start (platform/links.ts). */
   links?: { storage: string; storageUrl: string };
+  /** Where services with `needs.resolver` reach the appliance's DNS service. */
+  resolver?: { host: string; port: number };
   /**
    * Test images only: an HTTP port where PID 1 lists its children (GET /services) and kills
    * one on request (POST /kill/NAME), so tests can prove a restart leaves the others alone.
@@ -132,7 +134,7 @@ export function parseBootConfig(text: string): Parsed {
     if (s.needs !== undefined) {
       const w = isObj(s.needs) ? s.needs.configWrite ?? [] : undefined;
       if (!Array.isArray(w) || !w.every(isStr)) issues.push(`${at}.needs.configWrite: list of strings`);
-      else out.needs = { configWrite: w as string[] };
+      else out.needs = { configWrite: w as string[], ...(isObj(s.needs) && s.needs.resolver === true ? { resolver: true } : {}) };
     }
     return out;
   };
@@ -160,6 +162,12 @@ export function parseBootConfig(text: string): Parsed {
     if (!isObj(l) || !isStr(l.storage) || !isStr(l.storageUrl) || !/^https?:\/\/[^\s]+$/.test(l.storageUrl)) issues.push('links: { storage, storageUrl }');
     else links = { storage: l.storage, storageUrl: l.storageUrl };
   }
+  let resolver: BootConfig['resolver'];
+  if (raw.resolver !== undefined) {
+    const r = raw.resolver;
+    if (!isObj(r) || !isStr(r.host) || typeof r.port !== 'number' || !Number.isInteger(r.port) || r.port < 1 || r.port > 65535) issues.push('resolver: { host, port }');
+    else resolver = { host: r.host, port: r.port };
+  }
   let debug: BootConfig['debug'];
   if (raw.debug !== undefined) {
     const p = isObj(raw.debug) ? raw.debug.port : undefined;
@@ -179,7 +187,7 @@ export function parseBootConfig(text: string): Parsed {
     ok: true,
     value: {
       hostname: hostname as string, modules: modules as string[], network, data, service, restart: restart as BootConfig['restart'], onFatal: onFatal as BootConfig['onFatal'],
-      ...(services ? { services } : {}), ...(seed ? { seed } : {}), ...(links ? { links } : {}), ...(debug ? { debug } : {}),
+      ...(services ? { services } : {}), ...(seed ? { seed } : {}), ...(links ? { links } : {}), ...(resolver ? { resolver } : {}), ...(debug ? { debug } : {}),
     },
   };
 }

@@ -199,10 +199,10 @@ async function boot(): Promise<void> {
       log('config seeding failed', { error: (err as Error).message });
     }
   }
-  if (cfg.links) {
+  if (cfg.links || cfg.resolver) {
     // PID 1 is the trust root: it alone sees every data folder. Fresh tokens each boot.
-    const r = await provisionLinks(services, cfg.links);
-    for (const service of r.provisioned) log('link provisioned', { service, to: cfg.links.storage });
+    const r = await provisionLinks(services, { ...(cfg.links ? { links: cfg.links } : {}), ...(cfg.resolver ? { resolver: cfg.resolver } : {}) });
+    for (const service of r.provisioned) log('link provisioned', { service, to: cfg.links?.storage ?? '-' });
     for (const f of r.failed) log('link provisioning failed', { service: f.service, error: f.error });
   }
   const sup = supervise(cfg, services);

@@ -99,7 +99,8 @@ export function rpiBootConfig(i: RpiPlanInputs): Omit<BootConfig, 'modules'> {
   // Health on loopback, except in a test image (debug port): its test reaches health through qemu.
   const plan = planAppliance(i.services.map((s) => s.descriptor), { target: 'rpi', listen: { exposeHealth: i.debugPort !== undefined }, ...(i.ports ? { ports: i.ports } : {}) });
   const services: BootService[] = plan.services.map((l) => ({
-    name: l.name, command: l.command, args: l.args, env: {}, dataDir: l.dataDir, ...(l.needs ? { needs: l.needs } : {}),
+    name: l.name, command: l.command, args: l.args, env: {}, dataDir: l.dataDir,
+    ...(l.needs ? { needs: { configWrite: l.needs.configWrite, ...(l.needs.resolver ? { resolver: true } : {}) } } : {}),
   }));
   return {
     hostname: i.hostname,
@@ -109,6 +110,7 @@ export function rpiBootConfig(i: RpiPlanInputs): Omit<BootConfig, 'modules'> {
     services,
     seed: { from: '/kith/config', to: plan.configRoot },
     ...(plan.links ? { links: plan.links } : {}),
+    ...(plan.resolver ? { resolver: plan.resolver } : {}),
     restart: { initialMs: 500, maxMs: 30_000, fatalAfter: 0 },
     onFatal: 'reboot',
     ...(i.debugPort ? { debug: { port: i.debugPort } } : {}),

@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { launchArgs, planAppliance, type ServiceDescriptor } from './appliance.ts';
+
+const storage: ServiceDescriptor = {
+  name: 'storage', description: 's', writableConfig: true,
+  listeners: { health: { protocol: 'http', port: 9101, description: 'h' }, http: { protocol: 'http', port: 8080, description: 'git' }, https: { protocol: 'https', port: 8443, description: 'git over TLS' } },
+};
+const dns: ServiceDescriptor = {
+  name: 'dns', description: 'd', needs: { configWrite: ['dns/zones/'] },
+  listeners: { health: { protocol: 'http', port: 9102, description: 'h' }, dns: { protocol: 'dns', port: 53, description: 'dns' } },
+};
+const relay: ServiceDescriptor = {
+  name: 'relay', description: 'a service outside the known order', needs: { resolver: true },
+  listeners: { health: { protocol: 'http', port: 9199, description: 'h' }, smtp: { protocol: 'tcp', port: 25, tls: true, description: 'smtp' } },
+};
+
+describe('the appliance plan', () => {
+  it('kith up: port blocks by slot, one data folder each, the bundle seals itself, self is the host', () => {
+    const plan = planAppliance([relay, dns, storage], { target: 'local', host: '127.0.0.1', portBase: 7300, dataRoot: '/k', distDir: '/repo/dist', node: '/n' });
+    expect(plan.services.map((s) => s.name)).toEqual(['storage', 'dns', 'relay']);
+    const [s, d, r] = plan.services;
+    expect(s!.listen).toEqual({ health: { host: '127.0.0.1', port: 7300 }, http: { host: '127.0.0.1', port: 7301 }, https: { host: '127.0.0.1', port: 7302 } });
+    expect(d!.listen.dns).toEqual({ host: '127.0.0.1', port: 7311 });
+    expect(r!.listen.smtp).toEqual({ host: '127.0.0.1', port: 7341 }); // after the four known slots
+    expect(d!.command).toBe('/n');
+    expect(d!.args).toEqual(['/repo/dist/dns.mjs', '--config', '/k/config', '--data', '/k/data/dns', '--listen', 'health=127.0.0.1:7310', '--listen', 'dns=127.0.0.1:7311', '--address', '127.0.0.1']);
+    expect(d!.args).not.toContain('--permission');
+    expect(s!.tlsNames).toContain('127.0.0.1');
+    expect(r!.tlsNames).toBeDefined(); // a tls listener gets a certificate too
+    expect(d!.tlsNames).toBeUndefined();
+    expect(plan.links).toEqual({ storage: 'storage', storageUrl: 'http://127.0.0.1:7301' });
+    expect(plan.resolver).toEqual({ host: '127.0.0.1', port: 7311 });
+    expect(r!.needs).toEqual({ resolver: true, configWrite: [] });
+  });
+
+  it('rpi: declared ports, sealed from the first instruction, health on loopback unless a test image asks', () => {
+    const plan = planAppliance([storage, dns], { target: 'rpi' });
+    const d = plan.services.find((s) => s.name === 'dns')!;
+    expect(d.args.slice(0, 1)).toEqual(['--permission']);
+    expect(d.args).toEqual(expect.arrayContaining(['--allow-fs-write=/data/dns', '--listen', 'dns=0.0.0.0:53', 'health=127.0.0.1:9102']));
+    const s = plan.services.find((x) => x.name === 'storage')!;
+    expect(s.args).toContain('--allow-fs-read=/kith/config-specs.mjs'); // it validates every service's config
+    expect(s.args).toContain('--allow-fs-write=/data/config');
+    expect(plan.resolver).toEqual({ host: '127.0.0.1', port: 53 });
+    expect(planAppliance([dns], { target: 'rpi', listen: { exposeHealth: true } }).services[0]!.args).toContain('health=0.0.0.0:9102');
+  });
+
+  it('kvm: one service, maybe from its snapshot; no links', () => {
+    const plan = planAppliance([storage, dns], { target: 'kvm', service: 'dns', snapshot: true });
+    expect(plan.services.map((s) => s.name)).toEqual(['dns']);
+    const args = plan.services[0]!.args;
+    expect(args.slice(args.indexOf('--snapshot-blob'), args.indexOf('--snapshot-blob') + 3)).toEqual(['--snapshot-blob', '/kith/dns.blob', '/kith/dns.mjs']);
+    expect(plan.links).toBeUndefined();
+    expect(() => planAppliance([dns], { target: 'kvm', service: 'nope' })).toThrow(/no service named nope/);
+  });
+
+  it('builds one command line, IPv6 hosts bracketed', () => {
+    expect(launchArgs({ bundle: '/b.mjs', configRoot: '/c', dataDir: '/d', listen: { dns: { host: '::1', port: 53 } }, sealed: false })).toEqual(['/b.mjs', '--config', '/c', '--data', '/d', '--listen', 'dns=[::1]:53']);
+  });
+});
