@@ -10,7 +10,7 @@
  * use); it is truncated first, so all-zero stretches stay holes in it.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, openSync, readdirSync, readFileSync, readSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { hasMbrSignature, readMbrEntries, type MbrEntry } from '../image/mbr.ts';
@@ -264,9 +264,30 @@ export async function flashImage(src: ImageStream, target: string, o: FlashOptio
   if (o.signal?.aborted) return { ...result, interrupted: true };
   if (!o.verify) return result;
   const t1 = performance.now();
-  const back = readBackHash(target, total, (done) => o.onProgress?.({ phase: 'verify', done, total }));
+  const back = await readBack(target, total, (done) => o.onProgress?.({ phase: 'verify', done, total }), o.signal);
+  if (back === undefined) return { ...result, interrupted: true };
   if (back !== sha256) throw new Error(`${target}: verification failed: what was read back differs from the image (sha256 ${back.slice(0, 12)}… vs ${sha256.slice(0, 12)}…); the card may be failing or fake`);
   return { ...result, verified: true, verifyMs: performance.now() - t1 };
+}
+
+/** sha256 of the first `bytes` of the target, read without blocking (Ctrl-C is heard); undefined when aborted. */
+async function readBack(path: string, bytes: number, onProgress: (done: number) => void, signal?: AbortSignal): Promise<string | undefined> {
+  const fh = await open(path, 'r');
+  const buf = Buffer.alloc(CHUNK);
+  const hash = createHash('sha256');
+  try {
+    for (let off = 0; off < bytes;) {
+      if (signal?.aborted) return undefined;
+      const { bytesRead } = await fh.read(buf, 0, Math.min(CHUNK, bytes - off), off);
+      if (bytesRead <= 0) throw new Error(`${path}: read back stopped at byte ${off} of ${bytes}`);
+      hash.update(buf.subarray(0, bytesRead));
+      off += bytesRead;
+      onProgress(off);
+    }
+  } finally {
+    await fh.close();
+  }
+  return hash.digest('hex');
 }
 
 /** The first `bytes` of a decompressed image (its MBR, for checkImage before writing). */
@@ -321,27 +342,6 @@ export async function verifyImage(src: ImageStream, target: string, o: { onProgr
   const fileSha256 = src.fileSha256();
   if (o.expectedFileSha256 && fileSha256 !== o.expectedFileSha256) return { ok: false, error: `${src.path} does not match its .sha256 file: the image itself is damaged; download it again` };
   return { ok: true, bytes: off, sha256: hash.digest('hex'), fileSha256 };
-}
-
-/** sha256 of the first `bytes` bytes of a file or device. */
-export function readBackHash(path: string, bytes: number, onProgress?: (done: number) => void): string {
-  const fd = openSync(path, 'r');
-  const buf = Buffer.alloc(CHUNK);
-  const hash = createHash('sha256');
-  try {
-    const st = fstatSync(fd);
-    if (st.isFile() && st.size < bytes) throw new Error(`${path}: holds ${st.size} bytes, fewer than the image's ${bytes}`);
-    for (let off = 0; off < bytes;) {
-      const n = readSync(fd, buf, 0, Math.min(CHUNK, bytes - off), off);
-      if (n <= 0) throw new Error(`${path}: read back stopped at byte ${off} of ${bytes}`);
-      hash.update(buf.subarray(0, n));
-      off += n;
-      onProgress?.(off);
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return hash.digest('hex');
 }
 
 function isZero(b: Buffer): boolean {

@@ -172,6 +172,27 @@ describe('openImageStream', () => {
     await expect(drain(join(dir, 'bad.img.xz'))).rejects.toThrow(/bad\.img\.xz: xz could not decompress it/);
   });
 
+  it('a size the file does not state comes from image.json beside it, or stays unknown', async () => {
+    const sub = mkdtempSync(join(dir, 'built-'));
+    const file = join(sub, 'kith-rpi.img.zst');
+    // Streamed in parts with no pledged size: no Frame_Content_Size.
+    writeFileSync(file, await new Promise<Buffer>((res) => {
+      const c = zlib.createZstdCompress();
+      const parts: Buffer[] = [];
+      c.on('data', (d: Buffer) => parts.push(d)).on('end', () => res(Buffer.concat(parts)));
+      c.write(data.subarray(0, 1000));
+      c.flush(() => c.end(data.subarray(1000)));
+    }));
+    expect(openImageStream(file).bytes).toBeUndefined();
+    writeFileSync(join(sub, 'image.json'), JSON.stringify({ image: 'kith-rpi.img', download: 'kith-rpi.img.zst', bytes: data.length }));
+    expect(openImageStream(file).bytes).toBe(data.length);
+    writeFileSync(join(sub, 'image.json'), JSON.stringify({ image: 'other.img', bytes: 5 }));
+    expect(openImageStream(file).bytes).toBeUndefined();
+    writeFileSync(join(sub, 'image.json'), '{ not json');
+    expect(openImageStream(file).bytes).toBeUndefined();
+    expect((await drain(file)).out.equals(data)).toBe(true);
+  });
+
   it('reads once; the file hash only after the end', async () => {
     writeFileSync(join(dir, 'once.img'), data);
     const s = openImageStream(join(dir, 'once.img'));

@@ -10,13 +10,14 @@
  * The uncompressed size, for the progress bar and the target-size check, comes from the
  * file itself where it says it: zstd's Frame_Content_Size (RFC 8878 §3.1.1.1.4), the xz
  * index (format §4, every stream of the file summed), gzip's ISIZE (RFC 1952 §2.3.1, the
- * size modulo 2^32, so only a hint). The parsers are pure and take hostile bytes: a
- * malformed header is "unknown", never a throw.
+ * size modulo 2^32, so only a hint); else from image.json when the file is in the folder
+ * kith image build wrote. The parsers are pure and take hostile bytes: a malformed header
+ * is "unknown", never a throw.
  */
 import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
-import { basename } from 'node:path';
+import { closeSync, createReadStream, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { Duplex, PassThrough, Transform, pipeline } from 'node:stream';
 import zlib from 'node:zlib';
 
@@ -162,6 +163,17 @@ export interface ImageStream {
   fileSha256(): string;
 }
 
+/** The size image.json states, when the image sits in the folder kith image build made. */
+function statedBeside(path: string): number | undefined {
+  try {
+    const meta = JSON.parse(readFileSync(join(dirname(path), 'image.json'), 'utf8')) as { image?: unknown; download?: unknown; bytes?: unknown };
+    const name = basename(path);
+    return (meta.image === name || meta.download === name) && Number.isSafeInteger(meta.bytes) && (meta.bytes as number) > 0 ? (meta.bytes as number) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Open an image for streaming; the format from its magic bytes (an error when the name disagrees). */
 export function openImageStream(path: string): ImageStream {
   const fd = openSync(path, 'r');
@@ -179,9 +191,9 @@ export function openImageStream(path: string): ImageStream {
     if (!f.ok) throw new Error(`${path}: ${f.error}`);
     format = f.value;
     bytes = format === 'raw' ? fileBytes
-      : format === 'zstd' ? zstdContentSize(readAt(0, 18))
-      : format === 'xz' ? xzUncompressedSize(fileBytes, readAt)
-      : gzipSize(readAt(fileBytes - 4, 4));
+      : format === 'zstd' ? zstdContentSize(readAt(0, 18)) ?? statedBeside(path)
+      : format === 'xz' ? xzUncompressedSize(fileBytes, readAt) ?? statedBeside(path)
+      : statedBeside(path) ?? gzipSize(readAt(fileBytes - 4, 4));
   } finally {
     closeSync(fd);
   }
@@ -235,7 +247,9 @@ async function* decompressed(path: string, format: ImageFormat, hash: ReturnType
  * type), already on any Linux that has an .img.xz to write. Its failure is the stream's error.
  */
 function xzDecoder(path: string): { stream: Duplex; exited: Promise<void>; kill: () => void } {
-  const child = spawn('xz', ['--decompress', '--stdout', '--threads=0'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  // Its own process group: a Ctrl-C at the terminal is kith flash's to handle (it stops
+  // between blocks, and then ends xz), not a decoder error.
+  const child = spawn('xz', ['--decompress', '--stdout', '--threads=0'], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s; });
   // Node takes { writable, readable } here; its type definitions do not list it.
