@@ -121,3 +121,47 @@ describe.skipIf(!have('sfdisk'))('kith flash (a child process, file targets; nee
     expect(kith('flash', '--verify-only', zst, path.join(dir, 'nothing.img')).status).toBe(65);
   });
 });
+
+/** A loop device over a file: a real block device for kith flash (root and losetup needed). */
+const loop = (file: string): string | undefined => {
+  const r = spawnSync('losetup', ['--find', '--show', file], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : undefined;
+};
+const canLoop = process.getuid?.() === 0 && have('losetup') && have('sfdisk');
+
+describe.skipIf(!canLoop)('kith flash to a block device (a loop device; needs root, losetup)', () => {
+  let dir: string;
+  let dev: string | undefined;
+  let backing: string;
+  let zst: string;
+  let img: Buffer;
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'kith-flash-dev-'));
+    img = image(64);
+    zst = path.join(dir, 'kith-rpi.img.zst');
+    writeFileSync(zst, zlib.zstdCompressSync(img, { pledgedSrcSize: img.length }));
+    backing = path.join(dir, 'card');
+    writeFileSync(backing, Buffer.alloc(96 * MiB, 0xee));
+    dev = loop(backing);
+  });
+  afterAll(() => {
+    if (dev) spawnSync('losetup', ['-d', dev]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('refuses a fixed disk without --force (65), writes and verifies with it, and --verify-only agrees', () => {
+    expect(dev).toMatch(/^\/dev\/loop\d+$/);
+    const refused = kith('flash', zst, dev!, '--yes');
+    expect(refused.status).toBe(65);
+    expect(refused.stderr).toMatch(/does not look like an SD card or USB drive .*--force/);
+    const r = kith('flash', zst, dev!, '--yes', '--force');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/wrote 67 MB in .*, verified in/);
+    expect(r.stdout).toMatch(/is ready: put the card in the Pi/);
+    expect(spawnSync('sfdisk', ['-l', dev!], { encoding: 'utf8' }).stdout).toMatch(/loop\d+p?1 .*W95 FAT32 \(LBA\)/);
+    expect(kith('flash', '--verify-only', zst, dev!).status).toBe(0);
+    // Every byte went to the card, the image's zeros included (it held 0xee).
+    spawnSync('sync');
+    expect(readFileSync(backing).subarray(0, img.length).equals(img)).toBe(true);
+  });
+});
