@@ -46,6 +46,7 @@ interrupted.
 `;
 
 export async function run(argv: string[]): Promise<number> {
+  quietFfiWarning();
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -98,7 +99,8 @@ export async function run(argv: string[]): Promise<number> {
   }
   const bytes = Math.max(src.bytes ?? 0, partitionsEnd(info.value));
   const say = (s: string) => { if (!values.json) process.stderr.write(s + '\n'); };
-  const shown = path.relative(process.cwd(), image) || image;
+  const rel = path.relative(process.cwd(), image);
+  const shown = rel && !rel.startsWith('..') ? rel : image;
 
   if (verifyOnly) {
     if (!existsSync(target)) {
@@ -169,6 +171,19 @@ export async function run(argv: string[]): Promise<number> {
   } finally {
     process.off('SIGINT', onSigint);
   }
+}
+
+/**
+ * Reading back drops the card's cached pages through node:ffi (platform/rpi/page-cache.ts),
+ * which Node flags as experimental on first use: that one warning is not the owner's
+ * concern; any other is printed as Node would.
+ */
+function quietFfiWarning(): void {
+  process.removeAllListeners('warning');
+  process.on('warning', (w) => {
+    if (w.name === 'ExperimentalWarning' && /FFI/i.test(w.message)) return;
+    process.stderr.write(`(node) ${w.name}: ${w.message}\n`);
+  });
 }
 
 /** The local build's raw image, else its packed copy. */

@@ -15,6 +15,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { hasMbrSignature, readMbrEntries, type MbrEntry } from '../image/mbr.ts';
 import { blocks, openImageStream, type ImageStream } from './image-stream.ts';
+import { dropCachedPages } from './page-cache.ts';
 
 export type Result<T> = { ok: true; value: T } | { ok: false; error: string };
 
@@ -276,6 +277,7 @@ async function readBack(path: string, bytes: number, onProgress: (done: number) 
   const buf = Buffer.alloc(CHUNK);
   const hash = createHash('sha256');
   try {
+    dropCachedPages(fh.fd); // read the card, not the memory of what was written
     for (let off = 0; off < bytes;) {
       if (signal?.aborted) return undefined;
       const { bytesRead } = await fh.read(buf, 0, Math.min(CHUNK, bytes - off), off);
@@ -320,6 +322,7 @@ export async function verifyImage(src: ImageStream, target: string, o: { onProgr
   const hash = createHash('sha256');
   let off = 0;
   try {
+    dropCachedPages(fh.fd);
     const back = Buffer.alloc(CHUNK);
     for await (const block of blocks(src.chunks(), CHUNK)) {
       const { bytesRead } = await fh.read(back, 0, block.length, off);
