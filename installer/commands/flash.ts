@@ -8,7 +8,7 @@
  */
 import * as path from 'node:path';
 import { createInterface } from 'node:readline/promises';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import { assessTarget, checkImage, flashImage, imageHead, IncompleteWrite, partitionsEnd, targetFacts, verifyImage, type FlashProgress } from '../../platform/rpi/flash.ts';
@@ -76,7 +76,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`kith flash: no image at ${image}; build it with kith image build --target rpi, or give IMAGE\n`);
     return 65;
   }
-  if (target === image) {
+  if (target === image || sameFile(target, image)) {
     process.stderr.write('kith flash: the target is the image itself\n');
     return 64;
   }
@@ -184,6 +184,16 @@ function quietFfiWarning(): void {
     if (w.name === 'ExperimentalWarning' && /FFI/i.test(w.message)) return;
     process.stderr.write(`(node) ${w.name}: ${w.message}\n`);
   });
+}
+
+/** Two names for one file (a link): writing to one would destroy the other. */
+function sameFile(a: string, b: string): boolean {
+  try {
+    const [x, y] = [statSync(a), statSync(b)];
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return false;
+  }
 }
 
 /** The local build's raw image, else its packed copy. */

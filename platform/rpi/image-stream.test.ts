@@ -103,8 +103,12 @@ describe('parseSha256File', () => {
     expect(parseSha256File(`${h}  kith-rpi.img.zst\n`, 'kith-rpi.img.zst')).toEqual({ ok: true, value: h });
     expect(parseSha256File(`# made by kith\n${'b'.repeat(64)}  other\n${h.toUpperCase()} *dir/kith-rpi.img.zst\r\n`, 'kith-rpi.img.zst')).toEqual({ ok: true, value: h });
   });
+  it('takes the only line of a renamed download', () => {
+    expect(parseSha256File(`${h}  kith-rpi.img.zst\n`, 'my-kith.img.zst')).toEqual({ ok: true, value: h });
+  });
   it('refuses anything else', () => {
-    expect(parseSha256File(`${h}  other\n`, 'x')).toEqual({ ok: false, error: 'no line for x' });
+    expect(parseSha256File(`${h}  other\n${h}  another\n`, 'x')).toEqual({ ok: false, error: 'no line for x' });
+    expect(parseSha256File('# nothing\n', 'x')).toEqual({ ok: false, error: 'no sha256sum line in it' });
     expect(parseSha256File('<html>\n', 'x').ok).toBe(false);
     expect(parseSha256File(`${h.slice(1)}  x\n`, 'x').ok).toBe(false);
     expect(parseSha256File('', 'x').ok).toBe(false);

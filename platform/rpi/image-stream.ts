@@ -137,17 +137,19 @@ export function xzUncompressedSize(fileBytes: number, readAt: ReadAt): number | 
 }
 
 /**
- * One line of a `sha256sum` file (`HASH  NAME` or `HASH *NAME`): the hash for `name`, or an
- * error. Lines for other names are skipped; comments (#) too.
+ * The hash for `name` in a `sha256sum` file (`HASH  NAME` or `HASH *NAME` lines; # comments
+ * skipped), or the only hash in it when no line names the file (a renamed download).
  */
 export function parseSha256File(text: string, name: string): { ok: true; value: string } | { ok: false; error: string } {
+  const found: [string, string][] = [];
   for (const line of text.split('\n')) {
     if (!line.trim() || line.startsWith('#')) continue;
     const m = /^([0-9a-fA-F]{64}) [ *](.+?)\r?$/.exec(line);
     if (!m) return { ok: false, error: `not a sha256sum line: ${JSON.stringify(line.slice(0, 80))}` };
-    if (basename(m[2]!) === name) return { ok: true, value: m[1]!.toLowerCase() };
+    found.push([m[1]!.toLowerCase(), basename(m[2]!)]);
   }
-  return { ok: false, error: `no line for ${name}` };
+  const mine = found.find(([, n]) => n === name) ?? (found.length === 1 ? found[0] : undefined);
+  return mine ? { ok: true, value: mine[0] } : { ok: false, error: found.length ? `no line for ${name}` : 'no sha256sum line in it' };
 }
 
 export interface ImageStream {

@@ -8,7 +8,7 @@
  * Needs: sfdisk (fdisk).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import zlib from 'node:zlib';
@@ -119,6 +119,10 @@ describe.skipIf(!have('sfdisk'))('kith flash (a child process, file targets; nee
     expect(r.status).toBe(65);
     expect(r.stderr).toMatch(/page\.img\.zst: its name ends in \.zst but it is not compressed/);
     expect(kith('flash', '--verify-only', zst).status).toBe(64);
+    symlinkSync(zst, path.join(dir, 'link.img'));
+    const self = kith('flash', zst, path.join(dir, 'link.img'), '--yes');
+    expect(self.status).toBe(64);
+    expect(self.stderr).toMatch(/the target is the image itself/);
     expect(kith('flash', '--verify-only', zst, path.join(dir, 'nothing.img')).status).toBe(65);
   });
 });
