@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import zlib from 'node:zlib';
@@ -280,6 +281,16 @@ describe.skipIf(!canLoop)('flashImage on a block device (a loop device)', () => 
     expect(writes.reduce((n, [, len]) => n + len, 0)).toBe(image.length + HEAD_BYTES);
     spawnSync('sync');
     expect(readFileSync(backing).subarray(0, image.length).equals(image)).toBe(true);
+  });
+
+  it('a card someone else holds open exclusively is refused before anything is written', async () => {
+    const holder = await open(dev, constants.O_RDONLY | constants.O_EXCL);
+    try {
+      await expect(flashImage(openImageStream(join(dir, 'kith.img.zst')), dev, { verify: false })).rejects.toThrow(/is in use \(mounted, or held by another program\): unmount it first; nothing was written/);
+    } finally {
+      await holder.close();
+    }
+    expect(checkImage(firstSector(dev), image.length).ok).toBe(true);
   });
 
   it('interrupted on a card that held a bootable image: no partition table', async () => {

@@ -10,7 +10,7 @@
  * use); it is truncated first, so all-zero stretches stay holes in it.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { constants, existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { hasMbrSignature, readMbrEntries, type MbrEntry } from '../image/mbr.ts';
@@ -222,7 +222,11 @@ export async function flashImage(src: ImageStream, target: string, o: FlashOptio
   let total = 0;
   const incomplete = (why: string, interrupted = o.signal?.aborted === true) =>
     new IncompleteWrite(`${why}; ${target} was not completely written: it has no partition table and will not boot. Run kith flash again`, interrupted);
-  const fh = await open(target, isFile ? 'w' : 'r+');
+  // A disk is opened O_EXCL: Linux then refuses it while anything has it mounted or held,
+  // closing the gap between targetFacts' look and the first write.
+  const fh = await open(target, isFile ? 'w' : constants.O_RDWR | constants.O_EXCL).catch((err: NodeJS.ErrnoException) => {
+    throw err.code === 'EBUSY' ? new Error(`${target} is in use (mounted, or held by another program): unmount it first; nothing was written`) : err;
+  });
   try {
     try {
       if (!isFile) {
