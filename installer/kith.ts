@@ -10,7 +10,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
   config: { summary: 'config.git history: who changed what, and when (kith config log)', load: () => import('./commands/config.ts') },
   repo: { summary: 'create, list and delete git repositories served by storage', load: () => import('./commands/repo.ts') },
   image: { summary: 'build a bootable image (kith image build --target kvm --service NAME)', load: () => import('./commands/image.ts') },
-  flash: { summary: 'write the Raspberry Pi image to an SD card and verify it (kith flash /dev/sdX)', load: () => import('./commands/flash.ts') },
+  flash: { summary: 'write the Raspberry Pi image to an SD card and verify it (kith flash [IMAGE] /dev/sdX)', load: () => import('./commands/flash.ts') },
   vm: { summary: 'boot a service image under qemu with its ports forwarded (kith vm run NAME)', load: () => import('./commands/vm.ts') },
   test: { summary: 'typecheck and run the whole test suite (installs the Debian tools it needs)', load: () => import('./commands/test.ts') },
 };

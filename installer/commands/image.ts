@@ -24,7 +24,8 @@ no other programs), kith's boot code and the sealed service bundles.
 Options:
   --target kvm        a VM image for one service (x86_64); boot it with \`kith vm run NAME\`
   --target rpi        an SD-card image (arm64) for Raspberry Pi 3 / 4 / 400 / Zero 2 W, running
-                      every service; write it to a card with kith flash
+                      every service, and kith-rpi.img.zst with its .sha256 to download or
+                      share; write either to a card with kith flash
   --service NAME      kvm: the service to put in the image (${'storage, dns, …'})
   --config DIR        kvm: the config tree to bake in (default: the built-in default config);
                       checked first: an invalid one is listed and nothing is built (exit 78)

@@ -109,7 +109,12 @@ export type Action =
   /** A sparse file of totalBytes with an MBR partition table (sfdisk script). */
   | { kind: 'partition'; out: string; totalBytes: number; script: string }
   /** dd `from` into `into` at offsetBytes, without truncating. */
-  | { kind: 'place'; from: string; into: string; offsetBytes: number };
+  | { kind: 'place'; from: string; into: string; offsetBytes: number }
+  /**
+   * The image to download: `from` packed with zstd into `to` (runner.ts packImage), and a
+   * `sha256sum -c` file for it at `sha256File`.
+   */
+  | { kind: 'compress-image'; from: string; to: string; sha256File: string };
 
 /** One line per action, for dry runs and golden tests. */
 export function describeAction(a: Action): string {
@@ -140,5 +145,6 @@ export function describeAction(a: Action): string {
     case 'make-ext4': return `make-ext4 ${a.out} (${a.sizeMiB} MiB, label ${a.label}) from ${a.from}`;
     case 'partition': return `partition ${a.out} (${a.totalBytes} bytes): ${a.script.split('\n').filter((l) => l.startsWith('start=')).join('; ')}`;
     case 'place': return `place ${a.from} -> ${a.into} @ ${a.offsetBytes}`;
+    case 'compress-image': return `compress-image ${a.from} -> ${a.to} (zstd level 12, 128 MiB long-distance window, content size and checksum in the frame; sha256 in ${a.sha256File})`;
   }
 }

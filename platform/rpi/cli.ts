@@ -47,6 +47,9 @@ export interface BuiltRpiImage {
   dir: string;
   /** The SD-card image. */
   image: string;
+  /** The same packed with zstd, to download or share, and its `sha256sum -c` file. */
+  download: string;
+  sha256File: string;
   partitions: { number: number; type: string; startSector: number; sectors: number; offsetBytes: number }[];
   kernel: string;
   initrd: string;
@@ -62,8 +65,8 @@ function resolveKernelPackage(aptRoot: string): string {
 }
 
 export function loadRpiImage(dir: string): BuiltRpiImage {
-  const meta = JSON.parse(readFileSync(join(dir, 'image.json'), 'utf8')) as { image: string; partitions: BuiltRpiImage['partitions']; kernel: string; initrd: string; services: string[] };
-  return { dir, image: join(dir, meta.image), partitions: meta.partitions, kernel: meta.kernel, initrd: meta.initrd, services: meta.services };
+  const meta = JSON.parse(readFileSync(join(dir, 'image.json'), 'utf8')) as { image: string; download: string; sha256File: string; partitions: BuiltRpiImage['partitions']; kernel: string; initrd: string; services: string[] };
+  return { dir, image: join(dir, meta.image), download: join(dir, meta.download), sha256File: join(dir, meta.sha256File), partitions: meta.partitions, kernel: meta.kernel, initrd: meta.initrd, services: meta.services };
 }
 
 export async function buildRpiImage(o: BuildRpiImageOptions = {}): Promise<BuiltRpiImage> {
@@ -104,7 +107,7 @@ export async function buildRpiImage(o: BuildRpiImageOptions = {}): Promise<Built
   const plan = planRpiImage(inputs);
   if (o.dryRun) {
     dryRun(plan, o.say);
-    return { dir: out, image: join(out, 'kith-rpi.img'), partitions: [], kernel: '', initrd: '', services: services.map((s) => s.descriptor.name) };
+    return { dir: out, image: join(out, 'kith-rpi.img'), download: join(out, 'kith-rpi.img.zst'), sha256File: join(out, 'kith-rpi.img.zst.sha256'), partitions: [], kernel: '', initrd: '', services: services.map((s) => s.descriptor.name) };
   }
   await run(plan, o.say);
   return loadRpiImage(out);

@@ -1,17 +1,21 @@
 /**
  * Writing the SD-card image to a card, as Raspberry Pi Imager does: check the image is
  * ours, check the target is a whole removable disk that nothing has mounted and that is
- * big enough, write it, flush, read it back and compare. The checks are pure (facts in,
- * verdict out) so they are tested without real devices; `targetFacts` gathers the facts
- * from /sys/class/block and /proc/self/mountinfo.
+ * big enough, write it so that it is never half-written (the MBR last), flush, read it back
+ * and compare. The checks are pure (facts in, verdict out) so they are tested without real
+ * devices; `targetFacts` gathers the facts from /sys/class/block and /proc/self/mountinfo.
+ * The image streams from a raw, .gz, .xz or .zst file (image-stream.ts).
  *
  * A regular file is a valid target too (a copy to write elsewhere, and what the tests
- * use); all-zero stretches stay holes in it.
+ * use); it is truncated first, so all-zero stretches stay holes in it.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readdirSync, readFileSync, readSync, realpathSync, statSync, writeSync } from 'node:fs';
+import { constants, existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { hasMbrSignature, readMbrEntries, type MbrEntry } from '../image/mbr.ts';
+import { blocks, openImageStream, type ImageStream } from './image-stream.ts';
+import { dropCachedPages } from './page-cache.ts';
 
 export type Result<T> = { ok: true; value: T } | { ok: false; error: string };
 
@@ -141,73 +145,210 @@ function safeList(dir: string): string[] {
   }
 }
 
-export interface FlashProgress { phase: 'write' | 'verify'; done: number; total: number }
+export interface FlashProgress {
+  phase: 'write' | 'verify';
+  /** Bytes of the uncompressed image done. */
+  done: number;
+  /** Bytes of the uncompressed image in all, when known (the file's header or trailer says, or the write is done). */
+  total?: number;
+}
 
-export interface FlashResult { bytes: number; sha256: string; verified: boolean; writeMs: number; verifyMs: number }
+export interface FlashResult {
+  bytes: number;
+  sha256: string;
+  /** sha256 of the stored (maybe compressed) image file. */
+  fileSha256: string;
+  verified: boolean;
+  /** Ctrl-C after the card was complete: written, not verified. */
+  interrupted: boolean;
+  writeMs: number;
+  verifyMs: number;
+}
 
+/** The part written last: the MBR and everything before the first partition (which starts at 4 MiB). */
+export const HEAD_BYTES = 1 << 20;
 const CHUNK = 4 << 20;
 
 /**
- * Write `image` to `target` (a disk or a file), flush it to the device, and unless told
- * not to, read it back and compare hashes. Throws with the offset on a short write or a
- * mismatch.
+ * A write that stopped before the partition table went on: the target does not boot.
+ * `interrupted` when it was Ctrl-C, rather than a failure.
  */
-export function flashImage(image: string, target: string, o: { verify: boolean; onProgress?: (p: FlashProgress) => void }): FlashResult {
-  const total = statSync(image).size;
-  const src = openSync(image, 'r');
-  const isFile = !existsSync(target) || statSync(target).isFile();
-  const dst = openSync(target, isFile ? 'w' : 'r+');
-  const buf = Buffer.alloc(CHUNK);
-  const hash = createHash('sha256');
-  const t0 = performance.now();
-  try {
-    for (let off = 0; off < total;) {
-      const n = readSync(src, buf, 0, Math.min(CHUNK, total - off), off);
-      if (n <= 0) throw new Error(`${image}: read stopped at byte ${off} of ${total}`);
-      const chunk = buf.subarray(0, n);
-      hash.update(chunk);
-      // A card gets every byte; a file keeps the image's holes.
-      if (!(isFile && isZero(chunk))) {
-        const w = writeSync(dst, chunk, 0, n, off);
-        if (w !== n) throw new Error(`${target}: short write at byte ${off} (${w} of ${n})`);
-      }
-      off += n;
-      o.onProgress?.({ phase: 'write', done: off, total });
-    }
-    if (isFile) ftruncateSync(dst, total);
-    fsyncSync(dst);
-  } finally {
-    closeSync(src);
-    closeSync(dst);
+export class IncompleteWrite extends Error {
+  readonly interrupted: boolean;
+  constructor(message: string, interrupted: boolean) {
+    super(message);
+    this.interrupted = interrupted;
   }
-  const sha256 = hash.digest('hex');
-  const writeMs = performance.now() - t0;
-  if (!o.verify) return { bytes: total, sha256, verified: false, writeMs, verifyMs: 0 };
-  const t1 = performance.now();
-  const back = readBackHash(target, total, (done) => o.onProgress?.({ phase: 'verify', done, total }));
-  if (back !== sha256) throw new Error(`${target}: verification failed: what was read back differs from the image (sha256 ${back.slice(0, 12)}… vs ${sha256.slice(0, 12)}…); the card may be failing or fake`);
-  return { bytes: total, sha256, verified: true, writeMs, verifyMs: performance.now() - t1 };
 }
 
-/** sha256 of the first `bytes` bytes of a file or device. */
-export function readBackHash(path: string, bytes: number, onProgress?: (done: number) => void): string {
-  const fd = openSync(path, 'r');
+export type BlockWriter = (fh: FileHandle, data: Buffer, position: number) => Promise<void>;
+
+const writeBlock: BlockWriter = async (fh, data, position) => {
+  const { bytesWritten } = await fh.write(data, 0, data.length, position);
+  if (bytesWritten !== data.length) throw new Error(`short write at byte ${position} (${bytesWritten} of ${data.length})`);
+};
+
+export interface FlashOptions {
+  verify: boolean;
+  onProgress?: (p: FlashProgress) => void;
+  /** Ctrl-C: stops between blocks, leaving a target with no partition table. */
+  signal?: AbortSignal;
+  /** The stored file's sha256 (its .sha256 file): checked before the partition table is written. */
+  expectedFileSha256?: string;
+  /** How a block reaches the target; tests swap in a failing card. */
+  write?: BlockWriter;
+}
+
+/**
+ * Write an image stream to `target` (a disk or a file) so that it is never half-written:
+ *
+ *   1. a disk's first MiB is zeroed and flushed: the old partition table is gone;
+ *   2. everything after the first MiB is written and flushed (fdatasync);
+ *   3. the image is checked whole: as long as its MBR says, and the stored file matching its
+ *      .sha256 — a damaged download stops here;
+ *   4. the first MiB (the MBR) is written and flushed.
+ *
+ * Stopped anywhere before 4 (Ctrl-C, a failed write, a bad download), the target has no
+ * partition table and does not boot; IncompleteWrite says so. A file target is truncated
+ * first, so it is known zeroed and all-zero blocks stay holes; a disk gets every byte.
+ * Then, unless told not to, the target is read back and its sha256 compared.
+ */
+export async function flashImage(src: ImageStream, target: string, o: FlashOptions): Promise<FlashResult> {
+  const isFile = !existsSync(target) || statSync(target).isFile();
+  const write = o.write ?? writeBlock;
+  const hash = createHash('sha256');
+  const t0 = performance.now();
+  let head: Buffer | undefined;
+  let total = 0;
+  const incomplete = (why: string, interrupted = o.signal?.aborted === true) =>
+    new IncompleteWrite(`${why}; ${target} was not completely written: it has no partition table and will not boot. Run kith flash again`, interrupted);
+  // A disk is opened O_EXCL: Linux then refuses it while anything has it mounted or held,
+  // closing the gap between targetFacts' look and the first write.
+  const fh = await open(target, isFile ? 'w' : constants.O_RDWR | constants.O_EXCL).catch((err: NodeJS.ErrnoException) => {
+    throw err.code === 'EBUSY' ? new Error(`${target} is in use (mounted, or held by another program): unmount it first; nothing was written`) : err;
+  });
+  try {
+    try {
+      if (!isFile) {
+        await write(fh, Buffer.alloc(HEAD_BYTES), 0);
+        await fh.datasync();
+      }
+      for await (const block of blocks(src.chunks(), CHUNK)) {
+        if (o.signal?.aborted) throw incomplete('interrupted', true);
+        hash.update(block);
+        const from = total === 0 ? Math.min(HEAD_BYTES, block.length) : 0;
+        if (total === 0) head = Buffer.from(block.subarray(0, from));
+        const body = block.subarray(from);
+        if (body.length && !(isFile && isZero(body))) await write(fh, body, total + from);
+        total += block.length;
+        o.onProgress?.({ phase: 'write', done: total, ...(src.bytes !== undefined ? { total: Math.max(src.bytes, total) } : {}) });
+      }
+      if (o.signal?.aborted) throw incomplete('interrupted', true);
+      const whole = checkImage(head ?? Buffer.alloc(0), total);
+      if (!whole.ok) throw incomplete(`${src.path}: ${whole.error}`, false);
+      if (o.expectedFileSha256 && src.fileSha256() !== o.expectedFileSha256) {
+        throw incomplete(`${src.path} does not match its .sha256 file (sha256 ${src.fileSha256().slice(0, 12)}… vs ${o.expectedFileSha256.slice(0, 12)}…): the download is damaged; download it again`, false);
+      }
+      if (isFile) await fh.truncate(total);
+      await fh.datasync();
+    } catch (err) {
+      if (err instanceof IncompleteWrite) throw err;
+      throw incomplete(`${(err as Error).message}`);
+    }
+    // The MBR last: from here the card boots. A Ctrl-C now waits for it (a few ms).
+    await write(fh, head!, 0);
+    await fh.datasync();
+  } finally {
+    await fh.close();
+  }
+  const sha256 = hash.digest('hex');
+  const fileSha256 = src.fileSha256();
+  const writeMs = performance.now() - t0;
+  o.onProgress?.({ phase: 'write', done: total, total });
+  const result = { bytes: total, sha256, fileSha256, verified: false, interrupted: false, writeMs, verifyMs: 0 };
+  if (o.signal?.aborted) return { ...result, interrupted: true };
+  if (!o.verify) return result;
+  const t1 = performance.now();
+  const back = await readBack(target, total, (done) => o.onProgress?.({ phase: 'verify', done, total }), o.signal);
+  if (back === undefined) return { ...result, interrupted: true };
+  if (back !== sha256) throw new Error(`${target}: verification failed: what was read back differs from the image (sha256 ${back.slice(0, 12)}… vs ${sha256.slice(0, 12)}…); the card may be failing or fake`);
+  return { ...result, verified: true, verifyMs: performance.now() - t1 };
+}
+
+/** sha256 of the first `bytes` of the target, read without blocking (Ctrl-C is heard); undefined when aborted. */
+async function readBack(path: string, bytes: number, onProgress: (done: number) => void, signal?: AbortSignal): Promise<string | undefined> {
+  const fh = await open(path, 'r');
   const buf = Buffer.alloc(CHUNK);
   const hash = createHash('sha256');
   try {
-    const st = fstatSync(fd);
-    if (st.isFile() && st.size < bytes) throw new Error(`${path}: holds ${st.size} bytes, fewer than the image's ${bytes}`);
+    dropCachedPages(fh.fd); // read the card, not the memory of what was written
     for (let off = 0; off < bytes;) {
-      const n = readSync(fd, buf, 0, Math.min(CHUNK, bytes - off), off);
-      if (n <= 0) throw new Error(`${path}: read back stopped at byte ${off} of ${bytes}`);
-      hash.update(buf.subarray(0, n));
-      off += n;
-      onProgress?.(off);
+      if (signal?.aborted) return undefined;
+      const { bytesRead } = await fh.read(buf, 0, Math.min(CHUNK, bytes - off), off);
+      if (bytesRead <= 0) throw new Error(`${path}: read back stopped at byte ${off} of ${bytes}`);
+      hash.update(buf.subarray(0, bytesRead));
+      off += bytesRead;
+      onProgress(off);
     }
   } finally {
-    closeSync(fd);
+    await fh.close();
   }
   return hash.digest('hex');
+}
+
+/** The first `bytes` of a decompressed image (its MBR, for checkImage before writing). */
+export async function imageHead(path: string, bytes = 512): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let have = 0;
+  for await (const c of openImageStream(path).chunks()) {
+    parts.push(c);
+    have += c.length;
+    if (have >= bytes) break;
+  }
+  return Buffer.concat(parts).subarray(0, bytes);
+}
+
+/** Where the image's last partition ends: the least an image (and a card) must hold. */
+export function partitionsEnd(info: ImageInfo): number {
+  return Math.max(...info.partitions.map((p) => (p.start + p.sectors) * 512));
+}
+
+export type VerifyResult =
+  | { ok: true; bytes: number; sha256: string; fileSha256: string }
+  | { ok: false; error: string; offset?: number };
+
+/**
+ * Compare a target with an image, block by block, without writing: the first differing
+ * byte is named. The image's .sha256, when given, is checked too.
+ */
+export async function verifyImage(src: ImageStream, target: string, o: { onProgress?: (p: FlashProgress) => void; expectedFileSha256?: string } = {}): Promise<VerifyResult> {
+  const fh = await open(target, 'r');
+  const hash = createHash('sha256');
+  let off = 0;
+  try {
+    dropCachedPages(fh.fd);
+    const back = Buffer.alloc(CHUNK);
+    for await (const block of blocks(src.chunks(), CHUNK)) {
+      const { bytesRead } = await fh.read(back, 0, block.length, off);
+      const got = back.subarray(0, bytesRead);
+      if (!got.equals(block)) {
+        let at = 0;
+        while (at < got.length && got[at] === block[at]) at++;
+        const where = off + at;
+        return at >= got.length
+          ? { ok: false, offset: where, error: `${target} ends at byte ${where}, before the image does (${src.path})` }
+          : { ok: false, offset: where, error: `${target} differs from ${src.path} at byte ${where} (sector ${Math.floor(where / 512)}): the card was not written completely, or is failing` };
+      }
+      hash.update(block);
+      off += block.length;
+      o.onProgress?.({ phase: 'verify', done: off, ...(src.bytes !== undefined ? { total: Math.max(src.bytes, off) } : {}) });
+    }
+  } finally {
+    await fh.close();
+  }
+  const fileSha256 = src.fileSha256();
+  if (o.expectedFileSha256 && fileSha256 !== o.expectedFileSha256) return { ok: false, error: `${src.path} does not match its .sha256 file: the image itself is damaged; download it again` };
+  return { ok: true, bytes: off, sha256: hash.digest('hex'), fileSha256 };
 }
 
 function isZero(b: Buffer): boolean {

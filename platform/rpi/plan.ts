@@ -174,10 +174,12 @@ export function planRpiImage(i: RpiPlanInputs): Action[] {
     { kind: 'make-ext4', out: join(i.out, 'data.ext4'), sizeMiB: i.dataMiB, label: DATA_LABEL, from: data },
     { kind: 'place', from: join(i.out, 'boot.vfat'), into: image, offsetBytes: bootPart.offsetBytes },
     { kind: 'place', from: join(i.out, 'data.ext4'), into: image, offsetBytes: dataPart.offsetBytes },
+    // What people download: the image packed, with its checksum (kith flash reads either).
+    { kind: 'compress-image', from: image, to: `${image}.zst`, sha256File: `${image}.zst.sha256` },
     {
       kind: 'write-json', to: join(i.out, 'image.json'),
       value: {
-        target: 'rpi', image: 'kith-rpi.img', services: i.services.map((s) => s.descriptor.name), kernelPackage: i.kernelPackage, node: i.nodeVersion,
+        target: 'rpi', image: 'kith-rpi.img', bytes: layout.totalBytes, download: 'kith-rpi.img.zst', sha256File: 'kith-rpi.img.zst.sha256', services: i.services.map((s) => s.descriptor.name), kernelPackage: i.kernelPackage, node: i.nodeVersion,
         kernel: KERNEL_FILE, initrd: initrdFile(i.compression),
         partitions: layout.partitions.map((p, k) => ({ number: k + 1, type: p.type, startSector: p.startSector, sectors: p.sectors, offsetBytes: p.offsetBytes })),
       },
@@ -198,6 +200,7 @@ export function planRpiImage(i: RpiPlanInputs): Action[] {
         { label: 'boot partition (FAT32)', path: join(i.out, 'boot.vfat') },
         { label: 'data partition (ext4)', path: join(i.out, 'data.ext4') },
         { label: 'SD-card image', path: image },
+        { label: 'SD-card image (zstd, to download)', path: `${image}.zst` },
       ],
     },
   );

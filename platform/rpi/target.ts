@@ -18,7 +18,14 @@ export const rpiTarget: ImageTarget<RpiPlanInputs, VirtOptions & { echo?: NodeJS
       dryRun: r.dryRun === true,
       ...(r.say ? { say: r.say } : {}),
     });
-    return { dir: img.dir, summary: [`SD-card image: ${relative(process.cwd(), img.image)} (services: ${img.services.join(', ')})`, 'write it to a card: kith flash DEVICE'] };
+    return {
+      dir: img.dir,
+      summary: [
+        `SD-card image: ${relative(process.cwd(), img.image)} (services: ${img.services.join(', ')})`,
+        `to download or share: ${relative(process.cwd(), img.download)} (zstd), checksum in ${relative(process.cwd(), img.sha256File)}`,
+        'write it to a card: kith flash DEVICE (or kith flash IMAGE.zst DEVICE)',
+      ],
+    };
   },
   boot: bootVirt,
 };

@@ -5,7 +5,7 @@
  *   - a service imports no other service (they meet through links and the config registry);
  *   - there is no import circle anywhere.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -73,7 +73,8 @@ describe('the tree', () => {
   });
 
   it('dist/storage.mjs holds no other service\'s code (it validates through the config registry)', async () => {
-    const report = await bundleService('storage', join(REPO, 'services/storage/main.ts'), join(tmpdir(), `kith-arch-${process.pid}`));
+    const out = mkdtempSync(join(tmpdir(), 'kith-arch-'));
+    const report = await bundleService('storage', join(REPO, 'services/storage/main.ts'), out).finally(() => rmSync(out, { recursive: true, force: true }));
     const foreign = report.contributors.map((c) => c.input).filter((i) => /(^|\/)services\//.test(i) && !/(^|\/)services\/storage\//.test(i));
     expect(foreign).toEqual([]);
     expect(report.packages.map((p) => p.name)).not.toContain('dns-packet');
