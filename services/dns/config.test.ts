@@ -28,6 +28,16 @@ describe('DNS config', () => {
     if (r.ok) expect(r.value.zoneFiles.get('home.arpa')).toBe('dns/zones/home.arpa.zone');
   });
 
+  it('has TCP limits by default, takes them from dns.yaml, and names a bad one', async () => {
+    const d = await loadDnsConfig(memoryConfigSource(dnsConfig.defaults));
+    expect(d.ok && d.value.settings.tcp).toEqual({ maxConnections: 512, maxConnectionsPerSource: 32, idleTimeout: 10, messageTimeout: 5 });
+    const empty = await loadDnsConfig(memoryConfigSource({ 'dns/dns.yaml': 'upstreams: []\n' }));
+    expect(empty.ok && empty.value.settings.tcp.maxConnections).toBe(512);
+    const r = await loadDnsConfig(memoryConfigSource({ 'dns/dns.yaml': 'tcp:\n  maxConnections: 0\n' }));
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(formatIssue(r.issues[0]!)).toMatch(/^dns\/dns\.yaml:2: tcp\.maxConnections: /);
+  });
+
   it('names file, line and field for every problem, across files', async () => {
     const r = await loadDnsConfig(memoryConfigSource({
       'dns/dns.yaml': 'upstreams: [9.9.9.9, "not-an-ip"]\nrecursion:\n  allow: [10.0.0.0/33]\nupdates:\n  - key: nobody\n    names: [a.example.org]\n',

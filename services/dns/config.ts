@@ -65,6 +65,17 @@ export const DnsSettingsSchema = z.object({
     /** nxdomain, or null-ip (0.0.0.0 / ::). */
     mode: z.enum(['nxdomain', 'null-ip']).default('nxdomain'),
   }).strict().default({ mode: 'nxdomain' }),
+  /** DNS over TCP (RFC 7766 §6.2): how many connections, and how long each may idle or dawdle. */
+  tcp: z.object({
+    /** Connections held at once; when full, the longest-idle one makes room for a new one. */
+    maxConnections: z.number().int().min(1).max(65_536).default(512),
+    /** Connections one client (IPv4 address, IPv6 /64) holds at once. */
+    maxConnectionsPerSource: z.number().int().min(1).max(65_536).default(32),
+    /** Seconds a connection may sit idle. */
+    idleTimeout: z.number().min(0.1).max(3600).default(10),
+    /** Seconds a query may take to arrive once its first byte has. */
+    messageTimeout: z.number().min(0.1).max(600).default(5),
+  }).strict().prefault({}),
   /** Who may change which names by TSIG-signed dynamic update (RFC 2136). */
   updates: z.array(z.object({
     key: z.string().min(1),
@@ -224,6 +235,14 @@ transfer:
 # Blocked names get NXDOMAIN (nxdomain) or 0.0.0.0 / :: (null-ip).
 blocking:
   mode: nxdomain
+
+# DNS over TCP: connections held at once (the longest-idle one makes room when full),
+# per client, and seconds a connection may idle or take to send one query.
+tcp:
+  maxConnections: 512
+  maxConnectionsPerSource: 32
+  idleTimeout: 10
+  messageTimeout: 5
 
 # Dynamic updates (RFC 2136), signed with a TSIG key from dns/keys/. For example:
 #   - key: mail-relay

@@ -17,6 +17,7 @@ import { createUdpSend } from './forward/udp.ts';
 import { createRecursive } from './recursive.ts';
 import { SerialKeeper } from './serials.ts';
 import { startDnsServer } from './server/server.ts';
+import { DEFAULT_TCP_LIMITS, type TcpLimits } from './server/tcp-table.ts';
 import { OPCODE, RCODE } from './wire/constants.ts';
 import { ZoneSet, type Zone } from './zone/zone.ts';
 import { createDynamicUpdates } from './dynamic.ts';
@@ -154,6 +155,17 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
     notOurs: recurse,
     otherOpcode: async (q, raw) => (q.opcode === OPCODE.UPDATE ? ((await dynamic.handle(raw)) ?? null) : undefined),
   });
+  const tcpClosed = metrics.counter('kith_dns_tcp_closed_total', 'TCP connections closed or refused by the limits, by reason (idle, slow, stalled, evicted, source-evicted, full, source-full).');
+  let tcpFor: DnsConfig['settings']['tcp'] | undefined;
+  let tcpLimits: TcpLimits = DEFAULT_TCP_LIMITS;
+  const liveTcpLimits = (): TcpLimits => {
+    const t = ctx.config().settings.tcp;
+    if (t !== tcpFor) {
+      tcpFor = t;
+      tcpLimits = { maxConnections: t.maxConnections, maxPerSource: t.maxConnectionsPerSource, idleMs: t.idleTimeout * 1000, messageMs: t.messageTimeout * 1000 };
+    }
+    return tcpLimits;
+  };
   let missed: { msg: Buffer; key: string | undefined } | undefined;
   const server = await startDnsServer({
     host: ctx.listen.dns.host,
@@ -186,6 +198,9 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
       if (key !== undefined && Buffer.isBuffer(reply)) responses.put(key, reply, generation);
       return reply;
     },
+    tcp: liveTcpLimits,
+    onTcpClose: (reason) => tcpClosed.inc({ reason }),
+    now: ctx.now,
     log,
   });
   const host = ctx.listen.dns.host.includes(':') ? `[${ctx.listen.dns.host}]` : ctx.listen.dns.host;

@@ -108,17 +108,69 @@ describe('startDnsServer', () => {
     expect(reply.readUInt16BE(0)).toBe(9);
   });
 
-  it('caps connections and closes idle ones', async () => {
-    const s = await start({ maxTcpConnections: 2, tcpIdleMs: 200 });
-    const open = () => new Promise<net.Socket>((r) => { const c = net.connect(s.tcpPort, '127.0.0.1', () => r(c)); c.on('error', () => {}); });
-    const a = await open();
-    const b = await open();
-    const c = await open();
-    const closed = (x: net.Socket) => new Promise<number>((r) => { const t = Date.now(); if (x.destroyed) r(0); x.on('close', () => r(Date.now() - t)); });
-    expect(await closed(c)).toBeLessThan(150); // over the cap: closed at once
-    const [ta, tb] = await Promise.all([closed(a), closed(b)]);
-    expect(ta).toBeGreaterThan(100); // idle timeout
-    expect(tb).toBeLessThan(2000);
+  const open = (port: number, localAddress?: string) => new Promise<net.Socket>((r) => {
+    const c = net.connect({ port, host: '127.0.0.1', ...(localAddress ? { localAddress } : {}) }, () => r(c));
+    c.on('error', () => {});
+  });
+  const closedAfter = (x: net.Socket) => new Promise<number>((r) => { const t = Date.now(); if (x.destroyed) r(0); x.on('close', () => r(Date.now() - t)); });
+
+  it('when full, a new connection evicts the longest-idle one; idle ones close on their own', async () => {
+    const reasons: string[] = [];
+    const s = await start({ tcp: { maxConnections: 2, maxPerSource: 10, idleMs: 400, messageMs: 5000 }, onTcpClose: (r) => reasons.push(r) });
+    const a = await open(s.tcpPort);
+    await new Promise((r) => setTimeout(r, 20));
+    const b = await open(s.tcpPort);
+    const c = await open(s.tcpPort);
+    expect(await closedAfter(a)).toBeLessThan(150); // the oldest idle made room
+    expect(reasons).toEqual(['evicted']);
+    const { replies } = await tcpExchange(s.tcpPort, [frame(query(3, 'a.test'))], 1);
+    expect(replies[0].readUInt16BE(0)).toBe(3); // evicts b, is answered
+    const tc = await closedAfter(c);
+    expect(tc).toBeGreaterThan(150); // idle timeout
+    expect(tc).toBeLessThan(1500);
+    expect(b.destroyed).toBe(true);
+    expect(reasons.filter((r) => r === 'idle').length).toBeGreaterThanOrEqual(1);
+  });
+
+  it('closes a client that trickles a query a byte at a time past the message deadline', async () => {
+    const reasons: string[] = [];
+    const s = await start({ tcp: { maxConnections: 10, maxPerSource: 10, idleMs: 10_000, messageMs: 500 }, onTcpClose: (r) => reasons.push(r) });
+    const c = await open(s.tcpPort);
+    const bytes = frame(query(4, 'trickle.test'));
+    let i = 0;
+    const t = setInterval(() => { if (!c.destroyed && i < bytes.length) c.write(bytes.subarray(i, ++i)); }, 100);
+    const took = await closedAfter(c);
+    clearInterval(t);
+    expect(took).toBeGreaterThan(400);
+    expect(took).toBeLessThan(1200);
+    expect(reasons).toEqual(['slow']);
+  });
+
+  it('a source over its cap only evicts its own idle connections', async () => {
+    const s = await start({ tcp: { maxConnections: 100, maxPerSource: 2, idleMs: 10_000, messageMs: 5000 } });
+    const other = await open(s.tcpPort, '127.0.0.2');
+    const a1 = await open(s.tcpPort);
+    await new Promise((r) => setTimeout(r, 20));
+    const a2 = await open(s.tcpPort);
+    const a3 = await open(s.tcpPort);
+    expect(await closedAfter(a1)).toBeLessThan(150);
+    await new Promise((r) => setTimeout(r, 50));
+    expect([other.destroyed, a2.destroyed, a3.destroyed]).toEqual([false, false, false]);
+    for (const x of [other, a2, a3]) x.destroy();
+  });
+
+  it('limits given as a function apply to the next connection', async () => {
+    let max = 1;
+    const s = await start({ tcp: () => ({ maxConnections: max, maxPerSource: 10, idleMs: 10_000, messageMs: 5000 }) });
+    const a = await open(s.tcpPort);
+    const b = await open(s.tcpPort);
+    expect(await closedAfter(a)).toBeLessThan(150);
+    max = 5;
+    const c = await open(s.tcpPort);
+    await new Promise((r) => setTimeout(r, 50));
+    expect([b.destroyed, c.destroyed]).toEqual([false, false]);
+    b.destroy();
+    c.destroy();
   });
 
   it('serves IPv6 loopback', async () => {

@@ -1,6 +1,7 @@
 /**
  * The socket shell: one handler served on UDP and TCP (RFC 1035 §4.2.1, §4.2.2; RFC 7766 §6
- * for TCP: pipelined queries, replies sent as they complete, idle timeout, connection cap).
+ * for TCP: pipelined queries, replies sent as they complete; §6.2 connection management:
+ * idle and per-message deadlines, oldest-idle eviction and a per-source cap, in tcp-table.ts).
  *
  * Everything protocol-related lives in the handler; this file only moves bytes. Nothing a
  * client sends can throw out of here: a handler failure is logged and the query dropped.
@@ -9,6 +10,7 @@ import { Buffer } from 'node:buffer';
 import dgram from 'node:dgram';
 import dns from 'node:dns';
 import net from 'node:net';
+import { DEFAULT_TCP_LIMITS, TcpTable, type CloseReason, type TcpLimits } from './tcp-table.ts';
 
 export interface RemoteInfo {
   address: string;
@@ -36,10 +38,15 @@ export interface DnsServerOptions {
   /** Tried first, synchronously: an answer, or undefined to call `handler`. Must not throw. */
   fastPath?: (msg: Buffer, info: HandlerInfo) => Buffer | undefined;
   log?: ServerLog;
-  /** Concurrent TCP connections; more are closed at once (default 128). */
-  maxTcpConnections?: number;
-  /** Close a TCP connection idle this long (default 10 s, RFC 7766 §6.2.3). */
-  tcpIdleMs?: number;
+  /**
+   * TCP connection limits (tcp-table.ts), or a function read on every connection and sweep
+   * so that a config change applies live. Defaults: DEFAULT_TCP_LIMITS.
+   */
+  tcp?: Partial<TcpLimits> | (() => TcpLimits);
+  /** Told each time a TCP connection is closed or refused by the limits, with the reason. */
+  onTcpClose?: (reason: CloseReason) => void;
+  /** The clock (ms), for the TCP deadlines. */
+  now?: () => number;
   /** Queries being answered at once on one TCP connection before we stop reading (default 16). */
   maxPipelined?: number;
 }
@@ -53,6 +60,8 @@ export interface DnsServer {
 const MAX_UDP_REPLY = 65507;
 /** Reply bytes queued to one TCP client before we stop reading its queries. */
 const MAX_TCP_BACKLOG = 1 << 20;
+/** How often TCP deadlines are checked. */
+const SWEEP_MS = 250;
 
 export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer> {
   const log = opts.log;
@@ -71,12 +80,14 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
           tcpPort,
           close: async () => {
             await new Promise<void>((r) => udp.close(() => r()));
+            clearInterval(tcp.sweeper);
             for (const s of tcp.sockets) s.destroy();
             await new Promise<void>((r) => tcp.server.close(() => r()));
           },
         };
       } catch (e) {
         lastErr = e;
+        clearInterval(tcp.sweeper);
         tcp.server.close();
         await new Promise<void>((r) => udp.close(() => r()));
         if (opts.port !== 0) throw e;
@@ -161,33 +172,43 @@ async function run(opts: DnsServerOptions, msg: Buffer, info: HandlerInfo): Prom
   }
 }
 
-function createTcp(opts: DnsServerOptions): { server: net.Server; sockets: Set<net.Socket> } {
+function createTcp(opts: DnsServerOptions): { server: net.Server; sockets: Set<net.Socket>; sweeper: NodeJS.Timeout } {
   const sockets = new Set<net.Socket>();
-  const maxConns = opts.maxTcpConnections ?? 128;
-  const idleMs = opts.tcpIdleMs ?? 10_000;
+  const table = new TcpTable<net.Socket>();
+  const limits = (): TcpLimits => (typeof opts.tcp === 'function' ? opts.tcp() : { ...DEFAULT_TCP_LIMITS, ...opts.tcp });
   const maxPipelined = opts.maxPipelined ?? 16;
+  const now = opts.now ?? Date.now;
+  const close = (sock: net.Socket, reason: CloseReason) => {
+    opts.onTcpClose?.(reason);
+    sock.destroy();
+  };
+  // One pass over the table every SWEEP_MS closes the idle, the slow and the stalled.
+  const sweeper = setInterval(() => {
+    for (const x of table.sweep(now(), limits())) close(x.handle, x.reason);
+  }, SWEEP_MS);
+  sweeper.unref();
   const server = net.createServer({ allowHalfOpen: false, pauseOnConnect: false }, (sock) => {
-    if (sockets.size >= maxConns) {
-      sock.destroy();
+    sock.on('error', () => { /* resets and the like: nothing to do but close */ });
+    const remote = { address: sock.remoteAddress ?? '', port: sock.remotePort ?? 0 };
+    const admitted = table.admit(now(), sock, remote.address, limits());
+    if (!admitted.ok) {
+      close(sock, admitted.reason);
       return;
     }
+    for (const x of admitted.evict) close(x.handle, x.reason);
     sockets.add(sock);
-    const remote = { address: sock.remoteAddress ?? '', port: sock.remotePort ?? 0 };
     let pending: Buffer = Buffer.alloc(0);
     let inflight = 0;
     let closed = false;
     sock.setNoDelay(true);
-    sock.setTimeout(idleMs);
-    sock.on('timeout', () => {
-      if (inflight === 0) sock.destroy();
-    });
-    sock.on('error', () => { /* resets and the like: nothing to do but close */ });
     sock.on('close', () => {
       closed = true;
       sockets.delete(sock);
+      table.remove(sock);
     });
     const pump = () => {
       // A client that sends but never reads must not make us buffer replies without bound.
+      let completed = 0;
       while (!closed && inflight < maxPipelined && sock.writableLength < MAX_TCP_BACKLOG && pending.length >= 2) {
         const len = pending.readUInt16BE(0);
         if (len === 0) { sock.destroy(); return; } // nothing legitimate is empty
@@ -195,16 +216,21 @@ function createTcp(opts: DnsServerOptions): { server: net.Server; sockets: Set<n
         const msg = Buffer.from(pending.subarray(2, 2 + len));
         pending = pending.subarray(2 + len);
         inflight++;
+        completed++;
+        table.inflight(now(), sock, 1);
         run(opts, msg, { transport: 'tcp', remote }).then((reply) => {
           inflight--;
+          table.inflight(now(), sock, -1);
           if (!closed && reply) {
+            let ok = true;
             for (const m of Array.isArray(reply) ? reply : [reply]) {
               if (m.length > 65535) continue;
               const frame = Buffer.alloc(2 + m.length);
               frame.writeUInt16BE(m.length, 0);
               m.copy(frame, 2);
-              sock.write(frame);
+              ok = sock.write(frame) && ok;
             }
+            if (!ok) table.writeBlocked(now(), sock, true);
           }
           if (!closed) {
             if (sock.isPaused() && inflight < maxPipelined && sock.writableLength < MAX_TCP_BACKLOG) sock.resume();
@@ -212,9 +238,14 @@ function createTcp(opts: DnsServerOptions): { server: net.Server; sockets: Set<n
           }
         });
       }
+      // Only an incomplete frame runs against the message deadline; whole ones held back by
+      // the pipelining bound are waiting on us, not on the client.
+      const partial = pending.length > 0 && (pending.length < 2 || pending.length < 2 + pending.readUInt16BE(0));
+      table.received(now(), sock, completed, partial);
       if (inflight >= maxPipelined || sock.writableLength >= MAX_TCP_BACKLOG) sock.pause();
     };
     sock.on('drain', () => {
+      table.writeBlocked(now(), sock, false);
       if (!closed && sock.isPaused() && inflight < maxPipelined) sock.resume();
       pump();
     });
@@ -225,5 +256,5 @@ function createTcp(opts: DnsServerOptions): { server: net.Server; sockets: Set<n
     });
   });
   server.on('error', (e) => opts.log?.warn('dns: tcp server error', { error: String(e) }));
-  return { server, sockets };
+  return { server, sockets, sweeper };
 }
