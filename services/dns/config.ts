@@ -76,6 +76,26 @@ export const DnsSettingsSchema = z.object({
     /** Seconds a query may take to arrive once its first byte has. */
     messageTimeout: z.number().min(0.1).max(600).default(5),
   }).strict().prefault({}),
+  /**
+   * Response rate limiting (BIND/NSD RRL) for UDP answers to clients outside the recursion
+   * allow list: per client network and per response, past the rate every `slip`-th answer
+   * is sent truncated (the client retries over TCP) and the rest dropped.
+   */
+  rrl: z.object({
+    enabled: z.boolean().default(true),
+    /** Identical responses a second to one client network. */
+    responsesPerSecond: z.number().int().min(1).max(1_000_000).default(10),
+    /** Seconds a flood stays limited after it stops (the bucket's debt). */
+    window: z.number().int().min(1).max(3600).default(15),
+    /** Every slip-th limited answer is sent truncated (TC=1); 0 drops them all, 1 slips them all. */
+    slip: z.number().int().min(0).max(10).default(2),
+    ipv4PrefixLength: z.number().int().min(8).max(32).default(24),
+    ipv6PrefixLength: z.number().int().min(16).max(128).default(56),
+    /** Clients never limited (besides the recursion allow list and valid DNS cookies). */
+    exempt: z.array(Cidr).default([]),
+    /** Buckets kept at most (memory: about 150 bytes each). */
+    maxEntries: z.number().int().min(100).max(1_000_000).default(20_000),
+  }).strict().prefault({}),
   /** Who may change which names by TSIG-signed dynamic update (RFC 2136). */
   updates: z.array(z.object({
     key: z.string().min(1),
@@ -243,6 +263,19 @@ tcp:
   maxConnectionsPerSource: 32
   idleTimeout: 10
   messageTimeout: 5
+
+# Response rate limiting for UDP answers to clients outside recursion.allow (BIND/NSD
+# RRL): past responsesPerSecond identical answers to one /24 (IPv6: /56), every slip-th
+# is sent truncated so real clients retry over TCP, the rest dropped. Clients in exempt,
+# and those presenting a valid DNS cookie, are never limited.
+rrl:
+  enabled: true
+  responsesPerSecond: 10
+  window: 15
+  slip: 2
+  ipv4PrefixLength: 24
+  ipv6PrefixLength: 56
+  exempt: []
 
 # Dynamic updates (RFC 2136), signed with a TSIG key from dns/keys/. For example:
 #   - key: mail-relay

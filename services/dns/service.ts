@@ -16,7 +16,8 @@ import { createForwarder, type Forwarder } from './forward/forwarder.ts';
 import { createUdpSend } from './forward/udp.ts';
 import { createRecursive } from './recursive.ts';
 import { SerialKeeper } from './serials.ts';
-import { startDnsServer } from './server/server.ts';
+import { startDnsServer, type HandlerInfo } from './server/server.ts';
+import { classifyResponse, DEFAULT_RRL, ResponseRateLimiter, slipReply, type RrlSettings } from './rrl/rrl.ts';
 import { DEFAULT_TCP_LIMITS, type TcpLimits } from './server/tcp-table.ts';
 import { OPCODE, RCODE } from './wire/constants.ts';
 import { ZoneSet, type Zone } from './zone/zone.ts';
@@ -166,6 +167,25 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
     }
     return tcpLimits;
   };
+  // Response rate limiting (rrl/rrl.ts) of UDP answers to clients outside the home network.
+  const rrl = new ResponseRateLimiter();
+  const rrlLimited = metrics.counter('kith_dns_rrl_total', 'UDP answers held back by response rate limiting, by action (slipped: sent truncated; dropped) and reason (answer, nodata, nxdomain, referral, error).');
+  let rrlFor: DnsConfig['settings']['rrl'] | undefined;
+  let rrlSettings: RrlSettings = DEFAULT_RRL;
+  const rateLimit = (reply: Buffer, info: HandlerInfo): Buffer | undefined => {
+    const r = ctx.config().settings.rrl;
+    if (!r.enabled || info.validCookie || recursionAllowed(info.remote.address) || (r.exempt.length > 0 && aclAllows(r.exempt, info.remote.address))) return reply;
+    if (r !== rrlFor) {
+      rrlFor = r;
+      rrlSettings = { responsesPerSecond: r.responsesPerSecond, window: r.window, slip: r.slip, ipv4PrefixLength: r.ipv4PrefixLength, ipv6PrefixLength: r.ipv6PrefixLength, maxEntries: r.maxEntries };
+    }
+    const c = classifyResponse(reply);
+    if (!c) return reply;
+    const action = rrl.check(ctx.now(), rrlSettings, info.remote.address, c.cls, c.name);
+    if (action === 'send') return reply;
+    rrlLimited.inc({ action: action === 'slip' ? 'slipped' : 'dropped', reason: c.cls });
+    return action === 'slip' ? slipReply(reply) : undefined;
+  };
   let missed: { msg: Buffer; key: string | undefined } | undefined;
   const server = await startDnsServer({
     host: ctx.listen.dns.host,
@@ -198,6 +218,7 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
       if (key !== undefined && Buffer.isBuffer(reply)) responses.put(key, reply, generation);
       return reply;
     },
+    udpReply: rateLimit,
     tcp: liveTcpLimits,
     onTcpClose: (reason) => tcpClosed.inc({ reason }),
     now: ctx.now,

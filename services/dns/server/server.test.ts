@@ -20,6 +20,8 @@ const echo: DnsHandler = async (msg) => {
   return r;
 };
 
+const echoSync = (msg: Buffer) => { const r = Buffer.from(msg); r[2] |= 0x80; return r; };
+
 async function start(extra: Partial<Parameters<typeof startDnsServer>[0]> = {}): Promise<DnsServer> {
   const s = await startDnsServer({ host: '127.0.0.1', port: 0, handler: echo, log: { warn: () => {} }, ...extra });
   servers.push(s);
@@ -171,6 +173,29 @@ describe('startDnsServer', () => {
     expect([b.destroyed, c.destroyed]).toEqual([false, false]);
     b.destroy();
     c.destroy();
+  });
+
+  it('passes every UDP reply, fast path or handler, through udpReply: send, replace or drop', async () => {
+    const seen: string[] = [];
+    const s = await start({
+      fastPath: (msg) => (msg.subarray(12).toString('latin1').includes('fast') ? echoSync(msg) : undefined),
+      udpReply: (reply) => {
+        const text = reply.subarray(12).toString('latin1');
+        seen.push(text.includes('fast') ? 'fast' : 'slow');
+        if (text.includes('drop')) return undefined;
+        if (text.includes('swap')) { const r = Buffer.from(reply); r[2] |= 0x02; return r; }
+        return reply;
+      },
+    });
+    const sock = dgram.createSocket('udp4');
+    const got: Buffer[] = [];
+    sock.on('message', (m) => got.push(m));
+    for (const [id, name] of [[1, 'fast.test'], [2, 'drop.fast.test'], [3, 'swap.test'], [4, 'drop.test'], [5, 'plain.test']] as const) sock.send(query(id, name), s.udpPort, '127.0.0.1');
+    await new Promise((r) => setTimeout(r, 200));
+    sock.close();
+    expect(got.map((m) => m.readUInt16BE(0)).sort()).toEqual([1, 3, 5]);
+    expect(got.find((m) => m.readUInt16BE(0) === 3)![2]! & 0x02).toBe(2);
+    expect(seen.sort()).toEqual(['fast', 'fast', 'slow', 'slow', 'slow']);
   });
 
   it('serves IPv6 loopback', async () => {

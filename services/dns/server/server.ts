@@ -20,6 +20,11 @@ export interface RemoteInfo {
 export interface HandlerInfo {
   transport: 'udp' | 'tcp';
   remote: RemoteInfo;
+  /**
+   * Set by the service while answering when the query carried a valid server cookie
+   * (RFC 7873): the client has shown it receives at its source address.
+   */
+  validCookie?: boolean;
 }
 
 /** Bytes in, reply bytes out; an array for multi-message answers (AXFR), null to drop. */
@@ -37,6 +42,12 @@ export interface DnsServerOptions {
   handler: DnsHandler;
   /** Tried first, synchronously: an answer, or undefined to call `handler`. Must not throw. */
   fastPath?: (msg: Buffer, info: HandlerInfo) => Buffer | undefined;
+  /**
+   * The last look at each UDP reply (fast or slow path) before it is sent: the bytes to
+   * send (the reply, or a replacement such as a truncated one), or undefined to drop it.
+   * Response rate limiting lives here. Must not throw.
+   */
+  udpReply?: (reply: Buffer, info: HandlerInfo) => Buffer | undefined;
   log?: ServerLog;
   /**
    * TCP connection limits (tcp-table.ts), or a function read on every connection and sweep
@@ -117,7 +128,9 @@ function listenTcp(server: net.Server, host: string, port: number): Promise<numb
   return new Promise((resolve, reject) => {
     const onErr = (e: Error) => reject(e);
     server.once('error', onErr);
-    server.listen({ host, port, exclusive: true }, () => {
+    // A deep accept queue: under a connection flood a new client's SYN is queued rather
+    // than dropped (and retried a second later), and the table then makes room for it.
+    server.listen({ host, port, exclusive: true, backlog: 4096 }, () => {
       server.off('error', onErr);
       resolve((server.address() as net.AddressInfo).port);
     });
@@ -136,6 +149,7 @@ function literalLookup(address: string, family: unknown, callback: (err: Error |
 }
 
 function wireUdp(udp: dgram.Socket, opts: DnsServerOptions): void {
+  const gate = opts.udpReply;
   udp.on('error', (e) => opts.log?.warn('dns: udp socket error', { error: String(e) }));
   udp.on('message', (msg, rinfo) => {
     // rinfo is a fresh object per datagram: the handler may keep it as its remote.
@@ -148,18 +162,29 @@ function wireUdp(udp: dgram.Socket, opts: DnsServerOptions): void {
       fast = undefined; // the slow path answers (or drops) it
     }
     if (fast) {
-      if (fast.length <= MAX_UDP_REPLY) udp.send(fast, rinfo.port, rinfo.address);
+      if (gate) fast = gateReply(gate, fast, info);
+      if (fast && fast.length <= MAX_UDP_REPLY) udp.send(fast, rinfo.port, rinfo.address);
       return;
     }
     run(opts, msg, info).then((reply) => {
       // UDP carries one message; multi-message answers (AXFR) are TCP-only.
-      const first = Array.isArray(reply) ? reply[0] : reply;
+      let first: Buffer | null | undefined = Array.isArray(reply) ? reply[0] : reply;
+      if (first && gate) first = gateReply(gate, first, info);
       if (!first || first.length > MAX_UDP_REPLY) return;
       udp.send(first, rinfo.port, rinfo.address, (err) => {
         if (err) opts.log?.debug?.('dns: udp send failed', { error: String(err) });
       });
     });
   });
+}
+
+/** The udpReply hook; a throw sends the reply as it is (a bug there must not silence us). */
+function gateReply(gate: NonNullable<DnsServerOptions['udpReply']>, reply: Buffer, info: HandlerInfo): Buffer | undefined {
+  try {
+    return gate(reply, info);
+  } catch {
+    return reply;
+  }
 }
 
 /** Call the handler; any throw or rejection becomes a drop, logged. */
