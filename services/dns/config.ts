@@ -43,6 +43,11 @@ const HostPort = z.string().transform((s, ctx) => {
 
 const RRType = z.string().regex(/^[A-Za-z0-9]+$/, 'expected a record type such as A, AAAA, TXT');
 
+/** Records in all zones together, by default (dns.yaml limits.zoneRecords). */
+export const DEFAULT_ZONE_RECORDS = 25_000;
+/** Records in one zone file at most, whatever limits.zoneRecords says (zone/parse.ts). */
+const PER_ZONE_RECORDS = 200_000;
+
 export const DnsSettingsSchema = z.object({
   /** Resolvers asked for names outside our zones. Empty: such names are REFUSED. */
   upstreams: z.array(HostPort).default([]),
@@ -95,6 +100,15 @@ export const DnsSettingsSchema = z.object({
     exempt: z.array(Cidr).default([]),
     /** Buckets kept at most (memory: about 150 bytes each). */
     maxEntries: z.number().int().min(100).max(1_000_000).default(20_000),
+  }).strict().prefault({}),
+  /** Bounds on what the config may make this service hold in memory. */
+  limits: z.object({
+    /**
+     * Records in all zones together. Each costs about 1 KB served, and a reload holds the
+     * old and the new set side by side: the default keeps DNS within its share of a
+     * 512 MB Raspberry Pi. Raise it on a bigger machine.
+     */
+    zoneRecords: z.number().int().min(100).max(10_000_000).default(DEFAULT_ZONE_RECORDS),
   }).strict().prefault({}),
   /** Who may change which names by TSIG-signed dynamic update (RFC 2136). */
   updates: z.array(z.object({
@@ -183,7 +197,11 @@ export async function loadDnsConfig(source: ConfigSource): Promise<ConfigResult<
 
   const zones: Zone[] = [];
   const zoneFiles = new Map<string, string>();
-  const zoneEntries = (await source.list(ZONES_DIR)).filter((e) => e.endsWith('.zone'));
+  const zoneEntries = (await source.list(ZONES_DIR)).filter((e) => e.endsWith('.zone')).sort();
+  // Records in all zones: counted as they are read, so a zone set over the limit is refused
+  // at the first record past it (file:line), without reading the rest into memory.
+  const recordLimit = settings.ok ? settings.value.limits.zoneRecords : DEFAULT_ZONE_RECORDS;
+  let records = 0;
   const homeOrigin = local.ok ? canonical(local.value.zone) : undefined;
   for (const entry of zoneEntries) {
     const file = `${ZONES_DIR}/${entry}`;
@@ -194,11 +212,19 @@ export async function loadDnsConfig(source: ConfigSource): Promise<ConfigResult<
     }
     // Local names join the home zone the owner wrote, after its own records.
     const append = local.ok && origin === homeOrigin ? `$ORIGIN ${origin}.\n${localRecords(local.value)}` : undefined;
-    const r = await loadZone(source, { file, origin, ...(append ? { append } : {}) });
-    if (!r.ok) issues.push(...r.issues);
-    else {
+    const left = recordLimit - records;
+    if (left <= 0) break; // already refused, at the record that crossed the limit
+    const maxRecords = left < PER_ZONE_RECORDS
+      ? { count: left, message: `the zones hold more than ${recordLimit} records in all, the limit for this machine (dns/dns.yaml: limits.zoneRecords); remove records or raise the limit` }
+      : { count: PER_ZONE_RECORDS, message: `more than ${PER_ZONE_RECORDS} records in one zone` };
+    const r = await loadZone(source, { file, origin, maxRecords, ...(append ? { append } : {}) });
+    if (!r.ok) {
+      issues.push(...r.issues);
+      if (r.issues.some((i) => i.message === maxRecords.message)) records = recordLimit;
+    } else {
       zones.push(r.zone);
       zoneFiles.set(r.zone.origin, file);
+      for (const node of r.zone.nodes.values()) for (const rs of node.values()) records += rs.rdata.length;
     }
   }
   if (local.ok && homeOrigin && !zoneFiles.has(homeOrigin)) {
@@ -276,6 +302,11 @@ rrl:
   ipv4PrefixLength: 24
   ipv6PrefixLength: 56
   exempt: []
+
+# Records in all zones together (about 1 KB of memory each while served): the default
+# fits a 512 MB Raspberry Pi; raise it on a bigger machine.
+limits:
+  zoneRecords: 25000
 
 # Dynamic updates (RFC 2136), signed with a TSIG key from dns/keys/. For example:
 #   - key: mail-relay

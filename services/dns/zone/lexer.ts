@@ -7,6 +7,7 @@
  * `blankStart` records whether the line began with white space, which means "same owner
  * as the previous record".
  */
+import { runSteps, STEP, type Steps } from './steps.ts';
 
 export interface Token {
   text: string;
@@ -23,6 +24,12 @@ export interface Entry {
 export type LexResult = { ok: true; entries: Entry[] } | { ok: false; line: number; message: string; entries: Entry[] };
 
 export function lex(text: string): LexResult {
+  return runSteps(lexSteps(text));
+}
+
+/** lex() as steps (steps.ts): yields every STEP lines, for a big zone read while serving. */
+export function* lexSteps(text: string): Steps<LexResult> {
+  let sinceYield = 0;
   const entries: Entry[] = [];
   let line = 1;
   let i = 0;
@@ -52,6 +59,10 @@ export function lex(text: string): LexResult {
       if (depth === 0) {
         endEntry();
         atLineStart = true;
+      }
+      if (++sinceYield >= STEP) {
+        sinceYield = 0;
+        yield;
       }
       continue;
     }

@@ -11,9 +11,10 @@
 import { Buffer } from 'node:buffer';
 import { isAtOrBelow, labelsToKey, parseName, type Labels } from '../wire/name.ts';
 import { parseClass, parseType, TYPE, typeName } from '../wire/constants.ts';
-import { lex, type Token } from './lexer.ts';
+import { lexSteps, type Token } from './lexer.ts';
 import { encodeRdata, parseTtl } from './rdata.ts';
-import { Zone, type RRset } from './zone.ts';
+import { indexSteps, Zone, type RRset } from './zone.ts';
+import { runSteps, runStepsAsync, STEP, type Steps } from './steps.ts';
 
 export interface ZoneIssue {
   file: string;
@@ -30,6 +31,8 @@ export interface ParseZoneOptions {
   include?: (path: string) => string | undefined;
   /** TTL for records before any $TTL or explicit TTL. Default: none (an issue). */
   defaultTtl?: number;
+  /** Records at most, and the issue named at the first one past it (default: 200,000 a zone). */
+  maxRecords?: { count: number; message: string };
 }
 
 export type ParseZoneResult = { ok: true; zone: Zone } | { ok: false; issues: ZoneIssue[] };
@@ -64,6 +67,15 @@ export function resolveIncludePath(from: string, path: string): string | null {
 }
 
 export function parseZone(text: string, opts: ParseZoneOptions): ParseZoneResult {
+  return runSteps(parseZoneSteps(text, opts));
+}
+
+/** parseZone in slices that let the event loop in: a big zone set loads while the old one serves. */
+export function parseZoneAsync(text: string, opts: ParseZoneOptions): Promise<ParseZoneResult> {
+  return runStepsAsync(parseZoneSteps(text, opts));
+}
+
+function* parseZoneSteps(text: string, opts: ParseZoneOptions): Steps<ParseZoneResult> {
   const issues: ZoneIssue[] = [];
   const originText = opts.origin.endsWith('.') ? opts.origin : opts.origin + '.';
   const apex = parseName(originText === '..' ? '.' : originText, []);
@@ -72,11 +84,17 @@ export function parseZone(text: string, opts: ParseZoneOptions): ParseZoneResult
   const recs: Rec[] = [];
   const state = { ttl: opts.defaultTtl as number | undefined, lastTtl: undefined as number | undefined };
 
-  const parseFile = (body: string, file: string, origin: Labels, depth: number): void => {
-    const lx = lex(body);
+  const maxRecords = opts.maxRecords ?? { count: MAX_RECORDS, message: `more than ${MAX_RECORDS} records` };
+  let sinceYield = 0;
+  const parseFile = function* (body: string, file: string, origin: Labels, depth: number): Steps<void> {
+    const lx = yield* lexSteps(body);
     if (!lx.ok) issues.push({ file, line: lx.line, message: lx.message });
     let lastOwner: Labels | null = null;
     for (const entry of lx.entries) {
+      if (++sinceYield >= STEP) {
+        sinceYield = 0;
+        yield;
+      }
       const issue = (message: string, line = entry.line) => issues.push({ file, line, message });
       const toks = entry.tokens;
       const first = toks[0];
@@ -105,7 +123,7 @@ export function parseZone(text: string, opts: ParseZoneOptions): ParseZoneResult
             incOrigin = r.labels;
           }
           // RFC 1035 §5.1: the included file cannot change this file's origin.
-          parseFile(inc, path, incOrigin, depth + 1);
+          yield* parseFile(inc, path, incOrigin, depth + 1);
         } else {
           issue(`unknown directive ${first.text}`);
         }
@@ -163,16 +181,20 @@ export function parseZone(text: string, opts: ParseZoneOptions): ParseZoneResult
       }
       const rd = encodeRdata(type, toks.slice(i) as Token[], origin);
       if (!rd.ok) { issue(`${typeName(type)}: ${rd.message}`); continue; }
-      if (recs.length >= MAX_RECORDS) { issue(`more than ${MAX_RECORDS} records`); return; }
+      if (recs.length >= maxRecords.count) { issue(maxRecords.message); return; }
       recs.push({ owner: ownerKey, labels: owner, type, ttl, rdata: rd.rdata, file, line: entry.line });
     }
   };
 
-  parseFile(text, opts.file, apex.labels, 0);
+  yield* parseFile(text, opts.file, apex.labels, 0);
 
   // Group into RRsets; the first record's TTL wins (RFC 2181 §5.2 asks for one TTL).
   const sets = new Map<string, RRset & { file: string; line: number }>();
   for (const r of recs) {
+    if (++sinceYield >= STEP) {
+      sinceYield = 0;
+      yield;
+    }
     const k = r.owner + '\u0000' + r.type;
     const s = sets.get(k);
     if (!s) {
@@ -184,6 +206,10 @@ export function parseZone(text: string, opts: ParseZoneOptions): ParseZoneResult
 
   const byOwner = new Map<string, Array<RRset & { file: string; line: number }>>();
   for (const s of sets.values()) {
+    if (++sinceYield >= STEP) {
+      sinceYield = 0;
+      yield;
+    }
     const l = byOwner.get(s.owner);
     if (l) l.push(s); else byOwner.set(s.owner, [s]);
   }
@@ -191,6 +217,10 @@ export function parseZone(text: string, opts: ParseZoneOptions): ParseZoneResult
   if (!soa) issues.push({ file: opts.file, line: 1, message: `no SOA record at the zone apex "${apexKey}."` });
   else if (soa.rdata.length > 1) issues.push({ file: soa.file, line: soa.line, message: 'more than one SOA record at the apex' });
   for (const s of sets.values()) {
+    if (++sinceYield >= STEP) {
+      sinceYield = 0;
+      yield;
+    }
     if (s.type === TYPE.SOA && s.owner !== apexKey) {
       issues.push({ file: s.file, line: s.line, message: `SOA record at "${s.owner}." — only allowed at the apex` });
     }
@@ -208,5 +238,5 @@ export function parseZone(text: string, opts: ParseZoneOptions): ParseZoneResult
     return { ok: false, issues };
   }
   const rrsets: RRset[] = [...sets.values()].map(({ owner, labels, type, ttl, rdata }) => ({ owner, labels, type, ttl, rdata }));
-  return { ok: true, zone: new Zone(apexKey, rrsets) };
+  return { ok: true, zone: new Zone(apexKey, rrsets, yield* indexSteps(apexKey, rrsets)) };
 }
