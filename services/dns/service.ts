@@ -202,15 +202,20 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
     host: ctx.listen.dns.host,
     port: ctx.listen.dns.port,
     fastPath: (msg, info: Info) => {
-      const begun = cookies.begin(msg, info.remote.address);
-      if ('reply' in begun) {
-        udpQueries.inc();
-        return begun.reply;
-      }
-      const { query, state } = begun;
-      if (state) {
-        info.cookie = state;
-        info.validCookie = state.valid;
+      // A cookie needs an OPT record: a query with no additional record skips the layer.
+      let query = msg;
+      let state: CookieState | undefined;
+      if (msg.length >= 12 && (msg[10]! | msg[11]!) !== 0) {
+        const begun = cookies.begin(msg, info.remote.address);
+        if ('reply' in begun) {
+          udpQueries.inc();
+          return begun.reply;
+        }
+        ({ query, state } = begun);
+        if (state) {
+          info.cookie = state;
+          info.validCookie = state.valid;
+        }
       }
       const key = responses.key(query, info.transport, recursionAllowed(info.remote.address));
       const hit = key === undefined ? undefined : responses.get(key, query);
