@@ -208,6 +208,20 @@ describe('response rate limiting', () => {
     expect(bad.join('\n')).toMatch(/status: BADCOOKIE/);
   });
 
+  it('interoperates with kdig (Knot): a server cookie learnt, sent back, found valid', async () => {
+    const kdig = (...args: string[]) => new Promise<string>((resolve) => {
+      execFile('kdig', ['@127.0.0.1', '-p', String(dns.port), '+time=1', '+retry=0', '+norec', ...args], { timeout: 5000 }, (_e, stdout) => resolve(String(stdout)));
+    });
+    const first = await kdig('+cookie', 'ns1.example.test', 'A');
+    const cookie = /;; COOKIE: ([0-9A-F]{48})/i.exec(first)?.[1];
+    expect(cookie, first).toBeDefined();
+    const valid = await dns.metric('kith_dns_cookies_total', { result: 'valid' });
+    const again = await kdig(`+cookie=${cookie}`, 'ns1.example.test', 'A');
+    expect(again).toMatch(/status: NOERROR/);
+    expect(again).toMatch(/192\.0\.2\.1/);
+    expect(await dns.metric('kith_dns_cookies_total', { result: 'valid' })).toBe(valid + 1);
+  });
+
   it('answers FORMERR to a malformed cookie and a server cookie to a cookie-only query (RFC 7873 §5.2.2, §5.4)', async () => {
     const sock = dgram.createSocket('udp4');
     const replies: Buffer[] = [];
