@@ -148,6 +148,21 @@ describe('startDnsServer', () => {
     expect(reasons).toEqual(['slow']);
   });
 
+  it('does not hold a frame we stopped reading (pipelining bound) against the client', async () => {
+    // One query at a time, each taking 600 ms; the message deadline is 300 ms. The next
+    // query's first bytes come with the first query, its tail 650 ms later: while we were
+    // not reading, its clock did not run.
+    const s = await start({
+      handler: async (m) => { await new Promise((r) => setTimeout(r, 600)); return echoSync(m); },
+      maxPipelined: 1,
+      tcp: { maxConnections: 10, maxPerSource: 10, idleMs: 10_000, messageMs: 300 },
+    });
+    const next = frame(query(2, 'b.test'));
+    const { replies, closed } = await tcpExchange(s.tcpPort, [Buffer.concat([frame(query(1, 'a.test')), next.subarray(0, 5)]), next.subarray(5)], 2, 650);
+    expect(closed).toBe(false);
+    expect(replies.map((r) => r.readUInt16BE(0))).toEqual([1, 2]);
+  });
+
   it('a source over its cap only evicts its own idle connections', async () => {
     const s = await start({ tcp: { maxConnections: 100, maxPerSource: 2, idleMs: 10_000, messageMs: 5000 } });
     const other = await open(s.tcpPort, '127.0.0.2');

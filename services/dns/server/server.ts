@@ -263,11 +263,12 @@ function createTcp(opts: DnsServerOptions): { server: net.Server; sockets: Set<n
           }
         });
       }
-      // Only an incomplete frame runs against the message deadline; whole ones held back by
-      // the pipelining bound are waiting on us, not on the client.
-      const partial = pending.length > 0 && (pending.length < 2 || pending.length < 2 + pending.readUInt16BE(0));
-      table.received(now(), sock, completed, partial);
       if (inflight >= maxPipelined || sock.writableLength >= MAX_TCP_BACKLOG) sock.pause();
+      // Only an incomplete frame we are reading runs against the message deadline: whole
+      // ones held back by the pipelining bound, and the rest of a frame while we are not
+      // reading, wait on us, not on the client.
+      const partial = !sock.isPaused() && pending.length > 0 && (pending.length < 2 || pending.length < 2 + pending.readUInt16BE(0));
+      table.received(now(), sock, completed, partial);
     };
     sock.on('drain', () => {
       table.writeBlocked(now(), sock, false);
