@@ -27,6 +27,23 @@ import { EXAMPLE_ZONE, startDnsService, type DnsUnderTest } from './service.ts';
 const HOSTILE = 2000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Connect, ask www.example.test A over TCP, and resolve with the ms to the answer (Infinity if none in 3 s). */
+function tcpProbe(port: number): Promise<number> {
+  const t = performance.now();
+  return new Promise((resolve) => {
+    const q = dnsPacket.encode({ id: 77, type: 'query', questions: [{ name: 'www.example.test', type: 'A' }] });
+    const sock = net.connect(port, '127.0.0.1', () => sock.write(Buffer.concat([Buffer.from([q.length >> 8, q.length & 255]), q])));
+    let got = Buffer.alloc(0);
+    const done = (ms: number) => { clearTimeout(timer); sock.destroy(); resolve(ms); };
+    const timer = setTimeout(() => done(Infinity), 3000);
+    sock.on('data', (d: Buffer) => {
+      got = Buffer.concat([got, d]);
+      if (got.length >= 2 && got.length >= 2 + got.readUInt16BE(0)) done(performance.now() - t);
+    });
+    sock.on('error', () => done(Infinity));
+  });
+}
+
 function digTcp(port: number): Promise<{ ms: number; out: string }> {
   const t = performance.now();
   return new Promise((resolve) => {
@@ -66,17 +83,22 @@ describe('TCP that cannot be starved (RFC 7766 §6.2)', () => {
       for (let i = 0; i < 100 && (await h.stats()).opened < HOSTILE; i++) await sleep(100);
       await sleep(1500);
       const times: number[] = [];
+      const probes: number[] = [];
       for (let i = 0; i < 20; i++) {
+        // dig, the real client: +time=1 +tries=1 bounds its connect and its wait for the
+        // answer by a second each.
         const r = await digTcp(dns.port);
         expect(r.out, `dig +tcp #${i + 1} after ${Math.round(r.ms)} ms, ${JSON.stringify(await h.stats())}`).toMatch(/status: NOERROR/);
         expect(r.out).toMatch(/192\.0\.2\.80/);
         times.push(Math.round(r.ms));
+        // And the whole exchange timed from here, connect to answer, with no process start.
+        probes.push(Math.round(await tcpProbe(dns.port)));
         await sleep(300);
       }
       const closed = Object.fromEntries(await Promise.all(['idle', 'slow', 'evicted', 'source-evicted', 'full', 'source-full'].map(async (reason) => [reason, await dns.metric('kith_dns_tcp_closed_total', { reason })])));
       const st = await h.stats();
-      console.log(`dig +tcp ms: ${times.join(' ')}; hostile: ${st.opened} opened, ${st.live} open now, ${st.closedByServer} closed by the server; kith_dns_tcp_closed_total ${JSON.stringify(closed)}`);
-      expect(Math.max(...times)).toBeLessThan(1000);
+      console.log(`dig +tcp ms (whole process): ${times.join(' ')}; connect-to-answer ms: ${probes.join(' ')}; hostile: ${st.opened} opened, ${st.live} open now, ${st.closedByServer} closed by the server; kith_dns_tcp_closed_total ${JSON.stringify(closed)}`);
+      expect(Math.max(...probes)).toBeLessThan(1000);
       // The table filled and made room (the tricklers go at their deadline, or sooner, for room).
       expect(closed.evicted).toBeGreaterThan(0);
     } finally {
