@@ -23,7 +23,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { isIPv4, isIPv6 } from 'node:net';
-import { hash as siphash } from 'siphash';
+import SipHash from 'siphash';
 
 export const COOKIE_OPTION = 10;
 const OPT = 41;
@@ -164,7 +164,7 @@ export function serverCookie(key: Uint32Array, client: Buffer, address: string, 
   input[8] = 1; // version; reserved bytes stay 0
   input.writeUInt32BE(timestamp >>> 0, 12);
   ip.copy(input, 16);
-  const h = siphash(key, input);
+  const h = SipHash.hash(key, input);
   const out = Buffer.alloc(16);
   input.copy(out, 0, 8, 16);
   out.writeUInt32LE(h.l >>> 0, 8);
