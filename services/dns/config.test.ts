@@ -49,7 +49,7 @@ describe('DNS config', () => {
     const ok = await loadDnsConfig(memoryConfigSource({ ...files, 'dns/dns.yaml': 'limits:\n  zoneRecords: 400\n' }));
     expect(ok.ok).toBe(true);
     const d = await loadDnsConfig(memoryConfigSource(dnsConfig.defaults));
-    expect(d.ok && d.value.settings.limits.zoneRecords).toBe(25_000);
+    expect(d.ok && d.value.settings.limits.zoneRecords).toBe(10_000);
   });
 
   it('names file, line and field for every problem, across files', async () => {
