@@ -105,8 +105,8 @@ export const DnsSettingsSchema = z.object({
   limits: z.object({
     /**
      * Records in all zones together. Measured with the sealed bundle (A/AAAA/TXT mix):
-     * 75 MB resident with none, 126 MB with 10,000 (152 MB after a reload), 185 MB with
-     * 25,000 (237 MB): about 5 KB each while loading, most of it garbage the heap keeps.
+     * 74 MB resident with none, 114 MB with 10,000 (125 MB after a reload), 148 MB with
+     * 25,000 (199 MB): about 4 KB each while loading, most of it garbage the heap keeps.
      * The default keeps DNS within its share of a 512 MB Raspberry Pi; raise it on a
      * bigger machine.
      */
@@ -305,7 +305,7 @@ rrl:
   ipv6PrefixLength: 56
   exempt: []
 
-# Records in all zones together (about 5 KB of memory each, measured): the default
+# Records in all zones together (about 4 KB of memory each, measured): the default
 # fits a 512 MB Raspberry Pi; raise it on a bigger machine.
 limits:
   zoneRecords: 10000

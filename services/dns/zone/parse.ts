@@ -8,10 +8,9 @@
  * Validation: one SOA at the apex, no CNAME beside other data (RFC 1034 §3.6.2, RFC 2181
  * §10.1), all owners inside the zone, labels ≤ 63 and names ≤ 255 octets (RFC 1035 §2.3.4).
  */
-import { Buffer } from 'node:buffer';
 import { isAtOrBelow, labelsToKey, parseName, type Labels } from '../wire/name.ts';
 import { parseClass, parseType, TYPE, typeName } from '../wire/constants.ts';
-import { lexSteps, type Token } from './lexer.ts';
+import { lexEntries, type Token } from './lexer.ts';
 import { encodeRdata, parseTtl } from './rdata.ts';
 import { indexSteps, Zone, type RRset } from './zone.ts';
 import { runSteps, runStepsAsync, STEP, type Steps } from './steps.ts';
@@ -36,16 +35,6 @@ export interface ParseZoneOptions {
 }
 
 export type ParseZoneResult = { ok: true; zone: Zone } | { ok: false; issues: ZoneIssue[] };
-
-interface Rec {
-  owner: string;
-  labels: Labels;
-  type: number;
-  ttl: number;
-  rdata: Buffer;
-  file: string;
-  line: number;
-}
 
 const MAX_INCLUDE_DEPTH = 8;
 // Bounds against hostile or accidental giant zones in a pushed config.
@@ -81,16 +70,23 @@ function* parseZoneSteps(text: string, opts: ParseZoneOptions): Steps<ParseZoneR
   const apex = parseName(originText === '..' ? '.' : originText, []);
   if (!apex.ok) return { ok: false, issues: [{ file: opts.file, line: 0, message: `bad zone origin: ${apex.message}` }] };
   const apexKey = labelsToKey(apex.labels);
-  const recs: Rec[] = [];
+  const sets = new Map<string, RRset & { file: string; line: number }>();
+  let records = 0;
   const state = { ttl: opts.defaultTtl as number | undefined, lastTtl: undefined as number | undefined };
 
   const maxRecords = opts.maxRecords ?? { count: MAX_RECORDS, message: `more than ${MAX_RECORDS} records` };
   let sinceYield = 0;
   const parseFile = function* (body: string, file: string, origin: Labels, depth: number): Steps<void> {
-    const lx = yield* lexSteps(body);
-    if (!lx.ok) issues.push({ file, line: lx.line, message: lx.message });
+    // Entries are read as they are parsed: a big file's tokens never all exist at once.
+    const lx = lexEntries(body);
     let lastOwner: Labels | null = null;
-    for (const entry of lx.entries) {
+    for (;;) {
+      const next = lx.next();
+      if (next.done) {
+        if (next.value) issues.push({ file, line: next.value.line, message: next.value.message });
+        break;
+      }
+      const entry = next.value;
       if (++sinceYield >= STEP) {
         sinceYield = 0;
         yield;
@@ -181,28 +177,18 @@ function* parseZoneSteps(text: string, opts: ParseZoneOptions): Steps<ParseZoneR
       }
       const rd = encodeRdata(type, toks.slice(i) as Token[], origin);
       if (!rd.ok) { issue(`${typeName(type)}: ${rd.message}`); continue; }
-      if (recs.length >= maxRecords.count) { issue(maxRecords.message); return; }
-      recs.push({ owner: ownerKey, labels: owner, type, ttl, rdata: rd.rdata, file, line: entry.line });
+      if (records >= maxRecords.count) { issue(maxRecords.message); return; }
+      records++;
+      // Grouped into RRsets as read; the first record's TTL wins (RFC 2181 §5.2 asks for
+      // one TTL), duplicates are dropped (§5).
+      const k = ownerKey + '\u0000' + type;
+      const set = sets.get(k);
+      if (!set) sets.set(k, { owner: ownerKey, labels: owner, type, ttl, rdata: [rd.rdata], file, line: entry.line });
+      else if (!set.rdata.some((x) => x.equals(rd.rdata))) set.rdata.push(rd.rdata);
     }
   };
 
   yield* parseFile(text, opts.file, apex.labels, 0);
-
-  // Group into RRsets; the first record's TTL wins (RFC 2181 §5.2 asks for one TTL).
-  const sets = new Map<string, RRset & { file: string; line: number }>();
-  for (const r of recs) {
-    if (++sinceYield >= STEP) {
-      sinceYield = 0;
-      yield;
-    }
-    const k = r.owner + '\u0000' + r.type;
-    const s = sets.get(k);
-    if (!s) {
-      sets.set(k, { owner: r.owner, labels: r.labels, type: r.type, ttl: r.ttl, rdata: [r.rdata], file: r.file, line: r.line });
-    } else if (!s.rdata.some((x) => x.equals(r.rdata))) {
-      s.rdata.push(r.rdata);
-    }
-  }
 
   const byOwner = new Map<string, Array<RRset & { file: string; line: number }>>();
   for (const s of sets.values()) {
