@@ -3,7 +3,7 @@
  * 2, 3 and 8). One file, so that its floods never run beside each other.
  *
  * TCP (RFC 7766 §6.2): 2,000 hostile TCP connections (tcp-hostile.ts, its own process),
- * half idle and re-opened 2-4 s after the server closes them, half trickling one byte
+ * half idle and re-opened 5-10 s after the server closes them, half trickling one byte
  * every 4 s, while `dig +tcp` is answered within a second, 20 times in a row. Before the
  * connection table (server/tcp-table.ts) the first 128 connections held the service's TCP
  * side and dig +tcp failed at once (connection reset).

@@ -1,9 +1,10 @@
 /**
- * Hostile TCP clients for tcp-starve.test.ts, in their own process (so their event loop
- * and file descriptors are not the server's): keeps COUNT connections to 127.0.0.1:PORT
- * open, re-opening each 2–4 s after the server closes it; half send nothing, half trickle
- * a query one byte every 4 s. Spread over 100 loopback sources (127.0.0.2-101).
- * IPC: 'stats' → { opened, live, closedByServer }; 'stop' → closes everything and exits.
+ * Hostile TCP clients for guard.test.ts, in their own process (so their event loop and
+ * file descriptors are not the server's): keeps COUNT connections to 127.0.0.1:PORT open,
+ * re-opening each 5-10 s after the server closes it (issue 17's attacker re-opened every
+ * 10 s); half send nothing, half trickle a query one byte every 4 s. Spread over 100
+ * loopback sources (127.0.0.2-101).
+ * IPC: 'stats' -> { opened, live, closedByServer }; 'stop' closes everything and exits.
  *
  *   node services/dns/test/tcp-hostile.ts PORT COUNT
  */
@@ -37,7 +38,7 @@ function one(i: number): void {
     live.delete(sock);
     if (stopped) return;
     closedByServer++;
-    setTimeout(() => one(i), 2000 + Math.random() * 2000);
+    setTimeout(() => one(i), 5000 + Math.random() * 5000);
   });
 }
 
