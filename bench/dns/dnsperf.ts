@@ -37,6 +37,8 @@ export interface PerfResult {
   samples?: Float64Array;
   /** The server's CPU seconds during the run, when known. */
   serverCpu?: number;
+  /** The server's garbage collections during the run and their pauses, when traced. */
+  gc?: { count: number; ms: number };
   command: string;
 }
 
@@ -118,6 +120,10 @@ export interface Combined {
   /** Server CPU: share of one CPU while loaded, and CPU microseconds per answered query. */
   serverCpuPct?: number;
   cpuUsPerQuery?: number;
+  /** CPU microseconds per answered query, round by round (warm-up effects show here). */
+  roundsCpuUsPerQuery?: number[];
+  /** Garbage collections and pause ms, round by round, when traced. */
+  roundsGc?: { count: number; ms: number }[];
 }
 
 export function combine(runs: PerfResult[]): Combined {
@@ -142,6 +148,7 @@ export function combine(runs: PerfResult[]): Combined {
     p99Ms: pct(0.99),
     maxMs: Math.max(...runs.map((r) => r.maxMs)),
     rcodes,
-    ...(cpu !== undefined && seconds > 0 && completed > 0 ? { serverCpuPct: (100 * cpu) / seconds, cpuUsPerQuery: (cpu * 1e6) / completed } : {}),
+    ...(cpu !== undefined && seconds > 0 && completed > 0 ? { serverCpuPct: (100 * cpu) / seconds, cpuUsPerQuery: (cpu * 1e6) / completed, roundsCpuUsPerQuery: runs.map((r) => (r.serverCpu! * 1e6) / Math.max(1, r.completed)) } : {}),
+    ...(runs.every((r) => r.gc) ? { roundsGc: runs.map((r) => r.gc!) } : {}),
   };
 }

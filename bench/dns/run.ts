@@ -43,6 +43,12 @@ Options:
   --no-echo       skip the calibration row: node-udp-echo, a Node dgram server that
                   sends each query back as its answer (no DNS work), i.e. the ceiling
                   of any Node UDP server here; not a target, for reading kith's figures
+  --qps N         offer each server N queries a second (dnsperf -Q) instead of all it
+                  takes: CPU per query compared at the same load (at saturation a
+                  slower server batches more datagrams per wake-up, and cpu us/q moves)
+  --warmup N      seconds of load on each server before the measured rounds (default 1)
+  --trace-gc      run kith and node-udp-echo with --trace-gc: collections and their pauses
+                  per round, to tell warm-up from garbage collection in the figures
   --bundle PATH   use this kith DNS bundle instead of building one into build/bench/dns/
   --profile       run kith (a readable bundle, unless --bundle) with --cpu-prof; the
                   .cpuprofile files are kept and summarised on stderr (hot functions
@@ -79,6 +85,9 @@ async function main(): Promise<number> {
       hosts: { type: 'string', default: '2000' },
       'no-pin': { type: 'boolean', default: false },
       'no-echo': { type: 'boolean', default: false },
+      warmup: { type: 'string', default: '1' },
+      qps: { type: 'string' },
+      'trace-gc': { type: 'boolean', default: false },
       bundle: { type: 'string' },
       profile: { type: 'boolean', default: false },
       keep: { type: 'boolean', default: false },
@@ -91,6 +100,11 @@ async function main(): Promise<number> {
   const clients = Number(a.clients);
   const rounds = Number(a.rounds);
   const hosts = Number(a.hosts);
+  const warmup = Number(a.warmup);
+  const traceGc = a['trace-gc'];
+  const offered = a.qps === undefined ? undefined : Number(a.qps);
+  if (offered !== undefined && !(offered > 0)) throw new Usage('--qps must be a positive number');
+  if (!Number.isFinite(warmup) || warmup < 0) throw new Usage('--warmup must be 0 or more seconds');
   for (const [k, v] of [['seconds', seconds], ['clients', clients], ['rounds', rounds], ['hosts', hosts]] as const) {
     if (!Number.isFinite(v) || v <= 0) throw new Usage(`--${k} must be a positive number`);
   }
@@ -137,19 +151,22 @@ async function main(): Promise<number> {
     const perf = (server: Running, file: string, extra: Partial<Parameters<typeof runDnsperf>[0]> = {}) =>
       runDnsperf({ server: '127.0.0.1', port: server.port, queryFile: file, clients, cpus: loadCpu, ...extra });
 
-    /** Warm each server up (JIT, caches) for a second, then measure in interleaved rounds. */
+    /** Warm each server up (JIT, caches) for --warmup seconds, then measure in interleaved rounds. */
     const measure = async (test: Test, servers: Running[], file: string): Promise<Row[]> => {
-      for (const s of servers) await perf(s, file, { seconds: 1 });
+      if (warmup > 0) for (const s of servers) await perf(s, file, { seconds: warmup });
       const runs = new Map<string, PerfResult[]>(servers.map((s) => [s.name, []]));
       for (let r = 0; r < rounds; r++) {
         for (const s of servers) {
           progress(`${test}: ${s.name}, round ${r + 1}/${rounds} (${perRound} s)`);
           const cpu0 = cpuSeconds(s.child.pid);
-          const res = await perf(s, file, { seconds: perRound, latencies: true });
+          const gc0 = s.gc?.();
+          const res = await perf(s, file, { seconds: perRound, latencies: true, ...(offered ? { maxQps: offered } : {}) });
           const cpu1 = cpuSeconds(s.child.pid);
+          const gc1 = s.gc?.();
           if (cpu0 !== undefined && cpu1 !== undefined) res.serverCpu = cpu1 - cpu0;
+          if (gc0 && gc1) res.gc = { count: gc1.count - gc0.count, ms: gc1.ms - gc0.ms };
           runs.get(s.name)!.push(res);
-          progress(`  ${Math.round(res.qps)} qps, ${res.lost} lost${res.serverCpu !== undefined ? `, server CPU ${Math.round((100 * res.serverCpu) / res.runSeconds)}%` : ''}`);
+          progress(`  ${Math.round(res.qps)} qps, ${res.lost} lost${res.serverCpu !== undefined ? `, server CPU ${Math.round((100 * res.serverCpu) / res.runSeconds)}%, ${((res.serverCpu * 1e6) / Math.max(1, res.completed)).toFixed(2)} us/q` : ''}${res.gc ? `, ${res.gc.count} GCs ${res.gc.ms.toFixed(1)} ms` : ''}`);
         }
       }
       return servers.map((s) => ({ test, server: s.name, ...combine(runs.get(s.name)!) }));
@@ -158,11 +175,15 @@ async function main(): Promise<number> {
     // 1. Authoritative.
     progress('starting kith, NSD and dnsmasq (authoritative)');
     const probe = `ns1.${ZONE}`;
-    const kith = await startKith({ bundle, dir: path.join(work, 'kith-auth'), zones: { [ZONE]: zone }, dnsYaml: 'upstreams: []\n', cpus: serverCpu, profile: a.profile, probe });
+    // kith runs with its defaults (but for a zone-size limit that any --hosts fits under),
+    // response rate limiting on: the load comes from
+    // 127.0.0.1, a home-network client (recursion.allow), so every answer takes the RRL
+    // check and none is limited, as NSD here runs with its RRL off and dnsmasq has none.
+    const kith = await startKith({ bundle, dir: path.join(work, 'kith-auth'), zones: { [ZONE]: zone }, dnsYaml: 'upstreams: []\nlimits:\n  zoneRecords: 10000000\n', cpus: serverCpu, profile: a.profile, traceGc, probe });
     running.push(kith);
     running.push(await startNsd(path.join(work, 'nsd-auth'), { [ZONE]: zone }, serverCpu, probe));
     running.push(await startDnsmasq(path.join(work, 'dnsmasq-auth'), dm.text, serverCpu, probe));
-    if (!a['no-echo']) running.push(await startEcho(serverCpu));
+    if (!a['no-echo']) running.push(await startEcho(serverCpu, traceGc));
     const sample = q.text.split('\n').filter(Boolean).slice(0, SAMPLE);
     const agreement: Agreement[] = [];
     const check = async (servers: Running[], ref: Running, questions: string[], ignoreAa: boolean) => {
@@ -185,7 +206,7 @@ async function main(): Promise<number> {
     running.push(upstream);
     const upProbe = `name0001.${UPSTREAM_ZONE}`;
     const kithF = await startKith({
-      bundle, dir: path.join(work, 'kith-forward'), zones: {}, cpus: serverCpu, profile: a.profile, probe: upProbe,
+      bundle, dir: path.join(work, 'kith-forward'), zones: {}, cpus: serverCpu, profile: a.profile, traceGc, probe: upProbe,
       dnsYaml: `upstreams: ["127.0.0.1:${upstream.port}"]\ncache:\n  maxEntries: 50000\n`,
     });
     running.push(kithF);
@@ -193,6 +214,9 @@ async function main(): Promise<number> {
     const dmF = await startDnsmasq(path.join(work, 'dnsmasq-forward'), `server=127.0.0.1#${upstream.port}\ncache-size=10000\ncache-rr=TXT\n`, serverCpu, upProbe);
     running.push(dmF);
     const fwdServers = [kithF, dmF];
+    // The calibration row again, under this test's load, for kith/echo per CPU.
+    const echoF = a['no-echo'] ? undefined : await startEcho(serverCpu, traceGc);
+    if (echoF) running.push(echoF);
     for (const s of fwdServers) {
       progress(`forwarding: warming ${s.name}'s cache (${fq.distinct} names, twice)`);
       const w = await perf(s, warmFile, { maxRuns: 2, maxQps: 5000 });
@@ -200,7 +224,7 @@ async function main(): Promise<number> {
     }
     await check(fwdServers, upstream, fq.measure.split('\n').filter(Boolean).slice(0, SAMPLE), true);
     const before = await kithCacheCounters(kithF.health);
-    const fwdRows = await measure('forwarding', fwdServers, fwdFile);
+    const fwdRows = await measure('forwarding', echoF ? [...fwdServers, echoF] : fwdServers, fwdFile);
     const after = await kithCacheCounters(kithF.health);
     const kithCache = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]));
     dmF.child.kill('SIGUSR1'); // dnsmasq logs its counters
@@ -219,18 +243,27 @@ async function main(): Promise<number> {
       const perCpu = a?.cpuUsPerQuery && b?.cpuUsPerQuery ? b.cpuUsPerQuery / a.cpuUsPerQuery : undefined;
       return { name, ratio, ...(perCpu !== undefined ? { perCpuRatio: perCpu } : {}), need, pass: ratio >= need };
     };
+    // kith's CPU per query against Node's own floor (node-udp-echo), in each test.
+    const perEcho = (t: Test) => {
+      const k = row(t, 'kith')?.cpuUsPerQuery;
+      const e = row(t, 'node-udp-echo')?.cpuUsPerQuery;
+      return k && e ? k / e : undefined;
+    };
+    const echoRatios = { authoritative: perEcho('authoritative'), forwarding: perEcho('forwarding') };
     const targets = [
       target('authoritative kith/dnsmasq', 'authoritative', 'kith', 'dnsmasq', 1.0),
       target('authoritative kith/NSD', 'authoritative', 'kith', 'nsd', 0.5),
       target('cached forwarding kith/dnsmasq', 'forwarding', 'kith', 'dnsmasq', 1.0),
     ];
     const setup = {
-      seconds: perRound * rounds, rounds, clients, transport: 'udp',
+      seconds: perRound * rounds, rounds, clients, transport: 'udp', ...(offered ? { offered } : {}),
       loadAverage: { before: Number(loadBefore.toFixed(2)), after: Number(loadavg()[0]!.toFixed(2)), cpus: availableParallelism() },
       pinning: pin ? 'dnsperf and the upstream NSD on CPU 0, the server under test on CPU 1 (taskset)' : 'none',
       zone: { origin: ZONE, records, hosts, queryMix: Object.fromEntries(MIX.map(([c, share]) => [c, share])) },
       dnsmasq: { authoritative: dm.summary, forwarding: 'server=127.0.0.1#UPSTREAM, cache-size=10000, cache-rr=TXT, no-resolv, no-hosts' },
       nsd: 'server-count 1, RRL off',
+      kith: 'dns.yaml defaults: RRL on; the load comes from 127.0.0.1, in recursion.allow (the home network), so every answer takes the RRL check and none is limited',
+      kithCpuPerQueryOverEcho: echoRatios,
       forwarding: { upstream: `NSD, zone ${UPSTREAM_ZONE}, ${upNames} names`, distinctQueries: fq.distinct, kithCacheDuringMeasure: kithCache, dnsmasqStats },
       agreement,
       bundle,
@@ -238,7 +271,7 @@ async function main(): Promise<number> {
     };
     for (const pf of profiles) progress(`${pf}\n${formatSummary(summarize(pf, bundle, 30))}`);
     if (a.json) process.stdout.write(JSON.stringify({ setup, results: rows.map(({ rounds: rr, ...r }) => ({ ...r, roundsQps: rr })), targets }, null, 2) + '\n');
-    else process.stdout.write(table(setup, rows, targets, agreement) + `Forwarding served from cache: kith cache counters after warming (last warm-up second + measured runs) ${JSON.stringify(kithCache)}; dnsmasq: ${dnsmasqStats || 'no stats'}\n`);
+    else process.stdout.write(table(setup, rows, targets, agreement) + echoLines(rows, echoRatios) + `Forwarding served from cache: kith cache counters after warming (last warm-up second + measured runs) ${JSON.stringify(kithCache)}; dnsmasq: ${dnsmasqStats || 'no stats'}\n`);
     return 0;
   } finally {
     await stopAll();
@@ -269,10 +302,27 @@ async function readDnsmasqStats(log: string): Promise<string> {
   }
 }
 
+/** kith/echo CPU per query in each test (target <= 1.10), and per round with GC when traced. */
+function echoLines(rows: Row[], ratios: Record<Test, number | undefined>): string {
+  const out = ['kith CPU per query over node-udp-echo\'s (Node\'s floor; target <= 1.10x), and each round\'s us/q (warm-up shows in the first):'];
+  for (const t of ['authoritative', 'forwarding'] as const) {
+    const r = ratios[t];
+    out.push(`  ${t.padEnd(14)} ${r === undefined ? '-' : `${r.toFixed(2)}x  ${r <= 1.1 ? 'PASS' : 'FAIL'}`}`);
+    for (const s of ['kith', 'node-udp-echo']) {
+      const x = rows.find((y) => y.test === t && y.server === s);
+      if (!x?.roundsCpuUsPerQuery) continue;
+      const gc = x.roundsGc ? `; GC per round: ${x.roundsGc.map((g) => `${g.count} (${g.ms.toFixed(1)} ms)`).join(' / ')}` : '';
+      out.push(`    ${s.padEnd(14)} us/q per round: ${x.roundsCpuUsPerQuery.map((v) => v.toFixed(2)).join(' / ')}${gc}`);
+    }
+  }
+  out.push('kith: dns.yaml defaults, response rate limiting on; the load comes from 127.0.0.1, a home-network client (recursion.allow), so every answer takes the RRL check and none is limited. NSD: RRL off. dnsmasq: no RRL.', '');
+  return out.join('\n') + '\n';
+}
+
 const f0 = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-');
 const f2 = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : '-');
 
-function table(setup: { seconds: number; rounds: number; clients: number; pinning: string; loadAverage: { before: number; after: number; cpus: number }; dnsmasq: { authoritative: string } }, rows: Row[], targets: Target[], agreement: Agreement[]): string {
+function table(setup: { seconds: number; rounds: number; clients: number; offered?: number; pinning: string; loadAverage: { before: number; after: number; cpus: number }; dnsmasq: { authoritative: string } }, rows: Row[], targets: Target[], agreement: Agreement[]): string {
   const head = ['test', 'server', 'qps', 'rounds qps', 'avg ms', 'p50 ms', 'p99 ms', 'max ms', 'lost', 'cpu %', 'cpu us/q', 'rcodes'];
   const body = rows.map((r) => [
     r.test, r.server, f0(r.qps), r.rounds.map(f0).join(' / '), f2(r.avgMs), f2(r.p50Ms), f2(r.p99Ms), f2(r.maxMs), f0(r.lost),
@@ -283,7 +333,7 @@ function table(setup: { seconds: number; rounds: number; clients: number; pinnin
   const w = head.map((_, i) => Math.max(...t.map((row) => row[i]!.length)));
   const line = (row: string[]) => row.map((c, i) => (i >= 2 && i <= 10 ? c.padStart(w[i]!) : c.padEnd(w[i]!))).join('  ').trimEnd();
   const out = [
-    `DNS benchmark (dnsperf, UDP): ${setup.clients} clients, ${setup.seconds} s per server and test in ${setup.rounds} interleaved rounds; pinning: ${setup.pinning}`,
+    `DNS benchmark (dnsperf, UDP): ${setup.clients} clients, ${setup.seconds} s per server and test in ${setup.rounds} interleaved rounds${setup.offered ? `, ${setup.offered} queries/s offered to each (not saturating)` : ''}; pinning: ${setup.pinning}`,
     `1-minute load average ${setup.loadAverage.before} before, ${setup.loadAverage.after} after, on ${setup.loadAverage.cpus} CPUs (above ~2, other work shared the CPUs: qps is noisy, cpu us/q much less so)`,
     `dnsmasq (authoritative) was given: ${setup.dnsmasq.authoritative}`,
     '',

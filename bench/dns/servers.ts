@@ -22,6 +22,8 @@ export interface Running {
   child: ChildProcess;
   /** stdout+stderr so far, for error messages. */
   output(): string;
+  /** Garbage collections so far and their pauses (ms), for a server run with --trace-gc. */
+  gc?(): { count: number; ms: number };
   stop(): Promise<void>;
 }
 
@@ -112,11 +114,26 @@ export async function waitForDns(port: number, name: string, ms: number, exited:
   }
 }
 
-function launch(name: string, cmd: string, args: string[], cpus: string | undefined, port: number, probe: string): Promise<Running> {
+function launch(name: string, cmd: string, args: string[], cpus: string | undefined, port: number, probe: string, traceGc = false): Promise<Running> {
   const [c, a] = cpus ? ['taskset', ['-c', cpus, cmd, ...args]] : [cmd, args];
   const child = spawn(c, a, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  const keep = (d: Buffer) => { out = (out + d.toString()).slice(-20_000); };
+  // --trace-gc lines: "[pid:0x..]  1234 ms: Scavenge 5.1 (6.2) -> 4.3 (7.2) MB, pooled: 0 MB, 0.41 / 0.00 ms ..."
+  const gc = { count: 0, ms: 0 };
+  let partial = '';
+  const keep = (d: Buffer) => {
+    out = (out + d.toString()).slice(-20_000);
+    if (!traceGc) return;
+    const lines = (partial + d.toString()).split('\n');
+    partial = lines.pop() ?? '';
+    for (const l of lines) {
+      const m = /ms: (?:Scavenge|Mark-Compact|Mark-Sweep|Minor Mark-Sweep)[^,]*MB,(?: pooled: [\d.]+ MB,)? ([\d.]+) \/ ([\d.]+) ms/.exec(l);
+      if (m) {
+        gc.count++;
+        gc.ms += Number(m[1]);
+      }
+    }
+  };
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
   let exitMsg: string | undefined;
@@ -127,6 +144,7 @@ function launch(name: string, cmd: string, args: string[], cpus: string | undefi
     port,
     child,
     output: () => out,
+    ...(traceGc ? { gc: () => ({ ...gc }) } : {}),
     stop: () => new Promise((resolve) => {
       if (child.exitCode !== null || child.signalCode !== null) return resolve();
       const t = setTimeout(() => child.kill('SIGKILL'), 5000);
@@ -149,6 +167,8 @@ export interface KithOptions {
   cpus?: string;
   /** Run with --cpu-prof, the profile written into the data folder (the only writable one). */
   profile?: boolean;
+  /** Run with --trace-gc and count collections and pauses (Running.gc). */
+  traceGc?: boolean;
   probe: string;
 }
 
@@ -166,8 +186,9 @@ export async function startKith(o: KithOptions): Promise<Running & { dataDir: st
   // permission model refuses silently (no profile) unless allowed: for profiling only.
   const flags = o.profile
     ? [...sealFlags({ entry: o.bundle, configRoot: config, dataDir: data }), '--allow-inspector', '--disable-warning=SecurityWarning', '--cpu-prof', `--cpu-prof-dir=${data}`]
-    : [];
-  const r = await launch('kith', process.execPath, [...flags, o.bundle, '--config', config, '--data', data, '--listen', `dns=127.0.0.1:${port}`, '--listen', `health=127.0.0.1:${health}`], o.cpus, port, o.probe);
+    : o.traceGc ? [...sealFlags({ entry: o.bundle, configRoot: config, dataDir: data })] : [];
+  if (o.traceGc) flags.push('--trace-gc');
+  const r = await launch('kith', process.execPath, [...flags, o.bundle, '--config', config, '--data', data, '--listen', `dns=127.0.0.1:${port}`, '--listen', `health=127.0.0.1:${health}`], o.cpus, port, o.probe, o.traceGc);
   return { ...r, dataDir: data, health: `http://127.0.0.1:${health}` };
 }
 
@@ -202,9 +223,9 @@ export async function startNsd(dir: string, zones: Record<string, string>, cpus:
 }
 
 /** The calibration server (./echo.ts): Node's dgram with no DNS work at all. */
-export async function startEcho(cpus: string | undefined): Promise<Running> {
+export async function startEcho(cpus: string | undefined, traceGc = false): Promise<Running> {
   const port = await freePort();
-  return launch('node-udp-echo', process.execPath, [path.join(import.meta.dirname, 'echo.ts'), String(port)], cpus, port, 'probe.invalid');
+  return launch('node-udp-echo', process.execPath, [...(traceGc ? ['--trace-gc'] : []), path.join(import.meta.dirname, 'echo.ts'), String(port)], cpus, port, 'probe.invalid', traceGc);
 }
 
 /** dnsmasq with `options` as its conf file (plus what every run needs). */

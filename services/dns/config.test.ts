@@ -28,6 +28,30 @@ describe('DNS config', () => {
     if (r.ok) expect(r.value.zoneFiles.get('home.arpa')).toBe('dns/zones/home.arpa.zone');
   });
 
+  it('has TCP limits by default, takes them from dns.yaml, and names a bad one', async () => {
+    const d = await loadDnsConfig(memoryConfigSource(dnsConfig.defaults));
+    expect(d.ok && d.value.settings.tcp).toEqual({ maxConnections: 512, maxConnectionsPerSource: 32, idleTimeout: 10, messageTimeout: 5 });
+    const empty = await loadDnsConfig(memoryConfigSource({ 'dns/dns.yaml': 'upstreams: []\n' }));
+    expect(empty.ok && empty.value.settings.tcp.maxConnections).toBe(512);
+    const r = await loadDnsConfig(memoryConfigSource({ 'dns/dns.yaml': 'tcp:\n  maxConnections: 0\n' }));
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(formatIssue(r.issues[0]!)).toMatch(/^dns\/dns\.yaml:2: tcp\.maxConnections: /);
+  });
+
+  it('refuses a zone set over the total-records limit at the first record past it, naming the limit', async () => {
+    const zone = (origin: string, n: number) => `$ORIGIN ${origin}.\n$TTL 300\n@ IN SOA ns1 hostmaster 1 7200 900 1209600 300\n@ IN NS ns1\n` + Array.from({ length: n }, (_, i) => `h${i} IN A 192.0.2.${i % 250}\n`).join('');
+    const files = { 'dns/dns.yaml': 'limits:\n  zoneRecords: 150\n', 'dns/zones/a.test.zone': zone('a.test', 100), 'dns/zones/b.test.zone': zone('b.test', 100), 'dns/zones/c.test.zone': zone('c.test', 100) };
+    const r = await loadDnsConfig(memoryConfigSource(files));
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    // a.test: 102 records; b.test's 49th record (line 4 + 47 = 51) is the 151st.
+    expect(r.issues.map(formatIssue)).toEqual(['dns/zones/b.test.zone:51: the zones hold more than 150 records in all, the limit for this machine (dns/dns.yaml: limits.zoneRecords); remove records or raise the limit']);
+    const ok = await loadDnsConfig(memoryConfigSource({ ...files, 'dns/dns.yaml': 'limits:\n  zoneRecords: 400\n' }));
+    expect(ok.ok).toBe(true);
+    const d = await loadDnsConfig(memoryConfigSource(dnsConfig.defaults));
+    expect(d.ok && d.value.settings.limits.zoneRecords).toBe(10_000);
+  });
+
   it('names file, line and field for every problem, across files', async () => {
     const r = await loadDnsConfig(memoryConfigSource({
       'dns/dns.yaml': 'upstreams: [9.9.9.9, "not-an-ip"]\nrecursion:\n  allow: [10.0.0.0/33]\nupdates:\n  - key: nobody\n    names: [a.example.org]\n',

@@ -21,7 +21,10 @@ import { createForwarder, type Forwarder } from './forward/forwarder.ts';
 import { createUdpSend } from './forward/udp.ts';
 import { createRecursive } from './recursive.ts';
 import { SerialKeeper } from './serials.ts';
-import { startDnsServer } from './server/server.ts';
+import { startDnsServer, type HandlerInfo } from './server/server.ts';
+import { createCookieLayer, type CookieState } from './cookie/layer.ts';
+import { classifyResponse, DEFAULT_RRL, ResponseRateLimiter, slipReply, type RrlSettings } from './rrl/rrl.ts';
+import { DEFAULT_TCP_LIMITS, type TcpLimits } from './server/tcp-table.ts';
 import { OPCODE, RCODE } from './wire/constants.ts';
 import { ZoneSet, type Zone } from './zone/zone.ts';
 import { createDynamicUpdates } from './dynamic.ts';
@@ -163,38 +166,115 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
     },
     otherOpcode: async (q, raw) => (q.opcode === OPCODE.UPDATE ? ((await updateHandler.handle(raw)) ?? null) : undefined),
   });
-  let missed: { msg: Buffer; key: string | undefined } | undefined;
+  const tcpClosed = metrics.counter('kith_dns_tcp_closed_total', 'TCP connections closed or refused by the limits, by reason (idle, slow, stalled, evicted, source-evicted, full, source-full).');
+  let tcpFor: DnsConfig['settings']['tcp'] | undefined;
+  let tcpLimits: TcpLimits = DEFAULT_TCP_LIMITS;
+  const liveTcpLimits = (): TcpLimits => {
+    const t = ctx.config().settings.tcp;
+    if (t !== tcpFor) {
+      tcpFor = t;
+      tcpLimits = { maxConnections: t.maxConnections, maxPerSource: t.maxConnectionsPerSource, idleMs: t.idleTimeout * 1000, messageMs: t.messageTimeout * 1000 };
+    }
+    return tcpLimits;
+  };
+  // Response rate limiting (rrl/rrl.ts) of UDP answers to clients outside the home network.
+  const rrl = new ResponseRateLimiter();
+  const rrlLimited = metrics.counter('kith_dns_rrl_total', 'UDP answers held back by response rate limiting, by action (slipped: sent truncated; dropped) and reason (answer, nodata, nxdomain, referral, error).');
+  let rrlFor: DnsConfig['settings']['rrl'] | undefined;
+  let rrlSettings: RrlSettings = DEFAULT_RRL;
+  const rateLimit = (reply: Buffer, info: HandlerInfo): Buffer | undefined => {
+    const r = ctx.config().settings.rrl;
+    if (!r.enabled || info.validCookie || recursionAllowed(info.remote.address) || (r.exempt.length > 0 && aclAllows(r.exempt, info.remote.address))) return reply;
+    if (r !== rrlFor) {
+      rrlFor = r;
+      rrlSettings = { responsesPerSecond: r.responsesPerSecond, window: r.window, slip: r.slip, ipv4PrefixLength: r.ipv4PrefixLength, ipv6PrefixLength: r.ipv6PrefixLength, maxEntries: r.maxEntries };
+    }
+    const c = classifyResponse(reply);
+    if (!c) return reply;
+    const action = rrl.check(ctx.now(), rrlSettings, info.remote.address, c.cls, c.name);
+    if (action === 'send') return reply;
+    rrlLimited.inc({ action: action === 'slip' ? 'slipped' : 'dropped', reason: c.cls });
+    if (action === 'drop') return undefined;
+    // A client that sent a cookie gets BADCOOKIE with a fresh server cookie instead of TC
+    // (as BIND does): it can ask again over UDP with that cookie, and will be let through.
+    const cookie = (info as HandlerInfo & { cookie?: CookieState }).cookie;
+    return cookie ? cookies.badCookie(reply, cookie, info.remote.address) : slipReply(reply);
+  };
+  // DNS cookies (cookie/): checked and taken out of the query before it is answered or
+  // cached, the client's and our server cookie put into the reply after.
+  const cookieResults = metrics.counter('kith_dns_cookies_total', 'Queries by DNS cookie (RFC 7873): client-only, valid, invalid (a server cookie that does not verify), malformed.');
+  const cookieCount = Object.fromEntries((['client-only', 'valid', 'invalid', 'malformed'] as const).map((r) => [r, cookieResults.with({ result: r })]));
+  const cookies = createCookieLayer({ now: ctx.now, onResult: (r) => { if (r !== 'none') cookieCount[r]!.inc(); } });
+  type Info = HandlerInfo & { cookie?: CookieState };
+  let missed: { msg: Buffer; query: Buffer; state: CookieState | undefined; key: string | undefined } | undefined;
   const server = await startDnsServer({
     host: ctx.listen.dns.host,
     port: ctx.listen.dns.port,
-    fastPath: (msg, info) => {
-      const key = responses.key(msg, info.transport, recursionAllowed(info.remote.address));
-      const hit = key === undefined ? undefined : responses.get(key, msg);
+    fastPath: (msg, info: Info) => {
+      // A cookie needs an OPT record: a query with no additional record skips the layer.
+      let query = msg;
+      let state: CookieState | undefined;
+      if (msg.length >= 12 && (msg[10]! | msg[11]!) !== 0) {
+        const begun = cookies.begin(msg, info.remote.address);
+        if ('reply' in begun) {
+          udpQueries.inc();
+          return begun.reply;
+        }
+        ({ query, state } = begun);
+        if (state) {
+          info.cookie = state;
+          info.validCookie = state.valid;
+        }
+      }
+      const key = responses.key(query, info.transport, recursionAllowed(info.remote.address));
+      const hit = key === undefined ? undefined : responses.get(key, query);
       if (hit) {
         (info.transport === 'udp' ? udpQueries : tcpQueries).inc();
         responseHitCount.inc();
-      } else missed = { msg, key };
-      return hit;
+        return state ? cookies.finish(hit, state, info.remote.address, info.transport) : hit;
+      }
+      missed = { msg, query, state, key };
+      return undefined;
     },
-    handler: async (msg, info) => {
+    handler: async (msg, info: Info) => {
       (info.transport === 'udp' ? udpQueries : tcpQueries).inc();
       // On a fast-path miss the server calls the handler at once for the same message:
-      // its key is already made.
-      const key = missed?.msg === msg ? missed.key : responses.key(msg, info.transport, recursionAllowed(info.remote.address));
+      // its cookie and key are already made. TCP queries come only this way.
+      let query: Buffer;
+      let state: CookieState | undefined;
+      let key: string | undefined;
+      if (missed?.msg === msg) {
+        ({ query, state, key } = missed);
+      } else {
+        const begun = cookies.begin(msg, info.remote.address);
+        if ('reply' in begun) return begun.reply;
+        ({ query, state } = begun);
+        if (state) {
+          info.cookie = state;
+          info.validCookie = state.valid;
+        }
+        key = responses.key(query, info.transport, recursionAllowed(info.remote.address));
+      }
       missed = undefined;
-      // UDP hits were served by fastPath already; TCP queries come only this way.
+      const finish = (r: Buffer) => (state ? cookies.finish(r, state, info.remote.address, info.transport) : r);
+      // UDP hits were served by fastPath already.
       if (key !== undefined && info.transport === 'tcp') {
-        const hit = responses.get(key, msg);
+        const hit = responses.get(key, query);
         if (hit) {
           responseHitCount.inc();
-          return hit;
+          return finish(hit);
         }
       }
       const generation = responses.generation;
-      const reply = await handler(msg, info);
-      if (key !== undefined && Buffer.isBuffer(reply)) responses.put(key, reply, generation, forwardedReplies.has(reply));
-      return reply;
+      const reply = await handler(query, info);
+      if (!Buffer.isBuffer(reply)) return reply;
+      if (key !== undefined) responses.put(key, reply, generation, forwardedReplies.has(reply));
+      return finish(reply);
     },
+    udpReply: rateLimit,
+    tcp: liveTcpLimits,
+    onTcpClose: (reason) => tcpClosed.inc({ reason }),
+    now: ctx.now,
     log,
   });
   const host = ctx.listen.dns.host.includes(':') ? `[${ctx.listen.dns.host}]` : ctx.listen.dns.host;

@@ -20,6 +20,8 @@ const echo: DnsHandler = async (msg) => {
   return r;
 };
 
+const echoSync = (msg: Buffer) => { const r = Buffer.from(msg); r[2] |= 0x80; return r; };
+
 async function start(extra: Partial<Parameters<typeof startDnsServer>[0]> = {}): Promise<DnsServer> {
   const s = await startDnsServer({ host: '127.0.0.1', port: 0, handler: echo, log: { warn: () => {} }, ...extra });
   servers.push(s);
@@ -108,17 +110,107 @@ describe('startDnsServer', () => {
     expect(reply.readUInt16BE(0)).toBe(9);
   });
 
-  it('caps connections and closes idle ones', async () => {
-    const s = await start({ maxTcpConnections: 2, tcpIdleMs: 200 });
-    const open = () => new Promise<net.Socket>((r) => { const c = net.connect(s.tcpPort, '127.0.0.1', () => r(c)); c.on('error', () => {}); });
-    const a = await open();
-    const b = await open();
-    const c = await open();
-    const closed = (x: net.Socket) => new Promise<number>((r) => { const t = Date.now(); if (x.destroyed) r(0); x.on('close', () => r(Date.now() - t)); });
-    expect(await closed(c)).toBeLessThan(150); // over the cap: closed at once
-    const [ta, tb] = await Promise.all([closed(a), closed(b)]);
-    expect(ta).toBeGreaterThan(100); // idle timeout
-    expect(tb).toBeLessThan(2000);
+  const open = (port: number, localAddress?: string) => new Promise<net.Socket>((r) => {
+    const c = net.connect({ port, host: '127.0.0.1', ...(localAddress ? { localAddress } : {}) }, () => r(c));
+    c.on('error', () => {});
+  });
+  const closedAfter = (x: net.Socket) => new Promise<number>((r) => { const t = Date.now(); if (x.destroyed) r(0); x.on('close', () => r(Date.now() - t)); });
+
+  it('when full, a new connection evicts the longest-idle one; idle ones close on their own', async () => {
+    const reasons: string[] = [];
+    const s = await start({ tcp: { maxConnections: 2, maxPerSource: 10, idleMs: 400, messageMs: 5000 }, onTcpClose: (r) => reasons.push(r) });
+    const a = await open(s.tcpPort);
+    await new Promise((r) => setTimeout(r, 20));
+    const b = await open(s.tcpPort);
+    const c = await open(s.tcpPort);
+    expect(await closedAfter(a)).toBeLessThan(150); // the oldest idle made room
+    expect(reasons).toEqual(['evicted']);
+    const { replies } = await tcpExchange(s.tcpPort, [frame(query(3, 'a.test'))], 1);
+    expect(replies[0].readUInt16BE(0)).toBe(3); // evicts b, is answered
+    const tc = await closedAfter(c);
+    expect(tc).toBeGreaterThan(150); // idle timeout
+    expect(tc).toBeLessThan(1500);
+    expect(b.destroyed).toBe(true);
+    expect(reasons.filter((r) => r === 'idle').length).toBeGreaterThanOrEqual(1);
+  });
+
+  it('closes a client that trickles a query a byte at a time past the message deadline', async () => {
+    const reasons: string[] = [];
+    const s = await start({ tcp: { maxConnections: 10, maxPerSource: 10, idleMs: 10_000, messageMs: 500 }, onTcpClose: (r) => reasons.push(r) });
+    const c = await open(s.tcpPort);
+    const bytes = frame(query(4, 'trickle.test'));
+    let i = 0;
+    const t = setInterval(() => { if (!c.destroyed && i < bytes.length) c.write(bytes.subarray(i, ++i)); }, 100);
+    const took = await closedAfter(c);
+    clearInterval(t);
+    expect(took).toBeGreaterThan(400);
+    expect(took).toBeLessThan(1200);
+    expect(reasons).toEqual(['slow']);
+  });
+
+  it('does not hold a frame we stopped reading (pipelining bound) against the client', async () => {
+    // One query at a time, each taking 600 ms; the message deadline is 300 ms. The next
+    // query's first bytes come with the first query, its tail 650 ms later: while we were
+    // not reading, its clock did not run.
+    const s = await start({
+      handler: async (m) => { await new Promise((r) => setTimeout(r, 600)); return echoSync(m); },
+      maxPipelined: 1,
+      tcp: { maxConnections: 10, maxPerSource: 10, idleMs: 10_000, messageMs: 300 },
+    });
+    const next = frame(query(2, 'b.test'));
+    const { replies, closed } = await tcpExchange(s.tcpPort, [Buffer.concat([frame(query(1, 'a.test')), next.subarray(0, 5)]), next.subarray(5)], 2, 650);
+    expect(closed).toBe(false);
+    expect(replies.map((r) => r.readUInt16BE(0))).toEqual([1, 2]);
+  });
+
+  it('a source over its cap only evicts its own idle connections', async () => {
+    const s = await start({ tcp: { maxConnections: 100, maxPerSource: 2, idleMs: 10_000, messageMs: 5000 } });
+    const other = await open(s.tcpPort, '127.0.0.2');
+    const a1 = await open(s.tcpPort);
+    await new Promise((r) => setTimeout(r, 20));
+    const a2 = await open(s.tcpPort);
+    const a3 = await open(s.tcpPort);
+    expect(await closedAfter(a1)).toBeLessThan(150);
+    await new Promise((r) => setTimeout(r, 50));
+    expect([other.destroyed, a2.destroyed, a3.destroyed]).toEqual([false, false, false]);
+    for (const x of [other, a2, a3]) x.destroy();
+  });
+
+  it('limits given as a function apply to the next connection', async () => {
+    let max = 1;
+    const s = await start({ tcp: () => ({ maxConnections: max, maxPerSource: 10, idleMs: 10_000, messageMs: 5000 }) });
+    const a = await open(s.tcpPort);
+    const b = await open(s.tcpPort);
+    expect(await closedAfter(a)).toBeLessThan(150);
+    max = 5;
+    const c = await open(s.tcpPort);
+    await new Promise((r) => setTimeout(r, 50));
+    expect([b.destroyed, c.destroyed]).toEqual([false, false]);
+    b.destroy();
+    c.destroy();
+  });
+
+  it('passes every UDP reply, fast path or handler, through udpReply: send, replace or drop', async () => {
+    const seen: string[] = [];
+    const s = await start({
+      fastPath: (msg) => (msg.subarray(12).toString('latin1').includes('fast') ? echoSync(msg) : undefined),
+      udpReply: (reply) => {
+        const text = reply.subarray(12).toString('latin1');
+        seen.push(text.includes('fast') ? 'fast' : 'slow');
+        if (text.includes('drop')) return undefined;
+        if (text.includes('swap')) { const r = Buffer.from(reply); r[2] |= 0x02; return r; }
+        return reply;
+      },
+    });
+    const sock = dgram.createSocket('udp4');
+    const got: Buffer[] = [];
+    sock.on('message', (m) => got.push(m));
+    for (const [id, name] of [[1, 'fast.test'], [2, 'drop.fast.test'], [3, 'swap.test'], [4, 'drop.test'], [5, 'plain.test']] as const) sock.send(query(id, name), s.udpPort, '127.0.0.1');
+    await new Promise((r) => setTimeout(r, 200));
+    sock.close();
+    expect(got.map((m) => m.readUInt16BE(0)).sort()).toEqual([1, 3, 5]);
+    expect(got.find((m) => m.readUInt16BE(0) === 3)![2]! & 0x02).toBe(2);
+    expect(seen.sort()).toEqual(['fast', 'fast', 'slow', 'slow', 'slow']);
   });
 
   it('serves IPv6 loopback', async () => {

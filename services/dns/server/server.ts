@@ -1,6 +1,7 @@
 /**
  * The socket shell: one handler served on UDP and TCP (RFC 1035 §4.2.1, §4.2.2; RFC 7766 §6
- * for TCP: pipelined queries, replies sent as they complete, idle timeout, connection cap).
+ * for TCP: pipelined queries, replies sent as they complete; §6.2 connection management:
+ * idle and per-message deadlines, oldest-idle eviction and a per-source cap, in tcp-table.ts).
  *
  * Everything protocol-related lives in the handler; this file only moves bytes. Nothing a
  * client sends can throw out of here: a handler failure is logged and the query dropped.
@@ -9,6 +10,7 @@ import { Buffer } from 'node:buffer';
 import dgram from 'node:dgram';
 import dns from 'node:dns';
 import net from 'node:net';
+import { DEFAULT_TCP_LIMITS, TcpTable, type CloseReason, type TcpLimits } from './tcp-table.ts';
 
 export interface RemoteInfo {
   address: string;
@@ -18,6 +20,11 @@ export interface RemoteInfo {
 export interface HandlerInfo {
   transport: 'udp' | 'tcp';
   remote: RemoteInfo;
+  /**
+   * Set by the service while answering when the query carried a valid server cookie
+   * (RFC 7873): the client has shown it receives at its source address.
+   */
+  validCookie?: boolean;
 }
 
 /** Bytes in, reply bytes out; an array for multi-message answers (AXFR), null to drop. */
@@ -35,11 +42,22 @@ export interface DnsServerOptions {
   handler: DnsHandler;
   /** Tried first, synchronously: an answer, or undefined to call `handler`. Must not throw. */
   fastPath?: (msg: Buffer, info: HandlerInfo) => Buffer | undefined;
+  /**
+   * The last look at each UDP reply (fast or slow path) before it is sent: the bytes to
+   * send (the reply, or a replacement such as a truncated one), or undefined to drop it.
+   * Response rate limiting lives here. Must not throw.
+   */
+  udpReply?: (reply: Buffer, info: HandlerInfo) => Buffer | undefined;
   log?: ServerLog;
-  /** Concurrent TCP connections; more are closed at once (default 128). */
-  maxTcpConnections?: number;
-  /** Close a TCP connection idle this long (default 10 s, RFC 7766 §6.2.3). */
-  tcpIdleMs?: number;
+  /**
+   * TCP connection limits (tcp-table.ts), or a function read on every connection and sweep
+   * so that a config change applies live. Defaults: DEFAULT_TCP_LIMITS.
+   */
+  tcp?: Partial<TcpLimits> | (() => TcpLimits);
+  /** Told each time a TCP connection is closed or refused by the limits, with the reason. */
+  onTcpClose?: (reason: CloseReason) => void;
+  /** The clock (ms), for the TCP deadlines. */
+  now?: () => number;
   /** Queries being answered at once on one TCP connection before we stop reading (default 16). */
   maxPipelined?: number;
 }
@@ -53,6 +71,8 @@ export interface DnsServer {
 const MAX_UDP_REPLY = 65507;
 /** Reply bytes queued to one TCP client before we stop reading its queries. */
 const MAX_TCP_BACKLOG = 1 << 20;
+/** How often TCP deadlines are checked. */
+const SWEEP_MS = 250;
 
 export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer> {
   const log = opts.log;
@@ -71,12 +91,14 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
           tcpPort,
           close: async () => {
             await new Promise<void>((r) => udp.close(() => r()));
+            clearInterval(tcp.sweeper);
             for (const s of tcp.sockets) s.destroy();
             await new Promise<void>((r) => tcp.server.close(() => r()));
           },
         };
       } catch (e) {
         lastErr = e;
+        clearInterval(tcp.sweeper);
         tcp.server.close();
         await new Promise<void>((r) => udp.close(() => r()));
         if (opts.port !== 0) throw e;
@@ -106,7 +128,9 @@ function listenTcp(server: net.Server, host: string, port: number): Promise<numb
   return new Promise((resolve, reject) => {
     const onErr = (e: Error) => reject(e);
     server.once('error', onErr);
-    server.listen({ host, port, exclusive: true }, () => {
+    // A deep accept queue: under a connection flood a new client's SYN is queued rather
+    // than dropped (and retried a second later), and the table then makes room for it.
+    server.listen({ host, port, exclusive: true, backlog: 4096 }, () => {
       server.off('error', onErr);
       resolve((server.address() as net.AddressInfo).port);
     });
@@ -125,6 +149,7 @@ function literalLookup(address: string, family: unknown, callback: (err: Error |
 }
 
 function wireUdp(udp: dgram.Socket, opts: DnsServerOptions): void {
+  const gate = opts.udpReply;
   udp.on('error', (e) => opts.log?.warn('dns: udp socket error', { error: String(e) }));
   udp.on('message', (msg, rinfo) => {
     // rinfo is a fresh object per datagram: the handler may keep it as its remote.
@@ -137,18 +162,29 @@ function wireUdp(udp: dgram.Socket, opts: DnsServerOptions): void {
       fast = undefined; // the slow path answers (or drops) it
     }
     if (fast) {
-      if (fast.length <= MAX_UDP_REPLY) udp.send(fast, rinfo.port, rinfo.address);
+      if (gate) fast = gateReply(gate, fast, info);
+      if (fast && fast.length <= MAX_UDP_REPLY) udp.send(fast, rinfo.port, rinfo.address);
       return;
     }
     run(opts, msg, info).then((reply) => {
       // UDP carries one message; multi-message answers (AXFR) are TCP-only.
-      const first = Array.isArray(reply) ? reply[0] : reply;
+      let first: Buffer | null | undefined = Array.isArray(reply) ? reply[0] : reply;
+      if (first && gate) first = gateReply(gate, first, info);
       if (!first || first.length > MAX_UDP_REPLY) return;
       udp.send(first, rinfo.port, rinfo.address, (err) => {
         if (err) opts.log?.debug?.('dns: udp send failed', { error: String(err) });
       });
     });
   });
+}
+
+/** The udpReply hook; a throw sends the reply as it is (a bug there must not silence us). */
+function gateReply(gate: NonNullable<DnsServerOptions['udpReply']>, reply: Buffer, info: HandlerInfo): Buffer | undefined {
+  try {
+    return gate(reply, info);
+  } catch {
+    return reply;
+  }
 }
 
 /** Call the handler; any throw or rejection becomes a drop, logged. */
@@ -161,33 +197,43 @@ async function run(opts: DnsServerOptions, msg: Buffer, info: HandlerInfo): Prom
   }
 }
 
-function createTcp(opts: DnsServerOptions): { server: net.Server; sockets: Set<net.Socket> } {
+function createTcp(opts: DnsServerOptions): { server: net.Server; sockets: Set<net.Socket>; sweeper: NodeJS.Timeout } {
   const sockets = new Set<net.Socket>();
-  const maxConns = opts.maxTcpConnections ?? 128;
-  const idleMs = opts.tcpIdleMs ?? 10_000;
+  const table = new TcpTable<net.Socket>();
+  const limits = (): TcpLimits => (typeof opts.tcp === 'function' ? opts.tcp() : { ...DEFAULT_TCP_LIMITS, ...opts.tcp });
   const maxPipelined = opts.maxPipelined ?? 16;
+  const now = opts.now ?? Date.now;
+  const close = (sock: net.Socket, reason: CloseReason) => {
+    opts.onTcpClose?.(reason);
+    sock.destroy();
+  };
+  // One pass over the table every SWEEP_MS closes the idle, the slow and the stalled.
+  const sweeper = setInterval(() => {
+    for (const x of table.sweep(now(), limits())) close(x.handle, x.reason);
+  }, SWEEP_MS);
+  sweeper.unref();
   const server = net.createServer({ allowHalfOpen: false, pauseOnConnect: false }, (sock) => {
-    if (sockets.size >= maxConns) {
-      sock.destroy();
+    sock.on('error', () => { /* resets and the like: nothing to do but close */ });
+    const remote = { address: sock.remoteAddress ?? '', port: sock.remotePort ?? 0 };
+    const admitted = table.admit(now(), sock, remote.address, limits());
+    if (!admitted.ok) {
+      close(sock, admitted.reason);
       return;
     }
+    for (const x of admitted.evict) close(x.handle, x.reason);
     sockets.add(sock);
-    const remote = { address: sock.remoteAddress ?? '', port: sock.remotePort ?? 0 };
     let pending: Buffer = Buffer.alloc(0);
     let inflight = 0;
     let closed = false;
     sock.setNoDelay(true);
-    sock.setTimeout(idleMs);
-    sock.on('timeout', () => {
-      if (inflight === 0) sock.destroy();
-    });
-    sock.on('error', () => { /* resets and the like: nothing to do but close */ });
     sock.on('close', () => {
       closed = true;
       sockets.delete(sock);
+      table.remove(sock);
     });
     const pump = () => {
       // A client that sends but never reads must not make us buffer replies without bound.
+      let completed = 0;
       while (!closed && inflight < maxPipelined && sock.writableLength < MAX_TCP_BACKLOG && pending.length >= 2) {
         const len = pending.readUInt16BE(0);
         if (len === 0) { sock.destroy(); return; } // nothing legitimate is empty
@@ -195,16 +241,21 @@ function createTcp(opts: DnsServerOptions): { server: net.Server; sockets: Set<n
         const msg = Buffer.from(pending.subarray(2, 2 + len));
         pending = pending.subarray(2 + len);
         inflight++;
+        completed++;
+        table.inflight(now(), sock, 1);
         run(opts, msg, { transport: 'tcp', remote }).then((reply) => {
           inflight--;
+          table.inflight(now(), sock, -1);
           if (!closed && reply) {
+            let ok = true;
             for (const m of Array.isArray(reply) ? reply : [reply]) {
               if (m.length > 65535) continue;
               const frame = Buffer.alloc(2 + m.length);
               frame.writeUInt16BE(m.length, 0);
               m.copy(frame, 2);
-              sock.write(frame);
+              ok = sock.write(frame) && ok;
             }
+            if (!ok) table.writeBlocked(now(), sock, true);
           }
           if (!closed) {
             if (sock.isPaused() && inflight < maxPipelined && sock.writableLength < MAX_TCP_BACKLOG) sock.resume();
@@ -213,8 +264,14 @@ function createTcp(opts: DnsServerOptions): { server: net.Server; sockets: Set<n
         });
       }
       if (inflight >= maxPipelined || sock.writableLength >= MAX_TCP_BACKLOG) sock.pause();
+      // Only an incomplete frame we are reading runs against the message deadline: whole
+      // ones held back by the pipelining bound, and the rest of a frame while we are not
+      // reading, wait on us, not on the client.
+      const partial = !sock.isPaused() && pending.length > 0 && (pending.length < 2 || pending.length < 2 + pending.readUInt16BE(0));
+      table.received(now(), sock, completed, partial);
     };
     sock.on('drain', () => {
+      table.writeBlocked(now(), sock, false);
       if (!closed && sock.isPaused() && inflight < maxPipelined) sock.resume();
       pump();
     });
@@ -225,5 +282,5 @@ function createTcp(opts: DnsServerOptions): { server: net.Server; sockets: Set<n
     });
   });
   server.on('error', (e) => opts.log?.warn('dns: tcp server error', { error: String(e) }));
-  return { server, sockets };
+  return { server, sockets, sweeper };
 }

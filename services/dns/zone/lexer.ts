@@ -8,6 +8,7 @@
  * as the previous record".
  */
 import { escapedByte } from '../../../platform/config/text.ts';
+import { runSteps, STEP, type Steps } from './steps.ts';
 
 export interface Token {
   text: string;
@@ -24,7 +25,26 @@ export interface Entry {
 export type LexResult = { ok: true; entries: Entry[] } | { ok: false; line: number; message: string; entries: Entry[] };
 
 export function lex(text: string): LexResult {
+  return runSteps(lexSteps(text));
+}
+
+/** lex() as steps (steps.ts): yields every STEP entries, for a big zone read while serving. */
+export function* lexSteps(text: string): Steps<LexResult> {
   const entries: Entry[] = [];
+  const it = lexEntries(text);
+  for (;;) {
+    const r = it.next();
+    if (r.done) return r.value ? { ok: false, ...r.value, entries } : { ok: true, entries };
+    entries.push(r.value);
+    if (entries.length % STEP === 0) yield;
+  }
+}
+
+/**
+ * The entries one at a time, as they are read (a parser consumes each and drops it, so a
+ * big zone's tokens never pile up); returns the error that stopped it, if any.
+ */
+export function* lexEntries(text: string): Generator<Entry, { line: number; message: string } | undefined, void> {
   let line = 1;
   let i = 0;
   const n = text.length;
@@ -34,11 +54,6 @@ export function lex(text: string): LexResult {
   let blankStart = false;
   let atLineStart = true;
   let parenLine = 0;
-
-  const endEntry = () => {
-    if (tokens.length > 0) entries.push({ line: entryLine, blankStart, tokens });
-    tokens = [];
-  };
 
   while (i < n) {
     const c = text[i];
@@ -51,7 +66,8 @@ export function lex(text: string): LexResult {
       line++;
       i++;
       if (depth === 0) {
-        endEntry();
+        if (tokens.length > 0) yield { line: entryLine, blankStart, tokens };
+        tokens = [];
         atLineStart = true;
       }
       continue;
@@ -65,45 +81,46 @@ export function lex(text: string): LexResult {
       if (depth === 0) parenLine = line;
       depth++;
       i++;
-      if (depth > 1) return { ok: false, line, message: 'nested parentheses', entries };
+      if (depth > 1) return { line, message: 'nested parentheses' };
       continue;
     }
     if (c === ')') {
-      if (depth === 0) return { ok: false, line, message: 'unbalanced ")"', entries };
+      if (depth === 0) return { line, message: 'unbalanced ")"' };
       depth--;
       i++;
       continue;
     }
+    // A token's text is its raw characters (escapes kept as written), so it is one slice
+    // of the input: no string built a character at a time (a big zone's parse garbage).
     if (c === '"') {
       const startLine = line;
-      let s = '';
       i++;
+      const from = i;
       for (;;) {
-        if (i >= n) return { ok: false, line: startLine, message: 'unterminated quoted string', entries };
+        if (i >= n) return { line: startLine, message: 'unterminated quoted string' };
         const d = text[i];
-        if (d === '\\' && i + 1 < n) { s += d + text[i + 1]; if (text[i + 1] === '\n') line++; i += 2; continue; }
-        if (d === '"') { i++; break; }
+        if (d === '\\' && i + 1 < n) { if (text[i + 1] === '\n') line++; i += 2; continue; }
+        if (d === '"') break;
         if (d === '\n') line++;
-        s += d;
         i++;
       }
-      tokens.push({ text: s, quoted: true, line: startLine });
+      tokens.push({ text: text.slice(from, i), quoted: true, line: startLine });
+      i++;
       continue;
     }
-    let s = '';
+    const from = i;
     const startLine = line;
     while (i < n) {
       const d = text[i];
-      if (d === '\\' && i + 1 < n && text[i + 1] !== '\n') { s += d + text[i + 1]; i += 2; continue; }
+      if (d === '\\' && i + 1 < n && text[i + 1] !== '\n') { i += 2; continue; }
       if (d === ' ' || d === '\t' || d === '\r' || d === '\n' || d === ';' || d === '(' || d === ')' || d === '"') break;
-      s += d;
       i++;
     }
-    tokens.push({ text: s, quoted: false, line: startLine });
+    tokens.push({ text: text.slice(from, i), quoted: false, line: startLine });
   }
-  if (depth > 0) return { ok: false, line: parenLine, message: 'unclosed "(" (opened here)', entries };
-  endEntry();
-  return { ok: true, entries };
+  if (depth > 0) return { line: parenLine, message: 'unclosed "(" (opened here)' };
+  if (tokens.length > 0) yield { line: entryLine, blankStart, tokens };
+  return undefined;
 }
 
 /**

@@ -6,13 +6,14 @@
  * parser), then the parser runs over the prefetched texts.
  */
 import type { ConfigSource } from '../../../platform/config/spec.ts';
-import { lex } from './lexer.ts';
-import { parseZone, resolveIncludePath, type ParseZoneResult } from './parse.ts';
+import { lexSteps } from './lexer.ts';
+import { runStepsAsync } from './steps.ts';
+import { parseZoneAsync, resolveIncludePath, type ParseZoneOptions, type ParseZoneResult } from './parse.ts';
 
 const MAX_FILES = 64;
 
 /** `append`: master-file text parsed after the file's own (the local names of the home zone). */
-export async function loadZone(source: ConfigSource, opts: { file: string; origin: string; defaultTtl?: number; append?: string }): Promise<ParseZoneResult> {
+export async function loadZone(source: ConfigSource, opts: { file: string; origin: string; defaultTtl?: number; append?: string; maxRecords?: ParseZoneOptions['maxRecords'] }): Promise<ParseZoneResult> {
   let main: string | undefined;
   try {
     main = await source.read(opts.file);
@@ -24,8 +25,9 @@ export async function loadZone(source: ConfigSource, opts: { file: string; origi
   const queue: Array<{ file: string; text: string; depth: number }> = [{ file: opts.file, text: main, depth: 0 }];
   while (queue.length > 0 && files.size < MAX_FILES) {
     const { file, text, depth } = queue.shift()!;
-    if (depth >= 8) continue;
-    for (const entry of lex(text).entries) {
+    // Only a file that names $INCLUDE needs lexing here (the parser lexes it again).
+    if (depth >= 8 || !/\$include/i.test(text)) continue;
+    for (const entry of (await runStepsAsync(lexSteps(text))).entries) {
       const t = entry.tokens;
       if (entry.blankStart || t[0].quoted || t[0].text.toUpperCase() !== '$INCLUDE' || t.length < 2) continue;
       const path = resolveIncludePath(file, t[1].text);
@@ -42,5 +44,6 @@ export async function loadZone(source: ConfigSource, opts: { file: string; origi
     }
   }
   const { append, ...parseOpts } = opts;
-  return parseZone(append ? `${main}\n${append}` : main, { ...parseOpts, include: (p) => files.get(p) });
+  // In slices: a big zone set is read beside the one being served, which keeps answering.
+  return parseZoneAsync(append ? `${main}\n${append}` : main, { ...parseOpts, include: (p) => files.get(p) });
 }

@@ -8,12 +8,12 @@
  * Validation: one SOA at the apex, no CNAME beside other data (RFC 1034 §3.6.2, RFC 2181
  * §10.1), all owners inside the zone, labels ≤ 63 and names ≤ 255 octets (RFC 1035 §2.3.4).
  */
-import { Buffer } from 'node:buffer';
 import { isAtOrBelow, labelsToKey, parseName, type Labels } from '../wire/name.ts';
 import { parseClass, parseType, TYPE, typeName } from '../wire/constants.ts';
-import { lex, type Token } from './lexer.ts';
+import { lexEntries, type Token } from './lexer.ts';
 import { encodeRdata, parseTtl } from './rdata.ts';
-import { Zone, type RRset } from './zone.ts';
+import { indexSteps, Zone, type RRset } from './zone.ts';
+import { runSteps, runStepsAsync, STEP, type Steps } from './steps.ts';
 
 export interface ZoneIssue {
   file: string;
@@ -30,19 +30,11 @@ export interface ParseZoneOptions {
   include?: (path: string) => string | undefined;
   /** TTL for records before any $TTL or explicit TTL. Default: none (an issue). */
   defaultTtl?: number;
+  /** Records at most, and the issue named at the first one past it (default: 200,000 a zone). */
+  maxRecords?: { count: number; message: string };
 }
 
 export type ParseZoneResult = { ok: true; zone: Zone } | { ok: false; issues: ZoneIssue[] };
-
-interface Rec {
-  owner: string;
-  labels: Labels;
-  type: number;
-  ttl: number;
-  rdata: Buffer;
-  file: string;
-  line: number;
-}
 
 const MAX_INCLUDE_DEPTH = 8;
 // Bounds against hostile or accidental giant zones in a pushed config.
@@ -64,19 +56,41 @@ export function resolveIncludePath(from: string, path: string): string | null {
 }
 
 export function parseZone(text: string, opts: ParseZoneOptions): ParseZoneResult {
+  return runSteps(parseZoneSteps(text, opts));
+}
+
+/** parseZone in slices that let the event loop in: a big zone set loads while the old one serves. */
+export function parseZoneAsync(text: string, opts: ParseZoneOptions): Promise<ParseZoneResult> {
+  return runStepsAsync(parseZoneSteps(text, opts));
+}
+
+function* parseZoneSteps(text: string, opts: ParseZoneOptions): Steps<ParseZoneResult> {
   const issues: ZoneIssue[] = [];
   const originText = opts.origin.endsWith('.') ? opts.origin : opts.origin + '.';
   const apex = parseName(originText === '..' ? '.' : originText, []);
   if (!apex.ok) return { ok: false, issues: [{ file: opts.file, line: 0, message: `bad zone origin: ${apex.message}` }] };
   const apexKey = labelsToKey(apex.labels);
-  const recs: Rec[] = [];
+  const sets = new Map<string, RRset & { file: string; line: number }>();
+  let records = 0;
   const state = { ttl: opts.defaultTtl as number | undefined, lastTtl: undefined as number | undefined };
 
-  const parseFile = (body: string, file: string, origin: Labels, depth: number): void => {
-    const lx = lex(body);
-    if (!lx.ok) issues.push({ file, line: lx.line, message: lx.message });
+  const maxRecords = opts.maxRecords ?? { count: MAX_RECORDS, message: `more than ${MAX_RECORDS} records` };
+  let sinceYield = 0;
+  const parseFile = function* (body: string, file: string, origin: Labels, depth: number): Steps<void> {
+    // Entries are read as they are parsed: a big file's tokens never all exist at once.
+    const lx = lexEntries(body);
     let lastOwner: Labels | null = null;
-    for (const entry of lx.entries) {
+    for (;;) {
+      const next = lx.next();
+      if (next.done) {
+        if (next.value) issues.push({ file, line: next.value.line, message: next.value.message });
+        break;
+      }
+      const entry = next.value;
+      if (++sinceYield >= STEP) {
+        sinceYield = 0;
+        yield;
+      }
       const issue = (message: string, line = entry.line) => issues.push({ file, line, message });
       const toks = entry.tokens;
       const first = toks[0];
@@ -105,7 +119,7 @@ export function parseZone(text: string, opts: ParseZoneOptions): ParseZoneResult
             incOrigin = r.labels;
           }
           // RFC 1035 §5.1: the included file cannot change this file's origin.
-          parseFile(inc, path, incOrigin, depth + 1);
+          yield* parseFile(inc, path, incOrigin, depth + 1);
         } else {
           issue(`unknown directive ${first.text}`);
         }
@@ -163,27 +177,25 @@ export function parseZone(text: string, opts: ParseZoneOptions): ParseZoneResult
       }
       const rd = encodeRdata(type, toks.slice(i) as Token[], origin);
       if (!rd.ok) { issue(`${typeName(type)}: ${rd.message}`); continue; }
-      if (recs.length >= MAX_RECORDS) { issue(`more than ${MAX_RECORDS} records`); return; }
-      recs.push({ owner: ownerKey, labels: owner, type, ttl, rdata: rd.rdata, file, line: entry.line });
+      if (records >= maxRecords.count) { issue(maxRecords.message); return; }
+      records++;
+      // Grouped into RRsets as read; the first record's TTL wins (RFC 2181 §5.2 asks for
+      // one TTL), duplicates are dropped (§5).
+      const k = ownerKey + '\u0000' + type;
+      const set = sets.get(k);
+      if (!set) sets.set(k, { owner: ownerKey, labels: owner, type, ttl, rdata: [rd.rdata], file, line: entry.line });
+      else if (!set.rdata.some((x) => x.equals(rd.rdata))) set.rdata.push(rd.rdata);
     }
   };
 
-  parseFile(text, opts.file, apex.labels, 0);
-
-  // Group into RRsets; the first record's TTL wins (RFC 2181 §5.2 asks for one TTL).
-  const sets = new Map<string, RRset & { file: string; line: number }>();
-  for (const r of recs) {
-    const k = r.owner + '\u0000' + r.type;
-    const s = sets.get(k);
-    if (!s) {
-      sets.set(k, { owner: r.owner, labels: r.labels, type: r.type, ttl: r.ttl, rdata: [r.rdata], file: r.file, line: r.line });
-    } else if (!s.rdata.some((x) => x.equals(r.rdata))) {
-      s.rdata.push(r.rdata);
-    }
-  }
+  yield* parseFile(text, opts.file, apex.labels, 0);
 
   const byOwner = new Map<string, Array<RRset & { file: string; line: number }>>();
   for (const s of sets.values()) {
+    if (++sinceYield >= STEP) {
+      sinceYield = 0;
+      yield;
+    }
     const l = byOwner.get(s.owner);
     if (l) l.push(s); else byOwner.set(s.owner, [s]);
   }
@@ -191,6 +203,10 @@ export function parseZone(text: string, opts: ParseZoneOptions): ParseZoneResult
   if (!soa) issues.push({ file: opts.file, line: 1, message: `no SOA record at the zone apex "${apexKey}."` });
   else if (soa.rdata.length > 1) issues.push({ file: soa.file, line: soa.line, message: 'more than one SOA record at the apex' });
   for (const s of sets.values()) {
+    if (++sinceYield >= STEP) {
+      sinceYield = 0;
+      yield;
+    }
     if (s.type === TYPE.SOA && s.owner !== apexKey) {
       issues.push({ file: s.file, line: s.line, message: `SOA record at "${s.owner}." — only allowed at the apex` });
     }
@@ -208,5 +224,5 @@ export function parseZone(text: string, opts: ParseZoneOptions): ParseZoneResult
     return { ok: false, issues };
   }
   const rrsets: RRset[] = [...sets.values()].map(({ owner, labels, type, ttl, rdata }) => ({ owner, labels, type, ttl, rdata }));
-  return { ok: true, zone: new Zone(apexKey, rrsets) };
+  return { ok: true, zone: new Zone(apexKey, rrsets, yield* indexSteps(apexKey, rrsets)) };
 }

@@ -6,6 +6,7 @@
 import type { Buffer } from 'node:buffer';
 import { isAtOrBelow, keyToLabels, parentKey, type Labels } from '../wire/name.ts';
 import { TYPE } from '../wire/constants.ts';
+import { runSteps, STEP, type Steps } from './steps.ts';
 
 export interface RRset {
   /** Canonical key of the owner. */
@@ -15,6 +16,31 @@ export interface RRset {
   ttl: number;
   /** Wire RDATA, names uncompressed, duplicates removed (RFC 2181 §5). */
   rdata: Buffer[];
+}
+
+/** The lookup structures of a zone, built from its RRsets. */
+export interface ZoneIndex {
+  nodes: Map<string, Map<number, RRset>>;
+  existing: Set<string>;
+  cuts: Set<string>;
+}
+
+export function* indexSteps(origin: string, rrsets: RRset[]): Steps<ZoneIndex> {
+  const nodes = new Map<string, Map<number, RRset>>();
+  const existing = new Set([origin]);
+  const cuts = new Set<string>();
+  let n = 0;
+  for (const rs of rrsets) {
+    if (++n % STEP === 0) yield;
+    let node = nodes.get(rs.owner);
+    if (!node) { node = new Map(); nodes.set(rs.owner, node); }
+    node.set(rs.type, rs);
+    if (rs.type === TYPE.NS && rs.owner !== origin) cuts.add(rs.owner);
+    for (let k: string | null = rs.owner; k !== null && k !== origin && isAtOrBelow(k, origin); k = parentKey(k)) {
+      existing.add(k);
+    }
+  }
+  return { nodes, existing, cuts };
 }
 
 export class Zone {
@@ -27,21 +53,14 @@ export class Zone {
   readonly cuts: Set<string>;
   readonly soa: RRset;
 
-  constructor(origin: string, rrsets: RRset[]) {
+  /** `index`: made beforehand by indexSteps (in slices, while serving); else made here. */
+  constructor(origin: string, rrsets: RRset[], index?: ZoneIndex) {
     this.origin = origin;
     this.originLabels = keyToLabels(origin);
-    this.nodes = new Map();
-    this.existing = new Set([origin]);
-    this.cuts = new Set();
-    for (const rs of rrsets) {
-      let node = this.nodes.get(rs.owner);
-      if (!node) { node = new Map(); this.nodes.set(rs.owner, node); }
-      node.set(rs.type, rs);
-      if (rs.type === TYPE.NS && rs.owner !== origin) this.cuts.add(rs.owner);
-      for (let k: string | null = rs.owner; k !== null && k !== origin && isAtOrBelow(k, origin); k = parentKey(k)) {
-        this.existing.add(k);
-      }
-    }
+    const ix = index ?? runSteps(indexSteps(origin, rrsets));
+    this.nodes = ix.nodes;
+    this.existing = ix.existing;
+    this.cuts = ix.cuts;
     const soa = this.nodes.get(origin)?.get(TYPE.SOA);
     if (!soa) throw new Error(`zone ${origin} has no SOA (parseZone validates this)`);
     this.soa = soa;

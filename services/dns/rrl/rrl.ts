@@ -1,0 +1,161 @@
+/**
+ * Response rate limiting, as BIND and NSD do it (the RRL design of Vixie and Schryver,
+ * "DNS Response Rate Limiting", ISC-TN-2012-1; BIND's `rate-limit`, NSD's `rrl-*`).
+ *
+ * A reflection attack sends queries with a victim's address as their source; each answer
+ * is many times the query. RRL counts the answers each client *network* (an IPv4 /24, an
+ * IPv6 /56) gets for each *response* (the same name and type, the same NXDOMAIN zone, the
+ * same error) in a token bucket: `responsesPerSecond` tokens a second, a debt of at most
+ * `window` seconds. Past the rate, every `slip`-th answer goes out as a truncated (TC=1)
+ * empty reply, so a real client behind that address retries over TCP (which cannot be
+ * spoofed), and the rest are dropped.
+ *
+ * Pure: the clock is an argument; the table is bounded (oldest bucket out first).
+ */
+import { Buffer } from 'node:buffer';
+
+export interface RrlSettings {
+  responsesPerSecond: number;
+  /** Seconds of debt a bucket may run up: how long a flood stays limited after it stops. */
+  window: number;
+  /** Every slip-th limited answer is sent truncated (0: none, 1: all). */
+  slip: number;
+  ipv4PrefixLength: number;
+  ipv6PrefixLength: number;
+  /** Buckets kept at most. */
+  maxEntries: number;
+}
+
+export const DEFAULT_RRL: RrlSettings = { responsesPerSecond: 5, window: 15, slip: 2, ipv4PrefixLength: 24, ipv6PrefixLength: 56, maxEntries: 20_000 };
+
+/** What kind of response a bucket counts (BIND's responses, nodata, nxdomains, referrals, errors). */
+export type RrlClass = 'answer' | 'nodata' | 'nxdomain' | 'referral' | 'error';
+export type RrlAction = 'send' | 'slip' | 'drop';
+
+interface Bucket {
+  balance: number;
+  at: number;
+  limited: number;
+}
+
+export class ResponseRateLimiter {
+  private readonly buckets = new Map<string, Bucket>();
+
+  get size(): number {
+    return this.buckets.size;
+  }
+
+  /** One response of class `cls` for `name` to `address` at `now` (ms): send, slip or drop it. */
+  check(now: number, s: RrlSettings, address: string, cls: RrlClass, name: string): RrlAction {
+    const key = `${clientPrefix(address, s.ipv4PrefixLength, s.ipv6PrefixLength)} ${cls} ${name}`;
+    let b = this.buckets.get(key);
+    if (!b) {
+      if (this.buckets.size >= s.maxEntries) this.buckets.delete(this.buckets.keys().next().value!);
+      b = { balance: s.responsesPerSecond, at: now, limited: 0 };
+      this.buckets.set(key, b);
+    } else {
+      const elapsed = Math.max(0, now - b.at) / 1000;
+      b.balance = Math.min(s.responsesPerSecond, b.balance + elapsed * s.responsesPerSecond);
+      b.at = now;
+    }
+    b.balance = Math.max(-s.window * s.responsesPerSecond, b.balance - 1);
+    if (b.balance >= 0) {
+      b.limited = 0;
+      return 'send';
+    }
+    b.limited++;
+    return s.slip > 0 && b.limited % s.slip === 0 ? 'slip' : 'drop';
+  }
+}
+
+/** The client's network: the address masked to the prefix length, as text. */
+export function clientPrefix(address: string, v4len: number, v6len: number): string {
+  const a = address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+  if (!a.includes(':')) {
+    const p = a.split('.');
+    if (p.length !== 4) return a;
+    const n = ((+p[0]! << 24) | (+p[1]! << 16) | (+p[2]! << 8) | +p[3]!) >>> 0;
+    const masked = v4len === 0 ? 0 : (n & (0xffffffff << (32 - v4len))) >>> 0;
+    return `${masked >>> 24}.${(masked >> 16) & 255}.${(masked >> 8) & 255}.${masked & 255}/${v4len}`;
+  }
+  const [head, tail = ''] = a.split('::');
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = (a.includes('::') ? [...h, ...Array(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t] : h).map((g) => parseInt(g, 16) || 0);
+  let bits = v6len;
+  const out: string[] = [];
+  for (let i = 0; i < 8; i++) {
+    const keep = Math.max(0, Math.min(16, bits));
+    bits -= 16;
+    out.push((keep === 0 ? 0 : groups[i]! & (0xffff << (16 - keep)) & 0xffff).toString(16));
+  }
+  return `${out.join(':')}/${v6len}`;
+}
+
+/**
+ * What a response is, for RRL, and the name its bucket is counted under: answers and
+ * NODATA by question name and type; NXDOMAIN by the zone (the SOA owner in the authority
+ * section), so random names under one zone share a bucket; referrals by the delegation
+ * (the NS owner); errors (REFUSED, SERVFAIL, FORMERR...) by the rcode alone.
+ * Undefined for bytes that are not a response with one question.
+ */
+export function classifyResponse(r: Buffer): { cls: RrlClass; name: string } | undefined {
+  if (r.length < 12 || !(r[2]! & 0x80) || r.readUInt16BE(4) !== 1) return undefined;
+  const rcode = r[3]! & 0x0f;
+  const q = readName(r, 12);
+  if (!q || q.end + 4 > r.length) return undefined;
+  const qtype = r.readUInt16BE(q.end);
+  const an = r.readUInt16BE(6);
+  const ns = r.readUInt16BE(8);
+  if (rcode !== 0 && rcode !== 3) return { cls: 'error', name: `rcode${rcode}` };
+  if (an > 0 && rcode === 0) return { cls: 'answer', name: `${q.name}/${qtype}` };
+  if (rcode === 3 || (ns > 0 && !(r[2]! & 0x04))) {
+    // The first authority record's owner: the zone (SOA) or the delegation (NS).
+    let off = q.end + 4;
+    for (let i = 0; i < an; i++) {
+      const n = readName(r, off);
+      if (!n || n.end + 10 > r.length) return { cls: rcode === 3 ? 'nxdomain' : 'referral', name: q.name };
+      off = n.end + 10 + r.readUInt16BE(n.end + 8);
+    }
+    const owner = ns > 0 ? readName(r, off) : undefined;
+    return { cls: rcode === 3 ? 'nxdomain' : 'referral', name: owner?.name ?? q.name };
+  }
+  return { cls: 'nodata', name: `${q.name}/${qtype}` };
+}
+
+/** A name at `off` (compression followed), lowercased, and the offset just past it. */
+function readName(b: Buffer, off: number): { name: string; end: number } | undefined {
+  let name = '';
+  let end = -1;
+  for (let hops = 0; hops < 128; hops++) {
+    if (off >= b.length) return undefined;
+    const len = b[off]!;
+    if (len === 0) return { name: name || '.', end: end < 0 ? off + 1 : end };
+    if ((len & 0xc0) === 0xc0) {
+      if (off + 2 > b.length) return undefined;
+      if (end < 0) end = off + 2;
+      off = ((len & 0x3f) << 8) | b[off + 1]!;
+      continue;
+    }
+    if (len & 0xc0 || off + 1 + len > b.length) return undefined;
+    name += b.toString('latin1', off + 1, off + 1 + len).toLowerCase() + '.';
+    off += 1 + len;
+  }
+  return undefined;
+}
+
+/**
+ * The truncated reply sent in place of a limited answer ("slip"): the header and question
+ * of `response` with TC set and every other section empty, so the client asks again over
+ * TCP. Undefined when the question cannot be found.
+ */
+export function slipReply(response: Buffer): Buffer | undefined {
+  const q = readName(response, 12);
+  if (!q || q.end + 4 > response.length) return undefined;
+  const out = Buffer.from(response.subarray(0, q.end + 4));
+  out[2] = out[2]! | 0x02; // TC
+  out.writeUInt16BE(0, 6);
+  out.writeUInt16BE(0, 8);
+  out.writeUInt16BE(0, 10);
+  return out;
+}
