@@ -13,6 +13,7 @@
  * Pure: the clock is an argument; the table is bounded (oldest bucket out first).
  */
 import { Buffer } from 'node:buffer';
+import { labelsToKey, readName as readWireName } from '../wire/name.ts';
 
 export interface RrlSettings {
   responsesPerSecond: number;
@@ -102,7 +103,7 @@ export function clientPrefix(address: string, v4len: number, v6len: number): str
 export function classifyResponse(r: Buffer): { cls: RrlClass; name: string } | undefined {
   if (r.length < 12 || !(r[2]! & 0x80) || r.readUInt16BE(4) !== 1) return undefined;
   const rcode = r[3]! & 0x0f;
-  const q = readName(r, 12);
+  const q = nameAt(r, 12);
   if (!q || q.end + 4 > r.length) return undefined;
   const qtype = r.readUInt16BE(q.end);
   const an = r.readUInt16BE(6);
@@ -113,35 +114,27 @@ export function classifyResponse(r: Buffer): { cls: RrlClass; name: string } | u
     // The first authority record's owner: the zone (SOA) or the delegation (NS).
     let off = q.end + 4;
     for (let i = 0; i < an; i++) {
-      const n = readName(r, off);
+      const n = nameAt(r, off);
       if (!n || n.end + 10 > r.length) return { cls: rcode === 3 ? 'nxdomain' : 'referral', name: q.name };
       off = n.end + 10 + r.readUInt16BE(n.end + 8);
     }
-    const owner = ns > 0 ? readName(r, off) : undefined;
+    const owner = ns > 0 ? nameAt(r, off) : undefined;
     return { cls: rcode === 3 ? 'nxdomain' : 'referral', name: owner?.name ?? q.name };
   }
   return { cls: 'nodata', name: `${q.name}/${qtype}` };
 }
 
-/** A name at `off` (compression followed), lowercased, and the offset just past it. */
-function readName(b: Buffer, off: number): { name: string; end: number } | undefined {
-  let name = '';
-  let end = -1;
-  for (let hops = 0; hops < 128; hops++) {
-    if (off >= b.length) return undefined;
-    const len = b[off]!;
-    if (len === 0) return { name: name || '.', end: end < 0 ? off + 1 : end };
-    if ((len & 0xc0) === 0xc0) {
-      if (off + 2 > b.length) return undefined;
-      if (end < 0) end = off + 2;
-      off = ((len & 0x3f) << 8) | b[off + 1]!;
-      continue;
-    }
-    if (len & 0xc0 || off + 1 + len > b.length) return undefined;
-    name += b.toString('latin1', off + 1, off + 1 + len).toLowerCase() + '.';
-    off += 1 + len;
+/**
+ * A name at `off` as its canonical key, and the offset just past it: the one wire reader
+ * (wire/name.ts, with its hostile-input rule); undefined for a name it refuses.
+ */
+function nameAt(b: Buffer, off: number): { name: string; end: number } | undefined {
+  try {
+    const n = readWireName(b, off);
+    return { name: n.labels.length === 0 ? '.' : `${labelsToKey(n.labels)}.`, end: n.end };
+  } catch {
+    return undefined;
   }
-  return undefined;
 }
 
 /**
@@ -150,7 +143,7 @@ function readName(b: Buffer, off: number): { name: string; end: number } | undef
  * TCP. Undefined when the question cannot be found.
  */
 export function slipReply(response: Buffer): Buffer | undefined {
-  const q = readName(response, 12);
+  const q = nameAt(response, 12);
   if (!q || q.end + 4 > response.length) return undefined;
   const out = Buffer.from(response.subarray(0, q.end + 4));
   out[2] = out[2]! | 0x02; // TC
