@@ -4,19 +4,18 @@
  * config.git are validated against every service's schema before refs move, and
  * published to the config working tree after.
  */
-import isogit from 'isomorphic-git';
-import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as path from 'node:path';
 import type { ServiceContext, RunningService } from '../../platform/service.ts';
 import { createGitHttpHandler } from './git/http.ts';
-import { createStoreHttpHandler } from './store/http.ts';
-import { createRepo, listRepos, repoExists } from './git/repos.ts';
+import { createStoreHttpHandler, type AuthorizeResult, type StoreAccess } from './store/http.ts';
+import { createRepo, isValidRepoName, listRepos, repoExists } from './git/repos.ts';
+import { authenticate as authenticateOnce, bodyLimit, catchErrors, compose, principalOf, renderJson, renderText } from './http/kit.ts';
 import { recoverRepository } from './git/recover.ts';
 import { ZERO_OID } from './git/objects.ts';
 import { anyOf, certificateAuthenticator, clientAuthenticator, loadOrCreateToken, tokenAuthenticator, type Authenticator, type Principal } from './auth.ts';
-import { CONFIG_BRANCH, CONFIG_REPO, ensureConfigRepo, publishHead, refusalMessages, validateCommit, writeConfigFiles } from './config/config-repo.ts';
+import { CONFIG_BRANCH, CONFIG_REPO, configPreCommit, ensureConfigRepo, publishHead, refusalMessages, validateCommit } from './config/config-repo.ts';
 import { readStorageClients } from '../../platform/links.ts';
 import { readServerTls } from '../../platform/pki/server-tls.ts';
 import type { StorageConfig } from './config/schema.ts';
@@ -57,10 +56,24 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
     return job;
   };
 
+  // Who may do what. Authentication runs once per request (middleware below); these say
+  // what each principal may touch: the owner everything; a service reads config and
+  // changes the config paths its declaration was granted (needs.configWrite).
+  const who = (req: http.IncomingMessage) => principalOf<Principal>(req);
+  const storeAccess = (req: http.IncomingMessage, access: StoreAccess): AuthorizeResult => {
+    const p = who(req);
+    if (!p) return false;
+    const author = { name: p.name, email: `${p.name}@kith.local` };
+    if (isOwner(p)) return { author };
+    if (access.repo !== CONFIG_REPO || access.admin) return 'forbidden';
+    if (!access.write) return { author };
+    return (p.configWrite ?? []).some((prefix) => access.path.startsWith(prefix)) ? { author } : 'forbidden';
+  };
+
   const git = createGitHttpHandler({
     root: reposRoot,
-    authorize: (req) => isOwner(authenticate(req)),
-    maxPushBytes: ctx.config().maxPushBytes,
+    authorize: (req) => isOwner(who(req)),
+    maxPushBytes: () => ctx.config().maxPushBytes,
     allowNonFastForward: (repo) => repo !== CONFIG_REPO && ctx.config().allowNonFastForward.includes(repo),
     onError: (err, info) => log.error('git request failed', { error: err, ...info }),
     hooks: {
@@ -78,7 +91,7 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
         log.warn('config push refused', { commit: main.newOid, issues: v.issues });
         return { ok: false, messages: refusalMessages(v) };
       },
-      async postReceive({ repo, gitdir, updates }) {
+      async postReceive({ repo, updates }) {
         pushes.inc({ repo });
         if (repo !== CONFIG_REPO) return;
         const main = updates.find((u) => u.ref === CONFIG_BRANCH);
@@ -89,91 +102,51 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
     },
   });
 
-  // The versioned store for every other repository (config.git is read-only there: it
-  // changes by validated push, or through configFile below).
+  // The versioned store for every repository, config.git included: a write there is one
+  // commit through config.git's validating pre-commit hook, published before the answer.
   const store = createStoreHttpHandler({
     root: reposRoot,
-    authorize: (req) => isOwner(authenticate(req)),
-    maxBody: ctx.config().maxPushBytes,
+    authorize: storeAccess,
+    readOnly: [],
+    storeOptions: (repo) => (repo === CONFIG_REPO ? { preCommit: configPreCommit } : undefined),
+    async afterWrite(repo, result) {
+      if (repo !== CONFIG_REPO || !result.changed) return;
+      await publish();
+      log.info('config written through the store API', { commit: result.commit });
+    },
     onError: (err, info) => log.error('store request failed', { error: err, ...info }),
   });
 
+  // Every request: errors answered, the principal found once, the body limit (live from
+  // storage.yaml) set once; then the store API or git. A git push over the limit is
+  // answered by receive-pack on the protocol's error channel, not by a bare 413.
+  const isPush = (req: http.IncomingMessage) => (req.url ?? '').split('?')[0]!.endsWith('/git-receive-pack');
+  const handle = compose(
+    catchErrors((c, err) => ((c.req.url ?? '').startsWith('/store/') ? renderJson(c, err) : renderText(c, err)), (err, c) => log.error('request failed', { error: err, url: c.req.url })),
+    authenticateOnce(authenticate),
+    bodyLimit(() => ctx.config().maxPushBytes, 'storage/storage.yaml: maxPushBytes', isPush),
+    async ({ req, res }) => {
+      if (await store(req, res)) return;
+      await createOnFirstPush(req);
+      git(req, res);
+    },
+  );
+
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
-    const url = req.url ?? '/';
-    const kind = url.startsWith('/store/') ? 'store' : 'git';
+    const kind = (req.url ?? '/').startsWith('/store/') ? 'store' : 'git';
     res.on('finish', () => requests.inc({ kind, status: res.statusCode }));
-    void route(req, res).catch((err: unknown) => {
-      log.error('request failed', { error: err, url });
-      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
-      res.end('internal error\n');
-    });
+    void handle({ req, res });
   };
 
-  async function route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  /** A first push to a new name creates the repository, when the config allows it. */
+  async function createOnFirstPush(req: http.IncomingMessage): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://storage');
-    // A first push to a new name creates the repository, when the config allows it.
-    const m = /^\/([A-Za-z0-9_][A-Za-z0-9._-]*?)(?:\.git)?\/info\/refs$/.exec(url.pathname);
-    if (url.pathname.startsWith(`/store/${CONFIG_REPO}/`)) return configFile(req, res, decodeURIComponent(url.pathname.slice(`/store/${CONFIG_REPO}/`.length)));
-    if (await store(req, res)) return;
-    if (m && url.searchParams.get('service') === 'git-receive-pack' && ctx.config().createOnPush && isOwner(authenticate(req))) {
-      if (!(await repoExists(reposRoot, m[1]!))) {
-        await createRepo(reposRoot, m[1]!);
-        log.info('repository created by a first push', { repo: m[1] });
-      }
+    const m = /^\/([^/]+?)(?:\.git)?\/info\/refs$/.exec(url.pathname);
+    if (!m || url.searchParams.get('service') !== 'git-receive-pack' || !ctx.config().createOnPush || !isOwner(who(req))) return;
+    if (isValidRepoName(m[1]!) && !(await repoExists(reposRoot, m[1]!))) {
+      await createRepo(reposRoot, m[1]!);
+      log.info('repository created by a first push', { repo: m[1] });
     }
-    git(req, res);
-  }
-
-  const json = (res: http.ServerResponse, status: number, body: object, headers: Record<string, string> = {}): void => {
-    res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body) + '\n');
-  };
-
-  /**
-   * The config tree through the store API: GET reads a file at main's head (X-Kith-Blob
-   * names its blob, for compare-and-swap); PUT and DELETE change it as one validated commit,
-   * for principals granted that path (a service's `needs.configWrite`) and the owner.
-   * X-Kith-Expected-Blob: <oid> | none makes the write conditional.
-   */
-  async function configFile(req: http.IncomingMessage, res: http.ServerResponse, file: string): Promise<void> {
-    const who = authenticate(req);
-    if (!who) return json(res, 401, { error: 'unauthorized', message: 'send the access token (Basic password or Bearer)' }, { 'www-authenticate': 'Basic realm="kith"' });
-    if (!/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/.test(file) || file.split('/').some((s) => s === '.' || s === '..' || s === '.git')) {
-      return json(res, 400, { error: 'bad-path', message: `not a config path: ${JSON.stringify(file)}` });
-    }
-    if (req.method === 'GET' || req.method === 'HEAD') {
-      const head = await isogit.resolveRef({ fs, gitdir: configGitdir, ref: CONFIG_BRANCH });
-      // One lookup along the path (not a walk of the whole tree): the blob and its id.
-      const found = await isogit.readBlob({ fs, gitdir: configGitdir, oid: head, filepath: file }).catch(() => undefined);
-      if (!found) return json(res, 404, { error: 'not-found', message: `${file} is not in config.git`, commit: head }, { 'x-kith-commit': head });
-      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'x-kith-commit': head, 'x-kith-blob': found.oid, etag: `"${found.oid}"` }).end(req.method === 'HEAD' ? undefined : Buffer.from(found.blob));
-      return;
-    }
-    if (req.method !== 'PUT' && req.method !== 'DELETE') return json(res, 405, { error: 'method', message: 'use GET, PUT or DELETE' }, { allow: 'GET, HEAD, PUT, DELETE' });
-    const granted = isOwner(who) || (who.configWrite ?? []).some((p) => file.startsWith(p));
-    if (!granted) return json(res, 403, { error: 'forbidden', message: `${who.name} may not change ${file}` });
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const c of req) {
-      size += (c as Buffer).length;
-      if (size > ctx.config().maxPushBytes) return json(res, 413, { error: 'too-large', message: `body larger than ${ctx.config().maxPushBytes} bytes` });
-      chunks.push(c as Buffer);
-    }
-    const expectedHeader = req.headers['x-kith-expected-blob'];
-    const expected = typeof expectedHeader === 'string' ? (expectedHeader === 'none' ? null : expectedHeader) : undefined;
-    if (expected && !/^[0-9a-f]{40}$/.test(expected)) return json(res, 400, { error: 'bad-header', message: 'X-Kith-Expected-Blob is a blob id or none' });
-    const message = String(req.headers['x-kith-message'] ?? `${req.method === 'DELETE' ? 'Delete' : 'Update'} ${file}`).slice(0, 2000);
-    const result = await writeConfigFiles(configGitdir, [{ path: file, content: req.method === 'DELETE' ? null : Buffer.concat(chunks), ...(expected !== undefined ? { expectedBlob: expected } : {}) }], {
-      author: { name: who.name, email: `${who.name}@kith.local` },
-      message: decodeURIComponent(message),
-      now: ctx.now,
-    });
-    if (!result.ok) {
-      log.warn('config write refused', { by: who.name, file, messages: result.messages });
-      return json(res, result.status, { error: result.error, message: result.messages.join('\n'), issues: result.messages });
-    }
-    await publish();
-    log.info('config written', { by: who.name, file, commit: result.commit, changed: result.changed });
-    return json(res, 200, { commit: result.commit, changed: result.changed });
   }
 
   // Plain HTTP on the http listener; HTTPS (with optional client certificates from the

@@ -1,22 +1,23 @@
 /**
  * config.git: the owner's configuration repository, and its published working tree.
  *
- * The bare repository is the source of truth; the working tree (the `--config` folder every
- * service reads and watches) is a copy of the main branch's head that only this module
- * writes. A push is validated as a tree before any ref moves; once accepted, the changed
- * files are published durably and each affected service applies them live.
+ * The bare repository is the source of truth, and a versioned store (../store/store.ts)
+ * whose pre-commit hook validates the whole new tree: a service's write through the store
+ * API and `kith up`'s seeding of a new service's defaults take the one compare-and-swap
+ * commit path of the store, and a git push is checked by the same validation before any
+ * ref moves. The working tree (the `--config` folder every service reads and watches) is a
+ * copy of the main branch's head that only this module writes.
  */
 import git from 'isomorphic-git';
 import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { durableGitFs } from '../../../platform/durable-fs.ts';
 import { writeFileDurable, fsyncDir } from '../../../platform/durable.ts';
 import { formatIssue } from '../../../platform/config/spec.ts';
 import { validateConfigTree, type TreeValidation } from '../../config-specs.ts';
 import { gitTreeSource, listTreeFiles } from './git-tree-source.ts';
-import { withRefLocks } from '../git/receive-pack.ts';
-import { writeRefDurable } from '../git/refs.ts';
+import { openStore, type PreCommit, type Store, type StoreOptions } from '../store/store.ts';
+import { ConflictError, RefusedError, StoreError } from '../store/errors.ts';
 
 export const CONFIG_REPO = 'config';
 export const CONFIG_BRANCH = 'refs/heads/main';
@@ -35,26 +36,20 @@ async function readFolder(root: string, rel = ''): Promise<Map<string, Buffer>> 
   return out;
 }
 
-/** Write a tree object for a set of files (path → blob oid). */
-async function writeTreeOf(gitdir: string, files: Map<string, string>): Promise<string> {
-  const children = new Map<string, Map<string, string> | string>();
-  for (const [p, oid] of files) {
-    const slash = p.indexOf('/');
-    if (slash === -1) children.set(p, oid);
-    else {
-      const dir = p.slice(0, slash);
-      let sub = children.get(dir);
-      if (!(sub instanceof Map)) children.set(dir, (sub = new Map()));
-      sub.set(p.slice(slash + 1), oid);
-    }
-  }
-  const tree = [];
-  for (const [name, v] of children) {
-    if (v instanceof Map) tree.push({ mode: '040000', path: name, oid: await writeTreeOf(gitdir, v), type: 'tree' as const });
-    else tree.push({ mode: '100644', path: name, oid: v, type: 'blob' as const });
-  }
-  return git.writeTree({ fs: durableGitFs, gitdir, tree });
+/**
+ * config.git as a store: every commit is validated (the whole tree, every service's spec
+ * and the cross-service rules) before main moves; a refusal is a RefusedError (422) whose
+ * issues are `file:line: field: problem`.
+ */
+export function openConfigStore(gitdir: string, options: Omit<StoreOptions, 'dir' | 'preCommit' | 'branch'> = {}): Promise<Store> {
+  return openStore({ ...options, dir: gitdir, branch: 'main', preCommit: configPreCommit });
 }
+
+/** The store's pre-commit hook for config.git. */
+export const configPreCommit: PreCommit = async ({ dir, commit }) => {
+  const v = await validateCommit(dir, commit);
+  if (!v.ok) throw new RefusedError(v.issues.map(formatIssue), 'this configuration');
+};
 
 /**
  * Create config.git from the working tree if it does not exist (the first start after
@@ -64,20 +59,10 @@ async function writeTreeOf(gitdir: string, files: Map<string, string>): Promise<
 export async function ensureConfigRepo(gitdir: string, workTree: string): Promise<{ head: string; created: boolean; reset: string[] }> {
   const exists = fs.existsSync(path.join(gitdir, 'HEAD'));
   if (!exists) {
-    await fsp.mkdir(gitdir, { recursive: true });
-    await git.init({ fs: durableGitFs, gitdir, bare: true, defaultBranch: 'main' });
-    const files = await readFolder(workTree);
-    const oids = new Map<string, string>();
-    for (const [p, bytes] of [...files].sort(([a], [b]) => (a < b ? -1 : 1))) oids.set(p, await git.writeBlob({ fs: durableGitFs, gitdir, blob: bytes }));
-    const tree = await writeTreeOf(gitdir, oids);
-    const now = Math.floor(Date.now() / 1000);
-    const head = await git.writeCommit({
-      fs: durableGitFs,
-      gitdir,
-      commit: { message: 'Initial configuration\n', tree, parent: [], author: { ...KITH, timestamp: now, timezoneOffset: 0 }, committer: { ...KITH, timestamp: now, timezoneOffset: 0 } },
-    });
-    await git.writeRef({ fs: durableGitFs, gitdir, ref: CONFIG_BRANCH, value: head, force: true });
-    return { head, created: true, reset: [] };
+    const store = await openStore({ dir: gitdir, create: true, author: KITH });
+    const files = [...(await readFolder(workTree))].sort(([a], [b]) => (a < b ? -1 : 1));
+    const r = await store.writeMany(files.map(([p, content]) => ({ path: p, content })), { message: 'Initial configuration', expectedHead: null });
+    return { head: r.commit, created: true, reset: [] };
   }
   const head = await git.resolveRef({ fs, gitdir, ref: CONFIG_BRANCH });
   const reset = await publishCommit(gitdir, head, workTree);
@@ -146,43 +131,23 @@ export type ConfigWriteResult =
   | { ok: false; status: 409 | 422; error: 'conflict' | 'invalid'; messages: string[] };
 
 /**
- * Commit changes to config.git's main branch on behalf of a service (a DNS dynamic
- * update, later a paired device): under the same ref lock as git push, check each file's
- * expected blob, build the new tree, validate it like a push, and move the ref. The caller
- * publishes the new head (publishHead) after.
+ * Commit changes to config.git's main branch (what `kith up` does to seed a new service's
+ * defaults while storage is down): one validated commit through the config store, with a
+ * per-file compare-and-swap. The caller publishes the new head (publishHead) after.
  */
 export async function writeConfigFiles(
   gitdir: string,
   changes: ConfigFileChange[],
   meta: { author: { name: string; email: string }; message: string; now?: () => number },
 ): Promise<ConfigWriteResult> {
-  return withRefLocks(gitdir, [CONFIG_BRANCH], async () => {
-    const head = await git.resolveRef({ fs, gitdir, ref: CONFIG_BRANCH });
-    const files = await listTreeFiles(gitdir, head);
-    for (const c of changes) {
-      const have = files.get(c.path) ?? null;
-      if (c.expectedBlob !== undefined && c.expectedBlob !== have) {
-        return { ok: false as const, status: 409 as const, error: 'conflict' as const, messages: [`${c.path} changed since it was read (expected ${c.expectedBlob ?? 'no file'}, found ${have ?? 'no file'}): read it again and retry`] };
-      }
-    }
-    let changed = false;
-    for (const c of changes) {
-      if (c.content === null) {
-        changed = files.delete(c.path) || changed;
-        continue;
-      }
-      const oid = await git.writeBlob({ fs: durableGitFs, gitdir, blob: c.content });
-      if (files.get(c.path) !== oid) changed = true;
-      files.set(c.path, oid);
-    }
-    if (!changed) return { ok: true as const, commit: head, changed: false };
-    const tree = await writeTreeOf(gitdir, new Map([...files].sort(([a], [b]) => (a < b ? -1 : 1))));
-    const t = Math.floor((meta.now ?? Date.now)() / 1000);
-    const who = { ...meta.author, timestamp: t, timezoneOffset: 0 };
-    const commit = await git.writeCommit({ fs: durableGitFs, gitdir, commit: { message: meta.message.endsWith('\n') ? meta.message : meta.message + '\n', tree, parent: [head], author: who, committer: { ...KITH, timestamp: t, timezoneOffset: 0 } } });
-    const v = await validateCommit(gitdir, commit);
-    if (!v.ok) return { ok: false as const, status: 422 as const, error: 'invalid' as const, messages: v.issues.map(formatIssue) };
-    await writeRefDurable(gitdir, CONFIG_BRANCH, commit);
-    return { ok: true as const, commit, changed: true };
-  });
+  const store = await openConfigStore(gitdir, { pollMs: 0, ...(meta.now ? { now: meta.now } : {}) });
+  try {
+    const r = await store.writeMany(changes.map((c) => ({ path: c.path, content: c.content, ...(c.expectedBlob !== undefined ? { expectedBlob: c.expectedBlob } : {}) })), { author: meta.author, message: meta.message });
+    return { ok: true, commit: r.commit, changed: r.changed };
+  } catch (err) {
+    if (err instanceof ConflictError) return { ok: false, status: 409, error: 'conflict', messages: [err.message] };
+    if (err instanceof RefusedError) return { ok: false, status: 422, error: 'invalid', messages: err.issues };
+    if (err instanceof StoreError) return { ok: false, status: 422, error: 'invalid', messages: [err.message] };
+    throw err;
+  }
 }
