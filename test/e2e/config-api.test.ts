@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { kithUp, type KithUp } from './kith-up.ts';
+import { kithUp, repoRoot, type KithUp } from './kith-up.ts';
 
 describe('the config API', () => {
   let up: KithUp;
@@ -66,6 +66,18 @@ describe('the config API', () => {
     expect(bad.status).toBe(422);
     expect(JSON.parse(bad.body).issues[0]).toMatch(/^dns\/dns\.yaml:1: upstreams\.0: /);
     expect(curl('-H', owner, `${base}/dns/dns.yaml`).headers['x-kith-blob']).toBe(before.headers['x-kith-blob']);
+  });
+
+  it('kith repo and kith config log go through the store API of the running storage', () => {
+    const kith = (...args: string[]) => spawnSync(process.execPath, [path.join(repoRoot, 'installer/kith.ts'), ...args, '--data', up.data], { encoding: 'utf8' });
+    expect(kith('repo', 'create', 'Notes.2026').stdout).toBe('created Notes.2026.git\n');
+    expect(kith('repo', 'create', 'Notes.2026').status).toBe(1);
+    expect(JSON.parse(kith('repo', 'list', '--json').stdout)).toEqual({ repos: ['Notes.2026', 'config'] });
+    expect(kith('repo', 'create', 'x'.repeat(65)).status).toBe(64);
+    expect(kith('repo', 'delete', 'config').status).toBe(1);
+    expect(kith('repo', 'delete', 'Notes.2026').stdout).toBe('deleted Notes.2026.git\n');
+    const log = kith('config', 'log', '--json', '-n', '2').stdout.trim().split('\n').map((l) => JSON.parse(l) as { author: string; files: unknown[] });
+    expect(log[0]).toMatchObject({ author: 'dns', files: [{ path: 'dns/zones/example.net.zone', change: 'modified' }] });
   });
 
   it('keeps each service to the paths it was granted, and refuses bad requests', () => {

@@ -2,8 +2,10 @@
 import { z } from 'zod';
 import { loadYamlFile } from '../../../platform/config/yaml.ts';
 import type { ConfigSpec } from '../../../platform/config/spec.ts';
+import { isValidRepoName, REPO_NAME_RULE } from '../repo-name.ts';
 
-const RepoName = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'a repository name is 1-64 of a-z 0-9 . _ - and starts with a letter or digit');
+/** The same rule as git URLs, the store API and `kith repo create` (repo-name.ts). */
+const RepoName = z.string().refine(isValidRepoName, REPO_NAME_RULE);
 
 export const StorageConfigSchema = z.object({
   /** A push to a repository that does not exist creates it. */

@@ -6,13 +6,8 @@ import * as path from 'node:path';
 import * as git from 'isomorphic-git';
 import { fsyncDir } from '../../../platform/durable.ts';
 
-// A name is one path segment: letters, digits, dot, dash, underscore; no leading dot
-// (so no "..", no hidden files) — nothing that could step outside the root.
-const NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$/;
-
-export function isValidRepoName(name: string): boolean {
-  return NAME_RE.test(name) && !name.endsWith('.git') && !name.endsWith('.lock') && !name.includes('..');
-}
+import { isValidRepoName } from '../repo-name.ts';
+export { isValidRepoName, REPO_NAME_RULE } from '../repo-name.ts';
 
 export function repoPath(root: string, name: string): string {
   if (!isValidRepoName(name)) throw new Error(`invalid repository name ${JSON.stringify(name)}`);
