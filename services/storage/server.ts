@@ -4,6 +4,7 @@
  * config.git are validated against every service's schema before refs move, and
  * published to the config working tree after.
  */
+import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as path from 'node:path';
@@ -36,9 +37,20 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
     const removed = await recoverRepository(path.join(reposRoot, `${repo}.git`));
     if (removed.length > 0) log.warn('recovered after a crash: removed leftovers', { repo, files: removed });
   }
-  const boot = await ensureConfigRepo(configGitdir, ctx.configRoot);
-  if (boot.created) log.info('created config.git from the seeded config', { head: boot.head });
-  if (boot.reset.length > 0) log.warn('config working tree differed from config.git; reset to its head', { files: boot.reset });
+  // Nothing accepted may stop storage from starting: if config.git's head cannot be
+  // published (a commit written under the ref by hand, a full disk), storage serves git
+  // anyway — so the owner can push a fix — keeps the last published tree, and reports
+  // unhealthy with the reason until a publish succeeds.
+  let publishProblem: string | undefined;
+  try {
+    const boot = await ensureConfigRepo(configGitdir, ctx.configRoot);
+    if (boot.created) log.info('created config.git from the seeded config', { head: boot.head });
+    if (boot.reset.length > 0) log.warn('config working tree differed from config.git; reset to its head', { files: boot.reset });
+  } catch (err) {
+    if (!fs.existsSync(path.join(configGitdir, 'HEAD'))) throw err; // no config.git at all: nothing to serve
+    publishProblem = `config.git's head is not published: ${(err as Error).message}`;
+    log.error('config publish failed at start; serving git with the last published config', { error: err });
+  }
 
   const pushes = metrics.counter('kith_storage_pushes_total', 'Pushes by repository and result.');
   const requests = metrics.counter('kith_storage_requests_total', 'HTTP requests by kind and status.');
@@ -51,8 +63,13 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
     const job = publishing.then(async () => {
       const { head, changed } = await publishHead(configGitdir, ctx.configRoot);
       if (changed.length > 0) log.info('config published', { commit: head, files: changed });
+      if (publishProblem) log.info('config published again after a failure', { commit: head });
+      publishProblem = undefined;
     });
-    publishing = job.catch((err: unknown) => log.error('config publish failed', { error: err }));
+    publishing = job.catch((err: unknown) => {
+      publishProblem = `config.git's head is not published: ${(err as Error).message}`;
+      log.error('config publish failed', { error: err });
+    });
     return job;
   };
 
@@ -173,6 +190,7 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
   }
   return {
     endpoints,
+    health: () => (publishProblem ? { ok: false, detail: publishProblem } : { ok: true }),
     async stop() {
       store.close();
       await publishing;

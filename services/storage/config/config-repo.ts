@@ -15,7 +15,8 @@ import * as path from 'node:path';
 import { writeFileDurable, fsyncDir } from '../../../platform/durable.ts';
 import { formatIssue } from '../../../platform/config/spec.ts';
 import { validateConfigTree, type TreeValidation } from '../../config-specs.ts';
-import { gitTreeSource, listTreeFiles } from './git-tree-source.ts';
+import { gitTreeSource } from './git-tree-source.ts';
+import { checkConfigTree } from './tree-check.ts';
 import { openStore, type PreCommit, type Store, type StoreOptions } from '../store/store.ts';
 import { ConflictError, RefusedError, StoreError } from '../store/errors.ts';
 
@@ -69,9 +70,20 @@ export async function ensureConfigRepo(gitdir: string, workTree: string): Promis
   return { head, created: false, reset };
 }
 
-/** Validate the tree of a commit against every service's schema and the cross-service rules. */
-export function validateCommit(gitdir: string, commit: string): Promise<TreeValidation> {
-  return validateConfigTree(gitTreeSource(gitdir, commit));
+/**
+ * Validate the tree of a commit: first the tree as a whole (every path safe to publish, the
+ * file-count and size limits, measured from object headers), then every service's schema
+ * and the cross-service rules. The one place storage calls the config validation.
+ */
+export async function validateCommit(gitdir: string, commit: string): Promise<TreeValidation> {
+  const tree = await checkConfigTree(gitdir, commit);
+  if (tree.issues.length > 0) return { ok: false, issues: tree.issues };
+  return validateConfigTree(gitTreeSource(gitdir, commit, tree.files));
+}
+
+/** A commit that cannot be published (it was never validated: written under the ref by hand). */
+export class PublishError extends Error {
+  override name = 'PublishError';
 }
 
 /** `remote:` lines for a refused push. */
@@ -90,7 +102,11 @@ export async function publishHead(gitdir: string, workTree: string): Promise<{ h
  * delete files the commit no longer has. Returns the paths changed.
  */
 export async function publishCommit(gitdir: string, commit: string, workTree: string): Promise<string[]> {
-  const wanted = await listTreeFiles(gitdir, commit);
+  // Nothing is written unless every path is safe: a tree that never passed validation
+  // (written under the ref by hand) leaves the published folder as it was.
+  const checked = await checkConfigTree(gitdir, commit);
+  if (checked.issues.length > 0) throw new PublishError(`commit ${commit} cannot be published: ${checked.issues.map(formatIssue).join('; ')}; push a commit that fixes it`);
+  const wanted = new Map([...checked.files].map(([p, f]) => [p, f.oid]));
   const present = await readFolder(workTree);
   const changed: string[] = [];
   for (const [p, oid] of wanted) {
