@@ -91,6 +91,11 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
     root: reposRoot,
     authorize: (req) => isOwner(who(req)),
     maxPushBytes: () => ctx.config().maxPushBytes,
+    inflateLimits: () => ({
+      maxObjectBytes: ctx.config().maxObjectBytes,
+      maxInflatedBytes: ctx.config().maxPushInflatedBytes,
+      names: { maxObjectBytes: 'storage/storage.yaml: maxObjectBytes', maxInflatedBytes: 'storage/storage.yaml: maxPushInflatedBytes' },
+    }),
     allowNonFastForward: (repo) => repo !== CONFIG_REPO && ctx.config().allowNonFastForward.includes(repo),
     onError: (err, info) => log.error('git request failed', { error: err, ...info }),
     hooks: {

@@ -16,6 +16,10 @@ export const StorageConfigSchema = z.object({
   maxRepoBytes: z.number().int().positive().default(256 << 20),
   /** Largest request body accepted (a pushed pack, a stored file). */
   maxPushBytes: z.number().int().positive().default(64 << 20),
+  /** Largest object in a push, inflated (a file, or what a delta builds). */
+  maxObjectBytes: z.number().int().positive().default(100 << 20),
+  /** All objects of one push together, inflated. */
+  maxPushInflatedBytes: z.number().int().positive().default(1 << 30),
 }).strict();
 
 export type StorageConfig = z.infer<typeof StorageConfigSchema>;
@@ -29,9 +33,12 @@ createOnPush: false
 # Repositories where \`git push --force\` is allowed (config.git never should be).
 allowNonFastForward: []
 
-# Size limits, in bytes.
+# Size limits, in bytes: a repository on disk, a push as sent, the largest object
+# in a push once inflated, and everything in one push once inflated.
 maxRepoBytes: 268435456
 maxPushBytes: 67108864
+maxObjectBytes: 104857600
+maxPushInflatedBytes: 1073741824
 `;
 
 export const storageConfig: ConfigSpec<StorageConfig> = {

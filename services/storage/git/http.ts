@@ -10,6 +10,7 @@ import * as git from 'isomorphic-git';
 import { openStore } from './objects.ts';
 import { FLUSH, PktLineError, pktLine } from './pktline.ts';
 import { V0_RECEIVE_CAPS, receivePack, type ReceiveHooks } from './receive-pack.ts';
+import type { InflateLimits } from './index-pack.ts';
 import { isValidRepoName, repoExists, repoPath } from './repos.ts';
 import { ProtocolError, V0_UPLOAD_CAPS, advertiseRefsV0, advertiseV2, uploadPackV0, uploadPackV2, type Sink } from './upload-pack.ts';
 
@@ -27,6 +28,8 @@ export interface GitHttpOptions {
   allowNonFastForward?(repo: string): boolean | Promise<boolean>;
   /** Largest accepted (decompressed) push body, read at each push (a config change applies to the next one). Default 256 MiB. */
   maxPushBytes?: number | (() => number);
+  /** Inflated-size limits of pushed objects, read at each push. Default: index-pack.ts's. */
+  inflateLimits?(): InflateLimits;
   /** Largest accepted (decompressed) fetch request body. Default 16 MiB. */
   maxRequestBytes?: number;
   /** Called on unexpected errors (bugs), for logging. */
@@ -151,7 +154,7 @@ export function createGitHttpHandler(opts: GitHttpOptions): (req: IncomingMessag
         else await uploadPackV0(store, body, out);
       } else {
         const allow = await nonFastForwardAllowed(opts, repo, gitdir);
-        await receivePack({ repo, store, hooks: opts.hooks, allowNonFastForward: allow }, body, out);
+        await receivePack({ repo, store, hooks: opts.hooks, allowNonFastForward: allow, limits: opts.inflateLimits?.() }, body, out);
       }
     } catch (err) {
       // Semantic errors become an ERR packet the client prints as "remote error: ...".

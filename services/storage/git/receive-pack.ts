@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import * as git from 'isomorphic-git';
 import { fsyncDir, writeFileDurable } from '../../../platform/durable.ts';
-import { indexPack, type IndexedPack } from './index-pack.ts';
+import { indexPack, type IndexedPack, type InflateLimits } from './index-pack.ts';
 import { ZERO_OID, hasObject, rememberObject, refreshStore, parseCommit, parseTag, parseTree, readRaw, type Store } from './objects.ts';
 import { FLUSH, PktReader, lineText, pktLine, sideband } from './pktline.ts';
 import { isValidRefName, resolve, setRef } from './refs.ts';
@@ -58,6 +58,8 @@ export interface ReceiveOptions {
   hooks?: ReceiveHooks;
   /** Allow non-fast-forward updates (git push --force). Default: refused. */
   allowNonFastForward?: boolean;
+  /** Inflated-size limits of the pushed objects (index-pack.ts; its defaults otherwise). */
+  limits?: InflateLimits;
 }
 
 interface Command extends RefUpdate {
@@ -90,7 +92,7 @@ export function parseCommands(body: Buffer): { commands: Command[]; caps: Set<st
 }
 
 /** Validates the pack's framing and checksum, stores it as .pack+.idx, returns its object ids. */
-async function storePack(s: Store, pack: Buffer): Promise<{ oids: string[]; files: string[] }> {
+async function storePack(s: Store, pack: Buffer, limits?: InflateLimits): Promise<{ oids: string[]; files: string[] }> {
   if (pack.length < 32) throw new ProtocolError('pack truncated');
   if (pack.toString('latin1', 0, 4) !== 'PACK') throw new ProtocolError('not a packfile');
   const version = pack.readUInt32BE(4);
@@ -109,7 +111,7 @@ async function storePack(s: Store, pack: Buffer): Promise<{ oids: string[]; file
   // clean-up removes.
   let indexed: IndexedPack;
   try {
-    indexed = indexPack(pack);
+    indexed = indexPack(pack, limits);
   } catch (err) {
     throw new ProtocolError(`index-pack failed: ${(err as Error).message.split('\n')[0]}`);
   }
@@ -225,10 +227,12 @@ export async function receivePack(opts: ReceiveOptions, body: Buffer, out: Sink)
   await withMutex(`push:${s.gitdir}`, async () => {
     if (needsPack || packBytes.length) {
       try {
-        stored = await storePack(s, packBytes);
+        stored = await storePack(s, packBytes, opts.limits);
         refreshStore(s); // the new pack must be visible to the checks below
       } catch (err) {
         unpack = err instanceof ProtocolError ? err.message : 'unpack failed';
+        // Said on the side band too, so `git push` prints it as a `remote:` line.
+        messages.push(`kith: ${unpack}`);
       }
     }
 
