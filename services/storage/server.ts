@@ -12,7 +12,9 @@ import type { ServiceContext, RunningService } from '../../platform/service.ts';
 import { createGitHttpHandler } from './git/http.ts';
 import { createStoreHttpHandler, type AuthorizeResult, type StoreAccess } from './store/http.ts';
 import { createRepo, isValidRepoName, listRepos, repoExists } from './git/repos.ts';
-import { authenticate as authenticateOnce, bodyLimit, catchErrors, compose, principalOf, renderJson, renderText } from './http/kit.ts';
+import { HttpError, authenticate as authenticateOnce, bodyLimit, catchErrors, compose, principalOf, renderJson, renderText } from './http/kit.ts';
+import { withRefLocks } from './git/receive-pack.ts';
+import { resolve as resolveRef, setRef } from './git/refs.ts';
 import { recoverRepository } from './git/recover.ts';
 import { ZERO_OID } from './git/objects.ts';
 import { anyOf, certificateAuthenticator, clientAuthenticator, loadOrCreateToken, tokenAuthenticator, type Authenticator, type Principal } from './auth.ts';
@@ -59,12 +61,13 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
   // Publishing runs one at a time and always publishes main's head as it is then, so
   // publishes racing each other can never leave an older tree in place.
   let publishing: Promise<unknown> = Promise.resolve();
-  const publish = (): Promise<void> => {
+  const publish = (): Promise<string[]> => {
     const job = publishing.then(async () => {
       const { head, changed } = await publishHead(configGitdir, ctx.configRoot);
       if (changed.length > 0) log.info('config published', { commit: head, files: changed });
       if (publishProblem) log.info('config published again after a failure', { commit: head });
       publishProblem = undefined;
+      return changed;
     });
     publishing = job.catch((err: unknown) => {
       publishProblem = `config.git's head is not published: ${(err as Error).message}`;
@@ -72,6 +75,17 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
     });
     return job;
   };
+  // Until the head is published (a full disk, a read-only folder), try again every 5 s.
+  const retry = setInterval(() => {
+    if (publishProblem) void publish().catch(() => {});
+  }, 5000);
+  retry.unref();
+
+  /** Wait (at most 2 s) until the runner applied a storage.yaml just published: the next request sees the new limits. */
+  async function configApplied(before: StorageConfig): Promise<void> {
+    ctx.reloadConfig('storage.yaml changed in config.git');
+    for (const end = Date.now() + 2000; ctx.config() === before && Date.now() < end; ) await new Promise((r) => setTimeout(r, 5));
+  }
 
   // Who may do what. Authentication runs once per request (middleware below); these say
   // what each principal may touch: the owner everything; a service reads config and
@@ -91,6 +105,8 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
     root: reposRoot,
     authorize: (req) => isOwner(who(req)),
     maxPushBytes: () => ctx.config().maxPushBytes,
+    maxRepoBytes: () => ctx.config().maxRepoBytes,
+    limitsFile: 'storage/storage.yaml',
     inflateLimits: () => ({
       maxObjectBytes: ctx.config().maxObjectBytes,
       maxInflatedBytes: ctx.config().maxPushInflatedBytes,
@@ -113,13 +129,43 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
         log.warn('config push refused', { commit: main.newOid, issues: v.issues });
         return { ok: false, messages: refusalMessages(v) };
       },
-      async postReceive({ repo, updates }) {
-        pushes.inc({ repo });
-        if (repo !== CONFIG_REPO) return;
+      // A config push is published (and storage's own new limits are live) before git is
+      // told ok; if publishing fails, main goes back where it was and the pusher is told why.
+      async beforeReport({ repo, gitdir, updates }) {
+        if (repo !== CONFIG_REPO) return {};
         const main = updates.find((u) => u.ref === CONFIG_BRANCH);
-        if (!main || main.newOid === ZERO_OID) return;
+        if (!main || main.newOid === ZERO_OID) return {};
+        const before = ctx.config();
+        let changed: string[];
+        try {
+          changed = await publish();
+        } catch (err) {
+          const reason = describeFsError(err);
+          const undone = await withRefLocks(gitdir, [CONFIG_BRANCH], async () => {
+            if ((await resolveRef(gitdir, CONFIG_BRANCH)) !== main.newOid) return false;
+            await setRef(gitdir, CONFIG_BRANCH, main.oldOid);
+            return true;
+          }).catch(() => false);
+          configPushes.inc({ result: 'not-applied' });
+          if (undone) {
+            publishProblem = undefined;
+            void publish().catch(() => {}); // the old head is what should be published
+          }
+          log.error('config push not applied: publishing failed', { commit: main.newOid, reason, undone });
+          return {
+            failed: `not applied: ${reason.split(':')[0]}`,
+            messages: [
+              `kith: this configuration could not be applied: ${reason}.`,
+              undone ? 'kith: nothing changed; push again once that is fixed.' : 'kith: config.git has it, but it is not applied yet; storage retries every 5 s and reports unhealthy until it is.',
+            ],
+          };
+        }
         configPushes.inc({ result: 'accepted' });
-        await publish();
+        if (changed.includes('storage/storage.yaml')) await configApplied(before);
+        return {};
+      },
+      async postReceive({ repo }) {
+        pushes.inc({ repo });
       },
     },
   });
@@ -130,10 +176,15 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
     root: reposRoot,
     authorize: storeAccess,
     readOnly: [],
+    store: { limits: () => ({ maxRepoBytes: ctx.config().maxRepoBytes }) },
     storeOptions: (repo) => (repo === CONFIG_REPO ? { preCommit: configPreCommit } : undefined),
     async afterWrite(repo, result) {
       if (repo !== CONFIG_REPO || !result.changed) return;
-      await publish();
+      const before = ctx.config();
+      const changed = await publish().catch((err: unknown) => {
+        throw new HttpError(503, 'not-applied', `committed as ${result.commit}, but not applied yet: ${describeFsError(err)}; storage retries every 5 s`);
+      });
+      if (changed.includes('storage/storage.yaml')) await configApplied(before);
       log.info('config written through the store API', { commit: result.commit });
     },
     onError: (err, info) => log.error('store request failed', { error: err, ...info }),
@@ -197,6 +248,7 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
     endpoints,
     health: () => (publishProblem ? { ok: false, detail: publishProblem } : { ok: true }),
     async stop() {
+      clearInterval(retry);
       store.close();
       await publishing;
       await Promise.all(servers.map(({ server }) => new Promise<void>((resolve) => {
@@ -205,4 +257,13 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
       })));
     },
   };
+}
+
+/** A file-system failure, said so that the owner knows what to do. */
+function describeFsError(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC') return 'the kith data disk is full (ENOSPC): free some space';
+  if (code === 'EROFS') return 'the config folder is read-only (EROFS)';
+  if (code === 'EACCES' || code === 'EPERM') return `the config folder is not writable (${code})`;
+  return (err as Error).message;
 }

@@ -9,7 +9,7 @@ import { ClientGone, HttpError, catchErrors, compose, readBody, renderText } fro
 import * as git from 'isomorphic-git';
 import { openStore } from './objects.ts';
 import { FLUSH, PktLineError, pktLine } from './pktline.ts';
-import { V0_RECEIVE_CAPS, receivePack, type ReceiveHooks } from './receive-pack.ts';
+import { V0_RECEIVE_CAPS, receivePack, refusePush, type ReceiveHooks } from './receive-pack.ts';
 import type { InflateLimits } from './index-pack.ts';
 import { isValidRepoName, repoExists, repoPath } from './repos.ts';
 import { ProtocolError, V0_UPLOAD_CAPS, advertiseRefsV0, advertiseV2, uploadPackV0, uploadPackV2, type Sink } from './upload-pack.ts';
@@ -28,6 +28,10 @@ export interface GitHttpOptions {
   allowNonFastForward?(repo: string): boolean | Promise<boolean>;
   /** Largest accepted (decompressed) push body, read at each push (a config change applies to the next one). Default 256 MiB. */
   maxPushBytes?: number | (() => number);
+  /** Where the push limits are set, for messages (e.g. "storage/storage.yaml"). */
+  limitsFile?: string;
+  /** The largest a repository may grow on disk, read at each push (the pack is refused past it). */
+  maxRepoBytes?(): number;
   /** Inflated-size limits of pushed objects, read at each push. Default: index-pack.ts's. */
   inflateLimits?(): InflateLimits;
   /** Largest accepted (decompressed) fetch request body. Default 16 MiB. */
@@ -60,6 +64,34 @@ async function readGitBody(req: IncomingMessage, limit: number, limitName: strin
     if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw new HttpError(413, 'too-large', `the request body inflates to more than ${limit} bytes, over the limit ${limitName}`);
     throw new HttpError(400, 'bad-body', `bad ${enc} request body`);
   }
+}
+
+/**
+ * A push body, or — when it is over the limit — the protocol answer refusing it, made from
+ * its first bytes (the command list) after the rest was read and dropped: git reads no
+ * answer before it has sent everything, and then prints ours as `remote:` lines.
+ */
+async function readPush(req: IncomingMessage, limit: number, reason: string): Promise<{ body: Buffer } | { refused: Buffer }> {
+  const enc = (req.headers['content-encoding'] ?? 'identity').toLowerCase();
+  if (enc !== 'identity') return { body: await readGitBody(req, limit, 'maxPushBytes') };
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const drainCap = Math.max(limit * 16, 1 << 30);
+  try {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size <= limit) chunks.push(chunk);
+      else if (size > drainCap) {
+        req.destroy();
+        break;
+      }
+    }
+  } catch {
+    throw new ClientGone('the client went away during the upload');
+  }
+  if (size <= limit) return { body: Buffer.concat(chunks) };
+  const head = Buffer.concat(chunks).subarray(0, 1 << 20);
+  return { refused: refusePush(head, reason.replace('{size}', String(size)), 'push too large') };
 }
 
 function gitProtocolV2(req: IncomingMessage): boolean {
@@ -146,15 +178,34 @@ export function createGitHttpHandler(opts: GitHttpOptions): (req: IncomingMessag
 
     const ctype = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
     if (ctype !== `application/x-${service}-request`) throw new HttpError(415, 'bad-content-type', `expected Content-Type application/x-${service}-request`);
-    const body = service === 'git-receive-pack' ? await readGitBody(req, maxPush(), 'maxPushBytes') : await readGitBody(req, maxReq, 'maxRequestBytes');
     const out = responseSink(res, `application/x-${service}-result`);
+    let body: Buffer;
+    if (service === 'git-receive-pack') {
+      const limit = maxPush();
+      const where = opts.limitsFile ? ` (${opts.limitsFile}: maxPushBytes)` : '';
+      const got = await readPush(req, limit, `this push is {size} bytes, over the limit maxPushBytes = ${limit} bytes${where}; nothing changed: push fewer commits at a time, or raise the limit`);
+      if ('refused' in got) {
+        await out(got.refused);
+        res.end();
+        return;
+      }
+      body = got.body;
+    } else body = await readGitBody(req, maxReq, 'maxRequestBytes');
     try {
       if (service === 'git-upload-pack') {
         if (v2) await uploadPackV2(store, body, out);
         else await uploadPackV0(store, body, out);
       } else {
         const allow = await nonFastForwardAllowed(opts, repo, gitdir);
-        await receivePack({ repo, store, hooks: opts.hooks, allowNonFastForward: allow, limits: opts.inflateLimits?.() }, body, out);
+        await receivePack({
+          repo,
+          store,
+          hooks: opts.hooks,
+          allowNonFastForward: allow,
+          limits: opts.inflateLimits?.(),
+          repoLimit: opts.maxRepoBytes ? { max: opts.maxRepoBytes(), name: opts.limitsFile ? `maxRepoBytes (${opts.limitsFile}: maxRepoBytes)` : 'maxRepoBytes' } : undefined,
+          onError: (err) => opts.onError?.(err, { repo, path: req.url ?? '' }),
+        }, body, out);
       }
     } catch (err) {
       // Semantic errors become an ERR packet the client prints as "remote error: ...".

@@ -74,7 +74,7 @@ function messageOf(r: Repo, opts: WriteOptions | undefined, fallback: string): s
 
 async function repoBytes(r: Repo): Promise<number> {
   const t = Date.now();
-  if (!r.S.repoBytes || t - r.S.repoBytes.at > 60_000) r.S.repoBytes = { bytes: await diskBytes(r.real), at: t };
+  if (!r.S.repoBytes || t - r.S.repoBytes.at > 5_000) r.S.repoBytes = { bytes: await diskBytes(r.real), at: t };
   return r.S.repoBytes.bytes;
 }
 

@@ -49,7 +49,8 @@ export interface StoreOptions {
   author?: Author;
   /** Create the bare repository when it does not exist (default false: NotFoundError). */
   create?: boolean;
-  limits?: Partial<StoreLimits>;
+  /** Fixed, or read at each operation (limits from a live config apply to the next write). */
+  limits?: Partial<StoreLimits> | (() => Partial<StoreLimits>);
   lock?: FileLockOptions;
   /** While someone watches, look for commits made by others (git push, other processes) this often (default 1000 ms; 0 = never). */
   pollMs?: number;
@@ -125,25 +126,28 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     key,
     lockFile: path.join(real, 'refs', 'heads', `${branch}.lock`),
     lock: options.lock,
-    limits: { ...DEFAULT_LIMITS, ...options.limits },
+    get limits(): StoreLimits {
+      return { ...DEFAULT_LIMITS, ...(typeof options.limits === 'function' ? options.limits() : options.limits) };
+    },
     now: options.now ?? Date.now,
     defaultAuthor: options.author ?? { name: 'kith', email: 'kith@localhost' },
     pollMs: options.pollMs ?? 1000,
     S,
     io: treeIO(real, S),
   };
-  const { limits } = r;
   const pre = options.preCommit;
   const at = async (commit: string | undefined) => (commit === undefined ? headOf(r) : commitOid(r, commit));
 
   return {
     dir: real,
     branch,
-    limits,
+    get limits() {
+      return r.limits;
+    },
     head: () => headOf(r),
 
     async read(p, opts = {}) {
-      const segs = validatePath(p, limits);
+      const segs = validatePath(p, r.limits);
       const h = await at(opts.at);
       const e = await entryAt(r, await treeOf(r, h), segs);
       if (!h || !e || e.type !== 'blob') return undefined;
@@ -152,7 +156,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     },
 
     async list(prefix = '', opts = {}) {
-      const segs = validatePrefix(prefix, limits);
+      const segs = validatePrefix(prefix, r.limits);
       const found = await entryAt(r, await treeOf(r, await at(opts.at)), segs);
       if (!found || found.type !== 'tree') return [];
       const out: ListEntry[] = [];
@@ -168,18 +172,18 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     },
 
     async write(p, content, opts) {
-      const segs = validatePath(p, limits);
+      const segs = validatePath(p, r.limits);
       return commitChanges(r, [{ path: p, segs, bytes: toBytes(content), expectedBlob: opts?.expectedBlob }], opts, `write ${p}`, pre);
     },
 
     async delete(p, opts) {
-      const segs = validatePath(p, limits);
+      const segs = validatePath(p, r.limits);
       return commitChanges(r, [{ path: p, segs, bytes: null, expectedBlob: opts?.expectedBlob }], opts, `delete ${p}`, pre);
     },
 
     async writeMany(list, opts) {
       if (!Array.isArray(list)) throw new StoreError('bad-change', 400, 'writeMany takes an array of { path, content }');
-      const items = list.map((c) => ({ path: c.path, segs: validatePath(c.path, limits), bytes: c.content === null ? null : toBytes(c.content), expectedBlob: c.expectedBlob }));
+      const items = list.map((c) => ({ path: c.path, segs: validatePath(c.path, r.limits), bytes: c.content === null ? null : toBytes(c.content), expectedBlob: c.expectedBlob }));
       const n = items.length;
       return commitChanges(r, items, opts, n === 1 ? `${items[0]!.bytes ? 'write' : 'delete'} ${items[0]!.path}` : `change ${n} files`, pre);
     },
