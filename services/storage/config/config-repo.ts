@@ -115,7 +115,12 @@ export async function publishCommit(gitdir: string, commit: string, workTree: st
     const { blob } = await git.readBlob({ fs, gitdir, oid });
     const full = path.join(workTree, p);
     await fsp.mkdir(path.dirname(full), { recursive: true });
-    await writeFileDurable(full, blob);
+    try {
+      await writeFileDurable(full, blob);
+    } catch (err) {
+      await removeEmptyFolders(workTree, path.dirname(full)); // a folder made for nothing (disk full)
+      throw err;
+    }
     changed.push(p);
   }
   for (const p of present.keys()) {
@@ -124,13 +129,17 @@ export async function publishCommit(gitdir: string, commit: string, workTree: st
     await fsp.rm(full, { force: true });
     await fsyncDir(path.dirname(full));
     changed.push(p);
-    // Remove folders the deletion emptied (never the tree root).
-    for (let dir = path.dirname(full); dir.startsWith(workTree + path.sep); dir = path.dirname(dir)) {
-      if ((await fsp.readdir(dir)).length > 0) break;
-      await fsp.rmdir(dir);
-    }
+    await removeEmptyFolders(workTree, path.dirname(full));
   }
   return changed.sort();
+}
+
+/** Remove `dir` and its parents while they are empty (never the tree root). */
+async function removeEmptyFolders(workTree: string, dir: string): Promise<void> {
+  for (; dir.startsWith(workTree + path.sep); dir = path.dirname(dir)) {
+    if ((await fsp.readdir(dir).catch(() => ['?'])).length > 0) break;
+    await fsp.rmdir(dir).catch(() => {});
+  }
 }
 
 export interface ConfigFileChange {
