@@ -39,19 +39,19 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
     const removed = await recoverRepository(path.join(reposRoot, `${repo}.git`));
     if (removed.length > 0) log.warn('recovered after a crash: removed leftovers', { repo, files: removed });
   }
-  // Nothing accepted may stop storage from starting: if config.git's head cannot be
-  // published (a commit written under the ref by hand, a full disk), storage serves git
-  // anyway — so the owner can push a fix — keeps the last published tree, and reports
-  // unhealthy with the reason until a publish succeeds.
+  // Nothing accepted may stop storage from starting: config.git is created here when it
+  // does not exist (from the seeded folder), and otherwise its head is published once the
+  // listeners are up — in the background, so git is served while a large tree is written.
+  // If publishing fails (a commit written under the ref by hand, a full disk), storage
+  // serves git anyway, so the owner can push a fix, keeps the last published tree, and
+  // reports unhealthy with the reason until a publish succeeds.
   let publishProblem: string | undefined;
-  try {
+  /** The commit the config folder holds (undefined: not known; the next publish compares files). */
+  let published: string | undefined;
+  if (!fs.existsSync(path.join(configGitdir, 'HEAD'))) {
     const boot = await ensureConfigRepo(configGitdir, ctx.configRoot);
-    if (boot.created) log.info('created config.git from the seeded config', { head: boot.head });
-    if (boot.reset.length > 0) log.warn('config working tree differed from config.git; reset to its head', { files: boot.reset });
-  } catch (err) {
-    if (!fs.existsSync(path.join(configGitdir, 'HEAD'))) throw err; // no config.git at all: nothing to serve
-    publishProblem = `config.git's head is not published: ${(err as Error).message}`;
-    log.error('config publish failed at start; serving git with the last published config', { error: err });
+    log.info('created config.git from the seeded config', { head: boot.head });
+    published = boot.head;
   }
 
   const pushes = metrics.counter('kith_storage_pushes_total', 'Pushes by repository and result.');
@@ -63,13 +63,15 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
   let publishing: Promise<unknown> = Promise.resolve();
   const publish = (): Promise<string[]> => {
     const job = publishing.then(async () => {
-      const { head, changed } = await publishHead(configGitdir, ctx.configRoot);
-      if (changed.length > 0) log.info('config published', { commit: head, files: changed });
+      const { head, changed } = await publishHead(configGitdir, ctx.configRoot, published);
+      published = head;
+      if (changed.length > 0) log.info('config published', { commit: head, files: changed.length > 50 ? changed.length : changed });
       if (publishProblem) log.info('config published again after a failure', { commit: head });
       publishProblem = undefined;
       return changed;
     });
     publishing = job.catch((err: unknown) => {
+      published = undefined; // a failed publish may have written part of the tree
       publishProblem = `config.git's head is not published: ${(err as Error).message}`;
       log.error('config publish failed', { error: err });
     });
@@ -238,6 +240,10 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
   await listen(http.createServer(onRequest), ctx.listen.http, 'http');
   if (tls) await listen(https.createServer({ key: tls.key, cert: tls.cert, ca: tls.ca, requestCert: true, rejectUnauthorized: false }, onRequest), ctx.listen.https, 'https');
   else log.warn('no TLS material in the data folder (tls/): the https listener is off');
+  // The head as it is now, published after start (the folder is compared file by file:
+  // hand edits lose). Services already run on the folder as it was.
+  if (published === undefined) publishProblem = 'publishing config.git\'s head after start';
+  void publish().catch(() => {});
   const endpoints: Record<string, string> = {};
   for (const { url } of servers) {
     const tag = url.startsWith('https:') ? 's' : '';

@@ -91,27 +91,34 @@ export function refusalMessages(v: TreeValidation): string[] {
   return ['kith: this configuration was refused; nothing changed.', ...v.issues.map((i) => `  ${formatIssue(i)}`), 'Fix the files named above, commit, and push again.'];
 }
 
-/** Publish whatever main points at now: safe to call in any order, as often as needed. */
-export async function publishHead(gitdir: string, workTree: string): Promise<{ head: string; changed: string[] }> {
+/**
+ * Publish whatever main points at now: safe to call in any order, as often as needed.
+ * `from`: the commit published last (the folder is known to hold it): only the paths that
+ * differ between the two trees are written or removed.
+ */
+export async function publishHead(gitdir: string, workTree: string, from?: string): Promise<{ head: string; changed: string[] }> {
   const head = await git.resolveRef({ fs, gitdir, ref: CONFIG_BRANCH });
-  return { head, changed: await publishCommit(gitdir, head, workTree) };
+  return { head, changed: head === from ? [] : await publishCommit(gitdir, head, workTree, from) };
 }
 
 /**
  * Make the working tree equal to a commit's tree: write files that differ (durably),
  * delete files the commit no longer has. Returns the paths changed.
  */
-export async function publishCommit(gitdir: string, commit: string, workTree: string): Promise<string[]> {
+export async function publishCommit(gitdir: string, commit: string, workTree: string, from?: string): Promise<string[]> {
   // Nothing is written unless every path is safe: a tree that never passed validation
   // (written under the ref by hand) leaves the published folder as it was.
-  const checked = await checkConfigTree(gitdir, commit);
+  const checked = await checkConfigTree(gitdir, commit, undefined, { sizes: false });
   if (checked.issues.length > 0) throw new PublishError(`commit ${commit} cannot be published: ${checked.issues.map(formatIssue).join('; ')}; push a commit that fixes it`);
   const wanted = new Map([...checked.files].map(([p, f]) => [p, f.oid]));
-  const present = await readFolder(workTree);
+  // What the folder holds: the last published tree (incremental: trees compared, no file
+  // read), or else the files themselves, hashed (at start, so stray hand edits lose).
+  const old = from ? await checkConfigTree(gitdir, from, undefined, { sizes: false }).catch(() => undefined) : undefined;
+  const present: Map<string, string | Buffer> = old && old.issues.length === 0 ? new Map([...old.files].map(([p, f]) => [p, f.oid])) : await readFolder(workTree);
   const changed: string[] = [];
   for (const [p, oid] of wanted) {
     const have = present.get(p);
-    if (have && (await git.hashBlob({ object: have })).oid === oid) continue;
+    if (typeof have === 'string' ? have === oid : have && (await git.hashBlob({ object: have })).oid === oid) continue;
     const { blob } = await git.readBlob({ fs, gitdir, oid });
     const full = path.join(workTree, p);
     await fsp.mkdir(path.dirname(full), { recursive: true });

@@ -56,17 +56,20 @@ async function readRawTree(gitdir: string, oid: string, cache: object): Promise<
   return parseRawTree(r.object as Uint8Array);
 }
 
-/** Every file of a commit's tree (path → blob id and size), or the issues that refuse it. */
-export async function checkConfigTree(gitdir: string, commit: string, limits: ConfigTreeLimits = CONFIG_TREE_LIMITS): Promise<{ issues: ConfigIssue[]; files: Map<string, { oid: string; size: number }> }> {
+/**
+ * Every file of a commit's tree (path → blob id and size), or the issues that refuse it.
+ * Paths and the file count are checked from the trees alone; sizes are then read from
+ * object headers, so a tree with too many files is refused before any blob is touched.
+ */
+export async function checkConfigTree(gitdir: string, commit: string, limits: ConfigTreeLimits = CONFIG_TREE_LIMITS, opts: { sizes?: boolean } = {}): Promise<{ issues: ConfigIssue[]; files: Map<string, { oid: string; size: number }> }> {
   const cache = {};
-  const sizeOf = objectSizer(gitdir);
   const issues: ConfigIssue[] = [];
-  const files = new Map<string, { oid: string; size: number }>();
-  let total = 0;
+  const found: { path: string; oid: string }[] = [];
+  let stop = false;
   const { commit: c } = await git.readCommit({ fs, gitdir, oid: commit, cache });
-  const walk = async (oid: string, prefix: string, depth: number): Promise<void> => {
+  const walk = async (oid: string, prefix: string): Promise<void> => {
     for (const e of await readRawTree(gitdir, oid, cache)) {
-      if (issues.length >= 20) return; // enough to fix the first ones
+      if (stop || issues.length >= 20) return; // enough to fix the first ones
       const p = prefix + e.name;
       const shown = JSON.stringify(p).slice(1, -1);
       try {
@@ -76,30 +79,46 @@ export async function checkConfigTree(gitdir: string, commit: string, limits: Co
         continue;
       }
       if (e.mode === '40000' || e.mode === '040000') {
-        await walk(e.oid, p + '/', depth + 1);
+        await walk(e.oid, p + '/');
         continue;
       }
       if (e.mode !== '100644' && e.mode !== '100755') {
         issues.push({ file: shown, message: `${e.mode === '120000' ? 'a symbolic link' : e.mode === '160000' ? 'a submodule' : `an entry of mode ${e.mode}`} cannot be published to the config folder: commit a plain file instead` });
         continue;
       }
-      if (files.size >= limits.maxConfigFiles) {
+      if (found.length >= limits.maxConfigFiles) {
         issues.push({ file: shown, message: `config.git would hold more than ${limits.maxConfigFiles} files, over the limit maxConfigFiles: remove files` });
+        stop = true;
         return;
       }
-      const size = await sizeOf(e.oid);
+      found.push({ path: p, oid: e.oid });
+    }
+  };
+  await walk(c.tree, '');
+  const files = new Map<string, { oid: string; size: number }>();
+  if (issues.length > 0) return { issues, files };
+  if (opts.sizes === false) {
+    for (const f of found) files.set(f.path, { oid: f.oid, size: -1 });
+    return { issues, files };
+  }
+  const sizeOf = objectSizer(gitdir);
+  try {
+    let total = 0;
+    for (const f of found) {
+      const size = await sizeOf(f.oid);
       if (size > limits.maxConfigFileBytes) {
-        issues.push({ file: shown, message: `is ${size} bytes, over the limit maxConfigFileBytes = ${limits.maxConfigFileBytes}: make it smaller` });
+        issues.push({ file: f.path, message: `is ${size} bytes, over the limit maxConfigFileBytes = ${limits.maxConfigFileBytes}: make it smaller` });
         continue;
       }
       total += size;
       if (total > limits.maxConfigTreeBytes) {
-        issues.push({ file: shown, message: `config.git's files would be more than ${limits.maxConfigTreeBytes} bytes together, over the limit maxConfigTreeBytes: remove or shrink files` });
-        return;
+        issues.push({ file: f.path, message: `config.git's files would be more than ${limits.maxConfigTreeBytes} bytes together, over the limit maxConfigTreeBytes: remove or shrink files` });
+        break;
       }
-      files.set(p, { oid: e.oid, size });
+      files.set(f.path, { oid: f.oid, size });
     }
-  };
-  await walk(c.tree, '', 0);
+  } finally {
+    await sizeOf.close();
+  }
   return { issues, files };
 }

@@ -31,14 +31,14 @@ function inflateStart(input: Buffer): Buffer {
   }
 }
 
-async function readAt(file: string, offset: number, length: number): Promise<Buffer> {
-  const fh = await fsp.open(file, 'r');
+async function readAt(file: string, offset: number, length: number, fh?: fsp.FileHandle): Promise<Buffer> {
+  const h = fh ?? (await fsp.open(file, 'r'));
   try {
     const buf = Buffer.alloc(length);
-    const { bytesRead } = await fh.read(buf, 0, length, offset);
+    const { bytesRead } = await h.read(buf, 0, length, offset);
     return buf.subarray(0, bytesRead);
   } finally {
-    await fh.close();
+    if (!fh) await h.close();
   }
 }
 
@@ -71,9 +71,16 @@ function find(ix: PackIndex, oid: Buffer): number | undefined {
   return undefined;
 }
 
-/** Sizes of objects of one repository; pack indexes are read once per sizer. */
-export function objectSizer(gitdir: string): (oid: string) => Promise<number> {
+export interface ObjectSizer {
+  (oid: string): Promise<number>;
+  /** Close the packs it opened. */
+  close(): Promise<void>;
+}
+
+/** Sizes of objects of one repository; pack indexes are read, and packs opened, once per sizer. */
+export function objectSizer(gitdir: string): ObjectSizer {
   let packs: Promise<PackIndex[]> | undefined;
+  const open = new Map<string, Promise<fsp.FileHandle>>();
   const loadPacks = async () => {
     const dir = path.join(gitdir, 'objects', 'pack');
     const names = await fsp.readdir(dir).catch(() => [] as string[]);
@@ -85,7 +92,7 @@ export function objectSizer(gitdir: string): (oid: string) => Promise<number> {
     }
     return out;
   };
-  return async (oid) => {
+  const sizer = (async (oid: string) => {
     const loose = path.join(gitdir, 'objects', oid.slice(0, 2), oid.slice(2));
     const head = await readAt(loose, 0, 512).catch(() => undefined);
     if (head) {
@@ -99,14 +106,21 @@ export function objectSizer(gitdir: string): (oid: string) => Promise<number> {
     for (const ix of await (packs ??= loadPacks())) {
       const off = find(ix, want);
       if (off === undefined) continue;
-      return entrySize(ix.pack, off);
+      let fh = open.get(ix.pack);
+      if (!fh) open.set(ix.pack, (fh = fsp.open(ix.pack, 'r')));
+      return entrySize(ix.pack, off, await fh);
     }
     throw new Error(`object ${oid} is not in the repository`);
+  }) as ObjectSizer;
+  sizer.close = async () => {
+    for (const fh of open.values()) await (await fh).close().catch(() => {});
+    open.clear();
   };
+  return sizer;
 }
 
-async function entrySize(pack: string, offset: number): Promise<number> {
-  const buf = await readAt(pack, offset, 600);
+async function entrySize(pack: string, offset: number, fh: fsp.FileHandle): Promise<number> {
+  const buf = await readAt(pack, offset, 600, fh);
   let p = 0;
   let b = buf[p++]!;
   const kind = (b >> 4) & 7;

@@ -114,9 +114,14 @@ describe('config.git under hostile trees', () => {
     const published = readFileSync(path.join(configRoot(), 'storage/storage.yaml'), 'utf8');
 
     await start();
-    const health = await fetch(`${handle!.healthUrl}/healthz`);
-    expect(health.status).toBe(503);
-    expect(((await health.json()) as { detail: string }).detail).toMatch(/not published.*junk\/\.\./);
+    // Published in the background after start: wait for its verdict.
+    let detail = '';
+    for (let i = 0; i < 100 && !/junk/.test(detail); i++, await new Promise((r) => setTimeout(r, 20))) {
+      const health = await fetch(`${handle!.healthUrl}/healthz`);
+      expect(health.status).toBe(503);
+      detail = ((await health.json()) as { detail: string }).detail;
+    }
+    expect(detail).toMatch(/not published.*junk\/\.\./);
     // git is served: the owner can see the bad head and push a fix.
     expect((await netgit(clone, ['ls-remote', remote, 'refs/heads/main'])).split('\t')[0]).toBe(bad);
     expect(readFileSync(path.join(configRoot(), 'storage/storage.yaml'), 'utf8')).toBe(published);
@@ -128,5 +133,6 @@ describe('config.git under hostile trees', () => {
     const fix = git(clone, ['commit-tree', fixTree, '-p', bad, '-m', 'remove junk']);
     await netgit(clone, ['push', '-q', remote, `${fix}:refs/heads/main`]);
     expect((await fetch(`${handle!.healthUrl}/healthz`)).status).toBe(200);
+    expect(existsSync(path.join(configRoot(), 'junk'))).toBe(false);
   });
 });

@@ -109,7 +109,8 @@ describe.skipIf(!canMount)('a full disk', () => {
     const filler = path.join(configRoot, 'filler');
     spawnSync('dd', ['if=/dev/zero', `of=${filler}`, 'bs=4k', 'count=1000'], { stdio: 'ignore' });
     await start();
-    const sick = await health();
+    let sick = await health();
+    for (let i = 0; i < 100 && !/ENOSPC/.test(sick.detail ?? ''); i++, await new Promise((r) => setTimeout(r, 20))) sick = await health();
     expect(sick.status).toBe('unhealthy');
     expect(sick.detail).toMatch(/ENOSPC|no space/i);
     rmSync(filler);
