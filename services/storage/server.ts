@@ -14,6 +14,7 @@ import { createStoreHttpHandler, type AuthorizeResult, type StoreAccess } from '
 import { createRepo, isValidRepoName, listRepos, repoExists } from './git/repos.ts';
 import { HttpError, authenticate as authenticateOnce, bodyLimit, catchErrors, compose, principalOf, renderJson, renderText } from './http/kit.ts';
 import { withRefLocks } from './git/receive-pack.ts';
+import { tightenModes } from './git/private-fs.ts';
 import { resolve as resolveRef, setRef } from './git/refs.ts';
 import { recoverRepository } from './git/recover.ts';
 import { ZERO_OID } from './git/objects.ts';
@@ -33,6 +34,12 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
   const authenticate: Authenticator = anyOf(certificateAuthenticator(), tokenAuthenticator(token), clientAuthenticator(clients));
   const isOwner = (p: Principal | undefined) => p?.name === 'owner';
   if (clients.length > 0) log.info('service clients', { clients: clients.map((c) => ({ name: c.name, configWrite: c.configWrite })) });
+
+  // Storage's data (repositories, tokens, client grants) and the published config (which
+  // may hold TSIG secrets) are nobody else's: 0700 folders, 0600 files, also where an
+  // older version left them readable.
+  const tightened = (await tightenModes(ctx.dataDir)) + (await tightenModes(ctx.configRoot));
+  if (tightened > 0) log.info('made storage data and the config folder private (0600 files, 0700 folders)', { entries: tightened });
 
   // Whatever a crash left half-done in any repository goes before anything is served.
   for (const repo of await listRepos(reposRoot)) {

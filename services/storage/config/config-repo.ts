@@ -17,6 +17,7 @@ import { formatIssue } from '../../../platform/config/spec.ts';
 import { validateConfigTree, type TreeValidation } from '../../config-specs.ts';
 import { gitTreeSource } from './git-tree-source.ts';
 import { checkConfigTree } from './tree-check.ts';
+import { DIR_MODE, FILE_MODE } from '../git/private-fs.ts';
 import { openStore, type PreCommit, type Store, type StoreOptions } from '../store/store.ts';
 import { ConflictError, RefusedError, StoreError } from '../store/errors.ts';
 
@@ -121,9 +122,9 @@ export async function publishCommit(gitdir: string, commit: string, workTree: st
     if (typeof have === 'string' ? have === oid : have && (await git.hashBlob({ object: have })).oid === oid) continue;
     const { blob } = await git.readBlob({ fs, gitdir, oid });
     const full = path.join(workTree, p);
-    await fsp.mkdir(path.dirname(full), { recursive: true });
+    await fsp.mkdir(path.dirname(full), { recursive: true, mode: DIR_MODE });
     try {
-      await writeFileDurable(full, blob);
+      await writeFileDurable(full, blob, { mode: FILE_MODE });
     } catch (err) {
       await removeEmptyFolders(workTree, path.dirname(full)); // a folder made for nothing (disk full)
       throw err;

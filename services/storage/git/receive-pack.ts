@@ -16,6 +16,7 @@ import { isValidRefName, resolve, setRef } from './refs.ts';
 import { AGENT, ProtocolError, type Sink } from './upload-pack.ts';
 import { withFileLock, withMutex } from '../store/lock.ts';
 import { diskBytes } from '../store/cleanup.ts';
+import { DIR_MODE, FILE_MODE } from './private-fs.ts';
 import { LockedError } from '../store/errors.ts';
 
 export const V0_RECEIVE_CAPS = [
@@ -112,7 +113,7 @@ async function storePack(s: Store, pack: Buffer, limits?: InflateLimits, repoLim
   if (!sum.equals(pack.subarray(pack.length - 20))) throw new ProtocolError('pack checksum mismatch');
   if (pack.readUInt32BE(8) === 0) return { oids: [], files: [] };
   const dir = path.join(s.gitdir, 'objects', 'pack');
-  await fsp.mkdir(dir, { recursive: true });
+  await fsp.mkdir(dir, { recursive: true, mode: DIR_MODE });
   const name = `pack-${sum.toString('hex')}`;
   const packFile = path.join(dir, name + '.pack');
   const idxFile = path.join(dir, name + '.idx');
@@ -137,8 +138,8 @@ async function storePack(s: Store, pack: Buffer, limits?: InflateLimits, repoLim
     if (after > repoLimit.max) throw new ProtocolError(`the repository would be ${after} bytes on disk, over the limit ${repoLimit.name} = ${repoLimit.max} bytes: push less, or raise the limit`);
   }
   try {
-    await writeFileDurable(packFile, pack, { tempPrefix: 'tmp_pack_' });
-    await writeFileDurable(idxFile, indexed.idx, { tempPrefix: 'tmp_idx_' });
+    await writeFileDurable(packFile, pack, { tempPrefix: 'tmp_pack_', mode: FILE_MODE });
+    await writeFileDurable(idxFile, indexed.idx, { tempPrefix: 'tmp_idx_', mode: FILE_MODE });
     return { oids: indexed.oids, files: [packFile, idxFile] };
   } catch (err) {
     await removeFiles([packFile, idxFile]);

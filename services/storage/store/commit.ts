@@ -9,7 +9,7 @@
  * before the commit resolves.
  */
 import * as git from 'isomorphic-git';
-import { durableGitFs } from '../../../platform/durable-fs.ts';
+import { privateGitFs as durableGitFs } from '../git/private-fs.ts';
 import { diskBytes } from './cleanup.ts';
 import { ConflictError, LimitError, StoreError } from './errors.ts';
 import { withFileLock, withMutex } from './lock.ts';

@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as git from 'isomorphic-git';
-import { durableGitFs } from '../../../platform/durable-fs.ts';
+import { privateGitFs as durableGitFs } from '../git/private-fs.ts';
 import { NotFoundError, StoreError } from './errors.ts';
 import type { PathLimits } from './paths.ts';
 import type { TreeEntry, TreeIO } from './trees.ts';

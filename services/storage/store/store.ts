@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import * as git from 'isomorphic-git';
-import { durableGitFs } from '../../../platform/durable-fs.ts';
+import { privateGitFs as durableGitFs } from '../git/private-fs.ts';
 import { NotFoundError, StoreError } from './errors.ts';
 import type { FileLockOptions } from './lock.ts';
 import { DEFAULT_PATH_LIMITS, validatePath, validatePrefix } from './paths.ts';
