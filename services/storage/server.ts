@@ -15,6 +15,8 @@ import { createRepo, isValidRepoName, listRepos, repoExists } from './git/repos.
 import { HttpError, authenticate as authenticateOnce, bodyLimit, catchErrors, compose, principalOf, renderJson, renderText } from './http/kit.ts';
 import { withRefLocks } from './git/receive-pack.ts';
 import { tightenModes } from './git/private-fs.ts';
+import { consolidate } from './git/consolidate.ts';
+import { LockedError } from './store/errors.ts';
 import { resolve as resolveRef, setRef } from './git/refs.ts';
 import { recoverRepository } from './git/recover.ts';
 import { ZERO_OID } from './git/objects.ts';
@@ -173,8 +175,9 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
         if (changed.includes('storage/storage.yaml')) await configApplied(before);
         return {};
       },
-      async postReceive({ repo }) {
+      async postReceive({ repo, gitdir }) {
         pushes.inc({ repo });
+        consolidateLater(repo, gitdir);
       },
     },
   });
@@ -220,6 +223,24 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
     void handle({ req, res });
   };
 
+  // Packs pile up (one per push) and loose objects too (store writes): merge them in the
+  // background, under the repository's push lock, after a push and every 10 minutes.
+  const consolidating = new Set<string>();
+  function consolidateLater(repo: string, gitdir: string): void {
+    if (consolidating.has(repo)) return;
+    consolidating.add(repo);
+    setImmediate(() => {
+      consolidate(gitdir)
+        .then((r) => r && log.info('packs consolidated', { repo, ...r, ms: Math.round(r.ms) }))
+        .catch((err: unknown) => { if (!(err instanceof LockedError)) log.warn('pack consolidation failed; will retry', { repo, error: err }); })
+        .finally(() => consolidating.delete(repo));
+    });
+  }
+  const consolidateTimer = setInterval(() => {
+    void listRepos(reposRoot).then((repos) => { for (const r of repos) consolidateLater(r, path.join(reposRoot, `${r}.git`)); }, () => {});
+  }, 10 * 60_000);
+  consolidateTimer.unref();
+
   /** A first push to a new name creates the repository, when the config allows it. */
   async function createOnFirstPush(req: http.IncomingMessage): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://storage');
@@ -262,6 +283,7 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
     health: () => (publishProblem ? { ok: false, detail: publishProblem } : { ok: true }),
     async stop() {
       clearInterval(retry);
+      clearInterval(consolidateTimer);
       store.close();
       await publishing;
       await Promise.all(servers.map(({ server }) => new Promise<void>((resolve) => {

@@ -286,34 +286,39 @@ export function indexPack(pack: Buffer, limits: InflateLimits = DEFAULT_INFLATE_
   }
   const resolved = entries.map((e) => ({ type: e.type!, oid: e.oid! }));
 
-  // The .idx, version 2 (gitformat-pack(5), "Version 2 pack-*.idx files").
+  const idx = writeIdx(entries.map((e, i) => ({ oid: resolved[i]!.oid, crc: e.crc, offset: e.offset })), pack.subarray(pack.length - 20));
   const order = entries.map((_, i) => i).sort((a, b) => (resolved[a]!.oid < resolved[b]!.oid ? -1 : 1));
+  const structure: IndexedPack['structure'] = [];
+  for (const [i, body] of kept) structure.push({ oid: entries[i]!.oid!, type: entries[i]!.type as 'commit' | 'tree' | 'tag', body });
+  return { oids: order.map((i) => resolved[i]!.oid), idx, structure };
+}
+
+/** A version-2 .idx (gitformat-pack(5), "Version 2 pack-*.idx files") for a pack's entries and its checksum. */
+export function writeIdx(objects: { oid: string; crc: number; offset: number }[], packChecksum: Buffer): Buffer {
+  const order = [...objects].sort((a, b) => (a.oid < b.oid ? -1 : a.oid > b.oid ? 1 : 0));
   const n = order.length;
-  const large = order.filter((i) => entries[i]!.offset >= 0x80000000);
+  const large = order.filter((o) => o.offset >= 0x80000000);
   const idx = Buffer.alloc(8 + 256 * 4 + n * 28 + large.length * 8 + 40);
   let w = 0;
   idx.writeUInt32BE(0xff744f63, w); w += 4;
   idx.writeUInt32BE(2, w); w += 4;
   const fanout = new Array<number>(256).fill(0);
-  for (const i of order) fanout[parseInt(resolved[i]!.oid.slice(0, 2), 16)]!++;
+  for (const o of order) fanout[parseInt(o.oid.slice(0, 2), 16)]!++;
   let acc = 0;
   for (let b = 0; b < 256; b++) {
     acc += fanout[b]!;
     idx.writeUInt32BE(acc, w);
     w += 4;
   }
-  for (const i of order) { idx.write(resolved[i]!.oid, w, 'hex'); w += 20; }
-  for (const i of order) { idx.writeUInt32BE(entries[i]!.crc, w); w += 4; }
+  for (const o of order) { idx.write(o.oid, w, 'hex'); w += 20; }
+  for (const o of order) { idx.writeUInt32BE(o.crc >>> 0, w); w += 4; }
   let li = 0;
-  for (const i of order) {
-    const off = entries[i]!.offset;
-    idx.writeUInt32BE(off >= 0x80000000 ? (0x80000000 | li++) >>> 0 : off, w);
+  for (const o of order) {
+    idx.writeUInt32BE(o.offset >= 0x80000000 ? (0x80000000 | li++) >>> 0 : o.offset, w);
     w += 4;
   }
-  for (const i of large) { idx.writeBigUInt64BE(BigInt(entries[i]!.offset), w); w += 8; }
-  pack.copy(idx, w, pack.length - 20); w += 20;
+  for (const o of large) { idx.writeBigUInt64BE(BigInt(o.offset), w); w += 8; }
+  packChecksum.copy(idx, w); w += 20;
   createHash('sha1').update(idx.subarray(0, w)).digest().copy(idx, w);
-  const structure: IndexedPack['structure'] = [];
-  for (const [i, body] of kept) structure.push({ oid: entries[i]!.oid!, type: entries[i]!.type as 'commit' | 'tree' | 'tag', body });
-  return { oids: order.map((i) => resolved[i]!.oid), idx, structure };
+  return idx;
 }
