@@ -10,13 +10,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
+import { readFileSync, existsSync, readdirSync } from 'node:fs';
 import * as path from 'node:path';
-import storage from '../main.ts';
-import { startService, type ServiceHandle } from '../../../platform/runner.ts';
-import { createLogger } from '../../../platform/log.ts';
+import type { ServiceHandle } from '../../../platform/runner.ts';
 import type { StorageConfig } from '../config/schema.ts';
-import { run } from './helpers.ts';
+import { run, seedStorageConfig, startStorageService } from './helpers.ts';
 import { tempDir } from '../../../test/platform/helpers.ts';
 
 let base: string;
@@ -28,17 +26,8 @@ const configRoot = () => path.join(base, 'config');
 const dataDir = () => path.join(base, 'data');
 const bare = () => path.join(dataDir(), 'repos', 'config.git');
 
-async function start(): Promise<ServiceHandle<StorageConfig>> {
-  const log = createLogger({ service: 'storage', write: () => {} });
-  handle = await startService(storage, {
-    configRoot: configRoot(),
-    dataDir: dataDir(),
-    log,
-    listen: { http: { host: '127.0.0.1', port: 0 }, https: { host: '127.0.0.1', port: 0 }, health: { host: '127.0.0.1', port: 0 } },
-  });
-  const token = readFileSync(path.join(dataDir(), 'access-token'), 'utf8').trim();
-  remote = handle.endpoints.git!.replace('://', `://kith:${token}@`);
-  return handle;
+async function start(): Promise<void> {
+  ({ handle, remote } = await startStorageService({ configRoot: configRoot(), dataDir: dataDir() }));
 }
 
 /** Local git plumbing in `cwd`, stdin optional (synchronous: never for commands that talk to the in-process server). */
@@ -67,10 +56,7 @@ function dotDotTree(repo: string): string {
 
 beforeAll(async () => {
   base = tempDir('kith-config-safety-');
-  for (const [file, text] of Object.entries(storage.config.defaults)) {
-    mkdirSync(path.dirname(path.join(configRoot(), file)), { recursive: true });
-    writeFileSync(path.join(configRoot(), file), text);
-  }
+  await seedStorageConfig(configRoot());
   await start();
   clone = path.join(base, 'clone');
   await netgit(base, ['clone', '-q', remote, clone]);

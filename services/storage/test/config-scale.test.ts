@@ -11,12 +11,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import * as path from 'node:path';
-import storage from '../main.ts';
-import { startService, type ServiceHandle } from '../../../platform/runner.ts';
-import { createLogger } from '../../../platform/log.ts';
+import type { ServiceHandle } from '../../../platform/runner.ts';
 import type { StorageConfig } from '../config/schema.ts';
 import { publishCommit } from '../config/config-repo.ts';
-import { run } from './helpers.ts';
+import { run, seedStorageConfig, startStorageService } from './helpers.ts';
 import { tempDir } from '../../../test/platform/helpers.ts';
 
 const base = tempDir('kith-config-scale-');
@@ -27,13 +25,7 @@ let handle: ServiceHandle<StorageConfig> | undefined;
 let remote: string;
 
 async function start(): Promise<void> {
-  handle = await startService(storage, {
-    configRoot,
-    dataDir,
-    log: createLogger({ service: 'storage', write: () => {} }),
-    listen: { http: { host: '127.0.0.1', port: 0 }, https: { host: '127.0.0.1', port: 0 }, health: { host: '127.0.0.1', port: 0 } },
-  });
-  remote = handle.endpoints.git!.replace('://', `://kith:${readFileSync(path.join(dataDir, 'access-token'), 'utf8').trim()}@`);
+  ({ handle, remote } = await startStorageService({ configRoot, dataDir }));
 }
 const plumb = (cwd: string, args: string[], input?: string) => execFileSync('git', ['-c', 'user.name=O', '-c', 'user.email=o@o', ...args], { cwd, input, encoding: 'utf8', maxBuffer: 64 << 20 }).trim();
 
@@ -48,10 +40,7 @@ function commitMany(repo: string, parent: string, dir: string, n: number, conten
 }
 
 beforeAll(async () => {
-  for (const [file, text] of Object.entries(storage.config.defaults)) {
-    mkdirSync(path.dirname(path.join(configRoot, file)), { recursive: true });
-    writeFileSync(path.join(configRoot, file), text);
-  }
+  await seedStorageConfig(configRoot);
   await start();
   const r = await run('git', ['clone', '-q', remote, path.join(base, 'clone')]);
   expect(r.code, r.stderr).toBe(0);

@@ -14,11 +14,9 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import storage from '../main.ts';
-import { startService, type ServiceHandle } from '../../../platform/runner.ts';
-import { createLogger } from '../../../platform/log.ts';
+import type { ServiceHandle } from '../../../platform/runner.ts';
 import type { StorageConfig } from '../config/schema.ts';
-import { run } from './helpers.ts';
+import { run, seedStorageConfig, startStorageService } from './helpers.ts';
 import { tempDir } from '../../../test/platform/helpers.ts';
 
 const base = tempDir('kith-disk-full-');
@@ -35,13 +33,7 @@ let remote: string;
 const logs: string[] = [];
 
 async function start(): Promise<void> {
-  handle = await startService(storage, {
-    configRoot,
-    dataDir,
-    log: createLogger({ service: 'storage', write: (l) => void logs.push(l) }),
-    listen: { http: { host: '127.0.0.1', port: 0 }, https: { host: '127.0.0.1', port: 0 }, health: { host: '127.0.0.1', port: 0 } },
-  });
-  remote = handle.endpoints.git!.replace('://', `://kith:${readFileSync(path.join(dataDir, 'access-token'), 'utf8').trim()}@`);
+  ({ handle, remote } = await startStorageService({ configRoot, dataDir, logs }));
 }
 const git = (cwd: string, args: string[]) => run('git', ['-c', 'user.name=Owner', '-c', 'user.email=o@home.arpa', '-c', 'init.defaultBranch=main', ...args], { cwd });
 const plumb = (cwd: string, args: string[], input?: string) => execFileSync('git', args, { cwd, input, encoding: 'utf8' }).trim();
@@ -49,10 +41,7 @@ const health = async () => (await fetch(`${handle!.healthUrl}/healthz`)).json() 
 
 describe.skipIf(!canMount)('a full disk', () => {
   beforeAll(async () => {
-    for (const [file, text] of Object.entries(storage.config.defaults)) {
-      mkdirSync(path.dirname(path.join(configRoot, file)), { recursive: true });
-      writeFileSync(path.join(configRoot, file), text);
-    }
+    await seedStorageConfig(configRoot);
     await start();
     const r = await git(base, ['clone', '-q', remote, path.join(base, 'clone')]);
     expect(r.code, r.stderr).toBe(0);

@@ -9,14 +9,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import storage from '../main.ts';
-import { startService, type ServiceHandle } from '../../../platform/runner.ts';
-import { createLogger } from '../../../platform/log.ts';
+import type { ServiceHandle } from '../../../platform/runner.ts';
 import { createStoreClient, StoreClientError, type StoreClient } from '../../../platform/store-client.ts';
 import type { StorageConfig } from '../config/schema.ts';
-import { run } from './helpers.ts';
+import { run, seedStorageConfig, startStorageService } from './helpers.ts';
 import { tempDir } from '../../../test/platform/helpers.ts';
 
 let base: string;
@@ -45,19 +43,10 @@ async function setLimits(clone: string, limits: Record<string, number>): Promise
 beforeAll(async () => {
   base = tempDir('kith-limits-');
   const configRoot = path.join(base, 'config');
-  for (const [file, text] of Object.entries(storage.config.defaults)) {
-    mkdirSync(path.dirname(path.join(configRoot, file)), { recursive: true });
-    writeFileSync(path.join(configRoot, file), text);
-  }
-  handle = await startService(storage, {
-    configRoot,
-    dataDir: path.join(base, 'data'),
-    log: createLogger({ service: 'storage', write: () => {} }),
-    listen: { http: { host: '127.0.0.1', port: 0 }, https: { host: '127.0.0.1', port: 0 }, health: { host: '127.0.0.1', port: 0 } },
-  });
-  const token = readFileSync(path.join(base, 'data', 'access-token'), 'utf8').trim();
-  remote = handle.endpoints.git!.replace('://', `://kith:${token}@`);
-  owner = createStoreClient({ url: handle.endpoints.store!.replace(/\/store\/$/, ''), token });
+  await seedStorageConfig(configRoot);
+  const s = await startStorageService({ configRoot, dataDir: path.join(base, 'data') });
+  ({ handle, remote } = s);
+  owner = createStoreClient({ url: s.url, token: s.token });
   await owner.createRepo('big');
   await owner.createRepo('notes');
   await ok(base, ['clone', '-q', remote, path.join(base, 'config-clone')]);

@@ -7,12 +7,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chmodSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import storage from '../main.ts';
-import { startService, type ServiceHandle } from '../../../platform/runner.ts';
-import { createLogger } from '../../../platform/log.ts';
+import type { ServiceHandle } from '../../../platform/runner.ts';
 import { createStoreClient } from '../../../platform/store-client.ts';
 import type { StorageConfig } from '../config/schema.ts';
-import { run } from './helpers.ts';
+import { run, seedStorageConfig, startStorageService } from './helpers.ts';
 import { tempDir } from '../../../test/platform/helpers.ts';
 
 const base = tempDir('kith-modes-');
@@ -35,20 +33,12 @@ const loose = (dir: string) => walk(dir).filter((p) => mode(p) !== (statSync(p).
 
 beforeAll(async () => {
   process.umask(0o022);
-  for (const [file, text] of Object.entries(storage.config.defaults)) {
-    mkdirSync(path.dirname(path.join(configRoot, file)), { recursive: true });
-    writeFileSync(path.join(configRoot, file), text);
-  }
+  await seedStorageConfig(configRoot);
   // What an older version left: a readable key in the published folder.
   mkdirSync(path.join(configRoot, 'extra'), { recursive: true });
   writeFileSync(path.join(configRoot, 'extra/old.key'), 'secret: c2VjcmV0\n');
   chmodSync(path.join(configRoot, 'extra/old.key'), 0o644);
-  handle = await startService(storage, {
-    configRoot,
-    dataDir,
-    log: createLogger({ service: 'storage', write: () => {} }),
-    listen: { http: { host: '127.0.0.1', port: 0 }, https: { host: '127.0.0.1', port: 0 }, health: { host: '127.0.0.1', port: 0 } },
-  });
+  ({ handle } = await startStorageService({ configRoot, dataDir }));
 });
 afterAll(async () => {
   await handle?.stop();
