@@ -117,6 +117,7 @@ export async function publishCommit(gitdir: string, commit: string, workTree: st
   const old = from ? await checkConfigTree(gitdir, from, undefined, { sizes: false }).catch(() => undefined) : undefined;
   const present: Map<string, string | Buffer> = old && old.issues.length === 0 ? new Map([...old.files].map(([p, f]) => [p, f.oid])) : await readFolder(workTree);
   const changed: string[] = [];
+  const touched = new Set<string>();
   for (const [p, oid] of wanted) {
     const have = present.get(p);
     if (typeof have === 'string' ? have === oid : have && (await git.hashBlob({ object: have })).oid === oid) continue;
@@ -124,13 +125,21 @@ export async function publishCommit(gitdir: string, commit: string, workTree: st
     const full = path.join(workTree, p);
     await fsp.mkdir(path.dirname(full), { recursive: true, mode: DIR_MODE });
     try {
-      await writeFileDurable(full, blob, { mode: FILE_MODE });
+      // The folder is synced once per batch, below, before publishing returns.
+      await writeFileDurable(full, blob, { mode: FILE_MODE, syncDir: false });
     } catch (err) {
       await removeEmptyFolders(workTree, path.dirname(full)); // a folder made for nothing (disk full)
+      for (const d of touched) await fsyncDir(d).catch(() => {});
       throw err;
     }
+    touched.add(path.dirname(full));
     changed.push(p);
   }
+  // Each folder written into, once, and its parents (a new folder is an entry of its parent), deepest first.
+  const folders = new Set<string>();
+  for (const d of touched) for (let x = d; x.startsWith(workTree + path.sep); x = path.dirname(x)) folders.add(x);
+  if (touched.size > 0) folders.add(workTree);
+  for (const d of [...folders].sort((a, b) => b.length - a.length)) await fsyncDir(d);
   for (const p of present.keys()) {
     if (wanted.has(p)) continue;
     const full = path.join(workTree, p);
