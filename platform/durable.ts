@@ -21,6 +21,8 @@ export interface DurableWriteOptions {
   mode?: number;
   /** Temp file name prefix (default '.<name>.tmp-'); git's object folders want 'tmp_obj_'. */
   tempPrefix?: string;
+  /** Sync the folder after the rename (default true). False: the caller syncs each folder once after a batch of writes, before it acknowledges any of them. */
+  syncDir?: boolean;
 }
 
 const tempPath = (file: string, opts: DurableWriteOptions) =>
@@ -44,7 +46,7 @@ export async function writeFileDurable(file: string, data: string | Uint8Array, 
     await fsp.rm(tmp, { force: true });
     throw err;
   }
-  await fsyncDir(dir);
+  if (opts.syncDir !== false) await fsyncDir(dir);
 }
 
 /** Synchronous twin of writeFileDurable, for start-up and shutdown paths. */

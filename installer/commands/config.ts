@@ -1,18 +1,19 @@
 /**
  * `kith config log`: who changed the configuration, what and when — config.git's history
- * with the files each commit touched. (Edit and roll back with git itself: clone, commit,
+ * with the files each commit touched, read through the running storage service's store API
+ * (platform/store-client.ts). (Edit and roll back with git itself: clone, commit,
  * `git revert`, push.)
  */
-import git from 'isomorphic-git';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import type { StoreClient } from '../../platform/store-client.ts';
+import { ownerStore } from '../owner-store.ts';
 
 const HELP = `Usage: kith config log [--data DIR] [-n N] [--json]
 
 Shows config.git's history, newest first: commit, author, time, message and the files
 each change touched. Every accepted push (and every DNS update) is one commit; undo one
-with \`git revert COMMIT && git push\` in your clone of config.git.
+with \`git revert COMMIT && git push\` in your clone of config.git. Needs kith up.
 
 Options:
   --data DIR   the kith data folder (default: .kith)
@@ -30,43 +31,17 @@ export interface ConfigChange {
   files: { path: string; change: 'added' | 'modified' | 'deleted' }[];
 }
 
-async function changedFiles(gitdir: string, commit: string, parent: string | undefined): Promise<ConfigChange['files']> {
-  const trees = parent ? [git.TREE({ ref: parent }), git.TREE({ ref: commit })] : [git.TREE({ ref: commit })];
-  const out: ConfigChange['files'] = [];
-  await git.walk({
-    fs,
-    gitdir,
-    trees,
-    map: async (filepath, entries) => {
-      if (filepath === '.') return undefined;
-      const [a, b] = parent ? entries : [null, entries[0]];
-      const ta = a ? await a.type() : undefined;
-      const tb = b ? await b.type() : undefined;
-      if (ta === 'tree' || tb === 'tree') return true;
-      const oa = a ? await a.oid() : undefined;
-      const ob = b ? await b.oid() : undefined;
-      if (oa === ob) return undefined;
-      out.push({ path: filepath, change: !oa ? 'added' : !ob ? 'deleted' : 'modified' });
-      return undefined;
-    },
-  });
-  return out.sort((x, y) => (x.path < y.path ? -1 : 1));
-}
+const CHANGE = { add: 'added', modify: 'modified', delete: 'deleted' } as const;
 
-export async function configLog(gitdir: string, depth: number): Promise<ConfigChange[]> {
-  const commits = await git.log({ fs, gitdir, ref: 'refs/heads/main', depth });
-  const out: ConfigChange[] = [];
-  for (const c of commits) {
-    out.push({
-      commit: c.oid,
-      author: c.commit.author.name,
-      email: c.commit.author.email,
-      time: new Date(c.commit.author.timestamp * 1000).toISOString(),
-      message: c.commit.message.trim(),
-      files: await changedFiles(gitdir, c.oid, c.commit.parent[0]),
-    });
-  }
-  return out;
+export async function configLog(store: StoreClient, depth: number): Promise<ConfigChange[]> {
+  return (await store.history('config', undefined, { limit: depth })).map((e) => ({
+    commit: e.commit,
+    author: e.author.name,
+    email: e.author.email,
+    time: e.time,
+    message: e.message.trim(),
+    files: (e.changes ?? []).map((c) => ({ path: c.path, change: CHANGE[c.type] })).sort((x, y) => (x.path < y.path ? -1 : 1)),
+  }));
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -84,17 +59,17 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  const gitdir = path.join(path.resolve(values.data ?? '.kith'), 'data', 'storage', 'repos', 'config.git');
-  if (!fs.existsSync(path.join(gitdir, 'HEAD'))) {
-    process.stderr.write(`kith config log: no config.git at ${gitdir}; has \`kith up\` run with this --data folder?\n`);
-    return 1;
-  }
   const n = Number(values.n ?? 20);
-  if (!Number.isInteger(n) || n < 1) {
-    process.stderr.write(`kith config log: -n ${values.n}: expected a positive whole number\n`);
+  if (!Number.isInteger(n) || n < 1 || n > 1000) {
+    process.stderr.write(`kith config log: -n ${values.n}: expected a whole number from 1 to 1000\n`);
     return 64;
   }
-  for (const c of await configLog(gitdir, n)) {
+  const store = await ownerStore(path.resolve(values.data ?? '.kith'));
+  if (typeof store === 'string') {
+    process.stderr.write(`kith config log: ${store}\n`);
+    return 1;
+  }
+  for (const c of await configLog(store, n)) {
     if (values.json) {
       process.stdout.write(JSON.stringify(c) + '\n');
       continue;

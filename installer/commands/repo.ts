@@ -1,16 +1,21 @@
 /**
  * `kith repo`: the owner's git repositories on this kith (served by the storage service
- * at http://…/<name>.git). Works on the local data folder, like `git --git-dir`.
+ * at http://…/<name>.git), managed through the running storage service's store API
+ * (platform/store-client.ts) with the owner's token.
  */
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { createRepo, deleteRepo, isValidRepoName, listRepos, repoExists } from '../../services/storage/git/repos.ts';
+import { isValidRepoName, REPO_NAME_RULE } from '../../services/storage/git/repos.ts';
+import { StoreClientError } from '../../platform/store-client.ts';
+import { ownerStore } from '../owner-store.ts';
 
 const HELP = `Usage: kith repo <create|list|delete> [NAME] [--data DIR] [--json]
 
   kith repo create NAME    create an empty repository (then: git push http://kith:TOKEN@HOST/NAME.git main)
   kith repo list           list repositories
   kith repo delete NAME    delete a repository and all its history (config cannot be deleted)
+
+Needs kith up (the storage service does the work).
 
 Options:
   --data DIR   the kith data folder (default: .kith)
@@ -26,39 +31,42 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return values.help ? 0 : 64;
   }
-  const root = path.join(path.resolve(values.data ?? '.kith'), 'data', 'storage', 'repos');
-  const out = (obj: object, text: string) => process.stdout.write(values.json ? JSON.stringify(obj) + '\n' : text + '\n');
-  if (sub === 'list') {
-    const repos = await listRepos(root);
-    if (values.json) process.stdout.write(JSON.stringify({ repos }) + '\n');
-    else process.stdout.write(repos.length ? repos.join('\n') + '\n' : 'no repositories\n');
-    return 0;
-  }
-  if (sub !== 'create' && sub !== 'delete') {
+  if (sub !== 'list' && sub !== 'create' && sub !== 'delete') {
     process.stderr.write(`kith repo: unknown subcommand '${sub}'\n\n${HELP}`);
     return 64;
   }
-  if (!name || !isValidRepoName(name)) {
-    process.stderr.write(`kith repo ${sub}: ${name ? `'${name}' is not a valid name` : 'a NAME is needed'}: use letters, digits, '.', '_' and '-', not starting with '.'\n`);
+  if (sub !== 'list' && (!name || !isValidRepoName(name))) {
+    process.stderr.write(`kith repo ${sub}: ${name ? `'${name}' is not a valid name` : 'a NAME is needed'}: ${REPO_NAME_RULE}\n`);
     return 64;
   }
-  if (sub === 'create') {
-    if (await repoExists(root, name)) {
-      process.stderr.write(`kith repo create: '${name}' already exists\n`);
-      return 1;
+  if (sub === 'delete' && name === 'config') {
+    process.stderr.write('kith repo delete: config.git holds the live configuration and cannot be deleted\n');
+    return 1;
+  }
+  const store = await ownerStore(path.resolve(values.data ?? '.kith'));
+  if (typeof store === 'string') {
+    process.stderr.write(`kith repo ${sub}: ${store}\n`);
+    return 1;
+  }
+  const out = (obj: object, text: string) => process.stdout.write(values.json ? JSON.stringify(obj) + '\n' : text + '\n');
+  try {
+    if (sub === 'list') {
+      const repos = await store.repos();
+      out({ repos }, repos.length ? repos.join('\n') : 'no repositories');
+    } else if (sub === 'create') {
+      if (!(await store.createRepo(name!))) {
+        process.stderr.write(`kith repo create: '${name}' already exists\n`);
+        return 1;
+      }
+      out({ created: name }, `created ${name}.git`);
+    } else {
+      await store.deleteRepo(name!);
+      out({ deleted: name }, `deleted ${name}.git`);
     }
-    await createRepo(root, name);
-    out({ created: name }, `created ${name}.git`);
     return 0;
-  }
-  if (name === 'config') {
-    process.stderr.write("kith repo delete: config.git holds the live configuration and cannot be deleted\n");
+  } catch (err) {
+    if (!(err instanceof StoreClientError)) throw err;
+    process.stderr.write(`kith repo ${sub}: ${err.code === 'no-such-repo' ? `no repository named '${name}'` : err.message}\n`);
     return 1;
   }
-  if (!(await deleteRepo(root, name))) {
-    process.stderr.write(`kith repo delete: no repository named '${name}'\n`);
-    return 1;
-  }
-  out({ deleted: name }, `deleted ${name}.git`);
-  return 0;
 }

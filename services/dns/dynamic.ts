@@ -11,6 +11,7 @@
  */
 import type { Logger } from '../../platform/log.ts';
 import { readStorageLink } from '../../platform/links.ts';
+import { createStoreClient, StoreClientError } from '../../platform/store-client.ts';
 import type { DnsConfig } from './config.ts';
 import { grantPolicy } from './update/policy.ts';
 import { decodeRdata } from './update/rdata.ts';
@@ -117,24 +118,21 @@ export function createDynamicUpdates(opts: DynamicOptions): DynamicUpdates {
     // Parse before committing: never write a file we would refuse to serve.
     const parsed = parseZone(text, { origin: apex, file });
     if (!parsed.ok) throw new Error(`the updated zone does not parse: ${parsed.issues.map((i) => `${i.line}: ${i.message}`).join('; ')}`);
-    const auth = { authorization: `Bearer ${link.token}` };
-    const url = `${link.url}/store/config/${file}`;
-    const current = await fetch(url, { method: 'HEAD', headers: auth, signal: AbortSignal.timeout(5000) });
-    const blob = current.headers.get('x-kith-blob');
+    // One validated commit through the store API: only if the zone file is still the one
+    // read (a push or another update in between makes this a conflict, never a lost change).
+    const store = createStoreClient(link);
     const lines = describe(changes);
-    const res = await fetch(url, {
-      method: 'PUT',
-      headers: {
-        ...auth,
-        'content-type': 'text/plain',
-        'x-kith-expected-blob': current.status === 404 ? 'none' : (blob ?? ''),
-        'x-kith-message': encodeURIComponent(`DNS update of ${apex} by key ${keyName ?? '(none)'}\n\n${lines.join('\n')}`),
-      },
-      body: text,
-      signal: AbortSignal.timeout(10_000),
-    });
-    if (!res.ok) throw new Error(`storage refused the update (${res.status}): ${(await res.text()).slice(0, 500)}`);
-    const { commit: oid } = (await res.json()) as { commit: string };
+    let oid: string;
+    try {
+      const current = await store.stat('config', file);
+      ({ commit: oid } = await store.write('config', file, text, {
+        expectedBlob: current?.blob ?? null,
+        message: `DNS update of ${apex} by key ${keyName ?? '(none)'}\n\n${lines.join('\n')}`,
+      }));
+    } catch (err) {
+      if (err instanceof StoreClientError) throw new Error(`storage refused the update (${err.status} ${err.code}): ${err.message.slice(0, 500)}`);
+      throw err;
+    }
     opts.log.info('dynamic update committed', { zone: apex, key: keyName, commit: oid, changes: lines });
     return parsed.zone;
   }

@@ -4,19 +4,24 @@
  * config.git are validated against every service's schema before refs move, and
  * published to the config working tree after.
  */
-import isogit from 'isomorphic-git';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as path from 'node:path';
 import type { ServiceContext, RunningService } from '../../platform/service.ts';
 import { createGitHttpHandler } from './git/http.ts';
-import { createStoreHttpHandler } from './store/http.ts';
-import { createRepo, listRepos, repoExists } from './git/repos.ts';
+import { createStoreHttpHandler, type AuthorizeResult, type StoreAccess } from './store/http.ts';
+import { createRepo, isValidRepoName, listRepos, repoExists } from './git/repos.ts';
+import { HttpError, authenticate as authenticateOnce, bodyLimit, catchErrors, compose, principalOf, renderJson, renderText } from './http/kit.ts';
+import { withRefLocks } from './git/receive-pack.ts';
+import { tightenModes } from './git/private-fs.ts';
+import { consolidate } from './git/consolidate.ts';
+import { LockedError } from './store/errors.ts';
+import { resolve as resolveRef, setRef } from './git/refs.ts';
 import { recoverRepository } from './git/recover.ts';
 import { ZERO_OID } from './git/objects.ts';
 import { anyOf, certificateAuthenticator, clientAuthenticator, loadOrCreateToken, ownerHashAuthenticator, tokenAuthenticator, type Authenticator, type Principal } from './auth.ts';
-import { CONFIG_BRANCH, CONFIG_REPO, ensureConfigRepo, publishHead, refusalMessages, validateCommit, writeConfigFiles } from './config/config-repo.ts';
+import { CONFIG_BRANCH, CONFIG_REPO, configPreCommit, ensureConfigRepo, publishHead, refusalMessages, validateCommit } from './config/config-repo.ts';
 import { readOwnerTokenHash, readStorageClients } from '../../platform/links.ts';
 import { configValidator } from './config/validator.ts';
 import { seedNewServices } from './config/seed-defaults.ts';
@@ -36,17 +41,37 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
   const isOwner = (p: Principal | undefined) => p?.name === 'owner';
   if (clients.length > 0) log.info('service clients', { clients: clients.map((c) => ({ name: c.name, configWrite: c.configWrite })) });
 
+  // Storage's data (repositories, tokens, client grants) and the published config (which
+  // may hold TSIG secrets) are nobody else's: 0700 folders, 0600 files, also where an
+  // older version left them readable.
+  const tightened = (await tightenModes(ctx.dataDir)) + (await tightenModes(ctx.configRoot));
+  if (tightened > 0) log.info('made storage data and the config folder private (0600 files, 0700 folders)', { entries: tightened });
+
   // Whatever a crash left half-done in any repository goes before anything is served.
   for (const repo of await listRepos(reposRoot)) {
     const removed = await recoverRepository(path.join(reposRoot, `${repo}.git`));
     if (removed.length > 0) log.warn('recovered after a crash: removed leftovers', { repo, files: removed });
   }
+  // Nothing accepted may stop storage from starting: config.git is created here when it
+  // does not exist (from the seeded folder), and otherwise its head is published once the
+  // listeners are up — in the background, so git is served while a large tree is written.
+  // If publishing fails (a commit written under the ref by hand, a full disk), storage
+  // serves git anyway, so the owner can push a fix, keeps the last published tree, and
+  // reports unhealthy with the reason until a publish succeeds.
+  let publishProblem: string | undefined;
+  /** The commit the config folder holds (undefined: not known; the next publish compares files). */
+  let published: string | undefined;
+  if (!fs.existsSync(path.join(configGitdir, 'HEAD'))) {
+    const boot = await ensureConfigRepo(configGitdir, ctx.configRoot);
+    log.info('created config.git from the seeded config', { head: boot.head });
+    published = boot.head;
+  }
+  // The one seeding policy: a registered service config.git has never held gets its
+  // defaults as a commit by the platform, before the head is published over the working
+  // tree (where the supervisor put a copy so the service could start).
   const validation = await configValidator(ctx);
   const validate = validation.validate;
-  // New services' defaults become a commit before the head is published over the working
-  // tree (where the supervisor put a copy so they could start).
-  const seedDefaults = async () => {
-    if (!validation.specs) return;
+  if (validation.specs) {
     try {
       const seeded = await seedNewServices({ gitdir: configGitdir, dataDir: ctx.dataDir, specs: validation.specs, validate, now: ctx.now });
       if (seeded.added.length > 0) log.info('added the default configuration of new services to config.git', { services: seeded.added, commit: seeded.result?.ok ? seeded.result.commit : undefined });
@@ -54,15 +79,7 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
     } catch (err) {
       log.error('could not add the default configuration of new services', { error: err });
     }
-  };
-  if (fs.existsSync(path.join(configGitdir, 'HEAD'))) await seedDefaults();
-  const boot = await ensureConfigRepo(configGitdir, ctx.configRoot);
-  if (boot.created) {
-    log.info('created config.git from the seeded config', { head: boot.head });
-    await seedDefaults();
-    await publishHead(configGitdir, ctx.configRoot);
   }
-  if (boot.reset.length > 0) log.warn('config working tree differed from config.git; reset to its head', { files: boot.reset });
 
   const pushes = metrics.counter('kith_storage_pushes_total', 'Pushes by repository and result.');
   const requests = metrics.counter('kith_storage_requests_total', 'HTTP requests by kind and status.');
@@ -71,19 +88,59 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
   // Publishing runs one at a time and always publishes main's head as it is then, so
   // publishes racing each other can never leave an older tree in place.
   let publishing: Promise<unknown> = Promise.resolve();
-  const publish = (): Promise<void> => {
+  const publish = (): Promise<string[]> => {
     const job = publishing.then(async () => {
-      const { head, changed } = await publishHead(configGitdir, ctx.configRoot);
-      if (changed.length > 0) log.info('config published', { commit: head, files: changed });
+      const { head, changed } = await publishHead(configGitdir, ctx.configRoot, published);
+      published = head;
+      if (changed.length > 0) log.info('config published', { commit: head, files: changed.length > 50 ? changed.length : changed });
+      if (publishProblem) log.info('config published again after a failure', { commit: head });
+      publishProblem = undefined;
+      return changed;
     });
-    publishing = job.catch((err: unknown) => log.error('config publish failed', { error: err }));
+    publishing = job.catch((err: unknown) => {
+      published = undefined; // a failed publish may have written part of the tree
+      publishProblem = `config.git's head is not published: ${(err as Error).message}`;
+      log.error('config publish failed', { error: err });
+    });
     return job;
+  };
+  // Until the head is published (a full disk, a read-only folder), try again every 5 s.
+  const retry = setInterval(() => {
+    if (publishProblem) void publish().catch(() => {});
+  }, 5000);
+  retry.unref();
+
+  /** Wait (at most 2 s) until the runner applied a storage.yaml just published: the next request sees the new limits. */
+  async function configApplied(before: StorageConfig): Promise<void> {
+    ctx.reloadConfig('storage.yaml changed in config.git');
+    for (const end = Date.now() + 2000; ctx.config() === before && Date.now() < end; ) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  // Who may do what. Authentication runs once per request (middleware below); these say
+  // what each principal may touch: the owner everything; a service reads config and
+  // changes the config paths its declaration was granted (needs.configWrite).
+  const who = (req: http.IncomingMessage) => principalOf<Principal>(req);
+  const storeAccess = (req: http.IncomingMessage, access: StoreAccess): AuthorizeResult => {
+    const p = who(req);
+    if (!p) return false;
+    const author = { name: p.name, email: `${p.name}@kith.local` };
+    if (isOwner(p)) return { author };
+    if (access.repo !== CONFIG_REPO || access.admin) return 'forbidden';
+    if (!access.write) return { author };
+    return (p.configWrite ?? []).some((prefix) => access.path.startsWith(prefix)) ? { author } : 'forbidden';
   };
 
   const git = createGitHttpHandler({
     root: reposRoot,
-    authorize: (req) => isOwner(authenticate(req)),
-    maxPushBytes: ctx.config().maxPushBytes,
+    authorize: (req) => isOwner(who(req)),
+    maxPushBytes: () => ctx.config().maxPushBytes,
+    maxRepoBytes: () => ctx.config().maxRepoBytes,
+    limitsFile: 'storage/storage.yaml',
+    inflateLimits: () => ({
+      maxObjectBytes: ctx.config().maxObjectBytes,
+      maxInflatedBytes: ctx.config().maxPushInflatedBytes,
+      names: { maxObjectBytes: 'storage/storage.yaml: maxObjectBytes', maxInflatedBytes: 'storage/storage.yaml: maxPushInflatedBytes' },
+    }),
     allowNonFastForward: (repo) => repo !== CONFIG_REPO && ctx.config().allowNonFastForward.includes(repo),
     onError: (err, info) => log.error('git request failed', { error: err, ...info }),
     hooks: {
@@ -101,103 +158,116 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
         log.warn('config push refused', { commit: main.newOid, issues: v.issues });
         return { ok: false, messages: refusalMessages(v) };
       },
-      async postReceive({ repo, gitdir, updates }) {
-        pushes.inc({ repo });
-        if (repo !== CONFIG_REPO) return;
+      // A config push is published (and storage's own new limits are live) before git is
+      // told ok; if publishing fails, main goes back where it was and the pusher is told why.
+      async beforeReport({ repo, gitdir, updates }) {
+        if (repo !== CONFIG_REPO) return {};
         const main = updates.find((u) => u.ref === CONFIG_BRANCH);
-        if (!main || main.newOid === ZERO_OID) return;
+        if (!main || main.newOid === ZERO_OID) return {};
+        const before = ctx.config();
+        let changed: string[];
+        try {
+          changed = await publish();
+        } catch (err) {
+          const reason = describeFsError(err);
+          const undone = await withRefLocks(gitdir, [CONFIG_BRANCH], async () => {
+            if ((await resolveRef(gitdir, CONFIG_BRANCH)) !== main.newOid) return false;
+            await setRef(gitdir, CONFIG_BRANCH, main.oldOid);
+            return true;
+          }).catch(() => false);
+          configPushes.inc({ result: 'not-applied' });
+          if (undone) {
+            publishProblem = undefined;
+            void publish().catch(() => {}); // the old head is what should be published
+          }
+          log.error('config push not applied: publishing failed', { commit: main.newOid, reason, undone });
+          return {
+            failed: `not applied: ${reason.split(':')[0]}`,
+            messages: [
+              `kith: this configuration could not be applied: ${reason}.`,
+              undone ? 'kith: nothing changed; push again once that is fixed.' : 'kith: config.git has it, but it is not applied yet; storage retries every 5 s and reports unhealthy until it is.',
+            ],
+          };
+        }
         configPushes.inc({ result: 'accepted' });
-        await publish();
+        if (changed.includes('storage/storage.yaml')) await configApplied(before);
+        return {};
+      },
+      async postReceive({ repo, gitdir }) {
+        pushes.inc({ repo });
+        consolidateLater(repo, gitdir);
       },
     },
   });
 
-  // The versioned store for every other repository (config.git is read-only there: it
-  // changes by validated push, or through configFile below).
+  // The versioned store for every repository, config.git included: a write there is one
+  // commit through config.git's validating pre-commit hook, published before the answer.
   const store = createStoreHttpHandler({
     root: reposRoot,
-    authorize: (req) => isOwner(authenticate(req)),
-    maxBody: ctx.config().maxPushBytes,
+    authorize: storeAccess,
+    readOnly: [],
+    store: { limits: () => ({ maxRepoBytes: ctx.config().maxRepoBytes }) },
+    storeOptions: (repo) => (repo === CONFIG_REPO ? { preCommit: configPreCommit(validate) } : undefined),
+    async afterWrite(repo, result) {
+      if (repo !== CONFIG_REPO || !result.changed) return;
+      const before = ctx.config();
+      const changed = await publish().catch((err: unknown) => {
+        throw new HttpError(503, 'not-applied', `committed as ${result.commit}, but not applied yet: ${describeFsError(err)}; storage retries every 5 s`);
+      });
+      if (changed.includes('storage/storage.yaml')) await configApplied(before);
+      log.info('config written through the store API', { commit: result.commit });
+    },
     onError: (err, info) => log.error('store request failed', { error: err, ...info }),
   });
 
+  // Every request: errors answered, the principal found once, the body limit (live from
+  // storage.yaml) set once; then the store API or git. A git push over the limit is
+  // answered by receive-pack on the protocol's error channel, not by a bare 413.
+  const isPush = (req: http.IncomingMessage) => (req.url ?? '').split('?')[0]!.endsWith('/git-receive-pack');
+  const handle = compose(
+    catchErrors((c, err) => ((c.req.url ?? '').startsWith('/store/') ? renderJson(c, err) : renderText(c, err)), (err, c) => log.error('request failed', { error: err, url: c.req.url })),
+    authenticateOnce(authenticate),
+    bodyLimit(() => ctx.config().maxPushBytes, 'storage/storage.yaml: maxPushBytes', isPush),
+    async ({ req, res }) => {
+      if (await store(req, res)) return;
+      await createOnFirstPush(req);
+      git(req, res);
+    },
+  );
+
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
-    const url = req.url ?? '/';
-    const kind = url.startsWith('/store/') ? 'store' : 'git';
+    const kind = (req.url ?? '/').startsWith('/store/') ? 'store' : 'git';
     res.on('finish', () => requests.inc({ kind, status: res.statusCode }));
-    void route(req, res).catch((err: unknown) => {
-      log.error('request failed', { error: err, url });
-      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
-      res.end('internal error\n');
-    });
+    void handle({ req, res });
   };
 
-  async function route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://storage');
-    // A first push to a new name creates the repository, when the config allows it.
-    const m = /^\/([A-Za-z0-9_][A-Za-z0-9._-]*?)(?:\.git)?\/info\/refs$/.exec(url.pathname);
-    if (url.pathname.startsWith(`/store/${CONFIG_REPO}/`)) return configFile(req, res, decodeURIComponent(url.pathname.slice(`/store/${CONFIG_REPO}/`.length)));
-    if (await store(req, res)) return;
-    if (m && url.searchParams.get('service') === 'git-receive-pack' && ctx.config().createOnPush && isOwner(authenticate(req))) {
-      if (!(await repoExists(reposRoot, m[1]!))) {
-        await createRepo(reposRoot, m[1]!);
-        log.info('repository created by a first push', { repo: m[1] });
-      }
-    }
-    git(req, res);
+  // Packs pile up (one per push) and loose objects too (store writes): merge them in the
+  // background, under the repository's push lock, after a push and every 10 minutes.
+  const consolidating = new Set<string>();
+  function consolidateLater(repo: string, gitdir: string): void {
+    if (consolidating.has(repo)) return;
+    consolidating.add(repo);
+    setImmediate(() => {
+      consolidate(gitdir)
+        .then((r) => r && log.info('packs consolidated', { repo, ...r, ms: Math.round(r.ms) }))
+        .catch((err: unknown) => { if (!(err instanceof LockedError)) log.warn('pack consolidation failed; will retry', { repo, error: err }); })
+        .finally(() => consolidating.delete(repo));
+    });
   }
+  const consolidateTimer = setInterval(() => {
+    void listRepos(reposRoot).then((repos) => { for (const r of repos) consolidateLater(r, path.join(reposRoot, `${r}.git`)); }, () => {});
+  }, 10 * 60_000);
+  consolidateTimer.unref();
 
-  const json = (res: http.ServerResponse, status: number, body: object, headers: Record<string, string> = {}): void => {
-    res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body) + '\n');
-  };
-
-  /**
-   * The config tree through the store API: GET reads a file at main's head (X-Kith-Blob
-   * names its blob, for compare-and-swap); PUT and DELETE change it as one validated commit,
-   * for principals granted that path (a service's `needs.configWrite`) and the owner.
-   * X-Kith-Expected-Blob: <oid> | none makes the write conditional.
-   */
-  async function configFile(req: http.IncomingMessage, res: http.ServerResponse, file: string): Promise<void> {
-    const who = authenticate(req);
-    if (!who) return json(res, 401, { error: 'unauthorized', message: 'send the access token (Basic password or Bearer)' }, { 'www-authenticate': 'Basic realm="kith"' });
-    if (!/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/.test(file) || file.split('/').some((s) => s === '.' || s === '..' || s === '.git')) {
-      return json(res, 400, { error: 'bad-path', message: `not a config path: ${JSON.stringify(file)}` });
+  /** A first push to a new name creates the repository, when the config allows it. */
+  async function createOnFirstPush(req: http.IncomingMessage): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://storage');
+    const m = /^\/([^/]+?)(?:\.git)?\/info\/refs$/.exec(url.pathname);
+    if (!m || url.searchParams.get('service') !== 'git-receive-pack' || !ctx.config().createOnPush || !isOwner(who(req))) return;
+    if (isValidRepoName(m[1]!) && !(await repoExists(reposRoot, m[1]!))) {
+      await createRepo(reposRoot, m[1]!);
+      log.info('repository created by a first push', { repo: m[1] });
     }
-    if (req.method === 'GET' || req.method === 'HEAD') {
-      const head = await isogit.resolveRef({ fs, gitdir: configGitdir, ref: CONFIG_BRANCH });
-      // One lookup along the path (not a walk of the whole tree): the blob and its id.
-      const found = await isogit.readBlob({ fs, gitdir: configGitdir, oid: head, filepath: file }).catch(() => undefined);
-      if (!found) return json(res, 404, { error: 'not-found', message: `${file} is not in config.git`, commit: head }, { 'x-kith-commit': head });
-      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'x-kith-commit': head, 'x-kith-blob': found.oid, etag: `"${found.oid}"` }).end(req.method === 'HEAD' ? undefined : Buffer.from(found.blob));
-      return;
-    }
-    if (req.method !== 'PUT' && req.method !== 'DELETE') return json(res, 405, { error: 'method', message: 'use GET, PUT or DELETE' }, { allow: 'GET, HEAD, PUT, DELETE' });
-    const granted = isOwner(who) || (who.configWrite ?? []).some((p) => file.startsWith(p));
-    if (!granted) return json(res, 403, { error: 'forbidden', message: `${who.name} may not change ${file}` });
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const c of req) {
-      size += (c as Buffer).length;
-      if (size > ctx.config().maxPushBytes) return json(res, 413, { error: 'too-large', message: `body larger than ${ctx.config().maxPushBytes} bytes` });
-      chunks.push(c as Buffer);
-    }
-    const expectedHeader = req.headers['x-kith-expected-blob'];
-    const expected = typeof expectedHeader === 'string' ? (expectedHeader === 'none' ? null : expectedHeader) : undefined;
-    if (expected && !/^[0-9a-f]{40}$/.test(expected)) return json(res, 400, { error: 'bad-header', message: 'X-Kith-Expected-Blob is a blob id or none' });
-    const message = String(req.headers['x-kith-message'] ?? `${req.method === 'DELETE' ? 'Delete' : 'Update'} ${file}`).slice(0, 2000);
-    const result = await writeConfigFiles(configGitdir, [{ path: file, content: req.method === 'DELETE' ? null : Buffer.concat(chunks), ...(expected !== undefined ? { expectedBlob: expected } : {}) }], {
-      author: { name: who.name, email: `${who.name}@kith.local` },
-      message: decodeURIComponent(message),
-      now: ctx.now,
-      validate,
-    });
-    if (!result.ok) {
-      log.warn('config write refused', { by: who.name, file, messages: result.messages });
-      return json(res, result.status, { error: result.error, message: result.messages.join('\n'), issues: result.messages });
-    }
-    await publish();
-    log.info('config written', { by: who.name, file, commit: result.commit, changed: result.changed });
-    return json(res, 200, { commit: result.commit, changed: result.changed });
   }
 
   // Plain HTTP on the http listener; HTTPS (with optional client certificates from the
@@ -216,6 +286,10 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
   await listen(http.createServer(onRequest), ctx.listen.http, 'http');
   if (tls) await listen(https.createServer({ key: tls.key, cert: tls.cert, ca: tls.ca, requestCert: true, rejectUnauthorized: false }, onRequest), ctx.listen.https, 'https');
   else log.warn('no TLS material in the data folder (tls/): the https listener is off');
+  // The head as it is now, published after start (the folder is compared file by file:
+  // hand edits lose). Services already run on the folder as it was.
+  if (published === undefined) publishProblem = 'publishing config.git\'s head after start';
+  void publish().catch(() => {});
   const endpoints: Record<string, string> = {};
   for (const { url } of servers) {
     const tag = url.startsWith('https:') ? 's' : '';
@@ -224,7 +298,10 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
   }
   return {
     endpoints,
+    health: () => (publishProblem ? { ok: false, detail: publishProblem } : { ok: true }),
     async stop() {
+      clearInterval(retry);
+      clearInterval(consolidateTimer);
       store.close();
       await publishing;
       await Promise.all(servers.map(({ server }) => new Promise<void>((resolve) => {
@@ -233,4 +310,13 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
       })));
     },
   };
+}
+
+/** A file-system failure, said so that the owner knows what to do. */
+function describeFsError(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC') return 'the kith data disk is full (ENOSPC): free some space';
+  if (code === 'EROFS') return 'the config folder is read-only (EROFS)';
+  if (code === 'EACCES' || code === 'EPERM') return `the config folder is not writable (${code})`;
+  return (err as Error).message;
 }

@@ -1,13 +1,14 @@
 /**
- * The config API of the storage service (/store/config/<path>): the same validation as a
- * push, compare-and-swap on a file's blob, grants per service, and clear errors for bad
+ * The config API of the storage service (/store/config/<path>, the store API over config.git):
+ * the same validation as a push, compare-and-swap on the head commit (If-Match, the ETag)
+ * and on a file's blob (X-Kith-Expected-Blob), grants per service, and clear errors for bad
  * requests — with curl, a client nobody here wrote.
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { kithUp, type KithUp } from './kith-up.ts';
+import { kithUp, repoRoot, type KithUp } from './kith-up.ts';
 
 describe('the config API', () => {
   let up: KithUp;
@@ -34,20 +35,29 @@ describe('the config API', () => {
     const r = curl('-H', owner, `${base}/storage/storage.yaml`);
     expect(r.status).toBe(200);
     expect(r.headers['x-kith-blob']).toMatch(/^[0-9a-f]{40}$/);
+    // One ETag semantics for every /store path: the head commit.
+    expect(r.headers.etag).toBe(`"${r.headers['x-kith-commit']}"`);
     expect(r.body).toMatch(/createOnPush/);
     expect(curl(`${base}/storage/storage.yaml`).status).toBe(401);
     expect(curl('-H', owner, `${base}/dns/nothing.here`).status).toBe(404);
   });
 
-  it('writes as one validated commit, with compare-and-swap on the blob', () => {
+  it('writes as one validated commit, with compare-and-swap on the blob and on the head', () => {
     const zone = '$ORIGIN example.net.\n$TTL 300\n@ IN SOA ns hostmaster 1 7200 900 1209600 300\n@ IN NS ns\nns IN A 192.0.2.53\n';
     const put = curl('-X', 'PUT', '-H', dnsToken, '-H', 'x-kith-expected-blob: none', '--data-binary', zone, `${base}/dns/zones/example.net.zone`);
-    expect(put.status, put.body).toBe(200);
+    expect(put.status, put.body).toBe(201);
     expect(JSON.parse(put.body)).toMatchObject({ changed: true, commit: expect.stringMatching(/^[0-9a-f]{40}$/) });
-    // The same expectation again: the file exists now, so the swap fails and says why.
+    // The same expectation again: the file exists now, so the swap fails (412) and says why.
     const again = curl('-X', 'PUT', '-H', dnsToken, '-H', 'x-kith-expected-blob: none', '--data-binary', zone, `${base}/dns/zones/example.net.zone`);
-    expect(again.status).toBe(409);
-    expect(JSON.parse(again.body).message).toMatch(/changed since it was read/);
+    expect(again.status).toBe(412);
+    expect(JSON.parse(again.body)).toMatchObject({ error: 'conflict', actual: JSON.parse(put.body).blob, expected: null });
+    // If-Match names the head commit, as on every /store path: a stale one is 412 too.
+    const head = JSON.parse(put.body).commit as string;
+    const ok = curl('-X', 'PUT', '-H', dnsToken, '-H', `if-match: "${head}"`, '--data-binary', zone.replace('192.0.2.53', '192.0.2.54'), `${base}/dns/zones/example.net.zone`);
+    expect(ok.status, ok.body).toBe(200);
+    const stale = curl('-X', 'PUT', '-H', dnsToken, '-H', `if-match: "${head}"`, '--data-binary', zone, `${base}/dns/zones/example.net.zone`);
+    expect(stale.status).toBe(412);
+    expect(JSON.parse(stale.body)).toMatchObject({ error: 'conflict', expected: head, actual: JSON.parse(ok.body).commit });
   });
 
   it('refuses an invalid file with file:line, and changes nothing', () => {
@@ -58,12 +68,23 @@ describe('the config API', () => {
     expect(curl('-H', owner, `${base}/dns/dns.yaml`).headers['x-kith-blob']).toBe(before.headers['x-kith-blob']);
   });
 
+  it('kith repo and kith config log go through the store API of the running storage', () => {
+    const kith = (...args: string[]) => spawnSync(process.execPath, [path.join(repoRoot, 'installer/kith.ts'), ...args, '--data', up.data], { encoding: 'utf8' });
+    expect(kith('repo', 'create', 'Notes.2026').stdout).toBe('created Notes.2026.git\n');
+    expect(kith('repo', 'create', 'Notes.2026').status).toBe(1);
+    expect(JSON.parse(kith('repo', 'list', '--json').stdout)).toEqual({ repos: ['Notes.2026', 'config'] });
+    expect(kith('repo', 'create', 'x'.repeat(65)).status).toBe(64);
+    expect(kith('repo', 'delete', 'config').status).toBe(1);
+    expect(kith('repo', 'delete', 'Notes.2026').stdout).toBe('deleted Notes.2026.git\n');
+    const log = kith('config', 'log', '--json', '-n', '2').stdout.trim().split('\n').map((l) => JSON.parse(l) as { author: string; files: unknown[] });
+    expect(log[0]).toMatchObject({ author: 'dns', files: [{ path: 'dns/zones/example.net.zone', change: 'modified' }] });
+  });
+
   it('keeps each service to the paths it was granted, and refuses bad requests', () => {
     expect(curl('-X', 'PUT', '-H', dnsToken, '--data-binary', 'createOnPush: true\n', `${base}/storage/storage.yaml`).status).toBe(403);
     expect(curl('-X', 'DELETE', '-H', dnsToken, `${base}/dns/dns.yaml`).status).toBe(403);
-    // Dot segments are resolved by URL rules (RFC 3986 §5.2.4) and stay inside the tree;
-    // encoded ones and .git are refused.
-    expect(curl('-H', owner, `${base}/dns/../storage/storage.yaml`, '--path-as-is').status).toBe(200);
+    // Dot segments, plain or encoded, and .git are refused, as on every /store path.
+    expect(curl('-H', owner, `${base}/dns/../storage/storage.yaml`, '--path-as-is').status).toBe(400);
     expect(curl('-H', owner, `${base}/dns/%2e%2e/%2e%2e/%2e%2e/etc/passwd`, '--path-as-is').status).toBe(400);
     expect(curl('-H', owner, `${base}/.git/config`, '--path-as-is').status).toBe(400);
     expect(curl('-X', 'PUT', '-H', owner, '-H', 'x-kith-expected-blob: xyz', '--data-binary', 'a', `${base}/dns/x.txt`).status).toBe(400);

@@ -8,7 +8,11 @@ import type { ConfigSource } from '../../../platform/config/spec.ts';
 
 const MAX_FILE = 8 << 20;
 
-export function gitTreeSource(gitdir: string, commit: string): ConfigSource {
+/**
+ * `sizes`: each file's size (tree-check.ts measured them from object headers); a file over
+ * the limit is refused before its bytes are read.
+ */
+export function gitTreeSource(gitdir: string, commit: string, sizes?: Map<string, { size: number }>): ConfigSource {
   const treeCache = new Map<string, Map<string, { oid: string; type: string }>>();
   const treeAt = async (dir: string) => {
     const key = dir.replace(/\/+$/, '');
@@ -29,6 +33,8 @@ export function gitTreeSource(gitdir: string, commit: string): ConfigSource {
       const slash = path.lastIndexOf('/');
       const entry = (await treeAt(slash === -1 ? '' : path.slice(0, slash))).get(path.slice(slash + 1));
       if (!entry || entry.type !== 'blob') return undefined;
+      const known = sizes?.get(path)?.size;
+      if (known !== undefined && known > MAX_FILE) throw new Error(`${path} is ${known} bytes, over the limit maxConfigFileBytes = ${MAX_FILE}`);
       const { blob } = await git.readBlob({ fs, gitdir, oid: entry.oid });
       if (blob.length > MAX_FILE) throw new Error(`${path} is larger than ${MAX_FILE >> 20} MiB`);
       return Buffer.from(blob).toString('utf8');

@@ -2,8 +2,10 @@
 import { z } from 'zod';
 import { loadYamlFile } from '../../../platform/config/yaml.ts';
 import type { ConfigSpec } from '../../../platform/config/spec.ts';
+import { isValidRepoName, REPO_NAME_RULE } from '../repo-name.ts';
 
-const RepoName = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'a repository name is 1-64 of a-z 0-9 . _ - and starts with a letter or digit');
+/** The same rule as git URLs, the store API and `kith repo create` (repo-name.ts). */
+const RepoName = z.string().refine(isValidRepoName, REPO_NAME_RULE);
 
 export const StorageConfigSchema = z.object({
   /** A push to a repository that does not exist creates it. */
@@ -14,6 +16,10 @@ export const StorageConfigSchema = z.object({
   maxRepoBytes: z.number().int().positive().default(256 << 20),
   /** Largest request body accepted (a pushed pack, a stored file). */
   maxPushBytes: z.number().int().positive().default(64 << 20),
+  /** Largest object in a push, inflated (a file, or what a delta builds). */
+  maxObjectBytes: z.number().int().positive().default(100 << 20),
+  /** All objects of one push together, inflated. */
+  maxPushInflatedBytes: z.number().int().positive().default(1 << 30),
 }).strict();
 
 export type StorageConfig = z.infer<typeof StorageConfigSchema>;
@@ -27,9 +33,12 @@ createOnPush: false
 # Repositories where \`git push --force\` is allowed (config.git never should be).
 allowNonFastForward: []
 
-# Size limits, in bytes.
+# Size limits, in bytes: a repository on disk, a push as sent, the largest object
+# in a push once inflated, and everything in one push once inflated.
 maxRepoBytes: 268435456
 maxPushBytes: 67108864
+maxObjectBytes: 104857600
+maxPushInflatedBytes: 1073741824
 `;
 
 export const storageConfig: ConfigSpec<StorageConfig> = {

@@ -5,10 +5,12 @@ import fs from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { gunzip, inflate } from 'node:zlib';
 import { promisify } from 'node:util';
+import { ClientGone, HttpError, catchErrors, compose, readBody, renderText } from '../http/kit.ts';
 import * as git from 'isomorphic-git';
 import { openStore } from './objects.ts';
 import { FLUSH, PktLineError, pktLine } from './pktline.ts';
-import { V0_RECEIVE_CAPS, receivePack, type ReceiveHooks } from './receive-pack.ts';
+import { V0_RECEIVE_CAPS, receivePack, refusePush, type ReceiveHooks } from './receive-pack.ts';
+import type { InflateLimits } from './index-pack.ts';
 import { isValidRepoName, repoExists, repoPath } from './repos.ts';
 import { ProtocolError, V0_UPLOAD_CAPS, advertiseRefsV0, advertiseV2, uploadPackV0, uploadPackV2, type Sink } from './upload-pack.ts';
 
@@ -24,8 +26,14 @@ export interface GitHttpOptions {
    * `receive.denyNonFastForwards` must be explicitly false; otherwise refused.
    */
   allowNonFastForward?(repo: string): boolean | Promise<boolean>;
-  /** Largest accepted (decompressed) push body. Default 256 MiB. */
-  maxPushBytes?: number;
+  /** Largest accepted (decompressed) push body, read at each push (a config change applies to the next one). Default 256 MiB. */
+  maxPushBytes?: number | (() => number);
+  /** Where the push limits are set, for messages (e.g. "storage/storage.yaml"). */
+  limitsFile?: string;
+  /** The largest a repository may grow on disk, read at each push (the pack is refused past it). */
+  maxRepoBytes?(): number;
+  /** Inflated-size limits of pushed objects, read at each push. Default: index-pack.ts's. */
+  inflateLimits?(): InflateLimits;
   /** Largest accepted (decompressed) fetch request body. Default 16 MiB. */
   maxRequestBytes?: number;
   /** Called on unexpected errors (bugs), for logging. */
@@ -35,22 +43,6 @@ export interface GitHttpOptions {
 const gunzipAsync = promisify(gunzip);
 const inflateAsync = promisify(inflate);
 
-class HttpError extends Error {
-  override name = 'HttpError';
-  status: number;
-  headers: Record<string, string>;
-  constructor(status: number, message: string, headers: Record<string, string> = {}) {
-    super(message);
-    this.status = status;
-    this.headers = headers;
-  }
-}
-
-/** The client closed the connection mid-request or mid-response: not a server fault, nothing to log. */
-class ClientGone extends Error {
-  override name = 'ClientGone';
-}
-
 const ROUTE = /^\/([A-Za-z0-9_][A-Za-z0-9._-]*?)(?:\.git)?\/(info\/refs|git-upload-pack|git-receive-pack)$/;
 
 const NO_CACHE = {
@@ -59,30 +51,47 @@ const NO_CACHE = {
   Expires: 'Fri, 01 Jan 1980 00:00:00 GMT',
 };
 
-async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+/** The request body, decompressed (git sends gzip), at most `limit` bytes either way. */
+async function readGitBody(req: IncomingMessage, limit: number, limitName: string): Promise<Buffer> {
   const enc = (req.headers['content-encoding'] ?? 'identity').toLowerCase();
-  if (!['identity', 'gzip', 'x-gzip', 'deflate'].includes(enc)) throw new HttpError(415, `unsupported Content-Encoding: ${enc}`);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of req) {
-      size += (chunk as Buffer).length;
-      if (size > limit) throw new HttpError(413, `request body larger than ${limit} bytes`);
-      chunks.push(chunk as Buffer);
-    }
-  } catch (err) {
-    if (err instanceof HttpError) throw err;
-    throw new ClientGone('client went away during the upload'); // aborted / ECONNRESET
-  }
-  const raw = Buffer.concat(chunks);
+  if (!['identity', 'gzip', 'x-gzip', 'deflate'].includes(enc)) throw new HttpError(415, 'bad-encoding', `unsupported Content-Encoding: ${enc}`);
+  const raw = await readBody(req, limit, limitName);
   if (enc === 'identity') return raw;
   try {
     const opts = { maxOutputLength: limit };
     return enc === 'deflate' ? await inflateAsync(raw, opts) : await gunzipAsync(raw, opts);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw new HttpError(413, `request body larger than ${limit} bytes`);
-    throw new HttpError(400, `bad ${enc} request body`);
+    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw new HttpError(413, 'too-large', `the request body inflates to more than ${limit} bytes, over the limit ${limitName}`);
+    throw new HttpError(400, 'bad-body', `bad ${enc} request body`);
   }
+}
+
+/**
+ * A push body, or — when it is over the limit — the protocol answer refusing it, made from
+ * its first bytes (the command list) after the rest was read and dropped: git reads no
+ * answer before it has sent everything, and then prints ours as `remote:` lines.
+ */
+async function readPush(req: IncomingMessage, limit: number, reason: string): Promise<{ body: Buffer } | { refused: Buffer }> {
+  const enc = (req.headers['content-encoding'] ?? 'identity').toLowerCase();
+  if (enc !== 'identity') return { body: await readGitBody(req, limit, 'maxPushBytes') };
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const drainCap = Math.max(limit * 16, 1 << 30);
+  try {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size <= limit) chunks.push(chunk);
+      else if (size > drainCap) {
+        req.destroy();
+        break;
+      }
+    }
+  } catch {
+    throw new ClientGone('the client went away during the upload');
+  }
+  if (size <= limit) return { body: Buffer.concat(chunks) };
+  const head = Buffer.concat(chunks).subarray(0, 1 << 20);
+  return { refused: refusePush(head, reason.replace('{size}', String(size)), 'push too large') };
 }
 
 function gitProtocolV2(req: IncomingMessage): boolean {
@@ -121,30 +130,30 @@ function responseSink(res: ServerResponse, contentType: string): Sink {
 }
 
 export function createGitHttpHandler(opts: GitHttpOptions): (req: IncomingMessage, res: ServerResponse) => void {
-  const maxPush = opts.maxPushBytes ?? 256 * 1024 * 1024;
+  const maxPush = (): number => (typeof opts.maxPushBytes === 'function' ? opts.maxPushBytes() : (opts.maxPushBytes ?? 256 * 1024 * 1024));
   const maxReq = opts.maxRequestBytes ?? 16 * 1024 * 1024;
 
   async function handle(req: IncomingMessage, res: ServerResponse, info: { repo?: string; path: string }): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const m = ROUTE.exec(url.pathname);
-    if (!m) throw new HttpError(404, 'not found');
+    if (!m) throw new HttpError(404, 'not-found', 'not found');
     const [, repo, action] = m;
     info.repo = repo;
-    if (!isValidRepoName(repo)) throw new HttpError(400, 'invalid repository name');
+    if (!isValidRepoName(repo)) throw new HttpError(400, 'bad-repo', 'invalid repository name');
     let service: GitService;
     if (action === 'info/refs') {
-      if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'use GET', { Allow: 'GET' });
+      if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'method-not-allowed', 'use GET', { Allow: 'GET' });
       const s = url.searchParams.get('service');
-      if (s !== 'git-upload-pack' && s !== 'git-receive-pack') throw new HttpError(403, 'dumb HTTP is not supported: use a smart git client');
+      if (s !== 'git-upload-pack' && s !== 'git-receive-pack') throw new HttpError(403, 'dumb-http', 'dumb HTTP is not supported: use a smart git client');
       service = s;
     } else {
-      if (req.method !== 'POST') throw new HttpError(405, 'use POST', { Allow: 'POST' });
+      if (req.method !== 'POST') throw new HttpError(405, 'method-not-allowed', 'use POST', { Allow: 'POST' });
       service = action as GitService;
     }
     if (opts.authorize && !(await opts.authorize(req, { repo, service }))) {
-      throw new HttpError(401, 'authentication required', { 'WWW-Authenticate': 'Basic realm="kith", charset="UTF-8"' });
+      throw new HttpError(401, 'unauthorized', 'authentication required', { 'WWW-Authenticate': 'Basic realm="kith", charset="UTF-8"' });
     }
-    if (!(await repoExists(opts.root, repo))) throw new HttpError(404, `repository ${repo} not found`);
+    if (!(await repoExists(opts.root, repo))) throw new HttpError(404, 'no-such-repo', `repository ${repo} not found`);
     const gitdir = repoPath(opts.root, repo);
     const store = openStore(gitdir);
     const v2 = gitProtocolV2(req) && service === 'git-upload-pack';
@@ -168,44 +177,53 @@ export function createGitHttpHandler(opts: GitHttpOptions): (req: IncomingMessag
     }
 
     const ctype = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
-    if (ctype !== `application/x-${service}-request`) throw new HttpError(415, `expected Content-Type application/x-${service}-request`);
-    const body = await readBody(req, service === 'git-receive-pack' ? maxPush : maxReq);
+    if (ctype !== `application/x-${service}-request`) throw new HttpError(415, 'bad-content-type', `expected Content-Type application/x-${service}-request`);
     const out = responseSink(res, `application/x-${service}-result`);
+    let body: Buffer;
+    if (service === 'git-receive-pack') {
+      const limit = maxPush();
+      const where = opts.limitsFile ? ` (${opts.limitsFile}: maxPushBytes)` : '';
+      const got = await readPush(req, limit, `this push is {size} bytes, over the limit maxPushBytes = ${limit} bytes${where}; nothing changed: push fewer commits at a time, or raise the limit`);
+      if ('refused' in got) {
+        await out(got.refused);
+        res.end();
+        return;
+      }
+      body = got.body;
+    } else body = await readGitBody(req, maxReq, 'maxRequestBytes');
     try {
       if (service === 'git-upload-pack') {
         if (v2) await uploadPackV2(store, body, out);
         else await uploadPackV0(store, body, out);
       } else {
         const allow = await nonFastForwardAllowed(opts, repo, gitdir);
-        await receivePack({ repo, store, hooks: opts.hooks, allowNonFastForward: allow }, body, out);
+        await receivePack({
+          repo,
+          store,
+          hooks: opts.hooks,
+          allowNonFastForward: allow,
+          limits: opts.inflateLimits?.(),
+          repoLimit: opts.maxRepoBytes ? { max: opts.maxRepoBytes(), name: opts.limitsFile ? `maxRepoBytes (${opts.limitsFile}: maxRepoBytes)` : 'maxRepoBytes' } : undefined,
+          onError: (err) => opts.onError?.(err, { repo, path: req.url ?? '' }),
+        }, body, out);
       }
     } catch (err) {
       // Semantic errors become an ERR packet the client prints as "remote error: ...".
       if (err instanceof ProtocolError && !res.headersSent) await out(pktLine(`ERR ${err.message}`));
-      else if (err instanceof PktLineError && !res.headersSent) throw new HttpError(400, `malformed request: ${err.message}`);
+      else if (err instanceof PktLineError && !res.headersSent) throw new HttpError(400, 'malformed', `malformed request: ${err.message}`);
       else throw err;
     }
     if (!res.headersSent) res.writeHead(200, { 'Content-Type': `application/x-${service}-result`, ...NO_CACHE });
     res.end();
   }
 
-  return (req, res) => {
-    const info: { repo?: string; path: string } = { path: req.url ?? '' };
-    handle(req, res, info).catch((err: unknown) => {
-      if (err instanceof HttpError) {
-        if (!res.headersSent) {
-          res.writeHead(err.status, { 'Content-Type': 'text/plain; charset=utf-8', ...err.headers, ...NO_CACHE });
-          res.end(err.message + '\n');
-        } else res.destroy();
-        // Drain what's left of a refused upload so the connection can be reused.
-        req.resume();
-        return;
-      }
-      if (!(err instanceof ClientGone)) opts.onError?.(err, info);
-      if (!res.headersSent) {
-        res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' });
-        res.end('internal error\n');
-      } else res.destroy();
-    });
-  };
+  const chain = compose(
+    catchErrors((c, err) => {
+      renderText(c, err);
+      // Drain what's left of a refused upload so the connection can be reused.
+      c.req.resume();
+    }, (err, c) => opts.onError?.(err, { path: c.req.url ?? '' })),
+    async ({ req, res }) => handle(req, res, { path: req.url ?? '' }),
+  );
+  return (req, res) => void chain({ req, res });
 }

@@ -6,6 +6,12 @@
  *
  * A thin pack (a delta against an object the pack does not carry) is refused: we
  * advertise no-thin.
+ *
+ * Decompression bombs: every object's inflated size is known before it is inflated — a
+ * whole object's from its entry header, a delta's result from the second varint of its
+ * (small) instruction stream — and checked against `maxObjectBytes`, and their sum against
+ * `maxInflatedBytes`, before any large buffer is allocated. zlib is never let to produce
+ * more than the entry header declares.
  */
 import { createHash } from 'node:crypto';
 import { crc32, inflateSync } from 'node:zlib';
@@ -16,6 +22,36 @@ const REF_DELTA = 7;
 
 export class PackError extends Error {
   override name = 'PackError';
+}
+
+export interface InflateLimits {
+  /** Largest object, inflated (a whole object or a delta's result), bytes. */
+  maxObjectBytes: number;
+  /** All objects of the pack together, inflated, bytes. */
+  maxInflatedBytes: number;
+  /** How each limit is named in messages (e.g. "storage/storage.yaml: maxObjectBytes"). */
+  names?: { maxObjectBytes?: string; maxInflatedBytes?: string };
+}
+
+export const DEFAULT_INFLATE_LIMITS: InflateLimits = { maxObjectBytes: 100 << 20, maxInflatedBytes: 1 << 30 };
+
+/** The result size a delta declares (its second header varint), read without applying it. */
+export function deltaResultSize(delta: Buffer): number {
+  let p = 0;
+  const varint = () => {
+    let v = 0;
+    let shift = 0;
+    for (;;) {
+      if (p >= delta.length) throw new PackError('truncated delta header');
+      const b = delta[p++]!;
+      v += (b & 0x7f) * 2 ** shift;
+      shift += 7;
+      if (!(b & 0x80)) return v;
+      if (shift > 49) throw new PackError('delta size too large');
+    }
+  };
+  varint();
+  return varint();
 }
 
 interface Entry {
@@ -83,7 +119,15 @@ export function applyDelta(base: Buffer, delta: Buffer): Buffer {
 }
 
 /** Parse a whole pack (with its trailing SHA-1, already checked) into entries. */
-function parsePack(pack: Buffer): Entry[] {
+function parsePack(pack: Buffer, limits: InflateLimits): Entry[] {
+  const objName = limits.names?.maxObjectBytes ?? 'maxObjectBytes';
+  const totalName = limits.names?.maxInflatedBytes ?? 'maxInflatedBytes';
+  let total = 0;
+  const count_ = (n: number, bytes: number, what: string) => {
+    if (bytes > limits.maxObjectBytes) throw new PackError(`object ${n} ${what} ${bytes} bytes, over the limit ${objName} = ${limits.maxObjectBytes} bytes: push smaller files, or raise the limit`);
+    total += bytes;
+    if (total > limits.maxInflatedBytes) throw new PackError(`the pushed objects inflate to more than ${limits.maxInflatedBytes} bytes, over the limit ${totalName}: push less at a time, or raise the limit`);
+  };
   if (pack.length < 32 || pack.toString('latin1', 0, 4) !== 'PACK') throw new PackError('not a packfile');
   const version = pack.readUInt32BE(4);
   if (version !== 2 && version !== 3) throw new PackError(`pack version ${version} is not supported`);
@@ -123,6 +167,10 @@ function parsePack(pack: Buffer): Entry[] {
     } else if (kind < 1 || kind > 4) {
       throw new PackError(`object type ${kind} is not valid`);
     }
+    // Whole objects are counted at their declared size before inflating (zlib may not
+    // produce more than that); delta instructions are small and their result is counted below.
+    if (kind >= 1 && kind <= 4) count_(n + 1, size, 'inflates to');
+    else if (size > limits.maxObjectBytes) count_(n + 1, size, 'has a delta of');
     let data: Buffer;
     let consumed: number;
     try {
@@ -141,6 +189,7 @@ function parsePack(pack: Buffer): Entry[] {
       e.oid = objectId(e.type, data);
       if (e.type !== 'blob') e.data = data;
     } else {
+      count_(n + 1, deltaResultSize(data), 'is a delta whose result is');
       e.data = data;
     }
     entries.push(e);
@@ -164,8 +213,8 @@ export interface IndexedPack {
   structure: { oid: string; type: 'commit' | 'tree' | 'tag'; body: Buffer }[];
 }
 
-export function indexPack(pack: Buffer): IndexedPack {
-  const entries = parsePack(pack);
+export function indexPack(pack: Buffer, limits: InflateLimits = DEFAULT_INFLATE_LIMITS): IndexedPack {
+  const entries = parsePack(pack, limits);
   const byOffset = new Map<number, number>();
   const byOid = new Map<string, number>();
   entries.forEach((e, i) => {
@@ -237,34 +286,39 @@ export function indexPack(pack: Buffer): IndexedPack {
   }
   const resolved = entries.map((e) => ({ type: e.type!, oid: e.oid! }));
 
-  // The .idx, version 2 (gitformat-pack(5), "Version 2 pack-*.idx files").
+  const idx = writeIdx(entries.map((e, i) => ({ oid: resolved[i]!.oid, crc: e.crc, offset: e.offset })), pack.subarray(pack.length - 20));
   const order = entries.map((_, i) => i).sort((a, b) => (resolved[a]!.oid < resolved[b]!.oid ? -1 : 1));
+  const structure: IndexedPack['structure'] = [];
+  for (const [i, body] of kept) structure.push({ oid: entries[i]!.oid!, type: entries[i]!.type as 'commit' | 'tree' | 'tag', body });
+  return { oids: order.map((i) => resolved[i]!.oid), idx, structure };
+}
+
+/** A version-2 .idx (gitformat-pack(5), "Version 2 pack-*.idx files") for a pack's entries and its checksum. */
+export function writeIdx(objects: { oid: string; crc: number; offset: number }[], packChecksum: Buffer): Buffer {
+  const order = [...objects].sort((a, b) => (a.oid < b.oid ? -1 : a.oid > b.oid ? 1 : 0));
   const n = order.length;
-  const large = order.filter((i) => entries[i]!.offset >= 0x80000000);
+  const large = order.filter((o) => o.offset >= 0x80000000);
   const idx = Buffer.alloc(8 + 256 * 4 + n * 28 + large.length * 8 + 40);
   let w = 0;
   idx.writeUInt32BE(0xff744f63, w); w += 4;
   idx.writeUInt32BE(2, w); w += 4;
   const fanout = new Array<number>(256).fill(0);
-  for (const i of order) fanout[parseInt(resolved[i]!.oid.slice(0, 2), 16)]!++;
+  for (const o of order) fanout[parseInt(o.oid.slice(0, 2), 16)]!++;
   let acc = 0;
   for (let b = 0; b < 256; b++) {
     acc += fanout[b]!;
     idx.writeUInt32BE(acc, w);
     w += 4;
   }
-  for (const i of order) { idx.write(resolved[i]!.oid, w, 'hex'); w += 20; }
-  for (const i of order) { idx.writeUInt32BE(entries[i]!.crc, w); w += 4; }
+  for (const o of order) { idx.write(o.oid, w, 'hex'); w += 20; }
+  for (const o of order) { idx.writeUInt32BE(o.crc >>> 0, w); w += 4; }
   let li = 0;
-  for (const i of order) {
-    const off = entries[i]!.offset;
-    idx.writeUInt32BE(off >= 0x80000000 ? (0x80000000 | li++) >>> 0 : off, w);
+  for (const o of order) {
+    idx.writeUInt32BE(o.offset >= 0x80000000 ? (0x80000000 | li++) >>> 0 : o.offset, w);
     w += 4;
   }
-  for (const i of large) { idx.writeBigUInt64BE(BigInt(entries[i]!.offset), w); w += 8; }
-  pack.copy(idx, w, pack.length - 20); w += 20;
+  for (const o of large) { idx.writeBigUInt64BE(BigInt(o.offset), w); w += 8; }
+  packChecksum.copy(idx, w); w += 20;
   createHash('sha1').update(idx.subarray(0, w)).digest().copy(idx, w);
-  const structure: IndexedPack['structure'] = [];
-  for (const [i, body] of kept) structure.push({ oid: entries[i]!.oid!, type: entries[i]!.type as 'commit' | 'tree' | 'tag', body });
-  return { oids: order.map((i) => resolved[i]!.oid), idx, structure };
+  return idx;
 }

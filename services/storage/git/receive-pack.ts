@@ -9,12 +9,14 @@ import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import * as git from 'isomorphic-git';
 import { fsyncDir, writeFileDurable } from '../../../platform/durable.ts';
-import { indexPack, type IndexedPack } from './index-pack.ts';
+import { indexPack, type IndexedPack, type InflateLimits } from './index-pack.ts';
 import { ZERO_OID, hasObject, rememberObject, refreshStore, parseCommit, parseTag, parseTree, readRaw, type Store } from './objects.ts';
 import { FLUSH, PktReader, lineText, pktLine, sideband } from './pktline.ts';
 import { isValidRefName, resolve, setRef } from './refs.ts';
 import { AGENT, ProtocolError, type Sink } from './upload-pack.ts';
 import { withFileLock, withMutex } from '../store/lock.ts';
+import { diskBytes } from '../store/cleanup.ts';
+import { DIR_MODE, FILE_MODE } from './private-fs.ts';
 import { LockedError } from '../store/errors.ts';
 
 export const V0_RECEIVE_CAPS = [
@@ -49,6 +51,12 @@ export type HookResult = { ok: true } | { ok: false; messages: string[] };
 
 export interface ReceiveHooks {
   preReceive?(input: PreReceiveInput): HookResult | Promise<HookResult>;
+  /**
+   * After refs moved, before the client is told: apply the change (config.git: publish it).
+   * `failed` makes every moved ref's status that reason (the hook undoes what it can), so a
+   * change that was not applied is never reported as ok.
+   */
+  beforeReport?(input: { repo: string; gitdir: string; updates: RefUpdate[] }): Promise<{ messages?: string[]; failed?: string }>;
   postReceive?(input: { repo: string; gitdir: string; updates: RefUpdate[] }): void | Promise<void>;
 }
 
@@ -58,6 +66,12 @@ export interface ReceiveOptions {
   hooks?: ReceiveHooks;
   /** Allow non-fast-forward updates (git push --force). Default: refused. */
   allowNonFastForward?: boolean;
+  /** Inflated-size limits of the pushed objects (index-pack.ts; its defaults otherwise). */
+  limits?: InflateLimits;
+  /** The repository may not grow past this on disk (the stored pack counted before it is written). */
+  repoLimit?: { max: number; name: string };
+  /** Unexpected failures while storing the pack (a full disk): for the log; the pusher is told too. */
+  onError?(err: unknown): void;
 }
 
 interface Command extends RefUpdate {
@@ -90,7 +104,7 @@ export function parseCommands(body: Buffer): { commands: Command[]; caps: Set<st
 }
 
 /** Validates the pack's framing and checksum, stores it as .pack+.idx, returns its object ids. */
-async function storePack(s: Store, pack: Buffer): Promise<{ oids: string[]; files: string[] }> {
+async function storePack(s: Store, pack: Buffer, limits?: InflateLimits, repoLimit?: ReceiveOptions['repoLimit']): Promise<{ oids: string[]; files: string[] }> {
   if (pack.length < 32) throw new ProtocolError('pack truncated');
   if (pack.toString('latin1', 0, 4) !== 'PACK') throw new ProtocolError('not a packfile');
   const version = pack.readUInt32BE(4);
@@ -99,7 +113,7 @@ async function storePack(s: Store, pack: Buffer): Promise<{ oids: string[]; file
   if (!sum.equals(pack.subarray(pack.length - 20))) throw new ProtocolError('pack checksum mismatch');
   if (pack.readUInt32BE(8) === 0) return { oids: [], files: [] };
   const dir = path.join(s.gitdir, 'objects', 'pack');
-  await fsp.mkdir(dir, { recursive: true });
+  await fsp.mkdir(dir, { recursive: true, mode: DIR_MODE });
   const name = `pack-${sum.toString('hex')}`;
   const packFile = path.join(dir, name + '.pack');
   const idxFile = path.join(dir, name + '.idx');
@@ -109,7 +123,7 @@ async function storePack(s: Store, pack: Buffer): Promise<{ oids: string[]; file
   // clean-up removes.
   let indexed: IndexedPack;
   try {
-    indexed = indexPack(pack);
+    indexed = indexPack(pack, limits);
   } catch (err) {
     throw new ProtocolError(`index-pack failed: ${(err as Error).message.split('\n')[0]}`);
   }
@@ -119,9 +133,13 @@ async function storePack(s: Store, pack: Buffer): Promise<{ oids: string[]; file
   // is never removed if this push is refused.
   const existed = await fsp.access(idxFile).then(() => true, () => false);
   if (existed) return { oids: indexed.oids, files: [] };
+  if (repoLimit) {
+    const after = (await diskBytes(s.gitdir)) + pack.length + indexed.idx.length;
+    if (after > repoLimit.max) throw new ProtocolError(`the repository would be ${after} bytes on disk, over the limit ${repoLimit.name} = ${repoLimit.max} bytes: push less, or raise the limit`);
+  }
   try {
-    await writeFileDurable(packFile, pack, { tempPrefix: 'tmp_pack_' });
-    await writeFileDurable(idxFile, indexed.idx, { tempPrefix: 'tmp_idx_' });
+    await writeFileDurable(packFile, pack, { tempPrefix: 'tmp_pack_', mode: FILE_MODE });
+    await writeFileDurable(idxFile, indexed.idx, { tempPrefix: 'tmp_idx_', mode: FILE_MODE });
     return { oids: indexed.oids, files: [packFile, idxFile] };
   } catch (err) {
     await removeFiles([packFile, idxFile]);
@@ -225,10 +243,17 @@ export async function receivePack(opts: ReceiveOptions, body: Buffer, out: Sink)
   await withMutex(`push:${s.gitdir}`, async () => {
     if (needsPack || packBytes.length) {
       try {
-        stored = await storePack(s, packBytes);
+        stored = await storePack(s, packBytes, opts.limits, opts.repoLimit);
         refreshStore(s); // the new pack must be visible to the checks below
       } catch (err) {
-        unpack = err instanceof ProtocolError ? err.message : 'unpack failed';
+        const code = (err as NodeJS.ErrnoException).code;
+        if (!(err instanceof ProtocolError)) opts.onError?.(err);
+        unpack = err instanceof ProtocolError ? err.message
+          : code === 'ENOSPC' ? 'the server is out of disk space (ENOSPC) while storing the pack; nothing changed: free space on the kith data disk and push again'
+          : code === 'EROFS' ? 'the server\'s data folder is read-only (EROFS); nothing changed'
+          : `storing the pack failed (${code ?? (err as Error).message}); nothing changed`;
+        // Said on the side band too, so `git push` prints it as a `remote:` line.
+        messages.push(`kith: ${unpack}`);
       }
     }
 
@@ -299,6 +324,17 @@ export async function receivePack(opts: ReceiveOptions, body: Buffer, out: Sink)
     if (moved.length === 0 && stored.files.length) await removeFiles(stored.files);
   });
 
+  if (moved.length && opts.hooks?.beforeReport) {
+    let r: { messages?: string[]; failed?: string };
+    try {
+      r = await opts.hooks.beforeReport({ repo: opts.repo, gitdir: s.gitdir, updates: moved });
+    } catch (err) {
+      r = { failed: `not applied: ${(err as Error).message}` };
+    }
+    if (r.messages) messages.push(...r.messages);
+    if (r.failed) for (const c of commands) if (!c.status && moved.some((m) => m.ref === c.ref)) c.status = r.failed;
+  }
+
   // Without report-status the client asked for no report (gitprotocol-pack(5)).
   const report: Buffer[] = [];
   if (caps.has('report-status')) {
@@ -320,4 +356,23 @@ export async function receivePack(opts: ReceiveOptions, body: Buffer, out: Sink)
       // post-receive cannot undo anything; the push is already acknowledged
     }
   }
+}
+
+/**
+ * The answer to a push refused before its pack was read (too large): the protocol's own
+ * channels, so `git push` prints the reason as `remote:` lines and each ref as rejected —
+ * not "RPC failed; HTTP 413". `head` holds at least the command list.
+ */
+export function refusePush(head: Buffer, reason: string, short: string): Buffer {
+  let commands: Command[] = [];
+  let caps = new Set<string>();
+  try {
+    ({ commands, caps } = parseCommands(head));
+  } catch {
+    // The command list itself was cut or bad: the reason alone, as an ERR packet.
+    return pktLine(`ERR ${reason}`);
+  }
+  const report = [pktLine(`unpack ${reason}`), ...commands.map((c) => pktLine(`ng ${c.ref} ${short}`)), FLUSH];
+  if (!caps.has('side-band-64k')) return Buffer.concat(caps.has('report-status') ? report : [pktLine(`ERR ${reason}`)]);
+  return Buffer.concat([...sideband(2, Buffer.from(`kith: ${reason}\n`)), ...(caps.has('report-status') ? sideband(1, Buffer.concat(report)) : []), FLUSH]);
 }

@@ -6,7 +6,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import * as git from 'isomorphic-git';
 import { fsyncDir, writeFileDurable } from '../../../platform/durable.ts';
-import { durableGitFs } from '../../../platform/durable-fs.ts';
+import { privateGitFs as durableGitFs } from './private-fs.ts';
 import { ZERO_OID, peel, type Store } from './objects.ts';
 
 export interface RefEntry {

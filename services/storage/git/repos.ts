@@ -5,14 +5,10 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import * as git from 'isomorphic-git';
 import { fsyncDir } from '../../../platform/durable.ts';
+import { DIR_MODE, privateGitFs } from './private-fs.ts';
 
-// A name is one path segment: letters, digits, dot, dash, underscore; no leading dot
-// (so no "..", no hidden files) — nothing that could step outside the root.
-const NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$/;
-
-export function isValidRepoName(name: string): boolean {
-  return NAME_RE.test(name) && !name.endsWith('.git') && !name.endsWith('.lock') && !name.includes('..');
-}
+import { isValidRepoName } from '../repo-name.ts';
+export { isValidRepoName, REPO_NAME_RULE } from '../repo-name.ts';
 
 export function repoPath(root: string, name: string): string {
   if (!isValidRepoName(name)) throw new Error(`invalid repository name ${JSON.stringify(name)}`);
@@ -32,10 +28,11 @@ export async function repoExists(root: string, name: string): Promise<boolean> {
 /** Creates an empty bare repository; idempotent. */
 export async function createRepo(root: string, name: string): Promise<string> {
   const gitdir = repoPath(root, name);
-  await fsp.mkdir(root, { recursive: true });
+  await fsp.mkdir(root, { recursive: true, mode: DIR_MODE });
   if (await repoExists(root, name)) return gitdir;
-  await git.init({ fs, dir: gitdir, gitdir, bare: true, defaultBranch: 'main' });
-  await fsp.mkdir(path.join(gitdir, 'objects', 'pack'), { recursive: true });
+  await git.init({ fs: privateGitFs, dir: gitdir, gitdir, bare: true, defaultBranch: 'main' });
+  await fsp.mkdir(path.join(gitdir, 'objects', 'pack'), { recursive: true, mode: DIR_MODE });
+  await fsp.chmod(gitdir, DIR_MODE); // the repository's content is nobody else's
   await fsyncDir(gitdir);
   await fsyncDir(root);
   return gitdir;

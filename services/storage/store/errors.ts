@@ -84,3 +84,16 @@ export class NotFoundError extends StoreError {
     this.name = 'NotFoundError';
   }
 }
+
+/**
+ * The repository's pre-commit hook refused the change (config.git: the new tree does not
+ * validate). `issues` are `file:line: field: problem` lines; nothing changed.
+ */
+export class RefusedError extends StoreError {
+  readonly issues: string[];
+  constructor(issues: string[], what = 'the change') {
+    super('invalid', 422, `${what} was refused; nothing changed:\n${issues.map((i) => `  ${i}`).join('\n')}`, { issues });
+    this.name = 'RefusedError';
+    this.issues = issues;
+  }
+}

@@ -80,3 +80,32 @@ export async function gitv(version: 0 | 2, cwd: string, args: string[], allowFai
   if (r.code !== 0 && !allowFail) throw new Error(`git ${args.join(' ')} failed (${r.code}):\n${r.stderr}`);
   return r;
 }
+
+/** Write storage's default config files into a config folder (what `kith up` seeds). */
+export async function seedStorageConfig(configRoot: string): Promise<void> {
+  const { default: storage } = await import('../main.ts');
+  const { mkdir, writeFile } = await import('node:fs/promises');
+  for (const [file, text] of Object.entries(storage.config.defaults)) {
+    await mkdir(path.dirname(path.join(configRoot, file)), { recursive: true });
+    await writeFile(path.join(configRoot, file), text);
+  }
+}
+
+/**
+ * The storage service started in this process by the platform runner, on loopback ports
+ * of its own, logging into `logs` (or nowhere); `remote` is config.git's URL with the owner's token.
+ */
+export async function startStorageService(o: { configRoot: string; dataDir: string; logs?: string[] }) {
+  const { default: storage } = await import('../main.ts');
+  const { startService } = await import('../../../platform/runner.ts');
+  const { createLogger } = await import('../../../platform/log.ts');
+  const { readFile } = await import('node:fs/promises');
+  const handle = await startService(storage, {
+    configRoot: o.configRoot,
+    dataDir: o.dataDir,
+    log: createLogger({ service: 'storage', write: (l) => void o.logs?.push(l) }),
+    listen: { http: { host: '127.0.0.1', port: 0 }, https: { host: '127.0.0.1', port: 0 }, health: { host: '127.0.0.1', port: 0 } },
+  });
+  const token = (await readFile(path.join(o.dataDir, 'access-token'), 'utf8')).trim();
+  return { handle, token, remote: handle.endpoints.git!.replace('://', `://kith:${token}@`), url: handle.endpoints.store!.replace(/\/store\/$/, '') };
+}
