@@ -86,8 +86,11 @@ describe('config.git under hostile trees', () => {
       expect(push.stderr).toMatch(/pre-receive hook declined/);
       expect((await netgit(clone, ['ls-remote', 'origin', 'refs/heads/main'])).split('\t')[0]).toBe(head);
     }
-    // Nothing was published, and storage is healthy.
-    expect(readdirSync(configRoot()).sort()).toEqual(['storage']);
+    // Nothing was published (the folder holds what config.git's head holds: storage's
+    // files and the defaults storage added for the services it had never held), and
+    // storage is healthy.
+    const inHead = (await netgit(clone, ['ls-tree', '--name-only', head])).trim().split('\n').sort();
+    expect(readdirSync(configRoot()).sort()).toEqual(inHead);
     expect((await fetch(`${handle!.healthUrl}/healthz`)).status).toBe(200);
   });
 
