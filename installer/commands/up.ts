@@ -3,7 +3,7 @@
  * built-in default config seeded under the data folder; waits for each to be healthy,
  * prints how to reach it, restarts one that dies, stops all on Ctrl-C / SIGTERM.
  */
-import { createWriteStream, promises as fsp, type WriteStream } from 'node:fs';
+import { createWriteStream, promises as fsp, readFileSync, type WriteStream } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { planAppliance } from '../../platform/appliance.ts';
@@ -14,12 +14,16 @@ import { makePrivateDir } from '../../platform/private-dir.ts';
 import { loadOrCreateCa, provisionServerTls } from '../../platform/pki/provision.ts';
 import { defaultConfigFiles, loadDefinitions } from '../../platform/services.ts';
 import { Supervisor } from '../../platform/supervisor.ts';
+import type { Advertiser } from '../../platform/mdns/advertiser.ts';
+import { advertisePlan, defaultMdnsName } from '../../platform/mdns/supervise.ts';
 
 /** Storage's own token file, from before `kith up` kept the owner token (taken over once). */
 const LEGACY_STORAGE_TOKEN = 'access-token';
 import { buildAll } from './build.ts';
 import { pidAlive, readRunFile, RunRecorder, runServices, stopLeftovers, type RunService } from '../run-file.ts';
 import { repoRoot } from '../paths.ts';
+
+const KITH_VERSION = (JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
 
 const HELP = `Usage: kith up [options]
 
@@ -33,6 +37,10 @@ Options:
   --json             one JSON object per line per ready service, then events
   --no-build         use the bundles already in dist/
   --timeout SEC      how long to wait for every service to be healthy (default 60)
+  --mdns, --no-mdns  announce the services over mDNS/DNS-SD (default: on unless --host is
+                     loopback, which nothing on the network could reach; --mdns then
+                     announces on loopback)
+  --hostname NAME    the name announced as NAME.local (default: this machine's host name)
   -h, --help         this help
 
 Exit codes: 0 stopped cleanly, 1 a service did not become healthy, 64 usage error.
@@ -56,6 +64,9 @@ export async function run(argv: string[]): Promise<number> {
         host: { type: 'string' },
         json: { type: 'boolean' },
         'no-build': { type: 'boolean' },
+        mdns: { type: 'boolean' },
+        'no-mdns': { type: 'boolean' },
+        hostname: { type: 'string' },
         timeout: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -155,11 +166,13 @@ export async function run(argv: string[]): Promise<number> {
     supervisor.start({ name: s.name, command: s.command, args: s.args });
   }
 
+  let mdns: Advertiser | undefined;
   let stopping = false;
   const stop = async (code: number): Promise<number> => {
     if (stopping) return code;
     stopping = true;
     say('stopping…');
+    await mdns?.stop(); // goodbyes (TTL 0) while the services still answer
     await supervisor.stopAll();
     await recorder.remove();
     for (const l of logs.values()) l.end();
@@ -197,6 +210,8 @@ export async function run(argv: string[]): Promise<number> {
     }
   }
   await recorder.flush();
+  // mDNS / DNS-SD from the plan, in this supervisor, so it outlives service restarts (platform/mdns).
+  if (values['no-mdns'] !== true) mdns = await advertisePlan({ name: values.hostname ?? defaultMdnsName(), services: plan.services, descriptors: defs, version: KITH_VERSION, caCert: ca.cert, force: values.mdns === true, log: (msg, f) => (json ? emit({ event: 'mdns', msg, ...f }) : say(`${msg} ${JSON.stringify(f)}`)) });
   say(`\nconfig: ${configRoot}   logs: ${logsDir}\nkith is up. Press Ctrl-C to stop; \`kith status\` shows how it is.`);
 
   return new Promise<number>((resolve) => {
