@@ -15,7 +15,7 @@ import { loadOrCreateCa, provisionServerTls } from '../../platform/pki/provision
 import { defaultConfigFiles, loadDefinitions } from '../../platform/services.ts';
 import { Supervisor } from '../../platform/supervisor.ts';
 import type { Advertiser } from '../../platform/mdns/advertiser.ts';
-import { advertisePlan, defaultMdnsName } from '../../platform/mdns/supervise.ts';
+import { advertisePlan, defaultMdnsName, tlsNamesFor } from '../../platform/mdns/supervise.ts';
 
 /** Storage's own token file, from before `kith up` kept the owner token (taken over once). */
 const LEGACY_STORAGE_TOKEN = 'access-token';
@@ -105,7 +105,8 @@ export async function run(argv: string[]): Promise<number> {
     const reports = await buildAll();
     say(`built ${reports.map((r) => `${r.service} (${Math.round(r.bytes / 1024)} KiB)`).join(', ')}`);
   }
-  const plan = planAppliance(defs, { target: 'local', host, portBase, dataRoot, distDir: path.join(repoRoot, 'dist'), node: process.execPath });
+  const mdnsName = values.hostname ?? defaultMdnsName();
+  const plan = planAppliance(defs, { target: 'local', host, portBase, dataRoot, distDir: path.join(repoRoot, 'dist'), node: process.execPath, tlsNames: tlsNamesFor(mdnsName, host) });
   await makePrivateDir(dataRoot); // it holds tokens, keys and the CA: the owner's alone
   await fsp.mkdir(logsDir, { recursive: true });
   // Each service finds its defaults in the working tree; storage makes those of a service
@@ -211,7 +212,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   await recorder.flush();
   // mDNS / DNS-SD from the plan, in this supervisor, so it outlives service restarts (platform/mdns).
-  if (values['no-mdns'] !== true) mdns = await advertisePlan({ name: values.hostname ?? defaultMdnsName(), services: plan.services, descriptors: defs, version: KITH_VERSION, caCert: ca.cert, force: values.mdns === true, log: (msg, f) => (json ? emit({ event: 'mdns', msg, ...f }) : say(`${msg} ${JSON.stringify(f)}`)) });
+  if (values['no-mdns'] !== true) mdns = await advertisePlan({ name: mdnsName, services: plan.services, descriptors: defs, version: KITH_VERSION, caCert: ca.cert, force: values.mdns === true, log: (msg, f) => (json ? emit({ event: 'mdns', msg, ...f }) : say(`${msg} ${JSON.stringify(f)}`)) });
   say(`\nconfig: ${configRoot}   logs: ${logsDir}\nkith is up. Press Ctrl-C to stop; \`kith status\` shows how it is.`);
 
   return new Promise<number>((resolve) => {

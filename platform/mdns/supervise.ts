@@ -4,7 +4,7 @@
  * responder event (probing, conflict and the new name, announced, address changes).
  * `stop()` sends the goodbyes.
  */
-import { hostname as osHostname } from 'node:os';
+import { hostname as osHostname, networkInterfaces } from 'node:os';
 import type { ServiceDescriptor, ServiceLaunch } from '../appliance.ts';
 import { Advertiser } from './advertiser.ts';
 import { announceLinks, announcements } from './appliance.ts';
@@ -14,6 +14,17 @@ import type { Event } from './responder.ts';
 export function defaultMdnsName(raw = osHostname()): string {
   const label = raw.split('.')[0]!.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63);
   return label || 'kith';
+}
+
+/**
+ * The names a service certificate carries beyond loopback: NAME.local (what mDNS
+ * announces), NAME.home.arpa, and the machine's addresses when the services listen on all
+ * of them (RFC 8375 for home.arpa).
+ */
+export function tlsNamesFor(name: string, listenHost: string): string[] {
+  const wildcard = listenHost === '0.0.0.0' || listenHost === '::';
+  const addresses = wildcard ? Object.values(networkInterfaces()).flatMap((as) => (as ?? []).filter((a) => !a.internal && !a.address.startsWith('fe80:')).map((a) => a.address)) : [];
+  return [`${name}.local`, `${name}.home.arpa`, ...addresses];
 }
 
 export interface AdvertisePlan {

@@ -15,7 +15,7 @@ import { tempDir } from '../platform/helpers.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
-const tools = ['ip', 'dig', 'avahi-daemon', 'avahi-browse', 'avahi-resolve', 'dbus-daemon', 'unshare'];
+const tools = ['ip', 'dig', 'openssl', 'avahi-daemon', 'avahi-browse', 'avahi-resolve', 'dbus-daemon', 'unshare'];
 const root = process.getuid?.() === 0;
 
 describe.skipIf(!root)(`mDNS between two network namespaces (root; ${tools.join(', ')}, python3-zeroconf, python3-dnspython)`, () => {
@@ -54,6 +54,7 @@ ip netns exec $A "${process.execPath}" "${REPO}/installer/kith.ts" up --json --n
 for i in $(seq 600); do grep -q '"msg":"mdns announced"' $D/up.log && break; sleep 0.1; done
 sleep 1.5
 echo "UP $(grep -c '"msg":"mdns announced"' $D/up.log)"
+echo "SAN $(openssl x509 -in $D/a/data/storage/tls/server.crt -noout -ext subjectAltName | tail -1)"
 
 ip netns exec $B /usr/bin/python3 ${py('zeroconf-resolve.py')} 10.77.0.2 _kith._tcp.local.,_domain._udp.local.,_https._tcp.local. 2 | sed 's/^/ZC /'
 ip netns exec $B avahi-browse -rpt _kith._tcp | sed 's/^/AVAHI /'
@@ -85,6 +86,9 @@ grep -h '"msg":"mdns' $D/up.log | sed 's/^/A-EVENT /'
     console.log(out);
     const lines = (tag: string) => out.split('\n').filter((l) => l.startsWith(`${tag} `)).map((l) => l.slice(tag.length + 1));
     expect(lines('UP')[0], `${out}\n${r.stderr}`).toBe('1');
+
+    // The storage certificate is issued for the names it is reached by.
+    expect(lines('SAN')[0]).toMatch(/DNS:kith\.local, DNS:kith\.home\.arpa, IP Address:10\.77\.0\.1/);
 
     // python-zeroconf resolves every announced service with its SRV, TXT and address.
     const zc = lines('ZC').map((l) => JSON.parse(l) as { type: string; name: string; server: string; port: number; addresses: string[]; txt: Record<string, string> });
