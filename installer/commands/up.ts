@@ -16,6 +16,8 @@ import { defaultConfigFiles, loadDefinitions } from '../../platform/services.ts'
 import { Supervisor } from '../../platform/supervisor.ts';
 import type { Advertiser } from '../../platform/mdns/advertiser.ts';
 import { advertisePlan, defaultMdnsName, tlsNamesFor } from '../../platform/mdns/supervise.ts';
+import { syncRevocations } from '../../platform/pki/devices.ts';
+import { servePairing, type PairingHandle } from '../../platform/pki/pair-supervisor.ts';
 
 /** Storage's own token file, from before `kith up` kept the owner token (taken over once). */
 const LEGACY_STORAGE_TOKEN = 'access-token';
@@ -41,6 +43,8 @@ Options:
                      loopback, which nothing on the network could reach; --mdns then
                      announces on loopback)
   --hostname NAME    the name announced as NAME.local (default: this machine's host name)
+  --pair-port N      where \`kith pair\` reaches this kith (default: port base - 1); the
+                     pairing code is printed (and logged as JSON with --json)
   -h, --help         this help
 
 Exit codes: 0 stopped cleanly, 1 a service did not become healthy, 64 usage error.
@@ -67,6 +71,7 @@ export async function run(argv: string[]): Promise<number> {
         mdns: { type: 'boolean' },
         'no-mdns': { type: 'boolean' },
         hostname: { type: 'string' },
+        'pair-port': { type: 'string' },
         timeout: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -161,6 +166,7 @@ export async function run(argv: string[]): Promise<number> {
   // TLS: the appliance CA (kept under <data>/pki) issues each https service its certificate.
   const ca = await loadOrCreateCa(path.join(dataRoot, 'pki'));
   for (const s of plan.services) if (s.tlsNames) await provisionServerTls(ca, s.dataDir, s.name, s.tlsNames);
+  await syncRevocations(path.join(dataRoot, 'pki'), path.join(dataRoot, 'data')); // revoked devices stay refused
 
   for (const s of plan.services) {
     logs.set(s.name, createWriteStream(path.join(logsDir, `${s.name}.log`), { flags: 'a' }));
@@ -168,12 +174,14 @@ export async function run(argv: string[]): Promise<number> {
   }
 
   let mdns: Advertiser | undefined;
+  let pairing: PairingHandle | undefined;
   let stopping = false;
   const stop = async (code: number): Promise<number> => {
     if (stopping) return code;
     stopping = true;
     say('stopping…');
     await mdns?.stop(); // goodbyes (TTL 0) while the services still answer
+    await pairing?.close();
     await supervisor.stopAll();
     await recorder.remove();
     for (const l of logs.values()) l.end();
@@ -211,8 +219,13 @@ export async function run(argv: string[]): Promise<number> {
     }
   }
   await recorder.flush();
+  // Pairing (platform/pki/pairing.ts): the code is shown here; `kith pair` on the owner's machine types it.
+  pairing = await servePairing({ pkiDir: path.join(dataRoot, 'pki'), ca, appliance: mdnsName, host, port: Number(values['pair-port'] ?? portBase - 1),
+    onCode: (code, expiresAt, why) => (json ? emit({ event: 'pair-code', code, expiresAt: new Date(expiresAt).toISOString(), why }) : say(`pairing code ${code} (until ${new Date(expiresAt).toLocaleTimeString()}; ${why})`)),
+    onPaired: (device) => (json ? emit({ event: 'paired', device }) : say(`paired ${device}`)) })
+    .catch((err: Error) => { process.stderr.write(`kith up: pairing is off: ${err.message} (choose another --pair-port)\n`); return undefined; });
   // mDNS / DNS-SD from the plan, in this supervisor, so it outlives service restarts (platform/mdns).
-  if (values['no-mdns'] !== true) mdns = await advertisePlan({ name: mdnsName, services: plan.services, descriptors: defs, version: KITH_VERSION, caCert: ca.cert, force: values.mdns === true, log: (msg, f) => (json ? emit({ event: 'mdns', msg, ...f }) : say(`${msg} ${JSON.stringify(f)}`)) });
+  if (values['no-mdns'] !== true) mdns = await advertisePlan({ name: mdnsName, services: plan.services, descriptors: defs, version: KITH_VERSION, caCert: ca.cert, kithPort: pairing?.port, force: values.mdns === true, log: (msg, f) => (json ? emit({ event: 'mdns', msg, ...f }) : say(`${msg} ${JSON.stringify(f)}`)) });
   say(`\nconfig: ${configRoot}   logs: ${logsDir}\nkith is up. Press Ctrl-C to stop; \`kith status\` shows how it is.`);
 
   return new Promise<number>((resolve) => {

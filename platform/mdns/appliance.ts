@@ -1,6 +1,6 @@
 /**
  * What the appliance announces over mDNS, derived from the appliance plan: HOSTNAME.local,
- * `_kith._tcp` at the config-owning service's TLS port (TXT: version, the CA's SHA-256
+ * `_kith._tcp` at the supervisor's pairing port (or else the config-owning service's TLS port) (TXT: version, the CA's SHA-256
  * fingerprint), and every listener that declares `dnssd` in its service's declaration
  * (platform/service.ts) at the port the plan gave it (TXT: version, the declared pairs and,
  * for https, the service certificate's SHA-256 fingerprint). Also which addresses to
@@ -34,6 +34,8 @@ export interface AnnounceFrom {
   version: string;
   /** The appliance CA certificate (PEM), when there is one. */
   caCert?: string;
+  /** The supervisor's own port (pairing), announced as `_kith._tcp`; else the config owner's TLS port. */
+  kithPort?: number;
   /** For tests: the fingerprint of a service's server certificate (default: read from its data folder). */
   fingerprint?: (s: Pick<ServiceLaunch, 'name' | 'dataDir'>) => string | undefined;
 }
@@ -44,8 +46,9 @@ export function announcements(from: AnnounceFrom): ServiceAd[] {
   const owner = from.services.find((s) => s.writableConfig);
   const ownerDecl = owner && from.descriptors.find((d) => d.name === owner.name);
   const ownerListener = ownerDecl && (Object.entries(ownerDecl.listeners).find(([, l]) => l.protocol === 'https') ?? Object.entries(ownerDecl.listeners).find(([n, l]) => l.protocol === 'http' && n !== 'health'));
-  if (owner && ownerListener && owner.listen[ownerListener[0]]) {
-    ads.push({ type: KITH_TYPE, port: owner.listen[ownerListener[0]]!.port, txt: { version: from.version, ...(from.caCert ? { ca: certSha256(from.caCert) } : {}) } });
+  const kithPort = from.kithPort ?? (ownerListener && owner?.listen[ownerListener[0]]?.port);
+  if (kithPort !== undefined) {
+    ads.push({ type: KITH_TYPE, port: kithPort, txt: { version: from.version, ...(from.caCert ? { ca: certSha256(from.caCert) } : {}) } });
   }
   for (const s of from.services) {
     const decl = from.descriptors.find((d) => d.name === s.name);

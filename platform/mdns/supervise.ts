@@ -33,6 +33,8 @@ export interface AdvertisePlan {
   descriptors: Pick<ServiceDescriptor, 'name' | 'listeners'>[];
   version: string;
   caCert?: string;
+  /** The pairing port, announced as `_kith._tcp`. */
+  kithPort?: number;
   /** Announce even when every service listens on loopback (then on loopback). */
   force?: boolean;
   log: (msg: string, fields: Record<string, unknown>) => void;

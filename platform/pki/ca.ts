@@ -60,6 +60,8 @@ export async function createCa(name: string, now = new Date()): Promise<Pem> {
 
 export interface LeafOptions {
   commonName: string;
+  /** The subject's OU: a paired device's own name under the principal `owner`. */
+  unit?: string;
   /** Host names and IP addresses the certificate is for (server certificates). */
   names?: string[];
   usage: 'server' | 'client';
@@ -80,7 +82,7 @@ export async function issue(ca: Pem, opts: LeafOptions): Promise<Pem> {
   const sans = (opts.names ?? []).map((n) => (isIP(n) ? { type: 'ip' as const, value: n } : { type: 'dns' as const, value: n }));
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serial(),
-    subject: `CN=${opts.commonName}`,
+    subject: `CN=${opts.commonName}${opts.unit ? `, OU=${opts.unit}` : ''}`,
     issuer: caCert.subject,
     notBefore: new Date(now.getTime() - DAY),
     notAfter: new Date(now.getTime() + (opts.days ?? 825) * DAY),

@@ -37,7 +37,9 @@ async function save(pkiDir: string, devices: Device[]): Promise<void> {
 export async function pairDevice(pkiDir: string, ca: Pem, name: string, publicKeySpki: Uint8Array, now = new Date()): Promise<Issued> {
   const devices = loadDevices(pkiDir);
   if (devices.some((d) => d.name === name && !d.revokedAt)) throw new PairingError(409, `a device named ${name} is already paired: revoke it first (kith revoke ${name}) or pair under another name`);
-  const leaf = await issue(ca, { commonName: name, usage: 'client', publicKeySpki, now });
+  // Storage (services/storage/auth.ts) takes the CN as the principal: a paired device is
+  // the owner's, so CN=owner; the device's own name is the OU and devices.json's record.
+  const leaf = await issue(ca, { commonName: 'owner', unit: name, usage: 'client', publicKeySpki, now });
   await save(pkiDir, [...devices, { name, serial: serialOf(leaf.cert), pairedAt: now.toISOString() }]);
   return { ca: ca.cert, cert: leaf.cert };
 }

@@ -44,6 +44,7 @@ export class RevocationList {
     if (existsSync(dir)) {
       try {
         this.watcher = watch(dir, () => this.reload());
+        this.watcher.unref();
       } catch { /* no inotify: the poll below still sees it */ }
     }
     // A rename into place is not always reported for the file's name: look twice a second too.

@@ -98,11 +98,11 @@ grep -h '"msg":"mdns' $D/up.log | sed 's/^/A-EVENT /'
     expect(byType('_domain._udp.local.'), out).toMatchObject({ name: 'kith dns._domain._udp.local.', server: 'kith.local.', port: 7311, txt: { version: '0.1.0' } });
     expect(byType('_https._tcp.local.'), out).toMatchObject({ name: 'kith storage._https._tcp.local.', server: 'kith.local.', port: 7302, txt: { version: '0.1.0', path: '/' } });
     expect(byType('_https._tcp.local.')!.txt.certsha256).toMatch(/^[0-9a-f]{64}$/);
-    expect(byType('_kith._tcp.local.')!.port).toBe(7302);
+    expect(byType('_kith._tcp.local.')!.port).toBe(7299); // the pairing port
     for (const z of zc) expect(z.addresses).toContain('10.77.0.1');
 
     // avahi sees it too.
-    expect(lines('AVAHI').some((l) => l.startsWith('=;') && l.includes(';kith;_kith._tcp;local;kith.local;10.77.0.1;7302;') && l.includes('"version=0.1.0"')), out).toBe(true);
+    expect(lines('AVAHI').some((l) => l.startsWith('=;') && l.includes(';kith;_kith._tcp;local;kith.local;10.77.0.1;7299;') && l.includes('"version=0.1.0"')), out).toBe(true);
 
     // Legacy unicast (RFC 6762 §6.7): to the group from an ephemeral port, answered unicast
     // with the query's ID and a TTL of at most 10; dig to the responder's address likewise.

@@ -1,0 +1,29 @@
+/**
+ * Pairing in the supervisor: a PairingServer whose codes are shown to the owner (console,
+ * log) and whose devices are certified by the appliance CA and recorded in
+ * `<pki>/devices.json`, served over HTTP on the pairing port.
+ */
+import type { Pem } from './ca.ts';
+import { pairDevice } from './devices.ts';
+import { startPairServer } from './pair-server.ts';
+import { PairingServer } from './pairing.ts';
+
+export interface PairingHandle {
+  port: number;
+  server: PairingServer;
+  close(): Promise<void>;
+}
+
+export async function servePairing(o: { pkiDir: string; ca: Pem; appliance: string; host: string; port: number; onCode(code: string, expiresAt: number, why: string): void; onPaired?(device: string): void }): Promise<PairingHandle> {
+  const server = new PairingServer({
+    appliance: o.appliance,
+    onCode: o.onCode,
+    issue: async (device, spki) => {
+      const issued = await pairDevice(o.pkiDir, o.ca, device, spki);
+      o.onPaired?.(device);
+      return issued;
+    },
+  });
+  const http = await startPairServer(server, o.host, o.port);
+  return { port: http.port, server, close: http.close };
+}
