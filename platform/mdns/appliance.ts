@@ -31,7 +31,8 @@ function serverCertSha256(dataDir: string): string | undefined {
 export interface AnnounceFrom {
   services: Pick<ServiceLaunch, 'name' | 'listen' | 'dataDir' | 'writableConfig'>[];
   descriptors: Pick<ServiceDescriptor, 'name' | 'listeners'>[];
-  version: string;
+  /** kith's version for TXT `version`; absent: no version pair. */
+  version?: string;
   /** The appliance CA certificate (PEM), when there is one. */
   caCert?: string;
   /** The supervisor's own port (pairing), announced as `_kith._tcp`; else the config owner's TLS port. */
@@ -48,7 +49,7 @@ export function announcements(from: AnnounceFrom): ServiceAd[] {
   const ownerListener = ownerDecl && (Object.entries(ownerDecl.listeners).find(([, l]) => l.protocol === 'https') ?? Object.entries(ownerDecl.listeners).find(([n, l]) => l.protocol === 'http' && n !== 'health'));
   const kithPort = from.kithPort ?? (ownerListener && owner?.listen[ownerListener[0]]?.port);
   if (kithPort !== undefined) {
-    ads.push({ type: KITH_TYPE, port: kithPort, txt: { version: from.version, ...(from.caCert ? { ca: certSha256(from.caCert) } : {}) } });
+    ads.push({ type: KITH_TYPE, port: kithPort, txt: { ...(from.version ? { version: from.version } : {}), ...(from.caCert ? { ca: certSha256(from.caCert) } : {}) } });
   }
   for (const s of from.services) {
     const decl = from.descriptors.find((d) => d.name === s.name);
@@ -56,7 +57,7 @@ export function announcements(from: AnnounceFrom): ServiceAd[] {
       const at = s.listen[name];
       if (!l.dnssd || !at) continue;
       const cert = l.protocol === 'https' ? fp(s) : undefined;
-      ads.push({ type: l.dnssd.type, port: at.port, instance: s.name, txt: { version: from.version, ...l.dnssd.txt, ...(cert ? { certsha256: cert } : {}) } });
+      ads.push({ type: l.dnssd.type, port: at.port, instance: s.name, txt: { ...(from.version ? { version: from.version } : {}), ...l.dnssd.txt, ...(cert ? { certsha256: cert } : {}) } });
     }
   }
   return ads;

@@ -8,6 +8,7 @@ import { hostname as osHostname, networkInterfaces } from 'node:os';
 import type { ServiceDescriptor, ServiceLaunch } from '../appliance.ts';
 import { Advertiser } from './advertiser.ts';
 import { announceLinks, announcements } from './appliance.ts';
+import type { ServiceAd } from './records.ts';
 import type { Event } from './responder.ts';
 
 /** A DNS label from the machine's host name (`My_Box.lan` → `my-box`); `kith` if none is left. */
@@ -31,7 +32,7 @@ export interface AdvertisePlan {
   name: string;
   services: Pick<ServiceLaunch, 'name' | 'listen' | 'dataDir' | 'writableConfig'>[];
   descriptors: Pick<ServiceDescriptor, 'name' | 'listeners'>[];
-  version: string;
+  version?: string;
   caCert?: string;
   /** The pairing port, announced as `_kith._tcp`. */
   kithPort?: number;
@@ -62,4 +63,16 @@ export async function advertisePlan(o: AdvertisePlan): Promise<Advertiser | unde
   }
   o.log('mdns advertising', { name: `${o.name}.local`, services: ads.map((a) => `${a.type}:${a.port}`).join(' ') });
   return adv;
+}
+
+/** PID 1: announce what boot.json says (computed from the appliance plan when the image was built). */
+export async function advertiseOnBoot(name: string, services: ServiceAd[], log: (msg: string, fields: Record<string, unknown>) => void): Promise<Advertiser | undefined> {
+  const adv = new Advertiser({ name, services, links: {}, onEvent: (e: Event) => log(`mdns ${e.kind}`, { ...e, kind: undefined }) });
+  try {
+    await adv.start();
+    return adv;
+  } catch (err) {
+    log('mdns off', { reason: `cannot listen on UDP port 5353: ${(err as Error).message}` });
+    return undefined;
+  }
 }
