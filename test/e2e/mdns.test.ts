@@ -62,6 +62,11 @@ ip netns exec $B /usr/bin/python3 ${py('legacy-query.py')} 224.0.0.251 kith.loca
 ip netns exec $B dig -p 5353 @10.77.0.1 kith.local A +norec +time=2 +tries=1 | grep -E '^kith.local|status|WARNING' | sed 's/^/DIG-UNICAST /'
 ip netns exec $B dig -p 5353 @224.0.0.251 kith.local A +time=1 +tries=1 | grep -E '^kith.local|status|timed out|unexpected' | sed 's/^/DIG-MCAST /'
 
+# A service restarting does not stop the answers: mDNS lives in the supervisor.
+SPID=$(grep '"service":"storage"' $D/up.log | head -1 | sed 's/.*"pid":\\([0-9]*\\).*/\\1/')
+kill -9 $SPID
+ip netns exec $B /usr/bin/python3 ${py('legacy-query.py')} 224.0.0.251 kith.local 10.77.0.2 | sed "s/^/DURING-RESTART killed=$SPID /"
+
 # The same name from a second host: one of them becomes kith-2.
 ip netns exec $B "${process.execPath}" ${REPO}/test/e2e/mdns-advertise.ts --name kith --service _kith._tcp:7999:version=x > $D/adv-b.log 2>&1 & ADV=$!; echo $ADV >> $D/pids
 for i in $(seq 100); do grep -q '"announced"' $D/adv-b.log && break; sleep 0.1; done
@@ -111,6 +116,9 @@ grep -h '"msg":"mdns' $D/up.log | sed 's/^/A-EVENT /'
     expect(legacy.idMatch).toBe(true);
     expect(legacy.answers).toEqual(['kith.local. 10 IN A 10.77.0.1']);
     expect(lines('DIG-UNICAST').join('\n'), out).toMatch(/^kith\.local\.\s+10\s+IN\s+A\s+10\.77\.0\.1$/m);
+
+    // Answered right after storage was killed (the supervisor restarts it; mDNS never stopped).
+    expect(lines('DURING-RESTART')[0], out).toMatch(/^killed=\d+ \{"from": \["10\.77\.0\.1", 5353\], "idMatch": true/);
 
     // Two hosts named kith: the later one is renamed kith-2, and both names resolve apart.
     const events = lines('B-EVENT').map((l) => JSON.parse(l) as { kind: string; name?: string; next?: string });
