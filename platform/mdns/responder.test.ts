@@ -95,6 +95,19 @@ describe('the mDNS responder core', () => {
     expect(handle(s, t + 10, pkt(known), zero).state.pending).toEqual([]);
   });
 
+  it('multicasts a record at most once a second per link, however often it is asked (§6)', () => {
+    const { s } = announce(initialState('kith', ads, [link], 0, zero));
+    const q = packet.encode({ type: 'query', questions: [{ name: 'kith.local', type: 'A' }] });
+    let st = s;
+    let sent = 0;
+    for (let t = 10_000; t < 12_000; t += 50) {
+      const r = handle(st, t, pkt(q), zero);
+      st = r.state;
+      sent += r.sends.length;
+    }
+    expect(sent).toBe(2); // 2 s of queries every 50 ms: two answers
+  });
+
   it('renames when another host claims its announced address record with other data (RFC 6762 §9)', () => {
     const { s } = announce(initialState('kith', ads, [link], 0, zero));
     const theirs = packet.encode({ type: 'response', answers: [{ name: 'kith.local', type: 'A', ttl: 120, data: '10.0.0.9' }] });

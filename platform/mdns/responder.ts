@@ -13,7 +13,8 @@
  *         records (§10.2).
  *   §8.4/§13 re-probing and re-announcing when the addresses change; goodbyes (TTL 0) for
  *         addresses that went away.
- *   §6    answering: multicast answers (shared records after 20-120 ms, unique at once),
+ *   §6    answering: multicast answers (shared records after 20-120 ms, unique at once; a
+ *         record at most once a second per link, every 250 ms for probes),
  *         QU questions answered unicast (§5.4), legacy unicast queries (source port ≠ 5353)
  *         answered unicast to the source with the query's ID, its questions, TTL ≤ 10 and no
  *         cache-flush bits (§6.7); known-answer suppression (§7.1).
@@ -53,6 +54,8 @@ export interface State {
   services: ServiceAd[];
   conflicts: number[];
   pending: Pending[];
+  /** When each record was last multicast on each link (§6: at most once a second). */
+  lastMulticast?: Record<string, number>;
 }
 
 export interface Peer {
@@ -110,6 +113,26 @@ function recordsForLink(s: State, linkName: string | undefined): Rec[] {
   const link = s.links.find((l) => l.name === linkName);
   if (link) return recordsOn(s, link);
   return recordsOn(s, { name: '*', v4: [...new Set(s.links.flatMap((l) => l.v4))], v6: [...new Set(s.links.flatMap((l) => l.v6))] });
+}
+
+const sentKey = (link: string, r: Rec) => `${link}|${lower(r.name)}|${r.type}|${rdata(r).toString('hex')}`;
+
+/**
+ * RFC 6762 §6: a record is multicast on a link at most once a second (every 250 ms when
+ * answering a probe); what was sent more recently is left out, and nothing goes when
+ * nothing is left. Returns the sends and the updated times.
+ */
+function multicastOnce(s: State, now: number, links: string[], answers: Rec[], additionals: Rec[], minGapMs: number): { sends: Send[]; lastMulticast: Record<string, number> } {
+  const last: Record<string, number> = {};
+  for (const [k, t] of Object.entries(s.lastMulticast ?? {})) if (now - t < 5000) last[k] = t;
+  const sends: Send[] = [];
+  for (const link of links) {
+    const fresh = answers.filter((r) => (last[sentKey(link, r)] ?? -Infinity) <= now - minGapMs);
+    if (fresh.length === 0) continue;
+    for (const r of fresh) last[sentKey(link, r)] = now;
+    sends.push({ to: { multicast: true, link }, bytes: encodeResponse(fresh, additionals.filter((r) => !fresh.includes(r))) });
+  }
+  return { sends, lastMulticast: last };
 }
 
 const encodeResponse = (answers: Rec[], additionals: Rec[] = []) => encodePacket({ type: 'response', id: 0, flags: AA, questions: [], answers, additionals });
@@ -196,7 +219,9 @@ export function handle(s: State, now: number, input: Input, random: () => number
       st = { ...st, pending: st.pending.filter((p) => p.dueAt > now) };
       for (const p of due) {
         const targets = p.link !== undefined && st.links.some((l) => l.name === p.link) ? [p.link] : st.links.map((l) => l.name);
-        for (const link of targets) sends.push({ to: { multicast: true, link }, bytes: encodeResponse(p.answers, p.additionals) });
+        const m = multicastOnce(st, now, targets, p.answers, p.additionals, 1000);
+        sends.push(...m.sends);
+        st = { ...st, lastMulticast: m.lastMulticast };
       }
     }
     if (st.nextAt === undefined || st.nextAt > now) return { state: st, sends, events };
@@ -279,8 +304,10 @@ export function handle(s: State, now: number, input: Input, random: () => number
   }
   if (answers.every((r) => r.flush)) {
     const targets = input.link !== undefined && s.links.some((l) => l.name === input.link) ? [input.link] : s.links.map((l) => l.name);
-    for (const link of targets) sends.push({ to: { multicast: true, link }, bytes: encodeResponse(answers, additionals) });
-    return { state: s, sends, events };
+    const probe = (p.authorities ?? []).length > 0;
+    const m = multicastOnce(s, now, targets, answers, additionals, probe ? 250 : 1000);
+    sends.push(...m.sends);
+    return { state: { ...s, lastMulticast: m.lastMulticast }, sends, events };
   }
   const dueAt = now + 20 + Math.floor(random() * 100);
   return { state: { ...s, pending: [...s.pending, { dueAt, ...(input.link !== undefined ? { link: input.link } : {}), answers, additionals }] }, sends, events };
