@@ -56,7 +56,7 @@ export async function browse(type = '_kith._tcp', waitMs = 1500): Promise<Found[
   await new Promise<void>((r) => socket.bind(0, '0.0.0.0', () => r()));
   const query = packet.encode({ type: 'query', id: Math.floor(Math.random() * 65536), questions: [{ name: `${type}.local`, type: 'PTR' }] });
   const links = machineLinks({});
-  for (const l of links.length > 0 ? links : machineLinks({ loopback: true })) {
+  for (const l of (links.length > 0 ? links : machineLinks({ loopback: true })).filter((x) => x.v4.length > 0)) {
     try {
       socket.setMulticastInterface(l.v4[0]!);
       await new Promise<void>((r) => socket.send(query, MDNS_PORT, MDNS_V4, () => r()));

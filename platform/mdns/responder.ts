@@ -28,6 +28,7 @@ import { answer, compareRecordSets, encodePacket, hostName, LEGACY_TTL, lower, r
 
 export const MDNS_PORT = 5353;
 export const MDNS_V4 = '224.0.0.251';
+export const MDNS_V6 = 'ff02::fb';
 
 /** A link (network interface) the responder speaks on: its name and addresses. */
 export interface Link extends LinkAddresses {

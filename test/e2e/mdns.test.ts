@@ -57,6 +57,7 @@ echo "UP $(grep -c '"msg":"mdns announced"' $D/up.log)"
 echo "SAN $(openssl x509 -in $D/a/data/storage/tls/server.crt -noout -ext subjectAltName | tail -1)"
 
 ip netns exec $B /usr/bin/python3 ${py('zeroconf-resolve.py')} 10.77.0.2 _kith._tcp.local.,_domain._udp.local.,_https._tcp.local. 2 | sed 's/^/ZC /'
+ip netns exec $B /usr/bin/python3 ${py('zeroconf-resolve.py')} v6 _kith._tcp.local. 2 | sed 's/^/ZC6 /'
 ip netns exec $B avahi-browse -rpt _kith._tcp | sed 's/^/AVAHI /'
 ip netns exec $B /usr/bin/python3 ${py('legacy-query.py')} 224.0.0.251 kith.local 10.77.0.2 | sed 's/^/LEGACY-MCAST /'
 ip netns exec $B dig -p 5353 @10.77.0.1 kith.local A +norec +time=2 +tries=1 | grep -E '^kith.local|status|WARNING' | sed 's/^/DIG-UNICAST /'
@@ -105,6 +106,11 @@ grep -h '"msg":"mdns' $D/up.log | sed 's/^/A-EVENT /'
     expect(byType('_https._tcp.local.')!.txt.certsha256).toMatch(/^[0-9a-f]{64}$/);
     expect(byType('_kith._tcp.local.')!.port).toBe(7299); // the pairing port
     for (const z of zc) expect(z.addresses).toContain('10.77.0.1');
+
+    // Over IPv6 alone (ff02::fb) too, with the link-local address.
+    const zc6 = lines('ZC6').map((l) => JSON.parse(l) as { name: string; server: string; addresses: string[] });
+    expect(zc6[0], out).toMatchObject({ name: 'kith._kith._tcp.local.', server: 'kith.local.' });
+    expect(zc6[0]!.addresses.some((a) => a.startsWith('fe80:')), out).toBe(true);
 
     // avahi sees it too.
     expect(lines('AVAHI').some((l) => l.startsWith('=;') && l.includes(';kith;_kith._tcp;local;kith.local;10.77.0.1;7299;') && l.includes('"version=0.1.0"')), out).toBe(true);

@@ -1,10 +1,11 @@
-"""Browse the given DNS-SD types with python-zeroconf and resolve every instance found.
+"""Browse the given DNS-SD types (over IPv4 on one address, or IPv6 only with "v6") with python-zeroconf and resolve every instance found.
 Prints one JSON line per resolved instance: type, name, server, port, addresses, txt."""
 import json, sys, time
-from zeroconf import ServiceBrowser, Zeroconf
+from zeroconf import IPVersion, ServiceBrowser, Zeroconf
 
 iface, types, wait = sys.argv[1], sys.argv[2].split(','), float(sys.argv[3])
-zc = Zeroconf(interfaces=[iface])
+# 'v6': IPv6 transport only (ff02::fb), on every interface
+zc = Zeroconf(ip_version=IPVersion.V6Only) if iface == 'v6' else Zeroconf(interfaces=[iface])
 found = set()
 
 class L:
