@@ -25,5 +25,8 @@ export async function servePairing(o: { pkiDir: string; ca: Pem; appliance: stri
     },
   });
   const http = await startPairServer(server, o.host, o.port);
-  return { port: http.port, server, close: http.close };
+  // An expired code is replaced (and shown) at once, not only when someone next tries it.
+  const tick = setInterval(() => void server.currentCode, 5000);
+  tick.unref();
+  return { port: http.port, server, close: () => { clearInterval(tick); return http.close(); } };
 }

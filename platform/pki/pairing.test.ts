@@ -82,3 +82,18 @@ describe('pairing', () => {
     expect(normalCode(' abcd-efgh ')).toBe('ABCDEFGH');
   });
 });
+
+describe('code expiry', () => {
+  it('a code past its time is replaced when next looked at, with the reason', async () => {
+    const now = { t: 0 };
+    const whys: string[] = [];
+    const server = new PairingServer({ appliance: 'kith', now: () => now.t, codeTtlMs: 1000, onCode: (_c, _e, why) => whys.push(why), issue: async () => ({ ca: '', cert: '' }) });
+    const first = server.currentCode.code;
+    now.t = 999;
+    expect(server.currentCode.code).toBe(first);
+    now.t = 1000;
+    expect(server.currentCode).toMatchObject({ expiresAt: 2000 });
+    expect(server.currentCode.code).not.toBe(first);
+    expect(whys).toEqual(['start', 'the previous code expired']);
+  });
+});
