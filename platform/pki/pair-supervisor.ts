@@ -15,13 +15,19 @@ export interface PairingHandle {
 }
 
 export async function servePairing(o: { pkiDir: string; ca: Pem; appliance: string; host: string; port: number; onCode(code: string, expiresAt: number, why: string): void; onPaired?(device: string): void }): Promise<PairingHandle> {
+  let queue: Promise<unknown> = Promise.resolve();
   const server = new PairingServer({
     appliance: o.appliance,
     onCode: o.onCode,
-    issue: async (device, spki) => {
-      const issued = await pairDevice(o.pkiDir, o.ca, device, spki);
-      o.onPaired?.(device);
-      return issued;
+    // One at a time: devices.json is read, changed and written back.
+    issue: (device, spki) => {
+      const run = queue.then(async () => {
+        const issued = await pairDevice(o.pkiDir, o.ca, device, spki);
+        o.onPaired?.(device);
+        return issued;
+      });
+      queue = run.catch(() => undefined);
+      return run;
     },
   });
   const http = await startPairServer(server, o.host, o.port);
