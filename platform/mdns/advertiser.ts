@@ -200,6 +200,9 @@ export class Advertiser {
     const bare = rinfo.address.replace(/%.*$/, '');
     if (this.recent.has(digest) && this.state.links.some((l) => l.v4.includes(bare) || l.v6.includes(bare))) return; // our own, looped back
     const link = this.linkOf(rinfo.address);
+    // RFC 6762 §11: only what comes from a link we are on (IPv6 link-local carries its scope;
+    // other IPv6 sources cannot be placed and are taken as they come).
+    if (!link && rinfo.family === 'IPv4' && !rinfo.address.startsWith('127.')) return;
     this.feed({ kind: 'packet', bytes: msg, from: { address: rinfo.address, port: rinfo.port }, ...(link ? { link } : {}) });
   }
 
