@@ -224,6 +224,7 @@ export async function run(argv: string[]): Promise<number> {
     onCode: (code, expiresAt, why) => (json ? emit({ event: 'pair-code', code, expiresAt: new Date(expiresAt).toISOString(), why }) : say(`pairing code ${code} (until ${new Date(expiresAt).toLocaleTimeString()}; ${why})`)),
     onPaired: (device) => (json ? emit({ event: 'paired', device }) : say(`paired ${device}`)) })
     .catch((err: Error) => { process.stderr.write(`kith up: pairing is off: ${err.message} (choose another --pair-port)\n`); return undefined; });
+  if (pairing) (json ? emit({ event: 'pairing', host, port: pairing.port }) : say(`pairing on ${host}:${pairing.port}: kith pair --host ${host} --port ${pairing.port} (or just kith pair, from the network)`));
   // mDNS / DNS-SD from the plan, in this supervisor, so it outlives service restarts (platform/mdns).
   if (values['no-mdns'] !== true) mdns = await advertisePlan({ name: mdnsName, services: plan.services, descriptors: defs, version: KITH_VERSION, caCert: ca.cert, kithPort: pairing?.port, force: values.mdns === true, log: (msg, f) => (json ? emit({ event: 'mdns', msg, ...f }) : say(`${msg} ${JSON.stringify(f)}`)) });
   say(`\nconfig: ${configRoot}   logs: ${logsDir}\nkith is up. Press Ctrl-C to stop; \`kith status\` shows how it is.`);
