@@ -24,7 +24,7 @@
  * Bad packets are ignored (a decode error is never thrown out of `handle`).
  */
 import * as packet from 'dns-packet';
-import { answer, compareRecordSets, encodePacket, hostName, LEGACY_TTL, lower, rdata, recordsFor, sameRecord, uniqueNames, type LinkAddresses, type Question, type Rec, type ServiceAd } from './records.ts';
+import { answer, compareRecordSets, encodePacket, LEGACY_TTL, lower, rdata, recordsFor, sameRecord, uniqueNames, type LinkAddresses, type Question, type Rec, type ServiceAd } from './records.ts';
 
 export const MDNS_PORT = 5353;
 export const MDNS_V4 = '224.0.0.251';
@@ -314,4 +314,3 @@ export function handle(s: State, now: number, input: Input, random: () => number
   return { state: { ...s, pending: [...s.pending, { dueAt, ...(input.link !== undefined ? { link: input.link } : {}), answers, additionals }] }, sends, events };
 }
 
-export { hostName };
