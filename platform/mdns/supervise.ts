@@ -53,7 +53,11 @@ export async function advertisePlan(o: AdvertisePlan): Promise<Advertiser | unde
     name: o.name,
     services: ads,
     links,
-    onEvent: (e: Event) => o.log(`mdns ${e.kind}`, { ...e, kind: undefined }),
+    onEvent: (e: Event) => o.log(`mdns ${e.kind}`, {
+      ...e, kind: undefined,
+      // The certificates were issued for the name asked for, not the one won.
+      ...(e.kind === 'conflict' ? { hint: `another host on the network is ${e.name}.local; this one is now ${e.next}.local, which the service certificates do not name: choose a free name with --hostname` } : {}),
+    }),
   });
   try {
     await adv.start();
