@@ -12,6 +12,9 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
   image: { summary: 'build a bootable image (kith image build --target kvm --service NAME)', load: () => import('./commands/image.ts') },
   flash: { summary: 'write the Raspberry Pi image to an SD card and verify it (kith flash [IMAGE] /dev/sdX)', load: () => import('./commands/flash.ts') },
   vm: { summary: 'boot a service image under qemu with its ports forwarded (kith vm run NAME)', load: () => import('./commands/vm.ts') },
+  pair: { summary: 'pair this machine with a kith on the local network, by the code it shows', load: () => import('./commands/pair.ts') },
+  devices: { summary: 'the devices paired with this kith', load: () => import('./commands/devices.ts') },
+  revoke: { summary: 'revoke a paired device (kith revoke NAME): refused at once, no restart', load: () => import('./commands/revoke.ts') },
   test: { summary: 'typecheck and run the whole test suite (installs the Debian tools it needs)', load: () => import('./commands/test.ts') },
 };
 

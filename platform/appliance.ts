@@ -30,7 +30,7 @@ export interface ServiceDescriptor {
 
 export type Profile =
   /** `kith up`: every service on one host address, port block N+10k..N+10k+9 for slot k; bundles seal themselves. */
-  | { target: 'local'; host: string; portBase: number; dataRoot: string; distDir: string; node: string }
+  | { target: 'local'; host: string; portBase: number; dataRoot: string; distDir: string; node: string; tlsNames?: string[] }
   /** A kvm image: one service, sealed from the first instruction, maybe from a startup snapshot. */
   | { target: 'kvm'; service: string; snapshot?: boolean }
   /** The Pi image: every service, on its declared ports, sealed from the first instruction. */
@@ -139,7 +139,9 @@ export function planAppliance(descriptors: ServiceDescriptor[], profile: Profile
       listen,
       writableConfig: d.writableConfig === true,
       ...(d.needs ? { needs: { ...d.needs, configWrite: d.needs.configWrite ?? [] } } : {}),
-      ...(https && local ? { tlsNames: [...new Set(['localhost', '127.0.0.1', '::1', profile.host])] } : {}),
+      // The names a TLS service is reached by: loopback, the listen address, and what the
+      // supervisor adds (NAME.local as mDNS announces it, NAME.home.arpa, the machine's addresses).
+      ...(https && local ? { tlsNames: [...new Set(['localhost', '127.0.0.1', '::1', ...(isWildcard(profile.host) ? [] : [profile.host]), ...(profile.tlsNames ?? [])])] } : {}),
     };
   });
 

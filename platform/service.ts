@@ -20,6 +20,12 @@ export interface ListenerSpec {
   /** Speaks TLS (implicit or STARTTLS) on a tcp listener: the supervisor provisions a certificate, as for https. */
   tls?: boolean;
   description: string;
+  /**
+   * Announce this listener over DNS-SD (RFC 6763) as `type`, e.g. `_domain._udp`, with these
+   * TXT pairs; the supervisor's mDNS advertiser (platform/mdns) adds `version` and, for
+   * https, the certificate's fingerprint.
+   */
+  dnssd?: { type: `_${string}._tcp` | `_${string}._udp`; txt?: Record<string, string> };
 }
 
 export interface ListenAddress {

@@ -3,7 +3,7 @@
  * built-in default config seeded under the data folder; waits for each to be healthy,
  * prints how to reach it, restarts one that dies, stops all on Ctrl-C / SIGTERM.
  */
-import { createWriteStream, promises as fsp, type WriteStream } from 'node:fs';
+import { createWriteStream, promises as fsp, readFileSync, type WriteStream } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { planAppliance } from '../../platform/appliance.ts';
@@ -14,12 +14,18 @@ import { makePrivateDir } from '../../platform/private-dir.ts';
 import { loadOrCreateCa, provisionServerTls } from '../../platform/pki/provision.ts';
 import { defaultConfigFiles, loadDefinitions } from '../../platform/services.ts';
 import { Supervisor } from '../../platform/supervisor.ts';
+import type { Advertiser } from '../../platform/mdns/advertiser.ts';
+import { advertisePlan, defaultMdnsName, tlsNamesFor } from '../../platform/mdns/supervise.ts';
+import { syncRevocations } from '../../platform/pki/devices.ts';
+import { servePairing, type PairingHandle } from '../../platform/pki/pair-supervisor.ts';
 
 /** Storage's own token file, from before `kith up` kept the owner token (taken over once). */
 const LEGACY_STORAGE_TOKEN = 'access-token';
 import { buildAll } from './build.ts';
 import { pidAlive, readRunFile, RunRecorder, runServices, stopLeftovers, type RunService } from '../run-file.ts';
 import { repoRoot } from '../paths.ts';
+
+const KITH_VERSION = (JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
 
 const HELP = `Usage: kith up [options]
 
@@ -33,6 +39,12 @@ Options:
   --json             one JSON object per line per ready service, then events
   --no-build         use the bundles already in dist/
   --timeout SEC      how long to wait for every service to be healthy (default 60)
+  --mdns, --no-mdns  announce the services over mDNS/DNS-SD (default: on unless --host is
+                     loopback, which nothing on the network could reach; --mdns then
+                     announces on loopback)
+  --hostname NAME    the name announced as NAME.local (default: this machine's host name)
+  --pair-port N      where \`kith pair\` reaches this kith (default: port base - 1); the
+                     pairing code is printed (and logged as JSON with --json)
   -h, --help         this help
 
 Exit codes: 0 stopped cleanly, 1 a service did not become healthy, 64 usage error.
@@ -56,6 +68,10 @@ export async function run(argv: string[]): Promise<number> {
         host: { type: 'string' },
         json: { type: 'boolean' },
         'no-build': { type: 'boolean' },
+        mdns: { type: 'boolean' },
+        'no-mdns': { type: 'boolean' },
+        hostname: { type: 'string' },
+        'pair-port': { type: 'string' },
         timeout: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -94,7 +110,8 @@ export async function run(argv: string[]): Promise<number> {
     const reports = await buildAll();
     say(`built ${reports.map((r) => `${r.service} (${Math.round(r.bytes / 1024)} KiB)`).join(', ')}`);
   }
-  const plan = planAppliance(defs, { target: 'local', host, portBase, dataRoot, distDir: path.join(repoRoot, 'dist'), node: process.execPath });
+  const mdnsName = values.hostname ?? defaultMdnsName();
+  const plan = planAppliance(defs, { target: 'local', host, portBase, dataRoot, distDir: path.join(repoRoot, 'dist'), node: process.execPath, tlsNames: tlsNamesFor(mdnsName, host) });
   await makePrivateDir(dataRoot); // it holds tokens, keys and the CA: the owner's alone
   await fsp.mkdir(logsDir, { recursive: true });
   // Each service finds its defaults in the working tree; storage makes those of a service
@@ -149,17 +166,22 @@ export async function run(argv: string[]): Promise<number> {
   // TLS: the appliance CA (kept under <data>/pki) issues each https service its certificate.
   const ca = await loadOrCreateCa(path.join(dataRoot, 'pki'));
   for (const s of plan.services) if (s.tlsNames) await provisionServerTls(ca, s.dataDir, s.name, s.tlsNames);
+  await syncRevocations(path.join(dataRoot, 'pki'), path.join(dataRoot, 'data')); // revoked devices stay refused
 
   for (const s of plan.services) {
     logs.set(s.name, createWriteStream(path.join(logsDir, `${s.name}.log`), { flags: 'a' }));
     supervisor.start({ name: s.name, command: s.command, args: s.args });
   }
 
+  let mdns: Advertiser | undefined;
+  let pairing: PairingHandle | undefined;
   let stopping = false;
   const stop = async (code: number): Promise<number> => {
     if (stopping) return code;
     stopping = true;
     say('stopping…');
+    await mdns?.stop(); // goodbyes (TTL 0) while the services still answer
+    await pairing?.close();
     await supervisor.stopAll();
     await recorder.remove();
     for (const l of logs.values()) l.end();
@@ -197,6 +219,14 @@ export async function run(argv: string[]): Promise<number> {
     }
   }
   await recorder.flush();
+  // Pairing (platform/pki/pairing.ts): the code is shown here; `kith pair` on the owner's machine types it.
+  pairing = await servePairing({ pkiDir: path.join(dataRoot, 'pki'), ca, appliance: mdnsName, host, port: Number(values['pair-port'] ?? portBase - 1),
+    onCode: (code, expiresAt, why) => (json ? emit({ event: 'pair-code', code, expiresAt: new Date(expiresAt).toISOString(), why }) : say(`pairing code ${code} (until ${new Date(expiresAt).toLocaleTimeString()}; ${why})`)),
+    onPaired: (device) => (json ? emit({ event: 'paired', device }) : say(`paired ${device}`)) })
+    .catch((err: Error) => { process.stderr.write(`kith up: pairing is off: ${err.message} (choose another --pair-port)\n`); return undefined; });
+  if (pairing) (json ? emit({ event: 'pairing', host, port: pairing.port }) : say(`pairing on ${host}:${pairing.port}: kith pair --host ${host} --port ${pairing.port} (or just kith pair, from the network)`));
+  // mDNS / DNS-SD from the plan, in this supervisor, so it outlives service restarts (platform/mdns).
+  if (values['no-mdns'] !== true) mdns = await advertisePlan({ name: mdnsName, services: plan.services, descriptors: defs, version: KITH_VERSION, caCert: ca.cert, kithPort: pairing?.port, force: values.mdns === true, log: (msg, f) => (json ? emit({ event: 'mdns', msg, ...f }) : say(`${msg} ${JSON.stringify(f)}`)) });
   say(`\nconfig: ${configRoot}   logs: ${logsDir}\nkith is up. Press Ctrl-C to stop; \`kith status\` shows how it is.`);
 
   return new Promise<number>((resolve) => {

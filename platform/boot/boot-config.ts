@@ -51,6 +51,8 @@ export interface BootConfig {
    * one on request (POST /kill/NAME), so tests can prove a restart leaves the others alone.
    */
   debug?: { port: number };
+  /** What PID 1 announces over mDNS / DNS-SD as HOSTNAME.local (platform/mdns/appliance.ts computes it from the plan). */
+  mdns?: { services: { type: string; port: number; instance?: string; txt: Record<string, string> }[] };
   restart: { initialMs: number; maxMs: number; fatalAfter: number };
   onFatal: 'poweroff' | 'reboot';
 }
@@ -175,6 +177,16 @@ export function parseBootConfig(text: string): Parsed {
     else debug = { port: p };
   }
 
+  let mdns: BootConfig['mdns'];
+  if (raw.mdns !== undefined) {
+    const list = isObj(raw.mdns) ? raw.mdns.services : undefined;
+    const ok = Array.isArray(list) && list.every((x) => isObj(x) && isStr(x.type) && /^_[a-z0-9-]{1,15}\._(tcp|udp)$/.test(x.type)
+      && typeof x.port === 'number' && Number.isInteger(x.port) && x.port > 0 && x.port < 65536
+      && (x.instance === undefined || (isStr(x.instance) && x.instance.length <= 40)) && isObj(x.txt) && Object.values(x.txt).every(isStr));
+    if (!ok) issues.push('mdns.services: a list of { type: "_name._tcp|_udp", port, instance?, txt: { key: value } }');
+    else mdns = { services: list as NonNullable<BootConfig['mdns']>['services'] };
+  }
+
   const r = isObj(raw.restart) ? raw.restart : {};
   const restart = { initialMs: r.initialMs ?? 500, maxMs: r.maxMs ?? 30_000, fatalAfter: r.fatalAfter ?? 0 };
   if (![restart.initialMs, restart.maxMs, restart.fatalAfter].every((x) => typeof x === 'number' && x >= 0)) issues.push('restart: non-negative numbers');
@@ -188,6 +200,7 @@ export function parseBootConfig(text: string): Parsed {
     value: {
       hostname: hostname as string, modules: modules as string[], network, data, service, restart: restart as BootConfig['restart'], onFatal: onFatal as BootConfig['onFatal'],
       ...(services ? { services } : {}), ...(seed ? { seed } : {}), ...(links ? { links } : {}), ...(resolver ? { resolver } : {}), ...(debug ? { debug } : {}),
+      ...(mdns ? { mdns } : {}),
     },
   };
 }

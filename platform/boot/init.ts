@@ -21,6 +21,7 @@ import { growFilesystem, growPartition } from './grow.ts';
 import { readTree, seedMissingFiles } from '../config/seed-tree.ts';
 import { Supervisor } from '../supervisor.ts';
 import { provisionLinks } from '../links.ts';
+import { advertiseOnBoot } from '../mdns/supervise.ts';
 
 const BOOT_JSON = '/kith/boot.json';
 const t0 = performance.now();
@@ -206,6 +207,8 @@ async function boot(): Promise<void> {
     for (const f of r.failed) log('link provisioning failed', { service: f.service, error: f.error });
   }
   const sup = supervise(cfg, services);
+  // mDNS / DNS-SD in PID 1, beside the services, so it answers while one restarts (platform/mdns).
+  if (cfg.mdns) void advertiseOnBoot(cfg.hostname, cfg.mdns.services, (msg, f) => log(msg, Object.fromEntries(Object.entries(f).filter(([, v]) => v !== undefined).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]))));
   if (cfg.debug) debugServer(cfg.debug.port, sup, services.map((s) => s.name));
   log('boot done', { ms: Math.round(performance.now() - t0), services: services.map((s) => s.name).join(','), uptimeS: readFileSync('/proc/uptime', 'utf8').split(' ')[0] });
 }

@@ -60,23 +60,29 @@ export async function createCa(name: string, now = new Date()): Promise<Pem> {
 
 export interface LeafOptions {
   commonName: string;
+  /** The subject's OU: a paired device's own name under the principal `owner`. */
+  unit?: string;
   /** Host names and IP addresses the certificate is for (server certificates). */
   names?: string[];
   usage: 'server' | 'client';
   days?: number;
   now?: Date;
+  /** Certify this public key (SPKI DER, ECDSA P-256) instead of a fresh pair: the key stays with its owner and `key` comes back empty. */
+  publicKeySpki?: Uint8Array;
 }
 
 /** Issue a server or client certificate signed by the CA. */
 export async function issue(ca: Pem, opts: LeafOptions): Promise<Pem> {
   const caCert = new x509.X509Certificate(ca.cert);
   const caKey = await importKey(ca.key);
-  const keys = await keyPair();
+  const keys = opts.publicKeySpki
+    ? { publicKey: await webcrypto.subtle.importKey('spki', new Uint8Array(opts.publicKeySpki), EC, true, ['verify']), privateKey: undefined }
+    : await keyPair();
   const now = opts.now ?? new Date();
   const sans = (opts.names ?? []).map((n) => (isIP(n) ? { type: 'ip' as const, value: n } : { type: 'dns' as const, value: n }));
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serial(),
-    subject: `CN=${opts.commonName}`,
+    subject: `CN=${opts.commonName}${opts.unit ? `, OU=${opts.unit}` : ''}`,
     issuer: caCert.subject,
     notBefore: new Date(now.getTime() - DAY),
     notAfter: new Date(now.getTime() + (opts.days ?? 825) * DAY),
@@ -92,7 +98,12 @@ export async function issue(ca: Pem, opts: LeafOptions): Promise<Pem> {
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
-  return { cert: cert.toString('pem') + '\n', key: await keyPem(keys.privateKey) };
+  return { cert: cert.toString('pem') + '\n', key: keys.privateKey ? await keyPem(keys.privateKey) : '' };
+}
+
+/** The serial number of a PEM certificate, lower-case hex. */
+export function serialOf(certPem: string): string {
+  return new X509Certificate(certPem).serialNumber.toLowerCase().replace(/^0+(?=.)/, '');
 }
 
 /** True when `cert` was signed by `ca` and is valid now (node:crypto's own verifier). */

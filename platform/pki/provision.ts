@@ -10,6 +10,7 @@ import { writeFileDurable } from '../durable.ts';
 import { makePrivateDir } from '../private-dir.ts';
 import { createCa, issue, type Pem } from './ca.ts';
 import { TLS_DIR } from './server-tls.ts';
+import { REVOKED_FILE, revokedText } from './revocation.ts';
 
 
 export async function loadOrCreateCa(pkiDir: string, name = 'kith appliance CA'): Promise<Pem & { certFile: string }> {
@@ -33,4 +34,13 @@ export async function provisionServerTls(ca: Pem, serviceDataDir: string, common
   await writeFileDurable(path.join(dir, 'server.key'), leaf.key, { mode: 0o600 });
   await writeFileDurable(path.join(dir, 'server.crt'), leaf.cert);
   await writeFileDurable(path.join(dir, 'ca.crt'), ca.cert);
+}
+
+/** Write the revoked serials into every TLS service's data folder, where each watches them (revocation.ts). */
+export async function provisionRevocations(serviceDataDirs: string[], serials: Iterable<string>): Promise<void> {
+  const text = revokedText(serials);
+  for (const d of serviceDataDirs) {
+    await makePrivateDir(path.join(d, TLS_DIR));
+    await writeFileDurable(path.join(d, TLS_DIR, REVOKED_FILE), text);
+  }
 }

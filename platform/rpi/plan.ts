@@ -17,6 +17,7 @@ import type { Action, Compression } from '../image/plan.ts';
 import type { BootConfig, BootService, NetworkConfig } from '../boot/boot-config.ts';
 import { mbrLayout, sfdiskScript } from '../image/disk.ts';
 import { planAppliance, type ServiceDescriptor } from '../appliance.ts';
+import { announcements } from '../mdns/appliance.ts';
 import { planRootDirs, planRootfs } from '../image/rootfs.ts';
 
 export interface RpiService {
@@ -114,6 +115,8 @@ export function rpiBootConfig(i: RpiPlanInputs): Omit<BootConfig, 'modules'> {
     restart: { initialMs: 500, maxMs: 30_000, fatalAfter: 0 },
     onFatal: 'reboot',
     ...(i.debugPort ? { debug: { port: i.debugPort } } : {}),
+    // What PID 1 announces over mDNS (no certificate fingerprints: the CA is made on the device).
+    mdns: { services: announcements({ services: plan.services, descriptors: i.services.map((s) => s.descriptor) }) },
   };
 }
 

@@ -13,7 +13,7 @@ const dns = defineService<DnsConfig>({
   description: 'authoritative DNS, caching forwarder and block lists',
   listeners: {
     health: { protocol: 'http', port: 9102, description: 'health and metrics' },
-    dns: { protocol: 'dns', port: 53, description: 'DNS over UDP and TCP (queries, AXFR, NOTIFY, UPDATE)' },
+    dns: { protocol: 'dns', port: 53, description: 'DNS over UDP and TCP (queries, AXFR, NOTIFY, UPDATE)', dnssd: { type: '_domain._udp' } },
   },
   config: dnsConfig,
   // Dynamic updates become commits to the zone files in config.git.

@@ -14,7 +14,7 @@ const storage = defineService<StorageConfig>({
   listeners: {
     health: { protocol: 'http', port: 9101, description: 'health and metrics' },
     http: { protocol: 'http', port: 8080, description: 'git smart HTTP and the store API (token)' },
-    https: { protocol: 'https', port: 8443, description: 'the same over TLS (token or client certificate)' },
+    https: { protocol: 'https', port: 8443, description: 'the same over TLS (token or client certificate)', dnssd: { type: '_https._tcp', txt: { path: '/' } } },
   },
   config: storageConfig,
   writableConfig: true,

@@ -26,6 +26,7 @@ import { readOwnerTokenHash, readStorageClients } from '../../platform/links.ts'
 import { configValidator } from './config/validator.ts';
 import { seedNewServices } from './config/seed-defaults.ts';
 import { readServerTls } from '../../platform/pki/server-tls.ts';
+import { RevocationList } from '../../platform/pki/revocation.ts';
 import type { StorageConfig } from './config/schema.ts';
 
 export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<RunningService<StorageConfig>> {
@@ -284,7 +285,11 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
     servers.push({ server, url: `${scheme}://${host}:${(server.address() as { port: number }).port}` });
   };
   await listen(http.createServer(onRequest), ctx.listen.http, 'http');
-  if (tls) await listen(https.createServer({ key: tls.key, cert: tls.cert, ca: tls.ca, requestCert: true, rejectUnauthorized: false }, onRequest), ctx.listen.https, 'https');
+  if (tls) {
+    const tlsServer = https.createServer({ key: tls.key, cert: tls.cert, ca: tls.ca, requestCert: true, rejectUnauthorized: false }, onRequest);
+    new RevocationList(ctx.dataDir, (m) => log.warn(m)).guard(tlsServer); // revoked devices refused live (platform/pki/revocation.ts)
+    await listen(tlsServer, ctx.listen.https, 'https');
+  }
   else log.warn('no TLS material in the data folder (tls/): the https listener is off');
   // The head as it is now, published after start (the folder is compared file by file:
   // hand edits lose). Services already run on the folder as it was.

@@ -22,6 +22,9 @@ const cases: [string, string[]][] = [
   ['vm', ['vm', '--help']],
   ['status', ['status', '--help']],
   ['flash', ['flash', '--help']],
+  ['pair', ['pair', '--help']],
+  ['devices', ['devices', '--help']],
+  ['revoke', ['revoke', '--help']],
 ];
 
 describe('--help', () => {

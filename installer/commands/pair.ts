@@ -1,0 +1,118 @@
+/**
+ * `kith pair`: pair this machine with a kith appliance. Finds appliances on the local
+ * network over mDNS (`_kith._tcp`), shows them, and runs the pairing exchange with the code
+ * the appliance shows (platform/pki/pairing.ts: CPace, the code never sent). Result: the
+ * appliance CA (checked against the fingerprint it announces) and a client certificate for a
+ * key made here and never sent, under ~/.config/kith/<appliance>/.
+ */
+import { generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { homedir } from 'node:os';
+import * as path from 'node:path';
+import { createInterface } from 'node:readline/promises';
+import { parseArgs } from 'node:util';
+import { writeFileDurable } from '../../platform/durable.ts';
+import { browse, type Found } from '../../platform/mdns/browse.ts';
+import { certSha256, KITH_TYPE } from '../../platform/mdns/appliance.ts';
+import { defaultMdnsName } from '../../platform/mdns/supervise.ts';
+import { makePrivateDir } from '../../platform/private-dir.ts';
+import { pairWith, PairingError } from '../../platform/pki/pairing.ts';
+
+const HELP = `Usage: kith pair [options]
+
+Finds kith appliances on the local network (mDNS, _kith._tcp), shows them, and pairs this
+machine with one using the code the appliance prints (kith up shows it; an appliance shows
+it on its console and log). The code is never sent: a password-authenticated key exchange
+(CPace) proves it. Afterwards this machine trusts the appliance CA and holds a client
+certificate for a key that never left it.
+
+Options:
+  --code CODE        the pairing code (asked for when absent)
+  --appliance NAME   which appliance, when several answer
+  --host ADDR        skip discovery: the appliance's address ...
+  --port N           ... and pairing port
+  --device NAME      this machine's name on the appliance (default: its host name)
+  --dir DIR          where to keep ca.crt, client.crt, client.key (default: ~/.config/kith/<appliance>)
+  --wait SEC         how long to listen for appliances (default 1.5)
+  --json             one JSON object: what was found and the result
+  -h, --help         this help
+
+Exit codes: 0 paired, 1 refused (wrong or expired code), 2 no appliance found, 64 usage
+error, 75 too many wrong codes for now (try again after the time given).
+`;
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: {
+    code: { type: 'string' }, appliance: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' },
+    device: { type: 'string' }, dir: { type: 'string' }, wait: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+  } });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const json = values.json === true;
+  const say = (t: string) => { if (!json) process.stdout.write(t + '\n'); };
+  const fail = (code: number, message: string, extra: object = {}) => {
+    if (json) process.stdout.write(JSON.stringify({ ok: false, error: message, ...extra }) + '\n');
+    else process.stderr.write(`kith pair: ${message}\n`);
+    return code;
+  };
+
+  let target: { name: string; host: string; port: number; caSha256?: string };
+  let found: Found[] = [];
+  if (values.host) {
+    const port = Number(values.port);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) return fail(64, '--host needs --port N (the pairing port kith up printed)');
+    target = { name: values.appliance ?? values.host, host: values.host, port };
+  } else {
+    found = await browse(KITH_TYPE, Number(values.wait ?? 1.5) * 1000);
+    for (const f of found) say(`found ${f.instance}  ${f.host} ${f.addresses.join(' ')} port ${f.port}  version ${f.txt.version ?? '?'}  CA sha256 ${f.txt.ca ?? '?'}`);
+    const pick = values.appliance ? found.filter((f) => f.instance === values.appliance || f.host === `${values.appliance}.local`) : found;
+    if (pick.length === 0) return fail(2, values.appliance ? `no appliance named ${values.appliance} answered (found: ${found.map((f) => f.instance).join(', ') || 'none'})` : 'no kith appliance answered on the local network; is it up and on this network? (or give --host and --port)', { found });
+    if (pick.length > 1) return fail(64, `several appliances answered (${pick.map((f) => f.instance).join(', ')}): choose one with --appliance NAME`, { found });
+    const f = pick[0]!;
+    const v4 = f.addresses.find((a) => !a.includes(':')) ?? f.from;
+    target = { name: f.instance, host: v4, port: f.port, ...(f.txt.ca ? { caSha256: f.txt.ca } : {}) };
+  }
+
+  let code = values.code;
+  if (!code) {
+    if (json || !process.stdin.isTTY) return fail(64, '--code CODE is needed (no terminal to ask on)');
+    const rl = createInterface({ input: process.stdin, output: process.stdout });
+    code = await rl.question(`pairing code shown by ${target.name}: `);
+    rl.close();
+  }
+  const device = values.device ?? defaultMdnsName();
+  const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const base = `http://${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`;
+  let result;
+  try {
+    result = await pairWith({
+      code, device,
+      publicKeySpki: new Uint8Array(keys.publicKey.export({ type: 'spki', format: 'der' })),
+      async post(p, body) {
+        const res = await fetch(base + p, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+        const reply = (await res.json().catch(() => ({}))) as { error?: string; retryAfterMs?: number };
+        if (!res.ok) throw new PairingError(res.status, reply.error ?? `HTTP ${res.status}`, reply.retryAfterMs);
+        return reply;
+      },
+    });
+  } catch (err) {
+    if (err instanceof PairingError) {
+      if (err.status === 429) return fail(75, `${err.message} (${Math.ceil((err.retryAfterMs ?? 1000) / 1000)} s)`, { status: 429, retryAfterMs: err.retryAfterMs });
+      return fail(err.status === 64 ? 64 : 1, err.message, { status: err.status });
+    }
+    return fail(1, `cannot reach ${base}: ${(err as Error).message}`);
+  }
+  const caSha256 = certSha256(result.ca);
+  if (target.caSha256 && target.caSha256 !== caSha256) return fail(1, `the CA ${target.name} sent (sha256 ${caSha256}) is not the one it announces (${target.caSha256}): not trusting it`);
+  const dir = path.resolve(values.dir ?? path.join(homedir(), '.config', 'kith', result.appliance));
+  await makePrivateDir(dir);
+  const files = { ca: path.join(dir, 'ca.crt'), cert: path.join(dir, 'client.crt'), key: path.join(dir, 'client.key') };
+  await writeFileDurable(files.key, keys.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
+  await writeFileDurable(files.cert, result.cert);
+  await writeFileDurable(files.ca, result.ca);
+  const serial = new X509Certificate(result.cert).serialNumber.toLowerCase();
+  if (json) process.stdout.write(JSON.stringify({ ok: true, appliance: result.appliance, host: target.host, port: target.port, device, caSha256, serial, files, found }) + '\n');
+  else say(`paired with ${result.appliance} as ${device}\n  CA sha256 ${caSha256}\n  ${files.ca}\n  ${files.cert}\n  ${files.key}\ntry: curl --cacert ${files.ca} --cert ${files.cert} --key ${files.key} https://${result.appliance}.local:PORT/`);
+  return 0;
+}

@@ -1,0 +1,71 @@
+/**
+ * The paired devices of one appliance: `<pki>/devices.json` (name, certificate serial, when
+ * paired, when revoked), written durably beside the CA. Revoking a device writes the revoked
+ * serials into every TLS service's data folder (provisionRevocations), where each service
+ * refuses them within a second without a restart (revocation.ts).
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { writeFileDurable } from '../durable.ts';
+import { serialOf, issue, type Pem } from './ca.ts';
+import { PairingError, type Issued } from './pairing.ts';
+import { provisionRevocations } from './provision.ts';
+import { TLS_DIR } from './server-tls.ts';
+
+export interface Device {
+  name: string;
+  serial: string;
+  pairedAt: string;
+  revokedAt?: string;
+}
+
+const FILE = 'devices.json';
+
+export function loadDevices(pkiDir: string): Device[] {
+  const f = path.join(pkiDir, FILE);
+  if (!existsSync(f)) return [];
+  const v = JSON.parse(readFileSync(f, 'utf8')) as { devices?: Device[] };
+  if (!Array.isArray(v.devices)) throw new Error(`${f}: expected {"devices": [...]}`);
+  return v.devices;
+}
+
+async function save(pkiDir: string, devices: Device[]): Promise<void> {
+  await writeFileDurable(path.join(pkiDir, FILE), JSON.stringify({ devices }, null, 1) + '\n', { mode: 0o600 });
+}
+
+/** Certify a device's public key as a client certificate and record it. */
+export async function pairDevice(pkiDir: string, ca: Pem, name: string, publicKeySpki: Uint8Array, now = new Date()): Promise<Issued> {
+  const devices = loadDevices(pkiDir);
+  if (devices.some((d) => d.name === name && !d.revokedAt)) throw new PairingError(409, `a device named ${name} is already paired: revoke it first (kith revoke ${name}) or pair under another name`);
+  // Storage (services/storage/auth.ts) takes the CN as the principal: a paired device is
+  // the owner's, so CN=owner; the device's own name is the OU and devices.json's record.
+  const leaf = await issue(ca, { commonName: 'owner', unit: name, usage: 'client', publicKeySpki, now });
+  await save(pkiDir, [...devices, { name, serial: serialOf(leaf.cert), pairedAt: now.toISOString() }]);
+  return { ca: ca.cert, cert: leaf.cert };
+}
+
+/** The data folders of the services that hold TLS material (`<data>/*\/tls`). */
+export function tlsServiceDirs(servicesRoot: string): string[] {
+  if (!existsSync(servicesRoot)) return [];
+  return readdirSync(servicesRoot).map((n) => path.join(servicesRoot, n)).filter((d) => existsSync(path.join(d, TLS_DIR)));
+}
+
+/** Revoke every certificate of the device named `name`; returns the serials revoked. */
+export async function revokeDevice(pkiDir: string, servicesRoot: string, name: string, now = new Date()): Promise<string[]> {
+  const devices = loadDevices(pkiDir);
+  const hit = devices.filter((d) => d.name === name && !d.revokedAt);
+  if (hit.length === 0) {
+    const known = devices.filter((d) => !d.revokedAt).map((d) => d.name);
+    throw new Error(`no paired device named ${name}${known.length ? ` (paired: ${known.join(', ')})` : ' (none are paired)'}`);
+  }
+  for (const d of hit) d.revokedAt = now.toISOString();
+  await save(pkiDir, devices);
+  await syncRevocations(pkiDir, servicesRoot);
+  return hit.map((d) => d.serial);
+}
+
+/** Write the revoked serials into every TLS service (also at start, so a new service gets them). */
+export async function syncRevocations(pkiDir: string, servicesRoot: string): Promise<void> {
+  const revoked = loadDevices(pkiDir).filter((d) => d.revokedAt).map((d) => d.serial);
+  await provisionRevocations(tlsServiceDirs(servicesRoot), revoked);
+}
