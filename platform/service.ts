@@ -16,6 +16,8 @@ export interface ListenerSpec {
   /** udp, tcp, http, https or dns (dns = the same port on udp and tcp). */
   protocol: 'udp' | 'tcp' | 'dns' | 'http' | 'https';
   port: number;
+  /** Speaks TLS (implicit or STARTTLS) on a tcp listener: the supervisor provisions a certificate, as for https. */
+  tls?: boolean;
   description: string;
 }
 

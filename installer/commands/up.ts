@@ -170,7 +170,7 @@ export async function run(argv: string[]): Promise<number> {
   // TLS: the appliance CA (kept under <data>/pki) issues each https service its certificate.
   const ca = await loadOrCreateCa(path.join(dataRoot, 'pki'));
   for (const def of defs) {
-    if (!Object.values(def.listeners).some((l) => l.protocol === 'https')) continue;
+    if (!Object.values(def.listeners).some((l) => l.protocol === 'https' || l.tls)) continue;
     await provisionServerTls(ca, path.join(dataRoot, 'data', def.name), def.name, [...new Set(['localhost', '127.0.0.1', '::1', host])]);
   }
 

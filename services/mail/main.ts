@@ -1,0 +1,30 @@
+/**
+ * kith mail: accepts mail for the owner's domains on port 25 and forwards it per alias,
+ * takes mail from the owner's devices on 587 (STARTTLS + AUTH) and 465 (TLS), signs it
+ * with DKIM, and delivers through a smarthost or each domain's MX, from a durable queue
+ * (on disk before the 250). Publishes its own MX/SPF/DKIM/DMARC records into the zone.
+ * Think Postfix + OpenDKIM + OpenDMARC as a relay, in one sealed process.
+ */
+import { runServiceMain } from '../../platform/runner.ts';
+import { defineService } from '../../platform/service.ts';
+import mailConfig, { type MailConfig } from './config.ts';
+import { startMail } from './service.ts';
+
+const mail = defineService<MailConfig>({
+  name: 'mail',
+  description: 'SMTP relay: inbound for your domains, submission, DKIM, a durable queue',
+  listeners: {
+    health: { protocol: 'http', port: 9103, description: 'health and metrics' },
+    smtp: { protocol: 'tcp', port: 25, tls: true, description: 'SMTP for your domains (STARTTLS)' },
+    submission: { protocol: 'tcp', port: 587, tls: true, description: 'submission: STARTTLS, then AUTH' },
+    submissions: { protocol: 'tcp', port: 465, tls: true, description: 'submission over implicit TLS' },
+    control: { protocol: 'http', port: 9113, description: 'queue management for `kith mail queue` (owner token)' },
+  },
+  config: mailConfig,
+  // Publishing MX/SPF/DKIM/DMARC records: commits to the zone files in config.git.
+  needs: { configWrite: ['dns/zones/'] },
+  start: startMail,
+});
+
+export default mail;
+if (import.meta.main) await runServiceMain(mail, import.meta.url);
