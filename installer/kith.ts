@@ -12,6 +12,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
   image: { summary: 'build a bootable image (kith image build --target kvm --service NAME)', load: () => import('./commands/image.ts') },
   flash: { summary: 'write the Raspberry Pi image to an SD card and verify it (kith flash /dev/sdX)', load: () => import('./commands/flash.ts') },
   vm: { summary: 'boot a service image under qemu with its ports forwarded (kith vm run NAME)', load: () => import('./commands/vm.ts') },
+  mail: { summary: 'the mail queue: list, retry and delete (kith mail queue), password hashes', load: () => import('./commands/mail.ts') },
   test: { summary: 'typecheck and run the whole test suite (installs the Debian tools it needs)', load: () => import('./commands/test.ts') },
 };
 

@@ -17,7 +17,8 @@ import { loadOrCreateCa, provisionServerTls } from '../../platform/pki/provision
 import { discoverServices } from '../../platform/services.ts';
 import { buildAll } from './build.ts';
 import { pidAlive, readRunFile, RUN_FILE, writeRunFile, type RunService } from '../run-file.ts';
-import { TOKEN_FILE } from '../../services/storage/auth.ts';
+import { loadOrCreateToken, TOKEN_FILE } from '../../services/storage/auth.ts';
+import { provisionMailLinks } from '../../services/mail/links.ts';
 import { repoRoot } from '../paths.ts';
 import { defaultConfigFiles, loadDefinitions, localDefaults, seedConfigTree } from '../seed.ts';
 
@@ -164,6 +165,18 @@ export async function run(argv: string[]): Promise<number> {
       serviceDataDir: path.join(dataRoot, 'data', def.name),
       storageDataDir: path.join(dataRoot, 'data', 'storage'),
       storageUrl: `http://${host.includes(':') ? `[${host}]` : host}:${storagePort}`,
+    });
+  }
+
+  // Mail hook: the owner's token (made now if storage has not yet) is also the submission
+  // password of users with ownerToken, given to mail as a hash; `resolver: kith` is DNS's port.
+  if (defs.some((d) => d.name === 'mail')) {
+    const dnsPort = portOf('dns', 'dns');
+    await fsp.mkdir(path.join(dataRoot, 'data', 'storage'), { recursive: true });
+    await provisionMailLinks({
+      mailDataDir: path.join(dataRoot, 'data', 'mail'),
+      ...(defs.some((d) => d.name === 'storage') ? { ownerToken: await loadOrCreateToken(path.join(dataRoot, 'data', 'storage')) } : {}),
+      ...(dnsPort !== undefined ? { dns: { host: host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host, port: dnsPort } } : {}),
     });
   }
 

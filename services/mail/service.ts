@@ -95,7 +95,7 @@ export async function startMail(ctx: ServiceContext<MailConfig>): Promise<Runnin
 
   const listeners: SmtpListener[] = [];
   const endpoints: Record<string, string> = {};
-  const kinds: [string, ListenerKind, string][] = [['smtp', 'mx', 'smtp'], ['submission', 'submission', 'submission'], ['submissions', 'submissions', 'submissions']];
+  const kinds: [string, ListenerKind, string][] = [['smtp', 'mx', 'smtp'], ['submission', 'submission', 'smtp'], ['submissions', 'submissions', 'smtps']];
   for (const [name, kind, scheme] of kinds) {
     const at = ctx.listen[name];
     if (!at) continue;
