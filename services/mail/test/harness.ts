@@ -86,6 +86,21 @@ export async function testCert(dir: string): Promise<{ cert: string; key: string
   return { cert: path.join(out, 'tls', 'server.crt'), key: path.join(out, 'tls', 'server.key'), ca: ca.certFile };
 }
 
+/** Config, data folder (TLS, owner token, DNS link) and arguments for the bundle, as a supervisor prepares them. */
+export async function prepareMail(yaml: string, o: { data?: string; dns?: { host: string; port: number } } = {}) {
+  const root = o.data ?? tempDir('kith-mail-');
+  const config = path.join(root, 'config');
+  const data = path.join(root, 'data');
+  mkdirSync(path.join(config, 'mail'), { recursive: true });
+  writeFileSync(path.join(config, 'mail', 'mail.yaml'), yaml);
+  const ca = await loadOrCreateCa(path.join(root, 'pki'));
+  if (!existsSync(path.join(data, 'tls', 'server.crt'))) await provisionServerTls(ca, data, 'mail', ['127.0.0.1', 'localhost']);
+  await provisionMailLinks({ mailDataDir: data, ownerToken: TOKEN, ...(o.dns ? { dns: o.dns } : {}) });
+  const ports = { health: await freeTcpPort(), smtp: await freeTcpPort(), submission: await freeTcpPort(), submissions: await freeTcpPort(), control: await freeTcpPort() };
+  const args = [BUNDLE, '--config', config, '--data', data, ...Object.entries(ports).flatMap(([k, v]) => ['--listen', `${k}=127.0.0.1:${v}`])];
+  return { root, config, data, ports, args, ca: ca.certFile };
+}
+
 export async function startMail(yaml: string, o: { data?: string; dns?: { host: string; port: number } } = {}): Promise<MailUnderTest> {
   const root = o.data ?? tempDir('kith-mail-');
   const config = path.join(root, 'config');
