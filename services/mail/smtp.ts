@@ -45,6 +45,8 @@ export interface SmtpDeps {
 
 const reply = (code: number, text: string) => Object.assign(new Error(text), { responseCode: code });
 const ENHANCED = /^[245]\.\d{1,3}\.\d{1,3} /;
+/** Longest command line taken (RFC 5321 §4.5.3.1.4 asks for at least 512). */
+const MAX_COMMAND = 4096;
 
 interface Tx {
   targets: Map<string, string>; // final recipient → the address the client gave
@@ -86,6 +88,7 @@ export function createSmtpListener(kind: ListenerKind, deps: SmtpDeps): SmtpList
     disabledCommands: [...(submission ? [] : ['AUTH']), ...(deps.tls && kind !== 'submissions' ? [] : ['STARTTLS'])],
     maxAllowedUnauthenticatedCommands: false as unknown as number,
     logger: false,
+    maxCommandLength: MAX_COMMAND,
 
     onConnect(session, cb) {
       const conn = [...(server as unknown as { connections: Set<Conn> }).connections].find((c) => c.session === session);
@@ -141,7 +144,17 @@ export function createSmtpListener(kind: ListenerKind, deps: SmtpDeps): SmtpList
    */
   function hookConnection(conn: Conn) {
     const send = conn.send.bind(conn);
-    conn.send = (code, data, context) => (typeof data === 'string' && ENHANCED.test(data) ? send(code, data, false) : send(code, data, context));
+    conn.send = (code, data, context) => {
+      if (typeof data === 'string' && ENHANCED.test(data)) return send(code, data, false);
+      // The parser gives up on an over-long line (it cannot find the next command): say
+      // so with RFC 5321 §4.2.2's 500 ("command line too long"), then close.
+      if (code === 421 && typeof data === 'string' && data.includes('Command line too long')) {
+        refused.inc({ listener: kind, code: '500' });
+        send(500, `5.5.2 Line too long: at most ${MAX_COMMAND} octets per command line`, false);
+        return conn.close();
+      }
+      return send(code, data, context);
+    };
     const onCommand = conn._onCommand.bind(conn);
     let count = 0;
     conn._onCommand = (cmd, cb) => {
