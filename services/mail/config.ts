@@ -131,8 +131,10 @@ export interface MailConfig {
 /** The line of `key:` under a top-level section of the YAML text, for messages. */
 function findLine(text: string, key: string, after = 0): number | undefined {
   const lines = text.split('\n');
-  const re = new RegExp(`^\\s*(?:-\\s*)?(?:name:\\s*)?["']?${key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}["']?\\s*(?::|$)`, 'i');
-  for (let i = after; i < lines.length; i++) if (re.test(lines[i]!)) return i + 1;
+  const k = key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const re = new RegExp(`^\\s*(?:-\\s*)?(?:name:\\s*)?["']?${k}["']?\\s*(?::|$)`, 'i');
+  const flow = new RegExp(`name:\\s*["']?${k}["']?\\s*[,}]`, 'i');
+  for (let i = after; i < lines.length; i++) if (re.test(lines[i]!) || flow.test(lines[i]!)) return i + 1;
   return undefined;
 }
 
