@@ -83,8 +83,12 @@ export class MailQueue {
     return this.waiting.size + this.ready.length + this.inFlight.size;
   }
 
+  /** Messages just committed, with what is known of them (the first try reads nothing back). */
+  private fresh = new Map<string, QueuedMessage>();
+
   /** A message just committed to the spool: try it now. */
-  add(id: string): void {
+  add(id: string, env?: Envelope): void {
+    if (env) this.fresh.set(id, { env, state: { attempts: 0, nextAt: env.received, done: [] }, file: this.o.spool.fileOf(id), bodyBytes: env.bytes });
     this.ready.push(id);
     this.pump();
   }
@@ -131,7 +135,8 @@ export class MailQueue {
   }
 
   private async run(id: string): Promise<void> {
-    const m = await this.o.spool.load(id);
+    const m = this.fresh.get(id) ?? (await this.o.spool.load(id));
+    this.fresh.delete(id);
     if (!m || this.deleted.has(id)) {
       this.deleted.delete(id);
       return;
@@ -180,7 +185,8 @@ export class MailQueue {
       return;
     }
     if (env.rcpts.every((r) => state.done.includes(r.to))) {
-      await this.o.spool.remove(id);
+      // A state file exists only once an attempt has been recorded.
+      await this.o.spool.remove(id, state.attempts > 0);
       return;
     }
     state.attempts++;
@@ -225,7 +231,7 @@ export class MailQueue {
       const prepend = this.o.signDsn ? await this.o.signDsn(text, mta) : '';
       const env = await w.commit({ from: '', rcpts: [{ to: m.env.from, orcpt: m.env.from }], prepend, received: now, client: { ip: '127.0.0.1', helo: mta } });
       this.o.log.info('DSN queued', { id: env.id, for: m.env.id, to: m.env.from });
-      this.add(env.id);
+      this.add(env.id, env);
     } catch (err) {
       await w.abort();
       throw err;

@@ -133,6 +133,10 @@ export interface QueuedMessage {
   bodyBytes: number;
 }
 
+const unlinkIfThere = (file: string) => fsp.unlink(file).catch((err: NodeJS.ErrnoException) => {
+  if (err.code !== 'ENOENT') throw err;
+});
+
 export class Spool {
   readonly dir: string;
 
@@ -151,6 +155,10 @@ export class Spool {
 
   private msgFile(id: string) {
     return path.join(this.dir, `${id}.msg`);
+  }
+
+  fileOf(id: string): string {
+    return this.msgFile(id);
   }
 
   /** Read one message's envelope and state (undefined when it is gone or unreadable). */
@@ -201,9 +209,10 @@ export class Spool {
     return createReadStream(m.file, { start: 0, end: Math.max(0, m.bodyBytes - 1), highWaterMark: 64 * 1024 });
   }
 
-  async remove(id: string): Promise<void> {
-    await fsp.rm(this.msgFile(id), { force: true });
-    await fsp.rm(path.join(this.dir, `${id}.state`), { force: true });
+  /** Remove a message; `hasState` false skips its (never written) state file. */
+  async remove(id: string, hasState = true): Promise<void> {
+    await unlinkIfThere(this.msgFile(id));
+    if (hasState) await unlinkIfThere(path.join(this.dir, `${id}.state`));
   }
 
   /** Every queued id; sweeps .state files whose message is gone. */
