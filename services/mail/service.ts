@@ -16,7 +16,7 @@ import { readDnsLink, readOwnerPasswordHash } from './links.ts';
 import { verifyPassword } from './passwords.ts';
 import { publishRecords } from './publish.ts';
 import { MailQueue } from './queue/queue.ts';
-import type { Route } from './queue/deliver.ts';
+import { closeIdleSessions, type Route } from './queue/deliver.ts';
 import { Spool } from './queue/spool.ts';
 import { createSmtpListener, type ListenerKind, type SmtpListener } from './smtp.ts';
 import { startSigning } from './dkim.ts';
@@ -154,6 +154,7 @@ export async function startMail(ctx: ServiceContext<MailConfig>): Promise<Runnin
     stop: async () => {
       clearTimeout(publishTimer);
       queue.stop();
+      closeIdleSessions();
       await Promise.all([...listeners.map((l) => l.close()), control?.close()]);
     },
   };

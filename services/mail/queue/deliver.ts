@@ -119,27 +119,103 @@ function sendOn(conn: SMTPConnection, a: Attempt, to: string[]): Promise<Map<str
   });
 }
 
-async function tryHost(host: string, port: number, route: Route, a: Attempt, to: string[], implicit: boolean, auth?: { user: string; pass: string }): Promise<Map<string, Outcome>> {
-  let conn: SMTPConnection | undefined;
+/**
+ * Open sessions kept between messages (RSET, then the next MAIL), per host and policy,
+ * as Postfix's connection cache does: a session costs a TCP and often a TLS handshake,
+ * the greeting, EHLO and AUTH. Idle ones are closed after a few seconds.
+ */
+const IDLE_MS = 5000;
+const MAX_IDLE_PER_KEY = 32;
+const idle = new Map<string, { conn: SMTPConnection; timer: NodeJS.Timeout }[]>();
+const dead = new WeakSet<SMTPConnection>();
+
+function closeQuietly(conn: SMTPConnection) {
+  dead.add(conn);
   try {
-    conn = await connect(host, port, route, implicit);
-    if (route.tls === 'require' && !implicit && !(conn as unknown as { secure?: boolean }).secure) {
-      return new Map(to.map((t) => [t, { kind: 'temp', response: `TLS required by policy but ${host} did not offer STARTTLS` } as Outcome]));
-    }
-    if (auth) {
-      await new Promise<void>((resolve, reject) => conn!.login(auth, (err) => (err ? reject(err) : resolve())));
-    }
-    return await sendOn(conn, a, to);
-  } catch (e) {
-    const err = e as SendErr;
-    return new Map(to.map((t) => [t, outcomeOf(err.responseCode, `${host}:${port}: ${err.response ?? err.message}`)]));
-  } finally {
+    conn.quit();
+  } catch {
+    conn.close();
+  }
+}
+
+function release(key: string, conn: SMTPConnection) {
+  if (dead.has(conn)) return closeQuietly(conn);
+  conn.reset((err) => {
+    if (err || dead.has(conn)) return closeQuietly(conn);
+    const list = idle.get(key) ?? [];
+    if (list.length >= MAX_IDLE_PER_KEY) return closeQuietly(conn);
+    const entry = { conn, timer: setTimeout(() => {
+      const l = idle.get(key) ?? [];
+      const i = l.indexOf(entry);
+      if (i !== -1) l.splice(i, 1);
+      closeQuietly(conn);
+    }, IDLE_MS) };
+    entry.timer.unref();
+    list.push(entry);
+    idle.set(key, list);
+  });
+}
+
+/** Close every idle session (the service is stopping). */
+export function closeIdleSessions(): void {
+  for (const list of idle.values()) for (const e of list.splice(0)) { clearTimeout(e.timer); closeQuietly(e.conn); }
+}
+
+async function openSession(host: string, port: number, route: Route, implicit: boolean, auth?: { user: string; pass: string }): Promise<SMTPConnection> {
+  const conn = await connect(host, port, route, implicit);
+  conn.on('end', () => dead.add(conn));
+  conn.on('error', () => dead.add(conn));
+  if (route.tls === 'require' && !implicit && !(conn as unknown as { secure?: boolean }).secure) {
+    closeQuietly(conn);
+    throw new Error(`TLS required by policy but ${host} did not offer STARTTLS`);
+  }
+  if (auth) {
     try {
-      conn?.quit();
-    } catch {
-      conn?.close();
+      await new Promise<void>((resolve, reject) => conn.login(auth, (err) => (err ? reject(err) : resolve())));
+    } catch (err) {
+      closeQuietly(conn);
+      throw err;
     }
   }
+  return conn;
+}
+
+async function tryHost(host: string, port: number, route: Route, a: Attempt, to: string[], implicit: boolean, auth?: { user: string; pass: string }): Promise<Map<string, Outcome>> {
+  const key = `${host}|${port}|${implicit}|${route.tls}|${route.verifyCertificates}|${auth?.user ?? ''}|${auth?.pass ?? ''}|${route.helo}`;
+  const fail = (e: unknown) => {
+    const err = e as SendErr;
+    return new Map(to.map((t) => [t, outcomeOf(err.responseCode, `${host}:${port}: ${err.response ?? err.message}`)]));
+  };
+  // A kept session first; if it turns out to be gone, once more on a new one.
+  for (let tries = 0; tries < 2; tries++) {
+    const list = idle.get(key);
+    let entry = list?.pop();
+    while (entry && dead.has(entry.conn)) {
+      clearTimeout(entry.timer);
+      entry = list?.pop();
+    }
+    let conn: SMTPConnection;
+    if (entry) {
+      clearTimeout(entry.timer);
+      conn = entry.conn;
+    } else {
+      try {
+        conn = await openSession(host, port, route, implicit, auth);
+      } catch (e) {
+        return fail(e);
+      }
+    }
+    const out = await sendOn(conn, a, to);
+    const sessionLost = dead.has(conn) && [...out.values()].every((o) => o.kind === 'temp' && o.code === undefined);
+    if (sessionLost) {
+      closeQuietly(conn);
+      if (entry) continue; // the kept session had died: the message was not taken
+      return out;
+    }
+    release(key, conn);
+    return out;
+  }
+  return fail(new Error('could not open a session'));
 }
 
 /** Deliver to every recipient once; each gets an outcome. */
