@@ -8,7 +8,6 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sig
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { Writable } from 'node:stream';
-import { promisify } from 'node:util';
 import { DkimSigner } from 'mailauth/lib/dkim/dkim-signer.js';
 import { generateCanonicalizedHeader } from 'mailauth/lib/dkim/header/index.js';
 import { formatSignatureHeaderLine, getSigningHeaderLines } from 'mailauth/lib/tools.js';
@@ -65,7 +64,8 @@ const keyObject = (pem: string) => {
   }
   return k;
 };
-const signAsync = promisify(cryptoSign);
+// Not promisify(sign) at load: a startup snapshot refuses crypto taken while the bundle loads.
+const signAsync = (alg: string | null, data: Buffer, key: KeyObject) => new Promise<Buffer>((resolve, reject) => cryptoSign(alg, data, key, (err, sig) => (err ? reject(err) : resolve(sig))));
 
 /**
  * mailauth's DKIM signer (header parsing, relaxed canonicalization, body hash, the

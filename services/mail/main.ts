@@ -8,7 +8,6 @@
 import { runServiceMain } from '../../platform/runner.ts';
 import { defineService } from '../../platform/service.ts';
 import mailConfig, { type MailConfig } from './config.ts';
-import { startMail } from './service.ts';
 
 const mail = defineService<MailConfig>({
   name: 'mail',
@@ -25,7 +24,9 @@ const mail = defineService<MailConfig>({
   nodeFlags: ['--max-semi-space-size=1'],
   // Publishing MX/SPF/DKIM/DMARC records: commits to the zone files in config.git.
   needs: { configWrite: ['dns/zones/'] },
-  start: startMail,
+  // Loaded at start, not with the bundle: the SMTP and mail-auth libraries take TLS and
+  // HTTPS state as they load, which a startup snapshot (kvm images) cannot hold.
+  start: async (ctx) => (await import('./service.ts')).startMail(ctx),
 });
 
 export default mail;
