@@ -76,13 +76,16 @@ const signAsync = (alg: string | null, data: Buffer, key: KeyObject) => new Prom
  */
 class PooledSigner extends (DkimSigner as unknown as new (o: unknown) => SignerBase) {
   override async finalize(): Promise<void> {
+    // One t= for the header that is signed and the one that is written: without it mailauth
+    // takes the clock again when formatting, and a sign that ends in the next second fails.
+    const signTime = this.signTime ?? new Date();
     for (const sd of this.signatureData) {
       const signAlgo = sd.algorithm.startsWith('ed25519') ? 'ed25519' : 'rsa';
       const algorithm = `${signAlgo}-sha256`;
       // Every selector signs relaxed/sha256 over the whole body: one body hash (key 'relaxed:sha256:').
       const bodyHash = [...this.bodyHashes.values()][0]?.hash ?? null;
       const lines = getSigningHeaderLines(this.headers.parsed, this.headerList);
-      const { canonicalizedHeader, dkimHeaderOpts } = generateCanonicalizedHeader('DKIM', lines, { ...sd, algorithm, canonicalization: 'relaxed/relaxed', signTime: this.signTime, expires: this.expires, bodyHash });
+      const { canonicalizedHeader, dkimHeaderOpts } = generateCanonicalizedHeader('DKIM', lines, { ...sd, algorithm, canonicalization: 'relaxed/relaxed', signTime, expires: this.expires, bodyHash });
       try {
         const data = signAlgo === 'rsa' ? canonicalizedHeader : createHash('sha256').update(canonicalizedHeader).digest();
         dkimHeaderOpts.b = (await signAsync(signAlgo === 'rsa' ? algorithm : null, data, keyObject(sd.privateKey))).toString('base64');
