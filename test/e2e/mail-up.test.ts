@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_MAIL_YAML } from '../../services/mail/config.ts';
 import { dkimVerify, replies, startSink, swaks, type Sink } from '../../services/mail/test/harness.ts';
 import { kithUp, repoRoot, type KithUp } from './kith-up.ts';
 
@@ -102,5 +103,19 @@ describe('mail under kith up', () => {
     const got = (await sink.waitFor(before + 1)).at(-1)!;
     expect(got.to).toEqual(['someone@example.org']);
     expect(replies(swaks(['--server', sub, '--tls', '-au', 'kith', '-ap', 'not-the-token', '--from', 'kith@home.arpa', '--to', 'x@example.org']).out)).toContain('535 5.7.8 Authentication credentials invalid');
+  });
+  it('delivers straight to the MX the kith DNS service names (no smarthost)', async () => {
+    const zone = '$ORIGIN remote.example.\n$TTL 300\n@ IN SOA ns hostmaster 1 7200 900 1209600 300\n@ IN NS ns\nns IN A 192.0.2.53\n@ IN MX 10 mx.remote.example.\nmx IN A 127.0.0.1\n';
+    expect(put('dns/zones/remote.example.zone', zone)).toBe('200');
+    const applied = mailLog().split('\n').filter((l) => l.includes('"config applied"')).length;
+    expect(put('mail/mail.yaml', DEFAULT_MAIL_YAML.replace(/^outbound:\n/m, `outbound:\n  mxPort: ${sink.port}\n`))).toBe('200');
+    await until('mail to apply the pushed config', () => mailLog().split('\n').filter((l) => l.includes('"config applied"')).length > applied);
+    await until('the remote.example MX', () => dig('remote.example', 'MX') !== '');
+    const before = sink.messages().length;
+    const sub = up.services.get('mail')!.endpoints.submission!.replace('smtp://', '');
+    expect(swaks(['--server', sub, '--tls', '-au', 'kith', '-ap', token, '--from', 'kith@home.arpa', '--to', 'friend@remote.example', '--header', 'From: kith@home.arpa']).out).toMatch(/queued as/);
+    const got = (await sink.waitFor(before + 1)).at(-1)!;
+    expect(got.to).toEqual(['friend@remote.example']);
+    await until('the delivery log line', () => /"msg":"delivered".*"to":"friend@remote\.example","mta":"127\.0\.0\.1"/.test(mailLog()));
   });
 });
