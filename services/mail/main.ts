@@ -20,8 +20,9 @@ const mail = defineService<MailConfig>({
     control: { protocol: 'http', port: 9113, description: 'queue management for `kith mail queue` (owner token)' },
   },
   config: mailConfig,
-  // A small young generation: a relay's garbage is short-lived buffers; RSS 108 -> 65 MB under bench/mail.
-  nodeFlags: ['--max-semi-space-size=1'],
+  // A small young generation (a relay's garbage is short-lived buffers) and V8's
+  // memory-saving mode: peak RssAnon under bench/mail 108 -> 46 MB, throughput unchanged.
+  nodeFlags: ['--max-semi-space-size=1', '--optimize-for-size'],
   // Publishing MX/SPF/DKIM/DMARC records: commits to the zone files in config.git.
   needs: { configWrite: ['dns/zones/'] },
   // Loaded at start, not with the bundle: the SMTP and mail-auth libraries take TLS and
