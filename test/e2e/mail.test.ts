@@ -150,7 +150,20 @@ describe('mail service (sealed) with swaks and an aiosmtpd smarthost', () => {
   it('answers each limit with its code, and a lowered limit applies live', async () => {
     const big = 'x'.repeat(3000);
     expect(replies(swaks([...smtp, '--from', 'x@example.net', '--to', 'alias@example.org', '--body', big]).out).at(-2)).toMatch(/^250 /);
-    await mail.reconfigure(config(sink.port, 'limits: { messageBytes: 2048, recipients: 2, commandsBeforeData: 6, idleSeconds: 2 }\n'));
+    await mail.reconfigure(config(sink.port, 'limits: { messageBytes: 2048, recipients: 2, connections: 2, commandsBeforeData: 6, idleSeconds: 2 }\n'));
+    // Connections: a third one at once gets 421 and is closed; the first two are served.
+    const net = await import('node:net');
+    const greet = () => new Promise<{ s: import('node:net').Socket; line: string }>((resolve) => {
+      const s = net.connect(mail.ports.smtp, '127.0.0.1');
+      s.once('data', (d) => resolve({ s, line: d.toString('latin1') }));
+    });
+    const first = await greet();
+    const second = await greet();
+    const third = await greet();
+    expect([first.line, second.line].every((l) => l.startsWith('220 '))).toBe(true);
+    expect(third.line).toMatch(/^421 4\.7\.0 .*Too many connections \(limit 2\)/);
+    for (const c of [first, second, third]) c.s.destroy();
+    await new Promise((r) => setTimeout(r, 300));
     const tooBig = replies(swaks([...smtp, '--from', 'x@example.net', '--to', 'alias@example.org', '--body', big]).out).join('\n');
     expect(tooBig).toMatch(/^552 5\.3\.4 /m);
     const many = replies(swaks([...smtp, '--from', 'x@example.net', '--to', 'alias@example.org,team@example.org,later@example.org']).out).join('\n');
