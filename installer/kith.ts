@@ -15,6 +15,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
   pair: { summary: 'pair this machine with a kith on the local network, by the code it shows', load: () => import('./commands/pair.ts') },
   devices: { summary: 'the devices paired with this kith', load: () => import('./commands/devices.ts') },
   revoke: { summary: 'revoke a paired device (kith revoke NAME): refused at once, no restart', load: () => import('./commands/revoke.ts') },
+  mail: { summary: 'the mail queue: list, retry and delete (kith mail queue), password hashes', load: () => import('./commands/mail.ts') },
   test: { summary: 'typecheck and run the whole test suite (installs the Debian tools it needs)', load: () => import('./commands/test.ts') },
 };
 

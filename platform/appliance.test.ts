@@ -10,7 +10,7 @@ const dns: ServiceDescriptor = {
   listeners: { health: { protocol: 'http', port: 9102, description: 'h' }, dns: { protocol: 'dns', port: 53, description: 'dns' } },
 };
 const relay: ServiceDescriptor = {
-  name: 'relay', description: 'a service outside the known order', needs: { resolver: true },
+  name: 'relay', description: 'a service outside the known order', needs: { resolver: true }, nodeFlags: ['--max-semi-space-size=1'],
   listeners: { health: { protocol: 'http', port: 9199, description: 'h' }, smtp: { protocol: 'tcp', port: 25, tls: true, description: 'smtp' } },
 };
 
@@ -43,6 +43,10 @@ describe('the appliance plan', () => {
     expect(s.args).toContain('--allow-fs-write=/data/config');
     expect(plan.resolver).toEqual({ host: '127.0.0.1', port: 53 });
     expect(planAppliance([dns], { target: 'rpi', listen: { exposeHealth: true } }).services[0]!.args).toContain('health=0.0.0.0:9102');
+    // A service's own node flags go with the sealing flags, before the bundle.
+    const r = planAppliance([relay], { target: 'rpi' }).services[0]!.args;
+    expect(r.indexOf('--max-semi-space-size=1')).toBeLessThan(r.indexOf('/kith/relay.mjs'));
+    expect(planAppliance([relay], { target: 'local', host: '127.0.0.1', portBase: 7300, dataRoot: '/k', distDir: '/d', node: '/n' }).services[0]!.args).not.toContain('--max-semi-space-size=1');
   });
 
   it('kvm: one service, maybe from its snapshot; no links', () => {

@@ -26,6 +26,8 @@ export interface ServiceDescriptor {
   listeners: Record<string, ListenerSpec>;
   writableConfig?: boolean;
   needs?: ServiceNeeds;
+  /** Node flags the service runs with (V8 heap sizes), sealed along with the rest. */
+  nodeFlags?: string[];
 }
 
 export type Profile =
@@ -73,6 +75,8 @@ export interface LaunchArgs {
   sealed: boolean;
   /** A V8 startup snapshot to start from (kvm images). */
   snapshotBlob?: string;
+  /** The service's own node flags (ServiceDescriptor.nodeFlags); a bundle that seals itself adds them itself. */
+  nodeFlags?: string[];
   /** This machine's addresses, what 'self' means (platform/facts.ts); none: its interfaces'. */
   addresses?: string[];
 }
@@ -82,7 +86,7 @@ const hostPort = (a: ListenAddress) => `${a.host.includes(':') ? `[${a.host}]` :
 /** Node's argv for a service (without the node binary itself). */
 export function launchArgs(l: LaunchArgs): string[] {
   return [
-    ...(l.sealed ? sealFlags({ entry: l.bundle, configRoot: l.configRoot, dataDir: l.dataDir, writableConfig: l.writableConfig }) : []),
+    ...(l.sealed ? sealFlags({ entry: l.bundle, configRoot: l.configRoot, dataDir: l.dataDir, writableConfig: l.writableConfig, ...(l.nodeFlags ? { nodeFlags: l.nodeFlags } : {}) }) : []),
     ...(l.snapshotBlob ? ['--snapshot-blob', l.snapshotBlob] : []),
     l.bundle, '--config', l.configRoot, '--data', l.dataDir,
     ...Object.entries(l.listen).flatMap(([name, a]) => ['--listen', `${name}=${hostPort(a)}`]),
@@ -123,6 +127,7 @@ export function planAppliance(descriptors: ServiceDescriptor[], profile: Profile
       bundle, configRoot, dataDir, listen,
       writableConfig: d.writableConfig === true,
       sealed: !local,
+      ...(d.nodeFlags ? { nodeFlags: d.nodeFlags } : {}),
       ...(snapshot ? { snapshotBlob: snapshotPath(d.name) } : {}),
       // Under `kith up` services listen on one address: 'self' means that one.
       ...(local && !isWildcard(profile.host) ? { addresses: [profile.host] } : {}),

@@ -21,6 +21,8 @@ export interface SealPaths {
   writableConfig?: boolean;
   /** Extra read-only paths (e.g. TLS material). */
   readPaths?: string[];
+  /** Extra node flags the service declares (ServiceDefinition.nodeFlags). */
+  nodeFlags?: string[];
 }
 
 /** platform/config/registry.ts REGISTRY_BUNDLE (not imported: this module stays tiny for every bundle). */
@@ -40,6 +42,7 @@ export function sealFlags(p: SealPaths): string[] {
     ...FIXED_FLAGS,
     ...reads.map((r) => `--allow-fs-read=${r}`),
     ...writes.map((w) => `--allow-fs-write=${w}`),
+    ...(p.nodeFlags ?? []),
     // The permission model and frozen intrinsics are flagged experimental: the warning is noise in our logs.
     '--disable-warning=ExperimentalWarning',
   ];

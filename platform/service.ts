@@ -81,6 +81,8 @@ export interface ServiceDefinition<C> {
   config: ConfigSpec<C>;
   /** Only the storage service: it publishes the config working tree other services read. */
   writableConfig?: boolean;
+  /** Extra V8/Node flags for the sealed process, e.g. a smaller young generation (--max-semi-space-size=1). */
+  nodeFlags?: string[];
   /** What the service needs from other services; the supervisor provisions it (platform/links.ts). */
   needs?: ServiceNeeds;
   start(ctx: ServiceContext<C>): Promise<RunningService<C>>;

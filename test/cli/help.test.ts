@@ -25,6 +25,7 @@ const cases: [string, string[]][] = [
   ['pair', ['pair', '--help']],
   ['devices', ['devices', '--help']],
   ['revoke', ['revoke', '--help']],
+  ['mail', ['mail', '--help']],
 ];
 
 describe('--help', () => {

@@ -1,0 +1,164 @@
+/**
+ * The mail service's shell: DKIM keys, the durable queue and its runner, the three SMTP
+ * listeners, the management API, and publishing DNS records through storage. A config
+ * change applies live: limits, aliases, users, route and timing are read on each use;
+ * new selectors get keys and records are published again.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { promises as dnsp } from 'node:dns';
+import { isIP } from 'node:net';
+import * as path from 'node:path';
+import { readServerTls } from '../../platform/pki/server-tls.ts';
+import type { RunningService, ServiceContext } from '../../platform/service.ts';
+import type { MailConfig } from './config.ts';
+import { startControl } from './control.ts';
+import { loadOrCreateKey, type DkimKey } from './dkim.ts';
+import { readOwnerTokenHash, readResolverLink, sha256 } from '../../platform/links.ts';
+import { verifyPassword } from './passwords.ts';
+import { publishRecords } from './publish.ts';
+import { MailQueue } from './queue/queue.ts';
+import { closeIdleSessions, type Route } from './queue/deliver.ts';
+import { Spool } from './queue/spool.ts';
+import { createSmtpListener, type ListenerKind, type SmtpListener } from './smtp.ts';
+import { startSigning } from './dkim.ts';
+
+export async function startMail(ctx: ServiceContext<MailConfig>): Promise<RunningService<MailConfig>> {
+  const { log } = ctx;
+  let keys: DkimKey[] = [];
+  const loadKeys = async (cfg: MailConfig) => {
+    keys = await Promise.all(cfg.settings.dkim.selectors.map((s) => loadOrCreateKey(ctx.dataDir, s.name, s.algorithm)));
+  };
+  await loadKeys(ctx.config());
+
+  const dnsLink = (await readResolverLink(ctx.dataDir)) ?? { host: '127.0.0.1', port: 53 };
+  const resolverAddr = () => {
+    const r = ctx.config().settings.outbound.resolver;
+    return r === 'kith' ? dnsLink : r;
+  };
+  let dnsResolver: dnsp.Resolver | undefined;
+  let dnsResolverFor = '';
+  const resolver = () => {
+    const a = resolverAddr();
+    const key = `${a.host}:${a.port}`;
+    if (!dnsResolver || key !== dnsResolverFor) {
+      dnsResolver = new dnsp.Resolver({ timeout: 3000, tries: 2 });
+      dnsResolver.setServers([isIP(a.host) === 6 ? `[${a.host}]:${a.port}` : key]);
+      dnsResolverFor = key;
+    }
+    return dnsResolver;
+  };
+
+  // The owner's token (random, 192 bits) is checked against the hash the supervisor
+  // provisioned (links/owner.json); a digest compare suits a token that is not a human's password.
+  const checkOwner = async (token: string) => {
+    const h = await readOwnerTokenHash(ctx.dataDir);
+    return h !== undefined && timingSafeEqual(Buffer.from(sha256(token), 'hex'), Buffer.from(h, 'hex'));
+  };
+  const checkPassword = async (user: string, password: string) => {
+    const u = ctx.config().settings.users[user];
+    if (!u || password.length === 0 || password.length > 1024) return false;
+    for (const h of u.passwords) if (await verifyPassword(password, h)) return true;
+    return u.ownerToken ? checkOwner(password) : false;
+  };
+
+  const route = (): Route => {
+    const o = ctx.config().settings.outbound;
+    return {
+      ...(o.smarthost ? { smarthost: o.smarthost } : {}),
+      tls: o.tls,
+      verifyCertificates: o.verifyCertificates,
+      resolver: resolverAddr(),
+      mxPort: o.mxPort,
+      helo: ctx.config().settings.hostname,
+    };
+  };
+
+  const spool = new Spool(path.join(ctx.dataDir, 'queue'));
+  const queue = new MailQueue({
+    spool,
+    log,
+    metrics: ctx.metrics,
+    now: ctx.now,
+    timing: () => ctx.config().settings.queue,
+    route,
+    reportingMta: () => ctx.config().settings.hostname,
+    signDsn: async (text, mta) => {
+      const domain = Object.keys(ctx.config().settings.domains).find((d) => mta === d || mta.endsWith(`.${d}`));
+      if (!domain) return '';
+      const s = startSigning(keys, domain);
+      s.write(text);
+      s.end();
+      return s.done;
+    },
+  });
+  await queue.start();
+
+  const tls = await readServerTls(ctx.dataDir);
+  if (!tls) log.warn('no TLS material in the data folder (tls/): STARTTLS is off, so submission cannot authenticate and port 465 is closed');
+
+  const listeners: SmtpListener[] = [];
+  const endpoints: Record<string, string> = {};
+  const kinds: [string, ListenerKind, string][] = [['smtp', 'mx', 'smtp'], ['submission', 'submission', 'smtp'], ['submissions', 'submissions', 'smtps']];
+  for (const [name, kind, scheme] of kinds) {
+    const at = ctx.listen[name];
+    if (!at) continue;
+    if (kind === 'submissions' && !tls) continue;
+    const l = createSmtpListener(kind, {
+      config: ctx.config,
+      spool,
+      queue,
+      tls,
+      keys: () => keys,
+      checkPassword,
+      resolver: (n, t) => resolver().resolve(n, t),
+      log,
+      metrics: ctx.metrics,
+      now: ctx.now,
+    });
+    const port = await l.listen(at.host, at.port);
+    listeners.push(l);
+    endpoints[name] = `${scheme}://${at.host.includes(':') ? `[${at.host}]` : at.host}:${port}`;
+  }
+  const control = ctx.listen.control ? await startControl({ host: ctx.listen.control.host, port: ctx.listen.control.port, queue, checkOwner, log }) : undefined;
+  if (control) endpoints.control = control.url;
+
+  // Records: published now and after each config change; storage may still be starting,
+  // so a failure is retried with back-off (a newer attempt replaces a waiting one).
+  let publishTimer: NodeJS.Timeout | undefined;
+  let published = 'never';
+  const publish = (attempt = 0) => {
+    clearTimeout(publishTimer);
+    publishTimer = setTimeout(() => {
+      void publishRecords({ dataDir: ctx.dataDir, configRoot: ctx.configRoot, config: ctx.config(), keys, log }).then((r) => {
+        published = `ok ${new Date(ctx.now()).toISOString()} (${r.committed.length} committed, ${r.unchanged.length} unchanged)`;
+      }, (err: Error) => {
+        published = `failed: ${err.message}`;
+        const delay = Math.min(60_000, 500 * 2 ** attempt);
+        if (attempt < 3) log.info('publishing mail records: retrying', { error: err.message, inMs: delay });
+        else log.warn('publishing mail records failed; retrying', { error: err.message, inMs: delay });
+        publish(attempt + 1);
+      });
+    }, attempt === 0 ? 200 : Math.min(60_000, 500 * 2 ** (attempt - 1)));
+    publishTimer.unref();
+  };
+  publish();
+
+  return {
+    endpoints,
+    applyConfig: async (next) => {
+      await loadKeys(next);
+      // The runner swaps the config after this returns; limits read it then.
+      setImmediate(() => {
+        for (const l of listeners) l.applyLimits();
+        publish();
+      });
+    },
+    health: () => ({ ok: true, detail: `queue ${queue.size}; records ${published}` }),
+    stop: async () => {
+      clearTimeout(publishTimer);
+      queue.stop();
+      closeIdleSessions();
+      await Promise.all([...listeners.map((l) => l.close()), control?.close()]);
+    },
+  };
+}
