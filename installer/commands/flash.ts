@@ -11,6 +11,7 @@ import cliProgress from 'cli-progress';
 import { readAt } from '../../platform/boot/blockdev.ts';
 import { assessTarget, checkImage, flashImage, targetFacts, type FlashProgress } from '../../platform/rpi/flash.ts';
 import { repoRoot } from '../paths.ts';
+import { pairingCodeLines, SEED_HELP, SEED_OPTIONS, seedFromOptions, wantsSeed, writeSeed } from '../owner-seed.ts';
 
 const HELP = `Usage: kith flash [--image FILE] TARGET [options]
 
@@ -27,6 +28,7 @@ On first boot the card's data partition grows to fill it.
   --json              print one JSON object with what was written
   -h, --help          this help
 
+${SEED_HELP}
 Exit codes: 0 written (and verified), 1 writing or verifying failed, 64 usage error,
 65 the image or the target was refused.
 `;
@@ -42,6 +44,7 @@ export async function run(argv: string[]): Promise<number> {
       'no-verify': { type: 'boolean' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
+      ...SEED_OPTIONS,
     },
   });
   if (values.help) {
@@ -50,6 +53,12 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (positionals.length !== 1) {
     process.stderr.write(`kith flash: give one TARGET (a card such as /dev/sdb, or a file)\n\n${HELP}`);
+    return 64;
+  }
+  // The owner's seed: checked before anything is written.
+  const seed = wantsSeed(values) ? seedFromOptions(values) : undefined;
+  if (seed && !seed.ok) {
+    for (const e of seed.errors) process.stderr.write(`kith flash: ${e}\n`);
     return 64;
   }
   const target = path.resolve(positionals[0]!);
@@ -95,12 +104,15 @@ export async function run(argv: string[]): Promise<number> {
   try {
     const r = flashImage(image, target, { verify: !values['no-verify'], onProgress: progress.update });
     progress.stop();
+    // The owner's seed goes into the boot partition once the image is written and verified.
+    if (seed?.ok) writeSeed(target, seed.seed);
     const mbps = (ms: number) => (ms > 0 ? `${((bytes / 1e6) / (ms / 1000)).toFixed(1)} MB/s` : '');
     if (values.json) {
-      process.stdout.write(JSON.stringify({ image, target, bytes: r.bytes, sha256: r.sha256, verified: r.verified, writeMs: Math.round(r.writeMs), verifyMs: Math.round(r.verifyMs) }) + '\n');
+      process.stdout.write(JSON.stringify({ image, target, bytes: r.bytes, sha256: r.sha256, verified: r.verified, writeMs: Math.round(r.writeMs), verifyMs: Math.round(r.verifyMs), ...(seed?.ok ? { seeded: true, pairingCode: seed.seed.pairingSecret } : {}) }) + '\n');
     } else {
       process.stdout.write(`wrote ${(r.bytes / 1e6).toFixed(0)} MB in ${(r.writeMs / 1000).toFixed(1)} s (${mbps(r.writeMs)})${r.verified ? `, verified in ${(r.verifyMs / 1000).toFixed(1)} s` : ', not verified (--no-verify)'}\nsha256 ${r.sha256}\n`);
       if (facts.kind === 'disk') process.stdout.write(`${target} is ready: put the card in the Pi and power it on.\n`);
+      if (seed?.ok) process.stdout.write(`owner seed written to the boot partition (${['hostname', 'domain', 'timezone', 'ownerKey'].filter((k) => seed.seed[k as 'hostname'] !== undefined).join(', ') || 'pairing secret only'})\n` + pairingCodeLines(seed.seed, seed.generated));
     }
     return 0;
   } catch (err) {

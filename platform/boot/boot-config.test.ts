@@ -47,6 +47,11 @@ describe('boot config', () => {
       if (!bad.ok) expect(bad.issues.join('; ')).toMatch(/^clock/);
     }
   });
+  it('reads where the owner seed may be', () => {
+    const p = parseBootConfig(JSON.stringify({ ...minimal, ownerSeed: { device: 'LABEL=KITHBOOT' } }));
+    expect(p.ok && p.value.ownerSeed).toEqual({ device: 'LABEL=KITHBOOT' });
+    for (const ownerSeed of [{}, { device: 'sda1' }, { device: 'LABEL=MUCH-TOO-LONG-LABEL' }, 'x']) expect(parseBootConfig(JSON.stringify({ ...minimal, ownerSeed })).ok).toBe(false);
+  });
   it('reads a multi-service appliance config', () => {
     const svc = (name: string, extra = {}) => ({ name, command: '/bin/node', args: [`/kith/${name}.mjs`], dataDir: `/data/${name}`, ...extra });
     const p = parseBootConfig(JSON.stringify({

@@ -57,6 +57,11 @@ export interface BootConfig {
    * can be. The time is saved on the data partition whatever this says.
    */
   clock?: { servers: string[]; pool?: string; notBefore?: number };
+  /**
+   * The FAT boot partition that may hold the owner's seed (kith-seed.yaml), as LABEL=NAME or
+   * a /dev path: read and applied at first boot, then removed (first-boot.ts).
+   */
+  ownerSeed?: { device: string };
 }
 
 export type Parsed = { ok: true; value: BootConfig } | { ok: false, issues: string[] };
@@ -185,6 +190,13 @@ export function parseBootConfig(text: string): Parsed {
     else clock = { servers: servers as string[], ...(c.pool !== undefined ? { pool: c.pool as string } : {}), ...(c.notBefore !== undefined ? { notBefore: c.notBefore as number } : {}) };
   }
 
+  let ownerSeed: BootConfig['ownerSeed'];
+  if (raw.ownerSeed !== undefined) {
+    const d = isObj(raw.ownerSeed) ? raw.ownerSeed.device : undefined;
+    if (!isStr(d) || !(d.startsWith('/dev/') || /^LABEL=[A-Za-z0-9_.-]{1,11}$/.test(d))) issues.push('ownerSeed.device: a /dev path or LABEL=name (a FAT label, at most 11 characters)');
+    else ownerSeed = { device: d };
+  }
+
   const r = isObj(raw.restart) ? raw.restart : {};
   const restart = { initialMs: r.initialMs ?? 500, maxMs: r.maxMs ?? 30_000, fatalAfter: r.fatalAfter ?? 0 };
   if (![restart.initialMs, restart.maxMs, restart.fatalAfter].every((x) => typeof x === 'number' && x >= 0)) issues.push('restart: non-negative numbers');
@@ -197,7 +209,7 @@ export function parseBootConfig(text: string): Parsed {
     ok: true,
     value: {
       hostname: hostname as string, modules: modules as string[], network, data, service, restart: restart as BootConfig['restart'], onFatal: onFatal as BootConfig['onFatal'],
-      ...(services ? { services } : {}), ...(seed ? { seed } : {}), ...(links ? { links } : {}), ...(debug ? { debug } : {}), ...(clock ? { clock } : {}),
+      ...(services ? { services } : {}), ...(seed ? { seed } : {}), ...(links ? { links } : {}), ...(debug ? { debug } : {}), ...(clock ? { clock } : {}), ...(ownerSeed ? { ownerSeed } : {}),
     },
   };
 }

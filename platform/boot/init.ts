@@ -6,7 +6,8 @@
  * Sequence: mount /proc /sys /dev /tmp → read /kith/boot.json → hostname → kernel modules
  * (in the order the builder resolved) → network → data disk (mounted `dirsync`) → clock
  * restored from the data partition, SNTP started (timekeeper.ts) → seed the
- * default config tree → provision links → start every service, each its own sealed process
+ * default config tree → the owner's seed at first boot (first-boot.ts) → provision links →
+ * start every service, each its own sealed process
  * under platform/supervisor.ts, restarting one that dies with back-off without touching the
  * others. Children's log lines go to the console. PID 1 must never exit (the kernel
  * panics), so every failure is caught; a failure that stops boot ends in reboot(2) or
@@ -18,6 +19,7 @@ import * as libc from './libc.ts';
 import { bootServices, parseBootConfig, type BootConfig, type BootService } from './boot-config.ts';
 import { bringUpNetwork, type NetInfo } from './net.ts';
 import { restoreClock, Timekeeper } from './timekeeper.ts';
+import { ownerSeedAtBoot } from './first-boot-io.ts';
 import { CLOCK_STATE_FILE } from '../clock-state.ts';
 import { findByLabel } from './blockdev.ts';
 import { growFilesystem, growPartition } from './grow.ts';
@@ -236,6 +238,9 @@ async function boot(): Promise<void> {
       log('config seeding failed', { error: (err as Error).message });
     }
   }
+  // The owner's seed at first boot (first-boot.ts): host name, config for storage, secret kept.
+  const owner = ownerSeedAtBoot(cfg, services, log)?.adopted?.seed;
+  if (owner?.timezone) for (const s of services) s.env = { TZ: owner.timezone, ...s.env };
   if (cfg.links) {
     // PID 1 is the trust root: it alone sees every data folder. Fresh tokens each boot.
     const r = await provisionLinks(services, cfg.links);

@@ -75,8 +75,9 @@ export function umount(target: string, flags = 0): number {
   return check(libc().libc.umount2(cstr(target), flags));
 }
 
-/** mount(2) flag: read-only. */
+/** mount(2) flags: read-only; writes synchronous. */
 export const MS_RDONLY = 1n;
+export const MS_SYNCHRONOUS = 16n;
 
 export const CLOCK_REALTIME = 0;
 

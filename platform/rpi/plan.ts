@@ -118,6 +118,7 @@ export function rpiBootConfig(i: RpiPlanInputs): Omit<BootConfig, 'modules'> {
     restart: { initialMs: 500, maxMs: 30_000, fatalAfter: 0 },
     onFatal: 'reboot',
     clock: i.clock ?? { servers: [], pool: DEFAULT_NTP_POOL },
+    ownerSeed: { device: `LABEL=${BOOT_LABEL}` },
     ...(i.debugPort ? { debug: { port: i.debugPort } } : {}),
   };
 }

@@ -20,6 +20,7 @@ import { CONFIG_BRANCH, CONFIG_REPO, ensureConfigRepo, publishHead, refusalMessa
 import { readStorageClients } from '../../platform/links.ts';
 import { configValidator } from './config/validator.ts';
 import { seedNewServices } from './config/seed-defaults.ts';
+import { applyFirstBoot } from './config/first-boot.ts';
 import { readServerTls } from '../../platform/pki/server-tls.ts';
 import type { StorageConfig } from './config/schema.ts';
 
@@ -60,6 +61,8 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
     await seedDefaults();
     await publishHead(configGitdir, ctx.configRoot);
   }
+  // The owner's seed, left by PID 1 at first boot: one commit authored "first boot".
+  if ((await applyFirstBoot({ gitdir: configGitdir, dataDir: ctx.dataDir, validate, log, now: ctx.now })).state === 'committed') await publishHead(configGitdir, ctx.configRoot);
   if (boot.reset.length > 0) log.warn('config working tree differed from config.git; reset to its head', { files: boot.reset });
 
   const pushes = metrics.counter('kith_storage_pushes_total', 'Pushes by repository and result.');
