@@ -28,8 +28,9 @@ export function readClockState(file = CLOCK_STATE_FILE): ClockState {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
-  } catch {
-    return { synchronised: true, source: 'host' };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { synchronised: true, source: 'host' };
+    return { synchronised: false, source: 'clock', lastError: `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` };
   }
   try {
     const v = JSON.parse(text) as Partial<ClockState>;

@@ -19,7 +19,7 @@ import { startHealthServer, type HealthServer } from './health.ts';
 import { createLogger, type Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { ensureSealed } from './seal.ts';
-import { CLOCK_STATE_FILE, readClockState } from './clock-state.ts';
+import { readClockState } from './clock-state.ts';
 import { machineFacts, watchFacts } from './facts.ts';
 import type { ListenAddress, RunningService, ServiceContext, ServiceDefinition } from './service.ts';
 
@@ -235,7 +235,7 @@ export async function runServiceMain<C>(def: ServiceDefinition<C>, entryUrl: str
     process.exit(78);
   }
   await fsp.mkdir(args.dataDir, { recursive: true });
-  ensureSealed({ entry: fileURLToPath(entryUrl), configRoot: args.configRoot, dataDir: args.dataDir, writableConfig: def.writableConfig, readPaths: [CLOCK_STATE_FILE] });
+  ensureSealed({ entry: fileURLToPath(entryUrl), configRoot: args.configRoot, dataDir: args.dataDir, writableConfig: def.writableConfig });
 
   process.on('uncaughtException', (err) => {
     // A bug, not bad input (protocol edges turn that into protocol errors): log it and let

@@ -179,6 +179,8 @@ function startClock(cfg: BootConfig, net: NetInfo): Timekeeper {
     ...io, ...(savedFile ? { savedFile } : {}), ...(notBefore ? { notBefore } : {}), stateFile: CLOCK_STATE_FILE,
     dhcpServers: () => net.ntp, servers: cfg.clock?.servers ?? [], ...(cfg.clock?.pool ? { pool: cfg.clock.pool } : {}), resolvers: () => net.dns,
   }, boot);
+  // Saved at once as well: the next boot starts from no earlier than this one did.
+  keeper.save('boot');
   if (cfg.network.mode !== 'none') keeper.start();
   return keeper;
 }

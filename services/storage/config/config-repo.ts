@@ -62,7 +62,9 @@ async function writeTreeOf(gitdir: string, files: Map<string, string>): Promise<
  * repository always wins over stray hand edits. Returns the head commit.
  */
 export async function ensureConfigRepo(gitdir: string, workTree: string): Promise<{ head: string; created: boolean; reset: string[] }> {
-  const exists = fs.existsSync(path.join(gitdir, 'HEAD'));
+  // Created means main resolves: a first start cut off after `git init` (HEAD there, no
+  // main yet) is created again, not taken for a repository.
+  const exists = fs.existsSync(path.join(gitdir, 'HEAD')) && (await git.resolveRef({ fs, gitdir, ref: CONFIG_BRANCH }).then(() => true, () => false));
   if (!exists) {
     await fsp.mkdir(gitdir, { recursive: true });
     await git.init({ fs: durableGitFs, gitdir, bare: true, defaultBranch: 'main' });

@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { specRegistry } from '../../../platform/config/registry.ts';
 import { treeValidator } from '../../../platform/config/validate-tree.ts';
 import { createLogger } from '../../../platform/log.ts';
@@ -19,8 +19,12 @@ hosts:
 `;
 const git = (gitdir: string, ...args: string[]) => execFileSync('git', ['--git-dir', gitdir, ...args], { encoding: 'utf8' }).trim();
 
+const made: string[] = [];
+afterAll(() => { for (const d of made) rmSync(d, { recursive: true, force: true }); });
+
 async function setup() {
-  const base = mkdtempSync(path.join(tmpdir(), 'kith-firstboot-'));
+  const base = mkdtempSync(path.join(tmpdir(), 'kith-storage-firstboot-'));
+  made.push(base);
   const work = path.join(base, 'config');
   const data = path.join(base, 'data');
   const gitdir = path.join(base, 'config.git');
