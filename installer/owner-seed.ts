@@ -94,9 +94,17 @@ export function seedFromOptions(v: SeedValues, read: (file: string) => string = 
       else if (!errors.length) errors.push(`${field}: ${issue.message}`);
     }
   }
+  const tool = seedWriterMissing();
+  if (tool) errors.push(tool);
   if (errors.length > 0 || !checked.success) return { ok: false, errors };
   const generated = checked.data.pairingSecret === undefined;
   return { ok: true, seed: { ...checked.data, pairingSecret: checked.data.pairingSecret ?? generatePairingSecret() }, generated };
+}
+
+/** Why the seed could not be written on this computer (mtools missing), checked before a card is touched. */
+export function seedWriterMissing(): string | undefined {
+  const r = spawnSync('mcopy', ['-V'], { stdio: 'ignore' });
+  return r.error ? 'writing the owner seed needs mtools (mcopy): apt install mtools, brew install mtools, …' : undefined;
 }
 
 /** Byte offset of the FAT boot partition (the first MBR entry, type 0x0b/0x0c/0x0e) of an image or card. */

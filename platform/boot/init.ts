@@ -4,10 +4,10 @@
  * command line.
  *
  * Sequence: mount /proc /sys /dev /tmp → read /kith/boot.json → hostname → kernel modules
- * (in the order the builder resolved) → network → data disk (mounted `dirsync`) → clock
- * restored from the data partition, SNTP started (timekeeper.ts) → seed the
- * default config tree → the owner's seed at first boot (first-boot.ts) → provision links →
- * start every service, each its own sealed process
+ * (in the order the builder resolved) → data disk (mounted `dirsync`) → clock restored from
+ * the data partition (timekeeper.ts) → seed the default config tree → the owner's seed at
+ * first boot (first-boot.ts: host name, config for storage) → network (DHCP with that host
+ * name) → SNTP → provision links → start every service, each its own sealed process
  * under platform/supervisor.ts, restarting one that dies with back-off without touching the
  * others. Children's log lines go to the console. PID 1 must never exit (the kernel
  * panics), so every failure is caught; a failure that stops boot ends in reboot(2) or
@@ -169,7 +169,7 @@ function debugServer(port: number, sup: Supervisor, names: string[]): void {
   server.listen(port, '0.0.0.0', () => log('debug server listening (test image)', { port }));
 }
 
-/** The clock before any service starts: restored from the data partition, then kept by SNTP. */
+/** The clock before any service starts: restored from the data partition; SNTP starts once the network is up. */
 function startClock(cfg: BootConfig, net: NetInfo): Timekeeper {
   const io = { now: Date.now, setClock: libc.setClock, log };
   const savedFile = cfg.data ? `${cfg.data.mountpoint}/kith/clock.json` : undefined;
@@ -181,7 +181,6 @@ function startClock(cfg: BootConfig, net: NetInfo): Timekeeper {
   }, boot);
   // Saved at once as well: the next boot starts from no earlier than this one did.
   keeper.save('boot');
-  if (cfg.network.mode !== 'none') keeper.start();
   return keeper;
 }
 
@@ -213,12 +212,6 @@ async function boot(): Promise<void> {
   if (herr !== 0) log('sethostname failed', { error: libc.strerror(herr) });
   loadModules(cfg.modules);
   const net: NetInfo = { dns: [], ntp: [] };
-  try {
-    await bringUpNetwork(cfg.network, cfg.hostname, log, net);
-  } catch (err) {
-    // The service can still be useful on what came up (and its logs reach the console).
-    log('network setup failed', { error: (err as Error).message });
-  }
   if (cfg.data) {
     try {
       await mountData(cfg.data);
@@ -243,6 +236,14 @@ async function boot(): Promise<void> {
   // The owner's seed at first boot (first-boot.ts): host name, config for storage, secret kept.
   const owner = ownerSeedAtBoot(cfg, services, log)?.adopted?.seed;
   if (owner?.timezone) for (const s of services) s.env = { TZ: owner.timezone, ...s.env };
+  // The network after the data partition: DHCP then names the host as the owner seeded it.
+  try {
+    await bringUpNetwork(cfg.network, owner?.hostname ?? cfg.hostname, log, net);
+  } catch (err) {
+    // The service can still be useful on what came up (and its logs reach the console).
+    log('network setup failed', { error: (err as Error).message });
+  }
+  if (cfg.network.mode !== 'none') clock.start();
   if (cfg.links) {
     // PID 1 is the trust root: it alone sees every data folder. Fresh tokens each boot.
     const r = await provisionLinks(services, cfg.links);
