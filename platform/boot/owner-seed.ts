@@ -86,7 +86,7 @@ export function sha256(text: string | Buffer): string {
   return createHash('sha256').update(text).digest('hex');
 }
 
-/** One edit storage makes in config.git: set these YAML paths (dotted; a key with a dot is one path element in `path`). */
+/** One edit storage makes in config.git: in YAML file `file`, set each key path (a list of keys, outermost first) to `value`. */
 export interface ConfigEdit {
   file: string;
   set: { path: string[]; value: unknown }[];
