@@ -23,6 +23,7 @@ import { readOwnerTokenHash } from './links.ts';
 import { createPendingWrites, isDiskFault } from './pending-writes.ts';
 import { makePrivateDir } from './private-dir.ts';
 import { ensureSealed } from './seal.ts';
+import { readClockState } from './clock-state.ts';
 import { machineFacts, watchFacts } from './facts.ts';
 import type { ListenAddress, RunningService, ServiceContext, ServiceDefinition } from './service.ts';
 
@@ -139,7 +140,7 @@ export async function startService<C>(def: ServiceDefinition<C>, opts: StartOpti
       const h = running.health?.() ?? { ok: true };
       const disk = writes.problem();
       const merged = disk ? { ...h, ok: false, detail: [h.detail, disk.detail].filter(Boolean).join('; '), pendingWrites: disk.pending } : h;
-      return { ...merged, service: def.name, configGeneration: gen, ...(lastError ? { lastConfigError: lastError } : {}) };
+      return { ...merged, service: def.name, configGeneration: gen, clock: readClockState(), ...(lastError ? { lastConfigError: lastError } : {}) };
     },
     metrics,
     () => rss.set(process.memoryUsage().rss),

@@ -4,13 +4,14 @@
  * - no code generation from strings (eval, new Function): --disallow-code-generation-from-strings
  * - frozen intrinsics (no prototype tampering): --frozen-intrinsics
  * - the permission model (https://nodejs.org/api/permissions.html): the file system limited
- *   to the service's bundle, its config (read) and its data folder (write); no child
+ *   to the service's bundle, its config (read), the clock state (read) and its data folder (write); no child
  *   processes, workers, addons, FFI, WASI or inspector; network allowed (it is a server).
  *
  * These are process flags, so a bundle started as `node dist/x.mjs ...` re-executes itself
  * with them through process.execve: the same PID, replaced in place, so no child process.
  */
 import * as path from 'node:path';
+import { CLOCK_STATE_FILE } from './clock-state.ts';
 
 export interface SealPaths {
   /** The bundle (or entry script) being run. */
@@ -36,7 +37,8 @@ export function sealFlags(p: SealPaths): string[] {
   // The service that owns config (storage) validates every service's config with the
   // registry bundle built beside its own (platform/config/registry.ts).
   const registry = p.writableConfig ? [path.join(path.dirname(abs(p.entry)), REGISTRY_BUNDLE)] : [];
-  const reads = [abs(p.entry), abs(p.configRoot), abs(p.dataDir), ...registry, ...(p.readPaths ?? []).map(abs)];
+  // Every service may read whether the clock is synchronised (PID 1 writes it; platform/clock-state.ts).
+  const reads = [abs(p.entry), abs(p.configRoot), abs(p.dataDir), ...registry, CLOCK_STATE_FILE, ...(p.readPaths ?? []).map(abs)];
   const writes = [abs(p.dataDir), ...(p.writableConfig ? [abs(p.configRoot)] : [])];
   return [
     ...FIXED_FLAGS,

@@ -14,6 +14,7 @@ import cliProgress from 'cli-progress';
 import { assessTarget, checkImage, flashImage, imageHead, IncompleteWrite, partitionsEnd, targetFacts, verifyImage, type FlashProgress } from '../../platform/rpi/flash.ts';
 import { openImageStream, parseSha256File, type ImageStream } from '../../platform/rpi/image-stream.ts';
 import { repoRoot } from '../paths.ts';
+import { pairingCodeLines, SEED_HELP, SEED_OPTIONS, seedFromOptions, wantsSeed, writeSeed } from '../owner-seed.ts';
 
 const HELP = `Usage: kith flash [IMAGE] TARGET [options]
        kith flash --verify-only IMAGE TARGET
@@ -40,6 +41,7 @@ from its second MiB on, and its first MiB (the partition table) goes on last, on
 rest is on the card and the image has checked out whole. Interrupted (Ctrl-C) or failed
 before that, the card does not boot, and kith flash says so.
 
+${SEED_HELP}
 Exit codes: 0 written (and verified), 1 writing or verifying failed (or the card differs,
 with --verify-only), 64 usage error, 65 the image or the target was refused, 130
 interrupted.
@@ -58,6 +60,7 @@ export async function run(argv: string[]): Promise<number> {
       'verify-only': { type: 'boolean' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
+      ...SEED_OPTIONS,
     },
   });
   if (values.help) {
@@ -68,6 +71,12 @@ export async function run(argv: string[]): Promise<number> {
   const given = values.image !== undefined ? [values.image, ...positionals] : positionals;
   if (given.length !== 2 && !(given.length === 1 && !verifyOnly)) {
     process.stderr.write(`kith flash: ${verifyOnly ? 'give IMAGE and TARGET' : 'give one TARGET (a card such as /dev/sdb, or a file), after the IMAGE if not the default'}\n\n${HELP}`);
+    return 64;
+  }
+  // The owner's seed: checked before anything is written.
+  const seed = wantsSeed(values) ? seedFromOptions(values) : undefined;
+  if (seed && !seed.ok) {
+    for (const e of seed.errors) process.stderr.write(`kith flash: ${e}\n`);
     return 64;
   }
   const target = path.resolve(given[given.length - 1]!);
@@ -153,14 +162,18 @@ export async function run(argv: string[]): Promise<number> {
   try {
     const r = await flashImage(src, target, { verify: !values['no-verify'], onProgress: progress.update, signal: abort.signal, ...(expectedFileSha256 ? { expectedFileSha256 } : {}) });
     progress.stop();
+    // The owner's seed goes into the boot partition once the image is written and verified.
+    const seeded = seed?.ok && !r.interrupted ? seed : undefined;
+    if (seeded) writeSeed(target, seeded.seed);
     const mbps = (ms: number) => (ms > 0 ? `${((r.bytes / 1e6) / (ms / 1000)).toFixed(1)} MB/s` : '');
     if (values.json) {
-      process.stdout.write(JSON.stringify({ image, format: src.format, target, bytes: r.bytes, sha256: r.sha256, fileSha256: r.fileSha256, checkedAgainstSha256File: expectedFileSha256 !== undefined, verified: r.verified, interrupted: r.interrupted, writeMs: Math.round(r.writeMs), verifyMs: Math.round(r.verifyMs) }) + '\n');
+      process.stdout.write(JSON.stringify({ image, format: src.format, target, bytes: r.bytes, sha256: r.sha256, fileSha256: r.fileSha256, checkedAgainstSha256File: expectedFileSha256 !== undefined, verified: r.verified, interrupted: r.interrupted, writeMs: Math.round(r.writeMs), verifyMs: Math.round(r.verifyMs), ...(seeded ? { seeded: true, pairingCode: seeded.seed.pairingSecret } : {}) }) + '\n');
     } else {
       const how = r.verified ? `, verified in ${(r.verifyMs / 1000).toFixed(1)} s` : r.interrupted ? ', not verified (interrupted after writing)' : ', not verified (--no-verify)';
       process.stdout.write(`wrote ${(r.bytes / 1e6).toFixed(0)} MB in ${(r.writeMs / 1000).toFixed(1)} s (${mbps(r.writeMs)})${how}\nsha256 ${r.sha256}\n`);
       if (r.interrupted) process.stderr.write(`kith flash: interrupted after the card was complete; check it with kith flash --verify-only ${shown} ${target}\n`);
       else if (facts.kind === 'disk') process.stdout.write(`${target} is ready: put the card in the Pi and power it on.\n`);
+      if (seeded) process.stdout.write(`owner seed written to the boot partition (${['hostname', 'domain', 'timezone', 'ownerKey'].filter((k) => seeded.seed[k as 'hostname'] !== undefined).join(', ') || 'pairing secret only'})\n` + pairingCodeLines(seeded.seed, seeded.generated));
     }
     return r.interrupted ? 130 : 0;
   } catch (err) {

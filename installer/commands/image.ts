@@ -14,6 +14,7 @@ import { TARGETS } from '../../platform/image/targets.ts';
 import { defaultConfigFiles, discoverServices, loadDefinitions } from '../../platform/services.ts';
 import { repoRoot } from '../paths.ts';
 import { buildAll } from './build.ts';
+import { pairingCodeLines, SEED_HELP, SEED_OPTIONS, seedFromOptions, wantsSeed, writeSeed } from '../owner-seed.ts';
 
 const HELP = `Usage: kith image build --target kvm --service NAME [options]
        kith image build --target rpi [options]
@@ -39,6 +40,8 @@ Options:
                       every locale and adds about 7 MB to the compressed image
   --dry-run           print the build plan and change nothing
   -h, --help          this help
+
+rpi: ${SEED_HELP.replace(/\n(?=.)/g, '\n  ').replace(/^/, '')}  (written into kith-rpi.img once it is built)
 `;
 
 export async function run(argv: string[]): Promise<number> {
@@ -55,6 +58,7 @@ export async function run(argv: string[]): Promise<number> {
         'data-disk': { type: 'boolean' },
         'dry-run': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
+        ...SEED_OPTIONS,
       },
     });
   const { values, positionals } = parsed;
@@ -84,10 +88,25 @@ export async function run(argv: string[]): Promise<number> {
   }
   const dryRun = values['dry-run'] === true;
   const common = { compression, languages, dryRun, say, ...(values.out ? { out: path.resolve(values.out) } : {}) };
+  // The owner's seed (rpi): checked before anything is built, written into the image after.
+  const seed = wantsSeed(values) ? seedFromOptions(values) : undefined;
+  if (seed && !seed.ok) {
+    for (const e of seed.errors) process.stderr.write(`kith image build: ${e}\n`);
+    return 64;
+  }
+  if (seed && target.perService) {
+    process.stderr.write(`kith image build: --hostname, --domain, --timezone, --owner-key and --seed are for --target rpi\n`);
+    return 64;
+  }
   if (!target.perService) {
     if (!dryRun) await buildAll();
     const built = await target.build(common);
     if (!dryRun) say(`\n${built.summary.join('\n')}`);
+    if (seed?.ok && !dryRun) {
+      writeSeed(path.join(built.dir, 'kith-rpi.img'), seed.seed);
+      say(`owner seed written to ${path.relative(process.cwd(), path.join(built.dir, 'kith-rpi.img'))} (boot partition)`);
+      process.stdout.write(pairingCodeLines(seed.seed, seed.generated));
+    }
     return 0;
   }
   const services = discoverServices(repoRoot).map((s) => s.name);

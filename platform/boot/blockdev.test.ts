@@ -3,7 +3,7 @@ import { mkdtempSync, openSync, readSync, rmSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ext4Label } from './blockdev.ts';
+import { ext4Label, fatLabel } from './blockdev.ts';
 
 function sb(label: Buffer, magic = 0xef53): Buffer {
   const b = Buffer.alloc(2048);
@@ -34,6 +34,29 @@ describe('ext4Label', () => {
       readSync(fd, head, 0, 2048, 0);
       closeSync(fd);
       expect(ext4Label(head)).toBe('kith-data');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('fatLabel', () => {
+  it.skipIf(spawnSync('sh', ['-c', 'command -v mkfs.vfat']).status !== 0)('agrees with mkfs.vfat -n (FAT32 and FAT16), and refuses what is not FAT', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kith-fatlabel-'));
+    try {
+      for (const [bits, size] of [['32', '40000'], ['16', '16384']] as const) {
+        const img = join(dir, `fat${bits}.img`);
+        expect(spawnSync('mkfs.vfat', ['-F', bits, '-n', 'KITHBOOT', '-C', img, size]).status).toBe(0);
+        const fd = openSync(img, 'r');
+        const head = Buffer.alloc(512);
+        readSync(fd, head, 0, 512, 0);
+        closeSync(fd);
+        expect(fatLabel(head)).toBe('KITHBOOT');
+        const bad = Buffer.from(head); bad[511] = 0;
+        expect(fatLabel(bad)).toBeUndefined();
+        expect(fatLabel(head.subarray(0, 511))).toBeUndefined();
+      }
+      expect(fatLabel(Buffer.alloc(512))).toBeUndefined();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

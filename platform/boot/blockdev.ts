@@ -3,7 +3,9 @@
  * mmcblk0p2, or sda2 from USB) and under qemu (vda2), so boot.json names the partition
  * `LABEL=kith-data` instead of a device path. No blkid in the image: the label is read
  * from the superblock (ext4 disk layout: superblock at byte 1024, s_magic 0xEF53 at +0x38,
- * s_volume_name[16] at +0x78).
+ * s_volume_name[16] at +0x78). The boot partition (FAT32, KITHBOOT) is found the same way
+ * from its boot sector (Microsoft FAT spec: BS_VolLab at 0x47 and BS_FilSysType "FAT32"
+ * at 0x52 on FAT32; 0x2B and 0x36 on FAT12/16; 0x55AA at 510).
  */
 import { closeSync, openSync, readdirSync, readSync } from 'node:fs';
 
@@ -17,6 +19,16 @@ export function ext4Label(head: Uint8Array): string | undefined {
   const raw = b.subarray(SB + 0x78, SB + 0x78 + 16);
   const end = raw.indexOf(0);
   return raw.subarray(0, end === -1 ? 16 : end).toString('latin1');
+}
+
+/** The FAT volume label in a device's first sector, or undefined. Pure; never throws. */
+export function fatLabel(head: Uint8Array): string | undefined {
+  if (head.length < 512) return undefined;
+  const b = Buffer.from(head.buffer, head.byteOffset, head.length);
+  if (b[510] !== 0x55 || b[511] !== 0xaa) return undefined;
+  const at = b.toString('latin1', 0x52, 0x5a) === 'FAT32   ' ? 0x47 : /^FAT1[26] {3}$/.test(b.toString('latin1', 0x36, 0x3e)) ? 0x2b : undefined;
+  if (at === undefined) return undefined;
+  return b.toString('latin1', at, at + 11).replace(/ +$/, '');
 }
 
 /** `length` bytes of a device or file from `offset` (fewer at its end). Throws if it cannot be read. */
@@ -39,8 +51,8 @@ function readHead(dev: string): Buffer | undefined {
   }
 }
 
-/** The /dev path of the block device whose ext4 label is `label`, if one is there now. */
-export function findByLabel(label: string, sysBlock = '/sys/class/block', dev = '/dev'): string | undefined {
+/** The /dev path of the block device whose ext4 label (or another, by `labelOf`) is `label`, if one is there now. */
+export function findByLabel(label: string, sysBlock = '/sys/class/block', dev = '/dev', labelOf: (head: Uint8Array) => string | undefined = ext4Label): string | undefined {
   let names: string[] = [];
   try {
     names = readdirSync(sysBlock).sort();
@@ -50,7 +62,7 @@ export function findByLabel(label: string, sysBlock = '/sys/class/block', dev = 
   for (const n of names) {
     if (/^(loop|ram|zram)/.test(n)) continue;
     const head = readHead(`${dev}/${n}`);
-    if (head && ext4Label(head) === label) return `${dev}/${n}`;
+    if (head && labelOf(head) === label) return `${dev}/${n}`;
   }
   return undefined;
 }

@@ -37,6 +37,21 @@ describe('boot config', () => {
     if (!p.ok) expect(p.issues.length).toBeGreaterThanOrEqual(10);
     expect(parseBootConfig(JSON.stringify({ ...minimal, network: { mode: 'dhcp', interface: 'eth0; rm' } })).ok).toBe(false);
   });
+  it('reads the clock block: servers, pool, notBefore; refuses anything else', () => {
+    const p = parseBootConfig(JSON.stringify({ ...minimal, clock: { servers: ['192.168.1.1', 'ntp.example.net'], pool: 'pool.ntp.org', notBefore: 1_780_000_000_000 } }));
+    expect(p.ok && p.value.clock).toEqual({ servers: ['192.168.1.1', 'ntp.example.net'], pool: 'pool.ntp.org', notBefore: 1_780_000_000_000 });
+    expect(parseBootConfig(JSON.stringify({ ...minimal, clock: {} })).ok && true).toBe(true);
+    for (const clock of [[], { servers: 'x' }, { servers: ['a b'] }, { pool: 'bad name!' }, { pool: 5 }, { notBefore: -1 }, { notBefore: 1.5 }]) {
+      const bad = parseBootConfig(JSON.stringify({ ...minimal, clock }));
+      expect(bad.ok, JSON.stringify(clock)).toBe(false);
+      if (!bad.ok) expect(bad.issues.join('; ')).toMatch(/^clock/);
+    }
+  });
+  it('reads where the owner seed may be', () => {
+    const p = parseBootConfig(JSON.stringify({ ...minimal, ownerSeed: { device: 'LABEL=KITHBOOT' } }));
+    expect(p.ok && p.value.ownerSeed).toEqual({ device: 'LABEL=KITHBOOT' });
+    for (const ownerSeed of [{}, { device: 'sda1' }, { device: 'LABEL=MUCH-TOO-LONG-LABEL' }, 'x']) expect(parseBootConfig(JSON.stringify({ ...minimal, ownerSeed })).ok).toBe(false);
+  });
   it('reads a multi-service appliance config', () => {
     const svc = (name: string, extra = {}) => ({ name, command: '/bin/node', args: [`/kith/${name}.mjs`], dataDir: `/data/${name}`, ...extra });
     const p = parseBootConfig(JSON.stringify({

@@ -55,6 +55,17 @@ export interface BootConfig {
   mdns?: { services: { type: string; port: number; instance?: string; txt: Record<string, string> }[] };
   restart: { initialMs: number; maxMs: number; fatalAfter: number };
   onFatal: 'poweroff' | 'reboot';
+  /**
+   * Time keeping (timekeeper.ts): NTP servers to use when DHCP gives none (option 42), and
+   * a pool name to resolve when neither does; notBefore (Unix ms) is the earliest the time
+   * can be. The time is saved on the data partition whatever this says.
+   */
+  clock?: { servers: string[]; pool?: string; notBefore?: number };
+  /**
+   * The FAT boot partition that may hold the owner's seed (kith-seed.yaml), as LABEL=NAME or
+   * a /dev path: read and applied at first boot, then removed (first-boot.ts).
+   */
+  ownerSeed?: { device: string };
 }
 
 export type Parsed = { ok: true; value: BootConfig } | { ok: false, issues: string[] };
@@ -65,6 +76,7 @@ const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 const LABEL = /^LABEL=[A-Za-z0-9_.-]{1,16}$/;
 const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+const DNS_NAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
 export function parseBootConfig(text: string): Parsed {
   let raw: unknown;
@@ -187,6 +199,24 @@ export function parseBootConfig(text: string): Parsed {
     else mdns = { services: list as NonNullable<BootConfig['mdns']>['services'] };
   }
 
+  let clock: BootConfig['clock'];
+  if (raw.clock !== undefined) {
+    const c = raw.clock;
+    const servers = isObj(c) ? c.servers ?? [] : undefined;
+    if (!isObj(c)) issues.push('clock: { servers, pool, notBefore }');
+    else if (!Array.isArray(servers) || !servers.every((x) => isStr(x) && (IPV4.test(x) || DNS_NAME.test(x)))) issues.push('clock.servers: list of IPv4 addresses or host names');
+    else if (c.pool !== undefined && !(isStr(c.pool) && DNS_NAME.test(c.pool))) issues.push('clock.pool: a host name such as pool.ntp.org');
+    else if (c.notBefore !== undefined && !(typeof c.notBefore === 'number' && Number.isSafeInteger(c.notBefore) && c.notBefore > 0)) issues.push('clock.notBefore: Unix milliseconds');
+    else clock = { servers: servers as string[], ...(c.pool !== undefined ? { pool: c.pool as string } : {}), ...(c.notBefore !== undefined ? { notBefore: c.notBefore as number } : {}) };
+  }
+
+  let ownerSeed: BootConfig['ownerSeed'];
+  if (raw.ownerSeed !== undefined) {
+    const d = isObj(raw.ownerSeed) ? raw.ownerSeed.device : undefined;
+    if (!isStr(d) || !(d.startsWith('/dev/') || /^LABEL=[A-Za-z0-9_.-]{1,11}$/.test(d))) issues.push('ownerSeed.device: a /dev path or LABEL=name (a FAT label, at most 11 characters)');
+    else ownerSeed = { device: d };
+  }
+
   const r = isObj(raw.restart) ? raw.restart : {};
   const restart = { initialMs: r.initialMs ?? 500, maxMs: r.maxMs ?? 30_000, fatalAfter: r.fatalAfter ?? 0 };
   if (![restart.initialMs, restart.maxMs, restart.fatalAfter].every((x) => typeof x === 'number' && x >= 0)) issues.push('restart: non-negative numbers');
@@ -200,7 +230,7 @@ export function parseBootConfig(text: string): Parsed {
     value: {
       hostname: hostname as string, modules: modules as string[], network, data, service, restart: restart as BootConfig['restart'], onFatal: onFatal as BootConfig['onFatal'],
       ...(services ? { services } : {}), ...(seed ? { seed } : {}), ...(links ? { links } : {}), ...(resolver ? { resolver } : {}), ...(debug ? { debug } : {}),
-      ...(mdns ? { mdns } : {}),
+      ...(mdns ? { mdns } : {}), ...(clock ? { clock } : {}), ...(ownerSeed ? { ownerSeed } : {}),
     },
   };
 }

@@ -37,7 +37,7 @@ describe('dhcp codec', () => {
   });
 
   it('builds a REQUEST naming the offer', () => {
-    const d = decode(request(mac, xid, { address: '10.0.2.15', prefix: 24, dns: [], server: '10.0.2.2', leaseSeconds: 60 }));
+    const d = decode(request(mac, xid, { address: '10.0.2.15', prefix: 24, dns: [], ntp: [], server: '10.0.2.2', leaseSeconds: 60 }));
     expect(d.ok && [...d.value.options.get(50)!]).toEqual([10, 0, 2, 15]);
     expect(d.ok && [...d.value.options.get(54)!]).toEqual([10, 0, 2, 2]);
     expect(d.ok && [...d.value.options.get(53)!]).toEqual([3]);
@@ -45,9 +45,21 @@ describe('dhcp codec', () => {
 
   it('reads an OFFER and an ACK', () => {
     const o = interpret(reply(DHCPOFFER), xid, mac);
-    expect(o).toEqual({ kind: 'offer', lease: { address: '10.0.2.15', prefix: 24, router: '10.0.2.2', dns: ['10.0.2.3', '1.1.1.1'], server: '10.0.2.2', leaseSeconds: 86400 } });
+    expect(o).toEqual({ kind: 'offer', lease: { address: '10.0.2.15', prefix: 24, router: '10.0.2.2', dns: ['10.0.2.3', '1.1.1.1'], ntp: [], server: '10.0.2.2', leaseSeconds: 86400 } });
     expect(interpret(reply(DHCPACK), xid, mac).kind).toBe('ack');
     expect(interpret(reply(DHCPNAK), xid, mac).kind).toBe('nak');
+  });
+
+  it('reads NTP servers from option 42 (RFC 2132 §8.3) and asks for them', () => {
+    const d = decode(discover(mac, xid));
+    expect(d.ok && [...d.value.options.get(55)!]).toContain(42);
+    const r = interpret(reply(DHCPACK, [[42, [10, 0, 2, 9, 192, 168, 1, 1]]]), xid, mac);
+    expect(r.kind === 'ack' && r.lease.ntp).toEqual(['10.0.2.9', '192.168.1.1']);
+    // a partial address is dropped; unusable ones (0.0.0.0, multicast) are not tried
+    const odd = interpret(reply(DHCPACK, [[42, [10, 0, 2, 9, 0, 0, 0, 0, 224, 0, 1, 1, 10, 1]]]), xid, mac);
+    expect(odd.kind === 'ack' && odd.lease.ntp).toEqual(['10.0.2.9']);
+    const none = interpret(reply(DHCPACK, [[42, []]]), xid, mac);
+    expect(none.kind === 'ack' && none.lease.ntp).toEqual([]);
   });
 
   it('ignores replies for someone else', () => {

@@ -3,7 +3,7 @@
  *
  * RFC 2131 §2 (message format), §3.1 (DISCOVER/OFFER/REQUEST/ACK exchange), §4.1
  * (broadcast flag: we have no address yet, so ask the server to broadcast replies);
- * RFC 2132 §3.3 subnet mask, §3.5 router, §3.8 DNS, §3.14 host name, §9.1 requested
+ * RFC 2132 §3.3 subnet mask, §3.5 router, §3.8 DNS, §3.14 host name, §8.3 NTP servers, §9.1 requested
  * address, §9.2 lease time, §9.6 message type, §9.7 server identifier, §9.8 parameter list.
  * Not supported: option overload (§9.3: sname/file carrying options), relay agents,
  * RFC 3396 long-option concatenation (repeated options: the last one wins).
@@ -23,6 +23,7 @@ const OPT_SUBNET = 1;
 const OPT_ROUTER = 3;
 const OPT_DNS = 6;
 const OPT_HOSTNAME = 12;
+const OPT_NTP = 42;
 const OPT_REQUESTED_IP = 50;
 const OPT_LEASE = 51;
 const OPT_MSGTYPE = 53;
@@ -109,7 +110,7 @@ export function decode(b: Buffer): Decoded {
   };
 }
 
-const PARAMS = Buffer.from([OPT_SUBNET, OPT_ROUTER, OPT_DNS, OPT_LEASE]);
+const PARAMS = Buffer.from([OPT_SUBNET, OPT_ROUTER, OPT_DNS, OPT_NTP, OPT_LEASE]);
 
 function base(mac: Buffer, xid: number, type: number): DhcpMessage {
   const options = new Map<number, Buffer>([[OPT_MSGTYPE, Buffer.from([type])]]);
@@ -138,8 +139,18 @@ export interface Lease {
   prefix: number;
   router?: string;
   dns: string[];
+  /** NTP servers (option 42), in the server's order of preference. */
+  ntp: string[];
   server: string;
   leaseSeconds: number;
+}
+
+/** A list of IPv4 addresses (options 6, 42): whole 4-byte groups; a trailing partial one is dropped. */
+function addresses(opt: Buffer | undefined): string[] {
+  const out: string[] = [];
+  if (!opt) return out;
+  for (let i = 0; i + 4 <= opt.length; i += 4) out.push(ip(opt, i));
+  return out;
 }
 
 function maskToPrefix(mask: Buffer): number | undefined {
@@ -182,15 +193,16 @@ export function interpret(packet: Buffer, xid: number, mac: Buffer): Reply {
   const prefix = maskOpt ? maskToPrefix(maskOpt) : 24;
   if (prefix === undefined) return { kind: 'ignore', why: 'bad subnet mask' };
   const router = m.options.get(OPT_ROUTER);
-  const dnsOpt = m.options.get(OPT_DNS) ?? Buffer.alloc(0);
-  const dns: string[] = [];
-  for (let i = 0; i + 4 <= dnsOpt.length; i += 4) dns.push(ip(dnsOpt, i));
+  const dns = addresses(m.options.get(OPT_DNS));
+  // Unusable NTP addresses (0.0.0.0, broadcast, multicast) are dropped rather than tried.
+  const ntp = addresses(m.options.get(OPT_NTP)).filter((a) => a !== '0.0.0.0' && Number(a.split('.')[0]) < 224);
   const leaseOpt = m.options.get(OPT_LEASE);
   const lease: Lease = {
     address: m.yiaddr,
     prefix,
     router: router && router.length >= 4 ? ip(router, 0) : undefined,
     dns,
+    ntp,
     server: ip(server, 0),
     leaseSeconds: leaseOpt && leaseOpt.length === 4 ? leaseOpt.readUInt32BE(0) : 3600,
   };

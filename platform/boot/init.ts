@@ -4,8 +4,10 @@
  * command line.
  *
  * Sequence: mount /proc /sys /dev /tmp → read /kith/boot.json → hostname → kernel modules
- * (in the order the builder resolved) → network → data disk (mounted `dirsync`) → seed the
- * default config tree → provision links → start every service, each its own sealed process
+ * (in the order the builder resolved) → data disk (mounted `dirsync`) → clock restored from
+ * the data partition (timekeeper.ts) → seed the default config tree → the owner's seed at
+ * first boot (first-boot.ts: host name, config for storage) → network (DHCP with that host
+ * name) → SNTP → provision links → start every service, each its own sealed process
  * under platform/supervisor.ts, restarting one that dies with back-off without touching the
  * others. Children's log lines go to the console. PID 1 must never exit (the kernel
  * panics), so every failure is caught; a failure that stops boot ends in reboot(2) or
@@ -15,7 +17,10 @@ import { existsSync, mkdirSync, readFileSync, writeSync } from 'node:fs';
 import { createServer } from 'node:http';
 import * as libc from './libc.ts';
 import { bootServices, parseBootConfig, type BootConfig, type BootService } from './boot-config.ts';
-import { bringUpNetwork } from './net.ts';
+import { bringUpNetwork, type NetInfo } from './net.ts';
+import { restoreClock, Timekeeper } from './timekeeper.ts';
+import { ownerSeedAtBoot } from './first-boot-io.ts';
+import { CLOCK_STATE_FILE } from '../clock-state.ts';
 import { findByLabel } from './blockdev.ts';
 import { growFilesystem, growPartition } from './grow.ts';
 import { readTree, seedMissingFiles } from '../config/seed-tree.ts';
@@ -165,6 +170,39 @@ function debugServer(port: number, sup: Supervisor, names: string[]): void {
   server.listen(port, '0.0.0.0', () => log('debug server listening (test image)', { port }));
 }
 
+/** The clock before any service starts: restored from the data partition; SNTP starts once the network is up. */
+function startClock(cfg: BootConfig, net: NetInfo): Timekeeper {
+  const io = { now: Date.now, setClock: libc.setClock, log };
+  const savedFile = cfg.data ? `${cfg.data.mountpoint}/kith/clock.json` : undefined;
+  const notBefore = cfg.clock?.notBefore;
+  const boot = restoreClock({ ...io, ...(savedFile ? { savedFile } : {}), ...(notBefore ? { notBefore } : {}) });
+  const keeper = new Timekeeper({
+    ...io, ...(savedFile ? { savedFile } : {}), ...(notBefore ? { notBefore } : {}), stateFile: CLOCK_STATE_FILE,
+    dhcpServers: () => net.ntp, servers: cfg.clock?.servers ?? [], ...(cfg.clock?.pool ? { pool: cfg.clock.pool } : {}), resolvers: () => net.dns,
+  }, boot);
+  // Saved at once as well: the next boot starts from no earlier than this one did.
+  keeper.save('boot');
+  return keeper;
+}
+
+/** Clean stop: SIGTERM powers off, SIGINT (Ctrl-Alt-Del) reboots — services stopped, the time saved, disks synced. */
+function onStopSignals(sup: Supervisor, clock: Timekeeper): void {
+  let stopping = false;
+  const stop = (signal: 'SIGTERM' | 'SIGINT') => {
+    if (stopping) return;
+    stopping = true;
+    log('stopping', { signal });
+    void sup.stopAll(5000).catch(() => {}).finally(() => {
+      clock.stop();
+      libc.sync();
+      const errno = libc.reboot(signal === 'SIGTERM' ? libc.RB_POWER_OFF : libc.RB_AUTOBOOT);
+      log('reboot(2) failed; staying up', { error: libc.strerror(errno) });
+    });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
 async function boot(): Promise<void> {
   log('booting', { node: process.version, arch: process.arch });
   mountAll();
@@ -174,12 +212,7 @@ async function boot(): Promise<void> {
   const herr = libc.sethostname(cfg.hostname);
   if (herr !== 0) log('sethostname failed', { error: libc.strerror(herr) });
   loadModules(cfg.modules);
-  try {
-    await bringUpNetwork(cfg.network, cfg.hostname, log);
-  } catch (err) {
-    // The service can still be useful on what came up (and its logs reach the console).
-    log('network setup failed', { error: (err as Error).message });
-  }
+  const net: NetInfo = { dns: [], ntp: [] };
   if (cfg.data) {
     try {
       await mountData(cfg.data);
@@ -190,6 +223,7 @@ async function boot(): Promise<void> {
   } else {
     mkdirSync('/data', { recursive: true });
   }
+  const clock = startClock(cfg, net);
   const services = bootServices(cfg);
   for (const s of services) if (s.dataDir) mkdirSync(s.dataDir, { recursive: true });
   if (cfg.seed) {
@@ -200,6 +234,17 @@ async function boot(): Promise<void> {
       log('config seeding failed', { error: (err as Error).message });
     }
   }
+  // The owner's seed at first boot (first-boot.ts): host name, config for storage, secret kept.
+  const owner = ownerSeedAtBoot(cfg, services, log)?.adopted?.seed;
+  if (owner?.timezone) for (const s of services) s.env = { TZ: owner.timezone, ...s.env };
+  // The network after the data partition: DHCP then names the host as the owner seeded it.
+  try {
+    await bringUpNetwork(cfg.network, owner?.hostname ?? cfg.hostname, log, net);
+  } catch (err) {
+    // The service can still be useful on what came up (and its logs reach the console).
+    log('network setup failed', { error: (err as Error).message });
+  }
+  if (cfg.network.mode !== 'none') clock.start();
   if (cfg.links || cfg.resolver) {
     // PID 1 is the trust root: it alone sees every data folder. Fresh tokens each boot.
     const r = await provisionLinks(services, { ...(cfg.links ? { links: cfg.links } : {}), ...(cfg.resolver ? { resolver: cfg.resolver } : {}) });
@@ -207,8 +252,9 @@ async function boot(): Promise<void> {
     for (const f of r.failed) log('link provisioning failed', { service: f.service, error: f.error });
   }
   const sup = supervise(cfg, services);
+  onStopSignals(sup, clock);
   // mDNS / DNS-SD in PID 1, beside the services, so it answers while one restarts (platform/mdns).
-  if (cfg.mdns) void advertiseOnBoot(cfg.hostname, cfg.mdns.services, (msg, f) => log(msg, Object.fromEntries(Object.entries(f).filter(([, v]) => v !== undefined).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]))));
+  if (cfg.mdns) void advertiseOnBoot(owner?.hostname ?? cfg.hostname, cfg.mdns.services, (msg, f) => log(msg, Object.fromEntries(Object.entries(f).filter(([, v]) => v !== undefined).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]))));
   if (cfg.debug) debugServer(cfg.debug.port, sup, services.map((s) => s.name));
   log('boot done', { ms: Math.round(performance.now() - t0), services: services.map((s) => s.name).join(','), uptimeS: readFileSync('/proc/uptime', 'utf8').split(' ')[0] });
 }

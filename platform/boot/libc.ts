@@ -1,6 +1,7 @@
 /**
  * libc through node:ffi — the handful of system calls PID 1 needs and Node does not offer:
- * mount(2), init_module(2), ioctl(2) on an AF_INET socket, sethostname(2), reboot(2), sync(2).
+ * mount(2), umount2(2), init_module(2), ioctl(2) on an AF_INET socket, sethostname(2), reboot(2),
+ * sync(2), clock_settime(2).
  *
  * Each wrapper returns an errno value (0 on success) instead of throwing, so the boot
  * sequence decides what a failure means (EEXIST from init_module is fine, EBUSY on a
@@ -12,7 +13,7 @@ import { createRequire } from 'node:module';
 type Fn = (...args: unknown[]) => number | bigint;
 interface Libc {
   mount: Fn; init_module: Fn; socket: Fn; ioctl: Fn; close: Fn; sethostname: Fn;
-  reboot: Fn; sync: Fn; __errno_location: Fn; strerror: Fn;
+  reboot: Fn; sync: Fn; __errno_location: Fn; strerror: Fn; clock_settime: Fn; umount2: Fn;
 }
 
 let bound: { libc: Libc; toBuffer: (p: bigint, n: number) => Buffer; toString: (p: bigint) => string; getRawPointer: (b: Buffer) => bigint } | undefined;
@@ -32,6 +33,8 @@ function libc() {
     sethostname: { arguments: ['pointer', 'u64'], return: 'i32' },
     reboot: { arguments: ['i32'], return: 'i32' },
     sync: { arguments: [], return: 'void' },
+    clock_settime: { arguments: ['i32', 'pointer'], return: 'i32' },
+    umount2: { arguments: ['pointer', 'i32'], return: 'i32' },
     __errno_location: { arguments: [], return: 'pointer' },
     strerror: { arguments: ['i32'], return: 'pointer' },
   });
@@ -66,6 +69,25 @@ export const MS_DIRSYNC = 128n;
 
 export function mount(source: string, target: string, fstype: string, flags = 0n, data = ''): number {
   return check(libc().libc.mount(cstr(source), cstr(target), cstr(fstype), flags, cstr(data)));
+}
+
+export function umount(target: string, flags = 0): number {
+  return check(libc().libc.umount2(cstr(target), flags));
+}
+
+/** mount(2) flags: read-only; writes synchronous. */
+export const MS_RDONLY = 1n;
+export const MS_SYNCHRONOUS = 16n;
+
+export const CLOCK_REALTIME = 0;
+
+/** Set the system clock (clock_settime(2), CLOCK_REALTIME) to Unix milliseconds. */
+export function setClock(unixMs: number): number {
+  const ts = Buffer.alloc(16); // struct timespec on 64-bit Linux: time_t tv_sec, long tv_nsec
+  const sec = Math.floor(unixMs / 1000);
+  ts.writeBigInt64LE(BigInt(sec), 0);
+  ts.writeBigInt64LE(BigInt(Math.floor((unixMs - sec * 1000) * 1e6)), 8);
+  return check(libc().libc.clock_settime(CLOCK_REALTIME, ts));
 }
 
 export function initModule(image: Buffer, params = ''): number {

@@ -147,18 +147,26 @@ export function dhcpLease(ifname: string, mac: Buffer, hostname: string, timeout
   });
 }
 
-function applyLease(ifname: string, lease: dhcp.Lease): void {
+function applyLease(ifname: string, lease: dhcp.Lease, info: NetInfo): void {
   setAddress(ifname, lease.address, lease.prefix);
   if (lease.router) addRoute({ dst: '0.0.0.0', genmask: '0.0.0.0', gateway: lease.router, ifname });
   writeResolvConf(lease.dns);
+  info.dns = lease.dns;
+  info.ntp = lease.ntp;
+}
+
+/** What the network told us: resolvers and NTP servers (DHCP options 6 and 42). A renewal updates it in place. */
+export interface NetInfo {
+  dns: string[];
+  ntp: string[];
 }
 
 /** Bring the network up as configured. Throws with a reason when it cannot. */
-export async function bringUpNetwork(cfg: NetworkConfig, hostname: string, log: Log): Promise<void> {
+export async function bringUpNetwork(cfg: NetworkConfig, hostname: string, log: Log, info: NetInfo = { dns: [], ntp: [] }): Promise<NetInfo> {
   linkUp('lo');
   setAddress('lo', '127.0.0.1', 8);
   log('interface up', { ifname: 'lo', address: '127.0.0.1/8' });
-  if (cfg.mode === 'none') return;
+  if (cfg.mode === 'none') return info;
   const ifname = await waitForInterface(cfg.interface, 10_000);
   if (!ifname) throw new Error(`no network interface${cfg.interface ? ` named ${cfg.interface}` : ''} appeared`);
   linkUp(ifname);
@@ -167,8 +175,9 @@ export async function bringUpNetwork(cfg: NetworkConfig, hostname: string, log: 
     setAddress(ifname, cfg.address, cfg.prefix);
     if (cfg.gateway) addRoute({ dst: '0.0.0.0', genmask: '0.0.0.0', gateway: cfg.gateway, ifname });
     writeResolvConf(cfg.dns);
+    info.dns = cfg.dns;
     log('interface up', { ifname, address: `${cfg.address}/${cfg.prefix}`, gateway: cfg.gateway ?? '-' });
-    return;
+    return info;
   }
   const mac = hwaddr(ifname);
   // With no address yet there is no route for 255.255.255.255: add a host route through
@@ -176,24 +185,25 @@ export async function bringUpNetwork(cfg: NetworkConfig, hostname: string, log: 
   addRoute({ dst: '255.255.255.255', genmask: '255.255.255.255', ifname });
   const started = Date.now();
   const lease = await dhcpLease(ifname, mac, hostname, 20_000, log);
-  applyLease(ifname, lease);
-  log('dhcp lease', { ifname, address: `${lease.address}/${lease.prefix}`, router: lease.router ?? '-', dns: lease.dns.join(',') || '-', lease: lease.leaseSeconds, ms: Date.now() - started });
-  scheduleRenewal(ifname, mac, hostname, lease, log);
+  applyLease(ifname, lease, info);
+  log('dhcp lease', { ifname, address: `${lease.address}/${lease.prefix}`, router: lease.router ?? '-', dns: lease.dns.join(',') || '-', ntp: lease.ntp.join(',') || '-', lease: lease.leaseSeconds, ms: Date.now() - started });
+  scheduleRenewal(ifname, mac, hostname, lease, log, info);
+  return info;
 }
 
 /** Renew at T1 = lease/2 (RFC 2131 §4.4.5), by running the exchange again. */
-function scheduleRenewal(ifname: string, mac: Buffer, hostname: string, lease: dhcp.Lease, log: Log): void {
+function scheduleRenewal(ifname: string, mac: Buffer, hostname: string, lease: dhcp.Lease, log: Log, info: NetInfo): void {
   const ms = Math.min(Math.max(lease.leaseSeconds, 60) * 500, 2 ** 31 - 1);
   setTimeout(() => {
     dhcpLease(ifname, mac, hostname, 30_000, log).then(
       (next) => {
-        applyLease(ifname, next);
+        applyLease(ifname, next, info);
         log('dhcp renewed', { address: next.address, lease: next.leaseSeconds });
-        scheduleRenewal(ifname, mac, hostname, next, log);
+        scheduleRenewal(ifname, mac, hostname, next, log, info);
       },
       (err: Error) => {
         log('dhcp renewal failed; keeping the address and retrying', { error: err.message });
-        scheduleRenewal(ifname, mac, hostname, { ...lease, leaseSeconds: 120 }, log);
+        scheduleRenewal(ifname, mac, hostname, { ...lease, leaseSeconds: 120 }, log, info);
       },
     );
   }, ms).unref();

@@ -4,8 +4,9 @@
  * has published config.git. Existing files are never touched. (The policy that makes new
  * defaults part of config.git is storage's: platform/appliance.ts explains it.)
  */
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { writeFileDurableSync } from '../durable.ts';
 
 /** Every regular file under `dir`, relative path → bytes, sorted. */
 export function readTree(dir: string, rel = ''): Record<string, Buffer> {
@@ -19,14 +20,18 @@ export function readTree(dir: string, rel = ''): Record<string, Buffer> {
   return out;
 }
 
-/** Write each file that is missing under `to`; returns the relative paths written, sorted. */
+/**
+ * Write each file that is missing under `to`; returns the relative paths written, sorted.
+ * Each is written aside, synced and renamed: a power cut while seeding (first boot) leaves
+ * a file whole or absent — absent is seeded next boot; a truncated one never would be.
+ */
 export function seedMissingFiles(to: string, files: Record<string, string | Uint8Array>): string[] {
   const written: string[] = [];
   for (const rel of Object.keys(files).sort()) {
     const full = join(to, rel);
     if (existsSync(full)) continue;
     mkdirSync(dirname(full), { recursive: true });
-    writeFileSync(full, files[rel]!);
+    writeFileDurableSync(full, files[rel]!);
     written.push(rel);
   }
   return written;

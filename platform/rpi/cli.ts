@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { aptOptions, dryRun, run, type Say } from '../image/runner.ts';
 import { DEFAULT_LANGUAGES, type Compression } from '../image/plan.ts';
-import type { NetworkConfig } from '../boot/boot-config.ts';
+import type { BootConfig, NetworkConfig } from '../boot/boot-config.ts';
 import { kernelPackageFromDepends } from '../kvm/qemu.ts';
 import { defaultConfigFiles, loadDefinitions } from '../services.ts';
 import { REGISTRY_BUNDLE } from '../seal.ts';
@@ -35,6 +35,8 @@ export interface BuildRpiImageOptions {
   hostname?: string;
   /** Test images only: PID 1's debug port (list children, kill one). */
   debugPort?: number;
+  /** boot.json's NTP servers and pool (default: pool.ntp.org when DHCP names none); tests give their own or none. */
+  clock?: BootConfig['clock'];
   cache?: string;
   aptRoot?: string;
   kernelPackage?: string;
@@ -95,6 +97,7 @@ export async function buildRpiImage(o: BuildRpiImageOptions = {}): Promise<Built
     languages: o.languages ?? DEFAULT_LANGUAGES,
     hostname: o.hostname ?? 'kith',
     debugPort: o.debugPort,
+    ...(o.clock ? { clock: o.clock } : {}),
   };
   if (!inputs.kernelPackage) {
     if (o.dryRun) inputs.kernelPackage = 'linux-image-VERSION-arm64';

@@ -53,7 +53,12 @@ export interface RpiPlanInputs {
   hostname: string;
   /** Test images only: PID 1's debug port (boot-config.ts `debug`). */
   debugPort?: number;
+  /** NTP servers and pool for boot.json (default: the NTP Pool, when DHCP names no server). */
+  clock?: BootConfig['clock'];
 }
+
+/** Asked when DHCP gives no NTP server (option 42) and none is configured. */
+export const DEFAULT_NTP_POOL = 'pool.ntp.org';
 
 /** Packages from Debian arm64 (bookworm): firmware, kernel, and the libraries Node needs. */
 export const RPI_PACKAGES = ['raspi-firmware', 'libc6', 'libstdc++6', 'libgcc-s1', 'libatomic1'] as const;
@@ -71,6 +76,8 @@ export const DEBIAN_ARM64_SOURCES = [
  */
 export const RPI_DEFAULT_MODULES = [
   'virtio_pci', 'virtio_net', 'virtio_blk', 'ext4',
+  // The boot partition, mounted briefly at first boot to read and remove the owner's seed.
+  'vfat', 'nls_cp437', 'nls_ascii', 'nls_utf8',
   'sdhci_iproc', 'bcm2835', 'genet', 'broadcom', 'dwc2', 'smsc95xx', 'lan78xx', 'xhci_pci', 'reset_raspberrypi',
 ];
 
@@ -114,6 +121,8 @@ export function rpiBootConfig(i: RpiPlanInputs): Omit<BootConfig, 'modules'> {
     ...(plan.resolver ? { resolver: plan.resolver } : {}),
     restart: { initialMs: 500, maxMs: 30_000, fatalAfter: 0 },
     onFatal: 'reboot',
+    clock: i.clock ?? { servers: [], pool: DEFAULT_NTP_POOL },
+    ownerSeed: { device: `LABEL=${BOOT_LABEL}` },
     ...(i.debugPort ? { debug: { port: i.debugPort } } : {}),
     // What PID 1 announces over mDNS (no certificate fingerprints: the CA is made on the device).
     mdns: { services: announcements({ services: plan.services, descriptors: i.services.map((s) => s.descriptor) }) },

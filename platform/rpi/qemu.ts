@@ -18,6 +18,8 @@ export interface VirtOptions {
   memoryMiB?: number;
   cpus?: number;
   append?: string;
+  /** The virtual RTC's start (qemu -rtc base=…), e.g. 2001-01-01: a board whose clock is wrong at power-on, as a Pi's is. */
+  rtcBase?: string;
 }
 
 /** qemu-system-aarch64 argv. Pure. */
@@ -30,6 +32,7 @@ export function virtArgs(o: VirtOptions): string[] {
     '-nic', `user,model=virtio-net-pci${fwd}`,
   ];
   if (o.disk) args.push('-drive', `file=${o.disk},format=raw,if=virtio`);
+  if (o.rtcBase) args.push('-rtc', `base=${o.rtcBase}`);
   return args;
 }
 

@@ -25,6 +25,7 @@ import { CONFIG_BRANCH, CONFIG_REPO, configPreCommit, ensureConfigRepo, publishH
 import { readOwnerTokenHash, readStorageClients } from '../../platform/links.ts';
 import { configValidator } from './config/validator.ts';
 import { seedNewServices } from './config/seed-defaults.ts';
+import { applyFirstBoot } from './config/first-boot.ts';
 import { readServerTls } from '../../platform/pki/server-tls.ts';
 import { RevocationList } from '../../platform/pki/revocation.ts';
 import type { StorageConfig } from './config/schema.ts';
@@ -81,6 +82,9 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
       log.error('could not add the default configuration of new services', { error: err });
     }
   }
+  // The owner's seed, left by PID 1 at first boot: one commit authored "first boot"
+  // (published with the head below).
+  if (validation.specs) await applyFirstBoot({ gitdir: configGitdir, dataDir: ctx.dataDir, validate, log, now: ctx.now });
 
   const pushes = metrics.counter('kith_storage_pushes_total', 'Pushes by repository and result.');
   const requests = metrics.counter('kith_storage_requests_total', 'HTTP requests by kind and status.');

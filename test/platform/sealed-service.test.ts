@@ -70,7 +70,9 @@ describe('a sealed service bundle', () => {
     expect((await getJson(`${api}/write?text=kept`)).ok).toBe(true);
     expect(readFileSync(path.join(data, 'note.txt'), 'utf8')).toBe('kept');
     const health = await getJson(`${svc.ready.health}/healthz`);
-    expect(health).toMatchObject({ status: 'ok', service: 'probe' });
+    // The clock's state as PID 1 publishes it (platform/clock-state.ts); off an appliance, the host's.
+    expect(health).toMatchObject({ status: 'ok', service: 'probe', clock: { synchronised: true, source: 'host' } });
+    expect(readFileSync(`/proc/${svc.child.pid}/cmdline`, 'utf8').split('\0')).toContain('--allow-fs-read=/run/kith/clock.json');
     const metrics = await (await fetch(`${svc.ready.health}/metrics`)).text();
     expect(metrics).toMatch(/# TYPE probe_requests_total counter/);
     expect(metrics).toMatch(/probe_requests_total\{path="\/write"\} 1/);

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -47,5 +47,19 @@ describe('config.git', () => {
     // Publishing the first commit again removes what it does not have.
     expect(await publishCommit(gitdir, first.head, work)).toEqual(['extra/new.txt', 'storage/storage.yaml']);
     expect(existsSync(path.join(work, 'extra'))).toBe(false);
+  });
+
+  it('is created again when a first start was cut off after git init (HEAD there, no main)', async () => {
+    const base = mkdtempSync(path.join(tmpdir(), 'kith-configrepo-'));
+    const work = path.join(base, 'config');
+    const gitdir = path.join(base, 'config.git');
+    mkdirSync(path.join(work, 'storage'), { recursive: true });
+    writeFileSync(path.join(work, 'storage/storage.yaml'), 'createOnPush: false\n');
+    execFileSync('git', ['init', '-q', '--bare', '-b', 'main', gitdir]);
+    const r = await ensureConfigRepo(gitdir, work);
+    expect(r.created).toBe(true);
+    expect(gitc(base, '--git-dir', gitdir, 'log', '--format=%s', 'main')).toBe('Initial configuration');
+    expect((await ensureConfigRepo(gitdir, work)).created).toBe(false);
+    rmSync(base, { recursive: true, force: true });
   });
 });

@@ -61,7 +61,9 @@ export function configPreCommit(validate: TreeValidator): PreCommit {
  * repository always wins over stray hand edits. Returns the head commit.
  */
 export async function ensureConfigRepo(gitdir: string, workTree: string): Promise<{ head: string; created: boolean; reset: string[] }> {
-  const exists = fs.existsSync(path.join(gitdir, 'HEAD'));
+  // Created means main resolves: a first start cut off after `git init` (HEAD there, no
+  // main yet) is created again, not taken for a repository.
+  const exists = fs.existsSync(path.join(gitdir, 'HEAD')) && (await git.resolveRef({ fs, gitdir, ref: CONFIG_BRANCH }).then(() => true, () => false));
   if (!exists) {
     const store = await openStore({ dir: gitdir, create: true, author: KITH });
     const files = [...(await readFolder(workTree))].sort(([a], [b]) => (a < b ? -1 : 1));
