@@ -14,9 +14,9 @@
 import { isIP } from 'node:net';
 import type { ConfigIssue } from '../../platform/config/spec.ts';
 import type { DnsView } from '../../platform/config/views.ts';
-import type { MailConfig } from './config.ts';
+import type { MailConfig } from './schema.ts';
 
-const MAIL_YAML = 'mail/mail.yaml';
+import { MAIL_YAML } from './schema.ts';
 const strip = (s: string) => s.toLowerCase().replace(/\.$/, '');
 const isLoopback = (a: string) => a === '::1' || a.startsWith('127.');
 /** '"v=DKIM1; k=ed25519; " "p=..."' → the TXT text joined. */

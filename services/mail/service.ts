@@ -141,7 +141,25 @@ export async function startMail(ctx: ServiceContext<MailConfig>): Promise<Runnin
     }, attempt === 0 ? 200 : Math.min(60_000, 500 * 2 ** (attempt - 1)));
     publishTimer.unref();
   };
-  publish();
+  // The first publish is awaited (storage starts beside us, so tried for up to 15 s): once
+  // mail says ready, its records are in config.git and served, and a clone made then is
+  // current. Without storage (a mail-only image) it goes on in the background.
+  const firstTry = Date.now();
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const r = await publishRecords({ dataDir: ctx.dataDir, configRoot: ctx.configRoot, config: ctx.config(), keys, log });
+      published = `ok ${new Date(ctx.now()).toISOString()} (${r.committed.length} committed, ${r.unchanged.length} unchanged)`;
+      break;
+    } catch (err) {
+      published = `failed: ${(err as Error).message}`;
+      if (Date.now() - firstTry > 15_000) {
+        log.warn('publishing mail records failed; retrying in the background', { error: (err as Error).message });
+        publish(1);
+        break;
+      }
+      await new Promise((r) => setTimeout(r, Math.min(2000, 200 * 2 ** attempt)));
+    }
+  }
 
   return {
     endpoints,
