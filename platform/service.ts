@@ -71,6 +71,14 @@ export interface ServiceDefinition<C> {
 export interface ServiceNeeds {
   /** Config paths (prefixes, e.g. 'dns/zones/') this service may change through the storage service. */
   configWrite?: string[];
+  /** Repositories of storage's versioned store this service reads and writes (storage creates them). */
+  store?: string[];
+  /**
+   * Put a scrypt hash of the owner's access token in the service's data folder
+   * (`links/owner.json`), so a service with users of its own (the calendar) can let the
+   * owner in with the token `kith up` prints, without reading storage's folder.
+   */
+  ownerPassword?: boolean;
 }
 
 /** Identity helper that keeps the declaration's types. */

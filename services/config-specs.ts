@@ -6,10 +6,12 @@
 import type { ConfigIssue, ConfigSource, ConfigSpec } from '../platform/config/spec.ts';
 import { dnsConfig } from './dns/config.ts';
 import { storageConfig } from './storage/config/schema.ts';
+import calendarConfig from './calendar/config.ts';
 
 export const configSpecs: Record<string, ConfigSpec<unknown>> = {
   storage: storageConfig as ConfigSpec<unknown>,
   dns: dnsConfig as ConfigSpec<unknown>,
+  calendar: calendarConfig as ConfigSpec<unknown>,
 };
 
 /**

@@ -7,7 +7,7 @@ import { createWriteStream, existsSync, promises as fsp, type WriteStream } from
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Supervisor } from '../../platform/supervisor.ts';
-import { provisionStorageLink } from '../../platform/links.ts';
+import { provisionOwnerPassword, provisionStorageLink } from '../../platform/links.ts';
 import { CONFIG_BRANCH, writeConfigFiles } from '../../services/storage/config/config-repo.ts';
 import { listTreeFiles } from '../../services/storage/config/git-tree-source.ts';
 import git from 'isomorphic-git';
@@ -17,7 +17,7 @@ import { loadOrCreateCa, provisionServerTls } from '../../platform/pki/provision
 import { discoverServices } from '../../platform/services.ts';
 import { buildAll } from './build.ts';
 import { pidAlive, readRunFile, RUN_FILE, writeRunFile, type RunService } from '../run-file.ts';
-import { TOKEN_FILE } from '../../services/storage/auth.ts';
+import { loadOrCreateToken, TOKEN_FILE } from '../../services/storage/auth.ts';
 import { repoRoot } from '../paths.ts';
 import { defaultConfigFiles, loadDefinitions, localDefaults, seedConfigTree } from '../seed.ts';
 
@@ -165,6 +165,13 @@ export async function run(argv: string[]): Promise<number> {
       storageDataDir: path.join(dataRoot, 'data', 'storage'),
       storageUrl: `http://${host.includes(':') ? `[${host}]` : host}:${storagePort}`,
     });
+  }
+
+  // The owner's access token, as a password hash, for services with users of their own.
+  for (const def of defs) {
+    if (!def.needs?.ownerPassword) continue;
+    const ownerToken = await loadOrCreateToken(path.join(dataRoot, 'data', 'storage'));
+    await provisionOwnerPassword({ serviceDataDir: path.join(dataRoot, 'data', def.name), ownerToken });
   }
 
   // TLS: the appliance CA (kept under <data>/pki) issues each https service its certificate.

@@ -37,6 +37,13 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
     const removed = await recoverRepository(path.join(reposRoot, `${repo}.git`));
     if (removed.length > 0) log.warn('recovered after a crash: removed leftovers', { repo, files: removed });
   }
+  // Each store repository a service's link grants exists before the service asks for it.
+  for (const repo of new Set(clients.flatMap((c) => c.store ?? []))) {
+    if (repo !== CONFIG_REPO && !(await repoExists(reposRoot, repo))) {
+      await createRepo(reposRoot, repo);
+      log.info('store repository created for a service', { repo, for: clients.filter((c) => c.store?.includes(repo)).map((c) => c.name) });
+    }
+  }
   const boot = await ensureConfigRepo(configGitdir, ctx.configRoot);
   if (boot.created) log.info('created config.git from the seeded config', { head: boot.head });
   if (boot.reset.length > 0) log.warn('config working tree differed from config.git; reset to its head', { files: boot.reset });
@@ -93,7 +100,13 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
   // changes by validated push, or through configFile below).
   const store = createStoreHttpHandler({
     root: reposRoot,
-    authorize: (req) => isOwner(authenticate(req)),
+    // The owner, and services for the repositories their link grants (needs.store);
+    // a service's writes are authored by it.
+    authorize: (req, access) => {
+      const who = authenticate(req);
+      if (isOwner(who)) return true;
+      return who?.store?.includes(access.repo) ? { author: { name: who.name, email: `${who.name}@kith.local` } } : false;
+    },
     maxBody: ctx.config().maxPushBytes,
     onError: (err, info) => log.error('store request failed', { error: err, ...info }),
   });

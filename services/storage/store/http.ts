@@ -10,6 +10,10 @@
  *   GET /store/<repo>[/<path>]?history[&limit=N]   JSON { entries: [{ commit, message, author, time, changes }] }
  *   PUT /store/<repo>/<path>               body = content → 201 (new file) or 200, JSON { commit, blob, changed }
  *   DELETE /store/<repo>/<path>            → 200 JSON { commit }; 404 when absent
+ *   POST /store/<repo>                     several files as ONE commit (writeMany): JSON
+ *                                          { changes: [{ path, content (base64) | delete: true,
+ *                                          expectedBlob?: oid | null }], message? } → 200
+ *                                          { commit, blobs, changed, created }
  *   GET /store/<repo>?watch[&since=C][&timeout=S]  long-poll: 200 { head, commits, complete } once
  *                                          there is a commit after C (no C: the next one), 204 after
  *                                          the timeout (default 25 s). With `Accept: text/event-stream`:
@@ -30,7 +34,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import * as path from 'node:path';
 import { promises as fsp } from 'node:fs';
 import { StoreError, ConflictError } from './errors.ts';
-import { openStore, type Author, type HistoryEntry, type Store, type StoreOptions, type WriteOptions } from './store.ts';
+import { openStore, type Author, type HistoryEntry, type ManyChange, type Store, type StoreOptions, type WriteOptions } from './store.ts';
 
 export interface StoreAccess {
   repo: string;
@@ -270,6 +274,30 @@ export function createStoreHttpHandler(options: StoreHttpOptions): StoreHttpHand
     }
   }
 
+  /** POST /store/<repo>: several changes as one commit (what a collection delete or a move needs). */
+  async function handleBatch(req: IncomingMessage, res: ServerResponse, store: Store, t: Target, author: Author | undefined) {
+    if (t.path !== '') throw new HttpError(400, 'bad-path', `POST goes to the repository itself: /store/${t.repo}`);
+    const ifMatch = parseEtagHeader(req.headers['if-match'], 'If-Match');
+    if (ifMatch === '*') throw new HttpError(400, 'bad-precondition', 'on POST, If-Match is the head commit, "<40 hex digits>"');
+    const raw = await readBody(req, Math.ceil(((options.maxBody ?? store.limits.maxFileBytes) * 4) / 3) + 65_536);
+    let body: { changes?: unknown; message?: unknown };
+    try {
+      body = JSON.parse(Buffer.from(raw).toString('utf8')) as typeof body;
+    } catch {
+      throw new HttpError(400, 'bad-json', 'the body must be JSON: { changes: [{ path, content (base64) | delete: true, expectedBlob? }], message? }');
+    }
+    if (!Array.isArray(body.changes) || body.changes.length === 0) throw new HttpError(400, 'bad-changes', 'changes must be a non-empty list of { path, content (base64) | delete: true, expectedBlob? }');
+    const changes = body.changes.map((c: unknown, i: number): ManyChange => {
+      const o = (c ?? {}) as { path?: unknown; content?: unknown; delete?: unknown; expectedBlob?: unknown };
+      if (typeof o.path !== 'string') throw new HttpError(400, 'bad-changes', `changes.${i}.path must be a string`);
+      if (o.delete !== true && typeof o.content !== 'string') throw new HttpError(400, 'bad-changes', `changes.${i}: give content (base64) or delete: true`);
+      if (o.expectedBlob !== undefined && o.expectedBlob !== null && !(typeof o.expectedBlob === 'string' && OID_RE.test(o.expectedBlob))) throw new HttpError(400, 'bad-changes', `changes.${i}.expectedBlob must be a blob id or null`);
+      return { path: o.path, content: o.delete === true ? null : new Uint8Array(Buffer.from(o.content as string, 'base64')), ...(o.expectedBlob !== undefined ? { expectedBlob: o.expectedBlob as string | null } : {}) };
+    });
+    const r = await store.writeMany(changes, { message: typeof body.message === 'string' ? body.message : undefined, author, ...(ifMatch ? { expectedHead: ifMatch } : {}) });
+    sendJson(res, 200, { commit: r.commit, blobs: r.blobs, changed: r.changed, created: r.created }, { etag: `"${r.commit}"`, 'x-kith-commit': r.commit });
+  }
+
   async function watch(req: IncomingMessage, res: ServerResponse, store: Store, t: Target, q: URLSearchParams) {
     const sinceRaw = q.get('since') || (req.headers['last-event-id'] as string | undefined) || undefined;
     if (sinceRaw !== undefined && !OID_RE.test(sinceRaw)) throw new HttpError(400, 'bad-since', 'since must be a 40 hex digit commit id (the head you last saw)');
@@ -361,16 +389,17 @@ export function createStoreHttpHandler(options: StoreHttpOptions): StoreHttpHand
     const q = new URLSearchParams(qi === -1 ? '' : url.slice(qi + 1));
     const t = parseTarget(pathname);
     const method = req.method ?? 'GET';
-    const write = method === 'PUT' || method === 'DELETE';
+    const write = method === 'PUT' || method === 'DELETE' || method === 'POST';
     if (!write && method !== 'GET' && method !== 'HEAD') {
-      throw new HttpError(405, 'method-not-allowed', `${method} is not supported: use GET, HEAD, PUT or DELETE`, { allow: 'GET, HEAD, PUT, DELETE' });
+      throw new HttpError(405, 'method-not-allowed', `${method} is not supported: use GET, HEAD, PUT, DELETE or POST`, { allow: 'GET, HEAD, PUT, DELETE, POST' });
     }
     const author = await authorize(req, { repo: t.repo, path: t.path, write });
     if (write && readOnly.has(t.repo)) {
       throw new HttpError(403, 'read-only', `${t.repo} is read-only here: change it with git push, where it is validated`);
     }
     const store = await storeFor(t.repo);
-    if (write) await handleWrite(req, res, store, t, author);
+    if (method === 'POST') await handleBatch(req, res, store, t, author);
+    else if (write) await handleWrite(req, res, store, t, author);
     else await handleGet(req, res, store, t, q);
   }
 
