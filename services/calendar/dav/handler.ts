@@ -327,7 +327,8 @@ export function createDavHandler(deps: HandlerDeps) {
     if (!type) throw new DavError(403, 'only calendars (MKCALENDAR) and address books (extended MKCOL with CARDDAV:addressbook, RFC 5689) can be made here', [DAV, 'valid-resourcetype']);
     return repo.mutate<DavResponse>(() => {
       const t = target(req);
-      if (!t) throw new DavError(409, 'collections are made in your home, /dav/<you>/<name>/');
+      // Another user's home (or one that does not exist): not yours to add to.
+      if (!t) throw new DavError(/^\/dav\/[^/]+\/[^/]+\/?$/.test(req.path) ? 403 : 409, 'collections are made in your home, /dav/<you>/<name>/');
       if (t.kind !== 'collection') throw new DavError(t.kind === 'item' ? 409 : 405, t.kind === 'item' ? 'collections are made in your home, not inside another collection' : 'this resource exists already', undefined, t.kind === 'item' ? {} : { allow: ALLOW_HOME });
       if (t.access !== 'owner' || t.owner !== req.user) throw new DavError(403, 'collections are made in your own home');
       if (collectionOf(t.owner, t.coll)) throw new DavError(405, `${t.coll} exists already`, calendar ? [CALDAV, 'resource-must-be-null'] : undefined, { allow: ALLOW_COLLECTION });
