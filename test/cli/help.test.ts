@@ -22,6 +22,7 @@ const cases: [string, string[]][] = [
   ['vm', ['vm', '--help']],
   ['status', ['status', '--help']],
   ['flash', ['flash', '--help']],
+  ['calendar', ['calendar', '--help']],
 ];
 
 describe('--help', () => {

@@ -5,6 +5,7 @@
  * iCalendar and vCard, oversized bodies (and the limit applied live from config).
  * Every refusal leaves nothing stored and the service answering.
  */
+import { spawnSync } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -179,6 +180,28 @@ describe('calendar WebDAV core and hostile input', () => {
     expect(next).toMatch(/j\.ics<\/D:href><D:status>HTTP\/1.1 404 Not Found/);
     expect(next).toContain('n.ics');
     expect(next.match(/<D:response>/g)?.length).toBe(2);
+  });
+
+  it('kith calendar history and restore: a deleted event comes back, as a new commit the calendar picks up', async () => {
+    await req('PUT', '/dav/kith/cal/keep.ics', { 'content-type': 'text/calendar' }, EVENT('keep'));
+    expect((await req('DELETE', '/dav/kith/cal/keep.ics')).status).toBe(204);
+    const kith = (...args: string[]) => spawnSync(process.execPath, [path.resolve(import.meta.dirname, '../../installer/kith.ts'), 'calendar', ...args, '--store', s.storageUrl, '--token', s.token], { encoding: 'utf8' });
+    const hist = kith('history', '--path', '/dav/kith/cal/keep.ics');
+    expect(hist.status, hist.stderr).toBe(0);
+    expect(hist.stdout).toMatch(/Delete kith\/cal\/keep\.ics[^\n]*by kith\n\s+delete +kith\/cal\/items\/keep\.ics/);
+    expect(hist.stdout).toContain('Add kith/cal/keep.ics');
+    const restore = kith('restore', '/dav/kith/cal/keep.ics');
+    expect(restore.status, restore.stderr).toBe(0);
+    expect(restore.stdout).toMatch(/^restored kith\/cal\/items\/keep\.ics/);
+    let status = 0;
+    for (let i = 0; i < 50 && status !== 200; i++) {
+      status = (await req('GET', '/dav/kith/cal/keep.ics')).status;
+      if (status !== 200) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(status).toBe(200);
+    expect(await (await req('GET', '/dav/kith/cal/keep.ics')).text()).toBe(EVENT('keep'));
+    // The restore was someone else's commit: the next client write still succeeds (the index caught up).
+    expect((await req('PUT', '/dav/kith/cal/after-restore.ics', { 'content-type': 'text/calendar' }, EVENT('after-restore'))).status).toBe(201);
   });
 
   it('refuses hostile XML: entity expansion, deep nesting, huge attributes, not XML — 400 and nothing changed', async () => {

@@ -139,7 +139,15 @@ export class Repository {
         try {
           const r = await this.opts.client.watch(this.head, 25, this.abort.signal);
           if (this.stopped) return;
-          if (r && r.head !== (this.head ?? null)) await this.exclusive(() => this.catchUp());
+          if (r && r.head !== (this.head ?? null)) {
+            await this.exclusive(async () => {
+              // Follow on directly when the commits start at our head (our own writes may
+              // have moved it meanwhile: then ask again from where we are).
+              if (r.complete && r.commits.length > 0 && (r.commits[0]!.parents[0] ?? undefined) === this.head) {
+                for (const c of r.commits) await this.applyCommit(c);
+              } else await this.catchUp();
+            });
+          }
         } catch (err) {
           if (this.stopped) return;
           this.opts.log.warn('store watch failed; retrying in 2 s', { error: String(err) });
@@ -241,7 +249,8 @@ export class Repository {
   /** Apply the commits after our head (or resync everything when they cannot be followed). */
   private async catchUp(): Promise<void> {
     for (let rounds = 0; rounds < 1000; rounds++) {
-      const r = await this.opts.client.watch(this.head, 0);
+      // A long-poll that answers at once when the head is past ours (1 s when it is not).
+      const r = await this.opts.client.watch(this.head, 1);
       if (!r || r.commits.length === 0) return;
       if (!r.complete && this.head !== undefined && r.commits[0]!.parents[0] !== this.head) {
         this.opts.log.warn('store history moved past what the index can follow; rebuilding the index', { head: r.head });
