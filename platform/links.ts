@@ -64,6 +64,21 @@ export async function provisionOwnerPassword(opts: { serviceDataDir: string; own
   await writeFileDurable(path.join(opts.serviceDataDir, OWNER_FILE), JSON.stringify(body) + '\n', { mode: 0o600 });
 }
 
+/**
+ * The owner's access token in storage's data folder (`access-token`, as storage makes it
+ * at its first start), made now if storage has not run yet — for PID 1, which provisions
+ * before anything starts and may not import a service.
+ */
+export async function ensureOwnerToken(storageDataDir: string): Promise<string> {
+  const file = path.join(storageDataDir, 'access-token');
+  const existing = (await fsp.readFile(file, 'utf8').catch(() => '')).trim();
+  if (existing.length >= 32) return existing;
+  const token = randomBytes(24).toString('base64url');
+  await fsp.mkdir(storageDataDir, { recursive: true });
+  await writeFileDurable(file, token + '\n', { mode: 0o600 });
+  return token;
+}
+
 /** The service side: the owner's password hash, or undefined when none was provisioned. */
 export async function readOwnerPassword(dataDir: string): Promise<OwnerPassword | undefined> {
   try {

@@ -22,7 +22,7 @@ export interface BootService {
   /** Its own folder on the data partition (links are provisioned there). */
   dataDir?: string;
   /** What it needs from other services (platform/service.ts ServiceNeeds). */
-  needs?: { configWrite: string[] };
+  needs?: { configWrite: string[]; store?: string[]; ownerPassword?: boolean };
 }
 
 export interface BootConfig {
@@ -133,6 +133,12 @@ export function parseBootConfig(text: string): Parsed {
       const w = isObj(s.needs) ? s.needs.configWrite ?? [] : undefined;
       if (!Array.isArray(w) || !w.every(isStr)) issues.push(`${at}.needs.configWrite: list of strings`);
       else out.needs = { configWrite: w as string[] };
+      const st = isObj(s.needs) ? s.needs.store : undefined;
+      if (st !== undefined && (!Array.isArray(st) || !st.every(isStr))) issues.push(`${at}.needs.store: list of strings`);
+      else if (st !== undefined && out.needs) out.needs.store = st as string[];
+      const op = isObj(s.needs) ? s.needs.ownerPassword : undefined;
+      if (op !== undefined && typeof op !== 'boolean') issues.push(`${at}.needs.ownerPassword: true or false`);
+      else if (op === true && out.needs) out.needs.ownerPassword = true;
     }
     return out;
   };

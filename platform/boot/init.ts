@@ -20,7 +20,7 @@ import { findByLabel } from './blockdev.ts';
 import { growFilesystem, growPartition } from './grow.ts';
 import { seedTree } from './seed.ts';
 import { Supervisor } from '../supervisor.ts';
-import { provisionStorageLink } from '../links.ts';
+import { ensureOwnerToken, provisionOwnerPassword, provisionStorageLink } from '../links.ts';
 
 const BOOT_JSON = '/kith/boot.json';
 const t0 = performance.now();
@@ -207,6 +207,7 @@ async function boot(): Promise<void> {
       try {
         await provisionStorageLink({ service: s.name, needs: s.needs, serviceDataDir: s.dataDir, storageDataDir: storage.dataDir, storageUrl: cfg.links.storageUrl });
         log('link provisioned', { service: s.name, to: storage.name });
+        if (s.needs.ownerPassword) await provisionOwnerPassword({ serviceDataDir: s.dataDir, ownerToken: await ensureOwnerToken(storage.dataDir) });
       } catch (err) {
         log('link provisioning failed', { service: s.name, error: (err as Error).message });
       }

@@ -76,7 +76,7 @@ export async function buildRpiImage(o: BuildRpiImageOptions = {}): Promise<Built
     bundle: join(dist, `${d.name}.mjs`),
     ports: { ...Object.fromEntries(Object.entries(d.listeners).map(([n, l]) => [n, l.port])), ...o.ports?.[d.name] },
     ...(d.writableConfig ? { writableConfig: true } : {}),
-    ...(d.needs ? { needs: { configWrite: d.needs.configWrite ?? [] } } : {}),
+    ...(d.needs ? { needs: { configWrite: d.needs.configWrite ?? [], ...(d.needs.store ? { store: d.needs.store } : {}), ...(d.needs.ownerPassword ? { ownerPassword: true } : {}) } } : {}),
   }));
   if (!o.dryRun) for (const s of services) if (!existsSync(s.bundle)) throw new Error(`no bundle for ${s.name} at ${s.bundle}: build the services first (kith build)`);
   const inputs = {

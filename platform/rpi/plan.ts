@@ -25,7 +25,7 @@ export interface RpiService {
   /** Listener name → port inside the appliance (the service's declared defaults unless overridden). */
   ports: Record<string, number>;
   writableConfig?: boolean;
-  needs?: { configWrite: string[] };
+  needs?: { configWrite: string[]; store?: string[]; ownerPassword?: boolean };
 }
 
 export interface RpiPlanInputs {
