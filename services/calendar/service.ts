@@ -56,9 +56,10 @@ export async function startCalendar(ctx: ServiceContext<CalendarConfig>): Promis
   const repo = client ? new Repository({ client, dataDir: ctx.dataDir, log, summarize: summarize(() => ctx.config().limits.maxInstances) }) : undefined;
   let ready = false;
   let stopped = false;
+  let opened: Promise<void> = Promise.resolve();
   if (repo) {
     // Storage may start after us: keep trying, answering 503 meanwhile.
-    void (async () => {
+    opened = (async () => {
       for (let attempt = 0; !stopped; attempt++) {
         try {
           await repo.open();
@@ -76,6 +77,9 @@ export async function startCalendar(ctx: ServiceContext<CalendarConfig>): Promis
       }
     })();
   }
+  // Ready means usable when storage is there: wait for the index a while (the runner
+  // reports 'ready' when start returns), then serve anyway, unhealthy until it opens.
+  await Promise.race([opened, new Promise((r) => setTimeout(r, 15_000).unref())]);
   const dav = repo ? createDavHandler({ repo, config: ctx.config }) : undefined;
   const authenticate = createAuthenticator({ config: ctx.config, ownerHash: () => owner?.passwordHash, now: ctx.now });
 

@@ -36,7 +36,7 @@ const EXPECTED_INSTANCES = [
 describe('calendar with real clients', () => {
   let stack: CalendarStack;
   beforeAll(async () => {
-    const yaml = `users:\n  kith:\n    password: owner-token\n  alice:\n    passwordHash: "${scryptHash(ALICE_PASSWORD, { N: 1024 })}"\nshares: []\n`;
+    const yaml = `users:\n  kith:\n    password: owner-token\n  alice:\n    passwordHash: "${scryptHash(ALICE_PASSWORD, { N: 1024 })}"\nshares:\n  - { owner: kith, collection: family, with: alice, access: read }\n  - { owner: kith, collection: team, with: alice, access: read-write }\n`;
     stack = await startCalendarStack({ calendarYaml: yaml });
   });
   afterAll(async () => {
@@ -105,6 +105,29 @@ describe('calendar with real clients', () => {
     expect(await home.text()).not.toContain('/dav/kith/');
     const after = await (await fetch(`${stack.dav}kith/work/`, { method: 'PROPFIND', headers: { ...owner, depth: '1' } })).text();
     expect(after).toBe(before);
+  });
+
+  it('sharing: read-only and read-write collections appear in the other user\'s home and allow just that', async () => {
+    const alice = { authorization: `Basic ${Buffer.from(`alice:${ALICE_PASSWORD}`).toString('base64')}` };
+    const owner = { authorization: `Basic ${Buffer.from(`kith:${stack.token}`).toString('base64')}` };
+    const ev = (uid: string) => `BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VEVENT\r\nUID:${uid}\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20260101T100000Z\r\nSUMMARY:${uid}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n`;
+    for (const c of ['family', 'team']) {
+      expect((await fetch(`${stack.dav}kith/${c}/`, { method: 'MKCALENDAR', headers: owner })).status).toBe(201);
+      expect((await fetch(`${stack.dav}kith/${c}/${c}.ics`, { method: 'PUT', headers: { ...owner, 'content-type': 'text/calendar' }, body: ev(c) })).status).toBe(201);
+    }
+    const home = await (await fetch(`${stack.dav}alice/`, { method: 'PROPFIND', headers: { ...alice, depth: '1' } })).text();
+    expect(home).toContain('<D:href>/dav/alice/kith~family/</D:href>');
+    expect(home).toContain('<D:href>/dav/alice/kith~team/</D:href>');
+    expect(home).not.toContain('work');
+    expect(await (await fetch(`${stack.dav}alice/kith~family/family.ics`, { headers: alice })).text()).toBe(ev('family'));
+    expect((await fetch(`${stack.dav}kith/family/family.ics`, { headers: alice })).status).toBe(200);
+    const put = (c: string, who: Record<string, string>) => fetch(`${stack.dav}alice/kith~${c}/by-alice.ics`, { method: 'PUT', headers: { ...who, 'content-type': 'text/calendar' }, body: ev(`alice-${c}`) });
+    expect((await put('family', alice)).status).toBe(403);
+    expect((await fetch(`${stack.dav}alice/kith~family/family.ics`, { method: 'DELETE', headers: alice })).status).toBe(403);
+    expect((await put('team', alice)).status).toBe(201);
+    expect((await fetch(`${stack.dav}kith/team/by-alice.ics`, { headers: owner })).status).toBe(200);
+    expect((await fetch(`${stack.dav}alice/kith~team/`, { method: 'DELETE', headers: alice })).status).toBe(403);
+    expect((await fetch(`${stack.dav}kith/family/by-alice.ics`, { headers: owner })).status).toBe(404);
   });
 
   it('vdirsyncer syncs a calendar and an address book both ways, and again after changes on both sides', async () => {
