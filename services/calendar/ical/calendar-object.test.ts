@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { expandObject, instancesOf, limitRecurrenceSet, parseComponent, validateCalendarObject } from './calendar-object.ts';
+import { eventSpans, expandObject, instancesOf, limitRecurrenceSet, parseComponent, spansOverlap, validateCalendarObject } from './calendar-object.ts';
+import { prng } from '../../../test/support/prng.ts';
 import { vtimezoneFor } from './zones.ts';
 
 const cal = (...comps: string[]) => `BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\n${comps.join('')}END:VCALENDAR\r\n`;
@@ -44,6 +45,27 @@ describe('calendar objects', () => {
     expect(out.match(/DTSTART:\d{8}T\d{6}Z/g)).toEqual(['DTSTART:20260328T090000Z', 'DTSTART:20260329T080000Z', 'DTSTART:20260330T080000Z']);
     expect(out).not.toMatch(/RRULE|VTIMEZONE|TZID/);
     expect(limitRecurrenceSet(root, D('2026-03-28T00:00Z'), D('2026-03-29T00:00Z'))).toContain('RRULE');
+  });
+
+  it('the index spans answer time ranges exactly as the full expansion does', () => {
+    const objects = [
+      cal(ev('DTSTART;TZID=Europe/Berlin:20260302T100000\r\nDTEND;TZID=Europe/Berlin:20260302T103000\r\nRRULE:FREQ=WEEKLY;BYDAY=MO\r\nEXDATE;TZID=Europe/Berlin:20260316T100000\r\n'), ev('RECURRENCE-ID;TZID=Europe/Berlin:20260330T100000\r\nDTSTART;TZID=Europe/Berlin:20260331T150000\r\nDTEND;TZID=Europe/Berlin:20260331T153000\r\n')),
+      cal(ev('DTSTART;VALUE=DATE:20260101\r\nRRULE:FREQ=YEARLY\r\n')),
+      cal(ev('DTSTART:20260101T100000Z\r\nRRULE:FREQ=DAILY;COUNT=400\r\n')),
+      cal(ev('DTSTART:20260101T100000Z\r\n')),
+      cal(ev('DTSTART:20260101T100000Z\r\nDURATION:PT2H\r\nRDATE:20260601T100000Z\r\n')),
+    ];
+    const rand = prng(7);
+    for (const text of objects) {
+      const root = parseComponent(text);
+      const { spans, horizon } = eventSpans(root, 256) as { spans: number[]; horizon?: number };
+      for (let i = 0; i < 300; i++) {
+        const from = D('2025-12-01T00:00Z') + Math.floor(rand() * 700) * 86_400_000 + Math.floor(rand() * 24) * 3_600_000;
+        const to = from + (1 + Math.floor(rand() * 200)) * 3_600_000;
+        if (to > (horizon ?? Infinity)) continue;
+        expect(spansOverlap(spans, from, to), `${iso(from)}..${iso(to)}`).toBe(instancesOf(root, 'VEVENT', from, to, 10_000).length > 0);
+      }
+    }
   });
 
   it('refuses what RFC 4791 §4.1 forbids, with the precondition', () => {

@@ -17,7 +17,17 @@ export interface CalendarSummary {
   /** Conservative bounds (ms) of every instance; maxEnd Infinity for an unbounded RRULE. */
   minStart: number;
   maxEnd: number;
+  /**
+   * VEVENTs: every instance as [start, end, start, end, ...] (overrides applied), so a plain
+   * time-range query is answered without parsing; complete up to `horizon` (ms; absent:
+   * complete), the start of the first instance not listed.
+   */
+  spans?: number[];
+  horizon?: number;
 }
+
+/** Instances kept in the index per event; past them a query parses the object. */
+export const INDEX_SPANS = 256;
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; reason: string; precondition?: string };
 
@@ -71,7 +81,15 @@ export function validateCalendarObject(text: string, maxInstances = 10_000): Par
   }
   if (!Number.isFinite(minStart)) minStart = -Infinity;
   if (maxEnd === -Infinity) maxEnd = Infinity;
-  return { ok: true, value: { uid: [...uids][0]!, comp: kind as ComponentName, minStart: minStart - SLACK, maxEnd: maxEnd + SLACK } };
+  const summary: CalendarSummary = { uid: [...uids][0]!, comp: kind as ComponentName, minStart: minStart - SLACK, maxEnd: maxEnd + SLACK };
+  if (kind === 'VEVENT') {
+    try {
+      Object.assign(summary, eventSpans(root, INDEX_SPANS));
+    } catch (err) {
+      return { ok: false, reason: `bad date or recurrence: ${(err as Error).message}`, precondition: 'valid-calendar-data' };
+    }
+  }
+  return { ok: true, value: summary };
 }
 
 function startOf(c: ICAL.Component): ICAL.Time | undefined {
@@ -191,6 +209,57 @@ export function instancesOf(root: ICAL.Component, kind: string, from: number, to
     }
   }
   return out.sort((a, b) => a.start - b.start);
+}
+
+/**
+ * The first `cap` instances of the VEVENTs of an object, as flat [start, end, ...] in
+ * start order, and the horizon past which the list is not complete. Undefined when an
+ * event has no DTSTART (such objects are always parsed).
+ */
+export function eventSpans(root: ICAL.Component, cap: number): { spans: number[]; horizon?: number } | Record<string, never> {
+  const comps = root.getAllSubcomponents('vevent');
+  if (comps.some((c) => !startOf(c))) return {};
+  const list: Array<[number, number]> = [];
+  let horizon = Infinity;
+  const overrides = new Set<string>();
+  for (const c of comps) {
+    const rid = c.getFirstPropertyValue('recurrence-id');
+    if (rid instanceof ICAL.Time) overrides.add(String(timeMs(rid)));
+  }
+  for (const c of comps) {
+    const dtstart = startOf(c)!;
+    const s0 = timeMs(dtstart);
+    const span = instanceEnd(c, dtstart, dtstart) - s0;
+    const rid = c.getFirstPropertyValue('recurrence-id');
+    if (rid instanceof ICAL.Time || !(c.getFirstProperty('rrule') || c.getFirstProperty('rdate'))) {
+      list.push([s0, s0 + span]);
+      continue;
+    }
+    const it = new ICAL.Event(c).iterator();
+    let n: ICAL.Time | null;
+    let k = 0;
+    while ((n = it.next())) {
+      const s = timeMs(n);
+      if (k++ >= cap) {
+        horizon = Math.min(horizon, s);
+        break;
+      }
+      if (!overrides.has(String(s))) list.push([s, s + span]);
+    }
+  }
+  list.sort((a, b) => a[0] - b[0]);
+  const kept = list.filter(([s]) => s < horizon);
+  return { spans: kept.flat(), ...(horizon !== Infinity ? { horizon } : {}) };
+}
+
+/** Does any [start, end) of `spans` overlap [from, to)? (RFC 4791 §9.9, as instancesOf). */
+export function spansOverlap(spans: readonly number[], from: number, to: number): boolean {
+  for (let i = 0; i < spans.length; i += 2) {
+    const s = spans[i]!;
+    if (s >= to) return false;
+    if (overlaps(s, spans[i + 1]!, from, to)) return true;
+  }
+  return false;
 }
 
 export class TooManyInstances extends Error {

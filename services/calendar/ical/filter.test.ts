@@ -28,6 +28,7 @@ describe('calendar-query filters', () => {
     expect(() => m('<C:comp-filter name="VEVENT"><C:time-range start="20260111T000000Z" end="20260110T120000Z"/></C:comp-filter>')).toThrow(/after start/);
   });
   it('tells the index which component and range to look at', () => {
-    expect(prefilterOf(filter('<C:comp-filter name="VEVENT"><C:time-range start="20260110T000000Z"/></C:comp-filter>'))).toEqual({ comp: 'VEVENT', range: { from: Date.UTC(2026, 0, 10), to: Infinity } });
+    expect(prefilterOf(filter('<C:comp-filter name="VEVENT"><C:time-range start="20260110T000000Z"/></C:comp-filter>'))).toEqual({ comp: 'VEVENT', range: { from: Date.UTC(2026, 0, 10), to: Infinity }, simple: true });
+    expect(prefilterOf(filter('<C:comp-filter name="VEVENT"><C:time-range start="20260110T000000Z"/><C:prop-filter name="SUMMARY"/></C:comp-filter>')).simple).toBe(false);
   });
 });

@@ -131,12 +131,14 @@ export function calendarFilterMatches(root: ICAL.Component, filter: XmlElement, 
  * For the index: the component name and time range a filter asks for at its first level,
  * so only objects whose bounds overlap are parsed.
  */
-export function prefilterOf(filter: XmlElement): { comp?: string; range?: TimeRange } {
+export function prefilterOf(filter: XmlElement): { comp?: string; range?: TimeRange; simple?: boolean } {
   const cal = child(filter, CALDAV, 'comp-filter');
   if (!cal || (cal.attrs.name ?? '').toUpperCase() !== 'VCALENDAR' || child(cal, CALDAV, 'is-not-defined')) return {};
   const subs = children(cal, CALDAV, 'comp-filter');
   if (subs.length !== 1 || child(subs[0], CALDAV, 'is-not-defined')) return {};
   const comp = (subs[0]!.attrs.name ?? '').toUpperCase();
   const tr = child(subs[0], CALDAV, 'time-range');
-  return { comp, ...(tr ? { range: timeRangeOf(tr) } : {}) };
+  // Nothing but the one time-range (what clients ask nearly always): the index can answer.
+  const simple = cal.children.length === 1 && subs[0]!.children.length === (tr ? 1 : 0);
+  return { comp, ...(tr ? { range: timeRangeOf(tr) } : {}), simple };
 }

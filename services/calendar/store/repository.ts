@@ -37,6 +37,9 @@ export interface ItemMeta {
   comp?: string;
   minStart?: number;
   maxEnd?: number;
+  /** VEVENT instances [start, end, ...] complete up to horizon (see CalendarSummary). */
+  spans?: number[];
+  horizon?: number;
 }
 
 export interface Collection {
@@ -80,7 +83,7 @@ export interface Mutation<R> {
 }
 
 interface Persisted {
-  version: 1;
+  version: 2;
   head: string | null;
   collections: Array<{ owner: string; name: string; meta: CollectionMeta; lastCommit: string; items: Array<[string, ItemMeta]> }>;
 }
@@ -124,7 +127,7 @@ export class Repository {
   async open(): Promise<void> {
     await fsp.mkdir(path.join(this.cacheDir, 'blobs'), { recursive: true });
     const cached = await fsp.readFile(path.join(this.cacheDir, 'index.json'), 'utf8').then((t) => JSON.parse(t) as Persisted, () => undefined);
-    if (cached?.version === 1) {
+    if (cached?.version === 2) {
       for (const c of cached.collections) this.collections.set(collectionKey(c.owner, c.name), { owner: c.owner, name: c.name, meta: c.meta, lastCommit: c.lastCommit, items: new Map(c.items) });
       this.head = cached.head ?? undefined;
     }
@@ -465,7 +468,7 @@ export class Repository {
 
   private async persist(): Promise<void> {
     const body: Persisted = {
-      version: 1,
+      version: 2,
       head: this.head ?? null,
       collections: [...this.collections.values()].map((c) => ({ owner: c.owner, name: c.name, meta: c.meta, lastCommit: c.lastCommit, items: [...c.items] })),
     };
