@@ -13,6 +13,7 @@ import { FilterError, calendarFilterMatches, prefilterOf, timeRangeOf } from '..
 import { cardFilterMatches, parseCard, validateCard } from '../vcard/vcard.ts';
 import { StoreHttpError, type BatchChange } from '../store/store-client.ts';
 import { META_FILE, collectionKey, itemPath, metaPath, type Collection, type CollectionMeta, type ItemMeta, type Mutation, type Repository } from '../store/repository.ts';
+import { timeCandidates } from '../store/time-index.ts';
 import { PROTECTED, SETTABLE_KNOWN, inAllprop, liveProps, type PropContext, type Resource } from './props.ts';
 import { COLLECTION_RE, HrefError, ROOT, collectionHref, homeHref, itemHref, pathOfHref, resolve, type Target } from './resources.ts';
 import { APPLE, CALDAV, CARDDAV, CS, DAV, XmlError, child, children, clark, document, el, escapeXml, keyOf, parseXml, serialize, tagOf, type XmlElement } from './xml.ts';
@@ -586,10 +587,20 @@ export function createDavHandler(deps: HandlerDeps) {
     }
   }
 
-  function itemsIn(r: Resource, depth: '0' | '1' | 'infinity'): Array<Extract<Resource, { kind: 'item' }>> {
-    if (r.kind === 'item') return [r];
-    if (r.kind === 'collection' && depth !== '0') return itemResources(r) as Array<Extract<Resource, { kind: 'item' }>>;
-    return [];
+  type ItemResource = Extract<Resource, { kind: 'item' }>;
+  /** The items a query looks at; each Resource (and its href) is made only when asked for. */
+  function* itemsIn(r: Resource, depth: '0' | '1' | 'infinity'): Generator<{ name: string; item: ItemMeta; coll: Collection; resource: () => ItemResource }> {
+    if (r.kind === 'item') yield { name: r.name, item: r.item, coll: r.coll, resource: () => r };
+    else if (r.kind === 'collection' && depth !== '0') {
+      for (const [name, item] of r.coll.items) yield { name, item, coll: r.coll, resource: () => ({ kind: 'item', href: itemHref(r.href, name), user: r.user, coll: r.coll, name, item, access: r.access }) };
+    }
+  }
+
+  function* candidatesIn(r: Extract<Resource, { kind: 'collection' }>, from: number, to: number): Generator<{ name: string; item: ItemMeta; coll: Collection; resource: () => ItemResource }> {
+    for (const name of timeCandidates(r.coll, from, to)) {
+      const item = r.coll.items.get(name);
+      if (item) yield { name, item, coll: r.coll, resource: () => ({ kind: 'item', href: itemHref(r.href, name), user: r.user, coll: r.coll, name, item, access: r.access }) };
+    }
   }
 
   async function calendarQuery(req: DavRequest, root: XmlElement, r: Resource, pr: PropRequest): Promise<DavResponse> {
@@ -600,7 +611,10 @@ export function createDavHandler(deps: HandlerDeps) {
     const parts: string[] = [];
     try {
       const pre = prefilterOf(filter);
-      for (const it of itemsIn(r, depthOf(req.headers, '0'))) {
+      const depth = depthOf(req.headers, '0');
+      // With a time range, only the items the time index names are looked at.
+      const source = pre.range && r.kind === 'collection' && depth !== '0' ? candidatesIn(r, pre.range.from, pre.range.to) : itemsIn(r, depth);
+      for (const it of source) {
         const i = it.item;
         if (pre.comp && i.comp && pre.comp !== i.comp) continue;
         if (pre.range && ((i.maxEnd ?? Infinity) < pre.range.from || (i.minStart ?? -Infinity) >= pre.range.to)) continue;
@@ -611,7 +625,7 @@ export function createDavHandler(deps: HandlerDeps) {
           const text = await textOf(it.coll, it.name, i);
           if (!calendarFilterMatches(parseComponent(text), filter, max)) continue;
         }
-        parts.push(await responseFor(it, pr, dataProp(it.coll, it.name, i)));
+        parts.push(await responseFor(it.resource(), pr, dataProp(it.coll, it.name, i)));
       }
     } catch (err) {
       if (err instanceof FilterError) throw new DavError(err.precondition === 'supported-collation' ? 403 : 400, err.message, [CALDAV, err.precondition]);
@@ -636,7 +650,7 @@ export function createDavHandler(deps: HandlerDeps) {
           truncated = true;
           break;
         }
-        parts.push(await responseFor(it, pr, dataProp(it.coll, it.name, it.item)));
+        parts.push(await responseFor(it.resource(), pr, dataProp(it.coll, it.name, it.item)));
       }
     } catch (err) {
       if (err instanceof FilterError) throw new DavError(err.precondition === 'supported-collation' ? 403 : 400, err.message, [CARDDAV, err.precondition]);

@@ -254,13 +254,30 @@ export function eventSpans(root: ICAL.Component, cap: number): { spans: number[]
 
 /** Does any [start, end) of `spans` overlap [from, to)? (RFC 4791 §9.9, as instancesOf). */
 export function spansOverlap(spans: readonly number[], from: number, to: number): boolean {
-  for (let i = 0; i < spans.length; i += 2) {
-    const s = spans[i]!;
-    if (s >= to) return false;
-    if (overlaps(s, spans[i + 1]!, from, to)) return true;
+  // Binary search for the first instance starting at or after `to`; only instances
+  // before it that end after `from` overlap: walk back while one could (longest span).
+  let longest = longestSpan.get(spans);
+  if (longest === undefined) {
+    longest = 0;
+    for (let i = 0; i < spans.length; i += 2) longest = Math.max(longest, spans[i + 1]! - spans[i]!);
+    longestSpan.set(spans, longest);
+  }
+  let a = 0;
+  let b = spans.length >> 1;
+  while (a < b) {
+    const m = (a + b) >> 1;
+    if (spans[2 * m]! < to) a = m + 1;
+    else b = m;
+  }
+  for (let k = a - 1; k >= 0; k--) {
+    const s = spans[2 * k]!;
+    if (s + longest < from) break;
+    if (overlaps(s, spans[2 * k + 1]!, from, to)) return true;
   }
   return false;
 }
+
+const longestSpan = new WeakMap<readonly number[], number>();
 
 export class TooManyInstances extends Error {
   override name = 'TooManyInstances';
