@@ -221,7 +221,7 @@ export async function runServiceMain<C>(def: ServiceDefinition<C>, entryUrl: str
     process.exit(78);
   }
   await fsp.mkdir(args.dataDir, { recursive: true });
-  ensureSealed({ entry: fileURLToPath(entryUrl), configRoot: args.configRoot, dataDir: args.dataDir, writableConfig: def.writableConfig });
+  ensureSealed({ entry: fileURLToPath(entryUrl), configRoot: args.configRoot, dataDir: args.dataDir, writableConfig: def.writableConfig, nodeFlags: def.nodeFlags });
 
   process.on('uncaughtException', (err) => {
     // A bug, not bad input (protocol edges turn that into protocol errors): log it and let

@@ -21,6 +21,8 @@ export interface SealPaths {
   writableConfig?: boolean;
   /** Extra read-only paths (e.g. TLS material). */
   readPaths?: string[];
+  /** V8 / Node flags the service declares (ServiceDefinition.nodeFlags: heap sizing). */
+  nodeFlags?: string[];
 }
 
 const FIXED_FLAGS = ['--permission', '--allow-net', '--disallow-code-generation-from-strings', '--frozen-intrinsics'];
@@ -36,6 +38,7 @@ export function sealFlags(p: SealPaths): string[] {
     ...writes.map((w) => `--allow-fs-write=${w}`),
     // The permission model and frozen intrinsics are flagged experimental: the warning is noise in our logs.
     '--disable-warning=ExperimentalWarning',
+    ...(p.nodeFlags ?? []),
   ];
 }
 

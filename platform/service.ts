@@ -65,6 +65,12 @@ export interface ServiceDefinition<C> {
   writableConfig?: boolean;
   /** What the service needs from other services; the supervisor provisions it (platform/links.ts). */
   needs?: ServiceNeeds;
+  /**
+   * V8 flags for the sealed process, for services that hold much in memory (e.g.
+   * ['--max-semi-space-size=1', '--max-old-space-size=64'] to keep to the memory budget
+   * on a machine with plenty of RAM, where V8 would otherwise let its heap grow).
+   */
+  nodeFlags?: string[];
   start(ctx: ServiceContext<C>): Promise<RunningService<C>>;
 }
 

@@ -20,6 +20,9 @@ const calendar = defineService<CalendarConfig>({
   // Calendars and contacts live in the store's `calendar` repository; discovery records
   // are committed to the zone files; the owner signs in with the access token.
   needs: { store: ['calendar'], configWrite: ['dns/zones/'], ownerPassword: true },
+  // An index of every event lives in memory: keep V8's heap near what is live (the
+  // memory budget is 64 MB at peak), rather than letting it grow with the host's RAM.
+  nodeFlags: ['--max-semi-space-size=1', '--max-old-space-size=64', '--optimize-for-size'],
   start: startCalendar,
 });
 

@@ -48,6 +48,18 @@ async function readBody(req: http.IncomingMessage, max: number): Promise<string>
 export async function startCalendar(ctx: ServiceContext<CalendarConfig>): Promise<RunningService<CalendarConfig>> {
   const { log, metrics } = ctx;
   const requests = metrics.counter('kith_calendar_requests_total', 'DAV requests by method and status.');
+  const heapUsed = metrics.gauge('kith_calendar_heap_used_bytes', 'V8 heap in use (live objects and garbage not yet collected).');
+  const heapTotal = metrics.gauge('kith_calendar_heap_total_bytes', 'V8 heap committed.');
+  const items = metrics.gauge('kith_calendar_items', 'Calendar objects and vCards in the index.');
+  const memTimer = setInterval(() => {
+    const m = process.memoryUsage();
+    heapUsed.set(m.heapUsed);
+    heapTotal.set(m.heapTotal);
+    let n = 0;
+    for (const c of repo?.collections.values() ?? []) n += c.items.size;
+    items.set(n);
+  }, 5000);
+  memTimer.unref();
   const link = await readStorageLink(ctx.dataDir);
   const owner = await readOwnerPassword(ctx.dataDir);
   if (!owner) log.warn('no owner password was provisioned (links/owner.json): users with password: owner-token cannot sign in');
@@ -83,7 +95,22 @@ export async function startCalendar(ctx: ServiceContext<CalendarConfig>): Promis
   const dav = repo ? createDavHandler({ repo, config: ctx.config }) : undefined;
   const authenticate = createAuthenticator({ config: ctx.config, ownerHash: () => owner?.passwordHash, now: ctx.now });
 
-  const send = (res: http.ServerResponse, r: DavResponse, head = false) => {
+  const send = async (res: http.ServerResponse, r: DavResponse, head = false): Promise<void> => {
+    if (Array.isArray(r.body)) {
+      res.writeHead(r.status, r.headers);
+      if (head) return void res.end();
+      // Piece by piece, waiting when the socket is behind: memory stays at one piece.
+      let batch = '';
+      for (const piece of r.body) {
+        batch += piece;
+        if (batch.length < 65_536) continue;
+        if (!res.write(batch)) await new Promise<void>((resolve) => { res.once('drain', resolve); res.once('close', resolve); });
+        batch = '';
+        if (res.destroyed) return;
+      }
+      res.end(batch);
+      return;
+    }
     const body = r.body === undefined ? undefined : Buffer.from(r.body);
     const headers: Record<string, string> = { ...r.headers };
     if (body && !headers['content-length']) headers['content-length'] = String(body.length);
@@ -123,13 +150,13 @@ export async function startCalendar(ctx: ServiceContext<CalendarConfig>): Promis
     const headers: Record<string, string | undefined> = {};
     for (const [k, v] of Object.entries(req.headers)) headers[k] = Array.isArray(v) ? v.join(', ') : v;
     const r = await dav.handle({ method, path: pathname, headers, body, user });
-    send(res, r, method === 'HEAD');
+    await send(res, r, method === 'HEAD');
   }
 
   const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
     onRequest(req, res).catch((err: unknown) => {
       log.error('request failed', { error: err, method: req.method, url: req.url });
-      if (!res.headersSent) send(res, errorResponse(new DavError(500, 'the calendar failed on this request; it was logged')));
+      if (!res.headersSent) void send(res, errorResponse(new DavError(500, 'the calendar failed on this request; it was logged')));
       else res.destroy();
     });
   };
@@ -158,6 +185,7 @@ export async function startCalendar(ctx: ServiceContext<CalendarConfig>): Promis
     health: () => ({ ok: problem === undefined, ...(problem ? { detail: problem } : {}) }),
     async stop() {
       stopped = true;
+      clearInterval(memTimer);
       await repo?.stop();
       await Promise.all(servers.map(({ server }) => new Promise<void>((resolve) => {
         server.closeAllConnections();

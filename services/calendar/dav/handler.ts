@@ -30,7 +30,8 @@ export interface DavRequest {
 export interface DavResponse {
   status: number;
   headers: Record<string, string>;
-  body?: string;
+  /** A list is written piece by piece (chunked): a large multistatus is never one string. */
+  body?: string | string[];
 }
 
 export class DavError extends Error {
@@ -209,7 +210,10 @@ export function createDavHandler(deps: HandlerDeps) {
     return out + '</D:response>';
   }
 
-  const multistatus = (parts: string[], extra = ''): DavResponse => ({ status: 207, headers: { 'content-type': XML_TYPE }, body: document(DAV, 'multistatus', parts.join('') + extra) });
+  const multistatus = (parts: string[], extra = ''): DavResponse => {
+    const [head, tail] = document(DAV, 'multistatus', '\u0000').split('\u0000') as [string, string];
+    return { status: 207, headers: { 'content-type': XML_TYPE }, body: [head, ...parts, extra + tail] };
+  };
   const notFoundResponse = (href: string) => `<D:response><D:href>${escapeXml(href)}</D:href><D:status>HTTP/1.1 404 Not Found</D:status></D:response>`;
 
   async function propfind(req: DavRequest): Promise<DavResponse> {

@@ -269,6 +269,12 @@ export class Repository {
     const paths: string[] = [];
     const metaChanges = (c.changes ?? []).filter((x) => parseStorePath(x.path)?.kind === 'meta');
     const itemChanges = (c.changes ?? []).filter((x) => parseStorePath(x.path)?.kind === 'item');
+    // Read the new texts a few at a time first (a pushed commit may hold a thousand).
+    const texts = new Map<string, string | undefined>();
+    const wanted = itemChanges.filter((ch) => ch.type !== 'delete' && ch.blob);
+    for (let i = 0; i < wanted.length; i += 8) {
+      await Promise.all(wanted.slice(i, i + 8).map(async (ch) => texts.set(ch.path, await this.textAt(ch.path, ch.blob!, c.commit))));
+    }
     for (const ch of [...metaChanges, ...itemChanges]) {
       const p = parseStorePath(ch.path)!;
       paths.push(ch.path);
@@ -287,7 +293,7 @@ export class Repository {
         if (!coll || p.kind !== 'item') continue;
         if (ch.type === 'delete') coll.items.delete(p.item);
         else if (ch.blob) {
-          const text = await this.textAt(ch.path, ch.blob, c.commit);
+          const text = texts.get(ch.path);
           if (text === undefined) continue;
           const s = this.opts.summarize(coll.meta.type, text);
           coll.items.set(p.item, { ...(s ?? { uid: '' }), blob: ch.blob, size: Buffer.byteLength(text) });
