@@ -34,7 +34,7 @@ async function waitHttp(url: string, headers: Record<string, string>, ok: (statu
   const until = Date.now() + timeoutMs;
   for (;;) {
     try {
-      const r = await fetch(url, { method: 'PROPFIND', headers: { ...headers, depth: '0' } });
+      const r = await fetch(url, { method: 'PROPFIND', headers: { ...headers, depth: '0' }, signal: AbortSignal.timeout(timeoutMs) });
       await r.arrayBuffer();
       if (ok(r.status)) return;
     } catch {
@@ -92,7 +92,8 @@ export async function startRadicale(events: BenchEvent[], progress: (m: string) 
   child.stderr!.on('data', (d) => { stderr += d; });
   const headers = { authorization: basic('bench', 'bench') };
   const collection = `http://127.0.0.1:${port}/bench/cal/`;
-  await waitHttp(collection, headers, (s) => s === 207).catch((err: Error) => { throw new Error(`${err.message}\n${stderr}`); });
+  // Radicale reads and caches every item on the first request (minutes for 10 000 on a busy machine).
+  await waitHttp(collection, headers, (s) => s === 207, 900_000).catch((err: Error) => { throw new Error(`${err.message}\n${stderr}`); });
   // Radicale builds its item cache on first use: warm it, as a server that has run a while has.
   const t0 = Date.now();
   await (await fetch(collection, { method: 'PROPFIND', headers: { ...headers, depth: '1' } })).text();

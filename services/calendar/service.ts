@@ -182,6 +182,12 @@ export async function startCalendar(ctx: ServiceContext<CalendarConfig>): Promis
   for (const { url } of servers) endpoints[url.startsWith('https:') ? 'caldavs' : 'caldav'] = `${url}/dav/`;
   return {
     endpoints,
+    applyConfig(next, previous) {
+      // New discovery settings: publish them (users, shares and limits apply by being read).
+      if (link && ready && JSON.stringify(next.publish) !== JSON.stringify(previous.publish)) {
+        void publishDiscovery({ link, config: next, listen: ctx.listen, log }).catch((err: unknown) => log.warn('discovery records not published', { error: String(err) }));
+      }
+    },
     health: () => ({ ok: problem === undefined, ...(problem ? { detail: problem } : {}) }),
     async stop() {
       stopped = true;
