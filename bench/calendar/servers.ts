@@ -93,7 +93,10 @@ export async function startRadicale(events: BenchEvent[], progress: (m: string) 
   const headers = { authorization: basic('bench', 'bench') };
   const collection = `http://127.0.0.1:${port}/bench/cal/`;
   // Radicale reads and caches every item on the first request (minutes for 10 000 on a busy machine).
-  await waitHttp(collection, headers, (s) => s === 207, 900_000).catch((err: Error) => { throw new Error(`${err.message}\n${stderr}`); });
+  await waitHttp(collection, headers, (s) => s === 207, 900_000).catch(async (err: Error) => {
+    await stopChild(child);
+    throw new Error(`${err.message}\n${stderr}`);
+  });
   // Radicale builds its item cache on first use: warm it, as a server that has run a while has.
   const t0 = Date.now();
   await (await fetch(collection, { method: 'PROPFIND', headers: { ...headers, depth: '1' } })).text();
@@ -121,7 +124,10 @@ export async function startXandikos(events: BenchEvent[], progress: (m: string) 
   child = run();
   let stderr = '';
   child.stderr!.on('data', (d) => { stderr += d; });
-  await waitHttp(collection, {}, (s) => s === 207).catch((err: Error) => { throw new Error(`${err.message}\n${stderr}`); });
+  await waitHttp(collection, {}, (s) => s === 207).catch(async (err: Error) => {
+    await stopChild(child);
+    throw new Error(`${err.message}\n${stderr}`);
+  });
   const t0 = Date.now();
   await (await fetch(collection, { method: 'PROPFIND', headers: { depth: '1' } })).text();
   progress(`xandikos: ${events.length} events, first listing in ${((Date.now() - t0) / 1000).toFixed(1)} s`);

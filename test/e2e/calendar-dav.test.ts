@@ -204,6 +204,20 @@ describe('calendar WebDAV core and hostile input', () => {
     expect((await req('PUT', '/dav/kith/cal/after-restore.ics', { 'content-type': 'text/calendar' }, EVENT('after-restore'))).status).toBe(201);
   });
 
+  it('the store grants the calendar its repository only; batch writes are one commit, conditional on the head', async () => {
+    const link = JSON.parse(await fsp.readFile(path.join(s.dir, 'data', 'calendar', 'links', 'storage.json'), 'utf8')) as { url: string; token: string };
+    const as = (token: string) => ({ authorization: `Bearer ${token}` });
+    expect((await fetch(`${link.url}/store/calendar?list`, { headers: as(link.token) })).status).toBe(200);
+    expect((await fetch(`${link.url}/store/config?list`, { headers: as(link.token) })).status).toBe(401);
+    expect((await fetch(`${link.url}/store/other?list`, { headers: as(link.token) })).status).toBe(401);
+    const post = (body: string, headers: Record<string, string> = {}) => fetch(`${link.url}/store/calendar`, { method: 'POST', headers: { ...as(s.token), 'content-type': 'application/json', ...headers }, body });
+    expect((await post('{not json')).status).toBe(400);
+    expect((await post(JSON.stringify({ changes: [] }))).status).toBe(400);
+    expect((await post(JSON.stringify({ changes: [{ path: 'x/y' }] }))).status).toBe(400);
+    expect((await post(JSON.stringify({ changes: [{ path: 'kith/z/collection.json', delete: true }] }), { 'if-match': `"${'0'.repeat(40)}"` })).status).toBe(412);
+    expect((await fetch(`${link.url}/store/calendar/kith/cal/collection.json`, { method: 'POST', headers: as(s.token), body: '{}' })).status).toBe(405);
+  });
+
   it('refuses hostile XML: entity expansion, deep nesting, huge attributes, not XML — 400 and nothing changed', async () => {
     const before = await commits();
     const bombs = [

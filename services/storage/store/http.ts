@@ -390,6 +390,10 @@ export function createStoreHttpHandler(options: StoreHttpOptions): StoreHttpHand
     const t = parseTarget(pathname);
     const method = req.method ?? 'GET';
     const write = method === 'PUT' || method === 'DELETE' || method === 'POST';
+    // POST is a batch on the repository itself; on a path it is no method of ours.
+    if (method === 'POST' && (t.path !== '' || t.dirForm)) {
+      throw new HttpError(405, 'method-not-allowed', `POST goes to the repository, /store/${t.repo}, with a JSON batch; a file takes GET, HEAD, PUT or DELETE`, { allow: 'GET, HEAD, PUT, DELETE' });
+    }
     if (!write && method !== 'GET' && method !== 'HEAD') {
       throw new HttpError(405, 'method-not-allowed', `${method} is not supported: use GET, HEAD, PUT, DELETE or POST`, { allow: 'GET, HEAD, PUT, DELETE, POST' });
     }
