@@ -455,7 +455,7 @@ export class Repository {
     const p = parseStorePath(prefix + 'items/x');
     const coll = p ? this.collections.get(collectionKey(p.owner, p.coll)) : undefined;
     for (const [item, m] of coll?.items ?? []) now.set(itemPath(p!.owner, p!.coll, item), m.blob);
-    const before = new Map(old.entries.map((e) => [e.path, e.blob]));
+    const before = new Map(old.entries.filter((e) => parseStorePath(e.path)?.kind === 'item').map((e) => [e.path, e.blob]));
     for (const [k, v] of now) if (before.get(k) !== v) out.add(k);
     for (const k of before.keys()) if (!now.has(k)) out.add(k);
     return out;
