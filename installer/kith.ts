@@ -8,6 +8,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
   status: { summary: 'is kith up, and is each service healthy?', load: () => import('./commands/status.ts') },
   build: { summary: 'bundle each service into one sealed-ready file under dist/', load: () => import('./commands/build.ts') },
   config: { summary: 'config.git history: who changed what, and when (kith config log)', load: () => import('./commands/config.ts') },
+  calendar: { summary: 'calendar history, restore of a deleted event, password hashes', load: () => import('./commands/calendar.ts') },
   repo: { summary: 'create, list and delete git repositories served by storage', load: () => import('./commands/repo.ts') },
   image: { summary: 'build a bootable image (kith image build --target kvm --service NAME)', load: () => import('./commands/image.ts') },
   flash: { summary: 'write the Raspberry Pi image to an SD card and verify it (kith flash [IMAGE] /dev/sdX)', load: () => import('./commands/flash.ts') },

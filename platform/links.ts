@@ -5,7 +5,7 @@
  * service's data folder with the storage URL, and its hash and grants to storage's. Pairing
  * will replace tokens with client certificates from the appliance's CA.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, scryptSync } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { writeFileDurable } from './durable.ts';
@@ -22,6 +22,8 @@ export interface StorageClient {
   name: string;
   tokenSha256: string;
   configWrite: string[];
+  /** Store repositories this client may read and write. */
+  store?: string[];
 }
 
 export const LINK_FILE = path.join('links', 'storage.json');
@@ -34,7 +36,7 @@ export async function provisionStorageLink(opts: { service: string; needs: Servi
   const token = randomBytes(24).toString('base64url');
   await makePrivateDir(path.join(opts.serviceDataDir, 'links'));
   await makePrivateDir(path.join(opts.storageDataDir, CLIENTS_DIR));
-  const client: StorageClient = { name: opts.service, tokenSha256: sha256(token), configWrite: opts.needs.configWrite ?? [] };
+  const client: StorageClient = { name: opts.service, tokenSha256: sha256(token), configWrite: opts.needs.configWrite ?? [], store: opts.needs.store ?? [] };
   await writeFileDurable(path.join(opts.storageDataDir, CLIENTS_DIR, `${opts.service}.json`), JSON.stringify(client, null, 1) + '\n', { mode: 0o600 });
   const link: StorageLink = { url: opts.storageUrl, token };
   await writeFileDurable(path.join(opts.serviceDataDir, LINK_FILE), JSON.stringify(link) + '\n', { mode: 0o600 });
@@ -94,7 +96,7 @@ export async function readStorageClients(storageDataDir: string): Promise<Storag
     if (!name.endsWith('.json')) continue;
     try {
       const c = JSON.parse(await fsp.readFile(path.join(dir, name), 'utf8')) as StorageClient;
-      if (typeof c.name === 'string' && /^[0-9a-f]{64}$/.test(c.tokenSha256) && Array.isArray(c.configWrite)) out.push(c);
+      if (typeof c.name === 'string' && /^[0-9a-f]{64}$/.test(c.tokenSha256) && Array.isArray(c.configWrite)) out.push({ ...c, store: Array.isArray(c.store) ? c.store.filter((r) => typeof r === 'string') : [] });
     } catch {
       // A torn or foreign file grants nothing.
     }

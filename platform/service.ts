@@ -81,7 +81,11 @@ export interface ServiceDefinition<C> {
   config: ConfigSpec<C>;
   /** Only the storage service: it publishes the config working tree other services read. */
   writableConfig?: boolean;
-  /** Extra V8/Node flags for the sealed process, e.g. a smaller young generation (--max-semi-space-size=1). */
+  /**
+   * Extra V8/Node flags for the sealed process, for the memory budget: a smaller young
+   * generation (--max-semi-space-size=1), a cap on the old one (--max-old-space-size=64),
+   * where V8 would otherwise let its heap grow on a machine with plenty of RAM.
+   */
   nodeFlags?: string[];
   /** What the service needs from other services; the supervisor provisions it (platform/links.ts). */
   needs?: ServiceNeeds;
@@ -97,6 +101,8 @@ export interface ServiceNeeds {
    * resolves names (mail's MX and SPF lookups) asks, never the host's resolver.
    */
   resolver?: boolean;
+  /** Repositories of storage's versioned store this service reads and writes (storage creates them). */
+  store?: string[];
 }
 
 /** Identity helper that keeps the declaration's types. */

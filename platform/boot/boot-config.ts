@@ -22,7 +22,7 @@ export interface BootService {
   /** Its own folder on the data partition (links are provisioned there). */
   dataDir?: string;
   /** What it needs from other services (platform/service.ts ServiceNeeds). */
-  needs?: { configWrite: string[]; resolver?: boolean };
+  needs?: { configWrite: string[]; resolver?: boolean; store?: string[] };
 }
 
 export interface BootConfig {
@@ -149,6 +149,9 @@ export function parseBootConfig(text: string): Parsed {
       const w = isObj(s.needs) ? s.needs.configWrite ?? [] : undefined;
       if (!Array.isArray(w) || !w.every(isStr)) issues.push(`${at}.needs.configWrite: list of strings`);
       else out.needs = { configWrite: w as string[], ...(isObj(s.needs) && s.needs.resolver === true ? { resolver: true } : {}) };
+      const st = isObj(s.needs) ? s.needs.store : undefined;
+      if (st !== undefined && (!Array.isArray(st) || !st.every(isStr))) issues.push(`${at}.needs.store: list of strings`);
+      else if (st !== undefined && out.needs) out.needs.store = st as string[];
     }
     return out;
   };

@@ -108,7 +108,7 @@ export function rpiBootConfig(i: RpiPlanInputs): Omit<BootConfig, 'modules'> {
   const plan = planAppliance(i.services.map((s) => s.descriptor), { target: 'rpi', listen: { exposeHealth: i.debugPort !== undefined }, ...(i.ports ? { ports: i.ports } : {}) });
   const services: BootService[] = plan.services.map((l) => ({
     name: l.name, command: l.command, args: l.args, env: {}, dataDir: l.dataDir,
-    ...(l.needs ? { needs: { configWrite: l.needs.configWrite, ...(l.needs.resolver ? { resolver: true } : {}) } } : {}),
+    ...(l.needs ? { needs: { configWrite: l.needs.configWrite, ...(l.needs.resolver ? { resolver: true } : {}), ...(l.needs.store ? { store: l.needs.store } : {}) } } : {}),
   }));
   return {
     hostname: i.hostname,

@@ -18,6 +18,8 @@ export interface Principal {
   via: 'token' | 'certificate';
   /** Config path prefixes this principal may change through the store API (services). */
   configWrite?: string[];
+  /** Store repositories this principal may read and write (services: `needs.store`). */
+  store?: string[];
 }
 
 /** Undefined: not authenticated (the caller answers 401). */
@@ -68,7 +70,7 @@ export function clientAuthenticator(clients: StorageClient[]): Authenticator {
     if (presented === undefined) return undefined;
     const d = digest(presented);
     const hit = byHash.find((x) => timingSafeEqual(x.hash, d));
-    return hit ? { name: hit.c.name, via: 'token', configWrite: hit.c.configWrite } : undefined;
+    return hit ? { name: hit.c.name, via: 'token', configWrite: hit.c.configWrite, store: hit.c.store ?? [] } : undefined;
   };
 }
 

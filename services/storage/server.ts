@@ -54,6 +54,13 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
     const removed = await recoverRepository(path.join(reposRoot, `${repo}.git`));
     if (removed.length > 0) log.warn('recovered after a crash: removed leftovers', { repo, files: removed });
   }
+  // Each store repository a service's link grants exists before the service asks for it.
+  for (const repo of new Set(clients.flatMap((c) => c.store ?? []))) {
+    if (repo !== CONFIG_REPO && !(await repoExists(reposRoot, repo))) {
+      await createRepo(reposRoot, repo);
+      log.info('store repository created for a service', { repo, for: clients.filter((c) => c.store?.includes(repo)).map((c) => c.name) });
+    }
+  }
   // Nothing accepted may stop storage from starting: config.git is created here when it
   // does not exist (from the seeded folder), and otherwise its head is published once the
   // listeners are up — in the background, so git is served while a large tree is written.
@@ -130,6 +137,8 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
     if (!p) return false;
     const author = { name: p.name, email: `${p.name}@kith.local` };
     if (isOwner(p)) return { author };
+    // A service reads and writes the store repositories its link grants (needs.store).
+    if (!access.admin && access.repo !== CONFIG_REPO && p.store?.includes(access.repo)) return { author };
     if (access.repo !== CONFIG_REPO || access.admin) return 'forbidden';
     if (!access.write) return { author };
     return (p.configWrite ?? []).some((prefix) => access.path.startsWith(prefix)) ? { author } : 'forbidden';

@@ -26,6 +26,7 @@ const cases: [string, string[]][] = [
   ['devices', ['devices', '--help']],
   ['revoke', ['revoke', '--help']],
   ['mail', ['mail', '--help']],
+  ['calendar', ['calendar', '--help']],
 ];
 
 describe('--help', () => {

@@ -16,10 +16,10 @@ import { ConflictError } from './errors.ts';
 import type { Author, Store, WriteOptions, WriteResult } from './store.ts';
 import type { Target } from './http-target.ts';
 
-const OID_RE = /^[0-9a-f]{40}$/;
+export const OID_RE = /^[0-9a-f]{40}$/;
 
 /** `"<oid>"` → oid, `*` → '*', absent → undefined. Anything else is a 400. */
-function parseEtagHeader(value: string | undefined, name: string): string | undefined {
+export function parseEtagHeader(value: string | undefined, name: string): string | undefined {
   if (value === undefined) return undefined;
   const v = value.trim();
   if (v === '*') return '*';

@@ -8,6 +8,7 @@
  *   GET|HEAD /store/<repo>/<path>          the file (http-read.ts); ?list, ?history
  *   GET /store/<repo>[/<path>]?watch       long-poll or SSE (http-watch.ts)
  *   PUT|DELETE /store/<repo>/<path>        one commit each, with preconditions (http-write.ts)
+ *   POST /store/<repo>?batch               several files as one commit (http-batch.ts)
  *
  * ETag = the branch head commit everywhere; If-Match on a write is compare-and-swap on
  * that commit; X-Kith-Expected-Blob is the per-file swap. A false precondition is 412
@@ -27,6 +28,7 @@ import { openStore, type Author, type Store, type StoreOptions, type WriteResult
 import { PREFIX, parseTarget } from './http-target.ts';
 import { handleRead } from './http-read.ts';
 import { handleWrite } from './http-write.ts';
+import { handleBatch } from './http-batch.ts';
 import { handleWatch } from './http-watch.ts';
 import { createRepo, deleteRepo, listRepos, repoExists } from '../git/repos.ts';
 
@@ -141,14 +143,16 @@ export function createStoreHttpHandler(options: StoreHttpOptions): StoreHttpHand
       return admin(req, res, undefined);
     }
     const t = parseTarget(pathname);
-    if (t.path === '' && !t.dirForm && (method === 'POST' || (method === 'DELETE' && q.has('repository')))) return admin(req, res, t.repo);
-    const write = method === 'PUT' || method === 'DELETE';
+    const batch = method === 'POST' && q.has('batch');
+    if (t.path === '' && !t.dirForm && ((method === 'POST' && !batch) || (method === 'DELETE' && q.has('repository')))) return admin(req, res, t.repo);
+    const write = method === 'PUT' || method === 'DELETE' || batch;
     if (!write && method !== 'GET' && method !== 'HEAD') {
       throw new HttpError(405, 'method-not-allowed', `${method} is not supported: use GET, HEAD, PUT or DELETE`, { allow: 'GET, HEAD, PUT, DELETE' });
     }
     const author = await authorize(req, { repo: t.repo, path: t.path, write });
     if (write && readOnly.has(t.repo)) throw new HttpError(403, 'read-only', `${t.repo} is read-only here: change it with git push, where it is validated`);
     const store = await storeFor(t.repo);
+    if (batch) return handleBatch(req, res, store, t, author, options.maxBody, options.afterWrite && ((r) => options.afterWrite!(t.repo, r)));
     if (write) return handleWrite(req, res, store, t, author, options.maxBody, options.afterWrite && ((r) => options.afterWrite!(t.repo, r)));
     if (q.has('watch')) return handleWatch(req, res, store, t, q, watchOptions);
     return handleRead(req, res, store, t, q);

@@ -1,0 +1,49 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { createLogger } from '../../../platform/log.ts';
+import { memoryStoreClient } from './memory-client.ts';
+import { Repository, itemPath, metaPath } from './repository.ts';
+
+const log = createLogger({ service: 'calendar', level: 'error' });
+const open = async (client: ReturnType<typeof memoryStoreClient>) => {
+  const r = new Repository({ client, dataDir: mkdtempSync(path.join(tmpdir(), 'kith-cal-repo-')), log, summarize: () => ({ uid: 'u' }) });
+  await r.open();
+  return r;
+};
+const isM = (x: unknown): x is { changes: unknown[] } => typeof x === 'object' && x !== null && 'changes' in x;
+
+describe('the calendar index over the store', () => {
+  it('sync tokens from before a restart still give the changes since (log, then listing diff)', async () => {
+    const client = memoryStoreClient();
+    const a = await open(client);
+    const put = (repo: Repository, name: string, content: string | null) => repo.mutate(() => ({ changes: [{ path: itemPath('kith', 'c', name), content }], message: name, result: undefined }), isM as never);
+    await a.mutate(() => ({ changes: [{ path: metaPath('kith', 'c'), content: JSON.stringify({ type: 'calendar', props: {} }) }], message: 'mk', result: undefined }), isM as never);
+    await put(a, 'one.ics', 'x1');
+    const token = a.head!;
+    await put(a, 'two.ics', 'x2');
+    await put(a, 'one.ics', null);
+    expect([...(await a.changedSince(token, 'kith/c/'))!].sort()).toEqual(['kith/c/items/one.ics', 'kith/c/items/two.ics']);
+    await a.stop();
+    // "Restart": a new index over the same store; the token is older than its log.
+    const b = await open(client);
+    expect(b.collections.get('kith/c')!.items.size).toBe(1);
+    expect([...(await b.changedSince(token, 'kith/c/'))!].sort()).toEqual(['kith/c/items/one.ics', 'kith/c/items/two.ics']);
+    expect(await b.changedSince('f'.repeat(40), 'kith/c/')).toBeUndefined();
+    expect(await b.changedSince(b.head!, 'kith/c/')).toEqual(new Set());
+    await b.stop();
+  });
+
+  it('a write conditional on a head someone else moved is retried after catching up', async () => {
+    const client = memoryStoreClient();
+    const a = await open(client);
+    await a.mutate(() => ({ changes: [{ path: metaPath('kith', 'c'), content: JSON.stringify({ type: 'calendar', props: {} }) }], message: 'mk', result: undefined }), isM as never);
+    // Someone else commits (a restore, a git push).
+    await client.batch([{ path: itemPath('kith', 'c', 'other.ics'), content: 'o' }], { message: 'other' });
+    await a.mutate(() => ({ changes: [{ path: itemPath('kith', 'c', 'mine.ics'), content: 'm' }], message: 'mine', result: undefined }), isM as never);
+    expect([...a.collections.get('kith/c')!.items.keys()].sort()).toEqual(['mine.ics', 'other.ics']);
+    expect(a.head).toBe(client.commits[client.commits.length - 1]!.commit);
+    await a.stop();
+  });
+});
