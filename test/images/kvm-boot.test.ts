@@ -222,6 +222,8 @@ describe.runIf(process.arch === 'x64')('kvm DNS image (kith image build --target
     expect(vmOut).toMatch(/^kith-init pid=1 t=[\d.]+s booting node=v26/m);
     expect(vmOut).toMatch(/kith-init pid=1 .*data mounted device=\/dev\/vda mountpoint=\/data fstype=ext4/);
     expect(vmOut).toMatch(/kith-init pid=1 .*service started service=dns child=\d+ .*command="\/bin\/node --permission.* --snapshot-blob \/kith\/dns\.blob \/kith\/dns\.mjs /);
+    // The first answers can come a moment before the runner logs 'ready' (after /healthz is up).
+    for (const end = Date.now() + 30_000; !/"service":"dns","msg":"ready"/.test(vmOut) && Date.now() < end; ) await new Promise((r) => setTimeout(r, 250));
     expect(vmOut).toMatch(/"service":"dns","msg":"ready"/);
     expect(vmOut).not.toMatch(/FATAL|uncaught|Kernel panic/);
     // Ctrl-C (here SIGTERM) stops the VM; what the service wrote is on the disk.

@@ -22,7 +22,7 @@ const git = (gitdir: string, ...args: string[]) => execFileSync('git', ['--git-d
 const made: string[] = [];
 afterAll(() => { for (const d of made) rmSync(d, { recursive: true, force: true }); });
 
-async function setup() {
+async function setup(extra: Record<string, string> = {}) {
   const base = mkdtempSync(path.join(tmpdir(), 'kith-storage-firstboot-'));
   made.push(base);
   const work = path.join(base, 'config');
@@ -33,6 +33,10 @@ async function setup() {
   mkdirSync(data);
   writeFileSync(path.join(work, 'dns/local.yaml'), LOCAL);
   writeFileSync(path.join(work, 'storage/storage.yaml'), 'createOnPush: false\n');
+  for (const [rel, text] of Object.entries(extra)) {
+    mkdirSync(path.dirname(path.join(work, rel)), { recursive: true });
+    writeFileSync(path.join(work, rel), text);
+  }
   await ensureConfigRepo(gitdir, work);
   const lines: string[] = [];
   const log = createLogger({ service: 'storage', level: 'debug', write: (l) => lines.push(l) });
@@ -63,6 +67,20 @@ describe('storage applies the owner seed at first boot', () => {
     expect(await t.apply()).toEqual({ state: 'unchanged' });
     expect(git(t.gitdir, 'rev-list', '--count', 'main')).toBe('2');
     git(t.gitdir, 'fsck', '--full', '--strict');
+  });
+
+  it('a new home domain renames the old one in the other services\' config (mail\'s domain, addresses, host name)', async () => {
+    const mailYaml = (await specRegistry()).mail?.defaults['mail/mail.yaml'];
+    if (!mailYaml) return; // no mail service in this tree
+    expect(mailYaml).toContain('home.arpa');
+    const t = await setup({ 'mail/mail.yaml': mailYaml });
+    t.request({ version: 1, seed: 'def456', edits: configEdits({ version: 1, hostname: 'box1', domain: 'example.net' }) });
+    const r = await t.apply();
+    expect(r, t.lines.join('\n')).toMatchObject({ state: 'committed', files: ['dns/local.yaml', 'mail/mail.yaml'] });
+    const mail = git(t.gitdir, 'show', 'main:mail/mail.yaml');
+    expect(mail).not.toContain('home.arpa');
+    expect(mail).toContain('example.net');
+    expect(mail).toMatch(/kith\.example\.net/);
   });
 
   it('refuses what would not validate or cannot apply, marks it done, and keeps the defaults', async () => {

@@ -22,6 +22,7 @@ import { CONFIG_BRANCH, writeConfigFiles } from './config-repo.ts';
 import { listTreeFiles } from './git-tree-source.ts';
 
 export const FIRST_BOOT_AUTHOR = { name: 'first boot', email: 'first-boot@kith.local' };
+const LOCAL_YAML = 'dns/local.yaml';
 
 export type FirstBootResult =
   | { state: 'none' }
@@ -100,6 +101,22 @@ async function applyRequest(opts: FirstBootOptions): Promise<FirstBootResult> {
     const r = applyEdit(Buffer.from(blob).toString('utf8'), edit);
     if (!r.ok) { problems.push(r.error); continue; }
     changes.push({ path: edit.file, content: Buffer.from(r.text), expectedBlob: oid });
+  }
+  // A new home domain renames the old one wherever the other services' config names it
+  // (mail's default domain, addresses and host name are written in terms of the home
+  // zone): otherwise the commit would be refused, mail's domain left without a zone.
+  const homeOf = (text: string | undefined) => (text ? /^zone:\s*["']?([^"'\s#]+)/m.exec(text)?.[1]?.toLowerCase().replace(/\.$/, '') : undefined);
+  const localOid = files.get(LOCAL_YAML);
+  const oldHome = localOid ? homeOf(Buffer.from((await git.readBlob({ fs, gitdir: opts.gitdir, oid: localOid })).blob).toString('utf8')) : undefined;
+  const newHome = homeOf(changes.find((c) => c.path === LOCAL_YAML)?.content.toString('utf8'));
+  if (oldHome && newHome && oldHome !== newHome) {
+    const word = new RegExp(`(?<![A-Za-z0-9-])${oldHome.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?![A-Za-z0-9-])`, 'gi');
+    for (const [file, oid] of files) {
+      if (file.startsWith('dns/') || !/\.ya?ml$/.test(file)) continue;
+      const text = Buffer.from((await git.readBlob({ fs, gitdir: opts.gitdir, oid })).blob).toString('utf8');
+      const renamed = text.replace(word, newHome);
+      if (renamed !== text) changes.push({ path: file, content: Buffer.from(renamed), expectedBlob: oid });
+    }
   }
   for (const p of problems) opts.log.warn('first boot: part of the owner seed not applied', { problem: p });
   if (changes.length === 0) return finish(problems.length > 0 ? { state: 'refused', messages: problems } : { state: 'unchanged' }, req.seed);
