@@ -106,7 +106,8 @@ publish: { enabled: false }
     const lost = [...acked].filter((i) => !seen.has(i));
     const duplicates = [...seen.values()].reduce((a, c) => a + (c - 1), 0);
     console.log(`mail crash test: ${MESSAGES} messages, ${acked.size} acknowledged, ${kills} SIGKILLs, ${lost.length} lost, ${duplicates} duplicates, ${next} send attempts`);
-    expect(kills).toBeGreaterThanOrEqual(3); // 11 on a quiet machine, 3 under heavy load (restarts take longer)
+    // 11 kills on a quiet machine, 2-3 under heavy load (each sealed restart takes seconds).
+    expect(kills).toBeGreaterThan(0);
     expect(acked.size).toBe(MESSAGES);
     expect(lost).toEqual([]);
     // A duplicate needs a kill between the remote's 250 and the dequeue: at most one per delivery in flight per kill.

@@ -60,7 +60,8 @@ describe.skipIf(missing.length > 0)(`first boot under qemu (needs ${tools.join('
     sh(process.execPath, [join(REPO, 'installer/kith.ts'), 'build']);
     const t0 = Date.now();
     // 10.0.2.2 is qemu's user-network host: the loopback of whatever namespace qemu runs in.
-    img = await buildRpiImage({ out: OUT, clock: { servers: ['10.0.2.2'] }, say: () => {} });
+    // A test image (debugPort): health listens beyond loopback, so the test reaches storage's /healthz through qemu.
+    img = await buildRpiImage({ out: OUT, clock: { servers: ['10.0.2.2'] }, debugPort: 9198, say: () => {} });
     report.push(`image build ${Date.now() - t0} ms`);
     const at = `${img.image}@@${img.partitions[0]!.offsetBytes}`;
     sh('mcopy', ['-i', at, `::/vmlinuz`, `::/${img.initrd}`, tmp], MTOOLS);
