@@ -5,8 +5,8 @@
  *
  * Who sees what. On the appliance this listener is on loopback (platform/listen-hosts.ts),
  * but it may face the LAN (`kith up --host 0.0.0.0`, a kvm image, a test image). A client
- * from loopback gets everything. Any other client gets only the status word from
- * /healthz (no reasons, paths or names), and /metrics — whose labels name repositories,
+ * from loopback gets everything. Any other client gets only the status word and whether
+ * the clock is synchronised from /healthz (no reasons, paths or names), and /metrics — whose labels name repositories,
  * upstreams and lists — only with the owner's token (`Authorization: Bearer TOKEN`, the
  * hash provisioned by the supervisor, platform/links.ts); without one, 401, and 403 when
  * no owner token is provisioned at all. The owner's token also gets the full /healthz.
@@ -69,7 +69,12 @@ export async function startHealthServer(
         trusted(),
       ])
         .then(([s, full]) => {
-          const body = full ? { status: s.ok ? 'ok' : 'unhealthy', ...s } : { status: s.ok ? 'ok' : 'unhealthy' };
+          // Beyond loopback without the owner's token: the status word, and whether the clock
+          // is synchronised (nothing private, and what a client checking our certificates'
+          // times wants to know).
+          const c = (s as { clock?: { synchronised?: unknown; source?: unknown } }).clock;
+          const clock = c ? { synchronised: c.synchronised, source: c.source } : undefined;
+          const body = full ? { status: s.ok ? 'ok' : 'unhealthy', ...s } : { status: s.ok ? 'ok' : 'unhealthy', ...(clock ? { clock } : {}) };
           res.writeHead(s.ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(body) + '\n');
         });
     } else if (url === '/metrics') {

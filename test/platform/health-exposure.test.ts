@@ -50,7 +50,7 @@ describe('the health listener facing the LAN', () => {
   it('gives a remote client the status word only, and no metrics without the owner token', async () => {
     const h = curl('http://10.77.0.1:9102/healthz');
     expect(h.code).toBe(200);
-    expect(JSON.parse(h.body)).toEqual({ status: 'ok' });
+    expect(JSON.parse(h.body)).toEqual({ status: 'ok', clock: { synchronised: true, source: 'host' } });
     const none = curl('http://10.77.0.1:9102/metrics');
     expect(none.code).toBe(403);
     expect(none.body).not.toMatch(/kith_/);
@@ -67,6 +67,6 @@ describe('the health listener facing the LAN', () => {
     expect(owner.body).toMatch(/^kith_config_generation 1$/m);
     // The owner's token also gets the whole /healthz; a wrong one only the status word.
     expect(JSON.parse(curl('http://10.77.0.1:9102/healthz', '-H', `Authorization: Bearer ${token}`).body)).toMatchObject({ status: 'ok', service: 'dns', configGeneration: 1 });
-    expect(JSON.parse(curl('http://10.77.0.1:9102/healthz', '-H', 'Authorization: Bearer wrong').body)).toEqual({ status: 'ok' });
+    expect(JSON.parse(curl('http://10.77.0.1:9102/healthz', '-H', 'Authorization: Bearer wrong').body)).toEqual({ status: 'ok', clock: { synchronised: true, source: 'host' } });
   });
 });
