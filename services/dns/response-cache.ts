@@ -12,6 +12,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { RCODE, TYPE } from './wire/constants.ts';
+import { skipName } from './wire/name.ts';
 
 interface Entry {
   bytes: Buffer;
@@ -30,19 +31,6 @@ const SERVFAIL = RCODE.SERVFAIL;
 const NON_AUTH_MAX_MS = 60_000;
 // Queries longer than this (a big OPT) are simply not cached.
 const KEY_SCRATCH = Buffer.alloc(512);
-
-/** Offset just past the name at `off`, or -1 if malformed. Pointers end a name. */
-function skipName(b: Buffer, off: number): number {
-  for (let hops = 0; hops < 128; hops++) {
-    if (off >= b.length) return -1;
-    const len = b[off]!;
-    if (len === 0) return off + 1;
-    if ((len & 0xc0) === 0xc0) return off + 2 <= b.length ? off + 2 : -1;
-    if (len & 0xc0) return -1;
-    off += 1 + len;
-  }
-  return -1;
-}
 
 export class ResponseCache {
   private readonly map = new Map<string, Entry>();

@@ -24,6 +24,7 @@
 import { Buffer } from 'node:buffer';
 import { isIPv4, isIPv6 } from 'node:net';
 import SipHash from 'siphash';
+import { skipName } from '../wire/name.ts';
 
 export const COOKIE_OPTION = 10;
 const OPT = 41;
@@ -59,19 +60,6 @@ interface OptAt {
   rdlen: number;
   /** A TSIG record anywhere in the message. */
   signed: boolean;
-}
-
-/** Offset just past the name at `off`, or -1. Pointers end a name. */
-function skipName(b: Buffer, off: number): number {
-  for (let hops = 0; hops < 128; hops++) {
-    if (off >= b.length) return -1;
-    const len = b[off]!;
-    if (len === 0) return off + 1;
-    if ((len & 0xc0) === 0xc0) return off + 2 <= b.length ? off + 2 : -1;
-    if (len & 0xc0) return -1;
-    off += 1 + len;
-  }
-  return -1;
 }
 
 /** The OPT record of a message (the first), or undefined; null when the message does not parse. */

@@ -224,3 +224,20 @@ export function encodeName(name: Labels | string, lower = false): Buffer {
   out[o] = 0;
   return out;
 }
+
+/**
+ * Offset just past the name at `off`, or -1 if malformed: the fast paths' skip (the
+ * response cache and the cookie layer look past the question without reading it), where
+ * readName would allocate labels. Pointers end a name; at most 128 labels are walked.
+ */
+export function skipName(b: Uint8Array, off: number): number {
+  for (let hops = 0; hops < 128; hops++) {
+    if (off >= b.length) return -1;
+    const len = b[off]!;
+    if (len === 0) return off + 1;
+    if ((len & 0xc0) === 0xc0) return off + 2 <= b.length ? off + 2 : -1;
+    if (len & 0xc0) return -1;
+    off += 1 + len;
+  }
+  return -1;
+}

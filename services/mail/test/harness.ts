@@ -103,24 +103,16 @@ export async function prepareMail(yaml: string, o: { data?: string; dns?: { host
 }
 
 export async function startMail(yaml: string, o: { data?: string; dns?: { host: string; port: number } } = {}): Promise<MailUnderTest> {
-  const root = o.data ?? tempDir('kith-mail-');
-  const config = path.join(root, 'config');
-  const data = path.join(root, 'data');
-  mkdirSync(path.join(config, 'mail'), { recursive: true });
-  writeFileSync(path.join(config, 'mail', 'mail.yaml'), yaml);
-  const ca = await loadOrCreateCa(path.join(root, 'pki'));
-  if (!existsSync(path.join(data, 'tls', 'server.crt'))) await provisionServerTls(ca, data, 'mail', ['127.0.0.1', 'localhost']);
-  // What the supervisor provisions: the owner token's hash, and the DNS service's address.
-  await provisionLinks([{ name: 'mail', dataDir: data, needs: { resolver: true } }], { ownerToken: TOKEN, ...(o.dns ? { resolver: o.dns } : {}) });
-  const ports = { health: await freeTcpPort(), smtp: await freeTcpPort(), submission: await freeTcpPort(), submissions: await freeTcpPort(), control: await freeTcpPort() };
-  const args = () => ['--config', config, '--data', data, ...Object.entries(ports).flatMap(([k, v]) => ['--listen', `${k}=127.0.0.1:${v}`])];
+  const prepared = await prepareMail(yaml, o);
+  const { config, data, ports } = prepared;
+  const args = () => prepared.args.slice(1); // startBundle puts the bundle first itself
   const m: MailUnderTest = {
     proc: await startBundle(BUNDLE, args(), 60_000),
     data,
     config,
     ports,
     token: TOKEN,
-    ca: ca.certFile,
+    ca: prepared.ca,
     async reconfigure(text) {
       const n = m.proc.lines.filter((l) => l.msg === 'config applied' || l.msg === 'config change refused').length;
       await fsp.writeFile(path.join(config, 'mail', 'mail.yaml'), text);

@@ -35,8 +35,11 @@ export interface InflateLimits {
 
 export const DEFAULT_INFLATE_LIMITS: InflateLimits = { maxObjectBytes: 100 << 20, maxInflatedBytes: 1 << 30 };
 
-/** The result size a delta declares (its second header varint), read without applying it. */
-export function deltaResultSize(delta: Buffer): number {
+/**
+ * A git delta's header (gitformat-pack(5)): the base size and the result size, two
+ * varints, and where the instructions start. Read without applying the delta.
+ */
+export function deltaHeader(delta: Buffer): { baseSize: number; resultSize: number; start: number } {
   let p = 0;
   const varint = () => {
     let v = 0;
@@ -50,8 +53,14 @@ export function deltaResultSize(delta: Buffer): number {
       if (shift > 49) throw new PackError('delta size too large');
     }
   };
-  varint();
-  return varint();
+  const baseSize = varint();
+  const resultSize = varint();
+  return { baseSize, resultSize, start: p };
+}
+
+/** The result size a delta declares (its second header varint), read without applying it. */
+export function deltaResultSize(delta: Buffer): number {
+  return deltaHeader(delta).resultSize;
 }
 
 interface Entry {
@@ -76,22 +85,10 @@ interface Entry {
 
 /** Apply a git delta (gitformat-pack(5), "Deltified representation") to `base`. */
 export function applyDelta(base: Buffer, delta: Buffer): Buffer {
-  let p = 0;
-  const varint = () => {
-    let v = 0;
-    let shift = 0;
-    for (;;) {
-      if (p >= delta.length) throw new PackError('truncated delta header');
-      const b = delta[p++]!;
-      v += (b & 0x7f) * 2 ** shift;
-      shift += 7;
-      if (!(b & 0x80)) return v;
-      if (shift > 49) throw new PackError('delta size too large');
-    }
-  };
-  const srcSize = varint();
-  if (srcSize !== base.length) throw new PackError(`delta base is ${base.length} bytes, the delta expects ${srcSize}`);
-  const out = Buffer.allocUnsafe(varint());
+  const head = deltaHeader(delta);
+  let p = head.start;
+  if (head.baseSize !== base.length) throw new PackError(`delta base is ${base.length} bytes, the delta expects ${head.baseSize}`);
+  const out = Buffer.allocUnsafe(head.resultSize);
   let o = 0;
   while (p < delta.length) {
     const op = delta[p++]!;
