@@ -9,6 +9,7 @@
  *   const f = await store.read('config', 'dns/zones/home.arpa.zone');      // undefined when absent
  *   await store.write('config', 'dns/zones/home.arpa.zone', text, { expectedBlob: f?.blob ?? null, message });
  *   for await (const c of store.changes('calendar', { since, signal })) ...
+ *   await store.batch('calendar', [{ path: 'a.ics', content }, { path: 'b.ics', content: null }], { ifMatch: head });
  *
  * Compare-and-swap, the same on every repository: `ifMatch: <commit>` writes only if the
  * branch head is that commit (the `commit` of a read: RFC 9110 If-Match on the ETag);
@@ -45,6 +46,23 @@ export interface StoreWriteResult {
   /** PUT only: the file's new blob, and whether it did not exist before. */
   blob?: string;
   created?: boolean;
+}
+
+/** One file of a batch: new content, or null to delete it; expectedBlob as in StoreWriteOptions. */
+export interface StoreBatchChange {
+  path: string;
+  content: Uint8Array | string | null;
+  expectedBlob?: string | null;
+}
+
+export interface StoreBatchResult {
+  commit: string;
+  /** False when every change was already there: no commit was made. */
+  changed: boolean;
+  /** The new blob of each written path. */
+  blobs: Record<string, string>;
+  /** The written paths that did not exist before. */
+  created?: string[];
 }
 
 export interface StoreListEntry {
@@ -111,6 +129,11 @@ export interface StoreClient {
   stat(repo: string, path: string): Promise<{ commit: string; blob: string } | undefined>;
   write(repo: string, path: string, content: Uint8Array | string, opts?: StoreWriteOptions): Promise<StoreWriteResult>;
   delete(repo: string, path: string, opts?: StoreWriteOptions): Promise<StoreWriteResult>;
+  /**
+   * Many files as ONE commit (POST ?batch, at most the store's limit of changes): a bulk load
+   * costs one commit and one sync, not one per file. `ifMatch` as on write.
+   */
+  batch(repo: string, changes: StoreBatchChange[], opts?: { ifMatch?: string; message?: string }): Promise<StoreBatchResult>;
   /** Files under `prefix` (recursive unless told), at the head or at `at`. */
   list(repo: string, prefix?: string, opts?: { recursive?: boolean; at?: string }): Promise<{ commit: string | null; entries: StoreListEntry[] }>;
   /** Newest first; with a path, only commits that changed it. */
@@ -194,6 +217,20 @@ export function createStoreClient(link: StorageLink, options: StoreClientOptions
     async delete(repo, path, opts = {}) {
       if (!path) throw new StoreClientError(400, 'bad-path', 'delete needs a file path (deleteRepo deletes a repository)');
       return json<StoreWriteResult>(await call('DELETE', `${encodeURIComponent(repo)}/${encodePath(path)}`, { headers: writeHeaders(opts) }));
+    },
+    async batch(repo, changes, opts = {}) {
+      const body = JSON.stringify({
+        ...(opts.message !== undefined ? { message: opts.message } : {}),
+        changes: changes.map((c) => ({
+          path: c.path,
+          ...(c.content === null ? { delete: true } : { content: Buffer.from(c.content).toString('base64') }),
+          ...(c.expectedBlob !== undefined ? { expectedBlob: c.expectedBlob } : {}),
+        })),
+      });
+      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      if (opts.ifMatch !== undefined) headers['if-match'] = `"${opts.ifMatch}"`;
+      // A big batch is one large commit: give it the time of several writes.
+      return json<StoreBatchResult>(await call('POST', `${encodeURIComponent(repo)}?batch`, { headers, body, waitMs: 50_000 }));
     },
     async list(repo, prefix = '', opts = {}) {
       const q = new URLSearchParams({ list: '' });

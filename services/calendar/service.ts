@@ -15,7 +15,7 @@ import { createDavHandler, errorResponse, DavError, type DavResponse } from './d
 import { validateCalendarObject } from './ical/calendar-object.ts';
 import { publishDiscovery } from './publish.ts';
 import { Repository, type Summarize } from './store/repository.ts';
-import { storeClient } from './store/store-client.ts';
+import { createStoreClient } from '../../platform/store-client.ts';
 import { validateCard } from './vcard/vcard.ts';
 
 export const STORE_REPO = 'calendar';
@@ -64,8 +64,8 @@ export async function startCalendar(ctx: ServiceContext<CalendarConfig>): Promis
   const ownerHash = await readOwnerTokenHash(ctx.dataDir);
   if (!ownerHash) log.warn('no owner token was provisioned (links/owner.json): users with password: owner-token cannot sign in');
   let problem: string | undefined = link ? 'opening the store' : 'no link to the storage service (links/storage.json): nothing can be stored';
-  const client = link ? storeClient(link, STORE_REPO) : undefined;
-  const repo = client ? new Repository({ client, dataDir: ctx.dataDir, log, summarize: summarize(() => ctx.config().limits.maxInstances) }) : undefined;
+  const client = link ? createStoreClient(link, { timeoutMs: 30_000 }) : undefined;
+  const repo = client ? new Repository({ client, repo: STORE_REPO, dataDir: ctx.dataDir, log, summarize: summarize(() => ctx.config().limits.maxInstances) }) : undefined;
   let ready = false;
   let stopped = false;
   let opened: Promise<void> = Promise.resolve();

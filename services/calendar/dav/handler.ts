@@ -11,7 +11,7 @@ import type { CalendarConfig } from '../config.ts';
 import { COMPONENTS, ICAL, TooManyInstances, expandObject, instancesOf, limitRecurrenceSet, parseComponent, spansOverlap, validateCalendarObject } from '../ical/calendar-object.ts';
 import { FilterError, calendarFilterMatches, prefilterOf, timeRangeOf } from '../ical/filter.ts';
 import { cardFilterMatches, parseCard, validateCard } from '../vcard/vcard.ts';
-import { StoreHttpError, type BatchChange } from '../store/store-client.ts';
+import { StoreClientError, type StoreBatchChange } from '../../../platform/store-client.ts';
 import { META_FILE, collectionKey, itemPath, metaPath, type Collection, type CollectionMeta, type ItemMeta, type Mutation, type Repository } from '../store/repository.ts';
 import { timeCandidates } from '../store/time-index.ts';
 import { PROTECTED, SETTABLE_KNOWN, inAllprop, liveProps, type PropContext, type Resource } from './props.ts';
@@ -433,7 +433,7 @@ export function createDavHandler(deps: HandlerDeps) {
     });
   }
 
-  function deleteChanges(coll: Collection): BatchChange[] {
+  function deleteChanges(coll: Collection): StoreBatchChange[] {
     return [...[...coll.items.keys()].map((i) => ({ path: itemPath(coll.owner, coll.name, i), content: null })), { path: metaPath(coll.owner, coll.name), content: null }];
   }
 
@@ -497,7 +497,7 @@ export function createDavHandler(deps: HandlerDeps) {
         return (async () => {
           const text = await textOf(r.coll, r.name, r.item);
           const dp = itemPath(d.owner, d.coll, d.item);
-          const changes: BatchChange[] = [{ path: dp, content: text }];
+          const changes: StoreBatchChange[] = [{ path: dp, content: text }];
           if (move) changes.push({ path: itemPath(r.coll.owner, r.coll.name, r.name), content: null });
           return { changes, message: `${move ? 'Move' : 'Copy'} ${r.coll.owner}/${r.coll.name}/${r.name} to ${d.owner}/${d.coll}/${d.item} by ${req.user}`, items: { [dp]: { uid: r.item.uid, comp: r.item.comp, minStart: r.item.minStart, maxEnd: r.item.maxEnd, spans: r.item.spans, horizon: r.item.horizon } }, result: { status: existing ? 204 : 201, headers: existing ? {} : { location: d.href } } as DavResponse };
         })();
@@ -511,7 +511,7 @@ export function createDavHandler(deps: HandlerDeps) {
         }
         if (r.coll.items.size > 450) throw new DavError(507, 'collections of more than 450 items are copied with a client (the store takes 1000 changes per commit)');
         return (async () => {
-          const changes: BatchChange[] = [{ path: metaPath(d.owner, d.coll), content: JSON.stringify(r.coll.meta, null, 1) + '\n' }];
+          const changes: StoreBatchChange[] = [{ path: metaPath(d.owner, d.coll), content: JSON.stringify(r.coll.meta, null, 1) + '\n' }];
           const items: Record<string, Omit<ItemMeta, 'blob' | 'size'>> = {};
           for (const [name, item] of r.coll.items) {
             const p = itemPath(d.owner, d.coll, name);
@@ -788,7 +788,7 @@ export function createDavHandler(deps: HandlerDeps) {
       if (err instanceof DavError) return errorResponse(err);
       if (err instanceof XmlError) return errorResponse(new DavError(400, err.message));
       if (err instanceof HrefError) return errorResponse(new DavError(err.status, err.message));
-      if (err instanceof StoreHttpError) {
+      if (err instanceof StoreClientError) {
         if (err.status === 412) return errorResponse(new DavError(503, 'the calendar is busy with other changes: retry', undefined, { 'retry-after': '1' }));
         if (err.status === 413) return errorResponse(new DavError(507, err.message, [DAV, 'quota-not-exceeded']));
         if (err.status === 400 && err.code === 'bad-path') return errorResponse(new DavError(400, `the store refuses this name: ${err.message}`));

@@ -1,42 +1,42 @@
 /**
- * An in-memory StoreClient for unit tests and fuzzing of the DAV handler: the same
- * contract as the HTTP client (one commit per batch, If-Match on the head, commits with
- * their changes), with git-like ids from SHA-1 of the content. Not used by the service.
+ * An in-memory store for unit tests and fuzzing of the DAV handler: the part of the
+ * platform store client the calendar uses (platform/store-client.ts: list, read, batch,
+ * watch), with the same contract (one commit per batch, If-Match on the head, commits
+ * with their changes) and git-like ids from SHA-1 of the content. Not used by the service.
  */
 import { createHash } from 'node:crypto';
-import { StoreHttpError, type StoreClient, type StoreCommit } from './store-client.ts';
+import { StoreClientError, type StoreHistoryEntry } from '../../../platform/store-client.ts';
+import type { CalendarStore } from './repository.ts';
 
-export function memoryStoreClient(repo = 'calendar'): StoreClient & { commits: StoreCommit[] } {
+export function memoryStoreClient(): CalendarStore & { commits: StoreHistoryEntry[] } {
   const files = new Map<string, { content: Buffer; blob: string }>();
   const snapshots = new Map<string, Map<string, { content: Buffer; blob: string }>>();
-  const commits: StoreCommit[] = [];
+  const commits: StoreHistoryEntry[] = [];
   const head = () => commits[commits.length - 1]?.commit;
   const sha = (b: Buffer | string) => createHash('sha1').update(b).digest('hex');
   return {
-    repo,
     commits,
-    async head() {
-      return head();
+    async list(_repo, prefix = '', opts = {}) {
+      const snap = opts.at ? snapshots.get(opts.at) : files;
+      if (!snap) throw new StoreClientError(404, 'not-found', 'no such commit');
+      const entries = [...snap].filter(([p]) => !prefix || p.startsWith(prefix + '/')).map(([p, f]) => ({ path: p, blob: f.blob, mode: '100644', type: 'blob' as const }));
+      return { commit: opts.at ?? head() ?? null, entries };
     },
-    async list(prefix, at) {
-      const snap = at ? snapshots.get(at) : files;
-      if (!snap) throw new StoreHttpError(404, 'not-found', 'no such commit');
-      const entries = [...snap].filter(([p]) => !prefix || p.startsWith(prefix + '/')).map(([p, f]) => ({ path: p, blob: f.blob }));
-      return { commit: at ?? head() ?? null, entries };
-    },
-    async read(p, at) {
-      const snap = at ? snapshots.get(at) : files;
+    async read(_repo, p, opts = {}) {
+      const snap = opts.at ? snapshots.get(opts.at) : files;
       const f = snap?.get(p);
-      return f ? { content: Buffer.from(f.content), blob: f.blob, commit: at ?? head()! } : undefined;
+      return f ? { content: new Uint8Array(f.content), blob: f.blob, commit: opts.at ?? head()! } : undefined;
     },
-    async batch(changes, opts) {
-      if (opts.expectedHead !== undefined && opts.expectedHead !== (head() ?? null) && !(opts.expectedHead === null && head() === undefined)) throw new StoreHttpError(412, 'conflict', 'head moved');
-      const out: StoreCommit = { commit: '', parents: head() ? [head()!] : [], message: opts.message, author: { name: 'test', email: 't@x' }, time: new Date().toISOString(), changes: [] };
+    async batch(_repo, changes, opts = {}) {
+      if (opts.ifMatch !== undefined && opts.ifMatch !== head()) throw new StoreClientError(412, 'conflict', 'head moved');
+      const out: StoreHistoryEntry = { commit: '', parents: head() ? [head()!] : [], message: opts.message ?? 'batch', author: { name: 'test', email: 't@x' }, time: new Date().toISOString(), changes: [] };
       const blobs: Record<string, string> = {};
       for (const c of changes) {
         if (c.content === null) {
-          if (!files.delete(c.path)) throw new StoreHttpError(404, 'not-found', `${c.path} does not exist`);
-          out.changes!.push({ path: c.path, type: 'delete' });
+          const old = files.get(c.path);
+          if (!old) throw new StoreClientError(404, 'not-found', `${c.path} does not exist`);
+          files.delete(c.path);
+          out.changes!.push({ path: c.path, type: 'delete', blob: old.blob });
         } else {
           const content = Buffer.from(c.content);
           const blob = sha(content);
@@ -50,11 +50,8 @@ export function memoryStoreClient(repo = 'calendar'): StoreClient & { commits: S
       snapshots.set(out.commit, new Map(files));
       return { commit: out.commit, blobs, changed: true };
     },
-    async history(_p, limit) {
-      return commits.slice(-limit).reverse();
-    },
-    async watch(since) {
-      const i = since ? commits.findIndex((c) => c.commit === since) : commits.length - 2;
+    async watch(_repo, opts = {}) {
+      const i = opts.since ? commits.findIndex((c) => c.commit === opts.since) : commits.length - 2;
       const after = commits.slice(i + 1);
       if (after.length === 0) return undefined;
       return { head: head() ?? null, commits: after, complete: true };

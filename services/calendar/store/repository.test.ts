@@ -40,7 +40,7 @@ describe('the calendar index over the store', () => {
     const a = await open(client);
     await a.mutate(() => ({ changes: [{ path: metaPath('kith', 'c'), content: JSON.stringify({ type: 'calendar', props: {} }) }], message: 'mk', result: undefined }), isM as never);
     // Someone else commits (a restore, a git push).
-    await client.batch([{ path: itemPath('kith', 'c', 'other.ics'), content: 'o' }], { message: 'other' });
+    await client.batch('calendar', [{ path: itemPath('kith', 'c', 'other.ics'), content: 'o' }], { message: 'other' });
     await a.mutate(() => ({ changes: [{ path: itemPath('kith', 'c', 'mine.ics'), content: 'm' }], message: 'mine', result: undefined }), isM as never);
     expect([...a.collections.get('kith/c')!.items.keys()].sort()).toEqual(['mine.ics', 'other.ics']);
     expect(a.head).toBe(client.commits[client.commits.length - 1]!.commit);

@@ -18,7 +18,10 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from '../../../platform/log.ts';
-import { StoreHttpError, type BatchChange, type StoreClient, type StoreCommit } from './store-client.ts';
+import { StoreClientError, type StoreBatchChange, type StoreClient, type StoreHistoryEntry } from '../../../platform/store-client.ts';
+
+/** What the calendar needs of the store (platform/store-client.ts; store/memory-client.ts in tests). */
+export type CalendarStore = Pick<StoreClient, 'list' | 'read' | 'batch' | 'watch'>;
 
 export type CollectionType = 'calendar' | 'addressbook';
 
@@ -75,7 +78,7 @@ export class WriteConflict extends Error {
 
 /** A prepared write: the files to change, the message, and the index entries of written items. */
 export interface Mutation<R> {
-  changes: BatchChange[];
+  changes: StoreBatchChange[];
   message: string;
   /** Index entries for written item paths (blob and size are filled in). */
   items?: Record<string, Omit<ItemMeta, 'blob' | 'size'>>;
@@ -89,7 +92,9 @@ interface Persisted {
 }
 
 export interface RepositoryOptions {
-  client: StoreClient;
+  client: CalendarStore;
+  /** The store repository (default 'calendar'). */
+  repo?: string;
   dataDir: string;
   log: Logger;
   summarize: Summarize;
@@ -119,8 +124,8 @@ export class Repository {
     this.cacheDir = path.join(opts.dataDir, 'cache');
   }
 
-  get client(): StoreClient {
-    return this.opts.client;
+  private get repo(): string {
+    return this.opts.repo ?? 'calendar';
   }
 
   /** Load the cached index, then catch up with the store. */
@@ -140,7 +145,17 @@ export class Repository {
     const loop = async () => {
       while (!this.stopped) {
         try {
-          const r = await this.opts.client.watch(this.head, 25, this.abort.signal);
+          if (this.head === undefined) {
+            // An empty store: a watch without `since` only sees the *next* commit, so one
+            // made before the watch reached the store would be missed. Look at the head
+            // first, and again at least every 5 s.
+            const l = await this.opts.client.list(this.repo, '', { recursive: false });
+            if (l.commit !== null) {
+              await this.exclusive(() => this.resync());
+              continue;
+            }
+          }
+          const r = await this.opts.client.watch(this.repo, { since: this.head, timeoutS: this.head === undefined ? 5 : 25, signal: this.abort.signal });
           if (this.stopped) return;
           if (r && r.head !== (this.head ?? null)) {
             await this.exclusive(async () => {
@@ -190,11 +205,11 @@ export class Repository {
         const m = await prepare();
         if (!isMutation(m)) return m;
         try {
-          const r = await this.opts.client.batch(m.changes, { expectedHead: this.head ?? undefined, message: m.message });
+          const r = await this.opts.client.batch(this.repo, m.changes, { ...(this.head ? { ifMatch: this.head } : {}), message: m.message });
           await this.applyLocal(r.commit, m, r.blobs);
           return m.result;
         } catch (err) {
-          if (err instanceof StoreHttpError && err.status === 412 && attempt < 2) {
+          if (err instanceof StoreClientError && err.status === 412 && attempt < 2) {
             await this.catchUp();
             continue;
           }
@@ -251,9 +266,12 @@ export class Repository {
 
   /** Apply the commits after our head (or resync everything when they cannot be followed). */
   private async catchUp(): Promise<void> {
+    // From an empty index, a watch without `since` waits for the *next* commit and would
+    // miss those made since the listing: list again instead.
+    if (this.head === undefined) return this.resync();
     for (let rounds = 0; rounds < 1000; rounds++) {
       // A long-poll that answers at once when the head is past ours (1 s when it is not).
-      const r = await this.opts.client.watch(this.head, 1);
+      const r = await this.opts.client.watch(this.repo, { since: this.head, timeoutS: 1 });
       if (!r || r.commits.length === 0) return;
       if (!r.complete && this.head !== undefined && r.commits[0]!.parents[0] !== this.head) {
         this.opts.log.warn('store history moved past what the index can follow; rebuilding the index', { head: r.head });
@@ -265,7 +283,7 @@ export class Repository {
     }
   }
 
-  private async applyCommit(c: StoreCommit): Promise<void> {
+  private async applyCommit(c: StoreHistoryEntry): Promise<void> {
     const paths: string[] = [];
     const metaChanges = (c.changes ?? []).filter((x) => parseStorePath(x.path)?.kind === 'meta');
     const itemChanges = (c.changes ?? []).filter((x) => parseStorePath(x.path)?.kind === 'item');
@@ -308,12 +326,12 @@ export class Repository {
 
   /** Rebuild the index from a full listing of the store (what changed since the cache is read). */
   private async resync(): Promise<void> {
-    const listing = await this.opts.client.list('');
+    const listing = await this.opts.client.list(this.repo, '');
     const head = listing.commit ?? undefined;
     if (head === this.head && head !== undefined) return;
     const byColl = new Map<string, { meta?: string; items: Map<string, string> }>();
     for (const e of listing.entries) {
-      const p = parseStorePath(e.path);
+      const p = e.type === 'blob' ? parseStorePath(e.path) : undefined;
       if (!p) continue;
       const key = collectionKey(p.owner, p.coll);
       const slot = byColl.get(key) ?? { items: new Map<string, string>() };
@@ -363,10 +381,10 @@ export class Repository {
   }
 
   private async readMeta(p: string, at: string | undefined): Promise<CollectionMeta | undefined> {
-    const r = await this.opts.client.read(p, at);
+    const r = await this.opts.client.read(this.repo, p, at ? { at } : {});
     if (!r) return undefined;
     try {
-      const m = JSON.parse(r.content.toString('utf8')) as CollectionMeta;
+      const m = JSON.parse(Buffer.from(r.content).toString('utf8')) as CollectionMeta;
       return m.type === 'calendar' || m.type === 'addressbook' ? { type: m.type, props: m.props ?? {}, ...(m.components ? { components: m.components } : {}) } : undefined;
     } catch {
       this.opts.log.warn('unreadable collection file in the store: ignored', { path: p });
@@ -418,9 +436,9 @@ export class Repository {
       this.remember(blob, cached);
       return cached;
     }
-    const r = await this.opts.client.read(p, at);
+    const r = await this.opts.client.read(this.repo, p, at ? { at } : {});
     if (!r) return undefined;
-    const text = r.content.toString('utf8');
+    const text = Buffer.from(r.content).toString('utf8');
     if (r.blob === blob) {
       this.remember(blob, text);
       await this.writeBlobCache(blob, text);
@@ -445,7 +463,7 @@ export class Repository {
     }
     let old;
     try {
-      old = await this.opts.client.list(prefix.replace(/\/$/, ''), since);
+      old = await this.opts.client.list(this.repo, prefix.replace(/\/$/, ''), { at: since });
     } catch {
       return undefined;
     }
@@ -455,7 +473,7 @@ export class Repository {
     const p = parseStorePath(prefix + 'items/x');
     const coll = p ? this.collections.get(collectionKey(p.owner, p.coll)) : undefined;
     for (const [item, m] of coll?.items ?? []) now.set(itemPath(p!.owner, p!.coll, item), m.blob);
-    const before = new Map(old.entries.filter((e) => parseStorePath(e.path)?.kind === 'item').map((e) => [e.path, e.blob]));
+    const before = new Map(old.entries.filter((e) => e.type === 'blob' && parseStorePath(e.path)?.kind === 'item').map((e) => [e.path, e.blob]));
     for (const [k, v] of now) if (before.get(k) !== v) out.add(k);
     for (const k of before.keys()) if (!now.has(k)) out.add(k);
     return out;
