@@ -204,6 +204,60 @@ describe('calendar WebDAV core and hostile input', () => {
     expect((await req('PUT', '/dav/kith/cal/after-restore.ics', { 'content-type': 'text/calendar' }, EVENT('after-restore'))).status).toBe(201);
   });
 
+  it('floating times are in the calendar\'s CALDAV:calendar-timezone (UTC without one); partial calendar-data: comp/prop selection and limit-freebusy-set (curl)', async () => {
+    const curl = (method: string, p: string, body: string, headers: string[] = []) => {
+      const r = spawnSync('curl', ['-sS', '-X', method, '-u', `kith:${s.token}`, '-H', 'content-type: application/xml; charset=utf-8', ...headers.flatMap((h) => ['-H', h]), '--data-binary', '@-', '-w', '\n%{http_code}', new URL(p, s.base).href], { input: body, encoding: 'utf8' });
+      const i = r.stdout.lastIndexOf('\n');
+      return { status: Number(r.stdout.slice(i + 1)), text: r.stdout.slice(0, i) };
+    };
+    const put = (p: string, ics: string) => curl('PUT', p, ics, ['content-type: text/calendar']).status;
+    await req('MKCALENDAR', '/dav/kith/floating/');
+    // 09:00 floating on 5 January: 09:00 UTC without a zone, 08:00 UTC in Berlin (CET, UTC+1).
+    expect(put('/dav/kith/floating/f.ics', EVENT('float1', '20260105T090000', 'RRULE:FREQ=DAILY;COUNT=3\r\n'))).toBe(201);
+    expect(put('/dav/kith/floating/d.ics', 'BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VEVENT\r\nUID:day1\r\nDTSTAMP:20260101T000000Z\r\nDTSTART;VALUE=DATE:20260110\r\nSUMMARY:all day\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n')).toBe(201);
+    const q = (start: string, end: string) => curl('REPORT', '/dav/kith/floating/', `<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/></D:prop><C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT"><C:time-range start="${start}" end="${end}"/></C:comp-filter></C:comp-filter></C:filter></C:calendar-query>`, ['depth: 1']).text;
+    expect(q('20260105T083000Z', '20260105T090000Z')).not.toContain('f.ics');
+    expect(q('20260105T090000Z', '20260105T093000Z')).toContain('f.ics');
+    expect(q('20260109T230000Z', '20260110T000000Z')).not.toContain('d.ics');
+    const tz = 'BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VTIMEZONE\r\nTZID:Europe/Berlin\r\nBEGIN:STANDARD\r\nDTSTART:19701025T030000\r\nRRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU\r\nTZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\nEND:STANDARD\r\nBEGIN:DAYLIGHT\r\nDTSTART:19700329T020000\r\nRRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:+0200\r\nEND:DAYLIGHT\r\nEND:VTIMEZONE\r\nEND:VCALENDAR\r\n';
+    const set = curl('PROPPATCH', '/dav/kith/floating/', `<D:propertyupdate xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:set><D:prop><C:calendar-timezone><![CDATA[${tz}]]></C:calendar-timezone></D:prop></D:set></D:propertyupdate>`);
+    expect(set.status).toBe(207);
+    expect(set.text).not.toContain('403');
+    // The same floating 09:00 is now 08:00 UTC; the all-day event starts at 23:00 UTC the day before.
+    expect(q('20260105T083000Z', '20260105T090000Z')).toContain('f.ics');
+    expect(q('20260105T090000Z', '20260105T093000Z')).not.toContain('f.ics');
+    expect(q('20260107T080000Z', '20260107T081500Z')).toContain('f.ics');
+    expect(q('20260109T230000Z', '20260110T000000Z')).toContain('d.ics');
+    const expanded = curl('REPORT', '/dav/kith/floating/', '<C:calendar-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><C:calendar-data><C:expand start="20260106T000000Z" end="20260107T000000Z"/></C:calendar-data></D:prop><D:href>/dav/kith/floating/f.ics</D:href></C:calendar-multiget>').text;
+    expect(expanded).toContain('DTSTART:20260106T080000Z');
+    // A query's own CALDAV:timezone wins over the calendar's (RFC 4791 §9.8): UTC again.
+    const utcTz = tz.replace(/TZID:Europe\/Berlin[\s\S]*END:VTIMEZONE/, 'TZID:UTC\r\nBEGIN:STANDARD\r\nDTSTART:19700101T000000\r\nTZOFFSETFROM:+0000\r\nTZOFFSETTO:+0000\r\nEND:STANDARD\r\nEND:VTIMEZONE');
+    const withTz = curl('REPORT', '/dav/kith/floating/', `<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/></D:prop><C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT"><C:time-range start="20260105T090000Z" end="20260105T093000Z"/></C:comp-filter></C:comp-filter></C:filter><C:timezone><![CDATA[${utcTz}]]></C:timezone></C:calendar-query>`, ['depth: 1']).text;
+    expect(withTz).toContain('f.ics');
+
+    // Partial retrieval (§9.6.1): only UID and SUMMARY of the VEVENT, VERSION of the VCALENDAR, DTSTART with no value.
+    const partial = curl('REPORT', '/dav/kith/floating/', '<C:calendar-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><C:calendar-data><C:comp name="VCALENDAR"><C:prop name="VERSION"/><C:comp name="VEVENT"><C:prop name="UID"/><C:prop name="SUMMARY"/><C:prop name="DTSTART" novalue="yes"/></C:comp></C:comp></C:calendar-data></D:prop><D:href>/dav/kith/floating/f.ics</D:href></C:calendar-multiget>');
+    expect(partial.status).toBe(207);
+    expect(partial.text).toContain('VERSION:2.0');
+    expect(partial.text).toContain('UID:float1');
+    expect(partial.text).toContain('SUMMARY:float1');
+    expect(partial.text).toMatch(/DTSTART[^\r\n]*:\r\n/);
+    expect(partial.text).not.toContain('RRULE');
+    expect(partial.text).not.toContain('PRODID');
+    expect(partial.text).not.toContain('DTSTAMP');
+    const allprop = curl('REPORT', '/dav/kith/floating/', '<C:calendar-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><C:calendar-data><C:comp name="VCALENDAR"><C:comp name="VEVENT"><C:allprop/></C:comp></C:comp></C:calendar-data></D:prop><D:href>/dav/kith/floating/f.ics</D:href></C:calendar-multiget>').text;
+    expect(allprop).toContain('RRULE:FREQ=DAILY;COUNT=3');
+    expect(allprop).not.toContain('VERSION');
+    expect(curl('REPORT', '/dav/kith/floating/', '<C:calendar-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><C:calendar-data><C:comp name="VEVENT"/></C:calendar-data></D:prop><D:href>/dav/kith/floating/f.ics</D:href></C:calendar-multiget>').status).toBe(400);
+
+    // limit-freebusy-set (§9.6.7): only the FREEBUSY periods that overlap the range.
+    expect(put('/dav/kith/floating/fb.ics', 'BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VFREEBUSY\r\nUID:fb1\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20260101T000000Z\r\nDTEND:20260201T000000Z\r\nFREEBUSY:20260105T100000Z/20260105T110000Z,20260120T100000Z/20260120T110000Z\r\nFREEBUSY;FBTYPE=BUSY-TENTATIVE:20260125T100000Z/PT1H\r\nEND:VFREEBUSY\r\nEND:VCALENDAR\r\n')).toBe(201);
+    const fb = curl('REPORT', '/dav/kith/floating/', '<C:calendar-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><C:calendar-data><C:limit-freebusy-set start="20260101T000000Z" end="20260110T000000Z"/></C:calendar-data></D:prop><D:href>/dav/kith/floating/fb.ics</D:href></C:calendar-multiget>').text;
+    expect(fb).toContain('20260105T100000Z/20260105T110000Z');
+    expect(fb).not.toContain('20260120T100000Z');
+    expect(fb).not.toContain('BUSY-TENTATIVE');
+  });
+
   it('the store grants the calendar its repository only; batch writes are one commit, conditional on the head', async () => {
     const link = JSON.parse(await fsp.readFile(path.join(s.dir, 'data', 'calendar', 'links', 'storage.json'), 'utf8')) as { url: string; token: string };
     const as = (token: string) => ({ authorization: `Bearer ${token}` });

@@ -8,15 +8,16 @@
  * its status and the precondition element (RFC 4918 §16) it answers with.
  */
 import type { CalendarConfig } from '../config.ts';
-import { COMPONENTS, ICAL, TooManyInstances, expandObject, instancesOf, limitRecurrenceSet, parseComponent, spansOverlap, validateCalendarObject } from '../ical/calendar-object.ts';
+import { COMPONENTS, ICAL, TooManyInstances, expandObject, instancesOf, limitRecurrenceSet, parseComponent, spansOverlap, timeMs, validateCalendarObject, zoneOf } from '../ical/calendar-object.ts';
 import { FilterError, calendarFilterMatches, prefilterOf, timeRangeOf } from '../ical/filter.ts';
+import { limitFreebusySet, selectParts } from '../ical/partial.ts';
 import { cardFilterMatches, parseCard, validateCard } from '../vcard/vcard.ts';
 import { StoreClientError, type StoreBatchChange } from '../../../platform/store-client.ts';
 import { META_FILE, collectionKey, itemPath, metaPath, type Collection, type CollectionMeta, type ItemMeta, type Mutation, type Repository } from '../store/repository.ts';
 import { timeCandidates } from '../store/time-index.ts';
 import { PROTECTED, SETTABLE_KNOWN, inAllprop, liveProps, type PropContext, type Resource } from './props.ts';
 import { COLLECTION_RE, HrefError, ROOT, collectionHref, homeHref, itemHref, pathOfHref, resolve, type Target } from './resources.ts';
-import { APPLE, CALDAV, CARDDAV, CS, DAV, XmlError, child, children, clark, document, el, escapeXml, keyOf, parseXml, serialize, tagOf, type XmlElement } from './xml.ts';
+import { APPLE, CALDAV, CARDDAV, CS, DAV, XmlError, child, children, clark, document, el, escapeXml, keyOf, parseXml, serialize, tagOf, unescapeXml, type XmlElement } from './xml.ts';
 
 export interface DavRequest {
   method: string;
@@ -173,6 +174,13 @@ export function createDavHandler(deps: HandlerDeps) {
 
   /** One DAV:response for a resource. `extra`: computed values (calendar-data) by Clark name. */
   async function responseFor(r: Resource, pr: PropRequest, extra?: (p: XmlElement) => Promise<string | undefined>): Promise<string> {
+    // What a client asks of hundreds of items at once (a query or sync for getetag, a
+    // multiget for getetag and calendar-data): answered without the live property table.
+    if (r.kind === 'item' && pr.mode === 'prop' && pr.props.every((e) => (e.ns === DAV && e.name === 'getetag') || (extra && e.ns === (r.coll.meta.type === 'calendar' ? CALDAV : CARDDAV) && e.name === (r.coll.meta.type === 'calendar' ? 'calendar-data' : 'address-data')))) {
+      let found = '';
+      for (const e of pr.props) found += e.name === 'getetag' ? `<D:getetag>&quot;${r.item.blob}&quot;</D:getetag>` : el(e.ns, e.name, (await extra!(e))!);
+      return `<D:response><D:href>${escapeXml(r.href)}</D:href><D:propstat><D:prop>${found}</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response>`;
+    }
     const live = liveProps(r, ctx());
     const dead = r.kind === 'collection' ? r.coll.meta.props : {};
     const found: string[] = [];
@@ -499,7 +507,7 @@ export function createDavHandler(deps: HandlerDeps) {
           const dp = itemPath(d.owner, d.coll, d.item);
           const changes: StoreBatchChange[] = [{ path: dp, content: text }];
           if (move) changes.push({ path: itemPath(r.coll.owner, r.coll.name, r.name), content: null });
-          return { changes, message: `${move ? 'Move' : 'Copy'} ${r.coll.owner}/${r.coll.name}/${r.name} to ${d.owner}/${d.coll}/${d.item} by ${req.user}`, items: { [dp]: { uid: r.item.uid, comp: r.item.comp, minStart: r.item.minStart, maxEnd: r.item.maxEnd, spans: r.item.spans, horizon: r.item.horizon } }, result: { status: existing ? 204 : 201, headers: existing ? {} : { location: d.href } } as DavResponse };
+          return { changes, message: `${move ? 'Move' : 'Copy'} ${r.coll.owner}/${r.coll.name}/${r.name} to ${d.owner}/${d.coll}/${d.item} by ${req.user}`, items: { [dp]: { uid: r.item.uid, comp: r.item.comp, minStart: r.item.minStart, maxEnd: r.item.maxEnd, spans: r.item.spans, horizon: r.item.horizon, floating: r.item.floating } }, result: { status: existing ? 204 : 201, headers: existing ? {} : { location: d.href } } as DavResponse };
         })();
       }
       if (r.kind === 'collection' && t.kind === 'collection') {
@@ -516,7 +524,7 @@ export function createDavHandler(deps: HandlerDeps) {
           for (const [name, item] of r.coll.items) {
             const p = itemPath(d.owner, d.coll, name);
             changes.push({ path: p, content: await textOf(r.coll, name, item) });
-            items[p] = { uid: item.uid, comp: item.comp, minStart: item.minStart, maxEnd: item.maxEnd, spans: item.spans, horizon: item.horizon };
+            items[p] = { uid: item.uid, comp: item.comp, minStart: item.minStart, maxEnd: item.maxEnd, spans: item.spans, horizon: item.horizon, floating: item.floating };
           }
           if (move) changes.push(...deleteChanges(r.coll));
           return { changes, items, message: `${move ? 'Move' : 'Copy'} ${t.owner}/${t.coll} to ${d.coll} by ${req.user}`, result: { status: 201, headers: { location: d.href } } as DavResponse };
@@ -528,18 +536,40 @@ export function createDavHandler(deps: HandlerDeps) {
 
   // ---- REPORT ----
 
-  /** calendar-data / address-data as asked for (expand, limit-recurrence-set, RFC 4791 §9.6). */
-  function dataProp(coll: Collection, name: string, item: ItemMeta) {
+  /** Floating times in a collection are in its CALDAV:calendar-timezone (RFC 4791 §5.2.2); UTC without one. */
+  function zoneOfCollection(coll: Collection): ICAL.Timezone | undefined {
+    const tz = coll.meta.props[clark(CALDAV, 'calendar-timezone')];
+    return tz ? zoneOf(unescapeXml(tz)) : undefined;
+  }
+
+  /**
+   * calendar-data / address-data as asked for (RFC 4791 §9.6): expand, limit-recurrence-set
+   * and limit-freebusy-set first, then the comp/prop selection. Plain requests (the common
+   * case) send the stored text as it is, unparsed.
+   */
+  function dataProp(coll: Collection, name: string, item: ItemMeta, zone?: ICAL.Timezone) {
     return async (p: XmlElement): Promise<string | undefined> => {
       if (p.ns === CARDDAV && p.name === 'address-data' && coll.meta.type === 'addressbook') return escapeXml(await textOf(coll, name, item));
       if (!(p.ns === CALDAV && p.name === 'calendar-data') || coll.meta.type !== 'calendar') return undefined;
       const text = await textOf(coll, name, item);
+      if (p.children.length === 0) return escapeXml(text);
       const expand = child(p, CALDAV, 'expand');
       const limit = child(p, CALDAV, 'limit-recurrence-set');
-      if (!expand && !limit) return escapeXml(text);
-      const range = timeRangeOf(expand ?? limit!);
-      const root = parseComponent(text);
-      return escapeXml(expand ? expandObject(root, range.from, range.to, deps.config().limits.maxInstances) : limitRecurrenceSet(root, range.from, range.to));
+      const fbLimit = child(p, CALDAV, 'limit-freebusy-set');
+      const sel = child(p, CALDAV, 'comp');
+      if (!expand && !limit && !fbLimit && !sel) return escapeXml(text);
+      const z = zone ?? zoneOfCollection(coll);
+      let root = parseComponent(text);
+      if (expand || limit) {
+        const range = timeRangeOf(expand ?? limit!);
+        root = parseComponent(expand ? expandObject(root, range.from, range.to, deps.config().limits.maxInstances, z) : limitRecurrenceSet(root, range.from, range.to, z));
+      }
+      if (fbLimit) {
+        const range = timeRangeOf(fbLimit);
+        root = limitFreebusySet(root, range.from, range.to, z);
+      }
+      if (sel) root = selectParts(root, sel);
+      return escapeXml(root.toString() + '\r\n');
     };
   }
 
@@ -613,6 +643,10 @@ export function createDavHandler(deps: HandlerDeps) {
     if (r.kind === 'collection' && r.coll.meta.type !== 'calendar') throw new DavError(403, 'calendar-query is for calendars', [DAV, 'supported-report']);
     const max = deps.config().limits.maxInstances;
     const parts: string[] = [];
+    // Floating times: in the query's CALDAV:timezone (§9.8), else the calendar's (§7.3).
+    const tzEl = child(root, CALDAV, 'timezone');
+    const zone = tzEl ? zoneOf(tzEl.text) : r.kind === 'collection' || r.kind === 'item' ? zoneOfCollection(r.coll) : undefined;
+    if (tzEl && !zone) throw new DavError(400, 'CALDAV:timezone must hold a VCALENDAR with one VTIMEZONE', [CALDAV, 'valid-calendar-data']);
     try {
       const pre = prefilterOf(filter);
       const depth = depthOf(req.headers, '0');
@@ -622,14 +656,14 @@ export function createDavHandler(deps: HandlerDeps) {
         const i = it.item;
         if (pre.comp && i.comp && pre.comp !== i.comp) continue;
         if (pre.range && ((i.maxEnd ?? Infinity) < pre.range.from || (i.minStart ?? -Infinity) >= pre.range.to)) continue;
-        if (pre.simple && pre.comp === 'VEVENT' && i.comp === 'VEVENT' && i.spans && (!pre.range || pre.range.to <= (i.horizon ?? Infinity))) {
+        if (pre.simple && pre.comp === 'VEVENT' && i.comp === 'VEVENT' && i.spans && !(i.floating && zone) && (!pre.range || pre.range.to <= (i.horizon ?? Infinity))) {
           // A plain time-range on events: the instances in the index decide, no parsing.
           if (pre.range && !spansOverlap(i.spans, pre.range.from, pre.range.to)) continue;
         } else {
           const text = await textOf(it.coll, it.name, i);
-          if (!calendarFilterMatches(parseComponent(text), filter, max)) continue;
+          if (!calendarFilterMatches(parseComponent(text), filter, max, zone)) continue;
         }
-        parts.push(await responseFor(it.resource(), pr, dataProp(it.coll, it.name, i)));
+        parts.push(await responseFor(it.resource(), pr, dataProp(it.coll, it.name, i, zone)));
       }
     } catch (err) {
       if (err instanceof FilterError) throw new DavError(err.precondition === 'supported-collation' ? 403 : 400, err.message, [CALDAV, err.precondition]);
@@ -678,6 +712,7 @@ export function createDavHandler(deps: HandlerDeps) {
     if (!Number.isFinite(range.from) || !Number.isFinite(range.to)) throw new DavError(400, 'free-busy-query needs both start and end');
     const periods: Array<{ s: number; e: number; type: string }> = [];
     const max = deps.config().limits.maxInstances;
+    const zone = zoneOfCollection(r.coll);
     try {
       for (const [name, i] of r.coll.items) {
         if (i.comp !== 'VEVENT' && i.comp !== 'VFREEBUSY') continue;
@@ -690,15 +725,15 @@ export function createDavHandler(deps: HandlerDeps) {
               if (type === 'FREE') continue;
               for (const v of p.getValues()) {
                 if (!(v instanceof ICAL.Period)) continue;
-                const s = v.start.toUnixTime() * 1000;
-                const e = (v.end ?? v.getEnd()).toUnixTime() * 1000;
+                const s = timeMs(v.start, zone);
+                const e = timeMs(v.end ?? v.getEnd(), zone);
                 if (s < range.to && e > range.from) periods.push({ s: Math.max(s, range.from), e: Math.min(e, range.to), type });
               }
             }
           }
           continue;
         }
-        for (const inst of instancesOf(cal, 'VEVENT', range.from, range.to, max)) {
+        for (const inst of instancesOf(cal, 'VEVENT', range.from, range.to, max, zone)) {
           if (String(inst.comp.getFirstPropertyValue('transp') ?? '').toUpperCase() === 'TRANSPARENT') continue;
           const status = String(inst.comp.getFirstPropertyValue('status') ?? '').toUpperCase();
           if (status === 'CANCELLED') continue;
@@ -787,6 +822,7 @@ export function createDavHandler(deps: HandlerDeps) {
     } catch (err) {
       if (err instanceof DavError) return errorResponse(err);
       if (err instanceof XmlError) return errorResponse(new DavError(400, err.message));
+      if (err instanceof FilterError) return errorResponse(new DavError(400, err.message, [CALDAV, err.precondition]));
       if (err instanceof HrefError) return errorResponse(new DavError(err.status, err.message));
       if (err instanceof StoreClientError) {
         if (err.status === 412) return errorResponse(new DavError(503, 'the calendar is busy with other changes: retry', undefined, { 'retry-after': '1' }));

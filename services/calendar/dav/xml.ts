@@ -99,6 +99,19 @@ export function escapeXml(s: string): string {
   return s.replace(/[&<>"\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/g, (c) => (c === '&' ? '&amp;' : c === '<' ? '&lt;' : c === '>' ? '&gt;' : c === '"' ? '&quot;' : ''));
 }
 
+/** The text escapeXml wrote (and the five entities and character references XML defines). */
+export function unescapeXml(s: string): string {
+  return s.replace(/&(lt|gt|amp|quot|apos|#\d{1,7}|#x[0-9a-fA-F]{1,6});/g, (_, e: string) => {
+    if (e === 'lt') return '<';
+    if (e === 'gt') return '>';
+    if (e === 'amp') return '&';
+    if (e === 'quot') return '"';
+    if (e === 'apos') return "'";
+    const code = e[1] === 'x' ? parseInt(e.slice(2), 16) : parseInt(e.slice(1), 10);
+    return code <= 0x10ffff ? String.fromCodePoint(code) : '';
+  });
+}
+
 /** Prefixes used in responses; any other namespace gets an xmlns on its element. */
 const PREFIX: Record<string, string> = { [DAV]: 'D', [CALDAV]: 'C', [CARDDAV]: 'CR', [CS]: 'CS', [APPLE]: 'A' };
 export const ROOT_XMLNS = Object.entries(PREFIX).map(([ns, p]) => ` xmlns:${p}="${ns}"`).join('');

@@ -2,8 +2,10 @@
  * Calendar object resources (RFC 4791 §4.1) through ical.js: validation of what a client
  * PUTs, the small summary the index keeps per object, and the instances of an object
  * within a time range (RFC 5545 §3.8.5 recurrence: RRULE, RDATE, EXDATE, RECURRENCE-ID
- * overrides; §3.3.5 time zones, floating times as UTC; all-day DATE values), which
- * calendar-query time-range filters, expand, limit-recurrence-set and free-busy use.
+ * overrides; §3.3.5 time zones; all-day DATE values), which calendar-query time-range
+ * filters, expand, limit-recurrence-set and free-busy use. Floating times and dates are in
+ * the zone the caller gives (the calendar's CALDAV:calendar-timezone, RFC 4791 §9.9),
+ * UTC without one; the index keeps UTC figures and says which objects float.
  */
 import ICAL from 'ical.js';
 import { ensureZones } from './zones.ts';
@@ -24,6 +26,8 @@ export interface CalendarSummary {
    */
   spans?: number[];
   horizon?: number;
+  /** Some start is floating or a date: spans are right only for a calendar in UTC. */
+  floating?: boolean;
 }
 
 /** Instances kept in the index per event; past them a query parses the object. */
@@ -40,9 +44,36 @@ export function parseComponent(text: string): ICAL.Component {
   return new ICAL.Component(ICAL.parse(text) as unknown[]);
 }
 
-function timeMs(t: ICAL.Time): number {
+/** A time with no zone of its own: a floating DATE-TIME or a DATE (RFC 5545 §3.3.5, §3.3.4). */
+export const isFloating = (t: ICAL.Time) => t.isDate || !t.zone || t.zone.tzid === 'floating';
+
+/** Milliseconds since the epoch; a floating time is read in `zone` (UTC without one). */
+export function timeMs(t: ICAL.Time, zone?: ICAL.Timezone): number {
+  if (zone && isFloating(t)) {
+    const c = t.clone();
+    c.zone = zone;
+    return c.toUnixTime() * 1000;
+  }
   return t.toUnixTime() * 1000;
 }
+
+/** A VTIMEZONE (the text of a VCALENDAR holding one, as CALDAV:calendar-timezone is) as a zone. */
+export function zoneOf(text: string | undefined): ICAL.Timezone | undefined {
+  if (!text) return undefined;
+  const hit = zoneCache.get(text);
+  if (hit !== undefined) return hit ?? undefined;
+  let zone: ICAL.Timezone | null = null;
+  try {
+    const vtz = new ICAL.Component(ICAL.parse(text) as unknown[]).getFirstSubcomponent('vtimezone');
+    if (vtz) zone = new ICAL.Timezone(vtz);
+  } catch {
+    zone = null;
+  }
+  if (zoneCache.size > 100) zoneCache.clear();
+  zoneCache.set(text, zone);
+  return zone ?? undefined;
+}
+const zoneCache = new Map<string, ICAL.Timezone | null>();
 
 /** Parse and check a calendar object resource; the summary for the index. */
 export function validateCalendarObject(text: string, maxInstances = 10_000): Parsed<CalendarSummary> {
@@ -82,6 +113,7 @@ export function validateCalendarObject(text: string, maxInstances = 10_000): Par
   if (!Number.isFinite(minStart)) minStart = -Infinity;
   if (maxEnd === -Infinity) maxEnd = Infinity;
   const summary: CalendarSummary = { uid: [...uids][0]!, comp: kind as ComponentName, minStart: minStart - SLACK, maxEnd: maxEnd + SLACK };
+  if (comps.some((c) => ['dtstart', 'dtend', 'due', 'recurrence-id'].some((n) => { const v = c.getFirstPropertyValue(n); return v instanceof ICAL.Time && isFloating(v); }))) summary.floating = true;
   if (kind === 'VEVENT') {
     try {
       Object.assign(summary, eventSpans(root, INDEX_SPANS));
@@ -98,10 +130,10 @@ function startOf(c: ICAL.Component): ICAL.Time | undefined {
 }
 
 /** The span of one instance starting at `start` (RFC 4791 §9.9 rules for the end). */
-function instanceEnd(c: ICAL.Component, start: ICAL.Time, dtstart: ICAL.Time | undefined): number {
-  const s = timeMs(start);
+function instanceEnd(c: ICAL.Component, start: ICAL.Time, dtstart: ICAL.Time | undefined, zone?: ICAL.Timezone): number {
+  const s = timeMs(start, zone);
   const dtend = c.getFirstPropertyValue(c.name === 'vtodo' ? 'due' : 'dtend');
-  if (dtend instanceof ICAL.Time && dtstart) return s + (timeMs(dtend) - timeMs(dtstart));
+  if (dtend instanceof ICAL.Time && dtstart) return s + (timeMs(dtend, zone) - timeMs(dtstart, zone));
   const dur = c.getFirstPropertyValue('duration');
   if (dur instanceof ICAL.Duration) return s + dur.toSeconds() * 1000;
   return start.isDate ? s + DAY : s;
@@ -165,13 +197,13 @@ export function overlaps(s: number, e: number, from: number, to: number): boolea
  * Instances of the components of kind `kind` that overlap [from, to), overrides applied.
  * Without a range, every instance up to `max` (unbounded rules stop there).
  */
-export function instancesOf(root: ICAL.Component, kind: string, from: number, to: number, max: number): Instance[] {
+export function instancesOf(root: ICAL.Component, kind: string, from: number, to: number, max: number, zone?: ICAL.Timezone): Instance[] {
   const comps = root.getAllSubcomponents(kind.toLowerCase());
   const out: Instance[] = [];
   const overrides = new Map<string, ICAL.Component>();
   for (const c of comps) {
     const rid = c.getFirstPropertyValue('recurrence-id');
-    if (rid instanceof ICAL.Time) overrides.set(String(timeMs(rid)), c);
+    if (rid instanceof ICAL.Time) overrides.set(String(timeMs(rid, zone)), c);
   }
   for (const c of comps) {
     const rid = c.getFirstPropertyValue('recurrence-id');
@@ -179,8 +211,8 @@ export function instancesOf(root: ICAL.Component, kind: string, from: number, to
     if (rid instanceof ICAL.Time) {
       // An override stands for its instance wherever it moved to.
       if (!dtstart) continue;
-      const s = timeMs(dtstart);
-      const e = instanceEnd(c, dtstart, dtstart);
+      const s = timeMs(dtstart, zone);
+      const e = instanceEnd(c, dtstart, dtstart, zone);
       if (overlaps(s, e, from, to)) out.push({ start: s, end: e, comp: c, recurrenceId: rid, startTime: dtstart });
       continue;
     }
@@ -190,19 +222,19 @@ export function instancesOf(root: ICAL.Component, kind: string, from: number, to
     }
     const recurring = c.getFirstProperty('rrule') || c.getFirstProperty('rdate');
     if (!recurring) {
-      const s = timeMs(dtstart);
-      const e = instanceEnd(c, dtstart, dtstart);
+      const s = timeMs(dtstart, zone);
+      const e = instanceEnd(c, dtstart, dtstart, zone);
       if (overlaps(s, e, from, to) || !Number.isFinite(from)) out.push({ start: s, end: e, comp: c, startTime: dtstart });
       continue;
     }
-    const span = instanceEnd(c, dtstart, dtstart) - timeMs(dtstart);
+    const span = instanceEnd(c, dtstart, dtstart, zone) - timeMs(dtstart, zone);
     const ev = new ICAL.Event(c);
     const it = ev.iterator();
     let n: ICAL.Time | null;
     let k = 0;
     while ((n = it.next())) {
       if (++k > max) throw new TooManyInstances(max);
-      const s = timeMs(n);
+      const s = timeMs(n, zone);
       if (s >= to) break;
       if (overrides.has(String(s))) continue;
       if (overlaps(s, s + span, from, to)) out.push({ start: s, end: s + span, comp: c, recurrenceId: n, startTime: n });
@@ -290,11 +322,11 @@ export class TooManyInstances extends Error {
  * RFC 4791 §9.6.5 expand: every instance in [from, to) as its own component, in UTC, with
  * a RECURRENCE-ID for recurring ones and no RRULE, RDATE, EXDATE or VTIMEZONE.
  */
-export function expandObject(root: ICAL.Component, from: number, to: number, max: number): string {
+export function expandObject(root: ICAL.Component, from: number, to: number, max: number, zone?: ICAL.Timezone): string {
   const out = new ICAL.Component('vcalendar');
   for (const p of root.getAllProperties()) out.addProperty(ICAL.Property.fromString(p.toICALString()));
   for (const kind of COMPONENTS) {
-    for (const inst of instancesOf(root, kind, from, to, max)) {
+    for (const inst of instancesOf(root, kind, from, to, max, zone)) {
       const c = new ICAL.Component(JSON.parse(JSON.stringify(inst.comp.toJSON())) as unknown[]);
       for (const name of ['rrule', 'rdate', 'exdate', 'exrule', 'dtstart', 'dtend', 'due', 'duration', 'recurrence-id']) c.removeAllProperties(name);
       const allDay = inst.startTime.isDate;
@@ -308,7 +340,7 @@ export function expandObject(root: ICAL.Component, from: number, to: number, max
       put('dtstart', inst.start);
       if (inst.end !== inst.start && Number.isFinite(inst.end)) put(kind === 'VTODO' ? 'due' : 'dtend', inst.end);
       if (inst.recurrenceId) {
-        const rid = inst.recurrenceId.isDate ? inst.recurrenceId.toUnixTime() * 1000 : timeMs(inst.recurrenceId);
+        const rid = timeMs(inst.recurrenceId, zone);
         put('recurrence-id', rid);
       }
       out.addSubcomponent(c);
@@ -318,13 +350,13 @@ export function expandObject(root: ICAL.Component, from: number, to: number, max
 }
 
 /** RFC 4791 §9.6.6 limit-recurrence-set: the master, and the overrides that overlap [from, to). */
-export function limitRecurrenceSet(root: ICAL.Component, from: number, to: number): string {
+export function limitRecurrenceSet(root: ICAL.Component, from: number, to: number, zone?: ICAL.Timezone): string {
   const out = new ICAL.Component(JSON.parse(JSON.stringify(root.toJSON())) as unknown[]);
   for (const c of out.getAllSubcomponents()) {
     const rid = c.getFirstPropertyValue('recurrence-id');
     if (!(rid instanceof ICAL.Time)) continue;
     const s = startOf(c);
-    const keep = s ? overlaps(timeMs(s), instanceEnd(c, s, s), from, to) || overlaps(timeMs(rid), timeMs(rid), from, to) : true;
+    const keep = s ? overlaps(timeMs(s, zone), instanceEnd(c, s, s, zone), from, to) || overlaps(timeMs(rid, zone), timeMs(rid, zone), from, to) : true;
     if (!keep) out.removeSubcomponent(c);
   }
   return out.toString() + '\r\n';

@@ -6,7 +6,7 @@
  * CALDAV:supported-filter precondition, §7.7).
  */
 import { CALDAV, children, child, type XmlElement } from '../dav/xml.ts';
-import { ICAL, instancesOf, overlaps } from './calendar-object.ts';
+import { ICAL, instancesOf, overlaps, timeMs } from './calendar-object.ts';
 
 export class FilterError extends Error {
   override name = 'FilterError';
@@ -54,7 +54,7 @@ export function textMatches(value: string, tm: XmlElement): boolean {
 
 const propText = (p: ICAL.Property) => p.getValues().map((v) => String(v)).join(',');
 
-function propFilterMatches(comp: ICAL.Component, pf: XmlElement): boolean {
+function propFilterMatches(comp: ICAL.Component, pf: XmlElement, zone?: ICAL.Timezone): boolean {
   const name = (pf.attrs.name ?? '').toLowerCase();
   if (!name) throw new FilterError('prop-filter needs a name', 'valid-filter');
   const props = comp.getAllProperties(name);
@@ -68,7 +68,7 @@ function propFilterMatches(comp: ICAL.Component, pf: XmlElement): boolean {
       const r = timeRangeOf(tr);
       const v = p.getFirstValue();
       if (!(v instanceof ICAL.Time)) return false;
-      const t = v.toUnixTime() * 1000;
+      const t = timeMs(v, zone);
       if (!overlaps(t, t, r.from, r.to)) return false;
     }
     if (tm && !textMatches(propText(p), tm)) return false;
@@ -88,14 +88,14 @@ function propFilterMatches(comp: ICAL.Component, pf: XmlElement): boolean {
 }
 
 /** Does one component satisfy a comp-filter's nested conditions (not its own time-range)? */
-function innerMatches(comp: ICAL.Component, cf: XmlElement, root: ICAL.Component, maxInstances: number): boolean {
-  for (const pf of children(cf, CALDAV, 'prop-filter')) if (!propFilterMatches(comp, pf)) return false;
-  for (const sub of children(cf, CALDAV, 'comp-filter')) if (!compFilterMatches(comp, sub, root, maxInstances)) return false;
+function innerMatches(comp: ICAL.Component, cf: XmlElement, root: ICAL.Component, maxInstances: number, zone?: ICAL.Timezone): boolean {
+  for (const pf of children(cf, CALDAV, 'prop-filter')) if (!propFilterMatches(comp, pf, zone)) return false;
+  for (const sub of children(cf, CALDAV, 'comp-filter')) if (!compFilterMatches(comp, sub, root, maxInstances, zone)) return false;
   return true;
 }
 
 /** comp-filter applied to the children of `parent` (for the top one, parent is the document). */
-export function compFilterMatches(parent: ICAL.Component, cf: XmlElement, root: ICAL.Component, maxInstances: number): boolean {
+export function compFilterMatches(parent: ICAL.Component, cf: XmlElement, root: ICAL.Component, maxInstances: number, zone?: ICAL.Timezone): boolean {
   const name = (cf.attrs.name ?? '').toLowerCase();
   if (!name) throw new FilterError('comp-filter needs a name', 'valid-filter');
   const candidates = parent === root && name === 'vcalendar' ? [root] : parent.getAllSubcomponents(name);
@@ -110,21 +110,21 @@ export function compFilterMatches(parent: ICAL.Component, cf: XmlElement, root: 
       return candidates.some((c) => {
         const s = c.getFirstPropertyValue('dtstart');
         const e = c.getFirstPropertyValue('dtend');
-        const ok = s instanceof ICAL.Time && e instanceof ICAL.Time ? overlaps(s.toUnixTime() * 1000, e.toUnixTime() * 1000, r.from, r.to) : false;
-        return ok && innerMatches(c, cf, root, maxInstances);
+        const ok = s instanceof ICAL.Time && e instanceof ICAL.Time ? overlaps(timeMs(s, zone), timeMs(e, zone), r.from, r.to) : false;
+        return ok && innerMatches(c, cf, root, maxInstances, zone);
       });
     }
-    const hits = new Set(instancesOf(parent, name, r.from, r.to, maxInstances).map((i) => i.comp));
-    return [...hits].some((c) => innerMatches(c, cf, root, maxInstances));
+    const hits = new Set(instancesOf(parent, name, r.from, r.to, maxInstances, zone).map((i) => i.comp));
+    return [...hits].some((c) => innerMatches(c, cf, root, maxInstances, zone));
   }
-  return candidates.some((c) => innerMatches(c, cf, root, maxInstances));
+  return candidates.some((c) => innerMatches(c, cf, root, maxInstances, zone));
 }
 
-/** The whole CALDAV:filter element against one object. */
-export function calendarFilterMatches(root: ICAL.Component, filter: XmlElement, maxInstances: number): boolean {
+/** The whole CALDAV:filter element against one object; floating times are in `zone` (UTC without one). */
+export function calendarFilterMatches(root: ICAL.Component, filter: XmlElement, maxInstances: number, zone?: ICAL.Timezone): boolean {
   const top = children(filter, CALDAV, 'comp-filter');
   if (top.length !== 1) throw new FilterError('the filter must hold exactly one comp-filter (name="VCALENDAR")', 'valid-filter');
-  return compFilterMatches(root, top[0]!, root, maxInstances);
+  return compFilterMatches(root, top[0]!, root, maxInstances, zone);
 }
 
 /**

@@ -43,6 +43,8 @@ export interface ItemMeta {
   /** VEVENT instances [start, end, ...] complete up to horizon (see CalendarSummary). */
   spans?: number[];
   horizon?: number;
+  /** Some time is floating or a date (read in the calendar's zone). */
+  floating?: boolean;
 }
 
 export interface Collection {
@@ -116,6 +118,8 @@ export class Repository {
   private readonly cacheDir: string;
   private persistTimer: ReturnType<typeof setTimeout> | undefined;
   private listeners = new Set<() => void>();
+  /** Blob cache folders known to exist (256 at most). */
+  private readonly blobDirs = new Set<string>();
 
   private readonly opts: RepositoryOptions;
 
@@ -290,8 +294,8 @@ export class Repository {
     // Read the new texts a few at a time first (a pushed commit may hold a thousand).
     const texts = new Map<string, string | undefined>();
     const wanted = itemChanges.filter((ch) => ch.type !== 'delete' && ch.blob);
-    for (let i = 0; i < wanted.length; i += 8) {
-      await Promise.all(wanted.slice(i, i + 8).map(async (ch) => texts.set(ch.path, await this.textAt(ch.path, ch.blob!, c.commit))));
+    for (let i = 0; i < wanted.length; i += 16) {
+      await Promise.all(wanted.slice(i, i + 16).map(async (ch) => texts.set(ch.path, await this.textAt(ch.path, ch.blob!, c.commit))));
     }
     for (const ch of [...metaChanges, ...itemChanges]) {
       const p = parseStorePath(ch.path)!;
@@ -359,8 +363,8 @@ export class Repository {
         }
       }
       // A few reads at a time: the first start over a large store reads every file once.
-      for (let i = 0; i < pending.length; i += 8) {
-        await Promise.all(pending.slice(i, i + 8).map(async ([item, blob]) => {
+      for (let i = 0; i < pending.length; i += 16) {
+        await Promise.all(pending.slice(i, i + 16).map(async ([item, blob]) => {
           const text = await this.textAt(itemPath(owner, name, item), blob, head);
           if (text === undefined) return;
           fetched++;
@@ -418,7 +422,11 @@ export class Repository {
   private async writeBlobCache(blob: string, text: string): Promise<void> {
     const file = this.blobFile(blob);
     try {
-      await fsp.mkdir(path.dirname(file), { recursive: true });
+      const dir = path.dirname(file);
+      if (!this.blobDirs.has(dir)) {
+        await fsp.mkdir(dir, { recursive: true });
+        this.blobDirs.add(dir);
+      }
       const tmp = `${file}.${process.pid}.tmp`;
       await fsp.writeFile(tmp, text);
       await fsp.rename(tmp, file);
@@ -483,10 +491,13 @@ export class Repository {
 
   private schedulePersist(): void {
     if (this.persistTimer || this.stopped) return;
+    // The file is the whole index (megabytes for 10 000 events): written at most once a
+    // minute and at stop. A crash loses at most that minute, which the next start reads
+    // again from the store (only the items whose blob changed).
     this.persistTimer = setTimeout(() => {
       this.persistTimer = undefined;
       void this.persist();
-    }, 2000);
+    }, 60_000);
     this.persistTimer.unref?.();
   }
 

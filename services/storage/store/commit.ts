@@ -100,12 +100,14 @@ export async function commitChanges(r: Repo, items: CommitItem[], opts: WriteOpt
     if (size + incoming > limits.maxRepoBytes) throw new LimitError('maxRepoBytes', limits.maxRepoBytes, size + incoming, 'the repository with this write');
   }
   // Blobs first, outside the locks: content-addressed, so harmless if the commit fails.
+  // Each blob is written durably (O_DSYNC): 16 at a time, so the disk takes their syncs
+  // together, not one after another (a 1000-file batch went from minutes to seconds).
   const blobs: Record<string, string> = {};
-  const changes: FileChange[] = [];
-  for (const it of items) {
-    let blob: string | null = null;
-    if (it.bytes) blob = blobs[it.path] = await git.writeBlob({ fs: durableGitFs, gitdir: r.real, blob: it.bytes });
-    changes.push({ segs: it.segs, blob });
+  const changes: FileChange[] = items.map((it) => ({ segs: it.segs, blob: null as string | null }));
+  for (let i = 0; i < items.length; i += 16) {
+    await Promise.all(items.slice(i, i + 16).map(async (it, k) => {
+      if (it.bytes) changes[i + k]!.blob = blobs[it.path] = await git.writeBlob({ fs: durableGitFs, gitdir: r.real, blob: it.bytes });
+    }));
   }
   if (r.S.repoBytes) r.S.repoBytes.bytes += incoming;
 
