@@ -113,7 +113,11 @@ export function validateCalendarObject(text: string, maxInstances = 10_000): Par
   if (!Number.isFinite(minStart)) minStart = -Infinity;
   if (maxEnd === -Infinity) maxEnd = Infinity;
   const summary: CalendarSummary = { uid: [...uids][0]!, comp: kind as ComponentName, minStart: minStart - SLACK, maxEnd: maxEnd + SLACK };
-  if (comps.some((c) => ['dtstart', 'dtend', 'due', 'recurrence-id'].some((n) => { const v = c.getFirstPropertyValue(n); return v instanceof ICAL.Time && isFloating(v); }))) summary.floating = true;
+  try {
+    if (comps.some((c) => ['dtstart', 'dtend', 'due', 'recurrence-id'].some((n) => { const v = c.getFirstPropertyValue(n); return v instanceof ICAL.Time && isFloating(v); }))) summary.floating = true;
+  } catch (err) {
+    return { ok: false, reason: `bad date: ${(err as Error).message}`, precondition: 'valid-calendar-data' };
+  }
   if (kind === 'VEVENT') {
     try {
       Object.assign(summary, eventSpans(root, INDEX_SPANS));
