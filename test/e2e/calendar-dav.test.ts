@@ -206,12 +206,13 @@ describe('calendar WebDAV core and hostile input', () => {
 
   it('floating times are in the calendar\'s CALDAV:calendar-timezone (UTC without one); partial calendar-data: comp/prop selection and limit-freebusy-set (curl)', async () => {
     const curl = (method: string, p: string, body: string, headers: string[] = []) => {
-      const r = spawnSync('curl', ['-sS', '-X', method, '-u', `kith:${s.token}`, '-H', 'content-type: application/xml; charset=utf-8', ...headers.flatMap((h) => ['-H', h]), '--data-binary', '@-', '-w', '\n%{http_code}', new URL(p, s.base).href], { input: body, encoding: 'utf8' });
+      const type = headers.some((h) => /^content-type:/i.test(h)) ? [] : ['-H', 'content-type: application/xml; charset=utf-8'];
+      const r = spawnSync('curl', ['-sS', '-X', method, '-u', `kith:${s.token}`, ...type, ...headers.flatMap((h) => ['-H', h]), '--data-binary', '@-', '-w', '\n%{http_code}', new URL(p, s.base).href], { input: body, encoding: 'utf8' });
       const i = r.stdout.lastIndexOf('\n');
       return { status: Number(r.stdout.slice(i + 1)), text: r.stdout.slice(0, i) };
     };
     const put = (p: string, ics: string) => curl('PUT', p, ics, ['content-type: text/calendar']).status;
-    await req('MKCALENDAR', '/dav/kith/floating/');
+    expect((await req('MKCALENDAR', '/dav/kith/floating/', { 'content-type': 'application/xml' }, '<C:mkcalendar xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:set><D:prop><C:supported-calendar-component-set><C:comp name="VEVENT"/><C:comp name="VFREEBUSY"/></C:supported-calendar-component-set></D:prop></D:set></C:mkcalendar>')).status).toBe(201);
     // 09:00 floating on 5 January: 09:00 UTC without a zone, 08:00 UTC in Berlin (CET, UTC+1).
     expect(put('/dav/kith/floating/f.ics', EVENT('float1', '20260105T090000', 'RRULE:FREQ=DAILY;COUNT=3\r\n'))).toBe(201);
     expect(put('/dav/kith/floating/d.ics', 'BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VEVENT\r\nUID:day1\r\nDTSTAMP:20260101T000000Z\r\nDTSTART;VALUE=DATE:20260110\r\nSUMMARY:all day\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n')).toBe(201);
