@@ -100,6 +100,23 @@ describe('the platform store client', () => {
     expect((await caught(owner.delete('cal', 'work/c.ics')))!.status).toBe(404);
   });
 
+  it('batch: many files (and deletions) as one commit, conditional on the head; the guest may not', async () => {
+    const head = (await owner.list('cal')).commit!;
+    const files = Array.from({ length: 40 }, (_, i) => ({ path: `batch/e${i}.ics`, content: `E${i}` }));
+    const r = await owner.batch('cal', [...files, { path: 'work/b.ics', content: null }], { ifMatch: head, message: 'bulk load' });
+    expect(r.changed).toBe(true);
+    expect(Object.keys(r.blobs)).toHaveLength(40);
+    expect(r.created).toHaveLength(40);
+    const h = await owner.history('cal', undefined, { limit: 1 });
+    expect([h[0]!.commit, h[0]!.parents, h[0]!.message]).toEqual([r.commit, [head], 'bulk load']);
+    expect(Buffer.from((await owner.read('cal', 'batch/e39.ics'))!.content).toString()).toBe('E39');
+    expect((await owner.read('cal', 'batch/e7.ics'))!.blob).toBe(r.blobs['batch/e7.ics']);
+    expect(await owner.read('cal', 'work/b.ics')).toBeUndefined();
+    const stale = await caught(owner.batch('cal', [{ path: 'batch/x.ics', content: 'x' }], { ifMatch: head }));
+    expect([stale!.status, stale!.code]).toEqual([412, 'conflict']);
+    expect((await caught(guest.batch('cal', [{ path: 'batch/x.ics', content: 'x' }])))!.status).toBe(403);
+  });
+
   it('one long-poll, and the changes stream, see commits as they happen', async () => {
     const head = (await owner.history('cal', undefined, { limit: 1 }))[0]!.commit;
     expect(await owner.watch('cal', { since: head, timeoutS: 0.2 })).toBeUndefined();
