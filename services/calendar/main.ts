@@ -23,8 +23,7 @@ const calendar = defineService<CalendarConfig>({
   // An index of every event lives in memory: keep V8's heap near what is live (the
   // memory budget is 64 MB of RssAnon at peak, ~25 MB of which is Node itself; 10 000
   // events are ~13 MB live; with 32 the calendar stopped answering in the bench's first full
-  // sync-collection of 10 000 items), rather
-  // than letting it grow with the host's RAM.
+  // sync-collection of 10 000 items), rather than letting it grow with the host's RAM.
   // Not --optimize-for-size: it made a calendar-query 6× slower (bench/calendar/inproc.ts).
   nodeFlags: ['--max-semi-space-size=1', '--max-old-space-size=40'],
   start: startCalendar,
