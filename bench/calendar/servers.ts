@@ -6,18 +6,22 @@
  * - kith: storage + calendar, each its sealed bundle from dist/ (test/e2e/calendar-stack.ts),
  *   events committed to the store in batches of 1000 (as a git push of an existing
  *   calendar would), then indexed by the calendar from the store.
- * - Radicale (Debian): the multifilesystem layout written directly, auth none.
+ * - Radicale (Debian): the multifilesystem layout written directly, auth none; kept under
+ *   build/bench-calendar/ with its item cache for the next run over the same events.
  * - Xandikos (Debian): its `--defaults` calendar (a git working tree), events committed
  *   with git, then served.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, promises as fsp } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, promises as fsp } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { createStoreClient } from '../../platform/store-client.ts';
 import { startCalendarStack } from '../../test/e2e/calendar-stack.ts';
 import { freeTcpPort } from '../../test/support/ports.ts';
 import type { BenchEvent } from './events.ts';
+
+const REPO = path.resolve(import.meta.dirname, '../..');
 
 export interface BenchServer {
   name: 'kith' | 'radicale' | 'xandikos';
@@ -83,11 +87,19 @@ export async function startKith(events: BenchEvent[], progress: (m: string) => v
 }
 
 export async function startRadicale(events: BenchEvent[], progress: (m: string) => void): Promise<BenchServer> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'kith-bench-radicale-'));
+  // Radicale's first request builds its item cache (many minutes for 10 000 events on a
+  // busy machine): the folder and its cache are kept under build/ for the next run over
+  // the same events, as a server that has run a while has them.
+  const hash = createHash('sha256');
+  for (const e of events) hash.update(e.name).update(e.text);
+  const dir = path.join(REPO, 'build', 'bench-calendar', `radicale-${hash.digest('hex').slice(0, 16)}`);
   const coll = path.join(dir, 'collection-root', 'bench', 'cal');
-  await fsp.mkdir(coll, { recursive: true });
-  await fsp.writeFile(path.join(coll, '.Radicale.props'), JSON.stringify({ tag: 'VCALENDAR', 'C:supported-calendar-component-set': 'VEVENT,VTODO,VJOURNAL' }));
-  for (const e of events) await fsp.writeFile(path.join(coll, e.name), e.text);
+  if (!existsSync(path.join(coll, '.kith-complete'))) {
+    await fsp.rm(dir, { recursive: true, force: true });
+    await fsp.mkdir(coll, { recursive: true });
+    await fsp.writeFile(path.join(coll, '.Radicale.props'), JSON.stringify({ tag: 'VCALENDAR', 'C:supported-calendar-component-set': 'VEVENT,VTODO,VJOURNAL' }));
+    for (const e of events) await fsp.writeFile(path.join(coll, e.name), e.text);
+  } else progress('radicale: reusing the folder and item cache of an earlier run');
   const port = await freeTcpPort();
   const child = spawn('/usr/bin/python3', ['-m', 'radicale', '--config', '', '--server-hosts', `127.0.0.1:${port}`, '--storage-filesystem-folder', dir, '--auth-type', 'none', '--logging-level', 'warning'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -103,7 +115,8 @@ export async function startRadicale(events: BenchEvent[], progress: (m: string) 
   const t0 = Date.now();
   await (await fetch(collection, { method: 'PROPFIND', headers: { ...headers, depth: '1' } })).text();
   progress(`radicale: ${events.length} events, cache warmed in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  return { name: 'radicale', collection, headers, pids: [child.pid!], stop: async () => { await stopChild(child); await fsp.rm(dir, { recursive: true, force: true }); } };
+  await fsp.writeFile(path.join(coll, '.kith-complete'), '');
+  return { name: 'radicale', collection, headers, pids: [child.pid!], stop: () => stopChild(child) };
 }
 
 export async function startXandikos(events: BenchEvent[], progress: (m: string) => void): Promise<BenchServer> {
