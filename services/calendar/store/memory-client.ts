@@ -51,9 +51,14 @@ export function memoryStoreClient(): CalendarStore & { commits: StoreHistoryEntr
       return { commit: out.commit, blobs, changed: true };
     },
     async watch(_repo, opts = {}) {
-      const i = opts.since ? commits.findIndex((c) => c.commit === opts.since) : commits.length - 2;
+      // As the store: without `since`, only a commit made from now on (none here), and a
+      // short wait before "nothing new" so a watch loop does not spin.
+      const i = opts.since ? commits.findIndex((c) => c.commit === opts.since) : commits.length;
       const after = commits.slice(i + 1);
-      if (after.length === 0) return undefined;
+      if (after.length === 0) {
+        await new Promise((r) => setTimeout(r, Math.min((opts.timeoutS ?? 25) * 1000, 20)));
+        return undefined;
+      }
       return { head: head() ?? null, commits: after, complete: true };
     },
   };

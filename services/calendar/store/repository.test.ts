@@ -46,4 +46,18 @@ describe('the calendar index over the store', () => {
     expect(a.head).toBe(client.commits[client.commits.length - 1]!.commit);
     await a.stop();
   });
+
+  it('an index opened on an empty store picks up commits made before its watch reached the store', async () => {
+    const client = memoryStoreClient();
+    const a = await open(client);
+    expect(a.head).toBeUndefined();
+    // A bulk load (the bench, a restore of a whole calendar) right after the start.
+    await client.batch('calendar', [{ path: metaPath('kith', 'c'), content: JSON.stringify({ type: 'calendar', props: {} }) }], { message: 'mk' });
+    await client.batch('calendar', [{ path: itemPath('kith', 'c', 'one.ics'), content: 'x1' }, { path: itemPath('kith', 'c', 'two.ics'), content: 'x2' }], { message: 'load' });
+    a.startWatching();
+    for (let i = 0; i < 200 && (a.collections.get('kith/c')?.items.size ?? 0) < 2; i++) await new Promise((r) => setTimeout(r, 25));
+    expect([...a.collections.get('kith/c')!.items.keys()].sort()).toEqual(['one.ics', 'two.ics']);
+    expect(a.head).toBe(client.commits[1]!.commit);
+    await a.stop();
+  });
 });
