@@ -99,6 +99,9 @@ export function snapshotPath(service: string): string {
   return `/kith/${service}.blob`;
 }
 
+/** A service that serves TLS (an https listener, or STARTTLS / implicit TLS) needs a certificate. */
+export const servesTls = (d: Pick<ServiceDescriptor, 'listeners'>): boolean => Object.values(d.listeners).some((l) => l.protocol === 'https' || l.tls === true);
+
 const isWildcard = (host: string) => host === '0.0.0.0' || host === '::';
 
 export function planAppliance(descriptors: ServiceDescriptor[], profile: Profile): AppliancePlan {
@@ -132,7 +135,7 @@ export function planAppliance(descriptors: ServiceDescriptor[], profile: Profile
       // Under `kith up` services listen on one address: 'self' means that one.
       ...(local && !isWildcard(profile.host) ? { addresses: [profile.host] } : {}),
     });
-    const https = Object.values(d.listeners).some((l) => l.protocol === 'https' || l.tls === true);
+    const https = servesTls(d);
     return {
       name: d.name,
       description: d.description,

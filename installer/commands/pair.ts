@@ -26,7 +26,8 @@ it on its console and log). The code is never sent: a password-authenticated key
 certificate for a key that never left it.
 
 Options:
-  --code CODE        the pairing code (asked for when absent)
+  --code CODE        the pairing code the appliance shows, or the pairing secret of the
+                     owner's seed that kith flash printed (asked for when absent)
   --appliance NAME   which appliance, when several answer
   --host ADDR        skip discovery: the appliance's address ...
   --port N           ... and pairing port

@@ -109,8 +109,20 @@ function fatal(cfg: Pick<BootConfig, 'onFatal'> | undefined, reason: string): vo
   log('reboot(2) failed; staying up', { error: libc.strerror(errno) });
 }
 
-/** Start every service under one Supervisor; each restarts on its own with back-off. */
-function supervise(cfg: BootConfig, services: BootService[]): Supervisor {
+/** How long the services wait for the pki process's certificates before starting without them. */
+const PKI_WAIT_MS = 60_000;
+
+/**
+ * One Supervisor for every process; each restarts on its own with back-off. The pki process
+ * (boot.json `pki`) starts first; the services it makes certificates for (its `--tls` names)
+ * once it says `provisioned` (or it failed, or PKI_WAIT_MS passed: services without a
+ * certificate beat no services), the others at once.
+ */
+function supervise(cfg: BootConfig, services: BootService[], hostname: string): { sup: Supervisor; started: Promise<void> } {
+  const pki = cfg.pki ? { ...cfg.pki, args: [...cfg.pki.args, '--appliance', hostname] } : undefined;
+  const all = pki ? [pki, ...services] : services;
+  let provisioned: () => void = () => {};
+  const pkiReady = new Promise<void>((resolve) => { provisioned = resolve; });
   const startedAt = new Map<string, number>();
   const failures = new Map<string, number>();
   const sup: Supervisor = new Supervisor({
@@ -123,6 +135,7 @@ function supervise(cfg: BootConfig, services: BootService[]): Supervisor {
         // Services log JSON lines naming themselves; anything else gets the name in front.
         const line = e.line.startsWith('{') ? e.line : `${e.name}: ${e.line}`;
         try { writeSync(1, line + '\n'); } catch { /* no console */ }
+        if (e.name === 'pki' && line.includes('"msg":"provisioned"')) provisioned();
         // Memory once the service says it is ready (its steady state, for the boot benchmark).
         if (line.includes('"msg":"ready"')) {
           const pid = sup.pid(e.name);
@@ -131,7 +144,7 @@ function supervise(cfg: BootConfig, services: BootService[]): Supervisor {
           }, 2000).unref();
         }
       } else if (e.type === 'started') {
-        const spec = services.find((s) => s.name === e.name)!;
+        const spec = all.find((s) => s.name === e.name)!;
         startedAt.set(e.name, Date.now());
         log('service started', { service: e.name, child: e.pid, attempt: e.attempt, command: [spec.command, ...spec.args].join(' ') });
         setTimeout(() => {
@@ -142,14 +155,27 @@ function supervise(cfg: BootConfig, services: BootService[]): Supervisor {
         const n = ran > cfg.restart.maxMs ? 1 : (failures.get(e.name) ?? 0) + 1;
         failures.set(e.name, n);
         log('service exited', { service: e.name, code: e.code ?? '-', signal: e.signal ?? '-', restartInMs: e.restartInMs, failures: n });
+        if (e.name === 'pki') provisioned(); // the services go on without fresh certificates
         if (cfg.restart.fatalAfter > 0 && n >= cfg.restart.fatalAfter) fatal(cfg, `service ${e.name} failed ${n} times`);
       }
     },
   });
-  for (const s of services) {
-    sup.start({ name: s.name, command: s.command, args: s.args, env: { PATH: '/bin', HOME: s.dataDir ?? '/data', ...s.env }, cwd: '/' });
+  const start = (s: BootService) => sup.start({ name: s.name, command: s.command, args: s.args, env: { PATH: '/bin', HOME: s.dataDir ?? '/data', ...s.env }, cwd: '/' });
+  const tlsNames = new Set(pki?.args.flatMap((a, k) => (k > 0 && pki.args[k - 1] === '--tls' ? [a] : [])) ?? []);
+  if (!pki) {
+    for (const s of services) start(s);
+    return { sup, started: Promise.resolve() };
   }
-  return sup;
+  start(pki);
+  for (const s of services) if (!tlsNames.has(s.name)) start(s);
+  const waited = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  const started = Promise.race([pkiReady.then(() => false), new Promise<boolean>((r) => { timer = setTimeout(() => r(true), PKI_WAIT_MS); })]).then((timedOut) => {
+    clearTimeout(timer);
+    log(timedOut ? 'pki did not provision in time; starting the services anyway' : 'pki provisioned', { ms: Math.round(performance.now() - waited) });
+    for (const s of services) if (tlsNames.has(s.name)) start(s);
+  });
+  return { sup, started };
 }
 
 /** Test images only (boot.json `debug`): list children, kill one on request. */
@@ -251,11 +277,12 @@ async function boot(): Promise<void> {
     for (const service of r.provisioned) log('link provisioned', { service, to: cfg.links?.storage ?? '-' });
     for (const f of r.failed) log('link provisioning failed', { service: f.service, error: f.error });
   }
-  const sup = supervise(cfg, services);
+  const { sup, started } = supervise(cfg, services, owner?.hostname ?? cfg.hostname);
   onStopSignals(sup, clock);
   // mDNS / DNS-SD in PID 1, beside the services, so it answers while one restarts (platform/mdns).
   if (cfg.mdns) void advertiseOnBoot(owner?.hostname ?? cfg.hostname, cfg.mdns.services, (msg, f) => log(msg, Object.fromEntries(Object.entries(f).filter(([, v]) => v !== undefined).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]))));
   if (cfg.debug) debugServer(cfg.debug.port, sup, services.map((s) => s.name));
+  await started;
   log('boot done', { ms: Math.round(performance.now() - t0), services: services.map((s) => s.name).join(','), uptimeS: readFileSync('/proc/uptime', 'utf8').split(' ')[0] });
 }
 

@@ -14,11 +14,12 @@ export interface PairingHandle {
   close(): Promise<void>;
 }
 
-export async function servePairing(o: { pkiDir: string; ca: Pem; appliance: string; host: string; port: number; onCode(code: string, expiresAt: number, why: string): void; onPaired?(device: string): void }): Promise<PairingHandle> {
+export async function servePairing(o: { pkiDir: string; ca: Pem; appliance: string; host: string; port: number; standingSecret?: string; onCode(code: string, expiresAt: number, why: string): void; onPaired?(device: string): void }): Promise<PairingHandle> {
   let queue: Promise<unknown> = Promise.resolve();
   const server = new PairingServer({
     appliance: o.appliance,
     onCode: o.onCode,
+    ...(o.standingSecret ? { standingSecret: o.standingSecret } : {}),
     // One at a time: devices.json is read, changed and written back.
     issue: (device, spki) => {
       const run = queue.then(async () => {

@@ -10,7 +10,8 @@
  * bind9-dnsutils, apt access to Debian arm64 packages.
  */
 import { execFile, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync, truncateSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync } from 'node:fs';
+import * as https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -19,6 +20,7 @@ import { buildRpiImage, type BuiltRpiImage } from '../../platform/rpi/cli.ts';
 import { bootVirt, type VirtVm } from '../../platform/rpi/qemu.ts';
 import type { Forward } from '../../platform/kvm/qemu.ts';
 import { freeTcpPort } from '../support/ports.ts';
+import { APPLIANCE_PAIR_PORT } from '../../platform/pki/appliance-launch.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const OUT = join(REPO, 'build/rpi/test-image');
@@ -46,6 +48,15 @@ async function http(url: string, method = 'GET'): Promise<{ status: number; body
   } catch {
     return undefined;
   }
+}
+
+/** Status of an https GET with the given trust and client certificate; 0 when the TLS handshake or connection fails. */
+function httpsStatus(url: string, tls: { ca: string; cert?: string; key?: string }): Promise<number> {
+  return new Promise((resolve) => {
+    const req = https.get(url, { ...tls, servername: 'localhost', timeout: 10_000 }, (res) => { res.resume(); resolve(res.statusCode ?? 0); });
+    req.on('error', () => resolve(0));
+    req.on('timeout', () => { req.destroy(); resolve(0); });
+  });
 }
 
 function sh(cmd: string, args: string[], env?: NodeJS.ProcessEnv): string {
@@ -134,17 +145,18 @@ describe.skipIf(missing.length > 0)(`rpi SD-card image (needs ${tools.join(', ')
     // A card bigger than the image, as every real one is: the data partition grows to fill it.
     const GROW = 512 * 2 ** 20;
     truncateSync(disk, statSync(img.image).size + GROW);
-    const [dnsPort, storageHealth, dnsHealth, debug] = [await freeTcpPort(), await freeTcpPort(), await freeTcpPort(), await freeTcpPort()];
+    const [dnsPort, storageHealth, dnsHealth, debug, pairPort, storageTls, submission] = [await freeTcpPort(), await freeTcpPort(), await freeTcpPort(), await freeTcpPort(), await freeTcpPort(), await freeTcpPort(), await freeTcpPort()];
     const forwards: Forward[] = [
       { proto: 'udp', hostPort: dnsPort, guestPort: 53 }, { proto: 'tcp', hostPort: dnsPort, guestPort: 53 },
       { proto: 'tcp', hostPort: storageHealth, guestPort: 9101 }, { proto: 'tcp', hostPort: dnsHealth, guestPort: 9102 },
       { proto: 'tcp', hostPort: debug, guestPort: DEBUG_PORT },
+      { proto: 'tcp', hostPort: pairPort, guestPort: APPLIANCE_PAIR_PORT }, { proto: 'tcp', hostPort: storageTls, guestPort: 8443 }, { proto: 'tcp', hostPort: submission, guestPort: 587 },
     ];
     const t0 = Date.now();
     vm = bootVirt({ kernel: join(tmp, 'vmlinuz'), initrd: join(tmp, 'initrd.cpio.zst'), disk, forwards });
     let healthy = false;
     let answer: string | undefined;
-    while (!(healthy && answer) && Date.now() - t0 < 150_000) {
+    while (!(healthy && answer) && Date.now() - t0 < 240_000) {
       if (vm.child.exitCode !== null) throw new Error(`qemu exited:\n${vm.output()}`);
       healthy ||= (await http(`http://127.0.0.1:${storageHealth}/healthz`))?.status === 200;
       answer ??= await dig(dnsPort);
@@ -198,6 +210,23 @@ describe.skipIf(missing.length > 0)(`rpi SD-card image (needs ${tools.join(', ')
     expect(after.storage!.pid).not.toBe(before.storage!.pid);
     expect(vm.output()).not.toMatch(/service exited service=dns/);
 
+    // Pairing with PID 1's pki process by the code on the console: the device certificate
+    // then opens storage's https listener by mutual TLS, and mail's submission port offers
+    // STARTTLS with a certificate from the same appliance CA.
+    const pairingLog = await vm.waitFor(/"msg":"pairing code","code":"[A-Z2-9]{4}-[A-Z2-9]{4}"/, 60_000);
+    const code = [...pairingLog.matchAll(/"msg":"pairing code","code":"([A-Z2-9]{4}-[A-Z2-9]{4})"/g)].at(-1)![1]!;
+    expect(pairingLog).toMatch(/kith-init pid=1 .*pki provisioned ms=\d+/);
+    const paired = join(tmp, 'paired');
+    const pair = spawnSync(process.execPath, [join(REPO, 'installer/kith.ts'), 'pair', '--json', '--host', '127.0.0.1', '--port', String(pairPort), '--code', code, '--device', 'tester', '--dir', paired], { encoding: 'utf8', timeout: 60_000 });
+    expect(pair.status, pair.stdout + pair.stderr).toBe(0);
+    const tls = { ca: readFileSync(join(paired, 'ca.crt'), 'utf8'), cert: readFileSync(join(paired, 'client.crt'), 'utf8'), key: readFileSync(join(paired, 'client.key'), 'utf8') };
+    const refs = `https://127.0.0.1:${storageTls}/config.git/info/refs?service=git-upload-pack`;
+    expect(await httpsStatus(refs, tls)).toBe(200);
+    expect(await httpsStatus(refs, { ca: tls.ca })).toBe(401);
+    const starttls = spawnSync('openssl', ['s_client', '-starttls', 'smtp', '-connect', `127.0.0.1:${submission}`, '-CAfile', join(paired, 'ca.crt'), '-verify_return_error', '-brief'], { encoding: 'utf8', input: 'QUIT\r\n', timeout: 30_000 });
+    expect(starttls.stdout + starttls.stderr).toMatch(/Verification: OK/);
+    lines.push(`paired through the forwarded port; storage opened by mutual TLS; submission STARTTLS verified against the appliance CA`);
+
     // Each service has its own folder on the data partition.
     await vm.stop();
     vm = undefined;
@@ -214,7 +243,7 @@ describe.skipIf(missing.length > 0)(`rpi SD-card image (needs ${tools.join(', ')
     const sb = sh('dumpe2fs', ['-h', p2]);
     expect(Number(/^Block count:\s+(\d+)/m.exec(sb)![1]) * Number(/^Block size:\s+(\d+)/m.exec(sb)![1])).toBe(grown.size * 512);
     const ls = sh('debugfs', ['-R', 'ls -p /', p2]);
-    for (const d of ['config', 'storage', 'dns']) expect(ls).toContain(`/${d}/`);
+    for (const d of ['config', 'storage', 'dns', 'pki']) expect(ls).toContain(`/${d}/`);
     expect(sh('debugfs', ['-R', 'ls -p /dns/links', p2])).toContain('/storage.json/');
-  }, 240_000);
+  }, 420_000);
 });
