@@ -16,7 +16,7 @@ import { defaultConfigFiles, loadDefinitions } from '../../platform/services.ts'
 import { Supervisor } from '../../platform/supervisor.ts';
 import type { Advertiser } from '../../platform/mdns/advertiser.ts';
 import { advertisePlan, defaultMdnsName, tlsNamesFor } from '../../platform/mdns/supervise.ts';
-import { syncRevocations } from '../../platform/pki/devices.ts';
+import { syncDevices } from '../../platform/pki/devices.ts';
 import { servePairing, type PairingHandle } from '../../platform/pki/pair-supervisor.ts';
 
 /** Storage's own token file, from before `kith up` kept the owner token (taken over once). */
@@ -166,7 +166,7 @@ export async function run(argv: string[]): Promise<number> {
   // TLS: the appliance CA (kept under <data>/pki) issues each https service its certificate.
   const ca = await loadOrCreateCa(path.join(dataRoot, 'pki'));
   for (const s of plan.services) if (s.tlsNames) await provisionServerTls(ca, s.dataDir, s.name, s.tlsNames);
-  await syncRevocations(path.join(dataRoot, 'pki'), path.join(dataRoot, 'data')); // revoked devices stay refused
+  await syncDevices(path.join(dataRoot, 'pki'), path.join(dataRoot, 'data')); // revoked devices stay refused, paired ones' passwords work
 
   for (const s of plan.services) {
     logs.set(s.name, createWriteStream(path.join(logsDir, `${s.name}.log`), { flags: 'a' }));
@@ -220,7 +220,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   await recorder.flush();
   // Pairing (platform/pki/pairing.ts): the code is shown here; `kith pair` on the owner's machine types it.
-  pairing = await servePairing({ pkiDir: path.join(dataRoot, 'pki'), ca, appliance: mdnsName, host, port: Number(values['pair-port'] ?? portBase - 1),
+  pairing = await servePairing({ pkiDir: path.join(dataRoot, 'pki'), servicesRoot: path.join(dataRoot, 'data'), ca, appliance: mdnsName, host, port: Number(values['pair-port'] ?? portBase - 1),
     onCode: (code, expiresAt, why) => (json ? emit({ event: 'pair-code', code, expiresAt: new Date(expiresAt).toISOString(), why }) : say(`pairing code ${code} (until ${new Date(expiresAt).toLocaleTimeString()}; ${why})`)),
     onPaired: (device) => (json ? emit({ event: 'paired', device }) : say(`paired ${device}`)) })
     .catch((err: Error) => { process.stderr.write(`kith up: pairing is off: ${err.message} (choose another --pair-port)\n`); return undefined; });
