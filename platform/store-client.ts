@@ -1,7 +1,7 @@
 /**
  * A typed client for the storage service's versioned store API (`/store/`, see
  * services/storage/store/README.md), over a provisioned link (platform/links.ts:
- * `{ url, token }`). Services use it to keep data in a repository of their own and to change
+ * `{ url, token }`, and a client certificate for mutual TLS when one was provisioned). Services use it to keep data in a repository of their own and to change
  * config.git through its validation (DNS dynamic updates; mail and calendar next); the
  * installer uses it with the owner's token.
  *
@@ -20,6 +20,7 @@
  * Node's fetch; no dependency on the storage service's code.
  */
 import type { StorageLink } from './links.ts';
+import { tlsFetch } from './tls-fetch.ts';
 
 export interface StoreFile {
   content: Uint8Array;
@@ -124,10 +125,12 @@ export interface StoreClient {
 const encodePath = (p: string) => p.split('/').map(encodeURIComponent).join('/');
 
 export function createStoreClient(link: StorageLink, options: StoreClientOptions = {}): StoreClient {
-  const base = link.url.replace(/\/+$/, '') + '/store/';
-  const doFetch = options.fetch ?? fetch;
+  // With a provisioned certificate: storage's https listener by mutual TLS, the certificate
+  // naming this service (no token sent); otherwise the token.
+  const base = (link.tls?.url ?? link.url).replace(/\/+$/, '') + '/store/';
+  const doFetch = options.fetch ?? (link.tls ? tlsFetch(link.tls) : fetch);
   const timeoutMs = options.timeoutMs ?? 10_000;
-  const auth = { authorization: `Bearer ${link.token}` };
+  const auth: Record<string, string> = link.tls ? {} : { authorization: `Bearer ${link.token}` };
 
   async function call(method: string, urlPath: string, init: { headers?: Record<string, string>; body?: Uint8Array | string; waitMs?: number; signal?: AbortSignal } = {}): Promise<Response> {
     const timeout = AbortSignal.timeout(timeoutMs + (init.waitMs ?? 0));
