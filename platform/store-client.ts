@@ -124,13 +124,22 @@ export interface StoreClient {
 
 const encodePath = (p: string) => p.split('/').map(encodeURIComponent).join('/');
 
+/**
+ * How to reach storage over a link: with a provisioned certificate, its https listener by
+ * mutual TLS, the certificate naming the service (no token sent); otherwise plain HTTP with
+ * the token. For code that calls storage's HTTP API itself: `fetch(url + '/store/…', { headers })`.
+ */
+export function storageAccess(link: StorageLink): { url: string; fetch: typeof fetch; headers: Record<string, string> } {
+  if (link.tls) return { url: link.tls.url.replace(/\/+$/, ''), fetch: tlsFetch(link.tls), headers: {} };
+  return { url: link.url.replace(/\/+$/, ''), fetch, headers: { authorization: `Bearer ${link.token}` } };
+}
+
 export function createStoreClient(link: StorageLink, options: StoreClientOptions = {}): StoreClient {
-  // With a provisioned certificate: storage's https listener by mutual TLS, the certificate
-  // naming this service (no token sent); otherwise the token.
-  const base = (link.tls?.url ?? link.url).replace(/\/+$/, '') + '/store/';
-  const doFetch = options.fetch ?? (link.tls ? tlsFetch(link.tls) : fetch);
+  const access = storageAccess(link);
+  const base = access.url + '/store/';
+  const doFetch = options.fetch ?? access.fetch;
   const timeoutMs = options.timeoutMs ?? 10_000;
-  const auth: Record<string, string> = link.tls ? {} : { authorization: `Bearer ${link.token}` };
+  const auth = access.headers;
 
   async function call(method: string, urlPath: string, init: { headers?: Record<string, string>; body?: Uint8Array | string; waitMs?: number; signal?: AbortSignal } = {}): Promise<Response> {
     const timeout = AbortSignal.timeout(timeoutMs + (init.waitMs ?? 0));
