@@ -5,14 +5,16 @@
  * service's data folder with the storage URL, and its hash and grants to storage's. Where
  * the supervisor holds the appliance CA and storage listens with TLS, the service also gets
  * a client certificate (CN = its name; links/client.crt, client.key, ca.crt) and storage's
- * https URL: storage maps the certificate's name to the same grants, and the store client
- * uses it instead of the token. The token stays beside it during the change.
+ * https URL: storage maps the certificate's name to the same grants, accepting only the
+ * certificate issued this time (its SHA-256 beside the grants), and the store client uses
+ * it instead of the token. The token stays beside it during the change.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { writeFileDurable } from './durable.ts';
 import { makePrivateDir } from './private-dir.ts';
+import { certSha256 } from './pki/server-tls.ts';
 import type { ServiceNeeds } from './service.ts';
 import type { ClientTls } from './tls-fetch.ts';
 
@@ -36,6 +38,8 @@ export interface StorageClient {
   configWrite: string[];
   /** Store repositories this client may read and write. */
   store?: string[];
+  /** SHA-256 of the client certificate issued with this link: only that one is the service (a new one each provisioning, like the token). */
+  certSha256?: string;
 }
 
 export const LINK_FILE = path.join('links', 'storage.json');
@@ -51,14 +55,14 @@ export async function provisionStorageLink(opts: { service: string; needs: Servi
   const token = randomBytes(24).toString('base64url');
   await makePrivateDir(path.join(opts.serviceDataDir, 'links'));
   await makePrivateDir(path.join(opts.storageDataDir, CLIENTS_DIR));
-  const client: StorageClient = { name: opts.service, tokenSha256: sha256(token), configWrite: opts.needs.configWrite ?? [], store: opts.needs.store ?? [] };
+  const issued = opts.storageTlsUrl && opts.issue ? await opts.issue(opts.service) : undefined;
+  const client: StorageClient = { name: opts.service, tokenSha256: sha256(token), configWrite: opts.needs.configWrite ?? [], store: opts.needs.store ?? [], ...(issued ? { certSha256: certSha256(issued.cert) } : {}) };
   await writeFileDurable(path.join(opts.storageDataDir, CLIENTS_DIR, `${opts.service}.json`), JSON.stringify(client, null, 1) + '\n', { mode: 0o600 });
   let tlsUrl: string | undefined;
-  if (opts.storageTlsUrl && opts.issue) {
-    const c = await opts.issue(opts.service);
-    await writeFileDurable(path.join(opts.serviceDataDir, LINK_TLS.key), c.key, { mode: 0o600 });
-    await writeFileDurable(path.join(opts.serviceDataDir, LINK_TLS.cert), c.cert);
-    await writeFileDurable(path.join(opts.serviceDataDir, LINK_TLS.ca), c.ca);
+  if (issued) {
+    await writeFileDurable(path.join(opts.serviceDataDir, LINK_TLS.key), issued.key, { mode: 0o600 });
+    await writeFileDurable(path.join(opts.serviceDataDir, LINK_TLS.cert), issued.cert);
+    await writeFileDurable(path.join(opts.serviceDataDir, LINK_TLS.ca), issued.ca);
     tlsUrl = opts.storageTlsUrl;
   }
   const link = { url: opts.storageUrl, token, ...(tlsUrl ? { tlsUrl } : {}) };
@@ -130,7 +134,10 @@ export async function readStorageClients(storageDataDir: string): Promise<Storag
     if (!name.endsWith('.json')) continue;
     try {
       const c = JSON.parse(await fsp.readFile(path.join(dir, name), 'utf8')) as StorageClient;
-      if (typeof c.name === 'string' && /^[0-9a-f]{64}$/.test(c.tokenSha256) && Array.isArray(c.configWrite)) out.push({ ...c, store: Array.isArray(c.store) ? c.store.filter((r) => typeof r === 'string') : [] });
+      if (typeof c.name === 'string' && /^[0-9a-f]{64}$/.test(c.tokenSha256) && Array.isArray(c.configWrite)) {
+        const { certSha256: cert, ...rest } = c;
+        out.push({ ...rest, store: Array.isArray(c.store) ? c.store.filter((r) => typeof r === 'string') : [], ...(typeof cert === 'string' && /^[0-9a-f]{64}$/.test(cert) ? { certSha256: cert } : {}) });
+      }
     } catch {
       // A torn or foreign file grants nothing.
     }

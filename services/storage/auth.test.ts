@@ -19,15 +19,20 @@ describe('token authentication', () => {
 });
 
 describe('certificate authentication', () => {
-  const client = { name: 'dns', tokenSha256: 'a'.repeat(64), configWrite: ['dns/zones/'], store: [] };
-  const auth = certificateAuthenticator([client]);
-  const tlsReq = (cn: string | undefined, authorized = true) => ({ headers: {}, socket: { encrypted: true, authorized, getPeerCertificate: () => ({ subject: cn === undefined ? {} : { CN: cn } }) } }) as unknown as IncomingMessage;
+  const FP = 'AB:'.repeat(31) + 'AB';
+  const client = { name: 'dns', tokenSha256: 'a'.repeat(64), configWrite: ['dns/zones/'], store: [], certSha256: 'ab'.repeat(32) };
+  const auth = certificateAuthenticator([client, { ...client, name: 'mail', certSha256: undefined }]);
+  const tlsReq = (cn: string | undefined, authorized = true, fingerprint256 = FP) => ({ headers: {}, socket: { encrypted: true, authorized, getPeerCertificate: () => ({ subject: cn === undefined ? {} : { CN: cn }, fingerprint256 }) } }) as unknown as IncomingMessage;
   it("maps a service's certificate to its link's grants, and the owner's devices to the owner", () => {
     expect(auth(tlsReq('dns'))).toEqual({ name: 'dns', via: 'certificate', configWrite: ['dns/zones/'], store: [] });
-    expect(auth(tlsReq('owner'))).toEqual({ name: 'owner', via: 'certificate' });
+    expect(auth(tlsReq('owner', true, 'CD:'.repeat(31) + 'CD'))).toEqual({ name: 'owner', via: 'certificate' });
+  });
+  it("takes only the certificate issued with the service's link now in force", () => {
+    expect(auth(tlsReq('dns', true, 'CD:'.repeat(31) + 'CD'))).toBeUndefined(); // an older one, still signed by the CA
+    expect(auth(tlsReq('mail'))).toBeUndefined(); // a link provisioned without a certificate
   });
   it('gives nothing to other names, to certificates TLS did not verify, or without TLS', () => {
-    expect(auth(tlsReq('mail'))).toBeUndefined();
+    expect(auth(tlsReq('calendar'))).toBeUndefined();
     expect(auth(tlsReq(undefined))).toBeUndefined();
     expect(auth(tlsReq('dns', false))).toBeUndefined();
     expect(auth(tlsReq('owner', false))).toBeUndefined();

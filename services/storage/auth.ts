@@ -80,7 +80,8 @@ export function clientAuthenticator(clients: StorageClient[]): Authenticator {
  * server asks for one and checks it against the CA); the certificate's CN names the
  * principal. Pairing issues the owner's devices CN=owner; the supervisor issues each
  * service with a link CN=<its name> (platform/links.ts), which gets that link's grants —
- * the same as its token. Any other name gets nothing.
+ * the same as its token — when it is the certificate issued with the link (its SHA-256 is
+ * in the link's record). Any other name or certificate gets nothing.
  */
 export function certificateAuthenticator(clients: StorageClient[] = []): Authenticator {
   const byName = new Map(clients.map((c) => [c.name, c]));
@@ -91,7 +92,9 @@ export function certificateAuthenticator(clients: StorageClient[] = []): Authent
     const name = Array.isArray(cn) ? cn[0] : cn;
     if (name === 'owner') return { name, via: 'certificate' };
     const c = name === undefined ? undefined : byName.get(name);
-    return c ? { name: c.name, via: 'certificate', configWrite: c.configWrite, store: c.store ?? [] } : undefined;
+    // Only the certificate issued with the link now in force, as only its token is.
+    if (!c?.certSha256 || sock.getPeerCertificate().fingerprint256?.replace(/:/g, '').toLowerCase() !== c.certSha256) return undefined;
+    return { name: c.name, via: 'certificate', configWrite: c.configWrite, store: c.store ?? [] };
   };
 }
 

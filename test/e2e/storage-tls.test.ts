@@ -76,9 +76,12 @@ describe('storage over HTTPS', () => {
     await expect(dns.repos()).rejects.toMatchObject({ status: 403 });
     // The token still works beside it (during the change), over plain HTTP.
     expect((await createStoreClient({ url: link.url, token: link.token }).read('config', 'dns/zones/home.arpa.zone'))?.blob).toBe(zone.blob);
-    // A certificate from the same CA whose name is no service's gets nothing.
+    // From the same CA, a certificate whose name is no service's, or another certificate
+    // named dns than the one issued with its link (an older one, say), gets nothing.
     const caPem = { cert: readFileSync(ca, 'utf8'), key: readFileSync(path.join(path.dirname(ca), 'ca.key'), 'utf8') };
-    const stranger = await issue(caPem, { commonName: 'stranger', usage: 'client' });
-    await expect(createStoreClient({ ...link, token: 'x', tls: { ...link.tls!, cert: stranger.cert, key: stranger.key } }).read('config', 'dns/zones/home.arpa.zone')).rejects.toMatchObject({ status: 401 });
+    for (const commonName of ['stranger', 'dns']) {
+      const other = await issue(caPem, { commonName, unit: 'kith service', usage: 'client' });
+      await expect(createStoreClient({ ...link, token: 'x', tls: { ...link.tls!, cert: other.cert, key: other.key } }).read('config', 'dns/zones/home.arpa.zone')).rejects.toMatchObject({ status: 401 });
+    }
   });
 });
