@@ -9,10 +9,10 @@
  * certificate issued this time (its SHA-256 beside the grants), and the store client uses
  * it instead of the token. The token stays beside it during the change.
  */
-import { createHash, randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { writeFileDurable } from './durable.ts';
+import { newSecret, secretSha256 } from './passwords.ts';
 import { makePrivateDir } from './private-dir.ts';
 import { certSha256 } from './pki/server-tls.ts';
 import type { ServiceNeeds } from './service.ts';
@@ -45,18 +45,16 @@ export interface StorageClient {
 export const LINK_FILE = path.join('links', 'storage.json');
 export const CLIENTS_DIR = 'clients';
 
-export const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
-
 /**
  * Give `service` a token for storage, with the grants it declares; with `storageTlsUrl` and
  * `issue`, also a client certificate named after it for storage's https listener.
  */
 export async function provisionStorageLink(opts: { service: string; needs: ServiceNeeds; serviceDataDir: string; storageDataDir: string; storageUrl: string; storageTlsUrl?: string; issue?: IssueClientCert }): Promise<void> {
-  const token = randomBytes(24).toString('base64url');
+  const token = newSecret();
   await makePrivateDir(path.join(opts.serviceDataDir, 'links'));
   await makePrivateDir(path.join(opts.storageDataDir, CLIENTS_DIR));
   const issued = opts.storageTlsUrl && opts.issue ? await opts.issue(opts.service) : undefined;
-  const client: StorageClient = { name: opts.service, tokenSha256: sha256(token), configWrite: opts.needs.configWrite ?? [], store: opts.needs.store ?? [], ...(issued ? { certSha256: certSha256(issued.cert) } : {}) };
+  const client: StorageClient = { name: opts.service, tokenSha256: secretSha256(token), configWrite: opts.needs.configWrite ?? [], store: opts.needs.store ?? [], ...(issued ? { certSha256: certSha256(issued.cert) } : {}) };
   await writeFileDurable(path.join(opts.storageDataDir, CLIENTS_DIR, `${opts.service}.json`), JSON.stringify(client, null, 1) + '\n', { mode: 0o600 });
   let tlsUrl: string | undefined;
   if (issued) {
@@ -92,7 +90,7 @@ export const OWNER_FILE = path.join('links', 'owner.json');
 /** Let the owner's token (its hash only) into `service`'s health listener from beyond loopback. */
 export async function provisionOwnerAccess(serviceDataDir: string, ownerToken: string): Promise<void> {
   await makePrivateDir(path.join(serviceDataDir, 'links'));
-  await writeFileDurable(path.join(serviceDataDir, OWNER_FILE), JSON.stringify({ tokenSha256: sha256(ownerToken) }) + '\n', { mode: 0o600 });
+  await writeFileDurable(path.join(serviceDataDir, OWNER_FILE), JSON.stringify({ tokenSha256: secretSha256(ownerToken) }) + '\n', { mode: 0o600 });
 }
 
 /** The service side: the owner token's hash, or undefined when none was provisioned. */
