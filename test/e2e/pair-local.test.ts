@@ -24,9 +24,18 @@ const submit = (url: string, user: string, password: string) => {
 };
 
 /** python3-caldav (Debian): the principal's calendars, or the error it met. */
-const caldav = (url: string, caFile: string, user: string, password: string) => {
-  const script = 'import sys, caldav\nc = caldav.DAVClient(url=sys.argv[1], username=sys.argv[2], password=sys.argv[3], ssl_verify_cert=sys.argv[4])\ntry:\n  print("ok", len(c.principal().calendars()))\nexcept Exception as e:\n  print("refused", type(e).__name__)\n';
-  return spawnSync('/usr/bin/python3', ['-c', script, url, user, password, caFile], { encoding: 'utf8', timeout: 60_000 }).stdout.trim();
+const caldav = (url: string, caFile: string, user: string, password: string, write = false) => {
+  const script = [
+    'import sys, caldav',
+    'c = caldav.DAVClient(url=sys.argv[1], username=sys.argv[2], password=sys.argv[3], ssl_verify_cert=sys.argv[4])',
+    'try:',
+    '  p = c.principal()',
+    '  if sys.argv[5] == "write": p.make_calendar(name="desk", cal_id="desk")',
+    '  print("ok", len(p.calendars()))',
+    'except Exception as e:',
+    '  print("refused", type(e).__name__)',
+  ].join('\n');
+  return spawnSync('/usr/bin/python3', ['-c', script, url, user, password, caFile, write ? 'write' : 'read'], { encoding: 'utf8', timeout: 60_000 }).stdout.trim();
 };
 
 function get(url: string, tls: { ca: string; cert?: string; key?: string }): Promise<number> {
@@ -67,7 +76,8 @@ describe('kith pair on loopback', () => {
     const mail = up.services.get('mail')!, calendar = up.services.get('calendar')!;
     expect(submit(mail.endpoints.submission!, 'kith', password)).toMatchObject({ code: 0 });
     expect(submit(mail.endpoints.submission!, 'kith', password.slice(1) + 'x').code).not.toBe(0);
-    expect(caldav(calendar.endpoints.caldavs!, path.join(dir, 'ca.crt'), 'kith', password)).toMatch(/^ok \d+$/);
+    // A new calendar: a commit in the store, which calendar reaches by its own client certificate.
+    expect(caldav(calendar.endpoints.caldavs!, path.join(dir, 'ca.crt'), 'kith', password, true)).toMatch(/^ok [1-9]\d*$/);
     expect(caldav(calendar.endpoints.caldavs!, path.join(dir, 'ca.crt'), 'kith', 'not-the-password')).toBe('refused AuthorizationError');
     const pids = ['storage', 'mail', 'calendar'].map((n) => up.services.get(n)!.pid);
     expect(kith('revoke', 'desk', '--data', up.data).status).toBe(0);
