@@ -6,7 +6,7 @@
  */
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { hashPassword } from '../../services/mail/passwords.ts';
+import { hashPassword } from '../../platform/passwords.ts';
 import { readOwnerToken } from '../../platform/owner.ts';
 import { pidAlive, readRunFile } from '../run-file.ts';
 

@@ -5,7 +5,7 @@
  * At each start: the appliance CA under `--pki` (made once, key 0600), a server certificate
  * for every service named by `--tls` (the names it is reached by: NAME, NAME.local,
  * NAME.home.arpa, loopback and the machine's addresses, which DHCP has given by then), and
- * the revoked serials written to every TLS service. Then it logs `provisioned` — PID 1
+ * the revoked serials and the paired devices' password hashes written to every TLS service. Then it logs `provisioned` — PID 1
  * starts the services after that line — and serves pairing on `--port`: the short code is
  * logged for the console, the owner seed's secret (`--seed-secret FILE`) is accepted too and
  * never logged.
@@ -20,7 +20,7 @@ import { tlsNamesFor } from '../mdns/supervise.ts';
 import { servePairing } from './pair-supervisor.ts';
 import { normalCode } from './pairing.ts';
 import { loadOrCreateCa, provisionServerTls } from './provision.ts';
-import { syncRevocations } from './devices.ts';
+import { syncDevices } from './devices.ts';
 import { APPLIANCE_PAIR_PORT } from './appliance-launch.ts';
 
 const USAGE = 'usage: pki.cjs --pki DIR --services DIR --appliance NAME [--port N] [--tls SERVICE]... [--seed-secret FILE]';
@@ -90,12 +90,12 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     await provisionServerTls(ca, dir, service, names);
     issued.push(service);
   }
-  await syncRevocations(values.pki, values.services);
+  await syncDevices(values.pki, values.services);
   log('info', 'provisioned', { services: (values.tls ?? []).join(','), issued: issued.join(',') || 'none', names: names.join(',') });
 
   const standingSecret = readSeedSecret(values['seed-secret']);
   const pairing = await servePairing({
-    pkiDir: values.pki, ca, appliance: values.appliance, host: '0.0.0.0', port,
+    pkiDir: values.pki, servicesRoot: values.services, ca, appliance: values.appliance, host: '0.0.0.0', port,
     ...(standingSecret ? { standingSecret } : {}),
     onCode: (code, expiresAt, why) => log('info', 'pairing code', { code, until: new Date(expiresAt).toISOString(), why }),
     onPaired: (device) => log('info', 'paired', { device }),

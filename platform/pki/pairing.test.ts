@@ -14,7 +14,7 @@ async function setup(now: { t: number }, standingSecret?: string) {
     ...(standingSecret ? { standingSecret } : {}),
     now: () => now.t,
     onCode: (c) => codes.push(c),
-    issue: async (device, spki) => ({ ca: ca.cert, cert: (await issue(ca, { commonName: device, usage: 'client', publicKeySpki: spki })).cert }),
+    issue: async (device, spki) => ({ ca: ca.cert, cert: (await issue(ca, { commonName: device, usage: 'client', publicKeySpki: spki })).cert, password: `password of ${device}` }),
   });
   const post = async (path: string, body: unknown) => (path === '/pair/start' ? server.start(body as object) : server.finish(body as object));
   const key = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -49,6 +49,7 @@ describe('pairing', () => {
     const cert = new X509Certificate(r.cert);
     expect(cert.subject).toBe('CN=laptop');
     expect(cert.checkPrivateKey(key.privateKey)).toBe(true);
+    expect(r.password).toBe('password of laptop'); // the device password, inside the box
     expect(codes.length).toBe(2);
     expect(server.currentCode.code).toBe(codes[1]);
     await expect(pairWith({ code: codes[0]!, device: 'phone', publicKeySpki: spki, post })).rejects.toMatchObject({ status: 403 });

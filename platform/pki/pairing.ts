@@ -4,7 +4,7 @@
  * it. Two messages over plain HTTP (pair-server.ts), protected by CPace (cpace.ts):
  *
  *   start   client → {sid, Ya, device}          server → {Yb, appliance}
- *   finish  client → {sid, tag_i, box(publicKey)} server → {tag_r, box(ca, cert)}  or 403
+ *   finish  client → {sid, tag_i, box(publicKey)} server → {tag_r, box(ca, cert, password)}  or 403
  *
  * The code never crosses the wire. A wrong code shows as a wrong key-confirmation tag at
  * `finish`. Every `start` counts as a guess until its `finish` proves the code, and guesses
@@ -74,6 +74,8 @@ export const DEVICE_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 export interface Issued {
   ca: string;
   cert: string;
+  /** The device password, for protocols that need one (SMTP submission, CalDAV): sent once, inside the box. */
+  password?: string;
 }
 
 interface Session {
@@ -222,5 +224,5 @@ export async function pairWith(o: {
   if (tag.length !== want.length || !timingSafeEqual(tag, want)) throw new PairingError(502, 'the appliance could not prove it knows the code: not pairing with it');
   const issued = open(isk, 'kith pair appliance', finished.box) as Partial<Issued>;
   if (typeof issued.ca !== 'string' || typeof issued.cert !== 'string') throw new PairingError(502, 'the appliance sent no certificates');
-  return { ca: issued.ca, cert: issued.cert, appliance: started.appliance };
+  return { ca: issued.ca, cert: issued.cert, ...(typeof issued.password === 'string' ? { password: issued.password } : {}), appliance: started.appliance };
 }

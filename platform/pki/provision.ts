@@ -7,6 +7,7 @@
 import { existsSync, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { writeFileDurable } from '../durable.ts';
+import type { IssueClientCert } from '../links.ts';
 import { makePrivateDir } from '../private-dir.ts';
 import { createCa, issue, type Pem } from './ca.ts';
 import { TLS_DIR } from './server-tls.ts';
@@ -34,6 +35,19 @@ export async function provisionServerTls(ca: Pem, serviceDataDir: string, common
   await writeFileDurable(path.join(dir, 'server.key'), leaf.key, { mode: 0o600 });
   await writeFileDurable(path.join(dir, 'server.crt'), leaf.cert);
   await writeFileDurable(path.join(dir, 'ca.crt'), ca.cert);
+}
+
+/**
+ * The issuer of services' client certificates for their links (platform/links.ts): CN is
+ * the service's name, which storage maps to the service's grants. 'owner' is the paired
+ * devices' principal and is never a service's. Fresh at every provisioning.
+ */
+export function serviceClientIssuer(ca: Pem): IssueClientCert {
+  return async (service) => {
+    if (service === 'owner') throw new Error("a service may not be named 'owner': that is the owner's devices' principal");
+    const leaf = await issue(ca, { commonName: service, unit: 'kith service', usage: 'client' });
+    return { ca: ca.cert, cert: leaf.cert, key: leaf.key };
+  };
 }
 
 /** Write the revoked serials into every TLS service's data folder, where each watches them (revocation.ts). */

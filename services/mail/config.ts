@@ -14,7 +14,7 @@ import { z } from 'zod';
 import { loadYamlFile } from '../../platform/config/yaml.ts';
 import type { ConfigIssue, ConfigResult, ConfigSource, ConfigSpec, MachineFacts } from '../../platform/config/spec.ts';
 import { mailCrossCheck } from './crosscheck.ts';
-import { isPasswordHash } from './passwords.ts';
+import { isPasswordHash } from '../../platform/passwords.ts';
 import { MAIL_YAML, MailSettingsSchema, type MailConfig, type MailSettings } from './schema.ts';
 
 export { MAIL_YAML, MailSettingsSchema, type MailConfig, type MailSettings };

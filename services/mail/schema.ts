@@ -5,7 +5,7 @@
  */
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { isPasswordHash } from './passwords.ts';
+import { isPasswordHash } from '../../platform/passwords.ts';
 
 export const MAIL_YAML = 'mail/mail.yaml';
 

@@ -4,7 +4,6 @@
  * change applies live: limits, aliases, users, route and timing are read on each use;
  * new selectors get keys and records are published again.
  */
-import { timingSafeEqual } from 'node:crypto';
 import { promises as dnsp } from 'node:dns';
 import { isIP } from 'node:net';
 import * as path from 'node:path';
@@ -13,8 +12,9 @@ import type { RunningService, ServiceContext } from '../../platform/service.ts';
 import type { MailConfig } from './config.ts';
 import { startControl } from './control.ts';
 import { loadOrCreateKey, type DkimKey } from './dkim.ts';
-import { readOwnerTokenHash, readResolverLink, sha256 } from '../../platform/links.ts';
-import { verifyPassword } from './passwords.ts';
+import { readOwnerTokenHash, readResolverLink } from '../../platform/links.ts';
+import { DevicePasswords } from '../../platform/device-passwords.ts';
+import { secretMatches, verifyPassword } from '../../platform/passwords.ts';
 import { publishRecords } from './publish.ts';
 import { MailQueue } from './queue/queue.ts';
 import { closeIdleSessions, type Route } from './queue/deliver.ts';
@@ -50,15 +50,14 @@ export async function startMail(ctx: ServiceContext<MailConfig>): Promise<Runnin
 
   // The owner's token (random, 192 bits) is checked against the hash the supervisor
   // provisioned (links/owner.json); a digest compare suits a token that is not a human's password.
-  const checkOwner = async (token: string) => {
-    const h = await readOwnerTokenHash(ctx.dataDir);
-    return h !== undefined && timingSafeEqual(Buffer.from(sha256(token), 'hex'), Buffer.from(h, 'hex'));
-  };
+  const checkOwner = async (token: string) => secretMatches(token, await readOwnerTokenHash(ctx.dataDir));
+  // The owner's paired devices' passwords (issued at `kith pair`, followed live: a revoked one fails at once).
+  const devices = new DevicePasswords(ctx.dataDir, (m) => log.warn(m));
   const checkPassword = async (user: string, password: string) => {
     const u = ctx.config().settings.users[user];
     if (!u || password.length === 0 || password.length > 1024) return false;
     for (const h of u.passwords) if (await verifyPassword(password, h)) return true;
-    return u.ownerToken ? checkOwner(password) : false;
+    return u.ownerToken ? devices.match(password) !== undefined || checkOwner(password) : false;
   };
 
   const route = (): Route => {
@@ -175,6 +174,7 @@ export async function startMail(ctx: ServiceContext<MailConfig>): Promise<Runnin
     stop: async () => {
       clearTimeout(publishTimer);
       queue.stop();
+      devices.close();
       closeIdleSessions();
       await Promise.all([...listeners.map((l) => l.close()), control?.close()]);
     },

@@ -9,6 +9,7 @@
  * calendar's ETag checks stay atomic: the index it checked against is that head.
  */
 import type { StorageLink } from '../../../platform/links.ts';
+import { storageAccess } from '../../../platform/store-client.ts';
 
 export interface StoreEntry {
   path: string;
@@ -62,8 +63,9 @@ export interface StoreClient {
 const enc = (p: string) => p.split('/').map(encodeURIComponent).join('/');
 
 export function storeClient(link: StorageLink, repo: string): StoreClient {
-  const base = `${link.url.replace(/\/$/, '')}/store/${encodeURIComponent(repo)}`;
-  const auth = { authorization: `Bearer ${link.token}` };
+  // Mutual TLS with the certificate the supervisor issued, when it did; else the token.
+  const { url: storageUrl, fetch, headers: auth } = storageAccess(link);
+  const base = `${storageUrl}/store/${encodeURIComponent(repo)}`;
 
   async function call(url: string, init: RequestInit & { timeoutMs?: number } = {}): Promise<Response> {
     const signal = init.signal ?? AbortSignal.timeout(init.timeoutMs ?? 30_000);
