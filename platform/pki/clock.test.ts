@@ -13,7 +13,7 @@ const unsynced = (): ClockState => ({ synchronised: false, source: 'saved', last
 const synced = (): ClockState => ({ synchronised: true, source: 'ntp' });
 
 async function spki(): Promise<Uint8Array> {
-  const k = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const k = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as { publicKey: CryptoKey };
   return new Uint8Array(await webcrypto.subtle.exportKey('spki', k.publicKey));
 }
 

@@ -20,7 +20,8 @@ import { MailQueue } from './queue/queue.ts';
 import { closeIdleSessions, type Route } from './queue/deliver.ts';
 import { Spool } from './queue/spool.ts';
 import { createSmtpListener, type ListenerKind, type SmtpListener } from './smtp.ts';
-import { startSigning } from './dkim.ts';
+import { signStream, startSigning } from './dkim.ts';
+import { clockSynchronisedGate } from '../../platform/clock-state.ts';
 
 export async function startMail(ctx: ServiceContext<MailConfig>): Promise<RunningService<MailConfig>> {
   const { log } = ctx;
@@ -73,6 +74,11 @@ export async function startMail(ctx: ServiceContext<MailConfig>): Promise<Runnin
     };
   };
 
+  // DKIM signatures carry the time (t=): on an appliance without network time yet, mail is
+  // held in the queue unsigned and signed once the clock is (under kith up the host's clock counts).
+  const clockSynchronised = clockSynchronisedGate();
+  const dsnDomain = (mta: string) => Object.keys(ctx.config().settings.domains).find((d) => mta === d || mta.endsWith(`.${d}`));
+
   const spool = new Spool(path.join(ctx.dataDir, 'queue'));
   const queue = new MailQueue({
     spool,
@@ -82,8 +88,9 @@ export async function startMail(ctx: ServiceContext<MailConfig>): Promise<Runnin
     timing: () => ctx.config().settings.queue,
     route,
     reportingMta: () => ctx.config().settings.hostname,
+    dkim: { synchronised: clockSynchronised, sign: (body, domain) => signStream(keys, domain, body), domainOf: dsnDomain },
     signDsn: async (text, mta) => {
-      const domain = Object.keys(ctx.config().settings.domains).find((d) => mta === d || mta.endsWith(`.${d}`));
+      const domain = dsnDomain(mta);
       if (!domain) return '';
       const s = startSigning(keys, domain);
       s.write(text);
@@ -114,6 +121,7 @@ export async function startMail(ctx: ServiceContext<MailConfig>): Promise<Runnin
       log,
       metrics: ctx.metrics,
       now: ctx.now,
+      clockSynchronised,
     });
     const port = await l.listen(at.host, at.port);
     listeners.push(l);

@@ -41,6 +41,8 @@ export interface SmtpDeps {
   log: Logger;
   metrics: Metrics;
   now: () => number;
+  /** The clock is synchronised: DKIM signing now; else the message is queued to be signed later. */
+  clockSynchronised: () => boolean;
 }
 
 const reply = (code: number, text: string) => Object.assign(new Error(text), { responseCode: code });
@@ -184,7 +186,11 @@ export function createSmtpListener(kind: ListenerKind, deps: SmtpDeps): SmtpList
     const writer = deps.spool.writer(now);
     // Submission signs as the sender's domain; forwarded inbound mail as the alias's domain.
     const signDomain = submission ? splitAddress(from).domain : splitAddress(session.envelope.rcptTo[0]?.address ?? '').domain;
-    const signer = isOurDomain(s, signDomain) ? startSigning(deps.keys(), signDomain) : undefined;
+    const ours = isOurDomain(s, signDomain);
+    // A signature's t= from an unset clock would be wrong (and could fail verification):
+    // the queue holds such a message and signs it once the clock is synchronised.
+    const holdToSign = ours && deps.keys().length > 0 && !deps.clockSynchronised();
+    const signer = ours && !holdToSign ? startSigning(deps.keys(), signDomain) : undefined;
     const verifier = !submission && s.inbound.verify ? startVerifying({ ip: session.remoteAddress, helo: session.hostNameAppearsAs, sender: from, mta: s.hostname, resolver: deps.resolver }) : undefined;
     const scanner = new MessageScanner({ headerBytes: s.limits.headerBytes, eightBitAllowed: declared8 });
     let failure: Error | undefined;
@@ -247,6 +253,7 @@ export function createSmtpListener(kind: ListenerKind, deps: SmtpDeps): SmtpList
             client: { ip: session.remoteAddress, helo: session.hostNameAppearsAs || '', ...(session.user ? { user: String(session.user) } : {}) },
             ...(scanner.saw8bit ? { eightBit: true } : {}),
             ...(smtputf8 ? { smtputf8: true } : {}),
+            ...(holdToSign ? { signAs: signDomain } : {}),
           });
           received.inc();
           log.info('queued', { id: env.id, listener: kind, from, to: env.rcpts.map((r) => r.to), bytes: env.bytes, user: env.client.user });
