@@ -52,6 +52,11 @@ export const MailSettingsSchema = z.object({
     passwords: z.array(Hash).default([]),
     /** The access token `kith up` prints is also this user's password (provisioned as a hash). */
     ownerToken: z.boolean().default(false),
+    /**
+     * Paired devices (`kith pair`) whose client certificate logs in as this user, without a
+     * password. Absent: the ownerToken user takes every paired device of the owner.
+     */
+    devices: z.array(z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'expected a device name as paired: lower-case letters, digits and dashes')).optional(),
   }).strict()).default({}),
   outbound: z.object({
     /** Relay everything through this host; absent: deliver to each domain's MX. */

@@ -9,6 +9,7 @@ import { promises as dnsp } from 'node:dns';
 import { isIP } from 'node:net';
 import * as path from 'node:path';
 import { readServerTls } from '../../platform/pki/server-tls.ts';
+import { RevocationList } from '../../platform/pki/revocation.ts';
 import type { RunningService, ServiceContext } from '../../platform/service.ts';
 import type { MailConfig } from './config.ts';
 import { startControl } from './control.ts';
@@ -103,6 +104,10 @@ export async function startMail(ctx: ServiceContext<MailConfig>): Promise<Runnin
   const tls = await readServerTls(ctx.dataDir);
   if (!tls) log.warn('no TLS material in the data folder (tls/): STARTTLS is off, so submission cannot authenticate and port 465 is closed');
 
+  // Paired devices' certificates log in on 587/465; a revoked one (kith revoke) is refused
+  // from the moment the supervisor writes tls/revoked.json, sessions already open included.
+  const revoked = new RevocationList(ctx.dataDir, (msg) => log.warn('revocation list unreadable; keeping the last one', { error: msg }));
+
   const listeners: SmtpListener[] = [];
   const endpoints: Record<string, string> = {};
   const kinds: [string, ListenerKind, string][] = [['smtp', 'mx', 'smtp'], ['submission', 'submission', 'smtp'], ['submissions', 'submissions', 'smtps']];
@@ -122,6 +127,7 @@ export async function startMail(ctx: ServiceContext<MailConfig>): Promise<Runnin
       metrics: ctx.metrics,
       now: ctx.now,
       clockSynchronised,
+      revoked,
     });
     const port = await l.listen(at.host, at.port);
     listeners.push(l);
@@ -182,6 +188,7 @@ export async function startMail(ctx: ServiceContext<MailConfig>): Promise<Runnin
     health: () => ({ ok: true, detail: `queue ${queue.size}; records ${published}` }),
     stop: async () => {
       clearTimeout(publishTimer);
+      revoked.close();
       queue.stop();
       closeIdleSessions();
       await Promise.all([...listeners.map((l) => l.close()), control?.close()]);
