@@ -93,6 +93,7 @@ outbound:
   # smarthost: { host: smtp.example.net, port: 587, username: me, password: secret }
   tls: opportunistic      # or require: never send in clear
   resolver: kith          # MX lookups go to the appliance's DNS service
+  mtaSts: true            # honour recipient domains' MTA-STS policies (RFC 8461)
 
 limits:
   messageBytes: 26214400

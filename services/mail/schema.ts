@@ -76,7 +76,9 @@ export const MailSettingsSchema = z.object({
     resolver: Resolver.default('kith'),
     /** Port of remote MX hosts (25; tests point it elsewhere). */
     mxPort: z.number().int().min(1).max(65535).default(25),
-  }).strict().default({ tls: 'opportunistic', verifyCertificates: false, resolver: 'kith', mxPort: 25 }),
+    /** Honour the MTA-STS policies (RFC 8461) of recipient domains when delivering to their MX. */
+    mtaSts: z.boolean().default(true),
+  }).strict().default({ tls: 'opportunistic', verifyCertificates: false, resolver: 'kith', mxPort: 25, mtaSts: true }),
   limits: z.object({
     messageBytes: z.number().int().min(1024).max(1 << 30).default(25 * 1024 * 1024),
     headerBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(256 * 1024),

@@ -19,6 +19,7 @@ import { verifyPassword } from './passwords.ts';
 import { publishRecords } from './publish.ts';
 import { MailQueue } from './queue/queue.ts';
 import { closeIdleSessions, type Route } from './queue/deliver.ts';
+import { MtaSts } from './queue/mta-sts.ts';
 import { Spool } from './queue/spool.ts';
 import { createSmtpListener, type ListenerKind, type SmtpListener } from './smtp.ts';
 import { signStream, startSigning } from './dkim.ts';
@@ -63,9 +64,11 @@ export async function startMail(ctx: ServiceContext<MailConfig>): Promise<Runnin
     return u.ownerToken ? checkOwner(password) : false;
   };
 
+  const mtaSts = new MtaSts({ resolver: resolverAddr, now: ctx.now, report: (msg, fields) => log.info(msg, fields) });
   const route = (): Route => {
     const o = ctx.config().settings.outbound;
     return {
+      ...(!o.smarthost && o.mtaSts ? { mtaSts } : {}),
       ...(o.smarthost ? { smarthost: o.smarthost } : {}),
       tls: o.tls,
       verifyCertificates: o.verifyCertificates,
