@@ -60,7 +60,7 @@ export function clockSynchronisedGate(read: () => ClockState = () => readClockSt
 export class ClockNotSaneError extends Error {
   readonly state: ClockState;
   constructor(what: string, state: ClockState) {
-    super(`${what}: the clock is not synchronised yet (time from ${state.source}${state.lastError ? `; ${state.lastError}` : ''}), so the validity dates would be wrong; this is retried once NTP sets the clock (see clock in /healthz), or give the appliance network time`);
+    super(`${what}: the clock is not synchronised yet (time from ${state.source}${state.lastError ? `; ${state.lastError}` : ''}), so the validity dates would be wrong: give the appliance network time (NTP) and try again once /healthz shows clock.synchronised`);
     this.state = state;
   }
 }
