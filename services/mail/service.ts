@@ -64,7 +64,7 @@ export async function startMail(ctx: ServiceContext<MailConfig>): Promise<Runnin
     return u.ownerToken ? checkOwner(password) : false;
   };
 
-  const mtaSts = new MtaSts({ resolver: resolverAddr, now: ctx.now, report: (msg, fields) => log.info(msg, fields) });
+  const mtaSts = new MtaSts({ resolver: resolverAddr, now: ctx.now, file: path.join(ctx.dataDir, 'mta-sts.json'), report: (msg, fields) => log.info(msg, fields) });
   const route = (): Route => {
     const o = ctx.config().settings.outbound;
     return {

@@ -8,7 +8,7 @@
  *   badcert.test   enforce, the MX's certificate is not for its name        → temporary failure
  *   testing.test   testing, the MX is not in the policy                     → delivered, reported
  *   plain.test     no policy                                                → delivered
- * and the policy is fetched once per max_age, again when the TXT id changes.
+ * and the policy is fetched once per max_age, kept across a restart (the cache file).
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as https from 'node:https';
@@ -89,6 +89,7 @@ describe('MTA-STS with the kith DNS service, an HTTPS policy host and aiosmtpd a
   });
 
   const reports: { msg: string; fields: Record<string, unknown> }[] = [];
+  const cacheFile = path.join(tempDir('kith-sts-cache-'), 'mta-sts.json');
   const clock = { t: Date.now() };
   let sts: MtaSts;
   const route = (): Route => ({
@@ -101,13 +102,18 @@ describe('MTA-STS with the kith DNS service, an HTTPS policy host and aiosmtpd a
   };
 
   it('enforce: delivered over TLS to the matching MX; a policy within max_age is not fetched again', async () => {
-    sts = new MtaSts({ resolver: () => ({ host: '127.0.0.1', port: dnsPort }), now: () => clock.t, ca, httpsPort: webPort, report: (msg, fields) => reports.push({ msg, fields }) });
+    sts = new MtaSts({ resolver: () => ({ host: '127.0.0.1', port: dnsPort }), now: () => clock.t, ca, httpsPort: webPort, file: cacheFile, report: (msg, fields) => reports.push({ msg, fields }) });
     expect(await sts.policyFor('enforce.test')).toMatchObject({ mode: 'enforce', mx: ['mx.enforce.test'], id: 'v1', maxAge: 600 });
     const r = await send('someone@enforce.test');
     expect(r.outcome.kind, r.outcome.response).toBe('ok');
     expect(r.mta).toBe('mx.enforce.test');
     const got = await sink.waitFor(1);
     expect(got.at(-1)).toMatchObject({ to: ['someone@enforce.test'], tls: true });
+    expect(fetches.filter((d) => d === 'enforce.test')).toHaveLength(1);
+    // After a restart the policy comes from the data folder: not fetched again while in date.
+    await sts.flushed();
+    const restarted = new MtaSts({ resolver: () => ({ host: '127.0.0.1', port: dnsPort }), now: () => clock.t, ca, httpsPort: webPort, file: cacheFile });
+    expect(await restarted.policyFor('enforce.test')).toMatchObject({ mode: 'enforce', id: 'v1' });
     expect(fetches.filter((d) => d === 'enforce.test')).toHaveLength(1);
     clock.t += 601_000; // past max_age: fetched again
     await sts.policyFor('enforce.test');

@@ -1,6 +1,9 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { prng } from '../../../test/support/prng.ts';
-import { MAX_POLICY_BYTES, mxMatches, parsePolicy, parseStsRecord } from './mta-sts.ts';
+import { loadPolicyCache, MAX_POLICY_BYTES, mxMatches, parsePolicy, parseStsRecord } from './mta-sts.ts';
 
 const POLICY = 'version: STSv1\r\nmode: enforce\r\nmx: mail.example.com\r\nmx: *.example.net\r\nmax_age: 604800\r\n';
 
@@ -82,5 +85,28 @@ describe('MX patterns (RFC 8461 §4.1)', () => {
     expect(mxMatches(['mail.example.com'], 'evil-mail.example.com')).toBe(false);
     expect(mxMatches(['mail.example.com'], 'mail.example.com.evil.net')).toBe(false);
     expect(mxMatches([], 'mail.example.com')).toBe(false);
+  });
+});
+
+describe('the policy cache on disk', () => {
+  it('keeps only entries that are policies as a fetched one would be', () => {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'kith-sts-')), 'mta-sts.json');
+    const good = { domain: 'Example.COM', id: 'abc', fetchedAt: 1, mode: 'enforce', mx: ['mx.example.com'], maxAge: 86400 };
+    writeFileSync(file, JSON.stringify({ policies: [
+      good,
+      { ...good, domain: 'a.test', mode: 'enforce\nmx: evil.test' },
+      { ...good, domain: 'b.test', mx: ['mx.b.test\nmode: none'] },
+      { ...good, domain: 'c.test', id: 'not valid!' },
+      { ...good, domain: 'd.test', mx: [] },
+      { ...good, domain: 'e.test', maxAge: 'forever' },
+      { ...good, domain: 'f.test', fetchedAt: '1' },
+      null, 7, 'x',
+    ] }));
+    expect(loadPolicyCache(file)).toEqual([{ domain: 'example.com', id: 'abc', fetchedAt: 1, mode: 'enforce', mx: ['mx.example.com'], maxAge: 86400 }]);
+    for (const bad of ['', '{', '[]', '{"policies": {}}', 'null']) {
+      writeFileSync(file, bad);
+      expect(loadPolicyCache(file)).toEqual([]);
+    }
+    expect(loadPolicyCache(path.join(path.dirname(file), 'none.json'))).toEqual([]);
   });
 });

@@ -5,12 +5,16 @@
  * matches a pattern is used, over TLS with a certificate valid for its name; under testing
  * a mismatch is only reported. Lookups go through the kith resolver, the policy is fetched
  * with HTTPS (no redirects, text/plain, at most 64 KiB) and cached for max_age; a new id in
- * the TXT record fetches it again, and a failed fetch keeps the cached policy (§5.1).
+ * the TXT record fetches it again, and a failed fetch keeps the cached policy (§5.1). The
+ * cache is kept in the data folder too, so a restart does not open a window in which an
+ * attacker who strips the TXT record downgrades delivery to clear text.
  * The parsers are pure and take hostile input.
  */
 import { promises as dnsp, type LookupAddress } from 'node:dns';
+import { readFileSync } from 'node:fs';
 import * as https from 'node:https';
 import { isIP } from 'node:net';
+import { writeFileDurable } from '../../../platform/durable.ts';
 
 export type StsMode = 'enforce' | 'testing' | 'none';
 
@@ -119,6 +123,27 @@ export interface MtaStsOptions {
   /** Port of the policy host (443; tests point it elsewhere). */
   httpsPort?: number;
   report?: (msg: string, fields: Record<string, unknown>) => void;
+  /** Where the cache is kept across restarts (written durably when a policy is fetched). */
+  file?: string;
+}
+
+/** Cached policies from `file`, each checked as a fetched one would be; anything else is dropped. */
+export function loadPolicyCache(file: string): CachedPolicy[] {
+  let v: unknown;
+  try {
+    v = JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    return [];
+  }
+  const list = (v as { policies?: unknown } | null)?.policies;
+  if (!Array.isArray(list)) return [];
+  return list.flatMap((e: Partial<CachedPolicy>) => {
+    if (typeof e !== 'object' || e === null || typeof e.domain !== 'string' || typeof e.id !== 'string' || !ID.test(e.id) || typeof e.fetchedAt !== 'number' || !Array.isArray(e.mx)) return [];
+    const line = (x: unknown) => (typeof x === 'string' || typeof x === 'number') && !/[\r\n]/.test(String(x));
+    if (!line(e.mode) || !line(e.maxAge) || !e.mx.every(line)) return [];
+    const p = parsePolicy(`version: STSv1\nmode: ${String(e.mode)}\nmax_age: ${String(e.maxAge)}\n${e.mx.map((m) => `mx: ${String(m)}`).join('\n')}\n`);
+    return 'error' in p ? [] : [{ ...p, domain: e.domain.toLowerCase(), id: e.id, fetchedAt: e.fetchedAt }];
+  });
 }
 
 
@@ -129,8 +154,25 @@ export class MtaSts {
   private readonly inFlight = new Map<string, Promise<CachedPolicy | undefined>>();
   private readonly o: MtaStsOptions;
 
+  private saving: Promise<void> = Promise.resolve();
+
   constructor(o: MtaStsOptions) {
     this.o = o;
+    if (o.file) for (const p of loadPolicyCache(o.file)) this.cache.set(p.domain, p);
+  }
+
+  /** Write the cache (one write at a time, the latest state). */
+  private persist(): void {
+    const file = this.o.file;
+    if (!file) return;
+    this.saving = this.saving.then(() => writeFileDurable(file, JSON.stringify({ policies: [...this.cache.values()] }) + '\n', { mode: 0o600 })).catch((err: Error) => {
+      this.o.report?.('MTA-STS cache not saved', { file, error: err.message });
+    });
+  }
+
+  /** Resolves when the cache on disk is current (tests). */
+  flushed(): Promise<void> {
+    return this.saving;
   }
 
   /** Log what a policy made us do (or, under testing, would have). */
@@ -181,6 +223,7 @@ export class MtaSts {
       this.failedAt.delete(domain);
       if (this.cache.size >= MAX_DOMAINS && !this.cache.has(domain)) this.cache.delete(this.cache.keys().next().value!);
       this.cache.set(domain, entry);
+      this.persist();
       return entry;
     } catch (err) {
       this.failedAt.set(domain, now);
