@@ -121,10 +121,12 @@ const PKI_WAIT_MS = 60_000;
 function supervise(cfg: BootConfig, services: BootService[], hostname: string): { sup: Supervisor; started: Promise<void> } {
   const pki = cfg.pki ? { ...cfg.pki, args: [...cfg.pki.args, '--appliance', hostname] } : undefined;
   const all = pki ? [pki, ...services] : services;
-  let provisioned: () => void = () => {};
-  const pkiReady = new Promise<void>((resolve) => { provisioned = resolve; });
+  type PkiOutcome = 'provisioned' | 'exited' | 'timed out';
+  let settle: (how: PkiOutcome) => void = () => {};
+  const pkiReady = new Promise<PkiOutcome>((resolve) => { settle = resolve; });
   const startedAt = new Map<string, number>();
   const failures = new Map<string, number>();
+  const startedWithout = new Set<string>();
   const sup: Supervisor = new Supervisor({
     minBackoffMs: cfg.restart.initialMs,
     maxBackoffMs: cfg.restart.maxMs,
@@ -135,7 +137,16 @@ function supervise(cfg: BootConfig, services: BootService[], hostname: string): 
         // Services log JSON lines naming themselves; anything else gets the name in front.
         const line = e.line.startsWith('{') ? e.line : `${e.name}: ${e.line}`;
         try { writeSync(1, line + '\n'); } catch { /* no console */ }
-        if (e.name === 'pki' && line.includes('"msg":"provisioned"')) provisioned();
+        if (e.name === 'pki' && line.includes('"msg":"provisioned"')) {
+          settle('provisioned');
+          // Started without their certificates (PID 1 stopped waiting): a restart reads them.
+          for (const name of startedWithout) {
+            const pid = sup.pid(name);
+            log('restarting for its certificate', { service: name, child: pid ?? '-' });
+            if (pid !== undefined) process.kill(pid, 'SIGTERM');
+          }
+          startedWithout.clear();
+        }
         // Memory once the service says it is ready (its steady state, for the boot benchmark).
         if (line.includes('"msg":"ready"')) {
           const pid = sup.pid(e.name);
@@ -155,7 +166,7 @@ function supervise(cfg: BootConfig, services: BootService[], hostname: string): 
         const n = ran > cfg.restart.maxMs ? 1 : (failures.get(e.name) ?? 0) + 1;
         failures.set(e.name, n);
         log('service exited', { service: e.name, code: e.code ?? '-', signal: e.signal ?? '-', restartInMs: e.restartInMs, failures: n });
-        if (e.name === 'pki') provisioned(); // the services go on without fresh certificates
+        if (e.name === 'pki') settle('exited'); // the services go on without fresh certificates (a later `provisioned` restarts them)
         if (cfg.restart.fatalAfter > 0 && n >= cfg.restart.fatalAfter) fatal(cfg, `service ${e.name} failed ${n} times`);
       }
     },
@@ -170,10 +181,13 @@ function supervise(cfg: BootConfig, services: BootService[], hostname: string): 
   for (const s of services) if (!tlsNames.has(s.name)) start(s);
   const waited = performance.now();
   let timer: NodeJS.Timeout | undefined;
-  const started = Promise.race([pkiReady.then(() => false), new Promise<boolean>((r) => { timer = setTimeout(() => r(true), PKI_WAIT_MS); })]).then((timedOut) => {
+  const started = Promise.race([pkiReady, new Promise<PkiOutcome>((r) => { timer = setTimeout(() => r('timed out'), PKI_WAIT_MS); })]).then((how) => {
     clearTimeout(timer);
-    log(timedOut ? 'pki did not provision in time; starting the services anyway' : 'pki provisioned', { ms: Math.round(performance.now() - waited) });
-    for (const s of services) if (tlsNames.has(s.name)) start(s);
+    log(how === 'provisioned' ? 'pki provisioned' : `pki ${how} before provisioning; starting the services anyway`, { ms: Math.round(performance.now() - waited) });
+    for (const s of services) if (tlsNames.has(s.name)) {
+      if (how !== 'provisioned') startedWithout.add(s.name);
+      start(s);
+    }
   });
   return { sup, started };
 }

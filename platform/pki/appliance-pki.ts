@@ -21,6 +21,7 @@ import { servePairing } from './pair-supervisor.ts';
 import { normalCode } from './pairing.ts';
 import { loadOrCreateCa, provisionServerTls } from './provision.ts';
 import { syncDevices } from './devices.ts';
+import { readClockState, type ClockState } from '../clock-state.ts';
 import { APPLIANCE_PAIR_PORT } from './appliance-launch.ts';
 
 const USAGE = 'usage: pki.cjs --pki DIR --services DIR --appliance NAME [--port N] [--tls SERVICE]... [--seed-secret FILE]';
@@ -63,6 +64,15 @@ export function keepsServerCert(dataDir: string, caPem: string, names: string[],
   }
 }
 
+/** Resolves once PID 1's clock state says synchronised (SNTP answered); says once that it waits. */
+async function clockSynchronised(why: string, read: () => ClockState = readClockState): Promise<void> {
+  let state = read();
+  if (state.synchronised) return;
+  log('warn', 'waiting for the clock', { why, source: state.source, ...(state.lastError ? { lastError: state.lastError } : {}) });
+  while (!(state = read()).synchronised) await new Promise((r) => setTimeout(r, 1000));
+  log('info', 'clock synchronised', { source: state.source });
+}
+
 /** The owner seed's pairing secret, when first boot kept one (platform/boot/first-boot.ts). */
 function readSeedSecret(file: string | undefined): string | undefined {
   if (!file || !existsSync(file)) return undefined;
@@ -79,17 +89,17 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   const port = Number(values.port ?? APPLIANCE_PAIR_PORT);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port ${values.port}: a TCP port`);
 
+  // A bad service name must not write outside the services' root.
+  for (const service of values.tls ?? []) if (!/^[a-z][a-z0-9-]*$/.test(service)) throw new Error(`--tls ${service}: a service name`);
+  // Dates stamped from a wrong clock (a Pi boots in 1970 or at the last saved time) would
+  // make a CA or a certificate not yet valid, or expired, once the time is set: wait for it.
+  if (!existsSync(path.join(values.pki, 'ca.crt'))) await clockSynchronised('to make the appliance CA');
   const ca = await loadOrCreateCa(values.pki);
   const names = applianceTlsNames(values.appliance);
-  const issued: string[] = [];
-  for (const service of values.tls ?? []) {
-    // A bad service name must not write outside the services' root.
-    if (!/^[a-z][a-z0-9-]*$/.test(service)) throw new Error(`--tls ${service}: a service name`);
-    const dir = path.join(values.services, service);
-    if (keepsServerCert(dir, ca.cert, names)) continue;
-    await provisionServerTls(ca, dir, service, names);
-    issued.push(service);
-  }
+  const stale = (values.tls ?? []).filter((service) => !keepsServerCert(path.join(values.services!, service), ca.cert, names));
+  if (stale.length > 0) await clockSynchronised(`to issue certificates for ${stale.join(', ')}`);
+  for (const service of stale) await provisionServerTls(ca, path.join(values.services, service), service, names);
+  const issued = stale;
   await syncDevices(values.pki, values.services);
   log('info', 'provisioned', { services: (values.tls ?? []).join(','), issued: issued.join(',') || 'none', names: names.join(',') });
 

@@ -9,6 +9,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { provisionDevicePasswords } from '../device-passwords.ts';
+import { ClockNotSaneError, readClockState, type ClockState } from '../clock-state.ts';
 import { writeFileDurable } from '../durable.ts';
 import { newSecret, secretSha256 } from '../passwords.ts';
 import { serialOf, issue, type Pem } from './ca.ts';
@@ -43,8 +44,13 @@ async function save(pkiDir: string, devices: Device[]): Promise<void> {
  * Certify a device's public key as a client certificate, issue its device password (for
  * protocols that need one), and record both; the password is returned once, never stored.
  */
-export async function pairDevice(pkiDir: string, ca: Pem, name: string, publicKeySpki: Uint8Array, now = new Date()): Promise<Issued & { password: string }> {
+export async function pairDevice(pkiDir: string, ca: Pem, name: string, publicKeySpki: Uint8Array, now?: Date, clock: () => ClockState = readClockState): Promise<Issued & { password: string }> {
   const devices = loadDevices(pkiDir);
+  // A device certificate stamped with a wrong clock could be not yet valid, or expire
+  // early, once the time is set: refuse now with a reason (503: try again), never issue.
+  const state = now ? undefined : clock();
+  if (state && !state.synchronised) throw new PairingError(503, new ClockNotSaneError(`not pairing ${name} yet`, state).message);
+  now ??= new Date();
   if (devices.some((d) => d.name === name && !d.revokedAt)) throw new PairingError(409, `a device named ${name} is already paired: revoke it first (kith revoke ${name}) or pair under another name`);
   // Storage (services/storage/auth.ts) takes the CN as the principal: a paired device is
   // the owner's, so CN=owner; the device's own name is the OU and devices.json's record.

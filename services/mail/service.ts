@@ -8,6 +8,7 @@ import { promises as dnsp } from 'node:dns';
 import { isIP } from 'node:net';
 import * as path from 'node:path';
 import { readServerTls } from '../../platform/pki/server-tls.ts';
+import { RevocationList } from '../../platform/pki/revocation.ts';
 import type { RunningService, ServiceContext } from '../../platform/service.ts';
 import type { MailConfig } from './config.ts';
 import { startControl } from './control.ts';
@@ -18,9 +19,11 @@ import { secretMatches, verifyPassword } from '../../platform/passwords.ts';
 import { publishRecords } from './publish.ts';
 import { MailQueue } from './queue/queue.ts';
 import { closeIdleSessions, type Route } from './queue/deliver.ts';
+import { MtaSts } from './queue/mta-sts.ts';
 import { Spool } from './queue/spool.ts';
 import { createSmtpListener, type ListenerKind, type SmtpListener } from './smtp.ts';
-import { startSigning } from './dkim.ts';
+import { signStream, startSigning } from './dkim.ts';
+import { clockSynchronisedGate } from '../../platform/clock-state.ts';
 
 export async function startMail(ctx: ServiceContext<MailConfig>): Promise<RunningService<MailConfig>> {
   const { log } = ctx;
@@ -60,9 +63,11 @@ export async function startMail(ctx: ServiceContext<MailConfig>): Promise<Runnin
     return u.ownerToken ? devices.match(password) !== undefined || checkOwner(password) : false;
   };
 
+  const mtaSts = new MtaSts({ resolver: resolverAddr, now: ctx.now, file: path.join(ctx.dataDir, 'mta-sts.json'), report: (msg, fields) => log.info(msg, fields) });
   const route = (): Route => {
     const o = ctx.config().settings.outbound;
     return {
+      ...(!o.smarthost && o.mtaSts ? { mtaSts } : {}),
       ...(o.smarthost ? { smarthost: o.smarthost } : {}),
       tls: o.tls,
       verifyCertificates: o.verifyCertificates,
@@ -71,6 +76,11 @@ export async function startMail(ctx: ServiceContext<MailConfig>): Promise<Runnin
       helo: ctx.config().settings.hostname,
     };
   };
+
+  // DKIM signatures carry the time (t=): on an appliance without network time yet, mail is
+  // held in the queue unsigned and signed once the clock is (under kith up the host's clock counts).
+  const clockSynchronised = clockSynchronisedGate();
+  const dsnDomain = (mta: string) => Object.keys(ctx.config().settings.domains).find((d) => mta === d || mta.endsWith(`.${d}`));
 
   const spool = new Spool(path.join(ctx.dataDir, 'queue'));
   const queue = new MailQueue({
@@ -81,8 +91,9 @@ export async function startMail(ctx: ServiceContext<MailConfig>): Promise<Runnin
     timing: () => ctx.config().settings.queue,
     route,
     reportingMta: () => ctx.config().settings.hostname,
+    dkim: { synchronised: clockSynchronised, sign: (body, domain) => signStream(keys, domain, body), domainOf: dsnDomain },
     signDsn: async (text, mta) => {
-      const domain = Object.keys(ctx.config().settings.domains).find((d) => mta === d || mta.endsWith(`.${d}`));
+      const domain = dsnDomain(mta);
       if (!domain) return '';
       const s = startSigning(keys, domain);
       s.write(text);
@@ -94,6 +105,10 @@ export async function startMail(ctx: ServiceContext<MailConfig>): Promise<Runnin
 
   const tls = await readServerTls(ctx.dataDir);
   if (!tls) log.warn('no TLS material in the data folder (tls/): STARTTLS is off, so submission cannot authenticate and port 465 is closed');
+
+  // Paired devices' certificates log in on 587/465; a revoked one (kith revoke) is refused
+  // from the moment the supervisor writes tls/revoked.json, sessions already open included.
+  const revoked = new RevocationList(ctx.dataDir, (msg) => log.warn('revocation list unreadable; keeping the last one', { error: msg }));
 
   const listeners: SmtpListener[] = [];
   const endpoints: Record<string, string> = {};
@@ -113,6 +128,8 @@ export async function startMail(ctx: ServiceContext<MailConfig>): Promise<Runnin
       log,
       metrics: ctx.metrics,
       now: ctx.now,
+      clockSynchronised,
+      revoked,
     });
     const port = await l.listen(at.host, at.port);
     listeners.push(l);
@@ -173,6 +190,7 @@ export async function startMail(ctx: ServiceContext<MailConfig>): Promise<Runnin
     health: () => ({ ok: true, detail: `queue ${queue.size}; records ${published}` }),
     stop: async () => {
       clearTimeout(publishTimer);
+      revoked.close();
       queue.stop();
       devices.close();
       closeIdleSessions();

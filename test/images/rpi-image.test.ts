@@ -5,12 +5,14 @@
  * with the image itself as the disk, and show every service answering through forwarded
  * ports — storage's health endpoint over HTTP, DNS with dig over UDP and TCP. Then kill
  * storage through PID 1's debug port (test images only) and show it comes back while DNS
- * never stops answering.
+ * never stops answering. Then pair with `kith pair` by the code on the console (the pki
+ * process, once chronyd on loopback has set the guest's clock): the device certificate opens
+ * storage by mutual TLS, and submission's STARTTLS certificate verifies against the CA.
  * Needs: qemu-system-arm, mtools, dosfstools, e2fsprogs, fdisk, binutils-aarch64-linux-gnu,
- * bind9-dnsutils, apt access to Debian arm64 packages.
+ * bind9-dnsutils, chrony, openssl, apt access to Debian arm64 packages.
  */
-import { execFile, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync } from 'node:fs';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import * as https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -26,7 +28,7 @@ const REPO = resolve(import.meta.dirname, '../..');
 const OUT = join(REPO, 'build/rpi/test-image');
 const run = promisify(execFile);
 const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
-const tools = ['qemu-system-aarch64', 'aarch64-linux-gnu-strip', 'sfdisk', 'mkfs.vfat', 'fsck.vfat', 'mcopy', 'mtype', 'mke2fs', 'e2fsck', 'debugfs', 'dig', 'apt-get', 'dpkg'];
+const tools = ['chronyd', 'openssl', 'qemu-system-aarch64', 'aarch64-linux-gnu-strip', 'sfdisk', 'mkfs.vfat', 'fsck.vfat', 'mcopy', 'mtype', 'mke2fs', 'e2fsck', 'debugfs', 'dig', 'apt-get', 'dpkg'];
 const missing = tools.filter((t) => !have(t));
 const MTOOLS = { ...process.env, MTOOLS_SKIP_CHECK: '1' };
 const DEBUG_PORT = 9199;
@@ -69,6 +71,7 @@ describe.skipIf(missing.length > 0)(`rpi SD-card image (needs ${tools.join(', ')
   let img: BuiltRpiImage;
   let tmp: string;
   let vm: VirtVm | undefined;
+  let chronyd: ChildProcess | undefined;
   const lines: string[] = [];
 
   beforeAll(async () => {
@@ -76,12 +79,20 @@ describe.skipIf(missing.length > 0)(`rpi SD-card image (needs ${tools.join(', ')
     if (!existsSync(join(REPO, 'dist/storage.mjs')) || !existsSync(join(REPO, 'dist/dns.mjs'))) sh(process.execPath, [join(REPO, 'installer/kith.ts'), 'build']);
     const t0 = Date.now();
     // No NTP pool: qemu's user network would take its lookups and queries outside the machine.
-    img = await buildRpiImage({ out: OUT, debugPort: DEBUG_PORT, clock: { servers: [] }, say: (l) => lines.push(l) });
+    // Time comes from chronyd on this machine's loopback, which the guest reaches as 10.0.2.2:
+    // the CA and the certificates wait for a synchronised clock.
+    img = await buildRpiImage({ out: OUT, debugPort: DEBUG_PORT, clock: { servers: ['10.0.2.2'] }, say: (l) => lines.push(l) });
+    const dir = join(tmp, 'chrony');
+    sh('mkdir', ['-p', dir]);
+    writeFileSync(join(dir, 'chrony.conf'), ['local stratum 8', 'allow 127.0.0.1', 'bindaddress 127.0.0.1', 'port 123', 'cmdport 0', `pidfile ${dir}/chronyd.pid`, `driftfile ${dir}/drift`, ''].join('\n'));
+    // -x: serve the time, never set this machine's clock.
+    chronyd = spawn('chronyd', ['-x', '-d', '-U', '-u', 'root', '-L', '0', '-f', join(dir, 'chrony.conf')], { stdio: 'ignore' });
     lines.push(`build took ${Date.now() - t0} ms`);
   }, 180_000);
 
   afterAll(async () => {
     await vm?.stop();
+    chronyd?.kill('SIGTERM');
     if (tmp) rmSync(tmp, { recursive: true, force: true });
     process.stdout.write(lines.filter((l) => /MB|took|answer|memory|restart/.test(l)).join('\n') + '\n');
   });
