@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { applyDelta, indexPack, PackError } from './index-pack.ts';
 
 const indexPackNative = async (pack: Buffer, idxFile: string) => {
-  const r = indexPack(pack);
+  const r = await indexPack(pack);
   writeFileSync(idxFile, r.idx);
   return r;
 };
