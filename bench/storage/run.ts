@@ -17,7 +17,7 @@ import { startBundle, type ServiceProcess } from '../../test/platform/helpers.ts
 import { startCgiHost, type CgiHost } from './cgi-host.ts';
 import { startCountingProxy, type CountingProxy } from './count-proxy.ts';
 import { benchRepo, type BenchRepo } from './make-repo.ts';
-import { sampleRssAnon } from './rss-anon.ts';
+import { sampleRssAnon } from '../../test/platform/rss-anon.ts';
 
 const HELP = `Usage: node bench/storage/run.ts [options]
 

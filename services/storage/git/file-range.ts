@@ -2,10 +2,21 @@
  * Reading a stored file by offset (pread through a FileHandle), whole or in bounded pieces:
  * packs are read this way, never loaded whole, so memory does not grow with their size.
  */
-import type { promises as fsp } from 'node:fs';
+import * as fs from 'node:fs';
+
+/** What can be read by offset: a FileHandle, or a plain descriptor through `fdReader`. */
+export interface PositionalReader {
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+}
+
+/** A reader over a numeric descriptor (its owner closes it; a FileHandle would be closed by GC with an error). */
+export const fdReader = (fd: number): PositionalReader => ({
+  read: (buffer, offset, length, position) =>
+    new Promise((resolve, reject) => fs.read(fd, buffer, offset, length, position, (err, bytesRead) => (err ? reject(err) : resolve({ bytesRead })))),
+});
 
 /** Exactly `length` bytes at `offset` (fewer only at the end of the file). */
-export async function readAt(fh: fsp.FileHandle, offset: number, length: number): Promise<Buffer> {
+export async function readAt(fh: PositionalReader, offset: number, length: number): Promise<Buffer> {
   const buf = Buffer.allocUnsafe(length);
   let got = 0;
   while (got < length) {
@@ -20,7 +31,7 @@ export async function readAt(fh: fsp.FileHandle, offset: number, length: number)
 export const COPY_CHUNK = 1 << 20;
 
 /** The bytes [start, end) of a file, in pieces of at most COPY_CHUNK: memory stays flat whatever the range. */
-export async function* readRange(fh: fsp.FileHandle, start: number, end: number): AsyncGenerator<Buffer> {
+export async function* readRange(fh: PositionalReader, start: number, end: number): AsyncGenerator<Buffer> {
   for (let at = start; at < end; at += COPY_CHUNK) {
     const piece = await readAt(fh, at, Math.min(COPY_CHUNK, end - at));
     if (piece.length === 0) throw new Error(`the pack ends before offset ${end}`);

@@ -156,69 +156,73 @@ export function createGitHttpHandler(opts: GitHttpOptions): (req: IncomingMessag
     if (!(await repoExists(opts.root, repo))) throw new HttpError(404, 'no-such-repo', `repository ${repo} not found`);
     const gitdir = repoPath(opts.root, repo);
     const store = openStore(gitdir);
-    const v2 = gitProtocolV2(req) && service === 'git-upload-pack';
+    // The pack files it opens are closed whatever happens.
+    try {
+      const v2 = gitProtocolV2(req) && service === 'git-upload-pack';
 
-    if (action === 'info/refs') {
-      const parts = v2
-        ? advertiseV2()
-        : [
-            pktLine(`# service=${service}`),
-            FLUSH,
-            ...(await advertiseRefsV0(
-              store,
-              service === 'git-upload-pack' ? V0_UPLOAD_CAPS : V0_RECEIVE_CAPS,
-              service === 'git-upload-pack',
-            )),
-          ];
-      const body = Buffer.concat(parts);
-      res.writeHead(200, { 'Content-Type': `application/x-${service}-advertisement`, 'Content-Length': body.length, ...NO_CACHE });
-      res.end(req.method === 'HEAD' ? undefined : body);
-      return;
-    }
-
-    const ctype = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
-    if (ctype !== `application/x-${service}-request`) throw new HttpError(415, 'bad-content-type', `expected Content-Type application/x-${service}-request`);
-    const out = responseSink(res, `application/x-${service}-result`);
-    let body: Buffer | undefined;
-    let push: { head: Buffer; pack?: ReceivedPack } | undefined;
-    if (service === 'git-receive-pack') {
-      const limit = maxPush();
-      const where = opts.limitsFile ? ` (${opts.limitsFile}: maxPushBytes)` : '';
-      const got = await readPush(req, gitdir, limit, `this push is {size} bytes, over the limit maxPushBytes = ${limit} bytes${where}; nothing changed: push fewer commits at a time, or raise the limit`);
-      if ('refused' in got) {
-        await out(got.refused);
-        res.end();
+      if (action === 'info/refs') {
+        const parts = v2
+          ? advertiseV2()
+          : [
+              pktLine(`# service=${service}`),
+              FLUSH,
+              ...(await advertiseRefsV0(
+                store,
+                service === 'git-upload-pack' ? V0_UPLOAD_CAPS : V0_RECEIVE_CAPS,
+                service === 'git-upload-pack',
+              )),
+            ];
+        const body = Buffer.concat(parts);
+        res.writeHead(200, { 'Content-Type': `application/x-${service}-advertisement`, 'Content-Length': body.length, ...NO_CACHE });
+        res.end(req.method === 'HEAD' ? undefined : body);
         return;
       }
-      push = got;
-    } else body = await readGitBody(req, maxReq, 'maxRequestBytes');
-    try {
-      if (body) {
-        if (v2) await uploadPackV2(store, body, out);
-        else await uploadPackV0(store, body, out);
-      } else {
-        const allow = await nonFastForwardAllowed(opts, repo, gitdir);
-        await receivePack({
-          repo,
-          store,
-          hooks: opts.hooks,
-          allowNonFastForward: allow,
-          limits: opts.inflateLimits?.(),
-          repoLimit: opts.maxRepoBytes ? { max: opts.maxRepoBytes(), name: opts.limitsFile ? `maxRepoBytes (${opts.limitsFile}: maxRepoBytes)` : 'maxRepoBytes' } : undefined,
-          onError: (err) => opts.onError?.(err, { repo, path: req.url ?? '' }),
-        }, push!.head, push!.pack, out);
+
+      const ctype = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+      if (ctype !== `application/x-${service}-request`) throw new HttpError(415, 'bad-content-type', `expected Content-Type application/x-${service}-request`);
+      const out = responseSink(res, `application/x-${service}-result`);
+      let body: Buffer | undefined;
+      let push: { head: Buffer; pack?: ReceivedPack } | undefined;
+      if (service === 'git-receive-pack') {
+        const limit = maxPush();
+        const where = opts.limitsFile ? ` (${opts.limitsFile}: maxPushBytes)` : '';
+        const got = await readPush(req, gitdir, limit, `this push is {size} bytes, over the limit maxPushBytes = ${limit} bytes${where}; nothing changed: push fewer commits at a time, or raise the limit`);
+        if ('refused' in got) {
+          await out(got.refused);
+          res.end();
+          return;
+        }
+        push = got;
+      } else body = await readGitBody(req, maxReq, 'maxRequestBytes');
+      try {
+        if (body) {
+          if (v2) await uploadPackV2(store, body, out);
+          else await uploadPackV0(store, body, out);
+        } else {
+          const allow = await nonFastForwardAllowed(opts, repo, gitdir);
+          await receivePack({
+            repo,
+            store,
+            hooks: opts.hooks,
+            allowNonFastForward: allow,
+            limits: opts.inflateLimits?.(),
+            repoLimit: opts.maxRepoBytes ? { max: opts.maxRepoBytes(), name: opts.limitsFile ? `maxRepoBytes (${opts.limitsFile}: maxRepoBytes)` : 'maxRepoBytes' } : undefined,
+            onError: (err) => opts.onError?.(err, { repo, path: req.url ?? '' }),
+          }, push!.head, push!.pack, out);
+        }
+      } catch (err) {
+        // Semantic errors become an ERR packet the client prints as "remote error: ...".
+        if (err instanceof ProtocolError && !res.headersSent) await out(pktLine(`ERR ${err.message}`));
+        else if (err instanceof PktLineError && !res.headersSent) throw new HttpError(400, 'malformed', `malformed request: ${err.message}`);
+        else throw err;
+      } finally {
+        if (push?.pack) await fsp.rm(push.pack.file, { force: true }); // kept only if stored (renamed)
       }
-    } catch (err) {
-      // Semantic errors become an ERR packet the client prints as "remote error: ...".
-      if (err instanceof ProtocolError && !res.headersSent) await out(pktLine(`ERR ${err.message}`));
-      else if (err instanceof PktLineError && !res.headersSent) throw new HttpError(400, 'malformed', `malformed request: ${err.message}`);
-      else throw err;
+      if (!res.headersSent) res.writeHead(200, { 'Content-Type': `application/x-${service}-result`, ...NO_CACHE });
+      res.end();
     } finally {
-      if (push?.pack) await fsp.rm(push.pack.file, { force: true }); // kept only if stored (renamed)
       await closeStore(store);
     }
-    if (!res.headersSent) res.writeHead(200, { 'Content-Type': `application/x-${service}-result`, ...NO_CACHE });
-    res.end();
   }
 
   const chain = compose(

@@ -4,16 +4,17 @@
  * delta when its base goes out in the same pack — instead of inflating and deflating it
  * again (gitformat-pack(5)). This is what git's own pack-objects does with reused entries.
  */
+import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import { inflateSync } from 'node:zlib';
 import { applyDelta } from './index-pack.ts';
-import { readAt } from './file-range.ts';
+import { fdReader, readAt, type PositionalReader } from './file-range.ts';
 import * as path from 'node:path';
 
 /** A stored pack, read through its file handle by offset: never loaded whole. */
 export interface PackFile {
   file: string;
-  fh: fsp.FileHandle;
+  fh: PositionalReader;
   /** Bytes in the file (the trailer's 20 included). */
   size: number;
   /** Object id at each entry offset. */
@@ -29,7 +30,7 @@ export interface Located {
 }
 
 /** An entry's header, read from the file: the longest (size varint, OFS offset or REF id) fits 64 bytes. */
-export async function entryHeaderAt(fh: fsp.FileHandle, offset: number, end: number): Promise<EntryHeader> {
+export async function entryHeaderAt(fh: PositionalReader, offset: number, end: number): Promise<EntryHeader> {
   const buf = await readAt(fh, offset, Math.min(64, end - offset));
   const h = readEntryHeader(buf, 0);
   if (h.baseOffset !== undefined) h.baseOffset += offset;
@@ -60,7 +61,16 @@ const CACHE_BYTES = 32 << 20;
 /** Larger objects are never cached: one would push out everything else. */
 const CACHE_ONE = 8 << 20;
 
+/**
+ * Pack descriptors of a set nobody closed (a request path that forgot) are closed when the
+ * set is collected: a leak costs descriptors for a while, never the process.
+ */
+const unclosed = new FinalizationRegistry<number[]>((fds) => {
+  for (const fd of fds) fs.close(fd, () => {});
+});
+
 export class PackSet {
+  private readonly fds: number[] = [];
   private readonly where = new Map<string, { pack: PackFile; offset: number }>();
   private readonly packs: PackFile[] = [];
   /** Delta bases resolved so far, by "<file>:<offset>" (chains share them); bounded. */
@@ -69,17 +79,20 @@ export class PackSet {
 
   static async open(gitdir: string): Promise<PackSet> {
     const set = new PackSet();
+    unclosed.register(set, set.fds, set);
     const dir = path.join(gitdir, 'objects', 'pack');
     const names = await fsp.readdir(dir).catch(() => [] as string[]);
     for (const name of names.filter((n) => n.endsWith('.idx')).sort()) {
       const packName = name.replace(/\.idx$/, '.pack');
       if (!names.includes(packName)) continue;
-      let fh: fsp.FileHandle | undefined;
+      let fd: number | undefined;
       try {
         const entries = parseIdx(await fsp.readFile(path.join(dir, name)));
         const file = path.join(dir, packName);
-        fh = await fsp.open(file, 'r');
-        const size = (await fh.stat()).size;
+        fd = await new Promise<number>((resolve, reject) => fs.open(file, 'r', (err, n) => (err ? reject(err) : resolve(n))));
+        set.fds.push(fd);
+        const fh = fdReader(fd);
+        const size = await new Promise<number>((resolve, reject) => fs.fstat(fd!, (err, st) => (err ? reject(err) : resolve(st.size))));
         const sorted = entries.map((e) => e.offset).sort((a, b) => a - b);
         const ends = new Map<number, number>();
         sorted.forEach((off, i) => ends.set(off, sorted[i + 1] ?? size - 20));
@@ -88,7 +101,6 @@ export class PackSet {
         for (const e of entries) if (!set.where.has(e.oid)) set.where.set(e.oid, { pack, offset: e.offset });
       } catch {
         // An unreadable pack is simply not reused: its objects are read the slow way.
-        await fh?.close().catch(() => {});
       }
     }
     return set;
@@ -96,7 +108,9 @@ export class PackSet {
 
   /** Close the pack files. */
   async close(): Promise<void> {
-    for (const p of this.packs.splice(0)) await p.fh.close().catch(() => {});
+    unclosed.unregister(this);
+    this.packs.length = 0;
+    for (const fd of this.fds.splice(0)) await new Promise<void>((resolve) => fs.close(fd, () => resolve()));
     this.cache.clear();
     this.cacheBytes = 0;
   }

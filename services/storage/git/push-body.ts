@@ -21,6 +21,11 @@ export interface ReceivedPack {
   size: number;
   /** Whether the trailing 20 bytes are the SHA-1 of everything before them. */
   checksumOk: boolean;
+  /**
+   * Storing it failed (a full disk, a read-only folder): the rest of the body was read and
+   * dropped, so that receive-pack can tell the pusher why on the protocol's channels.
+   */
+  error?: unknown;
 }
 
 export type PushBody =
@@ -64,6 +69,7 @@ export async function readPushBody(body: AsyncIterable<Buffer>, gitdir: string, 
   let pendingBytes = 0;
   let packBytes = 0;
   let over = false;
+  let writeError: unknown;
 
   const flush = async () => {
     if (!pendingBytes) return;
@@ -78,7 +84,7 @@ export async function readPushBody(body: AsyncIterable<Buffer>, gitdir: string, 
     await fh.writeFile(data);
   };
   const packData = async (chunk: Buffer) => {
-    if (chunk.length === 0) return;
+    if (chunk.length === 0 || writeError) return;
     packBytes += chunk.length;
     // Hash all but the last 20 bytes, which may be the trailer.
     const all = tail.length ? Buffer.concat([tail, chunk]) : chunk;
@@ -87,7 +93,17 @@ export async function readPushBody(body: AsyncIterable<Buffer>, gitdir: string, 
     tail = Buffer.from(all.subarray(cut));
     pending.push(chunk);
     pendingBytes += chunk.length;
-    if (pendingBytes >= WRITE_BYTES) await flush();
+    if (pendingBytes >= WRITE_BYTES) await flushOrRemember();
+  };
+  const flushOrRemember = async () => {
+    try {
+      await flush();
+    } catch (err) {
+      writeError = err;
+      pending = [];
+      pendingBytes = 0;
+      await drop();
+    }
   };
   const drop = async () => {
     await fh?.close().catch(() => {});
@@ -131,7 +147,8 @@ export async function readPushBody(body: AsyncIterable<Buffer>, gitdir: string, 
     }
     if (over) return { refused: true, head: head ?? Buffer.alloc(0), size };
     if (!head) head = Buffer.concat(headChunks);
-    await flush();
+    await flushOrRemember();
+    if (writeError) return { head, pack: { file: file ?? path.join(dir, 'tmp_pack_unwritten'), size: packBytes, checksumOk: false, error: writeError } };
     if (!fh) return { head };
     await fh.close();
     fh = undefined;

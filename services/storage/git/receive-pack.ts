@@ -111,6 +111,7 @@ export function parseCommands(body: Buffer): { commands: Command[]; caps: Set<st
  */
 async function storePack(s: Store, pack: ReceivedPack, limits?: InflateLimits, repoLimit?: ReceiveOptions['repoLimit']): Promise<{ oids: string[]; types: IndexedPack['types']; files: string[] }> {
   try {
+    if (pack.error) throw pack.error;
     if (pack.size < 32) throw new ProtocolError('pack truncated');
     let indexed: IndexedPack;
     const fh = await fsp.open(pack.file, 'r');
