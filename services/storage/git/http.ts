@@ -81,7 +81,9 @@ async function readPush(req: IncomingMessage, gitdir: string, limit: number, rea
   const body: AsyncIterable<Buffer> = enc === 'identity' ? req : req.pipe(enc === 'deflate' ? createInflate() : createGunzip());
   let got: PushBody;
   try {
-    got = await readPushBody(body, gitdir, limit, { drainCap: Math.max(limit * 16, 1 << 30) });
+    // Past the limit the rest is read and dropped so git reads our answer; not a compressed
+    // body, whose rest could inflate without end.
+    got = await readPushBody(body, gitdir, limit, { drainCap: enc === 'identity' ? Math.max(limit * 16, 1 << 30) : limit });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code?.startsWith('Z_')) throw new HttpError(400, 'bad-body', `bad ${enc} request body`);
     if (req.destroyed || req.readableAborted || (err as NodeJS.ErrnoException).code === 'ECONNRESET') throw new ClientGone('the client went away during the upload');

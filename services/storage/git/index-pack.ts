@@ -12,6 +12,11 @@
  * (small) instruction stream — and checked against `maxObjectBytes`, and their sum against
  * `maxInflatedBytes`, before any large buffer is allocated. zlib is never let to produce
  * more than the entry header declares.
+ *
+ * Memory does not grow with the pack: it is read from its file through a bounded window
+ * (small entries inflated at once from the window, large ones streamed through zlib and
+ * hashed as they come), bodies are kept only within budgets, and whatever a delta needs
+ * that was not kept is inflated again from the file.
  */
 import { createHash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';

@@ -1,6 +1,7 @@
 // Packfile writer (gitformat-pack(5), version 2): entries reused from the stored packs
-// where possible (pack-reuse.ts), else zlib-deflated whole objects; SHA-1 trailer. Streams
-// one object at a time (isomorphic-git's packObjects builds the pack in memory).
+// where possible (pack-reuse.ts), copied from the pack file by offset in bounded pieces,
+// else zlib-deflated whole objects; SHA-1 trailer. Streams: isomorphic-git's packObjects
+// builds the whole pack in memory.
 import { createHash } from 'node:crypto';
 import { deflateSync } from 'node:zlib';
 import { packsOf, readRaw, type ObjectType, type Store } from './objects.ts';

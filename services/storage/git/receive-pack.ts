@@ -204,8 +204,8 @@ async function isFastForward(s: Store, oldOid: string, newOid: string): Promise<
     if ((await readRaw(s, oldOid)).type !== 'commit' || (await readRaw(s, newOid)).type !== 'commit') return false;
     const seen = new Set<string>([newOid]);
     const queue = [newOid];
-    while (queue.length) {
-      const oid = queue.shift()!;
+    for (let next = 0; next < queue.length; next++) {
+      const oid = queue[next]!;
       for (const p of parseCommit((await readRaw(s, oid)).body).parents) {
         if (p === oldOid) return true;
         if (!seen.has(p)) {
