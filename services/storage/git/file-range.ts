@@ -39,3 +39,43 @@ export async function* readRange(fh: PositionalReader, start: number, end: numbe
   }
 }
 
+
+/** Blocks a BlockCache reads and keeps. */
+const BLOCK = 256 << 10;
+
+/**
+ * A reader that reads a file in aligned 256 KiB blocks and keeps the most recently used
+ * ones (at most `maxBlocks`): a clone reads thousands of small entries mostly in pack order,
+ * and one read per block instead of two per entry is what keeps it fast. Reads larger than
+ * a block go straight to the file.
+ */
+export function blockCache(inner: PositionalReader, maxBlocks = 16): PositionalReader {
+  const blocks = new Map<number, Promise<Buffer>>();
+  const block = (n: number): Promise<Buffer> => {
+    let b = blocks.get(n);
+    if (b) blocks.delete(n); // most recent last
+    else {
+      b = readAt(inner, n * BLOCK, BLOCK);
+      b.catch(() => blocks.delete(n));
+    }
+    blocks.set(n, b);
+    while (blocks.size > maxBlocks) blocks.delete(blocks.keys().next().value!);
+    return b;
+  };
+  return {
+    async read(buffer, offset, length, position) {
+      if (length > BLOCK) return inner.read(buffer, offset, length, position);
+      let done = 0;
+      while (done < length) {
+        const at = position + done;
+        const b = await block(Math.floor(at / BLOCK));
+        const from = at % BLOCK;
+        const n = Math.min(length - done, b.length - from);
+        if (n <= 0) break; // end of file
+        b.copy(buffer, offset + done, from, from + n);
+        done += n;
+      }
+      return { bytesRead: done };
+    },
+  };
+}

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import { inflateSync } from 'node:zlib';
 import { applyDelta } from './index-pack.ts';
-import { fdReader, readAt, type PositionalReader } from './file-range.ts';
+import { blockCache, fdReader, readAt, type PositionalReader } from './file-range.ts';
 import * as path from 'node:path';
 
 /** A stored pack, read through its file handle by offset: never loaded whole. */
@@ -91,7 +91,7 @@ export class PackSet {
         const file = path.join(dir, packName);
         fd = await new Promise<number>((resolve, reject) => fs.open(file, 'r', (err, n) => (err ? reject(err) : resolve(n))));
         set.fds.push(fd);
-        const fh = fdReader(fd);
+        const fh = blockCache(fdReader(fd));
         const size = await new Promise<number>((resolve, reject) => fs.fstat(fd!, (err, st) => (err ? reject(err) : resolve(st.size))));
         const sorted = entries.map((e) => e.offset).sort((a, b) => a - b);
         const ends = new Map<number, number>();
