@@ -41,15 +41,16 @@ export async function* readRange(fh: PositionalReader, start: number, end: numbe
 
 
 /** Blocks a BlockCache reads and keeps. */
-const BLOCK = 256 << 10;
+const BLOCK = 64 << 10;
 
 /**
- * A reader that reads a file in aligned 256 KiB blocks and keeps the most recently used
- * ones (at most `maxBlocks`): a clone reads thousands of small entries mostly in pack order,
- * and one read per block instead of two per entry is what keeps it fast. Reads larger than
- * a block go straight to the file.
+ * A reader that reads a file in aligned 64 KiB blocks and keeps the most recently used
+ * ones (at most `maxBlocks`, 16 MiB by default): a clone reads thousands of small entries
+ * in an order close to, but not, pack order, and each read is a round trip through libuv's
+ * thread pool that a loaded machine makes slow. Reads larger than a block go straight to
+ * the file.
  */
-export function blockCache(inner: PositionalReader, maxBlocks = 16): PositionalReader {
+export function blockCache(inner: PositionalReader, maxBlocks = 256): PositionalReader {
   const blocks = new Map<number, Promise<Buffer>>();
   const block = (n: number): Promise<Buffer> => {
     let b = blocks.get(n);

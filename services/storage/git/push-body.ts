@@ -13,7 +13,7 @@ import { DIR_MODE, FILE_MODE } from './private-fs.ts';
 /** The command list may not be longer than this (10,000 commands of ~100 bytes fit). */
 const MAX_COMMANDS_BYTES = 4 << 20;
 /** Writes are gathered to this size: each O_DSYNC write waits for the disk. */
-const WRITE_BYTES = 1 << 20;
+const WRITE_BYTES = 4 << 20;
 
 export interface ReceivedPack {
   /** The temp file holding the pack (tmp_pack_<pid>-<hex>: start-up clean-up knows the name). */

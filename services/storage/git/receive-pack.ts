@@ -17,7 +17,7 @@ import { isValidRefName, resolve, setRef } from './refs.ts';
 import { AGENT, ProtocolError, type Sink } from './upload-pack.ts';
 import { withFileLock, withMutex } from '../store/lock.ts';
 import { diskBytes } from '../store/cleanup.ts';
-import { DIR_MODE, FILE_MODE } from './private-fs.ts';
+import { FILE_MODE } from './private-fs.ts';
 import { LockedError } from '../store/errors.ts';
 
 export const V0_RECEIVE_CAPS = [
