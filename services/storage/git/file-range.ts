@@ -50,20 +50,38 @@ const BLOCK = 64 << 10;
  * thread pool that a loaded machine makes slow. Reads larger than a block go straight to
  * the file.
  */
-export function blockCache(inner: PositionalReader, maxBlocks = 256): PositionalReader {
+export interface CachedReader extends PositionalReader {
+  /** The bytes [position, position + length) when they are in one cached block (a view, no copy), else undefined. */
+  peek(position: number, length: number): Buffer | undefined;
+}
+
+export function blockCache(inner: PositionalReader, maxBlocks = 256): CachedReader {
   const blocks = new Map<number, Promise<Buffer>>();
+  const ready = new Map<number, Buffer>();
   const block = (n: number): Promise<Buffer> => {
     let b = blocks.get(n);
     if (b) blocks.delete(n); // most recent last
     else {
       b = readAt(inner, n * BLOCK, BLOCK);
-      b.catch(() => blocks.delete(n));
+      b.then((buf) => blocks.has(n) && ready.set(n, buf), () => blocks.delete(n));
     }
     blocks.set(n, b);
-    while (blocks.size > maxBlocks) blocks.delete(blocks.keys().next().value!);
+    while (blocks.size > maxBlocks) {
+      const old = blocks.keys().next().value!;
+      blocks.delete(old);
+      ready.delete(old);
+    }
     return b;
   };
   return {
+    peek(position, length) {
+      const n = Math.floor(position / BLOCK);
+      const from = position - n * BLOCK;
+      if (from + length > BLOCK) return undefined;
+      const b = ready.get(n);
+      if (!b || from + length > b.length) return undefined;
+      return b.subarray(from, from + length);
+    },
     async read(buffer, offset, length, position) {
       if (length > BLOCK) return inner.read(buffer, offset, length, position);
       let done = 0;

@@ -8,13 +8,13 @@ import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import { inflateSync } from 'node:zlib';
 import { applyDelta } from './index-pack.ts';
-import { blockCache, fdReader, readAt, type PositionalReader } from './file-range.ts';
+import { blockCache, fdReader, readAt, type CachedReader, type PositionalReader } from './file-range.ts';
 import * as path from 'node:path';
 
 /** A stored pack, read through its file handle by offset: never loaded whole. */
 export interface PackFile {
   file: string;
-  fh: PositionalReader;
+  fh: CachedReader;
   /** Bytes in the file (the trailer's 20 included). */
   size: number;
   /** Object id at each entry offset. */
@@ -30,8 +30,9 @@ export interface Located {
 }
 
 /** An entry's header, read from the file: the longest (size varint, OFS offset or REF id) fits 64 bytes. */
-export async function entryHeaderAt(fh: PositionalReader, offset: number, end: number): Promise<EntryHeader> {
-  const buf = await readAt(fh, offset, Math.min(64, end - offset));
+export async function entryHeaderAt(fh: PositionalReader | CachedReader, offset: number, end: number): Promise<EntryHeader> {
+  const len = Math.min(64, end - offset);
+  const buf = ('peek' in fh ? fh.peek(offset, len) : undefined) ?? (await readAt(fh, offset, len));
   const h = readEntryHeader(buf, 0);
   if (h.baseOffset !== undefined) h.baseOffset += offset;
   return h;
@@ -155,7 +156,7 @@ export class PackSet {
     if (end === undefined) throw new Error(`${path.basename(pack.file)}: no object starts at ${offset}`);
     const h = await entryHeaderAt(pack.fh, offset, end);
     const start = offset + h.headerLength + (h.kind === 6 ? h.baseOffsetLength! : h.kind === 7 ? 20 : 0);
-    const data = inflateSync(await readAt(pack.fh, start, end - start));
+    const data = inflateSync(pack.fh.peek(start, end - start) ?? (await readAt(pack.fh, start, end - start)));
     let out: { type: ObjectKind; body: Buffer };
     if (h.kind >= 1 && h.kind <= 4) out = { type: KINDS[h.kind] as ObjectKind, body: data };
     else {

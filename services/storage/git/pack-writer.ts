@@ -32,6 +32,8 @@ export function packHeader(count: number): Buffer {
   return b;
 }
 
+const GATHER = 64 << 10;
+
 /** A piece of the pack: bytes made here, or a range of a stored pack copied as it is. */
 type Piece = Buffer | { pack: PackFile; start: number; end: number };
 
@@ -84,20 +86,37 @@ export async function* writePack(
     if (onProgress) onProgress(n, oids.length);
   }
 
+  // Small pieces go out gathered into chunks of about 64 KiB: one side-band frame and one
+  // socket write for many small entries.
+  let batch: Buffer[] = [];
+  let batchBytes = 0;
+  const take = (b: Buffer) => {
+    hash.update(b);
+    batch.push(b);
+    batchBytes += b.length;
+  };
+  const gathered = () => {
+    const chunk = batch.length === 1 ? batch[0]! : Buffer.concat(batch, batchBytes);
+    batch = [];
+    batchBytes = 0;
+    return chunk;
+  };
   for (const oid of oids) {
     const out: Piece[] = [];
     await entry(oid, out);
     for (const p of out) {
-      if (Buffer.isBuffer(p)) {
-        hash.update(p);
-        yield p;
-        continue;
+      if (Buffer.isBuffer(p)) take(p);
+      else {
+        const cached = p.pack.fh.peek(p.start, p.end - p.start);
+        if (cached) take(cached);
+        else for await (const chunk of readRange(p.pack.fh, p.start, p.end)) {
+          take(chunk);
+          if (batchBytes >= GATHER) yield gathered();
+        }
       }
-      for await (const chunk of readRange(p.pack.fh, p.start, p.end)) {
-        hash.update(chunk);
-        yield chunk;
-      }
+      if (batchBytes >= GATHER) yield gathered();
     }
   }
+  if (batchBytes) yield gathered();
   yield hash.digest();
 }
