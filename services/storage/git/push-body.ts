@@ -12,7 +12,7 @@ import { DIR_MODE, FILE_MODE } from './private-fs.ts';
 
 /** The command list may not be longer than this (10,000 commands of ~100 bytes fit). */
 const MAX_COMMANDS_BYTES = 4 << 20;
-/** Writes are gathered to this size: each O_DSYNC write waits for the disk. */
+/** Writes are gathered to this size: each O_DSYNC write waits for the disk (a journal commit). */
 const WRITE_BYTES = 4 << 20;
 
 export interface ReceivedPack {
@@ -104,19 +104,26 @@ export async function readPushBody(body: AsyncIterable<Buffer>, gitdir: string, 
     }
     pending.push(chunk);
     pendingBytes += chunk.length;
-    if (pendingBytes >= WRITE_BYTES) await flushOrRemember();
+    if (pendingBytes >= WRITE_BYTES) await startFlush();
   };
-  const flushOrRemember = async () => {
-    try {
-      await flush();
-    } catch (err) {
+  // One gathered write in flight while the next is gathered: the wait for the disk overlaps
+  // with reading the socket, and memory stays at two batches.
+  let inflight: Promise<void> | undefined;
+  const startFlush = async () => {
+    await inflight;
+    if (writeError) return;
+    inflight = flush().catch(async (err: unknown) => {
       writeError = err;
       pending = [];
       pendingBytes = 0;
-      await drop();
-    }
+      await closeAndRemove();
+    });
   };
   const drop = async () => {
+    await inflight;
+    await closeAndRemove();
+  };
+  const closeAndRemove = async () => {
     await fh?.close().catch(() => {});
     fh = undefined;
     if (file) await fsp.rm(file, { force: true });
@@ -158,7 +165,8 @@ export async function readPushBody(body: AsyncIterable<Buffer>, gitdir: string, 
     }
     if (over) return { refused: true, head: head ?? Buffer.alloc(0), size };
     if (!head) head = Buffer.concat(headChunks);
-    await flushOrRemember();
+    await startFlush();
+    await inflight;
     if (writeError) return { head, pack: { file: file ?? path.join(dir, 'tmp_pack_unwritten'), size: packBytes, checksumOk: false, error: writeError } };
     if (!fh) return { head };
     await fh.close();
