@@ -106,8 +106,8 @@ const WINDOW = 4 << 20;
 /** Objects up to this size are inflated at once from the window; larger ones streamed. */
 const SMALL = 1 << 20;
 /** Inflated commits, trees and tags kept for the connectivity check, and delta data kept for resolution. */
-const KEPT_BYTES = 32 << 20;
-const DELTA_BYTES = 32 << 20;
+const KEPT_BYTES = 16 << 20;
+const DELTA_BYTES = 16 << 20;
 
 class Window {
   private buf: Buffer = Buffer.alloc(0);
@@ -363,7 +363,7 @@ export async function indexPack(pack: Buffer | PackSource, limits: InflateLimits
   let keptBytes = 0;
   const recent = new Map<number, Buffer>();
   let recentBytes = 0;
-  const RECENT_LIMIT = 32 << 20;
+  const RECENT_LIMIT = 16 << 20;
   const remember = (i: number, body: Buffer) => {
     if (entries[i]!.type !== 'blob' && keptBytes + body.length <= KEPT_BYTES) {
       kept.set(i, body);

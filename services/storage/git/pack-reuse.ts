@@ -58,7 +58,7 @@ export type ObjectKind = 'commit' | 'tree' | 'blob' | 'tag';
 const KINDS = ['', 'commit', 'tree', 'blob', 'tag'] as const;
 
 /** Resolved objects kept for deltas that build on them, most recent last. */
-const CACHE_BYTES = 32 << 20;
+const CACHE_BYTES = 16 << 20;
 /** Larger objects are never cached: one would push out everything else. */
 const CACHE_ONE = 8 << 20;
 
