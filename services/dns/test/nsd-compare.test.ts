@@ -136,7 +136,7 @@ describe('same replies to raw packets as NSD', () => {
     let got = Buffer.alloc(0);
     const done = (r: string) => { clearTimeout(t); s.destroy(); resolve(r); };
     const t = setTimeout(() => done(`(no reply) ${got.toString('hex')}`), 2000);
-    s.on('data', (d) => {
+    s.on('data', (d: Buffer) => {
       got = Buffer.concat([got, d]);
       if (got.length >= 2 && got.length >= 2 + got.readUInt16BE(0)) done(got.subarray(2, 2 + got.readUInt16BE(0)).toString('hex'));
     });
