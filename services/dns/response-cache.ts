@@ -209,9 +209,14 @@ const lower = (c: number): number => (c >= 0x41 && c <= 0x5a ? c | 0x20 : c);
 /** Whether `query` (from its flags on, the name in any case) is the one `e` was stored for. */
 function sameQuery(e: Entry, query: Buffer): boolean {
   const k = e.query;
-  if (k.length !== query.length - 2) return false;
+  const n = k.length;
+  if (n !== query.length - 2) return false;
+  // Usually byte for byte (most clients ask in lower case); else compare folding case.
+  let i = 0;
+  while (i < n && k[i] === query[i + 2]) i++;
+  if (i === n) return true;
   const nameEnd = e.qEnd - 6; // in k, which starts at the query's flags
-  for (let i = 0; i < k.length; i++) {
+  for (; i < n; i++) {
     const c = query[i + 2]!;
     const s = k[i]!;
     // Stored lowercased: an upper-case letter of the name matches its lower case.

@@ -23,7 +23,7 @@ import { createRecursive } from './recursive.ts';
 import { SerialKeeper } from './serials.ts';
 import { startDnsServer, type HandlerInfo } from './server/server.ts';
 import { createCookieLayer, type CookieState } from './cookie/layer.ts';
-import { classifyResponse, DEFAULT_RRL, ResponseRateLimiter, slipReply, type RrlSettings } from './rrl/rrl.ts';
+import { classifyResponse, DEFAULT_RRL, NetworkCounter, ResponseRateLimiter, slipReply, type RrlSettings } from './rrl/rrl.ts';
 import { DEFAULT_TCP_LIMITS, type TcpLimits } from './server/tcp-table.ts';
 import { OPCODE, RCODE } from './wire/constants.ts';
 import { ZoneSet, type Zone } from './zone/zone.ts';
@@ -186,6 +186,7 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
   };
   // Response rate limiting (rrl/rrl.ts) of UDP answers to clients outside the home network.
   const rrl = new ResponseRateLimiter();
+  const networks = new NetworkCounter();
   const rrlLimited = metrics.counter('kith_dns_rrl_total', 'UDP answers held back by response rate limiting, by action (slipped: sent truncated; dropped) and reason (answer, nodata, nxdomain, referral, error).');
   let rrlFor: DnsConfig['settings']['rrl'] | undefined;
   let rrlSettings: RrlSettings = DEFAULT_RRL;
@@ -196,6 +197,8 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
       rrlFor = r;
       rrlSettings = { responsesPerSecond: r.responsesPerSecond, window: r.window, slip: r.slip, ipv4PrefixLength: r.ipv4PrefixLength, ipv6PrefixLength: r.ipv6PrefixLength, maxEntries: r.maxEntries };
     }
+    // Most networks are quiet: their answers need no classifying or bucket (rrl.ts).
+    if (!networks.busy(ctx.now(), rrlSettings, info.remote.address)) return reply;
     const c = classifyResponse(reply);
     if (!c) return reply;
     const action = rrl.check(ctx.now(), rrlSettings, info.remote.address, c.cls, c.name);
