@@ -132,9 +132,18 @@ export class ResponseCache {
     out[0] = query[0]!;
     out[1] = query[1]!;
     for (let i = 12; i < e.qEnd; i++) out[i] = query[i]!;
-    if (e.ttlOffsets.length > 0) {
+    const offsets = e.ttlOffsets;
+    if (offsets.length > 0) {
       const aged = Math.floor((now - e.storedAt) / 1000);
-      for (let i = 0; i < e.ttlOffsets.length; i++) out.writeUInt32BE(Math.max(0, e.ttls[i]! - aged), e.ttlOffsets[i]!);
+      // By hand, as the question above: offsets checked when stored, TTLs are unsigned 32-bit.
+      for (let i = 0; i < offsets.length; i++) {
+        const ttl = Math.max(0, e.ttls[i]! - aged);
+        const o = offsets[i]!;
+        out[o] = ttl >>> 24;
+        out[o + 1] = (ttl >>> 16) & 0xff;
+        out[o + 2] = (ttl >>> 8) & 0xff;
+        out[o + 3] = ttl & 0xff;
+      }
     }
     return out;
   }
