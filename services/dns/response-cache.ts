@@ -22,8 +22,8 @@ interface Entry {
   qEnd: number;
   storedAt: number;
   expires: number;
-  ttlOffsets: number[];
-  ttls: number[];
+  ttlOffsets: readonly number[];
+  ttls: readonly number[];
   /** Another query whose key hashed the same (rare): the chain is compared byte by byte. */
   next: Entry | undefined;
 }
@@ -33,6 +33,8 @@ const AXFR = TYPE.AXFR;
 const IXFR = TYPE.IXFR;
 const SERVFAIL = RCODE.SERVFAIL;
 const NON_AUTH_MAX_MS = 60_000;
+/** One empty list for every answer of our own (no TTLs to age): one object, not two per entry. */
+const NONE: readonly number[] = Object.freeze([]);
 // Queries longer than this (a big OPT) are simply not cached.
 const MAX_KEYED = 512;
 
@@ -197,7 +199,7 @@ export class ResponseCache {
     const bytes = Buffer.from(response);
     bytes.writeUInt16BE(0, 0);
     // Authoritative TTLs do not age: they are the zone's.
-    this.map.set(key, { query: q, bytes, qEnd, storedAt: now, expires, ttlOffsets: aa ? [] : ttlOffsets, ttls: aa ? [] : ttls, next: this.map.get(key) });
+    this.map.set(key, { query: q, bytes, qEnd, storedAt: now, expires, ttlOffsets: aa ? NONE : ttlOffsets, ttls: aa ? NONE : ttls, next: this.map.get(key) });
     this.entries++;
   }
 
