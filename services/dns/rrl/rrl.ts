@@ -94,7 +94,7 @@ export class NetworkCounter {
       this.settings = s;
       this.nets.clear();
     }
-    const v4 = ipv4(address);
+    const v4 = ipv4Number(address);
     const key = v4 >= 0 ? (s.ipv4PrefixLength === 0 ? 0 : Math.floor(v4 / 2 ** (32 - s.ipv4PrefixLength))) : clientPrefix(address, s.ipv4PrefixLength, s.ipv6PrefixLength);
     const second = Math.floor(now / 1000);
     let n = this.nets.get(key);
@@ -112,7 +112,7 @@ export class NetworkCounter {
 }
 
 /** A dotted-quad IPv4 address as a number, or -1 for anything else (IPv6, mapped, junk). */
-function ipv4(a: string): number {
+function ipv4Number(a: string): number {
   let n = 0;
   let part = 0;
   let digits = 0;
