@@ -36,6 +36,8 @@ Options:
   --device NAME      this machine's name on the appliance (default: its host name)
   --dir DIR          where to keep ca.crt, client.crt, client.key, password (default: ~/.config/kith/<appliance>)
   --wait SEC         how long to listen for appliances (default 1.5)
+  --timeout SEC      how long to wait for each answer of the appliance (default 30; a
+                     Pi Zero computing the exchange in JavaScript takes a few seconds)
   --json             one JSON object: what was found and the result
   -h, --help         this help
 
@@ -46,7 +48,7 @@ error, 75 too many wrong codes for now (try again after the time given).
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: {
     code: { type: 'string' }, appliance: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' },
-    device: { type: 'string' }, dir: { type: 'string' }, wait: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    device: { type: 'string' }, dir: { type: 'string' }, wait: { type: 'string' }, timeout: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
   } });
   if (values.help) {
     process.stdout.write(HELP);
@@ -85,6 +87,8 @@ export async function run(argv: string[]): Promise<number> {
     rl.close();
   }
   const device = values.device ?? defaultMdnsName();
+  const timeoutMs = Number(values.timeout ?? 30) * 1000;
+  if (!(timeoutMs > 0)) return fail(64, `--timeout ${values.timeout}: seconds, more than 0`);
   const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const base = `http://${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`;
   let result;
@@ -93,7 +97,7 @@ export async function run(argv: string[]): Promise<number> {
       code, device,
       publicKeySpki: new Uint8Array(keys.publicKey.export({ type: 'spki', format: 'der' })),
       async post(p, body) {
-        const res = await fetch(base + p, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+        const res = await fetch(base + p, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs) });
         const reply = (await res.json().catch(() => ({}))) as { error?: string; retryAfterMs?: number };
         if (!res.ok) throw new PairingError(res.status, reply.error ?? `HTTP ${res.status}`, reply.retryAfterMs);
         return reply;

@@ -228,8 +228,8 @@ describe.skipIf(missing.length > 0)(`rpi SD-card image (needs ${tools.join(', ')
     const code = [...pairingLog.matchAll(/"msg":"pairing code","code":"([A-Z2-9]{4}-[A-Z2-9]{4})"/g)].at(-1)![1]!;
     expect(pairingLog).toMatch(/kith-init pid=1 .*pki provisioned ms=\d+/);
     const paired = join(tmp, 'paired');
-    const pair = spawnSync(process.execPath, [join(REPO, 'installer/kith.ts'), 'pair', '--json', '--host', '127.0.0.1', '--port', String(pairPort), '--code', code, '--device', 'tester', '--dir', paired], { encoding: 'utf8', timeout: 60_000 });
-    expect(pair.status, pair.stdout + pair.stderr).toBe(0);
+    const pair = spawnSync(process.execPath, [join(REPO, 'installer/kith.ts'), 'pair', '--json', '--host', '127.0.0.1', '--port', String(pairPort), '--code', code, '--device', 'tester', '--dir', paired, '--timeout', '120'], { encoding: 'utf8', timeout: 300_000 });
+    expect(pair.status, pair.stdout + pair.stderr + '\n' + vm.output().split('\n').filter((l) => /pki|clock|pair/.test(l)).join('\n')).toBe(0);
     const tls = { ca: readFileSync(join(paired, 'ca.crt'), 'utf8'), cert: readFileSync(join(paired, 'client.crt'), 'utf8'), key: readFileSync(join(paired, 'client.key'), 'utf8') };
     const refs = `https://127.0.0.1:${storageTls}/config.git/info/refs?service=git-upload-pack`;
     expect(await httpsStatus(refs, tls)).toBe(200);
