@@ -235,7 +235,7 @@ async function boot(): Promise<void> {
     }
   }
   // The owner's seed at first boot (first-boot.ts): host name, config for storage, secret kept.
-  const owner = ownerSeedAtBoot(cfg, services, log)?.adopted?.seed;
+  const owner = (await ownerSeedAtBoot(cfg, services, log))?.adopted?.seed;
   if (owner?.timezone) for (const s of services) s.env = { TZ: owner.timezone, ...s.env };
   // The network after the data partition: DHCP then names the host as the owner seeded it.
   try {
