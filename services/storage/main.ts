@@ -18,6 +18,7 @@ const storage = defineService<StorageConfig>({
   },
   config: storageConfig,
   writableConfig: true,
+  nodeFlags: ['--max-semi-space-size=1'],
   start: startStorage,
 });
 
