@@ -92,9 +92,9 @@ async function mountData(d: NonNullable<BootConfig['data']>): Promise<void> {
   if (d.grow) growFilesystem(device!, d.mountpoint, log);
 }
 
-function rssKiB(pid: number | 'self'): number | undefined {
+function rssKiB(pid: number | 'self', field: 'VmRSS' | 'RssAnon' = 'VmRSS'): number | undefined {
   try {
-    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) : undefined;
   } catch {
     return undefined;
@@ -127,7 +127,7 @@ function supervise(cfg: BootConfig, services: BootService[]): Supervisor {
         if (line.includes('"msg":"ready"')) {
           const pid = sup.pid(e.name);
           setTimeout(() => {
-            if (pid !== undefined && sup.pid(e.name) === pid) log('memory', { service: e.name, child: pid, when: 'ready+2s', childRssKiB: rssKiB(pid) ?? '?', initRssKiB: rssKiB('self') ?? '?' });
+            if (pid !== undefined && sup.pid(e.name) === pid) log('memory', { service: e.name, child: pid, when: 'ready+2s', childRssKiB: rssKiB(pid) ?? '?', initRssKiB: rssKiB('self') ?? '?', childAnonKiB: rssKiB(pid, 'RssAnon') ?? '?', initAnonKiB: rssKiB('self', 'RssAnon') ?? '?' });
           }, 2000).unref();
         }
       } else if (e.type === 'started') {
