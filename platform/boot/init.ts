@@ -152,7 +152,20 @@ function supervise(cfg: BootConfig, services: BootService[]): Supervisor {
   return sup;
 }
 
-/** Test images only (boot.json `debug`): list children, kill one on request. */
+/** The machine's memory as /proc tells it: for the footprint test (issue 16), on test images only. */
+function memoryReport(sup: Supervisor, names: string[]): Record<string, unknown> {
+  const meminfo = readFileSync('/proc/meminfo', 'utf8');
+  const kib = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(meminfo)?.[1] ?? NaN);
+  const oomKills = Number(/^oom_kill (\d+)/m.exec(readFileSync('/proc/vmstat', 'utf8'))?.[1] ?? 0);
+  const of = (pid: number | 'self') => ({ pid: pid === 'self' ? process.pid : pid, rssAnonKiB: rssKiB(pid, 'RssAnon') ?? null, vmRssKiB: rssKiB(pid) ?? null });
+  return {
+    memTotalKiB: kib('MemTotal'), memAvailableKiB: kib('MemAvailable'), swapTotalKiB: kib('SwapTotal'), oomKills,
+    init: of('self'),
+    services: Object.fromEntries(names.map((n) => [n, sup.pid(n) === undefined ? null : of(sup.pid(n)!)])),
+  };
+}
+
+/** Test images only (boot.json `debug`): list children, kill one on request, report memory. */
 function debugServer(port: number, sup: Supervisor, names: string[]): void {
   const server = createServer((req, res) => {
     const kill = /^\/kill\/([a-z][a-z0-9-]*)$/.exec(req.url ?? '');
@@ -164,7 +177,9 @@ function debugServer(port: number, sup: Supervisor, names: string[]): void {
       log('debug: killing', { service: kill[1]!, child: pid });
       process.kill(pid, 'SIGKILL');
       res.writeHead(202, { 'content-type': 'application/json' }).end(JSON.stringify({ killed: pid }) + '\n');
-    } else res.writeHead(404).end('GET /services, POST /kill/NAME\n');
+    } else if (req.method === 'GET' && req.url === '/memory') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(memoryReport(sup, names)) + '\n');
+    } else res.writeHead(404).end('GET /services, GET /memory, POST /kill/NAME\n');
   });
   server.on('error', (err) => log('debug server failed', { error: err.message }));
   server.listen(port, '0.0.0.0', () => log('debug server listening (test image)', { port }));
