@@ -12,7 +12,8 @@ import { provisionLinks } from '../../platform/links.ts';
 import { loadOrCreateOwnerToken } from '../../platform/owner.ts';
 import { makePrivateDir } from '../../platform/private-dir.ts';
 import { loadOrCreateCa, provisionServerTls, serviceClientIssuer } from '../../platform/pki/provision.ts';
-import { defaultConfigFiles, loadDefinitions } from '../../platform/services.ts';
+import { defaultConfigFiles } from '../../platform/services.ts';
+import { describeServices } from '../../platform/descriptors.ts';
 import { Supervisor } from '../../platform/supervisor.ts';
 import type { Advertiser } from '../../platform/mdns/advertiser.ts';
 import { advertisePlan, defaultMdnsName, tlsNamesFor } from '../../platform/mdns/supervise.ts';
@@ -101,7 +102,8 @@ export async function run(argv: string[]): Promise<number> {
   }
   // Services a dead kith up left running are stopped (installer/run-file.ts).
   if (already) for (const pid of await stopLeftovers(dataRoot, already)) say(`stopped pid ${pid}, left running by an earlier kith up (pid ${already.pid})`);
-  const defs = await loadDefinitions(repoRoot);
+  // Declarations as data, read by a child: the services' code never loads in this long-lived process.
+  const defs = await describeServices(repoRoot);
   if (defs.length === 0) {
     process.stderr.write('kith up: no services exist yet (services/<name>/main.ts)\n');
     return 1;

@@ -92,9 +92,9 @@ async function mountData(d: NonNullable<BootConfig['data']>): Promise<void> {
   if (d.grow) growFilesystem(device!, d.mountpoint, log);
 }
 
-function rssKiB(pid: number | 'self'): number | undefined {
+function rssKiB(pid: number | 'self', field: 'VmRSS' | 'RssAnon' = 'VmRSS'): number | undefined {
   try {
-    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) : undefined;
   } catch {
     return undefined;
@@ -151,7 +151,7 @@ function supervise(cfg: BootConfig, services: BootService[], hostname: string): 
         if (line.includes('"msg":"ready"')) {
           const pid = sup.pid(e.name);
           setTimeout(() => {
-            if (pid !== undefined && sup.pid(e.name) === pid) log('memory', { service: e.name, child: pid, when: 'ready+2s', childRssKiB: rssKiB(pid) ?? '?', initRssKiB: rssKiB('self') ?? '?' });
+            if (pid !== undefined && sup.pid(e.name) === pid) log('memory', { service: e.name, child: pid, when: 'ready+2s', childRssKiB: rssKiB(pid) ?? '?', initRssKiB: rssKiB('self') ?? '?', childAnonKiB: rssKiB(pid, 'RssAnon') ?? '?', initAnonKiB: rssKiB('self', 'RssAnon') ?? '?' });
           }, 2000).unref();
         }
       } else if (e.type === 'started') {
@@ -192,7 +192,20 @@ function supervise(cfg: BootConfig, services: BootService[], hostname: string): 
   return { sup, started };
 }
 
-/** Test images only (boot.json `debug`): list children, kill one on request. */
+/** The machine's memory as /proc tells it: for the footprint test (issue 16), on test images only. */
+function memoryReport(sup: Supervisor, names: string[]): Record<string, unknown> {
+  const meminfo = readFileSync('/proc/meminfo', 'utf8');
+  const kib = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(meminfo)?.[1] ?? NaN);
+  const oomKills = Number(/^oom_kill (\d+)/m.exec(readFileSync('/proc/vmstat', 'utf8'))?.[1] ?? 0);
+  const of = (pid: number | 'self') => ({ pid: pid === 'self' ? process.pid : pid, rssAnonKiB: rssKiB(pid, 'RssAnon') ?? null, vmRssKiB: rssKiB(pid) ?? null });
+  return {
+    memTotalKiB: kib('MemTotal'), memAvailableKiB: kib('MemAvailable'), swapTotalKiB: kib('SwapTotal'), oomKills,
+    init: of('self'),
+    services: Object.fromEntries(names.map((n) => [n, sup.pid(n) === undefined ? null : of(sup.pid(n)!)])),
+  };
+}
+
+/** Test images only (boot.json `debug`): list children, kill one on request, report memory. */
 function debugServer(port: number, sup: Supervisor, names: string[]): void {
   const server = createServer((req, res) => {
     const kill = /^\/kill\/([a-z][a-z0-9-]*)$/.exec(req.url ?? '');
@@ -204,7 +217,9 @@ function debugServer(port: number, sup: Supervisor, names: string[]): void {
       log('debug: killing', { service: kill[1]!, child: pid });
       process.kill(pid, 'SIGKILL');
       res.writeHead(202, { 'content-type': 'application/json' }).end(JSON.stringify({ killed: pid }) + '\n');
-    } else res.writeHead(404).end('GET /services, POST /kill/NAME\n');
+    } else if (req.method === 'GET' && req.url === '/memory') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(memoryReport(sup, names)) + '\n');
+    } else res.writeHead(404).end('GET /services, GET /memory, POST /kill/NAME\n');
   });
   server.on('error', (err) => log('debug server failed', { error: err.message }));
   server.listen(port, '0.0.0.0', () => log('debug server listening (test image)', { port }));
@@ -275,7 +290,7 @@ async function boot(): Promise<void> {
     }
   }
   // The owner's seed at first boot (first-boot.ts): host name, config for storage, secret kept.
-  const owner = ownerSeedAtBoot(cfg, services, log)?.adopted?.seed;
+  const owner = (await ownerSeedAtBoot(cfg, services, log))?.adopted?.seed;
   if (owner?.timezone) for (const s of services) s.env = { TZ: owner.timezone, ...s.env };
   // The network after the data partition: DHCP then names the host as the owner seeded it.
   try {

@@ -164,7 +164,8 @@ describe.skipIf(missing.length > 0)(`rpi SD-card image (needs ${tools.join(', ')
       { proto: 'tcp', hostPort: pairPort, guestPort: APPLIANCE_PAIR_PORT }, { proto: 'tcp', hostPort: storageTls, guestPort: 8443 }, { proto: 'tcp', hostPort: submission, guestPort: 587 },
     ];
     const t0 = Date.now();
-    vm = bootVirt({ kernel: join(tmp, 'vmlinuz'), initrd: join(tmp, 'initrd.cpio.zst'), disk, forwards });
+    // 512 MB: a Raspberry Pi Zero 2 W, the smallest board the image names (issue 16).
+    vm = bootVirt({ kernel: join(tmp, 'vmlinuz'), initrd: join(tmp, 'initrd.cpio.zst'), disk, forwards, memoryMiB: 512 });
     let healthy = false;
     let answer: string | undefined;
     while (!(healthy && answer) && Date.now() - t0 < 240_000) {
@@ -189,6 +190,26 @@ describe.skipIf(missing.length > 0)(`rpi SD-card image (needs ${tools.join(', ')
     expect(log).toMatch(/kith-init pid=1 .*boot done .*services=storage,dns/);
     expect(log).not.toMatch(/FATAL|uncaught|Kernel panic|module failed/);
     for (const m of log.matchAll(/kith-init pid=1 .*memory .*/g)) lines.push(m[0]);
+
+    // Footprint on 512 MB (issue 16), after a DNS burst sized to the test's time (bench/memory
+    // has the full load): no OOM kill, no swap, each service's private memory within its
+    // peak budget, PID 1 within its own. The whole appliance's use (MemTotal - MemAvailable)
+    // is logged, not yet asserted: ~288 MiB against the issue's 256, the initramfs alone
+    // holding ~100 MB of RAM the kernel can never drop (platform/rpi/README.md, footprint).
+    for (let k = 0; k < 20; k++) await Promise.all(Array.from({ length: 10 }, (_, j) => dig(dnsPort, j % 2 === 1)));
+    const mem = JSON.parse((await http(`http://127.0.0.1:${debug}/memory`))!.body) as {
+      memTotalKiB: number; memAvailableKiB: number; swapTotalKiB: number; oomKills: number;
+      init: { rssAnonKiB: number; vmRssKiB: number }; services: Record<string, { pid: number; rssAnonKiB: number; vmRssKiB: number } | null>;
+    };
+    const mb = (k: number) => `${(k / 1024).toFixed(1)} MiB`;
+    lines.push(`memory on ${mb(mem.memTotalKiB)}: used (MemTotal - MemAvailable) ${mb(mem.memTotalKiB - mem.memAvailableKiB)}; PID 1 private ${mb(mem.init.rssAnonKiB)} (VmRSS ${mb(mem.init.vmRssKiB)}); ${Object.entries(mem.services).map(([n, m]) => `${n} private ${m ? mb(m.rssAnonKiB) : '-'} (VmRSS ${m ? mb(m.vmRssKiB) : '-'})`).join('; ')}`);
+    expect(mem.oomKills, vm.output().slice(-3000)).toBe(0);
+    expect(mem.swapTotalKiB).toBe(0);
+    expect(mem.init.rssAnonKiB, 'PID 1 private memory').toBeLessThanOrEqual(24 * 1024);
+    for (const [name, m] of Object.entries(mem.services)) {
+      expect(m, `${name} is running`).not.toBeNull();
+      expect(m!.rssAnonKiB, `${name} private memory`).toBeLessThanOrEqual(64 * 1024);
+    }
 
     // Kill storage; query DNS all along, over UDP, until storage is healthy again.
     const before = JSON.parse((await http(`http://127.0.0.1:${debug}/services`))!.body) as Record<string, { pid: number }>;
