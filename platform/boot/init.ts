@@ -310,7 +310,7 @@ async function boot(): Promise<void> {
   onStopSignals(sup, clock);
   // mDNS / DNS-SD in PID 1, beside the services, so it answers while one restarts (platform/mdns).
   if (cfg.mdns) void advertiseOnBoot(owner?.hostname ?? cfg.hostname, cfg.mdns.services, (msg, f) => log(msg, Object.fromEntries(Object.entries(f).filter(([, v]) => v !== undefined).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]))));
-  if (cfg.debug) debugServer(cfg.debug.port, sup, services.map((s) => s.name));
+  if (cfg.debug) debugServer(cfg.debug.port, sup, [...(cfg.pki ? [cfg.pki.name] : []), ...services.map((s) => s.name)]);
   await started;
   log('boot done', { ms: Math.round(performance.now() - t0), services: services.map((s) => s.name).join(','), uptimeS: readFileSync('/proc/uptime', 'utf8').split(' ')[0] });
 }

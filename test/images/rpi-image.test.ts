@@ -61,6 +61,19 @@ function httpsStatus(url: string, tls: { ca: string; cert?: string; key?: string
   });
 }
 
+/** openssl with QUIT on its standard input, asynchronously (see the note on spawnSync below); stdout and stderr together. */
+function openssl(args: string[]): Promise<string> {
+  return new Promise((resolve) => {
+    const p = spawn('openssl', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => { out += d; });
+    p.stderr.on('data', (d: Buffer) => { out += d; });
+    const timer = setTimeout(() => p.kill('SIGKILL'), 60_000);
+    p.on('close', () => { clearTimeout(timer); resolve(out); });
+    p.stdin.end('QUIT\r\n');
+  });
+}
+
 function sh(cmd: string, args: string[], env?: NodeJS.ProcessEnv): string {
   const r = spawnSync(cmd, args, { encoding: 'utf8', env });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.status}\n${r.stdout}\n${r.stderr}`);
@@ -249,14 +262,16 @@ describe.skipIf(missing.length > 0)(`rpi SD-card image (needs ${tools.join(', ')
     const code = [...pairingLog.matchAll(/"msg":"pairing code","code":"([A-Z2-9]{4}-[A-Z2-9]{4})"/g)].at(-1)![1]!;
     expect(pairingLog).toMatch(/kith-init pid=1 .*pki provisioned ms=\d+/);
     const paired = join(tmp, 'paired');
-    const pair = spawnSync(process.execPath, [join(REPO, 'installer/kith.ts'), 'pair', '--json', '--host', '127.0.0.1', '--port', String(pairPort), '--code', code, '--device', 'tester', '--dir', paired, '--timeout', '120'], { encoding: 'utf8', timeout: 300_000 });
+    // Never spawnSync while qemu runs: this process drains its console, and a full pipe stalls the guest.
+    const pair = await run(process.execPath, [join(REPO, 'installer/kith.ts'), 'pair', '--json', '--host', '127.0.0.1', '--port', String(pairPort), '--code', code, '--device', 'tester', '--dir', paired, '--timeout', '120'], { timeout: 300_000 })
+      .then((r) => ({ status: 0, ...r }), (e: { code?: number; stdout?: string; stderr?: string }) => ({ status: e.code ?? 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' }));
     expect(pair.status, pair.stdout + pair.stderr + '\n' + vm.output().split('\n').filter((l) => /pki|clock|pair/.test(l)).join('\n')).toBe(0);
     const tls = { ca: readFileSync(join(paired, 'ca.crt'), 'utf8'), cert: readFileSync(join(paired, 'client.crt'), 'utf8'), key: readFileSync(join(paired, 'client.key'), 'utf8') };
     const refs = `https://127.0.0.1:${storageTls}/config.git/info/refs?service=git-upload-pack`;
     expect(await httpsStatus(refs, tls)).toBe(200);
     expect(await httpsStatus(refs, { ca: tls.ca })).toBe(401);
-    const starttls = spawnSync('openssl', ['s_client', '-starttls', 'smtp', '-connect', `127.0.0.1:${submission}`, '-CAfile', join(paired, 'ca.crt'), '-verify_return_error', '-brief'], { encoding: 'utf8', input: 'QUIT\r\n', timeout: 30_000 });
-    expect(starttls.stdout + starttls.stderr).toMatch(/Verification: OK/);
+    const starttls = await openssl(['s_client', '-starttls', 'smtp', '-connect', `127.0.0.1:${submission}`, '-CAfile', join(paired, 'ca.crt'), '-verify_return_error', '-brief']);
+    expect(starttls).toMatch(/Verification: OK/);
     lines.push(`paired through the forwarded port; storage opened by mutual TLS; submission STARTTLS verified against the appliance CA`);
 
     // Each service has its own folder on the data partition.
