@@ -59,7 +59,7 @@ export interface AppliancePlan {
   configRoot: string;
   services: ServiceLaunch[];
   /** Who provides storage links, and where they reach it; absent when no service has storage. */
-  links?: { storage: string; storageUrl: string };
+  links?: { storage: string; storageUrl: string; /** Storage's https listener, when it has TLS material. */ storageTlsUrl?: string };
   /** Where services that need a resolver reach the appliance's DNS service. */
   resolver?: ListenAddress;
 }
@@ -99,6 +99,9 @@ export function snapshotPath(service: string): string {
   return `/kith/${service}.blob`;
 }
 
+/** A service that serves TLS (an https listener, or STARTTLS / implicit TLS) needs a certificate. */
+export const servesTls = (d: Pick<ServiceDescriptor, 'listeners'>): boolean => Object.values(d.listeners).some((l) => l.protocol === 'https' || l.tls === true);
+
 const isWildcard = (host: string) => host === '0.0.0.0' || host === '::';
 
 export function planAppliance(descriptors: ServiceDescriptor[], profile: Profile): AppliancePlan {
@@ -132,7 +135,7 @@ export function planAppliance(descriptors: ServiceDescriptor[], profile: Profile
       // Under `kith up` services listen on one address: 'self' means that one.
       ...(local && !isWildcard(profile.host) ? { addresses: [profile.host] } : {}),
     });
-    const https = Object.values(d.listeners).some((l) => l.protocol === 'https' || l.tls === true);
+    const https = servesTls(d);
     return {
       name: d.name,
       description: d.description,
@@ -157,6 +160,10 @@ export function planAppliance(descriptors: ServiceDescriptor[], profile: Profile
     const a = storage.listen.http!;
     const host = isWildcard(a.host) ? '127.0.0.1' : a.host;
     links = { storage: storage.name, storageUrl: `http://${hostPort({ host, port: a.port })}` };
+    // Where the supervisor issues TLS material, services reach storage by mutual TLS too
+    // (platform/links.ts: a client certificate each, mapped to the same grants).
+    const t = storage.tlsNames ? storage.listen.https : undefined;
+    if (t) links.storageTlsUrl = `https://${hostPort({ host: isWildcard(t.host) ? '127.0.0.1' : t.host, port: t.port })}`;
   }
   // The resolver: the service with a DNS listener, reached on loopback when it listens everywhere.
   const dnsListen = services.flatMap((s) => Object.entries(s.listen).filter(([n]) => descriptors.find((d) => d.name === s.name)!.listeners[n]!.protocol === 'dns').map(([, a]) => a))[0];

@@ -38,3 +38,29 @@ export function readClockState(file = CLOCK_STATE_FILE): ClockState {
   } catch { /* half-written cannot happen (rename), but a bad file is "unknown" */ }
   return { synchronised: false, source: 'clock', lastError: `${file} is not readable clock state` };
 }
+
+/**
+ * Whether the clock is synchronised, read at most once a second (per-message callers such
+ * as DKIM signing ask often; the file changes rarely).
+ */
+export function clockSynchronisedGate(read: () => ClockState = () => readClockState(), ttlMs = 1000): () => boolean {
+  let at = -Infinity;
+  let ok = false;
+  return () => {
+    const t = performance.now();
+    if (t - at >= ttlMs) {
+      ok = read().synchronised;
+      at = t;
+    }
+    return ok;
+  };
+}
+
+/** Thrown when something that stamps a time (a certificate) is asked for while the clock cannot be trusted. */
+export class ClockNotSaneError extends Error {
+  readonly state: ClockState;
+  constructor(what: string, state: ClockState) {
+    super(`${what}: the clock is not synchronised yet (time from ${state.source}${state.lastError ? `; ${state.lastError}` : ''}), so the validity dates would be wrong: give the appliance network time (NTP) and try again once /healthz shows clock.synchronised`);
+    this.state = state;
+  }
+}

@@ -2,21 +2,35 @@
  * Links between services: how one sealed service reaches another, and with what right.
  * The supervisor (`kith up`, PID 1 on the appliance) provisions them before start — it is
  * the only party that sees every data folder: a per-service token, written to the client
- * service's data folder with the storage URL, and its hash and grants to storage's. Pairing
- * will replace tokens with client certificates from the appliance's CA.
+ * service's data folder with the storage URL, and its hash and grants to storage's. Where
+ * the supervisor holds the appliance CA and storage listens with TLS, the service also gets
+ * a client certificate (CN = its name; links/client.crt, client.key, ca.crt) and storage's
+ * https URL: storage maps the certificate's name to the same grants, accepting only the
+ * certificate issued this time (its SHA-256 beside the grants), and the store client uses
+ * it instead of the token. The token stays beside it during the change.
  */
-import { createHash, randomBytes, scryptSync } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { writeFileDurable } from './durable.ts';
+import { newSecret, secretSha256 } from './passwords.ts';
 import { makePrivateDir } from './private-dir.ts';
+import { certSha256 } from './pki/server-tls.ts';
 import type { ServiceNeeds } from './service.ts';
+import type { ClientTls } from './tls-fetch.ts';
 
 export interface StorageLink {
   /** Base URL of the storage service, e.g. http://127.0.0.1:7301 */
   url: string;
   token: string;
+  /** Mutual TLS, when provisioned: storage's https URL and this service's certificate. */
+  tls?: ClientTls & { url: string };
 }
+
+/** A client certificate for a service, from the appliance CA (the supervisor's issuer). */
+export type IssueClientCert = (service: string) => Promise<ClientTls>;
+
+/** Where a service's client certificate for its links lives (PEM; the key 0600). */
+export const LINK_TLS = { ca: path.join('links', 'ca.crt'), cert: path.join('links', 'client.crt'), key: path.join('links', 'client.key') } as const;
 
 export interface StorageClient {
   name: string;
@@ -24,21 +38,32 @@ export interface StorageClient {
   configWrite: string[];
   /** Store repositories this client may read and write. */
   store?: string[];
+  /** SHA-256 of the client certificate issued with this link: only that one is the service (a new one each provisioning, like the token). */
+  certSha256?: string;
 }
 
 export const LINK_FILE = path.join('links', 'storage.json');
 export const CLIENTS_DIR = 'clients';
 
-export const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
-
-/** Give `service` a token for storage, with the grants it declares. */
-export async function provisionStorageLink(opts: { service: string; needs: ServiceNeeds; serviceDataDir: string; storageDataDir: string; storageUrl: string }): Promise<void> {
-  const token = randomBytes(24).toString('base64url');
+/**
+ * Give `service` a token for storage, with the grants it declares; with `storageTlsUrl` and
+ * `issue`, also a client certificate named after it for storage's https listener.
+ */
+export async function provisionStorageLink(opts: { service: string; needs: ServiceNeeds; serviceDataDir: string; storageDataDir: string; storageUrl: string; storageTlsUrl?: string; issue?: IssueClientCert }): Promise<void> {
+  const token = newSecret();
   await makePrivateDir(path.join(opts.serviceDataDir, 'links'));
   await makePrivateDir(path.join(opts.storageDataDir, CLIENTS_DIR));
-  const client: StorageClient = { name: opts.service, tokenSha256: sha256(token), configWrite: opts.needs.configWrite ?? [], store: opts.needs.store ?? [] };
+  const issued = opts.storageTlsUrl && opts.issue ? await opts.issue(opts.service) : undefined;
+  const client: StorageClient = { name: opts.service, tokenSha256: secretSha256(token), configWrite: opts.needs.configWrite ?? [], store: opts.needs.store ?? [], ...(issued ? { certSha256: certSha256(issued.cert) } : {}) };
   await writeFileDurable(path.join(opts.storageDataDir, CLIENTS_DIR, `${opts.service}.json`), JSON.stringify(client, null, 1) + '\n', { mode: 0o600 });
-  const link: StorageLink = { url: opts.storageUrl, token };
+  let tlsUrl: string | undefined;
+  if (issued) {
+    await writeFileDurable(path.join(opts.serviceDataDir, LINK_TLS.key), issued.key, { mode: 0o600 });
+    await writeFileDurable(path.join(opts.serviceDataDir, LINK_TLS.cert), issued.cert);
+    await writeFileDurable(path.join(opts.serviceDataDir, LINK_TLS.ca), issued.ca);
+    tlsUrl = opts.storageTlsUrl;
+  }
+  const link = { url: opts.storageUrl, token, ...(tlsUrl ? { tlsUrl } : {}) };
   await writeFileDurable(path.join(opts.serviceDataDir, LINK_FILE), JSON.stringify(link) + '\n', { mode: 0o600 });
 }
 
@@ -65,7 +90,7 @@ export const OWNER_FILE = path.join('links', 'owner.json');
 /** Let the owner's token (its hash only) into `service`'s health listener from beyond loopback. */
 export async function provisionOwnerAccess(serviceDataDir: string, ownerToken: string): Promise<void> {
   await makePrivateDir(path.join(serviceDataDir, 'links'));
-  await writeFileDurable(path.join(serviceDataDir, OWNER_FILE), JSON.stringify({ tokenSha256: sha256(ownerToken) }) + '\n', { mode: 0o600 });
+  await writeFileDurable(path.join(serviceDataDir, OWNER_FILE), JSON.stringify({ tokenSha256: secretSha256(ownerToken) }) + '\n', { mode: 0o600 });
 }
 
 /** The service side: the owner token's hash, or undefined when none was provisioned. */
@@ -78,14 +103,25 @@ export async function readOwnerTokenHash(dataDir: string): Promise<string | unde
   }
 }
 
-/** The service side: its link to storage, or undefined when none was provisioned. */
+/** The service side: its link to storage (with its certificate when one was provisioned), or undefined. */
 export async function readStorageLink(dataDir: string): Promise<StorageLink | undefined> {
+  let raw: { url?: unknown; token?: unknown; tlsUrl?: unknown };
   try {
-    const raw = JSON.parse(await fsp.readFile(path.join(dataDir, LINK_FILE), 'utf8')) as Partial<StorageLink>;
-    return typeof raw.url === 'string' && typeof raw.token === 'string' ? { url: raw.url, token: raw.token } : undefined;
+    raw = JSON.parse(await fsp.readFile(path.join(dataDir, LINK_FILE), 'utf8')) as typeof raw;
   } catch {
     return undefined;
   }
+  if (typeof raw.url !== 'string' || typeof raw.token !== 'string') return undefined;
+  const link: StorageLink = { url: raw.url, token: raw.token };
+  if (typeof raw.tlsUrl === 'string') {
+    try {
+      const [ca, cert, key] = await Promise.all([LINK_TLS.ca, LINK_TLS.cert, LINK_TLS.key].map((f) => fsp.readFile(path.join(dataDir, f), 'utf8')));
+      link.tls = { url: raw.tlsUrl, ca: ca!, cert: cert!, key: key! };
+    } catch {
+      // The certificate is missing: the token still works.
+    }
+  }
+  return link;
 }
 
 /** The storage side: every provisioned client. */
@@ -96,7 +132,10 @@ export async function readStorageClients(storageDataDir: string): Promise<Storag
     if (!name.endsWith('.json')) continue;
     try {
       const c = JSON.parse(await fsp.readFile(path.join(dir, name), 'utf8')) as StorageClient;
-      if (typeof c.name === 'string' && /^[0-9a-f]{64}$/.test(c.tokenSha256) && Array.isArray(c.configWrite)) out.push({ ...c, store: Array.isArray(c.store) ? c.store.filter((r) => typeof r === 'string') : [] });
+      if (typeof c.name === 'string' && /^[0-9a-f]{64}$/.test(c.tokenSha256) && Array.isArray(c.configWrite)) {
+        const { certSha256: cert, ...rest } = c;
+        out.push({ ...rest, store: Array.isArray(c.store) ? c.store.filter((r) => typeof r === 'string') : [], ...(typeof cert === 'string' && /^[0-9a-f]{64}$/.test(cert) ? { certSha256: cert } : {}) });
+      }
     } catch {
       // A torn or foreign file grants nothing.
     }
@@ -106,12 +145,13 @@ export async function readStorageClients(storageDataDir: string): Promise<Storag
 
 /**
  * Provision every link of an appliance plan (platform/appliance.ts): each service that
- * declares needs gets a fresh token for the storage service. The one place `kith up` and
+ * declares needs gets a fresh token for the storage service, and a fresh client certificate
+ * when the plan gives storage's https URL and the caller an issuer. The one place `kith up` and
  * PID 1 do it. Returns the services provisioned and those that failed (with the reason).
  */
 export async function provisionLinks(
   services: readonly { name: string; dataDir?: string; needs?: ServiceNeeds }[],
-  o: { links?: { storage: string; storageUrl: string }; ownerToken?: string; resolver?: { host: string; port: number } },
+  o: { links?: { storage: string; storageUrl: string; storageTlsUrl?: string }; ownerToken?: string; resolver?: { host: string; port: number }; issue?: IssueClientCert },
 ): Promise<{ provisioned: string[]; failed: { service: string; error: string }[] }> {
   const { links, ownerToken, resolver } = o;
   const out = { provisioned: [] as string[], failed: [] as { service: string; error: string }[] };
@@ -142,7 +182,8 @@ export async function provisionLinks(
   for (const s of services) {
     if (!s.needs || !s.dataDir || s === storage) continue;
     try {
-      await provisionStorageLink({ service: s.name, needs: s.needs, serviceDataDir: s.dataDir, storageDataDir: storage.dataDir, storageUrl: links.storageUrl });
+      await provisionStorageLink({ service: s.name, needs: s.needs, serviceDataDir: s.dataDir, storageDataDir: storage.dataDir, storageUrl: links.storageUrl,
+        ...(links.storageTlsUrl && o.issue ? { storageTlsUrl: links.storageTlsUrl, issue: o.issue } : {}) });
       out.provisioned.push(s.name);
     } catch (err) {
       out.failed.push({ service: s.name, error: (err as Error).message });

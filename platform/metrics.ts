@@ -27,6 +27,17 @@ interface Family {
   help: string;
   values: Map<string, number>;
   collect?: () => void;
+  /** Counts of series resolved with with(), not yet added into values. */
+  cells?: Map<string, { n: number }>;
+}
+
+function flush(f: Family): void {
+  if (!f.cells) return;
+  for (const [key, c] of f.cells) {
+    if (c.n === 0) continue;
+    f.values.set(key, (f.values.get(key) ?? 0) + c.n);
+    c.n = 0;
+  }
 }
 
 const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
@@ -53,10 +64,25 @@ export function createMetrics(): Metrics {
       };
       return {
         inc: (labels, n = 1) => add(labelKey(labels), n),
-        get: (labels) => f.values.get(labelKey(labels)) ?? 0,
+        get: (labels) => {
+          flush(f);
+          return f.values.get(labelKey(labels)) ?? 0;
+        },
         with(labels) {
+          // A resolved series counts into a plain number (one per series, shared by every
+          // with() of the same labels), added into the family when read (get, render): no
+          // Map lookup per packet.
           const key = labelKey(labels);
-          return { inc: (n = 1) => add(key, n) };
+          f.cells ??= new Map();
+          let cell = f.cells.get(key);
+          if (!cell) f.cells.set(key, (cell = { n: 0 }));
+          const c = cell;
+          return {
+            inc: (n = 1) => {
+              if (n < 0) throw new Error(`counter ${name} cannot decrease`);
+              c.n += n;
+            },
+          };
         },
       };
     },
@@ -72,6 +98,7 @@ export function createMetrics(): Metrics {
       for (const [name, f] of families) {
         out.push(`# HELP ${name} ${f.help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`);
         out.push(`# TYPE ${name} ${f.type}`);
+        flush(f);
         if (f.values.size === 0 && f.type === 'counter') out.push(`${name} 0`);
         for (const [key, v] of f.values) out.push(`${name}${key} ${formatValue(v)}`);
       }

@@ -5,10 +5,10 @@
  * service only its hash (links/owner.json, platform/links.ts provisionOwnerAccess), before
  * the service starts; no service's folder is read to learn it.
  */
-import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { writeFileDurable } from './durable.ts';
+import { newSecret } from './passwords.ts';
 
 export const OWNER_TOKEN_FILE = 'owner-token';
 
@@ -35,7 +35,7 @@ export function readOwnerToken(dataRoot: string): Promise<string | undefined> {
 export async function loadOrCreateOwnerToken(dataRoot: string, adopt?: string): Promise<string> {
   const have = await readOwnerToken(dataRoot);
   if (have) return have;
-  const token = (adopt ? await readTokenFile(adopt) : undefined) ?? randomBytes(24).toString('base64url');
+  const token = (adopt ? await readTokenFile(adopt) : undefined) ?? newSecret();
   await writeFileDurable(path.join(dataRoot, OWNER_TOKEN_FILE), token + '\n', { mode: 0o600 });
   return token;
 }

@@ -47,7 +47,6 @@ export function sealFlags(p: SealPaths): string[] {
     ...(p.nodeFlags ?? []),
     // The permission model and frozen intrinsics are flagged experimental: the warning is noise in our logs.
     '--disable-warning=ExperimentalWarning',
-    ...(p.nodeFlags ?? []),
   ];
 }
 

@@ -1,7 +1,7 @@
 /**
  * A typed client for the storage service's versioned store API (`/store/`, see
  * services/storage/store/README.md), over a provisioned link (platform/links.ts:
- * `{ url, token }`). Services use it to keep data in a repository of their own and to change
+ * `{ url, token }`, and a client certificate for mutual TLS when one was provisioned). Services use it to keep data in a repository of their own and to change
  * config.git through its validation (DNS dynamic updates; mail and calendar next); the
  * installer uses it with the owner's token.
  *
@@ -21,6 +21,7 @@
  * Node's fetch; no dependency on the storage service's code.
  */
 import type { StorageLink } from './links.ts';
+import { tlsFetch } from './tls-fetch.ts';
 
 export interface StoreFile {
   content: Uint8Array;
@@ -146,11 +147,22 @@ export interface StoreClient {
 
 const encodePath = (p: string) => p.split('/').map(encodeURIComponent).join('/');
 
+/**
+ * How to reach storage over a link: with a provisioned certificate, its https listener by
+ * mutual TLS, the certificate naming the service (no token sent); otherwise plain HTTP with
+ * the token. For code that calls storage's HTTP API itself: `fetch(url + '/store/…', { headers })`.
+ */
+export function storageAccess(link: StorageLink): { url: string; fetch: typeof fetch; headers: Record<string, string> } {
+  if (link.tls) return { url: link.tls.url.replace(/\/+$/, ''), fetch: tlsFetch(link.tls), headers: {} };
+  return { url: link.url.replace(/\/+$/, ''), fetch, headers: { authorization: `Bearer ${link.token}` } };
+}
+
 export function createStoreClient(link: StorageLink, options: StoreClientOptions = {}): StoreClient {
-  const base = link.url.replace(/\/+$/, '') + '/store/';
-  const doFetch = options.fetch ?? fetch;
+  const access = storageAccess(link);
+  const base = access.url + '/store/';
+  const doFetch = options.fetch ?? access.fetch;
   const timeoutMs = options.timeoutMs ?? 10_000;
-  const auth = { authorization: `Bearer ${link.token}` };
+  const auth = access.headers;
 
   async function call(method: string, urlPath: string, init: { headers?: Record<string, string>; body?: Uint8Array | string; waitMs?: number; signal?: AbortSignal } = {}): Promise<Response> {
     const timeout = AbortSignal.timeout(timeoutMs + (init.waitMs ?? 0));

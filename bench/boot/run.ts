@@ -42,6 +42,9 @@ Options:
   --accel A         tcg, kvm or auto (default tcg)
   --cpus N          virtual CPUs (default 1, as runVm)
   --languages LIST  ICU locale data kept in Node, as for kith image build (default en; all)
+  --against DIR     also boot the kvm image in DIR (e.g. built by this bench in an older
+                    checkout: build/bench/boot/kvm-dns), alternating with this one, and
+                    print the same-run ratio: load on the machine moves TCG boots by 2-5x
   --json            print the results as one JSON object
   -h, --help        this help
 
@@ -67,7 +70,7 @@ async function digOnce(port: number, name: string): Promise<string | undefined> 
   }
 }
 
-interface Boot { bootToAnswerMs: number; answer: string; dnsRssKiB: number; initRssKiB: number; phases: Record<string, number> }
+interface Boot { bootToAnswerMs: number; answer: string; dnsRssKiB: number; initRssKiB: number; dnsAnonKiB?: number; initAnonKiB?: number; phases: Record<string, number> }
 
 /** Console milestones, timed on the host as their lines arrive: where the boot time goes. */
 const MILESTONES: [string, RegExp][] = [
@@ -99,11 +102,12 @@ async function bootOnce(dir: string, accel: 'tcg' | 'kvm' | 'auto', cpus: number
     }
     await Promise.all(inflight);
     if (!answer) throw new Error(`no DNS answer within 120 s:\n${vm.output().slice(-3000)}`);
-    const out = await vm.waitFor(/memory service=dns .*when=ready\+2s childRssKiB=\S+ initRssKiB=\S+\r?\n/, 30_000);
-    const m = /memory service=dns .*when=ready\+2s childRssKiB=(\d+) initRssKiB=(\d+)/.exec(out);
+    const out = await vm.waitFor(/memory service=dns .*when=ready\+2s childRssKiB=\S+ initRssKiB=\S+.*\r?\n/, 30_000);
+    // Images before issue 16 log VmRSS only; later ones RssAnon (private) too.
+    const m = /memory service=dns .*when=ready\+2s childRssKiB=(\d+) initRssKiB=(\d+)(?: childAnonKiB=(\d+) initAnonKiB=(\d+))?/.exec(out);
     if (!m) throw new Error(`no memory line for dns:\n${out.slice(-2000)}`);
-    const r = { bootToAnswerMs: at - t0, answer, dnsRssKiB: Number(m[1]), initRssKiB: Number(m[2]), phases };
-    log(`  boot under ${vm.accel}: ${Object.entries(phases).map(([k, v]) => `${k} ${(v / 1000).toFixed(2)} s`).join(', ')}; answer ${answer} after ${(r.bootToAnswerMs / 1000).toFixed(2)} s; dns RSS ${(r.dnsRssKiB * 1.024 / 1000).toFixed(1)} MB, init RSS ${(r.initRssKiB * 1.024 / 1000).toFixed(1)} MB`);
+    const r = { bootToAnswerMs: at - t0, answer, dnsRssKiB: Number(m[1]), initRssKiB: Number(m[2]), ...(m[3] ? { dnsAnonKiB: Number(m[3]), initAnonKiB: Number(m[4]) } : {}), phases };
+    log(`  boot under ${vm.accel}: ${Object.entries(phases).map(([k, v]) => `${k} ${(v / 1000).toFixed(2)} s`).join(', ')}; answer ${answer} after ${(r.bootToAnswerMs / 1000).toFixed(2)} s; dns RSS ${(r.dnsRssKiB * 1.024 / 1000).toFixed(1)} MB, init RSS ${(r.initRssKiB * 1.024 / 1000).toFixed(1)} MB${r.initAnonKiB !== undefined ? ` (private: dns ${(r.dnsAnonKiB! * 1.024 / 1000).toFixed(1)} MB, init ${(r.initAnonKiB * 1.024 / 1000).toFixed(1)} MB)` : ''}`);
     return r;
   } finally {
     await vm.stop();
@@ -113,7 +117,7 @@ async function bootOnce(dir: string, accel: 'tcg' | 'kvm' | 'auto', cpus: number
 async function main(): Promise<number> {
   let values;
   try {
-    ({ values } = parseArgs({ options: { runs: { type: 'string' }, cpus: { type: 'string' }, accel: { type: 'string' }, languages: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }));
+    ({ values } = parseArgs({ options: { runs: { type: 'string' }, against: { type: 'string' }, cpus: { type: 'string' }, accel: { type: 'string' }, languages: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }));
   } catch (err) {
     process.stderr.write(`bench/boot: ${(err as Error).message}\n${HELP}`);
     return 64;
@@ -167,9 +171,16 @@ async function main(): Promise<number> {
   const bootInitrdBytes = statSync(bootInitrd(img.initrd)).size;
   log(`initramfs expanded on the host for booting in ${((Date.now() - expandStarted) / 1000).toFixed(1)} s (once per image, not timed)`);
   const boots: Boot[] = [];
+  const against: Boot[] = [];
+  const other = values.against ? path.resolve(values.against) : undefined;
+  if (other) bootInitrd(path.join(other, 'initramfs.cpio.zst'));
   for (let k = 0; k < runs; k++) {
     log(`run ${k + 1}/${runs}`);
     boots.push(await bootOnce(img.dir, accel, cpus, log));
+    if (other) {
+      log(`run ${k + 1}/${runs} of ${other}`);
+      against.push(await bootOnce(other, accel, cpus, log));
+    }
   }
   const compressedMB = (initrdBytes + bzBytes) / 1e6;
   const bootS = median(boots.map((b) => b.bootToAnswerMs)) / 1000;
@@ -184,6 +195,8 @@ async function main(): Promise<number> {
     phasesS: Object.fromEntries(MILESTONES.map(([k]) => [k, median(boots.map((b) => b.phases[k] ?? NaN)) / 1000])),
     dnsRssMB: { median: rssMB, all: boots.map((b) => (b.dnsRssKiB * 1024) / 1e6) },
     initRssMB: initRssMB,
+    ...(boots.every((b) => b.initAnonKiB !== undefined) ? { privateMB: { init: (median(boots.map((b) => b.initAnonKiB!)) * 1024) / 1e6, dns: (median(boots.map((b) => b.dnsAnonKiB!)) * 1024) / 1e6 } } : {}),
+    ...(other ? { against: { image: other, bootToAnswerS: { median: median(against.map((b) => b.bootToAnswerMs)) / 1000, all: against.map((b) => b.bootToAnswerMs / 1000) }, phasesS: Object.fromEntries(MILESTONES.map(([k]) => [k, median(against.map((b) => b.phases[k] ?? NaN)) / 1000])), initRssMB: (median(against.map((b) => b.initRssKiB)) * 1024) / 1e6, ratio: bootS / (median(against.map((b) => b.bootToAnswerMs)) / 1000) } } : {}),
     targets: TARGETS,
     verdicts: { compressed: verdict(compressedMB <= TARGETS.compressedMB), bootToAnswer: verdict(bootS <= TARGETS.bootToAnswerS), dnsRss: verdict(rssMB <= TARGETS.dnsRssMB) },
   };
@@ -199,6 +212,12 @@ async function main(): Promise<number> {
   process.stdout.write(`  all runs: ${results.bootToAnswerS.all.map((s) => s.toFixed(2)).join(', ')} s; medians from qemu start: ${Object.entries(results.phasesS).map(([k, v]) => `${k} ${v.toFixed(2)} s`).join(', ')}\n`);
   row('DNS service RSS (ready + 2 s)', `${rssMB.toFixed(1)} MB`, `≤ ${TARGETS.dnsRssMB} MB`, results.verdicts.dnsRss);
   process.stdout.write(`  all runs: ${results.dnsRssMB.all.map((s) => s.toFixed(1)).join(', ')} MB; PID 1 (init) RSS ${initRssMB.toFixed(1)} MB (1 MB = 10^6 bytes)\n`);
+  if (results.privateMB) process.stdout.write(`  private (RssAnon) at ready + 2 s: PID 1 ${results.privateMB.init.toFixed(1)} MB, dns ${results.privateMB.dns.toFixed(1)} MB\n`);
+  if (results.against) {
+    const a = results.against;
+    process.stdout.write(`against ${a.image}: boot to first answer ${a.bootToAnswerS.median.toFixed(2)} s (${a.bootToAnswerS.all.map((s) => s.toFixed(2)).join(', ')}); ${Object.entries(a.phasesS).map(([k, v]) => `${k} ${v.toFixed(2)} s`).join(', ')}; PID 1 RSS ${a.initRssMB.toFixed(1)} MB\n`);
+    process.stdout.write(`same-run ratio this/against: ${a.ratio.toFixed(2)}x\n`);
+  }
   return 0;
 }
 

@@ -46,7 +46,9 @@ Options:
   --qps N         offer each server N queries a second (dnsperf -Q) instead of all it
                   takes: CPU per query compared at the same load (at saturation a
                   slower server batches more datagrams per wake-up, and cpu us/q moves)
-  --warmup N      seconds of load on each server before the measured rounds (default 1)
+  --warmup N      seconds of load on each server before the measured rounds (default 1),
+                  after one pass through the whole query file (every query asked once:
+                  the measured rounds see a warm server, whatever its speed)
   --trace-gc      run kith and node-udp-echo with --trace-gc: collections and their pauses
                   per round, to tell warm-up from garbage collection in the figures
   --bundle PATH   use this kith DNS bundle instead of building one into build/bench/dns/
@@ -151,9 +153,16 @@ async function main(): Promise<number> {
     const perf = (server: Running, file: string, extra: Partial<Parameters<typeof runDnsperf>[0]> = {}) =>
       runDnsperf({ server: '127.0.0.1', port: server.port, queryFile: file, clients, cpus: loadCpu, ...extra });
 
-    /** Warm each server up (JIT, caches) for --warmup seconds, then measure in interleaved rounds. */
+    /**
+     * Warm each server up (JIT, caches): every query of the file once (so a slower server is
+     * not measured on questions a faster one already saw), then --warmup seconds of load;
+     * then measure in interleaved rounds.
+     */
     const measure = async (test: Test, servers: Running[], file: string): Promise<Row[]> => {
-      if (warmup > 0) for (const s of servers) await perf(s, file, { seconds: warmup });
+      for (const s of servers) {
+        if (warmup > 0) await perf(s, file, { maxRuns: 1 });
+        if (warmup > 0) await perf(s, file, { seconds: warmup });
+      }
       const runs = new Map<string, PerfResult[]>(servers.map((s) => [s.name, []]));
       for (let r = 0; r < rounds; r++) {
         for (const s of servers) {

@@ -115,7 +115,10 @@ export async function waitForDns(port: number, name: string, ms: number, exited:
 }
 
 function launch(name: string, cmd: string, args: string[], cpus: string | undefined, port: number, probe: string, traceGc = false): Promise<Running> {
-  const [c, a] = cpus ? ['taskset', ['-c', cpus, cmd, ...args]] : [cmd, args];
+  // V8 prints --trace-gc lines with C stdio, block-buffered into a pipe: a quiet server's
+  // lines would arrive rounds late (or never). Line-buffered, each is counted in its round.
+  const [c0, a0] = traceGc ? ['stdbuf', ['-oL', cmd, ...args]] : [cmd, args];
+  const [c, a] = cpus ? ['taskset', ['-c', cpus, c0, ...a0]] : [c0, a0];
   const child = spawn(c, a, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   // --trace-gc lines: "[pid:0x..]  1234 ms: Scavenge 5.1 (6.2) -> 4.3 (7.2) MB, pooled: 0 MB, 0.41 / 0.00 ms ..."

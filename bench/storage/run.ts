@@ -17,6 +17,7 @@ import { startBundle, type ServiceProcess } from '../../test/platform/helpers.ts
 import { startCgiHost, type CgiHost } from './cgi-host.ts';
 import { startCountingProxy, type CountingProxy } from './count-proxy.ts';
 import { benchRepo, type BenchRepo } from './make-repo.ts';
+import { sampleRssAnon } from '../../test/platform/rss-anon.ts';
 
 const HELP = `Usage: node bench/storage/run.ts [options]
 
@@ -161,6 +162,14 @@ async function main(): Promise<number> {
       },
     ];
 
+    // Private memory of each server, sampled through the whole run: kith's process, and
+    // every git-http-backend with what it forks (upload-pack, pack-objects, index-pack).
+    const kithPid = kith.child.pid!;
+    const sampler = sampleRssAnon({
+      kith: (pid) => pid === kithPid,
+      'http-backend': (_pid, p) => p.comm.startsWith('git-http-backen'),
+    });
+    cleanups.push(async () => sampler.stop());
     const results = new Map<string, OpResult>();
     const result = (op: Op, server: Server) => {
       const k = `${op}/${server}`;
@@ -218,7 +227,8 @@ async function main(): Promise<number> {
         return undefined;
       }
     })();
-    report({ commits, sizeMb, runs, repo, results, peakRss, json: values.json });
+    const anon = sampler.peaks();
+    report({ commits, sizeMb, runs, repo, results, peakRss, peakAnon: { kith: anon.kith!, httpBackend: anon['http-backend']! }, json: values.json });
     return 0;
   } finally {
     for (const c of cleanups.reverse()) await c().catch(() => {});
@@ -226,7 +236,7 @@ async function main(): Promise<number> {
   }
 }
 
-function report(o: { commits: number; sizeMb: number; runs: number; repo: BenchRepo; results: Map<string, OpResult>; peakRss?: number; json: boolean }): void {
+function report(o: { commits: number; sizeMb: number; runs: number; repo: BenchRepo; results: Map<string, OpResult>; peakRss?: number; peakAnon: { kith: number; httpBackend: number }; json: boolean }): void {
   const ops: Op[] = ['clone', 'push', 'fetch'];
   const rows = ops.flatMap((op) => {
     const k = o.results.get(`${op}/kith`);
@@ -244,7 +254,7 @@ function report(o: { commits: number; sizeMb: number; runs: number; repo: BenchR
   });
   const repoInfo = { commits: o.commits, sizeMb: o.sizeMb, contentBytes: o.repo.contentBytes, packBytes: o.repo.packBytes };
   if (o.json) {
-    process.stdout.write(JSON.stringify({ benchmark: 'storage', runs: o.runs, repository: repoInfo, kithPeakRssBytes: o.peakRss ?? null, operations: rows }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ benchmark: 'storage', runs: o.runs, repository: repoInfo, kithPeakRssBytes: o.peakRss ?? null, peakRssAnonBytes: o.peakAnon, operations: rows }, null, 2) + '\n');
     return;
   }
   const mib = (n: number) => `${(n / 2 ** 20).toFixed(2)} MiB`;
@@ -269,6 +279,7 @@ function report(o: { commits: number; sizeMb: number; runs: number; repo: BenchR
   out.push('');
   out.push('bytes: both directions on the wire (HTTP included), counted by a TCP pass-through in front of each server');
   if (o.peakRss !== undefined) out.push(`kith storage peak RSS: ${mib(o.peakRss)}`);
+  out.push(`peak RssAnon (private memory, sampled every 50 ms): kith ${mib(o.peakAnon.kith)}, git http-backend and its children ${mib(o.peakAnon.httpBackend)}`);
   for (const r of rows) {
     for (const [who, s] of [['kith', r.kith], ['http-backend', r.httpBackend]] as const) {
       if ('error' in s) out.push(`${r.op} on ${who}: ${s.error}`);

@@ -10,7 +10,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { scryptHash } from '../../services/calendar/auth.ts';
+import { hashPassword } from '../../platform/passwords.ts';
 import { readOwnerToken } from '../../platform/owner.ts';
 import { readRunFile } from '../run-file.ts';
 
@@ -108,7 +108,7 @@ export async function run(argv: string[]): Promise<number> {
       process.stderr.write('kith calendar hash-password: give a password of at least 8 characters on standard input\n');
       return 64;
     }
-    process.stdout.write(`${scryptHash(pw)}\n`);
+    process.stdout.write(`${hashPassword(pw)}\n`);
     return 0;
   }
   const t = await storeTarget(values);

@@ -24,7 +24,8 @@ export async function run(argv: string[]): Promise<number> {
   }
   let devices;
   try {
-    devices = loadDevices(path.join(path.resolve(values.data ?? '.kith'), 'pki'));
+    // The password hash stays in pki/: nothing a script needs.
+    devices = loadDevices(path.join(path.resolve(values.data ?? '.kith'), 'pki')).map(({ passwordSha256: _, ...d }) => d);
   } catch (err) {
     process.stderr.write(`kith devices: ${(err as Error).message}\n`);
     return 1;

@@ -6,7 +6,7 @@
  */
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { hashPassword } from '../../services/mail/passwords.ts';
+import { hashPassword } from '../../platform/passwords.ts';
 import { readOwnerToken } from '../../platform/owner.ts';
 import { pidAlive, readRunFile } from '../run-file.ts';
 
@@ -25,7 +25,7 @@ Options:
 Exit codes: 0 done, 1 failed (or no such message), 3 mail is not running, 64 usage error.
 `;
 
-interface Entry { id: string; from: string; to: string[]; bytes: number; received: string; attempts: number; nextAt: string; lastError?: string }
+interface Entry { id: string; from: string; to: string[]; bytes: number; received: string; attempts: number; nextAt: string; lastError?: string; held?: 'clock' }
 
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { data: { type: 'string' }, url: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
@@ -89,7 +89,7 @@ export async function run(argv: string[]): Promise<number> {
     for (const m of body.messages) {
       process.stdout.write(`${m.id}  ${String(m.bytes).padStart(8)} B  ${m.received}  <${m.from}>\n`);
       for (const t of m.to) process.stdout.write(`    -> <${t}>\n`);
-      process.stdout.write(`    attempts ${m.attempts}, next ${m.nextAt}${m.lastError ? `\n    last error: ${m.lastError}` : ''}\n`);
+      process.stdout.write(`    attempts ${m.attempts}, next ${m.nextAt}${m.held === 'clock' ? '\n    held: DKIM signing waits for a synchronised clock' : ''}${m.lastError ? `\n    last error: ${m.lastError}` : ''}\n`);
     }
   } else if (body.retried) process.stdout.write(`retrying ${body.retried.length} message(s) now${body.retried.length ? `: ${body.retried.join(' ')}` : ''}\n`);
   else if (body.deleted) process.stdout.write(`deleted ${body.deleted}\n`);

@@ -11,12 +11,13 @@ import { seedMissingFiles } from '../../platform/config/seed-tree.ts';
 import { provisionLinks } from '../../platform/links.ts';
 import { loadOrCreateOwnerToken } from '../../platform/owner.ts';
 import { makePrivateDir } from '../../platform/private-dir.ts';
-import { loadOrCreateCa, provisionServerTls } from '../../platform/pki/provision.ts';
-import { defaultConfigFiles, loadDefinitions } from '../../platform/services.ts';
+import { loadOrCreateCa, provisionServerTls, serviceClientIssuer } from '../../platform/pki/provision.ts';
+import { defaultConfigFiles } from '../../platform/services.ts';
+import { describeServices } from '../../platform/descriptors.ts';
 import { Supervisor } from '../../platform/supervisor.ts';
 import type { Advertiser } from '../../platform/mdns/advertiser.ts';
 import { advertisePlan, defaultMdnsName, tlsNamesFor } from '../../platform/mdns/supervise.ts';
-import { syncRevocations } from '../../platform/pki/devices.ts';
+import { syncDevices } from '../../platform/pki/devices.ts';
 import { servePairing, type PairingHandle } from '../../platform/pki/pair-supervisor.ts';
 
 /** Storage's own token file, from before `kith up` kept the owner token (taken over once). */
@@ -101,7 +102,8 @@ export async function run(argv: string[]): Promise<number> {
   }
   // Services a dead kith up left running are stopped (installer/run-file.ts).
   if (already) for (const pid of await stopLeftovers(dataRoot, already)) say(`stopped pid ${pid}, left running by an earlier kith up (pid ${already.pid})`);
-  const defs = await loadDefinitions(repoRoot);
+  // Declarations as data, read by a child: the services' code never loads in this long-lived process.
+  const defs = await describeServices(repoRoot);
   if (defs.length === 0) {
     process.stderr.write('kith up: no services exist yet (services/<name>/main.ts)\n');
     return 1;
@@ -157,16 +159,18 @@ export async function run(argv: string[]): Promise<number> {
 
   // The owner's token (kept here, its hash given to every service) and the links: each
   // service that needs storage gets its own token and grants, fresh each run. A data folder
-  // from before the supervisor kept the token: storage's own token is taken over.
+  // from before the supervisor kept the token: storage's own token is taken over. Each
+  // service that needs storage also gets a client certificate from the appliance CA (kept
+  // under <data>/pki), its way into storage's https listener.
   const ownerToken = await loadOrCreateOwnerToken(dataRoot, path.join(dataRoot, 'data', 'storage', LEGACY_STORAGE_TOKEN));
+  const ca = await loadOrCreateCa(path.join(dataRoot, 'pki'));
   {
-    const r = await provisionLinks(plan.services, { ownerToken, ...(plan.links ? { links: plan.links } : {}), ...(plan.resolver ? { resolver: plan.resolver } : {}) });
+    const r = await provisionLinks(plan.services, { ownerToken, issue: serviceClientIssuer(ca), ...(plan.links ? { links: plan.links } : {}), ...(plan.resolver ? { resolver: plan.resolver } : {}) });
     for (const f of r.failed) process.stderr.write(`kith up: could not provision ${f.service}: ${f.error}\n`);
   }
-  // TLS: the appliance CA (kept under <data>/pki) issues each https service its certificate.
-  const ca = await loadOrCreateCa(path.join(dataRoot, 'pki'));
+  // TLS: the appliance CA issues each https service its certificate.
   for (const s of plan.services) if (s.tlsNames) await provisionServerTls(ca, s.dataDir, s.name, s.tlsNames);
-  await syncRevocations(path.join(dataRoot, 'pki'), path.join(dataRoot, 'data')); // revoked devices stay refused
+  await syncDevices(path.join(dataRoot, 'pki'), path.join(dataRoot, 'data')); // revoked devices stay refused, paired ones' passwords work
 
   for (const s of plan.services) {
     logs.set(s.name, createWriteStream(path.join(logsDir, `${s.name}.log`), { flags: 'a' }));
@@ -220,7 +224,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   await recorder.flush();
   // Pairing (platform/pki/pairing.ts): the code is shown here; `kith pair` on the owner's machine types it.
-  pairing = await servePairing({ pkiDir: path.join(dataRoot, 'pki'), ca, appliance: mdnsName, host, port: Number(values['pair-port'] ?? portBase - 1),
+  pairing = await servePairing({ pkiDir: path.join(dataRoot, 'pki'), servicesRoot: path.join(dataRoot, 'data'), ca, appliance: mdnsName, host, port: Number(values['pair-port'] ?? portBase - 1),
     onCode: (code, expiresAt, why) => (json ? emit({ event: 'pair-code', code, expiresAt: new Date(expiresAt).toISOString(), why }) : say(`pairing code ${code} (until ${new Date(expiresAt).toLocaleTimeString()}; ${why})`)),
     onPaired: (device) => (json ? emit({ event: 'paired', device }) : say(`paired ${device}`)) })
     .catch((err: Error) => { process.stderr.write(`kith up: pairing is off: ${err.message} (choose another --pair-port)\n`); return undefined; });

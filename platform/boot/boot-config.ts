@@ -66,6 +66,12 @@ export interface BootConfig {
    * a /dev path: read and applied at first boot, then removed (first-boot.ts).
    */
   ownerSeed?: { device: string };
+  /**
+   * The appliance's TLS and pairing process (platform/pki/appliance-pki.ts): started first and
+   * supervised like a service; the services start once it logs `provisioned`, so each finds
+   * its certificate. PID 1 adds `--appliance HOSTNAME`.
+   */
+  pki?: BootService;
 }
 
 export type Parsed = { ok: true; value: BootConfig } | { ok: false, issues: string[] };
@@ -192,6 +198,8 @@ export function parseBootConfig(text: string): Parsed {
     else debug = { port: p };
   }
 
+  const pki = raw.pki !== undefined ? parseService(raw.pki, 'pki') : undefined;
+
   let mdns: BootConfig['mdns'];
   if (raw.mdns !== undefined) {
     const list = isObj(raw.mdns) ? raw.mdns.services : undefined;
@@ -233,7 +241,7 @@ export function parseBootConfig(text: string): Parsed {
     value: {
       hostname: hostname as string, modules: modules as string[], network, data, service, restart: restart as BootConfig['restart'], onFatal: onFatal as BootConfig['onFatal'],
       ...(services ? { services } : {}), ...(seed ? { seed } : {}), ...(links ? { links } : {}), ...(resolver ? { resolver } : {}), ...(debug ? { debug } : {}),
-      ...(mdns ? { mdns } : {}), ...(clock ? { clock } : {}), ...(ownerSeed ? { ownerSeed } : {}),
+      ...(mdns ? { mdns } : {}), ...(clock ? { clock } : {}), ...(ownerSeed ? { ownerSeed } : {}), ...(pki ? { pki } : {}),
     },
   };
 }

@@ -7,8 +7,8 @@ import { existsSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as libc from './libc.ts';
 import { fatLabel, findByLabel, readAt } from './blockdev.ts';
-import { runFirstBoot, type FirstBootIo, type FirstBootOutcome, type Log } from './first-boot.ts';
-import { SEED_FILE } from './owner-seed.ts';
+import { ADOPTED_FILE, runFirstBoot, type FirstBootIo, type FirstBootOutcome, type Log, type SeedParser } from './first-boot.ts';
+import { SEED_FILE } from './seed-request.ts';
 import { writeFileDurableSync } from '../durable.ts';
 import type { BootConfig, BootService } from './boot-config.ts';
 
@@ -57,9 +57,28 @@ export function bootFirstBootIo(device: string, log: Log): FirstBootIo {
   };
 }
 
-/** First boot for PID 1: the owner's seed, if boot.json says where it may be and /data is mounted. */
-export function ownerSeedAtBoot(cfg: BootConfig, services: BootService[], log: Log): FirstBootOutcome | undefined {
+/**
+ * First boot for PID 1: the owner's seed, if boot.json says where it may be and /data is
+ * mounted. The seed's parser (owner-seed.ts: zod and yaml, most of PID 1's code) is loaded
+ * only when a seed waits to be adopted; every other boot runs without it.
+ */
+export async function ownerSeedAtBoot(cfg: BootConfig, services: BootService[], log: Log): Promise<FirstBootOutcome | undefined> {
   if (!cfg.ownerSeed || !cfg.data) return undefined;
   const storage = cfg.links ? services.find((s) => s.name === cfg.links!.storage)?.dataDir : undefined;
-  return runFirstBoot(bootFirstBootIo(cfg.ownerSeed.device, log), { stateDir: join(cfg.data.mountpoint, 'kith'), ...(storage ? { storageDataDir: storage } : {}) });
+  const paths = { stateDir: join(cfg.data.mountpoint, 'kith'), ...(storage ? { storageDataDir: storage } : {}) };
+  const io = bootFirstBootIo(cfg.ownerSeed.device, log);
+  // The boot partition is read once: for the question here and for runFirstBoot.
+  let seed: { text: string | undefined } | undefined;
+  const readBootSeed = io.readBootSeed;
+  io.readBootSeed = () => (seed ??= { text: readBootSeed() }).text;
+  let toAdopt = false;
+  if (!existsSync(join(paths.stateDir, ADOPTED_FILE))) {
+    try {
+      toAdopt = io.readBootSeed() !== undefined;
+    } catch {
+      toAdopt = true; // runFirstBoot meets the same failure and logs it
+    }
+  }
+  const parse: SeedParser = toAdopt ? (await import('./owner-seed.ts')).parseSeed : () => { throw new Error('no seed to adopt'); };
+  return runFirstBoot(io, paths, parse);
 }

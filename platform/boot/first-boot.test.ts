@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ADOPTED_FILE, OWNER_KEY_FILE, PAIRING_SECRET_FILE, runFirstBoot, type FirstBootIo } from './first-boot.ts';
-import { FIRST_BOOT_DONE, FIRST_BOOT_REQUEST, renderSeed, sha256, type FirstBootRequest } from './owner-seed.ts';
+import { FIRST_BOOT_DONE, FIRST_BOOT_REQUEST, parseSeed, renderSeed, sha256, type FirstBootRequest } from './owner-seed.ts';
 
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHXCBmSJC8Yl7M7ZQ/3yBqCvE6mhlyXfVrgCh9vYY3bJ owner@laptop';
 const SECRET = 'K7PQ2-M4XZR-9WD3T-HV6NB-E8FJA';
@@ -43,7 +43,7 @@ function machine(seed: string | null = SEED) {
   const boot = () => {
     m.cut = false;
     m.hostname = 'kith'; // a reboot forgets the host name
-    const out = runFirstBoot(io, { stateDir: '/data/kith', storageDataDir: '/data/storage' });
+    const out = runFirstBoot(io, { stateDir: '/data/kith', storageDataDir: '/data/storage' }, parseSeed);
     if (!m.cut) storageStarts(); // services start only on a boot that was not cut short
     return out;
   };

@@ -20,11 +20,12 @@
  * failures at every point (first-boot.test.ts); init.ts gives it the real mounts and files.
  */
 import { join } from 'node:path';
-import {
-  configEdits, FIRST_BOOT_DONE, FIRST_BOOT_REQUEST, parseSeed, publicPart, sha256, SEED_FILE,
-  type FirstBootRequest, type OwnerSeed,
-} from './owner-seed.ts';
-import { formatIssue } from '../config/spec.ts';
+import { configEdits, FIRST_BOOT_DONE, FIRST_BOOT_REQUEST, publicPart, sha256, SEED_FILE, type FirstBootRequest } from './seed-request.ts';
+import type { OwnerSeed } from './owner-seed.ts';
+import { formatIssue, type ConfigResult } from '../config/spec.ts';
+
+/** owner-seed.ts parseSeed, passed in: PID 1 loads it only when there is a seed to adopt (first-boot-io.ts). */
+export type SeedParser = (text: string, file: string) => ConfigResult<OwnerSeed>;
 
 export type Log = (msg: string, fields?: Record<string, unknown>) => void;
 
@@ -81,7 +82,7 @@ function readAdopted(io: FirstBootIo, paths: FirstBootPaths): AdoptedSeed | unde
   }
 }
 
-export function runFirstBoot(io: FirstBootIo, paths: FirstBootPaths): FirstBootOutcome {
+export function runFirstBoot(io: FirstBootIo, paths: FirstBootPaths, parseSeed: SeedParser): FirstBootOutcome {
   const out: FirstBootOutcome = { failed: [], did: [] };
   const step = (name: Step, f: () => boolean | void) => {
     try {

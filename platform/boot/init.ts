@@ -92,9 +92,9 @@ async function mountData(d: NonNullable<BootConfig['data']>): Promise<void> {
   if (d.grow) growFilesystem(device!, d.mountpoint, log);
 }
 
-function rssKiB(pid: number | 'self'): number | undefined {
+function rssKiB(pid: number | 'self', field: 'VmRSS' | 'RssAnon' = 'VmRSS'): number | undefined {
   try {
-    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) : undefined;
   } catch {
     return undefined;
@@ -109,10 +109,24 @@ function fatal(cfg: Pick<BootConfig, 'onFatal'> | undefined, reason: string): vo
   log('reboot(2) failed; staying up', { error: libc.strerror(errno) });
 }
 
-/** Start every service under one Supervisor; each restarts on its own with back-off. */
-function supervise(cfg: BootConfig, services: BootService[]): Supervisor {
+/** How long the services wait for the pki process's certificates before starting without them. */
+const PKI_WAIT_MS = 60_000;
+
+/**
+ * One Supervisor for every process; each restarts on its own with back-off. The pki process
+ * (boot.json `pki`) starts first; the services it makes certificates for (its `--tls` names)
+ * once it says `provisioned` (or it failed, or PKI_WAIT_MS passed: services without a
+ * certificate beat no services), the others at once.
+ */
+function supervise(cfg: BootConfig, services: BootService[], hostname: string): { sup: Supervisor; started: Promise<void> } {
+  const pki = cfg.pki ? { ...cfg.pki, args: [...cfg.pki.args, '--appliance', hostname] } : undefined;
+  const all = pki ? [pki, ...services] : services;
+  type PkiOutcome = 'provisioned' | 'exited' | 'timed out';
+  let settle: (how: PkiOutcome) => void = () => {};
+  const pkiReady = new Promise<PkiOutcome>((resolve) => { settle = resolve; });
   const startedAt = new Map<string, number>();
   const failures = new Map<string, number>();
+  const startedWithout = new Set<string>();
   const sup: Supervisor = new Supervisor({
     minBackoffMs: cfg.restart.initialMs,
     maxBackoffMs: cfg.restart.maxMs,
@@ -123,15 +137,25 @@ function supervise(cfg: BootConfig, services: BootService[]): Supervisor {
         // Services log JSON lines naming themselves; anything else gets the name in front.
         const line = e.line.startsWith('{') ? e.line : `${e.name}: ${e.line}`;
         try { writeSync(1, line + '\n'); } catch { /* no console */ }
+        if (e.name === 'pki' && line.includes('"msg":"provisioned"')) {
+          settle('provisioned');
+          // Started without their certificates (PID 1 stopped waiting): a restart reads them.
+          for (const name of startedWithout) {
+            const pid = sup.pid(name);
+            log('restarting for its certificate', { service: name, child: pid ?? '-' });
+            if (pid !== undefined) process.kill(pid, 'SIGTERM');
+          }
+          startedWithout.clear();
+        }
         // Memory once the service says it is ready (its steady state, for the boot benchmark).
         if (line.includes('"msg":"ready"')) {
           const pid = sup.pid(e.name);
           setTimeout(() => {
-            if (pid !== undefined && sup.pid(e.name) === pid) log('memory', { service: e.name, child: pid, when: 'ready+2s', childRssKiB: rssKiB(pid) ?? '?', initRssKiB: rssKiB('self') ?? '?' });
+            if (pid !== undefined && sup.pid(e.name) === pid) log('memory', { service: e.name, child: pid, when: 'ready+2s', childRssKiB: rssKiB(pid) ?? '?', initRssKiB: rssKiB('self') ?? '?', childAnonKiB: rssKiB(pid, 'RssAnon') ?? '?', initAnonKiB: rssKiB('self', 'RssAnon') ?? '?' });
           }, 2000).unref();
         }
       } else if (e.type === 'started') {
-        const spec = services.find((s) => s.name === e.name)!;
+        const spec = all.find((s) => s.name === e.name)!;
         startedAt.set(e.name, Date.now());
         log('service started', { service: e.name, child: e.pid, attempt: e.attempt, command: [spec.command, ...spec.args].join(' ') });
         setTimeout(() => {
@@ -142,17 +166,46 @@ function supervise(cfg: BootConfig, services: BootService[]): Supervisor {
         const n = ran > cfg.restart.maxMs ? 1 : (failures.get(e.name) ?? 0) + 1;
         failures.set(e.name, n);
         log('service exited', { service: e.name, code: e.code ?? '-', signal: e.signal ?? '-', restartInMs: e.restartInMs, failures: n });
+        if (e.name === 'pki') settle('exited'); // the services go on without fresh certificates (a later `provisioned` restarts them)
         if (cfg.restart.fatalAfter > 0 && n >= cfg.restart.fatalAfter) fatal(cfg, `service ${e.name} failed ${n} times`);
       }
     },
   });
-  for (const s of services) {
-    sup.start({ name: s.name, command: s.command, args: s.args, env: { PATH: '/bin', HOME: s.dataDir ?? '/data', ...s.env }, cwd: '/' });
+  const start = (s: BootService) => sup.start({ name: s.name, command: s.command, args: s.args, env: { PATH: '/bin', HOME: s.dataDir ?? '/data', ...s.env }, cwd: '/' });
+  const tlsNames = new Set(pki?.args.flatMap((a, k) => (k > 0 && pki.args[k - 1] === '--tls' ? [a] : [])) ?? []);
+  if (!pki) {
+    for (const s of services) start(s);
+    return { sup, started: Promise.resolve() };
   }
-  return sup;
+  start(pki);
+  for (const s of services) if (!tlsNames.has(s.name)) start(s);
+  const waited = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  const started = Promise.race([pkiReady, new Promise<PkiOutcome>((r) => { timer = setTimeout(() => r('timed out'), PKI_WAIT_MS); })]).then((how) => {
+    clearTimeout(timer);
+    log(how === 'provisioned' ? 'pki provisioned' : `pki ${how} before provisioning; starting the services anyway`, { ms: Math.round(performance.now() - waited) });
+    for (const s of services) if (tlsNames.has(s.name)) {
+      if (how !== 'provisioned') startedWithout.add(s.name);
+      start(s);
+    }
+  });
+  return { sup, started };
 }
 
-/** Test images only (boot.json `debug`): list children, kill one on request. */
+/** The machine's memory as /proc tells it: for the footprint test (issue 16), on test images only. */
+function memoryReport(sup: Supervisor, names: string[]): Record<string, unknown> {
+  const meminfo = readFileSync('/proc/meminfo', 'utf8');
+  const kib = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(meminfo)?.[1] ?? NaN);
+  const oomKills = Number(/^oom_kill (\d+)/m.exec(readFileSync('/proc/vmstat', 'utf8'))?.[1] ?? 0);
+  const of = (pid: number | 'self') => ({ pid: pid === 'self' ? process.pid : pid, rssAnonKiB: rssKiB(pid, 'RssAnon') ?? null, vmRssKiB: rssKiB(pid) ?? null });
+  return {
+    memTotalKiB: kib('MemTotal'), memAvailableKiB: kib('MemAvailable'), swapTotalKiB: kib('SwapTotal'), oomKills,
+    init: of('self'),
+    services: Object.fromEntries(names.map((n) => [n, sup.pid(n) === undefined ? null : of(sup.pid(n)!)])),
+  };
+}
+
+/** Test images only (boot.json `debug`): list children, kill one on request, report memory. */
 function debugServer(port: number, sup: Supervisor, names: string[]): void {
   const server = createServer((req, res) => {
     const kill = /^\/kill\/([a-z][a-z0-9-]*)$/.exec(req.url ?? '');
@@ -164,7 +217,9 @@ function debugServer(port: number, sup: Supervisor, names: string[]): void {
       log('debug: killing', { service: kill[1]!, child: pid });
       process.kill(pid, 'SIGKILL');
       res.writeHead(202, { 'content-type': 'application/json' }).end(JSON.stringify({ killed: pid }) + '\n');
-    } else res.writeHead(404).end('GET /services, POST /kill/NAME\n');
+    } else if (req.method === 'GET' && req.url === '/memory') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(memoryReport(sup, names)) + '\n');
+    } else res.writeHead(404).end('GET /services, GET /memory, POST /kill/NAME\n');
   });
   server.on('error', (err) => log('debug server failed', { error: err.message }));
   server.listen(port, '0.0.0.0', () => log('debug server listening (test image)', { port }));
@@ -235,7 +290,7 @@ async function boot(): Promise<void> {
     }
   }
   // The owner's seed at first boot (first-boot.ts): host name, config for storage, secret kept.
-  const owner = ownerSeedAtBoot(cfg, services, log)?.adopted?.seed;
+  const owner = (await ownerSeedAtBoot(cfg, services, log))?.adopted?.seed;
   if (owner?.timezone) for (const s of services) s.env = { TZ: owner.timezone, ...s.env };
   // The network after the data partition: DHCP then names the host as the owner seeded it.
   try {
@@ -251,11 +306,12 @@ async function boot(): Promise<void> {
     for (const service of r.provisioned) log('link provisioned', { service, to: cfg.links?.storage ?? '-' });
     for (const f of r.failed) log('link provisioning failed', { service: f.service, error: f.error });
   }
-  const sup = supervise(cfg, services);
+  const { sup, started } = supervise(cfg, services, owner?.hostname ?? cfg.hostname);
   onStopSignals(sup, clock);
   // mDNS / DNS-SD in PID 1, beside the services, so it answers while one restarts (platform/mdns).
   if (cfg.mdns) void advertiseOnBoot(owner?.hostname ?? cfg.hostname, cfg.mdns.services, (msg, f) => log(msg, Object.fromEntries(Object.entries(f).filter(([, v]) => v !== undefined).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]))));
-  if (cfg.debug) debugServer(cfg.debug.port, sup, services.map((s) => s.name));
+  if (cfg.debug) debugServer(cfg.debug.port, sup, [...(cfg.pki ? [cfg.pki.name] : []), ...services.map((s) => s.name)]);
+  await started;
   log('boot done', { ms: Math.round(performance.now() - t0), services: services.map((s) => s.name).join(','), uptimeS: readFileSync('/proc/uptime', 'utf8').split(' ')[0] });
 }
 

@@ -9,13 +9,15 @@
  * pairing secret's shape, and the config edits a seed asks for (applied by storage, which
  * owns config.git: services/storage/config/first-boot.ts).
  */
-import { createHash, randomInt } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import { stringify } from 'yaml';
 import { z } from 'zod';
 import { parseYamlText } from '../config/yaml.ts';
 import type { ConfigResult } from '../config/spec.ts';
 
-export const SEED_FILE = 'kith-seed.yaml';
+// What PID 1 needs on every boot lives in seed-request.ts, without zod or yaml; re-exported here.
+export { configEdits, FIRST_BOOT_DONE, FIRST_BOOT_REQUEST, publicPart, SEED_FILE, sha256, type ConfigEdit, type FirstBootRequest } from './seed-request.ts';
+import { SEED_FILE } from './seed-request.ts';
 
 const LABEL = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
 const Hostname = z.string().regex(new RegExp(`^${LABEL}$`), 'expected a host name: one label of letters, digits and \'-\', e.g. box1');
@@ -77,40 +79,3 @@ export function renderSeed(seed: OwnerSeed): string {
 }
 
 /** The seed without its secret: what may be kept, logged or shown. */
-export function publicPart(seed: OwnerSeed): Omit<OwnerSeed, 'pairingSecret'> {
-  const { pairingSecret: _secret, ...rest } = seed;
-  return rest;
-}
-
-export function sha256(text: string | Buffer): string {
-  return createHash('sha256').update(text).digest('hex');
-}
-
-/** One edit storage makes in config.git: in YAML file `file`, set each key path (a list of keys, outermost first) to `value`. */
-export interface ConfigEdit {
-  file: string;
-  set: { path: string[]; value: unknown }[];
-}
-
-/** The request PID 1 leaves in storage's data folder (first-boot.ts there applies it). */
-export interface FirstBootRequest {
-  version: 1;
-  /** sha256 of the seed file it came from, to tell one first boot from another. */
-  seed: string;
-  edits: ConfigEdit[];
-}
-
-export const FIRST_BOOT_REQUEST = 'first-boot-request.json';
-export const FIRST_BOOT_DONE = 'first-boot-done.json';
-
-/**
- * The config part of a seed: the home domain becomes the zone of dns/local.yaml (the
- * appliance's local names, RFC 8375's home.arpa by default), and the host name one of its
- * names, pointing at the box itself.
- */
-export function configEdits(seed: OwnerSeed): ConfigEdit[] {
-  const set: ConfigEdit['set'] = [];
-  if (seed.domain) set.push({ path: ['zone'], value: seed.domain });
-  if (seed.hostname) set.push({ path: ['hosts', seed.hostname], value: ['self'] });
-  return set.length > 0 ? [{ file: 'dns/local.yaml', set }] : [];
-}

@@ -8,6 +8,7 @@
 import { join } from 'node:path';
 import type { BootConfig } from '../boot/boot-config.ts';
 import { REGISTRY_BUNDLE } from '../seal.ts';
+import { PKI_BUNDLE } from '../pki/appliance-launch.ts';
 import { INIT_SHEBANG, planNodeBinary, type Action, type Compression } from './plan.ts';
 
 export interface RootfsInputs {
@@ -23,6 +24,8 @@ export interface RootfsInputs {
   languages: string[];
   /** platform/boot/init.ts */
   bootEntry: string;
+  /** platform/pki/pki-main.ts: the appliance's TLS and pairing process, shipped as /kith/pki.cjs. */
+  pkiEntry?: string;
   /** Host paths of the service bundles, by service name (copied to /kith/<name>.mjs). */
   bundles: { name: string; from: string }[];
   /** The config registry bundle (dist/config-specs.mjs), shipped when a service validates config. */
@@ -56,6 +59,7 @@ export function planRootfs(i: RootfsInputs): Action[] {
     { kind: 'collect-libs', program: join(i.root, 'bin/node'), libDirs: i.libDirs, root: i.root, guestLibDir: i.guestLibDir },
     { kind: 'bundle', entry: i.bootEntry, out: join(i.root, 'init'), guestPath: '/init', banner: INIT_SHEBANG, mode: 0o755 },
   ];
+  if (i.pkiEntry) a.push({ kind: 'bundle', entry: i.pkiEntry, out: join(i.root, PKI_BUNDLE.slice(1)), guestPath: PKI_BUNDLE, mode: 0o444 });
   for (const b of i.bundles) a.push({ kind: 'copy', from: b.from, to: join(i.root, 'kith', `${b.name}.mjs`), mode: 0o444 });
   if (i.registry) a.push({ kind: 'copy', from: i.registry, to: join(i.root, 'kith', REGISTRY_BUNDLE), mode: 0o444 });
   const configDir = join(i.root, 'kith/config');

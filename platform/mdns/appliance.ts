@@ -6,19 +6,17 @@
  * for https, the service certificate's SHA-256 fingerprint). Also which addresses to
  * announce: those the services listen on; none when they listen on loopback only.
  */
-import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { ServiceDescriptor, ServiceLaunch } from '../appliance.ts';
+import { certSha256 } from '../pki/server-tls.ts';
 import type { LinkChoice } from './advertiser.ts';
 import type { ServiceAd } from './records.ts';
 
 export const KITH_TYPE = '_kith._tcp';
 
 /** SHA-256 of a PEM certificate's DER, lower-case hex (what TXT `certsha256` carries). */
-export function certSha256(pem: string): string {
-  return new X509Certificate(pem).fingerprint256.replace(/:/g, '').toLowerCase();
-}
+export { certSha256 };
 
 function serverCertSha256(dataDir: string): string | undefined {
   try {

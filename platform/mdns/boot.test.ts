@@ -3,7 +3,7 @@ import { parseBootConfig } from '../boot/boot-config.ts';
 import { rpiBootConfig, RPI_DEFAULT_MODULES, type RpiPlanInputs } from '../rpi/plan.ts';
 
 const inputs: RpiPlanInputs = {
-  out: '/o', cache: '/c', aptRoot: '/a', aptSources: [], kernelPackage: 'linux-image-arm64', nodeVersion: '26.10.0', bootEntry: '/init.ts',
+  out: '/o', cache: '/c', aptRoot: '/a', aptSources: [], kernelPackage: 'linux-image-arm64', nodeVersion: '26.10.0', bootEntry: '/init.ts', pkiEntry: '/pki-main.ts',
   services: [
     { descriptor: { name: 'storage', description: 's', writableConfig: true, listeners: { health: { protocol: 'http', port: 9101, description: 'h' }, https: { protocol: 'https', port: 8443, description: 't', dnssd: { type: '_https._tcp', txt: { path: '/' } } } } }, bundle: '/s.mjs' },
     { descriptor: { name: 'dns', description: 'd', listeners: { dns: { protocol: 'dns', port: 53, description: 'd', dnssd: { type: '_domain._udp' } } } }, bundle: '/d.mjs' },
@@ -15,7 +15,7 @@ describe('mDNS on the appliance (PID 1)', () => {
   it('boot.json says what to announce, from the plan, and parses back', () => {
     const cfg = rpiBootConfig(inputs);
     expect(cfg.mdns?.services).toEqual([
-      { type: '_kith._tcp', port: 8443, txt: {} },
+      { type: '_kith._tcp', port: 7299, txt: {} }, // pairing, served by the pki process
       { type: '_https._tcp', port: 8443, instance: 'storage', txt: { path: '/' } },
       { type: '_domain._udp', port: 53, instance: 'dns', txt: {} },
     ]);

@@ -10,6 +10,7 @@ import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { X509Certificate, webcrypto } from 'node:crypto';
 import { isIP } from 'node:net';
+import { ClockNotSaneError, readClockState, type ClockState } from '../clock-state.ts';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -69,10 +70,20 @@ export interface LeafOptions {
   now?: Date;
   /** Certify this public key (SPKI DER, ECDSA P-256) instead of a fresh pair: the key stays with its owner and `key` comes back empty. */
   publicKeySpki?: Uint8Array;
+  /**
+   * Where the clock's state comes from (default: PID 1's /run/kith/clock.json). Without an
+   * explicit `now`, nothing is issued while the clock is not synchronised: a Pi that booted
+   * without network time would stamp validity dates from the saved or build time.
+   */
+  clock?: () => ClockState;
 }
 
 /** Issue a server or client certificate signed by the CA. */
 export async function issue(ca: Pem, opts: LeafOptions): Promise<Pem> {
+  if (!opts.now) {
+    const state = (opts.clock ?? readClockState)();
+    if (!state.synchronised) throw new ClockNotSaneError(`not issuing a certificate for ${opts.unit ?? opts.commonName}`, state);
+  }
   const caCert = new x509.X509Certificate(ca.cert);
   const caKey = await importKey(ca.key);
   const keys = opts.publicKeySpki

@@ -6,14 +6,15 @@ import { MAX_FAILURES, newCode, normalCode, pairWith, PairingError, PairingServe
 
 const enc = new TextEncoder();
 
-async function setup(now: { t: number }) {
+async function setup(now: { t: number }, standingSecret?: string) {
   const ca = await createCa('kith test CA');
   const codes: string[] = [];
   const server = new PairingServer({
     appliance: 'kith',
+    ...(standingSecret ? { standingSecret } : {}),
     now: () => now.t,
     onCode: (c) => codes.push(c),
-    issue: async (device, spki) => ({ ca: ca.cert, cert: (await issue(ca, { commonName: device, usage: 'client', publicKeySpki: spki })).cert }),
+    issue: async (device, spki) => ({ ca: ca.cert, cert: (await issue(ca, { commonName: device, usage: 'client', publicKeySpki: spki })).cert, password: `password of ${device}` }),
   });
   const post = async (path: string, body: unknown) => (path === '/pair/start' ? server.start(body as object) : server.finish(body as object));
   const key = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -48,6 +49,7 @@ describe('pairing', () => {
     const cert = new X509Certificate(r.cert);
     expect(cert.subject).toBe('CN=laptop');
     expect(cert.checkPrivateKey(key.privateKey)).toBe(true);
+    expect(r.password).toBe('password of laptop'); // the device password, inside the box
     expect(codes.length).toBe(2);
     expect(server.currentCode.code).toBe(codes[1]);
     await expect(pairWith({ code: codes[0]!, device: 'phone', publicKeySpki: spki, post })).rejects.toMatchObject({ status: 403 });
@@ -71,10 +73,30 @@ describe('pairing', () => {
   it('turns away hostile start and finish bodies with 400s, never throwing anything else', async () => {
     const now = { t: 0 };
     const { server } = await setup(now);
-    for (const body of [{}, { sid: 1 }, { sid: 'AAAA', Ya: 'AAAA', device: 'x' }, { sid: 'A'.repeat(24), Ya: '!!', device: 'x' }, { sid: 'A'.repeat(24), Ya: 'A'.repeat(43), device: 'BAD NAME' }, { sid: 'A'.repeat(24), Ya: '_'.repeat(43), device: 'x' }]) {
+    for (const body of [{}, { sid: 1 }, { sid: 'AAAA', Ya: 'AAAA', device: 'x' }, { sid: 'A'.repeat(24), Ya: '!!', device: 'x' }, { sid: 'A'.repeat(24), Ya: 'A'.repeat(43), device: 'BAD NAME' }, { sid: 'A'.repeat(24), Ya: '_'.repeat(43), device: 'x' }, { sid: 'A'.repeat(24), Ya: 'A'.repeat(43), device: 'x', kind: 'password' }]) {
       expect(() => server.start(body)).toThrow(PairingError);
     }
     await expect(server.finish({ sid: 'A'.repeat(24), tag: 'AA', box: 'AA' })).rejects.toMatchObject({ status: 404 });
+  });
+
+  it('with the owner seed’s secret: pairs, again for a second device, and leaves the short code alone', async () => {
+    const now = { t: 0 };
+    const seed = 'ABCDE-FGHJK-MNPQR-STVWX-YZ234';
+    const { ca, server, codes, post, spki } = await setup(now, seed);
+    const r = await pairWith({ code: seed.toLowerCase().replace(/-/g, ' '), device: 'laptop', publicKeySpki: spki, post });
+    expect(verifyIssued(r.cert, ca.cert)).toBe(true);
+    expect(codes.length).toBe(1); // the short code was not used up
+    expect((await pairWith({ code: seed, device: 'phone', publicKeySpki: spki, post })).appliance).toBe('kith');
+    // A wrong seed secret is a wrong guess like any other, and the short code still works.
+    await expect(pairWith({ code: 'ABCDE-FGHJK-MNPQR-STVWX-YZ235', device: 'tablet', publicKeySpki: spki, post })).rejects.toMatchObject({ status: 403 });
+    now.t += 60_000;
+    expect((await pairWith({ code: server.currentCode.code, device: 'tablet', publicKeySpki: spki, post })).appliance).toBe('kith');
+  });
+
+  it('without a seed secret, a client claiming one only gets a wrong-code answer', async () => {
+    const now = { t: 0 };
+    const { post, spki } = await setup(now);
+    await expect(pairWith({ code: 'ABCDE-FGHJK-MNPQR-STVWX-YZ234', device: 'laptop', publicKeySpki: spki, post })).rejects.toMatchObject({ status: 403 });
   });
 
   it('makes readable codes', () => {

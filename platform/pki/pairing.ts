@@ -4,7 +4,7 @@
  * it. Two messages over plain HTTP (pair-server.ts), protected by CPace (cpace.ts):
  *
  *   start   client → {sid, Ya, device}          server → {Yb, appliance}
- *   finish  client → {sid, tag_i, box(publicKey)} server → {tag_r, box(ca, cert)}  or 403
+ *   finish  client → {sid, tag_i, box(publicKey)} server → {tag_r, box(ca, cert, password)}  or 403
  *
  * The code never crosses the wire. A wrong code shows as a wrong key-confirmation tag at
  * `finish`. Every `start` counts as a guess until its `finish` proves the code, and guesses
@@ -74,6 +74,8 @@ export const DEVICE_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 export interface Issued {
   ca: string;
   cert: string;
+  /** The device password, for protocols that need one (SMTP submission, CalDAV): sent once, inside the box. */
+  password?: string;
 }
 
 interface Session {
@@ -81,6 +83,8 @@ interface Session {
   transcript: Uint8Array;
   device: string;
   expiresAt: number;
+  /** Proven with the owner seed's secret, not the short code: the code is not used up. */
+  bySeed: boolean;
 }
 
 export interface PairingServerOptions {
@@ -91,7 +95,18 @@ export interface PairingServerOptions {
   issue(device: string, publicKeySpki: Uint8Array): Promise<Issued>;
   /** A new code was made (at start, after use, on expiry or after too many wrong guesses). */
   onCode?(code: string, expiresAt: number, why: string): void;
+  /**
+   * The owner seed's pairing secret (platform/boot/owner-seed.ts), accepted besides the short
+   * code when the client says it holds it (`kind: 'seed'`): never shown, never rotated, and
+   * under the same throttle as the code.
+   */
+  standingSecret?: string;
 }
+
+/** Which secret a client proves: the short code the appliance shows, or the owner seed's. */
+export type SecretKind = 'code' | 'seed';
+/** The seed's secret is five groups of five; the code two groups of four. */
+export const secretKindOf = (secret: string): SecretKind => (normalCode(secret).length === 25 ? 'seed' : 'code');
 
 export const MAX_FAILURES = 10;
 
@@ -131,7 +146,7 @@ export class PairingServer {
     this.nextAllowedAt = this.now() + Math.min(60_000, 500 * 2 ** (this.failures - 1));
   }
 
-  start(body: { sid?: unknown; Ya?: unknown; device?: unknown }): { Yb: string; appliance: string } {
+  start(body: { sid?: unknown; Ya?: unknown; device?: unknown; kind?: unknown }): { Yb: string; appliance: string } {
     const now = this.now();
     if (now < this.nextAllowedAt) throw new PairingError(429, 'too many wrong codes: wait and try again', this.nextAllowedAt - now);
     if (now >= this.codeExpiresAt) {
@@ -142,9 +157,13 @@ export class PairingServer {
     const Ya = unb64(body.Ya, 'Ya');
     if (sid.length < 16 || sid.length > 64) throw new PairingError(400, 'sid: 16 to 64 bytes');
     if (typeof body.device !== 'string' || !DEVICE_NAME.test(body.device)) throw new PairingError(400, 'device: a name of lower-case letters, digits and dashes');
+    if (body.kind !== undefined && body.kind !== 'code' && body.kind !== 'seed') throw new PairingError(400, "kind: 'code' or 'seed'");
+    const bySeed = body.kind === 'seed';
+    // No seed secret here: answered like any start, so a wrong guess is all the client learns.
+    const secret = bySeed ? this.opts.standingSecret ?? randomBytes(32).toString('hex') : this.code;
     for (const [k, s] of this.sessions) if (s.expiresAt <= now) this.sessions.delete(k);
     if (this.sessions.size >= 4) throw new PairingError(429, 'too many pairings in flight: wait and try again', 1000);
-    const mine: Share = share(enc.encode(normalCode(this.code)), CI, sid);
+    const mine: Share = share(enc.encode(normalCode(secret)), CI, sid);
     let isk: Uint8Array;
     try {
       isk = sessionKey({ mine, theirs: Ya, sid, initiator: false, adA: enc.encode(body.device), adB: enc.encode(this.opts.appliance) });
@@ -153,7 +172,7 @@ export class PairingServer {
     }
     // Counted as a wrong guess until finish proves the code.
     this.failed();
-    this.sessions.set(b64(sid), { isk, transcript: transcriptOf(Ya, mine.Y, body.device, this.opts.appliance), device: body.device, expiresAt: now + 30_000 });
+    this.sessions.set(b64(sid), { isk, transcript: transcriptOf(Ya, mine.Y, body.device, this.opts.appliance), device: body.device, expiresAt: now + 30_000, bySeed });
     return { Yb: b64(mine.Y), appliance: this.opts.appliance };
   }
 
@@ -177,7 +196,8 @@ export class PairingServer {
       if (err instanceof PairingError) throw err;
       throw new PairingError(400, `publicKey: ${(err as Error).message}`);
     }
-    this.rotate(`used by ${s.device}`);
+    // A short code is used once; the seed's secret stays the owner's.
+    if (!s.bySeed) this.rotate(`used by ${s.device}`);
     return { tag: b64(confirmTag(s.isk, 'responder', s.transcript)), box: seal(s.isk, 'kith pair appliance', issued) };
   }
 }
@@ -192,7 +212,8 @@ export async function pairWith(o: {
   if (!DEVICE_NAME.test(o.device)) throw new PairingError(64, `device name ${JSON.stringify(o.device)}: lower-case letters, digits and dashes`);
   const sid = new Uint8Array(randomBytes(16));
   const mine = share(enc.encode(normalCode(o.code)), CI, sid);
-  const started = (await o.post('/pair/start', { sid: b64(sid), Ya: b64(mine.Y), device: o.device })) as { Yb?: unknown; appliance?: unknown };
+  const kind = secretKindOf(o.code);
+  const started = (await o.post('/pair/start', { sid: b64(sid), Ya: b64(mine.Y), device: o.device, ...(kind === 'seed' ? { kind } : {}) })) as { Yb?: unknown; appliance?: unknown };
   if (typeof started.appliance !== 'string') throw new PairingError(502, 'the appliance sent no name');
   const Yb = unb64(started.Yb, 'Yb');
   const isk = sessionKey({ mine, theirs: Yb, sid, initiator: true, adA: enc.encode(o.device), adB: enc.encode(started.appliance) });
@@ -203,5 +224,5 @@ export async function pairWith(o: {
   if (tag.length !== want.length || !timingSafeEqual(tag, want)) throw new PairingError(502, 'the appliance could not prove it knows the code: not pairing with it');
   const issued = open(isk, 'kith pair appliance', finished.box) as Partial<Issued>;
   if (typeof issued.ca !== 'string' || typeof issued.cert !== 'string') throw new PairingError(502, 'the appliance sent no certificates');
-  return { ca: issued.ca, cert: issued.cert, appliance: started.appliance };
+  return { ca: issued.ca, cert: issued.cert, ...(typeof issued.password === 'string' ? { password: issued.password } : {}), appliance: started.appliance };
 }

@@ -7,9 +7,9 @@
  * supervisor can write into a service's data folder. Kept free of the CA code so a sealed
  * service bundles only this.
  */
-import { existsSync, readFileSync, watch, type FSWatcher } from 'node:fs';
 import * as path from 'node:path';
 import type { TLSSocket } from 'node:tls';
+import { watchFile, type WatchedFile } from '../watched-file.ts';
 import { TLS_DIR } from './server-tls.ts';
 
 export const REVOKED_FILE = 'revoked.json';
@@ -28,28 +28,13 @@ export const revokedText = (serials: Iterable<string>) => JSON.stringify({ seria
 /** The live list for one service: reloaded when the file changes (a bad file keeps the last good list). */
 export class RevocationList {
   private serials = new Set<string>();
-  private watcher?: FSWatcher;
-  private poll?: NodeJS.Timeout;
-  private readonly file: string;
   private readonly sockets = new Set<TLSSocket>();
-  private lastText = '';
-
+  private readonly watched: WatchedFile;
   private readonly onError: (msg: string) => void;
 
   constructor(serviceDataDir: string, onError: (msg: string) => void = () => {}) {
     this.onError = onError;
-    this.file = path.join(serviceDataDir, TLS_DIR, REVOKED_FILE);
-    this.reload();
-    const dir = path.dirname(this.file);
-    if (existsSync(dir)) {
-      try {
-        this.watcher = watch(dir, () => this.reload());
-        this.watcher.unref();
-      } catch { /* no inotify: the poll below still sees it */ }
-    }
-    // A rename into place is not always reported for the file's name: look twice a second too.
-    this.poll = setInterval(() => this.reload(), 500);
-    this.poll.unref();
+    this.watched = watchFile(path.join(serviceDataDir, TLS_DIR, REVOKED_FILE), (text) => this.load(text));
   }
 
   isRevoked(serial: string): boolean {
@@ -76,21 +61,12 @@ export class RevocationList {
   }
 
   close(): void {
-    this.watcher?.close();
-    clearInterval(this.poll);
+    this.watched.close();
   }
 
-  private reload(): void {
-    let text: string;
-    try {
-      text = readFileSync(this.file, 'utf8');
-    } catch {
-      text = '';
-    }
-    if (text === this.lastText) return;
+  private load(text: string): void {
     try {
       this.serials = text === '' ? new Set() : parseRevoked(text);
-      this.lastText = text;
     } catch (err) {
       this.onError((err as Error).message);
       return;

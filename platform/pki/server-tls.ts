@@ -3,6 +3,7 @@
  * provisioned into the service's data folder (platform/pki/provision.ts). Kept apart from
  * the CA code so a sealed service bundles none of it.
  */
+import { X509Certificate } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 
@@ -23,4 +24,9 @@ export async function readServerTls(serviceDataDir: string): Promise<ServerTls |
   } catch {
     return undefined;
   }
+}
+
+/** SHA-256 of a PEM certificate's DER, lower-case hex (mDNS TXT, and how storage pins a service's certificate). */
+export function certSha256(pem: string): string {
+  return new X509Certificate(pem).fingerprint256.replace(/:/g, '').toLowerCase();
 }

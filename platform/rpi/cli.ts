@@ -85,6 +85,7 @@ export async function buildRpiImage(o: BuildRpiImageOptions = {}): Promise<Built
     kernelPackage: o.kernelPackage ?? '',
     nodeVersion: o.nodeVersion ?? process.versions.node,
     bootEntry: join(REPO, 'platform/boot/init.ts'),
+    pkiEntry: join(REPO, 'platform/pki/pki-main.ts'),
     services,
     ...(o.ports ? { ports: o.ports } : {}),
     registry,

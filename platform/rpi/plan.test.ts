@@ -9,7 +9,7 @@ const GOLDEN = join(import.meta.dirname, 'testdata/rpi-plan.golden.txt');
 
 const inputs: RpiPlanInputs = {
   out: '/repo/build/rpi/image', cache: '/repo/build/cache', aptRoot: '/repo/build/rpi/apt', aptSources: DEBIAN_ARM64_SOURCES,
-  kernelPackage: 'linux-image-6.1.0-56-arm64', nodeVersion: '26.10.0', bootEntry: '/repo/platform/boot/init.ts',
+  kernelPackage: 'linux-image-6.1.0-56-arm64', nodeVersion: '26.10.0', bootEntry: '/repo/platform/boot/init.ts', pkiEntry: '/repo/platform/pki/pki-main.ts',
   services: [
     {
       descriptor: { name: 'storage', description: 'storage', writableConfig: true, listeners: { health: { protocol: 'http', port: 9101, description: 'h' }, http: { protocol: 'http', port: 8080, description: 'git' } } },
@@ -48,6 +48,11 @@ describe('rpi image plan', () => {
     expect(dns!.needs).toEqual({ configWrite: ['dns/zones/'] });
     expect(parsed.value.links).toEqual({ storage: 'storage', storageUrl: 'http://127.0.0.1:8080' });
     expect(parsed.value.data?.device).toBe('LABEL=kith-data');
+    // The CA, the certificates of the services that serve TLS (none here) and pairing.
+    expect(parsed.value.pki).toEqual({ name: 'pki', command: '/bin/node', dataDir: '/data/pki', env: {},
+      args: ['/kith/pki.cjs', '--pki', '/data/pki', '--services', '/data', '--port', '7299', '--seed-secret', '/data/kith/pairing-secret'] });
+    const withTls = rpiBootConfig({ ...inputs, services: [...inputs.services, { descriptor: { name: 'mail', description: 'm', listeners: { smtp: { protocol: 'tcp', port: 25, tls: true, description: 's' } } }, bundle: '/repo/dist/mail.mjs' }] });
+    expect(withTls.pki!.args.slice(-2)).toEqual(['--tls', 'mail']);
     expect(parsed.value.debug).toBeUndefined(); // only test images get the debug port
     expect(rpiBootConfig({ ...inputs, debugPort: 9199 }).debug).toEqual({ port: 9199 });
     // A test image's health is reached through qemu's forwarding: on every address there.

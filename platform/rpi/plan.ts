@@ -16,7 +16,8 @@ import { join } from 'node:path';
 import type { Action, Compression } from '../image/plan.ts';
 import type { BootConfig, BootService, NetworkConfig } from '../boot/boot-config.ts';
 import { mbrLayout, sfdiskScript } from '../image/disk.ts';
-import { planAppliance, type ServiceDescriptor } from '../appliance.ts';
+import { planAppliance, servesTls, type ServiceDescriptor } from '../appliance.ts';
+import { APPLIANCE_PAIR_PORT, pkiBootService } from '../pki/appliance-launch.ts';
 import { announcements } from '../mdns/appliance.ts';
 import { planRootDirs, planRootfs } from '../image/rootfs.ts';
 
@@ -36,6 +37,8 @@ export interface RpiPlanInputs {
   kernelPackage: string;
   nodeVersion: string;
   bootEntry: string;
+  /** platform/pki/pki-main.ts: the CA, the services' certificates and pairing on the appliance. */
+  pkiEntry: string;
   services: RpiService[];
   /** Listener ports per service, overriding the declared ones. */
   ports?: Record<string, Record<string, number>>;
@@ -124,8 +127,11 @@ export function rpiBootConfig(i: RpiPlanInputs): Omit<BootConfig, 'modules'> {
     clock: i.clock ?? { servers: [], pool: DEFAULT_NTP_POOL },
     ownerSeed: { device: `LABEL=${BOOT_LABEL}` },
     ...(i.debugPort ? { debug: { port: i.debugPort } } : {}),
-    // What PID 1 announces over mDNS (no certificate fingerprints: the CA is made on the device).
-    mdns: { services: announcements({ services: plan.services, descriptors: i.services.map((s) => s.descriptor) }) },
+    // The CA, each TLS service's certificate and pairing: started first, the services once it has provisioned.
+    pki: pkiBootService({ tlsServices: i.services.filter((s) => servesTls(s.descriptor)).map((s) => s.descriptor.name), servicesRoot: '/data' }),
+    // What PID 1 announces over mDNS (no certificate fingerprints: the CA is made on the device);
+    // `_kith._tcp` is where `kith pair` reaches the appliance.
+    mdns: { services: announcements({ services: plan.services, descriptors: i.services.map((s) => s.descriptor), kithPort: APPLIANCE_PAIR_PORT }) },
   };
 }
 
@@ -168,7 +174,7 @@ export function planRpiImage(i: RpiPlanInputs): Action[] {
   a.push(...planRootfs({
     root, arch: 'arm64', nodeDir, nodeVersion: i.nodeVersion, stripTool: 'aarch64-linux-gnu-strip',
     libDirs: RPI_PACKAGES.filter((p) => p !== 'raspi-firmware').flatMap((p) => [join(libTree(p), 'lib/aarch64-linux-gnu'), join(libTree(p), 'usr/lib/aarch64-linux-gnu')]),
-    guestLibDir, languages: i.languages, bootEntry: i.bootEntry,
+    guestLibDir, languages: i.languages, bootEntry: i.bootEntry, pkiEntry: i.pkiEntry,
     bundles: i.services.map((s) => ({ name: s.descriptor.name, from: s.bundle })),
     ...(i.services.some((s) => s.descriptor.writableConfig) ? { registry: i.registry } : {}),
     config: { files: i.configFiles },

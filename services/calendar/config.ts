@@ -9,12 +9,11 @@
  */
 import { z } from 'zod';
 import { loadYamlFile } from '../../platform/config/yaml.ts';
+import { isPasswordHash } from '../../platform/passwords.ts';
 import type { ConfigIssue, ConfigResult, ConfigSource, ConfigSpec } from '../../platform/config/spec.ts';
 
 export const CALENDAR_YAML = 'calendar/calendar.yaml';
 
-/** scrypt$N$r$p$salt$hash (base64), as `kith calendar hash-password` prints. */
-export const SCRYPT_RE = /^scrypt\$(\d{1,7})\$(\d{1,2})\$(\d{1,2})\$([A-Za-z0-9+/]{16,}={0,2})\$([A-Za-z0-9+/]{32,}={0,2})$/;
 
 const UserName = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'user names are lower-case letters, digits, ".", "_" and "-" (at most 63), starting with a letter or digit');
 const CollectionName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,126}$/, 'collection names are letters, digits, ".", "_" and "-", starting with a letter or digit');
@@ -23,16 +22,11 @@ const User = z.object({
   /** 'owner-token': the appliance owner's access token (kith up prints it), provisioned as a hash. */
   password: z.literal('owner-token', { message: "password may only be 'owner-token' (the owner's access token); give other users a passwordHash" }).optional(),
   /** From `kith calendar hash-password`. */
-  passwordHash: z.string().regex(SCRYPT_RE, 'expected scrypt$N$r$p$salt$hash: make one with `kith calendar hash-password`').optional(),
+  passwordHash: z.string().refine(isPasswordHash, 'expected scrypt$N$r$p$salt$hash (N a power of two from 1024, needing at most 256 MiB): make one with `kith calendar hash-password`').optional(),
   /** Shown as the principal's displayname. */
   name: z.string().max(200).optional(),
 }).strict().superRefine((u, ctx) => {
   if ((u.password === undefined) === (u.passwordHash === undefined)) ctx.addIssue({ code: 'custom', message: "give exactly one of password: owner-token or passwordHash" });
-  if (u.passwordHash) {
-    const [, N, r] = SCRYPT_RE.exec(u.passwordHash)!;
-    const n = Number(N);
-    if (n < 1024 || (n & (n - 1)) !== 0 || Number(r) < 1) ctx.addIssue({ code: 'custom', path: ['passwordHash'], message: 'scrypt N must be a power of two from 1024, r at least 1' });
-  }
 });
 
 const Share = z.object({

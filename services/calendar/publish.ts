@@ -10,6 +10,7 @@ import type { Logger } from '../../platform/log.ts';
 import type { StorageLink } from '../../platform/links.ts';
 import type { ListenAddress } from '../../platform/service.ts';
 import type { CalendarConfig } from './config.ts';
+import { storageAccess } from '../../platform/store-client.ts';
 
 const BEGIN = '; kith calendar: discovery records (RFC 6764), rewritten by the calendar service';
 const END = '; end of kith calendar records';
@@ -38,8 +39,9 @@ export async function publishDiscovery(opts: { link: StorageLink; config: Calend
   const zone = opts.config.publish.zone?.toLowerCase().replace(/\.$/, '');
   if (!zone) return;
   const file = `dns/zones/${zone}.zone`;
-  const url = `${opts.link.url}/store/config/${file}`;
-  const auth = { authorization: `Bearer ${opts.link.token}` };
+  // Mutual TLS with the certificate the supervisor issued, when it did; else the token.
+  const { url: storageUrl, fetch, headers: auth } = storageAccess(opts.link);
+  const url = `${storageUrl}/store/config/${file}`;
   const cur = await fetch(url, { headers: auth, signal: AbortSignal.timeout(10_000) });
   const text = cur.ok ? await cur.text() : undefined;
   if (!cur.ok && cur.status !== 404) throw new Error(`storage answered ${cur.status} for ${file}`);

@@ -6,6 +6,7 @@
  */
 import * as http from 'node:http';
 import * as https from 'node:https';
+import { DevicePasswords } from '../../platform/device-passwords.ts';
 import { readOwnerTokenHash, readStorageLink } from '../../platform/links.ts';
 import { readServerTls } from '../../platform/pki/server-tls.ts';
 import type { RunningService, ServiceContext } from '../../platform/service.ts';
@@ -93,7 +94,8 @@ export async function startCalendar(ctx: ServiceContext<CalendarConfig>): Promis
   // reports 'ready' when start returns), then serve anyway, unhealthy until it opens.
   await Promise.race([opened, new Promise((r) => setTimeout(r, 15_000).unref())]);
   const dav = repo ? createDavHandler({ repo, config: ctx.config }) : undefined;
-  const authenticate = createAuthenticator({ config: ctx.config, ownerTokenSha256: () => ownerHash, now: ctx.now });
+  const devices = new DevicePasswords(ctx.dataDir, (m) => log.warn(m)); // passwords of the owner's paired devices, followed live
+  const authenticate = createAuthenticator({ config: ctx.config, ownerTokenSha256: () => ownerHash, devices, now: ctx.now });
 
   const send = async (res: http.ServerResponse, r: DavResponse, head = false): Promise<void> => {
     if (Array.isArray(r.body)) {
@@ -192,6 +194,7 @@ export async function startCalendar(ctx: ServiceContext<CalendarConfig>): Promis
     async stop() {
       stopped = true;
       clearInterval(memTimer);
+      devices.close();
       await repo?.stop();
       await Promise.all(servers.map(({ server }) => new Promise<void>((resolve) => {
         server.closeAllConnections();

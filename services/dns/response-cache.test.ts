@@ -16,7 +16,7 @@ describe('the response cache', () => {
     let now = 1_000_000;
     const c = new ResponseCache({ maxEntries: 10, now: () => now });
     const k1 = c.key(query('www.Example.ORG', { id: 7 }), 'udp', true)!;
-    c.put(k1, answer('www.example.org', dnsPacket.AUTHORITATIVE_ANSWER, 300), c.generation);
+    c.put(k1, query('www.Example.ORG', { id: 7 }), answer('www.example.org', dnsPacket.AUTHORITATIVE_ANSWER, 300), c.generation);
     const q2 = query('WWW.example.org', { id: 4242 });
     expect(c.key(q2, 'udp', true)).toBe(k1);
     now += 100_000;
@@ -31,7 +31,7 @@ describe('the response cache', () => {
     const c = new ResponseCache({ maxEntries: 10, now: () => now });
     const q = query('up.test');
     const k = c.key(q, 'udp', true)!;
-    c.put(k, answer('up.test', dnsPacket.RECURSION_AVAILABLE, 30), c.generation);
+    c.put(k, q, answer('up.test', dnsPacket.RECURSION_AVAILABLE, 30), c.generation);
     now = 12_500;
     expect((dnsPacket.decode(c.get(k, q)!).answers![0] as { ttl: number }).ttl).toBe(18);
     now = 30_000;
@@ -52,27 +52,29 @@ describe('the response cache', () => {
     signed.writeUInt16BE(1, 10);
     expect(c.key(Buffer.concat([signed, Buffer.from([0, 0, 250, 0, 255, 0, 0, 0, 0, 0, 0])]), 'udp', true)).toBeUndefined();
     const k = c.key(q, 'udp', true)!;
-    c.put(k, answer('a.test', 0, 60, 2), c.generation); // SERVFAIL
+    c.put(k, q, answer('a.test', 0, 60, 2), c.generation); // SERVFAIL
     expect(c.get(k, q)).toBeUndefined();
-    c.put(k, answer('a.test', 0, 0), c.generation); // TTL 0
+    c.put(k, q, answer('a.test', 0, 0), c.generation); // TTL 0
     expect(c.get(k, q)).toBeUndefined();
     const before = c.generation;
     c.clear();
-    c.put(k, answer('a.test', dnsPacket.AUTHORITATIVE_ANSWER, 60), before); // computed before the change
+    c.put(k, q, answer('a.test', dnsPacket.AUTHORITATIVE_ANSWER, 60), before); // computed before the change
     expect(c.get(k, q)).toBeUndefined();
   });
 
   it('survives hostile queries and responses', () => {
     const c = new ResponseCache({ maxEntries: 4, now: () => 0 });
+    const q0 = query('h.test');
     for (let i = 0; i < 20_000; i++) {
       const len = Math.floor(Math.random() * 64);
       const b = Buffer.from(Array.from({ length: len }, () => Math.floor(Math.random() * 256)));
       const k = c.key(b, 'udp', true);
       if (k !== undefined) {
-        c.put(k, b, c.generation);
+        c.put(k, b, b, c.generation);
         c.get(k, b);
       }
-      c.put('x', b, c.generation);
+      c.put(12345, b, b, c.generation);
+      c.put(12345, q0, b, c.generation);
     }
     expect(c.size).toBeLessThanOrEqual(4);
   });
@@ -82,14 +84,51 @@ describe('the response cache', () => {
     const c = new ResponseCache({ maxEntries: 10, now: () => now });
     const ref = query('x.child.test');
     const kr = c.key(ref, 'udp', false)!;
-    c.put(kr, answer('x.child.test', 0, 3600), c.generation, false);
+    c.put(kr, ref, answer('x.child.test', 0, 3600), c.generation, false);
     const fwd = query('aa.upstream.test');
     const kf = c.key(fwd, 'udp', true)!;
-    c.put(kf, answer('aa.upstream.test', dnsPacket.AUTHORITATIVE_ANSWER, 60), c.generation, true);
+    c.put(kf, fwd, answer('aa.upstream.test', dnsPacket.AUTHORITATIVE_ANSWER, 60), c.generation, true);
     now = 5_000;
     expect((dnsPacket.decode(c.get(kr, ref)!).answers![0] as { ttl: number }).ttl).toBe(3600);
     expect((dnsPacket.decode(c.get(kf, fwd)!).answers![0] as { ttl: number }).ttl).toBe(55);
     now = 10_000_000;
     expect(c.get(kr, ref)).toBeDefined(); // until the zones change (clear())
+  });
+
+  it('tells apart queries whose keys collide, and never stores an answer to another question', () => {
+    const c = new ResponseCache({ maxEntries: 10, now: () => 0 });
+    const a = query('a.test');
+    const b = query('b.test');
+    // Both stored under one key, as a hash collision would.
+    const k = c.key(a, 'udp', true)!;
+    c.put(k, a, answer('a.test', dnsPacket.AUTHORITATIVE_ANSWER, 60), c.generation);
+    c.put(k, b, answer('b.test', dnsPacket.AUTHORITATIVE_ANSWER, 60), c.generation);
+    expect(c.size).toBe(2);
+    expect(dnsPacket.decode(c.get(k, a)!).answers![0]!.name).toBe('a.test');
+    expect(dnsPacket.decode(c.get(k, b)!).answers![0]!.name).toBe('b.test');
+    expect(c.get(k, query('c.test'))).toBeUndefined();
+    // The same query again replaces its entry.
+    c.put(k, b, answer('b.test', dnsPacket.AUTHORITATIVE_ANSWER, 90), c.generation);
+    expect(c.size).toBe(2);
+    expect((dnsPacket.decode(c.get(k, b)!).answers![0] as { ttl: number }).ttl).toBe(90);
+    // An answer whose question is not the query's is not kept.
+    const d = query('d.test');
+    const kd = c.key(d, 'udp', true)!;
+    c.put(kd, d, answer('e.test', dnsPacket.AUTHORITATIVE_ANSWER, 60), c.generation);
+    expect(c.get(kd, d)).toBeUndefined();
+  });
+
+  it('keeps at most maxEntries, the oldest out first', () => {
+    const c = new ResponseCache({ maxEntries: 3, now: () => 0 });
+    const names = ['n1.test', 'n2.test', 'n3.test', 'n4.test'];
+    for (const n of names) {
+      const q = query(n);
+      c.put(c.key(q, 'udp', true)!, q, answer(n, dnsPacket.AUTHORITATIVE_ANSWER, 60), c.generation);
+    }
+    expect(c.size).toBe(3);
+    const q1 = query('n1.test');
+    expect(c.get(c.key(q1, 'udp', true)!, q1)).toBeUndefined();
+    const q4 = query('N4.TEST');
+    expect(c.get(c.key(q4, 'udp', true)!, q4)).toBeDefined();
   });
 });

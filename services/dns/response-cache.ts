@@ -15,13 +15,17 @@ import { RCODE, TYPE } from './wire/constants.ts';
 import { skipName } from './wire/name.ts';
 
 interface Entry {
+  /** The query from the flags on, its name lowercased: what the key's hash was made of. */
+  query: Buffer;
   bytes: Buffer;
   /** End of the question section (same in query and response). */
   qEnd: number;
   storedAt: number;
   expires: number;
-  ttlOffsets: number[];
-  ttls: number[];
+  ttlOffsets: readonly number[];
+  ttls: readonly number[];
+  /** Another query whose key hashed the same (rare): the chain is compared byte by byte. */
+  next: Entry | undefined;
 }
 
 const OPT = TYPE.OPT;
@@ -29,11 +33,23 @@ const AXFR = TYPE.AXFR;
 const IXFR = TYPE.IXFR;
 const SERVFAIL = RCODE.SERVFAIL;
 const NON_AUTH_MAX_MS = 60_000;
+/** One empty list for every answer of our own (no TTLs to age): one object, not two per entry. */
+const NONE: readonly number[] = Object.freeze([]);
 // Queries longer than this (a big OPT) are simply not cached.
-const KEY_SCRATCH = Buffer.alloc(512);
+const MAX_KEYED = 512;
+
+/**
+ * A cache key: a 28-bit hash of the query from the flags on (name lowercased) in the high
+ * bits, the transport and the client's rights in the low two. A number, not a string: a
+ * Map looks a small integer up directly, where a string made per packet has to be hashed
+ * and interned first (most of a hit's cost when it was a string).
+ */
+export type CacheKey = number;
 
 export class ResponseCache {
-  private readonly map = new Map<string, Entry>();
+  /** Keys to the first entry of their (almost always one-entry) chain, oldest first. */
+  private readonly map = new Map<CacheKey, Entry>();
+  private entries = 0;
   private readonly maxEntries: number;
   private readonly now: () => number;
   /** Bumped by clear(): a response computed before it must not be stored after it. */
@@ -45,43 +61,48 @@ export class ResponseCache {
   }
 
   get size(): number {
-    return this.map.size;
+    return this.entries;
   }
 
   clear(): void {
     this.map.clear();
+    this.entries = 0;
     this.generation++;
   }
 
   /**
    * The cache key of a query, or undefined when it must not be cached: not a plain QUERY
-   * with one question, a transfer, anything but an OPT in the additional section.
+   * with one question, a transfer, anything but an OPT in the additional section. Equal
+   * queries (the name in any case, the same flags and OPT) from clients of the same rights
+   * over the same transport have the same key; a key's entries are still compared with the
+   * query itself, so a hash collision costs a comparison, never a wrong answer.
    */
-  key(q: Buffer, transport: 'udp' | 'tcp', recursionAllowed: boolean): string | undefined {
-    if (this.maxEntries === 0 || q.length < 17) return undefined;
-    const flags = q.readUInt16BE(2);
-    if (flags & 0x8000 || (flags >> 11) & 0xf) return undefined; // a response, or not QUERY
-    if (q.readUInt16BE(4) !== 1 || q.readUInt16BE(6) !== 0 || q.readUInt16BE(8) !== 0) return undefined;
-    const ar = q.readUInt16BE(10);
+  key(q: Buffer, transport: 'udp' | 'tcp', recursionAllowed: boolean): CacheKey | undefined {
+    if (this.maxEntries === 0 || q.length < 17 || q.length > MAX_KEYED) return undefined;
+    const f = q[2]!;
+    if (f & 0x80 || (f >> 3) & 0xf) return undefined; // a response, or not QUERY
+    if (q[4] !== 0 || q[5] !== 1 || q[6] !== 0 || q[7] !== 0 || q[8] !== 0 || q[9] !== 0 || q[10] !== 0) return undefined;
+    const ar = q[11]!;
     if (ar > 1) return undefined;
-    // The question name: plain labels only (a query has nothing to point back to). The key
-    // is the query from the flags on, with the name lowercased: one string, built once.
-    if (q.length > KEY_SCRATCH.length) return undefined;
-    KEY_SCRATCH.set(q);
+    // FNV-1a over the flags, the counts and the question name (plain labels only: a query
+    // has nothing to point back to), lowercased as it goes.
+    let h = 0x811c9dc5;
+    for (let i = 2; i < 12; i++) h = Math.imul(h ^ q[i]!, 0x01000193);
     let off = 12;
     for (;;) {
       if (off >= q.length) return undefined;
       const len = q[off]!;
       if (len & 0xc0 || off + 1 + len > q.length) return undefined;
+      h = Math.imul(h ^ len, 0x01000193);
       for (let i = off + 1; i <= off + len; i++) {
-        const c = KEY_SCRATCH[i]!;
-        if (c >= 0x41 && c <= 0x5a) KEY_SCRATCH[i] = c | 0x20;
+        const c = q[i]!;
+        h = Math.imul(h ^ (c >= 0x41 && c <= 0x5a ? c | 0x20 : c), 0x01000193);
       }
       off += 1 + len;
       if (len === 0) break;
     }
     if (off + 4 > q.length) return undefined;
-    const qtype = q.readUInt16BE(off);
+    const qtype = (q[off]! << 8) | q[off + 1]!;
     if (qtype === AXFR || qtype === IXFR) return undefined;
     const qEnd = off + 4;
     if (ar === 1) {
@@ -89,18 +110,20 @@ export class ResponseCache {
       if (q[qEnd] !== 0 || qEnd + 11 > q.length || q.readUInt16BE(qEnd + 1) !== OPT) return undefined;
       if (qEnd + 11 + q.readUInt16BE(qEnd + 9) !== q.length) return undefined;
     } else if (qEnd !== q.length) return undefined;
-    // The transport and rights go in the byte before the flags (the ID's second byte, not
-    // part of the key): one string made, no concatenation to flatten before hashing.
-    KEY_SCRATCH[1] = transport === 'udp' ? (recursionAllowed ? 0x55 : 0x75) : recursionAllowed ? 0x54 : 0x74; // U u T t
-    return KEY_SCRATCH.toString('latin1', 1, q.length);
+    for (let i = off; i < q.length; i++) h = Math.imul(h ^ q[i]!, 0x01000193);
+    const rights = (transport === 'udp' ? 0 : 2) | (recursionAllowed ? 1 : 0);
+    return ((h >>> 2) & 0x0ffffffc) | rights;
   }
 
-  get(key: string, query: Buffer): Buffer | undefined {
-    const e = this.map.get(key);
-    if (!e) return undefined;
-    const now = this.now();
+  /** The cached answer to `query` (whose key is `key`), with its ID and question case. */
+  get(key: CacheKey, query: Buffer): Buffer | undefined {
+    let e = this.map.get(key);
+    while (e !== undefined && !sameQuery(e, query)) e = e.next;
+    if (e === undefined) return undefined;
+    // Our own answers never expire: no clock read for them.
+    const now = e.expires === Infinity ? 0 : this.now();
     if (now >= e.expires) {
-      this.map.delete(key);
+      this.unlink(key, e);
       return undefined;
     }
     // Every byte is overwritten at once: no need to zero the pool slice first.
@@ -111,24 +134,36 @@ export class ResponseCache {
     out[0] = query[0]!;
     out[1] = query[1]!;
     for (let i = 12; i < e.qEnd; i++) out[i] = query[i]!;
-    if (e.ttlOffsets.length > 0) {
+    const offsets = e.ttlOffsets;
+    if (offsets.length > 0) {
       const aged = Math.floor((now - e.storedAt) / 1000);
-      for (let i = 0; i < e.ttlOffsets.length; i++) out.writeUInt32BE(Math.max(0, e.ttls[i]! - aged), e.ttlOffsets[i]!);
+      // By hand, as the question above: offsets checked when stored, TTLs are unsigned 32-bit.
+      for (let i = 0; i < offsets.length; i++) {
+        const ttl = Math.max(0, e.ttls[i]! - aged);
+        const o = offsets[i]!;
+        out[o] = ttl >>> 24;
+        out[o + 1] = (ttl >>> 16) & 0xff;
+        out[o + 2] = (ttl >>> 8) & 0xff;
+        out[o + 3] = ttl & 0xff;
+      }
     }
     return out;
   }
 
   /**
-   * Remember `response` to the query keyed `key`, if it may be cached. `forwarded`: the
+   * Remember `response` to `query` (keyed `key`), if it may be cached. `forwarded`: the
    * answer came from an upstream (its TTLs age); when not said, a reply without AA counts
    * as forwarded.
    */
-  put(key: string, response: Buffer, generation: number, forwarded?: boolean): void {
-    if (generation !== this.generation || response.length < 12) return;
+  put(key: CacheKey, query: Buffer, response: Buffer, generation: number, forwarded?: boolean): void {
+    if (generation !== this.generation || response.length < 12 || query.length < 17) return;
     if ((response[3]! & 0xf) === SERVFAIL) return;
     const aa = forwarded === undefined ? (response[2]! & 0x04) !== 0 : !forwarded;
+    // The response's question must be the query's (a hit copies the query's over it).
+    if (response[4] !== 0 || response[5] !== 1) return;
     const qEnd = skipName(response, 12) + 4;
-    if (qEnd < 16 || qEnd > response.length) return;
+    if (qEnd < 16 || qEnd > response.length || qEnd > query.length || skipName(query, 12) + 4 !== qEnd) return;
+    for (let i = 12; i < qEnd; i++) if (lower(response[i]!) !== lower(query[i]!)) return;
     const ttlOffsets: number[] = [];
     const ttls: number[] = [];
     const count = response.readUInt16BE(6) + response.readUInt16BE(8) + response.readUInt16BE(10);
@@ -152,10 +187,51 @@ export class ResponseCache {
       if (min <= 0) return;
       expires = now + min * 1000;
     } else expires = now + NON_AUTH_MAX_MS;
-    if (this.map.size >= this.maxEntries) this.map.delete(this.map.keys().next().value!);
+    const q = Buffer.from(query.subarray(2));
+    for (let i = 10; i < qEnd - 6; i++) q[i] = lower(q[i]!);
+    const head = this.map.get(key);
+    for (let e = head; e !== undefined; e = e.next) if (sameQuery(e, query)) this.unlink(key, e);
+    while (this.entries >= this.maxEntries && this.map.size > 0) {
+      const [oldest, chain] = this.map.entries().next().value!;
+      for (let e: Entry | undefined = chain; e !== undefined; e = e.next) this.entries--;
+      this.map.delete(oldest);
+    }
     const bytes = Buffer.from(response);
     bytes.writeUInt16BE(0, 0);
     // Authoritative TTLs do not age: they are the zone's.
-    this.map.set(key, { bytes, qEnd, storedAt: now, expires, ttlOffsets: aa ? [] : ttlOffsets, ttls: aa ? [] : ttls });
+    this.map.set(key, { query: q, bytes, qEnd, storedAt: now, expires, ttlOffsets: aa ? NONE : ttlOffsets, ttls: aa ? NONE : ttls, next: this.map.get(key) });
+    this.entries++;
   }
+
+  private unlink(key: CacheKey, e: Entry): void {
+    const head = this.map.get(key);
+    if (head === e) {
+      if (e.next) this.map.set(key, e.next);
+      else this.map.delete(key);
+    } else {
+      for (let p = head; p !== undefined; p = p.next) if (p.next === e) { p.next = e.next; break; }
+    }
+    this.entries--;
+  }
+}
+
+const lower = (c: number): number => (c >= 0x41 && c <= 0x5a ? c | 0x20 : c);
+
+/** Whether `query` (from its flags on, the name in any case) is the one `e` was stored for. */
+function sameQuery(e: Entry, query: Buffer): boolean {
+  const k = e.query;
+  const n = k.length;
+  if (n !== query.length - 2) return false;
+  // Usually byte for byte (most clients ask in lower case); else compare folding case.
+  let i = 0;
+  while (i < n && k[i] === query[i + 2]) i++;
+  if (i === n) return true;
+  const nameEnd = e.qEnd - 6; // in k, which starts at the query's flags
+  for (; i < n; i++) {
+    const c = query[i + 2]!;
+    const s = k[i]!;
+    // Stored lowercased: an upper-case letter of the name matches its lower case.
+    if (s !== c && !(c >= 0x41 && c <= 0x5a && s === (c | 0x20) && i >= 10 && i < nameEnd)) return false;
+  }
+  return true;
 }

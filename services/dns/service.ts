@@ -23,13 +23,13 @@ import { createRecursive } from './recursive.ts';
 import { SerialKeeper } from './serials.ts';
 import { startDnsServer, type HandlerInfo } from './server/server.ts';
 import { createCookieLayer, type CookieState } from './cookie/layer.ts';
-import { classifyResponse, DEFAULT_RRL, ResponseRateLimiter, slipReply, type RrlSettings } from './rrl/rrl.ts';
+import { classifyResponse, DEFAULT_RRL, NetworkCounter, ResponseRateLimiter, slipReply, type RrlSettings } from './rrl/rrl.ts';
 import { DEFAULT_TCP_LIMITS, type TcpLimits } from './server/tcp-table.ts';
 import { OPCODE, RCODE } from './wire/constants.ts';
 import { ZoneSet, type Zone } from './zone/zone.ts';
 import { createDynamicUpdates } from './dynamic.ts';
 import { createUpdateHandler } from './update/handler.ts';
-import { ResponseCache } from './response-cache.ts';
+import { ResponseCache, type CacheKey } from './response-cache.ts';
 import { aclAllows } from './auth/acl.ts';
 
 export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningService<DnsConfig>> {
@@ -57,20 +57,27 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
   const responses = new ResponseCache({ maxEntries: 50_000, now: ctx.now });
   const responseHitCount = metrics.counter('kith_dns_response_cache_hits_total', 'Answers served from the response cache.').with();
 
-  // Who may recurse, remembered per client address until the ACL changes.
+  // Who may recurse, remembered per client address until the ACL changes. The last
+  // address is checked first, by comparison: each datagram's address is a new string, and
+  // a Map lookup would have to intern it first (asked twice a packet: cache key, RRL).
   let aclFor: readonly string[] | undefined;
   let aclMemo = new Map<string, boolean>();
+  let lastAddr = '';
+  let lastAllowed = false;
   const recursionAllowed = (addr: string): boolean => {
     const acl = ctx.config().settings.recursion.allow;
     if (acl !== aclFor) {
       aclFor = acl;
       aclMemo = new Map();
-    }
+      lastAddr = '';
+    } else if (addr === lastAddr) return lastAllowed;
     let ok = aclMemo.get(addr);
     if (ok === undefined) {
       ok = aclAllows(acl, addr);
       if (aclMemo.size < 10_000) aclMemo.set(addr, ok);
     }
+    lastAddr = addr;
+    lastAllowed = ok;
     return ok;
   };
 
@@ -179,6 +186,7 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
   };
   // Response rate limiting (rrl/rrl.ts) of UDP answers to clients outside the home network.
   const rrl = new ResponseRateLimiter();
+  const networks = new NetworkCounter();
   const rrlLimited = metrics.counter('kith_dns_rrl_total', 'UDP answers held back by response rate limiting, by action (slipped: sent truncated; dropped) and reason (answer, nodata, nxdomain, referral, error).');
   let rrlFor: DnsConfig['settings']['rrl'] | undefined;
   let rrlSettings: RrlSettings = DEFAULT_RRL;
@@ -189,6 +197,8 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
       rrlFor = r;
       rrlSettings = { responsesPerSecond: r.responsesPerSecond, window: r.window, slip: r.slip, ipv4PrefixLength: r.ipv4PrefixLength, ipv6PrefixLength: r.ipv6PrefixLength, maxEntries: r.maxEntries };
     }
+    // Most networks are quiet: their answers need no classifying or bucket (rrl.ts).
+    if (!networks.busy(ctx.now(), rrlSettings, info.remote.address)) return reply;
     const c = classifyResponse(reply);
     if (!c) return reply;
     const action = rrl.check(ctx.now(), rrlSettings, info.remote.address, c.cls, c.name);
@@ -206,7 +216,7 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
   const cookieCount = Object.fromEntries((['client-only', 'valid', 'invalid', 'malformed'] as const).map((r) => [r, cookieResults.with({ result: r })]));
   const cookies = createCookieLayer({ now: ctx.now, onResult: (r) => { if (r !== 'none') cookieCount[r]!.inc(); } });
   type Info = HandlerInfo & { cookie?: CookieState };
-  let missed: { msg: Buffer; query: Buffer; state: CookieState | undefined; key: string | undefined } | undefined;
+  let missed: { msg: Buffer; query: Buffer; state: CookieState | undefined; key: CacheKey | undefined } | undefined;
   const server = await startDnsServer({
     host: ctx.listen.dns.host,
     port: ctx.listen.dns.port,
@@ -242,7 +252,7 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
       // its cookie and key are already made. TCP queries come only this way.
       let query: Buffer;
       let state: CookieState | undefined;
-      let key: string | undefined;
+      let key: CacheKey | undefined;
       if (missed?.msg === msg) {
         ({ query, state, key } = missed);
       } else {
@@ -268,7 +278,7 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
       const generation = responses.generation;
       const reply = await handler(query, info);
       if (!Buffer.isBuffer(reply)) return reply;
-      if (key !== undefined) responses.put(key, reply, generation, forwardedReplies.has(reply));
+      if (key !== undefined) responses.put(key, query, reply, generation, forwardedReplies.has(reply));
       return finish(reply);
     },
     udpReply: rateLimit,

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { memoryConfigSource } from '../../platform/config/fs-source.ts';
 import { formatIssue } from '../../platform/config/spec.ts';
 import mailConfig, { DEFAULT_MAIL_YAML, loadMailConfig } from './config.ts';
-import { hashPassword } from './passwords.ts';
+import { hashPassword } from '../../platform/passwords.ts';
 
 describe('mail config', () => {
   it('loads the built-in defaults: the home zone, the owner user with the kith up token', async () => {

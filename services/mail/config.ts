@@ -14,7 +14,7 @@ import { z } from 'zod';
 import { loadYamlFile } from '../../platform/config/yaml.ts';
 import type { ConfigIssue, ConfigResult, ConfigSource, ConfigSpec, MachineFacts } from '../../platform/config/spec.ts';
 import { mailCrossCheck } from './crosscheck.ts';
-import { isPasswordHash } from './passwords.ts';
+import { isPasswordHash } from '../../platform/passwords.ts';
 import { MAIL_YAML, MailSettingsSchema, type MailConfig, type MailSettings } from './schema.ts';
 
 export { MAIL_YAML, MailSettingsSchema, type MailConfig, type MailSettings };
@@ -40,7 +40,7 @@ export async function loadMailConfig(source: ConfigSource, facts?: MachineFacts)
     u.addresses.forEach((a, i) => {
       if (!s.domains[dom(a)]) issues.push({ file: MAIL_YAML, line: findLine(text, user), field: `users.${user}.addresses.${i}`, message: `${a} is not in one of your domains (domains: ${Object.keys(s.domains).join(', ') || 'none'}): add ${dom(a)} under domains, or send as an address you own` });
     });
-    if (u.passwords.length === 0 && !u.ownerToken) issues.push({ file: MAIL_YAML, line: findLine(text, user), field: `users.${user}`, message: 'no way to log in: add a hash to passwords (`kith mail hash-password`) or set ownerToken: true' });
+    if (u.passwords.length === 0 && !u.ownerToken && !u.devices?.length) issues.push({ file: MAIL_YAML, line: findLine(text, user), field: `users.${user}`, message: 'no way to log in: add a hash to passwords (`kith mail hash-password`), list paired devices under devices, or set ownerToken: true' });
   }
   const names = new Set<string>();
   s.dkim.selectors.forEach((sel, i) => {
@@ -93,6 +93,7 @@ outbound:
   # smarthost: { host: smtp.example.net, port: 587, username: me, password: secret }
   tls: opportunistic      # or require: never send in clear
   resolver: kith          # MX lookups go to the appliance's DNS service
+  mtaSts: true            # honour recipient domains' MTA-STS policies (RFC 8461)
 
 limits:
   messageBytes: 26214400

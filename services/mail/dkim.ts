@@ -7,7 +7,8 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import type { Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { DkimSigner } from 'mailauth/lib/dkim/dkim-signer.js';
 import { generateCanonicalizedHeader } from 'mailauth/lib/dkim/header/index.js';
 import { formatSignatureHeaderLine, getSigningHeaderLines } from 'mailauth/lib/tools.js';
@@ -109,14 +110,16 @@ interface SignerBase extends Writable {
   finalize(): Promise<void>;
 }
 
+const newSigner = (keys: DkimKey[], domain: string) => new PooledSigner({
+  canonicalization: 'relaxed/relaxed',
+  headerList: SIGNED_HEADERS,
+  signatureData: keys.map((k) => ({ signingDomain: domain, selector: k.selector, privateKey: k.privateKey, algorithm: k.algorithm === 'ed25519' ? 'ed25519-sha256' : 'rsa-sha256' })),
+});
+
 /** A signer fed the message as it streams; `done` gives the DKIM-Signature header lines. */
 export function startSigning(keys: DkimKey[], domain: string): { write(chunk: Buffer): void; end(): void; abort(): void; done: Promise<string> } {
   if (keys.length === 0) return { write: () => {}, end: () => {}, abort: () => {}, done: Promise.resolve('') };
-  const signer = new PooledSigner({
-    canonicalization: 'relaxed/relaxed',
-    headerList: SIGNED_HEADERS,
-    signatureData: keys.map((k) => ({ signingDomain: domain, selector: k.selector, privateKey: k.privateKey, algorithm: k.algorithm === 'ed25519' ? 'ed25519-sha256' : 'rsa-sha256' })),
-  });
+  const signer = newSigner(keys, domain);
   const done = new Promise<string>((resolve, reject) => {
     signer.once('finish', () => resolve(signer.signatureHeaders.length > 0 ? signer.signatureHeaders.join('\r\n') + '\r\n' : ''));
     signer.once('error', reject);
@@ -127,4 +130,19 @@ export function startSigning(keys: DkimKey[], domain: string): { write(chunk: Bu
     abort: () => signer.destroy(),
     done,
   };
+}
+
+/**
+ * Sign a stored message read back as a stream (a message held in the queue until the
+ * clock was synchronised): the same signer, with the stream's back-pressure, so a large
+ * message is never held whole.
+ */
+export async function signStream(keys: DkimKey[], domain: string, body: Readable): Promise<string> {
+  if (keys.length === 0) {
+    body.destroy();
+    return '';
+  }
+  const signer = newSigner(keys, domain);
+  await pipeline(body, signer);
+  return signer.signatureHeaders.length > 0 ? signer.signatureHeaders.join('\r\n') + '\r\n' : '';
 }

@@ -10,6 +10,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from '../../platform/log.ts';
 import { readStorageLink } from '../../platform/links.ts';
+import { storageAccess } from '../../platform/store-client.ts';
 import { desiredRecords, editZone, newZone } from './records.ts';
 import type { MailConfig } from './config.ts';
 import type { DkimKey } from './dkim.ts';
@@ -42,7 +43,8 @@ export async function publishRecords(o: { dataDir: string; configRoot: string; c
   if (!s.publish.enabled) return out;
   const link = await readStorageLink(o.dataDir);
   if (!link) throw new Error('no link to the storage service (links/storage.json): records cannot be published');
-  const auth = { authorization: `Bearer ${link.token}` };
+  // Mutual TLS with the certificate the supervisor issued, when it did; else the token.
+  const { url: storageUrl, fetch, headers: auth } = storageAccess(link);
   for (const domain of Object.keys(s.domains)) {
     const z = await zoneFileFor(o.configRoot, domain);
     if (!z) {
@@ -50,7 +52,7 @@ export async function publishRecords(o: { dataDir: string; configRoot: string; c
       o.log.warn('no zone for a mail domain: records not published', { domain, hint: `add dns/zones/${domain}.zone` });
       continue;
     }
-    const url = `${link.url}/store/config/${z.file}`;
+    const url = `${storageUrl}/store/config/${z.file}`;
     const cur = await fetch(url, { headers: auth, signal: AbortSignal.timeout(10_000) });
     if (cur.status !== 200 && cur.status !== 404) throw new Error(`storage answered ${cur.status} reading ${z.file}: ${(await cur.text()).slice(0, 300)}`);
     const text = cur.status === 200 ? await cur.text() : newZone(z.origin);

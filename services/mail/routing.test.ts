@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MailSettingsSchema } from './config.ts';
-import { decideRcpt, expand, senderAllowed } from './routing.ts';
+import { certificateUser, decideRcpt, expand, senderAllowed } from './routing.ts';
 
 const settings = MailSettingsSchema.parse({
   domains: {
@@ -29,5 +29,16 @@ describe('recipient routing', () => {
     expect(senderAllowed(settings, 'me', 'Me@example.org')).toBe(true);
     expect(senderAllowed(settings, 'me', 'ceo@example.org')).toBe(false);
     expect(senderAllowed(settings, 'ghost', 'me@example.org')).toBe(false);
+  });
+  it('maps a paired device\'s certificate to the user listing it, else to the owner\'s user; nothing else maps', () => {
+    const s = MailSettingsSchema.parse({ ...settings, users: { me: { addresses: ['me@example.org'], ownerToken: true }, kid: { addresses: ['kid@example.org'], devices: ['tablet'] } } });
+    expect(certificateUser(s, { CN: 'owner', OU: 'laptop' })).toBe('me');
+    expect(certificateUser(s, { CN: 'owner', OU: 'tablet' })).toBe('kid');
+    expect(certificateUser(s, { CN: 'storage', OU: 'laptop' })).toBeUndefined(); // a service's certificate
+    expect(certificateUser(s, { CN: 'owner' })).toBeUndefined();
+    // An owner user that lists its devices takes only those.
+    const only = MailSettingsSchema.parse({ ...settings, users: { me: { addresses: ['me@example.org'], ownerToken: true, devices: ['laptop'] } } });
+    expect(certificateUser(only, { CN: 'owner', OU: 'laptop' })).toBe('me');
+    expect(certificateUser(only, { CN: 'owner', OU: 'phone' })).toBeUndefined();
   });
 });

@@ -72,3 +72,17 @@ export function senderAllowed(settings: MailSettings, user: string, from: string
   const f = from.toLowerCase();
   return u.addresses.some((a) => a.toLowerCase() === f);
 }
+
+/**
+ * The user a client certificate from the appliance CA logs in as (pure). A paired device's
+ * certificate names the principal `owner` (CN) and the device (OU, platform/pki/devices.ts):
+ * the user that lists the device under `devices`, else the owner's user (`ownerToken: true`,
+ * without a `devices` list). Any other subject is no user.
+ */
+export function certificateUser(settings: MailSettings, subject: { CN?: string; OU?: string }): string | undefined {
+  if (subject.CN !== 'owner' || !subject.OU) return undefined;
+  const users = Object.entries(settings.users).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const named = users.find(([, u]) => u.devices?.includes(subject.OU!));
+  if (named) return named[0];
+  return users.find(([, u]) => u.ownerToken && u.devices === undefined)?.[0];
+}

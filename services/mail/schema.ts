@@ -5,7 +5,7 @@
  */
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { isPasswordHash } from './passwords.ts';
+import { isPasswordHash } from '../../platform/passwords.ts';
 
 export const MAIL_YAML = 'mail/mail.yaml';
 
@@ -52,6 +52,11 @@ export const MailSettingsSchema = z.object({
     passwords: z.array(Hash).default([]),
     /** The access token `kith up` prints is also this user's password (provisioned as a hash). */
     ownerToken: z.boolean().default(false),
+    /**
+     * Paired devices (`kith pair`) whose client certificate logs in as this user, without a
+     * password. Absent: the ownerToken user takes every paired device of the owner.
+     */
+    devices: z.array(z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'expected a device name as paired: lower-case letters, digits and dashes')).optional(),
   }).strict()).default({}),
   outbound: z.object({
     /** Relay everything through this host; absent: deliver to each domain's MX. */
@@ -71,7 +76,9 @@ export const MailSettingsSchema = z.object({
     resolver: Resolver.default('kith'),
     /** Port of remote MX hosts (25; tests point it elsewhere). */
     mxPort: z.number().int().min(1).max(65535).default(25),
-  }).strict().default({ tls: 'opportunistic', verifyCertificates: false, resolver: 'kith', mxPort: 25 }),
+    /** Honour the MTA-STS policies (RFC 8461) of recipient domains when delivering to their MX. */
+    mtaSts: z.boolean().default(true),
+  }).strict().default({ tls: 'opportunistic', verifyCertificates: false, resolver: 'kith', mxPort: 25, mtaSts: true }),
   limits: z.object({
     messageBytes: z.number().int().min(1024).max(1 << 30).default(25 * 1024 * 1024),
     headerBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(256 * 1024),

@@ -4,23 +4,26 @@
  * change applies live: limits, aliases, users, route and timing are read on each use;
  * new selectors get keys and records are published again.
  */
-import { timingSafeEqual } from 'node:crypto';
 import { promises as dnsp } from 'node:dns';
 import { isIP } from 'node:net';
 import * as path from 'node:path';
 import { readServerTls } from '../../platform/pki/server-tls.ts';
+import { RevocationList } from '../../platform/pki/revocation.ts';
 import type { RunningService, ServiceContext } from '../../platform/service.ts';
 import type { MailConfig } from './config.ts';
 import { startControl } from './control.ts';
 import { loadOrCreateKey, type DkimKey } from './dkim.ts';
-import { readOwnerTokenHash, readResolverLink, sha256 } from '../../platform/links.ts';
-import { verifyPassword } from './passwords.ts';
+import { readOwnerTokenHash, readResolverLink } from '../../platform/links.ts';
+import { DevicePasswords } from '../../platform/device-passwords.ts';
+import { secretMatches, verifyPassword } from '../../platform/passwords.ts';
 import { publishRecords } from './publish.ts';
 import { MailQueue } from './queue/queue.ts';
 import { closeIdleSessions, type Route } from './queue/deliver.ts';
+import { MtaSts } from './queue/mta-sts.ts';
 import { Spool } from './queue/spool.ts';
 import { createSmtpListener, type ListenerKind, type SmtpListener } from './smtp.ts';
-import { startSigning } from './dkim.ts';
+import { signStream, startSigning } from './dkim.ts';
+import { clockSynchronisedGate } from '../../platform/clock-state.ts';
 
 export async function startMail(ctx: ServiceContext<MailConfig>): Promise<RunningService<MailConfig>> {
   const { log } = ctx;
@@ -50,20 +53,21 @@ export async function startMail(ctx: ServiceContext<MailConfig>): Promise<Runnin
 
   // The owner's token (random, 192 bits) is checked against the hash the supervisor
   // provisioned (links/owner.json); a digest compare suits a token that is not a human's password.
-  const checkOwner = async (token: string) => {
-    const h = await readOwnerTokenHash(ctx.dataDir);
-    return h !== undefined && timingSafeEqual(Buffer.from(sha256(token), 'hex'), Buffer.from(h, 'hex'));
-  };
+  const checkOwner = async (token: string) => secretMatches(token, await readOwnerTokenHash(ctx.dataDir));
+  // The owner's paired devices' passwords (issued at `kith pair`, followed live: a revoked one fails at once).
+  const devices = new DevicePasswords(ctx.dataDir, (m) => log.warn(m));
   const checkPassword = async (user: string, password: string) => {
     const u = ctx.config().settings.users[user];
     if (!u || password.length === 0 || password.length > 1024) return false;
     for (const h of u.passwords) if (await verifyPassword(password, h)) return true;
-    return u.ownerToken ? checkOwner(password) : false;
+    return u.ownerToken ? devices.match(password) !== undefined || checkOwner(password) : false;
   };
 
+  const mtaSts = new MtaSts({ resolver: resolverAddr, now: ctx.now, file: path.join(ctx.dataDir, 'mta-sts.json'), report: (msg, fields) => log.info(msg, fields) });
   const route = (): Route => {
     const o = ctx.config().settings.outbound;
     return {
+      ...(!o.smarthost && o.mtaSts ? { mtaSts } : {}),
       ...(o.smarthost ? { smarthost: o.smarthost } : {}),
       tls: o.tls,
       verifyCertificates: o.verifyCertificates,
@@ -72,6 +76,11 @@ export async function startMail(ctx: ServiceContext<MailConfig>): Promise<Runnin
       helo: ctx.config().settings.hostname,
     };
   };
+
+  // DKIM signatures carry the time (t=): on an appliance without network time yet, mail is
+  // held in the queue unsigned and signed once the clock is (under kith up the host's clock counts).
+  const clockSynchronised = clockSynchronisedGate();
+  const dsnDomain = (mta: string) => Object.keys(ctx.config().settings.domains).find((d) => mta === d || mta.endsWith(`.${d}`));
 
   const spool = new Spool(path.join(ctx.dataDir, 'queue'));
   const queue = new MailQueue({
@@ -82,8 +91,9 @@ export async function startMail(ctx: ServiceContext<MailConfig>): Promise<Runnin
     timing: () => ctx.config().settings.queue,
     route,
     reportingMta: () => ctx.config().settings.hostname,
+    dkim: { synchronised: clockSynchronised, sign: (body, domain) => signStream(keys, domain, body), domainOf: dsnDomain },
     signDsn: async (text, mta) => {
-      const domain = Object.keys(ctx.config().settings.domains).find((d) => mta === d || mta.endsWith(`.${d}`));
+      const domain = dsnDomain(mta);
       if (!domain) return '';
       const s = startSigning(keys, domain);
       s.write(text);
@@ -95,6 +105,10 @@ export async function startMail(ctx: ServiceContext<MailConfig>): Promise<Runnin
 
   const tls = await readServerTls(ctx.dataDir);
   if (!tls) log.warn('no TLS material in the data folder (tls/): STARTTLS is off, so submission cannot authenticate and port 465 is closed');
+
+  // Paired devices' certificates log in on 587/465; a revoked one (kith revoke) is refused
+  // from the moment the supervisor writes tls/revoked.json, sessions already open included.
+  const revoked = new RevocationList(ctx.dataDir, (msg) => log.warn('revocation list unreadable; keeping the last one', { error: msg }));
 
   const listeners: SmtpListener[] = [];
   const endpoints: Record<string, string> = {};
@@ -114,6 +128,8 @@ export async function startMail(ctx: ServiceContext<MailConfig>): Promise<Runnin
       log,
       metrics: ctx.metrics,
       now: ctx.now,
+      clockSynchronised,
+      revoked,
     });
     const port = await l.listen(at.host, at.port);
     listeners.push(l);
@@ -174,7 +190,9 @@ export async function startMail(ctx: ServiceContext<MailConfig>): Promise<Runnin
     health: () => ({ ok: true, detail: `queue ${queue.size}; records ${published}` }),
     stop: async () => {
       clearTimeout(publishTimer);
+      revoked.close();
       queue.stop();
+      devices.close();
       closeIdleSessions();
       await Promise.all([...listeners.map((l) => l.close()), control?.close()]);
     },

@@ -13,6 +13,7 @@
  * once; nothing holds a whole message in memory.
  */
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { SMTPServer, type SMTPServerAuthentication, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import type { Logger } from '../../platform/log.ts';
 import type { Metrics } from '../../platform/metrics.ts';
@@ -21,7 +22,7 @@ import type { MailConfig } from './config.ts';
 import type { DkimKey } from './dkim.ts';
 import { startSigning } from './dkim.ts';
 import { MessageScanner } from './scan.ts';
-import { decideRcpt, isOurDomain, senderAllowed, splitAddress } from './routing.ts';
+import { certificateUser, decideRcpt, isOurDomain, senderAllowed, splitAddress } from './routing.ts';
 import type { MailQueue } from './queue/queue.ts';
 import type { Spool } from './queue/spool.ts';
 import { startVerifying } from './verify.ts';
@@ -41,12 +42,25 @@ export interface SmtpDeps {
   log: Logger;
   metrics: Metrics;
   now: () => number;
+  /** Revoked client certificates (platform/pki/revocation.ts, kept live by the supervisor). */
+  revoked?: { isRevoked(serial: string): boolean };
+  /** The clock is synchronised: DKIM signing now; else the message is queued to be signed later. */
+  clockSynchronised: () => boolean;
 }
 
 const reply = (code: number, text: string) => Object.assign(new Error(text), { responseCode: code });
 const ENHANCED = /^[245]\.\d{1,3}\.\d{1,3} /;
 /** Longest command line taken (RFC 5321 §4.5.3.1.4 asks for at least 512). */
 const MAX_COMMAND = 4096;
+
+/** TLS Web Client Authentication (RFC 5280 §4.2.1.12): the purpose paired devices' certificates carry. */
+const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
+
+/** A client certificate from the appliance CA, as presented in this session's TLS handshake. */
+interface PeerCert {
+  serial: string;
+  subject: { CN?: string; OU?: string };
+}
 
 interface Tx {
   targets: Map<string, string>; // final recipient → the address the client gave
@@ -68,6 +82,21 @@ export function createSmtpListener(kind: ListenerKind, deps: SmtpDeps): SmtpList
   const limits = () => deps.config().settings.limits;
   const hostname = () => deps.config().settings.hostname;
   const submission = kind !== 'mx';
+  const peerCert = new WeakMap<SMTPServerSession, PeerCert>();
+
+  /**
+   * Who the session is: the user of AUTH (PLAIN, LOGIN or EXTERNAL), else the user a
+   * client certificate from the appliance CA maps to (certificateUser), looked up now so a
+   * config change or a revocation applies to sessions already open.
+   */
+  const identity = (session: SMTPServerSession): { user: string; via: 'password' | 'certificate' } | { revoked: true } | undefined => {
+    if (session.user) return { user: String(session.user), via: 'password' };
+    const c = peerCert.get(session);
+    if (!c) return undefined;
+    if (deps.revoked?.isRevoked(c.serial)) return { revoked: true };
+    const user = certificateUser(deps.config().settings, c.subject);
+    return user ? { user, via: 'certificate' } : undefined;
+  };
 
   const refuse = (code: number, text: string) => {
     refused.inc({ listener: kind, code: String(code) });
@@ -82,13 +111,32 @@ export function createSmtpListener(kind: ListenerKind, deps: SmtpDeps): SmtpList
     hideENHANCEDSTATUSCODES: false,
     hideDSN: true,
     disableReverseLookup: true,
-    authMethods: ['PLAIN', 'LOGIN'],
+    authMethods: submission ? ['PLAIN', 'LOGIN', 'EXTERNAL'] : ['PLAIN', 'LOGIN'],
+    // Submission asks for a client certificate (never requires one): a paired device's,
+    // from the appliance CA, logs in without a password (RFC 4422 EXTERNAL, or implicitly).
+    ...(submission && deps.tls ? { requestCert: true, rejectUnauthorized: false, ca: deps.tls.ca } : {}),
     allowInsecureAuth: false,
-    authOptional: !submission,
+    // Submission needs an identity, checked at MAIL (onMailFrom): AUTH, or a paired device's certificate.
+    authOptional: true,
     disabledCommands: [...(submission ? [] : ['AUTH']), ...(deps.tls && kind !== 'submissions' ? [] : ['STARTTLS'])],
     maxAllowedUnauthenticatedCommands: false as unknown as number,
     logger: false,
     maxCommandLength: MAX_COMMAND,
+
+    onSecure(socket, session, cb) {
+      if (!submission) return cb();
+      const tlsSocket = socket as unknown as TLSSocket;
+      if (!tlsSocket.authorized) return cb(); // none, or not from the appliance CA: AUTH as usual
+      const peer = tlsSocket.getPeerCertificate();
+      if (!peer?.serialNumber || !(peer.ext_key_usage ?? []).includes(CLIENT_AUTH)) return cb();
+      const subject = { ...(typeof peer.subject?.CN === 'string' ? { CN: peer.subject.CN } : {}), ...(typeof peer.subject?.OU === 'string' ? { OU: peer.subject.OU } : {}) };
+      if (deps.revoked?.isRevoked(peer.serialNumber)) {
+        log.info('revoked client certificate refused', { listener: kind, ip: session.remoteAddress, device: subject.OU, serial: peer.serialNumber });
+        return cb(refuse(535, '5.7.8 This client certificate has been revoked'));
+      }
+      peerCert.set(session, { serial: peer.serialNumber, subject });
+      cb();
+    },
 
     onAuth(auth: SMTPServerAuthentication, session, cb) {
       if (!submission) return cb(refuse(503, '5.5.1 AUTH is for ports 587 and 465'));
@@ -105,8 +153,10 @@ export function createSmtpListener(kind: ListenerKind, deps: SmtpDeps): SmtpList
       tx.set(session, { targets: new Map() });
       const from = address.address;
       if (submission) {
-        if (!session.user) return cb(refuse(530, '5.7.0 Authentication required'));
-        if (!senderAllowed(deps.config().settings, String(session.user), from)) return cb(refuse(553, `5.7.1 <${from}>: Sender address not owned by user ${String(session.user)}`));
+        const who = identity(session);
+        if (who && 'revoked' in who) return cb(refuse(535, '5.7.8 This client certificate has been revoked'));
+        if (!who) return cb(refuse(530, '5.7.0 Authentication required'));
+        if (!senderAllowed(deps.config().settings, who.user, from)) return cb(refuse(553, `5.7.1 <${from}>: Sender address not owned by user ${who.user}`));
       }
       // On port 25 any sender is taken here: mail claiming one of our domains from outside is judged by SPF/DMARC at DATA.
       cb();
@@ -115,7 +165,8 @@ export function createSmtpListener(kind: ListenerKind, deps: SmtpDeps): SmtpList
     onRcptTo(address, session, cb) {
       const t = tx.get(session) ?? { targets: new Map() };
       tx.set(session, t);
-      const d = decideRcpt(deps.config().settings, address.address, submission && !!session.user);
+      const who = submission ? identity(session) : undefined;
+      const d = decideRcpt(deps.config().settings, address.address, !!who && 'user' in who);
       if (!d.ok) {
         log.info('recipient refused', { listener: kind, ip: session.remoteAddress, from: session.envelope.mailFrom && session.envelope.mailFrom.address, to: address.address, code: d.code });
         return cb(refuse(d.code, d.message));
@@ -168,8 +219,38 @@ export function createSmtpListener(kind: ListenerKind, deps: SmtpDeps): SmtpList
         conn.close();
         return cb();
       }
+      if (submission && verb === 'AUTH' && /^AUTH\s+EXTERNAL(?:\s|$)/i.test(cmd.toString('latin1', 0, 600))) {
+        authExternal(conn, cmd.toString('latin1', 0, 600).trim().split(/\s+/)[2]);
+        return cb();
+      }
       onCommand(cmd, cb);
     };
+  }
+
+  /**
+   * AUTH EXTERNAL (RFC 4422 appendix A, RFC 4954): the identity is the client certificate's;
+   * an authorization identity, when given (base64), must be that user. smtp-server has no
+   * EXTERNAL, so it is answered here.
+   */
+  function authExternal(conn: Conn, initial: string | undefined) {
+    const say = (code: number, text: string) => {
+      if (code >= 400) refused.inc({ listener: kind, code: String(code) });
+      conn.send(code, text, false);
+    };
+    const session = conn.session;
+    if (!session.secure) return say(538, '5.7.11 Encryption required: STARTTLS first');
+    if (session.user) return say(503, '5.5.1 Already authenticated');
+    const who = identity(session);
+    if (who && 'revoked' in who) return say(535, '5.7.8 This client certificate has been revoked');
+    if (!who) return say(535, '5.7.8 No client certificate from this appliance for a mail user: pair the device (kith pair) or use AUTH PLAIN');
+    let authzid = '';
+    if (initial && initial !== '=') {
+      authzid = Buffer.from(initial, 'base64').toString('utf8');
+      if (authzid !== who.user) return say(535, `5.7.8 This certificate cannot act as ${authzid.slice(0, 64)}`);
+    }
+    session.user = who.user;
+    log.info('authenticated by client certificate', { listener: kind, user: who.user, device: peerCert.get(session)?.subject.OU, ip: session.remoteAddress });
+    say(235, '2.7.0 Authentication successful');
   }
 
   async function acceptData(stream: SMTPServerDataStream, session: SMTPServerSession, cb: (err?: Error | null, message?: string) => void) {
@@ -184,7 +265,11 @@ export function createSmtpListener(kind: ListenerKind, deps: SmtpDeps): SmtpList
     const writer = deps.spool.writer(now);
     // Submission signs as the sender's domain; forwarded inbound mail as the alias's domain.
     const signDomain = submission ? splitAddress(from).domain : splitAddress(session.envelope.rcptTo[0]?.address ?? '').domain;
-    const signer = isOurDomain(s, signDomain) ? startSigning(deps.keys(), signDomain) : undefined;
+    const ours = isOurDomain(s, signDomain);
+    // A signature's t= from an unset clock would be wrong (and could fail verification):
+    // the queue holds such a message and signs it once the clock is synchronised.
+    const holdToSign = ours && deps.keys().length > 0 && !deps.clockSynchronised();
+    const signer = ours && !holdToSign ? startSigning(deps.keys(), signDomain) : undefined;
     const verifier = !submission && s.inbound.verify ? startVerifying({ ip: session.remoteAddress, helo: session.hostNameAppearsAs, sender: from, mta: s.hostname, resolver: deps.resolver }) : undefined;
     const scanner = new MessageScanner({ headerBytes: s.limits.headerBytes, eightBitAllowed: declared8 });
     let failure: Error | undefined;
@@ -236,6 +321,8 @@ export function createSmtpListener(kind: ListenerKind, deps: SmtpDeps): SmtpList
           log.info('refused by DMARC policy', { from, ip: session.remoteAddress, domain: auth.reject });
           return cb(refuse(550, `5.7.1 Message refused: DMARC policy of ${auth.reject} is reject and it failed`));
         }
+        const who = submission ? identity(session) : undefined;
+        const user = who && 'user' in who ? who.user : undefined;
         const proto = `${session.transmissionType || 'ESMTP'}`;
         const receivedHdr = `Received: from ${clean(session.hostNameAppearsAs || 'unknown')} ([${session.remoteAddress}])\r\n\tby ${s.hostname} (kith) with ${proto} id ${writer.id}${t!.targets.size === 1 ? `\r\n\tfor <${[...t!.targets.keys()][0]}>` : ''};\r\n\t${new Date(now).toUTCString().replace('GMT', '+0000')}\r\n`;
         try {
@@ -244,9 +331,10 @@ export function createSmtpListener(kind: ListenerKind, deps: SmtpDeps): SmtpList
             rcpts: [...t!.targets].map(([to, orcpt]) => ({ to, orcpt })),
             prepend: (sig || '') + (auth?.headers ?? '') + receivedHdr,
             received: now,
-            client: { ip: session.remoteAddress, helo: session.hostNameAppearsAs || '', ...(session.user ? { user: String(session.user) } : {}) },
+            client: { ip: session.remoteAddress, helo: session.hostNameAppearsAs || '', ...(user ? { user } : {}) },
             ...(scanner.saw8bit ? { eightBit: true } : {}),
             ...(smtputf8 ? { smtputf8: true } : {}),
+            ...(holdToSign ? { signAs: signDomain } : {}),
           });
           received.inc();
           log.info('queued', { id: env.id, listener: kind, from, to: env.rcpts.map((r) => r.to), bytes: env.bytes, user: env.client.user });

@@ -1,8 +1,9 @@
 /**
  * Who may use the storage service. Anonymous access is refused. On a workstation
  * (`kith up`) the owner holds an access token, sent as the password of HTTP Basic auth
- * (what git does with `http://kith:TOKEN@host/…`) or as a Bearer token. Pairing adds
- * client certificates through the same Authenticator seam.
+ * (what git does with `http://kith:TOKEN@host/…`) or as a Bearer token. Paired devices
+ * and services present client certificates through the same Authenticator seam; services'
+ * tokens stay accepted beside their certificates during the change.
  */
 import { randomBytes, timingSafeEqual, createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
@@ -77,15 +78,23 @@ export function clientAuthenticator(clients: StorageClient[]): Authenticator {
 /**
  * A client certificate issued by the appliance CA (verified by TLS itself: the https
  * server asks for one and checks it against the CA); the certificate's CN names the
- * principal. Pairing issues these: the owner's devices as 'owner', services by name.
+ * principal. Pairing issues the owner's devices CN=owner; the supervisor issues each
+ * service with a link CN=<its name> (platform/links.ts), which gets that link's grants —
+ * the same as its token — when it is the certificate issued with the link (its SHA-256 is
+ * in the link's record). Any other name or certificate gets nothing.
  */
-export function certificateAuthenticator(): Authenticator {
+export function certificateAuthenticator(clients: StorageClient[] = []): Authenticator {
+  const byName = new Map(clients.map((c) => [c.name, c]));
   return (req) => {
     const sock = req.socket as TLSSocket;
     if (!sock.encrypted || !sock.authorized) return undefined;
     const cn = sock.getPeerCertificate()?.subject?.CN;
     const name = Array.isArray(cn) ? cn[0] : cn;
-    return name ? { name, via: 'certificate' } : undefined;
+    if (name === 'owner') return { name, via: 'certificate' };
+    const c = name === undefined ? undefined : byName.get(name);
+    // Only the certificate issued with the link now in force, as only its token is.
+    if (!c?.certSha256 || sock.getPeerCertificate().fingerprint256?.replace(/:/g, '').toLowerCase() !== c.certSha256) return undefined;
+    return { name: c.name, via: 'certificate', configWrite: c.configWrite, store: c.store ?? [] };
   };
 }
 

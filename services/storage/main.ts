@@ -18,6 +18,9 @@ const storage = defineService<StorageConfig>({
   },
   config: storageConfig,
   writableConfig: true,
+  // A small young generation: packs stream through short-lived Buffers, which V8 otherwise
+  // lets pile up between scavenges (bench/storage: peak RssAnon, docs/decisions.md).
+  nodeFlags: ['--max-semi-space-size=1'],
   start: startStorage,
 });
 

@@ -39,7 +39,7 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
   const ownerAuth = ownerHash ? ownerHashAuthenticator(ownerHash) : tokenAuthenticator(await loadOrCreateToken(ctx.dataDir));
   const clients = await readStorageClients(ctx.dataDir);
   const tls = await readServerTls(ctx.dataDir);
-  const authenticate: Authenticator = anyOf(certificateAuthenticator(), ownerAuth, clientAuthenticator(clients));
+  const authenticate: Authenticator = anyOf(certificateAuthenticator(clients), ownerAuth, clientAuthenticator(clients));
   const isOwner = (p: Principal | undefined) => p?.name === 'owner';
   if (clients.length > 0) log.info('service clients', { clients: clients.map((c) => ({ name: c.name, configWrite: c.configWrite })) });
 

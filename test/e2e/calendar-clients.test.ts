@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { scryptHash } from '../../services/calendar/auth.ts';
+import { hashPassword } from '../../platform/passwords.ts';
 import { startCalendarStack, type CalendarStack } from './calendar-stack.ts';
 
 const SCRIPT = path.join(import.meta.dirname, 'calendar-clients', 'caldav_acceptance.py');
@@ -36,7 +36,7 @@ const EXPECTED_INSTANCES = [
 describe('calendar with real clients', () => {
   let stack: CalendarStack;
   beforeAll(async () => {
-    const yaml = `users:\n  kith:\n    password: owner-token\n  alice:\n    passwordHash: "${scryptHash(ALICE_PASSWORD, { N: 1024 })}"\nshares:\n  - { owner: kith, collection: family, with: alice, access: read }\n  - { owner: kith, collection: team, with: alice, access: read-write }\n`;
+    const yaml = `users:\n  kith:\n    password: owner-token\n  alice:\n    passwordHash: "${hashPassword(ALICE_PASSWORD, { N: 1024 })}"\nshares:\n  - { owner: kith, collection: family, with: alice, access: read }\n  - { owner: kith, collection: team, with: alice, access: read-write }\n`;
     stack = await startCalendarStack({ calendarYaml: yaml });
   });
   afterAll(async () => {

@@ -116,6 +116,6 @@ describe('mail under kith up', () => {
     expect(swaks(['--server', sub, '--tls', '-au', 'kith', '-ap', token, '--from', 'kith@home.arpa', '--to', 'friend@remote.example', '--header', 'From: kith@home.arpa']).out).toMatch(/queued as/);
     const got = (await sink.waitFor(before + 1)).at(-1)!;
     expect(got.to).toEqual(['friend@remote.example']);
-    await until('the delivery log line', () => /"msg":"delivered".*"to":"friend@remote\.example","mta":"127\.0\.0\.1"/.test(mailLog()));
+    await until('the delivery log line', () => /"msg":"delivered".*"to":"friend@remote\.example","mta":"mx\.remote\.example"/.test(mailLog()));
   });
 });

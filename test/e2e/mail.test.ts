@@ -5,12 +5,43 @@
  * implicit TLS, the queue's back-off and DSNs, limits applied live, `kith mail queue`.
  */
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dkimRecord } from '../../services/mail/dkim.ts';
 import { dkimVerify, replies, repoRoot, startMail, startSink, swaks, testCert, type MailUnderTest, type Sink } from '../../services/mail/test/harness.ts';
 import { tempDir } from '../platform/helpers.ts';
+import { createCa, issue } from '../../platform/pki/ca.ts';
+import { pairDevice, revokeDevice } from '../../platform/pki/devices.ts';
+import { loadOrCreateCa } from '../../platform/pki/provision.ts';
+
+/** A device paired with the appliance CA (its own key, certified as pairing does); cert and key files for swaks. */
+async function pairedDevice(pkiDir: string, name: string): Promise<{ cert: string; key: string }> {
+  const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const issued = await pairDevice(pkiDir, await loadOrCreateCa(pkiDir), name, new Uint8Array(pair.publicKey.export({ type: 'spki', format: 'der' })));
+  const dir = tempDir(`kith-device-${name}-`);
+  writeFileSync(path.join(dir, 'cert.pem'), issued.cert);
+  writeFileSync(path.join(dir, 'key.pem'), pair.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
+  return { cert: path.join(dir, 'cert.pem'), key: path.join(dir, 'key.pem') };
+}
+
+/** python3's smtplib as a second client: STARTTLS with a client certificate, then AUTH EXTERNAL; prints each reply. */
+function authExternal(port: number, cert: string, key: string, ca: string, authzid = ''): string {
+  const py = `
+import smtplib, ssl, sys, base64
+ctx = ssl.create_default_context(cafile=sys.argv[4]); ctx.check_hostname = False
+ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+s = smtplib.SMTP('127.0.0.1', int(sys.argv[1]), timeout=20); s.ehlo('client.test'); s.starttls(context=ctx); s.ehlo('client.test')
+print('ehlo-auth', s.esmtp_features.get('auth', ''))
+az = sys.argv[5]
+print(*s.docmd('AUTH', 'EXTERNAL ' + (base64.b64encode(az.encode()).decode() if az else '=')))
+print(*s.docmd('MAIL', 'FROM:<me@example.org>'))
+s.quit()
+`;
+  const r = spawnSync('/usr/bin/python3', ['-c', py, String(port), cert, key, ca, authzid], { encoding: 'utf8', timeout: 60_000 });
+  return r.stdout + r.stderr;
+}
 
 const config = (sinkPort: number, extra = '') => `hostname: mx.example.org
 domains:
@@ -25,6 +56,9 @@ users:
   me:
     addresses: [me@example.org]
     ownerToken: true
+  ph:
+    addresses: [phone@example.org]
+    devices: [phone]
 outbound:
   smarthost: { host: 127.0.0.1, port: ${sinkPort}, username: relay, password: relaypw }
   tls: require
@@ -99,6 +133,55 @@ describe('mail service (sealed) with swaks and an aiosmtpd smarthost', () => {
     const got = await sink.waitFor(before + 2);
     expect(got.slice(-2).map((m) => m.to[0]).sort()).toEqual(['friend@example.com', 'other@example.com']);
     for (const m of got.slice(-2)) expect(dkimVerify(m.file, records()).every((s) => s.ok)).toBe(true);
+  });
+
+  it('submission by a paired device\'s client certificate (appliance CA): no password, only as its user\'s addresses; AUTH EXTERNAL; other CAs and revoked certificates get nothing', async () => {
+    const root = path.dirname(mail.data);
+    const pki = path.join(root, 'pki');
+    const laptop = await pairedDevice(pki, 'laptop');
+    const phone = await pairedDevice(pki, 'phone');
+    const tlsArgs = (d: { cert: string; key: string }) => ['--tls', '--tls-cert', d.cert, '--tls-key', d.key];
+    const before = sink.messages().length;
+    // The laptop is the owner's: it sends as the owner's user (ownerToken), without AUTH.
+    const ok = swaks([...sub, ...tlsArgs(laptop), '--from', 'me@example.org', '--to', 'cert-friend@example.com', '--header', 'From: me@example.org']);
+    expect(ok.out).toMatch(/250 2\.0\.0 Ok: queued as/);
+    expect(replies(swaks([...sub, ...tlsArgs(laptop), '--from', 'ceo@example.org', '--to', 'friend@example.com']).out).join('\n')).toMatch(/^553 5\.7\.1 <ceo@example\.org>: Sender address not owned by user me/m);
+    // The phone is listed under another user's devices: it sends only as that user.
+    expect(replies(swaks([...sub, ...tlsArgs(phone), '--from', 'me@example.org', '--to', 'friend@example.com']).out).join('\n')).toMatch(/^553 5\.7\.1 .*not owned by user ph/m);
+    const implicit = swaks(['--server', `127.0.0.1:${mail.ports.submissions}`, '--tlsc', '--tls-cert', phone.cert, '--tls-key', phone.key, '--from', 'phone@example.org', '--to', 'cert-other@example.com', '--header', 'From: phone@example.org']);
+    expect(implicit.out).toMatch(/250 2\.0\.0 Ok: queued as/);
+    const got = (await sink.waitFor(before + 2)).filter((m) => /^cert-/.test(m.to[0]!));
+    expect(got.map((m) => m.to[0]).sort()).toEqual(['cert-friend@example.com', 'cert-other@example.com']);
+    for (const m of got) expect(dkimVerify(m.file, records()).every((x) => x.ok)).toBe(true);
+
+    // AUTH EXTERNAL, from Python's smtplib: advertised, and the identity is the certificate's.
+    const ext = authExternal(mail.ports.submission, laptop.cert, laptop.key, mail.ca);
+    expect(ext).toMatch(/^ehlo-auth .*EXTERNAL/m);
+    expect(ext).toMatch(/^235 b'2\.7\.0 Authentication successful'/m);
+    expect(ext).toMatch(/^250 /m);
+    expect(authExternal(mail.ports.submission, laptop.cert, laptop.key, mail.ca, 'ph')).toMatch(/^535 b'5\.7\.8 This certificate cannot act as ph'/m);
+
+    // A certificate from another CA, even naming the owner, authenticates nobody.
+    const other = await createCa('another CA');
+    const forged = await issue(other, { commonName: 'owner', unit: 'laptop', usage: 'client' });
+    const fdir = tempDir('kith-forged-');
+    writeFileSync(path.join(fdir, 'c.pem'), forged.cert);
+    writeFileSync(path.join(fdir, 'k.pem'), forged.key);
+    expect(replies(swaks([...sub, ...tlsArgs({ cert: path.join(fdir, 'c.pem'), key: path.join(fdir, 'k.pem') }), '--from', 'me@example.org', '--to', 'friend@example.com']).out).join('\n')).toMatch(/^530 5\.7\.0 Authentication required/m);
+
+    // Revoked (kith revoke laptop): refused once the supervisor's list reaches the service.
+    await revokeDevice(pki, root, 'laptop');
+    let out = '';
+    for (let i = 0; i < 50 && !/535 5\.7\.8 This client certificate has been revoked/.test(out); i++) {
+      out = swaks([...sub, ...tlsArgs(laptop), '--from', 'me@example.org', '--to', 'friend@example.com']).out;
+      if (!/535/.test(out)) await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(replies(out).join('\n')).toMatch(/^535 5\.7\.8 This client certificate has been revoked/m);
+    expect(out).not.toMatch(/queued as/);
+    // The phone is not revoked. (Delivered before the next test counts the sink's messages.)
+    const n = sink.messages().length;
+    expect(swaks([...sub, ...tlsArgs(phone), '--from', 'phone@example.org', '--to', 'cert-third@example.com', '--header', 'From: phone@example.org']).out).toMatch(/250 2\.0\.0 Ok: queued as/);
+    expect((await sink.waitFor(n + 1)).at(-1)!.to).toEqual(['cert-third@example.com']);
   });
 
   it('retries a 4xx with back-off until it is delivered', async () => {

@@ -4,7 +4,8 @@
  * fails with a wrong code, is slowed down by a burst of wrong codes, pairs with the right
  * one; curl then reaches storage on A by mutual TLS with the device certificate, a client
  * without one gets no access, `kith devices` lists the device, and after `kith revoke` the
- * device is refused within a second with nothing restarted.
+ * device is refused within a second with nothing restarted; its device password opens mail
+ * submission (swaks) and CalDAV (curl) from B until then.
  */
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -54,6 +55,13 @@ URL=https://kith.local:7302/config.git/info/refs?service=git-upload-pack
 echo "MTLS $(ip netns exec $B curl -s -o /dev/null -w '%{http_code}' $C --cert $D/b/client.crt --key $D/b/client.key $URL)"
 echo "NOCERT $(ip netns exec $B curl -s -o /dev/null -w '%{http_code}' $C $URL)"
 echo "SCLIENT $(echo | ip netns exec $B openssl s_client -connect 10.78.0.1:7302 -servername kith.local -CAfile $D/b/ca.crt -cert $D/b/client.crt -key $D/b/client.key 2>&1 | grep -c 'Verify return code: 0 (ok)')"
+# The device password (from kith pair, in $D/b/password): mail submission (swaks, STARTTLS + AUTH PLAIN) and CalDAV (curl PROPFIND).
+MAILP=$(grep '"service":"mail".*"endpoints"' $D/up.log | head -1 | sed 's/.*"submission":"smtp:[^"]*:\\([0-9]*\\)".*/\\1/')
+CALP=$(grep '"service":"calendar".*"endpoints"' $D/up.log | head -1 | sed 's/.*"caldavs":"https:[^"]*:\\([0-9]*\\)\\/dav\\/".*/\\1/')
+PW=$(cat $D/b/password)
+submit() { ip netns exec $B swaks --server 10.78.0.1 --port $MAILP --tls --auth PLAIN --auth-user kith --auth-password "$1" --quit-after AUTH --timeout 20 >/dev/null 2>&1; echo $?; }
+caldav() { ip netns exec $B curl -s -o /dev/null -w '%{http_code}' --cacert $D/b/ca.crt --resolve kith.local:$CALP:10.78.0.1 -u "kith:$1" -X PROPFIND -H 'Depth: 0' https://kith.local:$CALP/dav/; }
+echo "PASSWORD submit=$(submit "$PW") caldav=$(caldav "$PW") wrong-submit=$(submit "x$PW") wrong-caldav=$(caldav "x$PW")"
 echo "DEVICES $(${kith} devices --json --data $D/a)"
 echo "REVOKE $(${kith} revoke laptop --json --data $D/a)"
 START=$(date +%s%N)
@@ -62,6 +70,7 @@ for i in $(seq 50); do
   [ "$c" = "000" ] && break; sleep 0.05
 done
 echo "REFUSED code=$c ms=$(( ($(date +%s%N) - START) / 1000000 ))"
+echo "PASSWORD-REVOKED submit=$(submit "$PW") caldav=$(caldav "$PW")"
 echo "UP-ALIVE $(kill -0 $UP && echo yes) $(grep -c '"event":"paired"' $D/up.log)"
 `);
     const r = spawnSync('bash', [script], { encoding: 'utf8', timeout: 150_000 });
@@ -85,6 +94,9 @@ echo "UP-ALIVE $(kill -0 $UP && echo yes) $(grep -c '"event":"paired"' $D/up.log
     const refused = /^code=(\d+) ms=(\d+)$/.exec(line('REFUSED'));
     expect(refused?.[1], out).toBe('000');
     expect(Number(refused![2])).toBeLessThan(1000);
+    // The device password opens mail submission and CalDAV from the other host until the device is revoked.
+    expect(line('PASSWORD'), out).toBe('submit=0 caldav=207 wrong-submit=28 wrong-caldav=401');
+    expect(line('PASSWORD-REVOKED'), out).toBe('submit=28 caldav=401');
     expect(line('UP-ALIVE')).toBe('yes 1');
   }, 180_000);
 });

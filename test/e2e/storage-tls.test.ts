@@ -7,7 +7,10 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { X509Certificate } from 'node:crypto';
+import { readStorageLink } from '../../platform/links.ts';
 import { createCa, issue } from '../../platform/pki/ca.ts';
+import { createStoreClient } from '../../platform/store-client.ts';
 import { tempDir } from '../platform/helpers.ts';
 import { kithUp, type KithUp } from './kith-up.ts';
 
@@ -58,5 +61,27 @@ describe('storage over HTTPS', () => {
     writeFileSync(path.join(dir, 'x.key'), stranger.key);
     expect(status(curl('--cert', path.join(dir, 'x.crt'), '--key', path.join(dir, 'x.key'), `${base}/store/notes/a.txt`))).toBe(401);
     expect(status(curl(`${base}/store/notes/a.txt`))).toBe(401);
+  });
+
+  it("lets each service in by the client certificate the supervisor issued it, with its link's grants and no token", async () => {
+    const link = (await readStorageLink(path.join(up.data, 'data', 'dns')))!;
+    expect(link.tls?.url).toBe(base);
+    expect(new X509Certificate(link.tls!.cert).subject).toBe('CN=dns\nOU=kith service');
+    // A wrong token: only the certificate can be what lets it in.
+    const dns = createStoreClient({ ...link, token: 'not-the-token' });
+    const zone = (await dns.read('config', 'dns/zones/home.arpa.zone'))!;
+    expect(zone.commit).toMatch(/^[0-9a-f]{40}$/);
+    expect(await dns.write('config', 'dns/zones/home.arpa.zone', zone.content, { expectedBlob: zone.blob })).toMatchObject({ changed: false });
+    await expect(dns.write('config', 'storage/storage.yaml', 'createOnPush: true\n')).rejects.toMatchObject({ status: 403 });
+    await expect(dns.repos()).rejects.toMatchObject({ status: 403 });
+    // The token still works beside it (during the change), over plain HTTP.
+    expect((await createStoreClient({ url: link.url, token: link.token }).read('config', 'dns/zones/home.arpa.zone'))?.blob).toBe(zone.blob);
+    // From the same CA, a certificate whose name is no service's, or another certificate
+    // named dns than the one issued with its link (an older one, say), gets nothing.
+    const caPem = { cert: readFileSync(ca, 'utf8'), key: readFileSync(path.join(path.dirname(ca), 'ca.key'), 'utf8') };
+    for (const commonName of ['stranger', 'dns']) {
+      const other = await issue(caPem, { commonName, unit: 'kith service', usage: 'client' });
+      await expect(createStoreClient({ ...link, token: 'x', tls: { ...link.tls!, cert: other.cert, key: other.key } }).read('config', 'dns/zones/home.arpa.zone')).rejects.toMatchObject({ status: 401 });
+    }
   });
 });

@@ -5,12 +5,15 @@
  * with the image itself as the disk, and show every service answering through forwarded
  * ports — storage's health endpoint over HTTP, DNS with dig over UDP and TCP. Then kill
  * storage through PID 1's debug port (test images only) and show it comes back while DNS
- * never stops answering.
+ * never stops answering. Then pair with `kith pair` by the code on the console (the pki
+ * process, once chronyd on loopback has set the guest's clock): the device certificate opens
+ * storage by mutual TLS, and submission's STARTTLS certificate verifies against the CA.
  * Needs: qemu-system-arm, mtools, dosfstools, e2fsprogs, fdisk, binutils-aarch64-linux-gnu,
- * bind9-dnsutils, apt access to Debian arm64 packages.
+ * bind9-dnsutils, chrony, openssl, apt access to Debian arm64 packages.
  */
-import { execFile, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync, truncateSync } from 'node:fs';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import * as https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -19,12 +22,13 @@ import { buildRpiImage, type BuiltRpiImage } from '../../platform/rpi/cli.ts';
 import { bootVirt, type VirtVm } from '../../platform/rpi/qemu.ts';
 import type { Forward } from '../../platform/kvm/qemu.ts';
 import { freeTcpPort } from '../support/ports.ts';
+import { APPLIANCE_PAIR_PORT } from '../../platform/pki/appliance-launch.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const OUT = join(REPO, 'build/rpi/test-image');
 const run = promisify(execFile);
 const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
-const tools = ['qemu-system-aarch64', 'aarch64-linux-gnu-strip', 'sfdisk', 'mkfs.vfat', 'fsck.vfat', 'mcopy', 'mtype', 'mke2fs', 'e2fsck', 'debugfs', 'dig', 'apt-get', 'dpkg'];
+const tools = ['chronyd', 'openssl', 'qemu-system-aarch64', 'aarch64-linux-gnu-strip', 'sfdisk', 'mkfs.vfat', 'fsck.vfat', 'mcopy', 'mtype', 'mke2fs', 'e2fsck', 'debugfs', 'dig', 'apt-get', 'dpkg'];
 const missing = tools.filter((t) => !have(t));
 const MTOOLS = { ...process.env, MTOOLS_SKIP_CHECK: '1' };
 const DEBUG_PORT = 9199;
@@ -48,6 +52,28 @@ async function http(url: string, method = 'GET'): Promise<{ status: number; body
   }
 }
 
+/** Status of an https GET with the given trust and client certificate; 0 when the TLS handshake or connection fails. */
+function httpsStatus(url: string, tls: { ca: string; cert?: string; key?: string }): Promise<number> {
+  return new Promise((resolve) => {
+    const req = https.get(url, { ...tls, servername: 'localhost', timeout: 10_000 }, (res) => { res.resume(); resolve(res.statusCode ?? 0); });
+    req.on('error', () => resolve(0));
+    req.on('timeout', () => { req.destroy(); resolve(0); });
+  });
+}
+
+/** openssl with QUIT on its standard input, asynchronously (see the note on spawnSync below); stdout and stderr together. */
+function openssl(args: string[]): Promise<string> {
+  return new Promise((resolve) => {
+    const p = spawn('openssl', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => { out += d; });
+    p.stderr.on('data', (d: Buffer) => { out += d; });
+    const timer = setTimeout(() => p.kill('SIGKILL'), 60_000);
+    p.on('close', () => { clearTimeout(timer); resolve(out); });
+    p.stdin.end('QUIT\r\n');
+  });
+}
+
 function sh(cmd: string, args: string[], env?: NodeJS.ProcessEnv): string {
   const r = spawnSync(cmd, args, { encoding: 'utf8', env });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.status}\n${r.stdout}\n${r.stderr}`);
@@ -58,6 +84,7 @@ describe.skipIf(missing.length > 0)(`rpi SD-card image (needs ${tools.join(', ')
   let img: BuiltRpiImage;
   let tmp: string;
   let vm: VirtVm | undefined;
+  let chronyd: ChildProcess | undefined;
   const lines: string[] = [];
 
   beforeAll(async () => {
@@ -65,12 +92,20 @@ describe.skipIf(missing.length > 0)(`rpi SD-card image (needs ${tools.join(', ')
     if (!existsSync(join(REPO, 'dist/storage.mjs')) || !existsSync(join(REPO, 'dist/dns.mjs'))) sh(process.execPath, [join(REPO, 'installer/kith.ts'), 'build']);
     const t0 = Date.now();
     // No NTP pool: qemu's user network would take its lookups and queries outside the machine.
-    img = await buildRpiImage({ out: OUT, debugPort: DEBUG_PORT, clock: { servers: [] }, say: (l) => lines.push(l) });
+    // Time comes from chronyd on this machine's loopback, which the guest reaches as 10.0.2.2:
+    // the CA and the certificates wait for a synchronised clock.
+    img = await buildRpiImage({ out: OUT, debugPort: DEBUG_PORT, clock: { servers: ['10.0.2.2'] }, say: (l) => lines.push(l) });
+    const dir = join(tmp, 'chrony');
+    sh('mkdir', ['-p', dir]);
+    writeFileSync(join(dir, 'chrony.conf'), ['local stratum 8', 'allow 127.0.0.1', 'bindaddress 127.0.0.1', 'port 123', 'cmdport 0', `pidfile ${dir}/chronyd.pid`, `driftfile ${dir}/drift`, ''].join('\n'));
+    // -x: serve the time, never set this machine's clock.
+    chronyd = spawn('chronyd', ['-x', '-d', '-U', '-u', 'root', '-L', '0', '-f', join(dir, 'chrony.conf')], { stdio: 'ignore' });
     lines.push(`build took ${Date.now() - t0} ms`);
   }, 180_000);
 
   afterAll(async () => {
     await vm?.stop();
+    chronyd?.kill('SIGTERM');
     if (tmp) rmSync(tmp, { recursive: true, force: true });
     process.stdout.write(lines.filter((l) => /MB|took|answer|memory|restart/.test(l)).join('\n') + '\n');
   });
@@ -134,17 +169,19 @@ describe.skipIf(missing.length > 0)(`rpi SD-card image (needs ${tools.join(', ')
     // A card bigger than the image, as every real one is: the data partition grows to fill it.
     const GROW = 512 * 2 ** 20;
     truncateSync(disk, statSync(img.image).size + GROW);
-    const [dnsPort, storageHealth, dnsHealth, debug] = [await freeTcpPort(), await freeTcpPort(), await freeTcpPort(), await freeTcpPort()];
+    const [dnsPort, storageHealth, dnsHealth, debug, pairPort, storageTls, submission] = [await freeTcpPort(), await freeTcpPort(), await freeTcpPort(), await freeTcpPort(), await freeTcpPort(), await freeTcpPort(), await freeTcpPort()];
     const forwards: Forward[] = [
       { proto: 'udp', hostPort: dnsPort, guestPort: 53 }, { proto: 'tcp', hostPort: dnsPort, guestPort: 53 },
       { proto: 'tcp', hostPort: storageHealth, guestPort: 9101 }, { proto: 'tcp', hostPort: dnsHealth, guestPort: 9102 },
       { proto: 'tcp', hostPort: debug, guestPort: DEBUG_PORT },
+      { proto: 'tcp', hostPort: pairPort, guestPort: APPLIANCE_PAIR_PORT }, { proto: 'tcp', hostPort: storageTls, guestPort: 8443 }, { proto: 'tcp', hostPort: submission, guestPort: 587 },
     ];
     const t0 = Date.now();
-    vm = bootVirt({ kernel: join(tmp, 'vmlinuz'), initrd: join(tmp, 'initrd.cpio.zst'), disk, forwards });
+    // 512 MB: a Raspberry Pi Zero 2 W, the smallest board the image names (issue 16).
+    vm = bootVirt({ kernel: join(tmp, 'vmlinuz'), initrd: join(tmp, 'initrd.cpio.zst'), disk, forwards, memoryMiB: 512 });
     let healthy = false;
     let answer: string | undefined;
-    while (!(healthy && answer) && Date.now() - t0 < 150_000) {
+    while (!(healthy && answer) && Date.now() - t0 < 240_000) {
       if (vm.child.exitCode !== null) throw new Error(`qemu exited:\n${vm.output()}`);
       healthy ||= (await http(`http://127.0.0.1:${storageHealth}/healthz`))?.status === 200;
       answer ??= await dig(dnsPort);
@@ -166,6 +203,26 @@ describe.skipIf(missing.length > 0)(`rpi SD-card image (needs ${tools.join(', ')
     expect(log).toMatch(/kith-init pid=1 .*boot done .*services=storage,dns/);
     expect(log).not.toMatch(/FATAL|uncaught|Kernel panic|module failed/);
     for (const m of log.matchAll(/kith-init pid=1 .*memory .*/g)) lines.push(m[0]);
+
+    // Footprint on 512 MB (issue 16), after a DNS burst sized to the test's time (bench/memory
+    // has the full load): no OOM kill, no swap, each service's private memory within its
+    // peak budget, PID 1 within its own. The whole appliance's use (MemTotal - MemAvailable)
+    // is logged, not yet asserted: ~288 MiB against the issue's 256, the initramfs alone
+    // holding ~100 MB of RAM the kernel can never drop (platform/rpi/README.md, footprint).
+    for (let k = 0; k < 20; k++) await Promise.all(Array.from({ length: 10 }, (_, j) => dig(dnsPort, j % 2 === 1)));
+    const mem = JSON.parse((await http(`http://127.0.0.1:${debug}/memory`))!.body) as {
+      memTotalKiB: number; memAvailableKiB: number; swapTotalKiB: number; oomKills: number;
+      init: { rssAnonKiB: number; vmRssKiB: number }; services: Record<string, { pid: number; rssAnonKiB: number; vmRssKiB: number } | null>;
+    };
+    const mb = (k: number) => `${(k / 1024).toFixed(1)} MiB`;
+    lines.push(`memory on ${mb(mem.memTotalKiB)}: used (MemTotal - MemAvailable) ${mb(mem.memTotalKiB - mem.memAvailableKiB)}; PID 1 private ${mb(mem.init.rssAnonKiB)} (VmRSS ${mb(mem.init.vmRssKiB)}); ${Object.entries(mem.services).map(([n, m]) => `${n} private ${m ? mb(m.rssAnonKiB) : '-'} (VmRSS ${m ? mb(m.vmRssKiB) : '-'})`).join('; ')}`);
+    expect(mem.oomKills, vm.output().slice(-3000)).toBe(0);
+    expect(mem.swapTotalKiB).toBe(0);
+    expect(mem.init.rssAnonKiB, 'PID 1 private memory').toBeLessThanOrEqual(24 * 1024);
+    for (const [name, m] of Object.entries(mem.services)) {
+      expect(m, `${name} is running`).not.toBeNull();
+      expect(m!.rssAnonKiB, `${name} private memory`).toBeLessThanOrEqual(64 * 1024);
+    }
 
     // Kill storage; query DNS all along, over UDP, until storage is healthy again.
     const before = JSON.parse((await http(`http://127.0.0.1:${debug}/services`))!.body) as Record<string, { pid: number }>;
@@ -198,6 +255,25 @@ describe.skipIf(missing.length > 0)(`rpi SD-card image (needs ${tools.join(', ')
     expect(after.storage!.pid).not.toBe(before.storage!.pid);
     expect(vm.output()).not.toMatch(/service exited service=dns/);
 
+    // Pairing with PID 1's pki process by the code on the console: the device certificate
+    // then opens storage's https listener by mutual TLS, and mail's submission port offers
+    // STARTTLS with a certificate from the same appliance CA.
+    const pairingLog = await vm.waitFor(/"msg":"pairing code","code":"[A-Z2-9]{4}-[A-Z2-9]{4}"/, 60_000);
+    const code = [...pairingLog.matchAll(/"msg":"pairing code","code":"([A-Z2-9]{4}-[A-Z2-9]{4})"/g)].at(-1)![1]!;
+    expect(pairingLog).toMatch(/kith-init pid=1 .*pki provisioned ms=\d+/);
+    const paired = join(tmp, 'paired');
+    // Never spawnSync while qemu runs: this process drains its console, and a full pipe stalls the guest.
+    const pair = await run(process.execPath, [join(REPO, 'installer/kith.ts'), 'pair', '--json', '--host', '127.0.0.1', '--port', String(pairPort), '--code', code, '--device', 'tester', '--dir', paired, '--timeout', '120'], { timeout: 300_000 })
+      .then((r) => ({ status: 0, ...r }), (e: { code?: number; stdout?: string; stderr?: string }) => ({ status: e.code ?? 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' }));
+    expect(pair.status, pair.stdout + pair.stderr + '\n' + vm.output().split('\n').filter((l) => /pki|clock|pair/.test(l)).join('\n')).toBe(0);
+    const tls = { ca: readFileSync(join(paired, 'ca.crt'), 'utf8'), cert: readFileSync(join(paired, 'client.crt'), 'utf8'), key: readFileSync(join(paired, 'client.key'), 'utf8') };
+    const refs = `https://127.0.0.1:${storageTls}/config.git/info/refs?service=git-upload-pack`;
+    expect(await httpsStatus(refs, tls)).toBe(200);
+    expect(await httpsStatus(refs, { ca: tls.ca })).toBe(401);
+    const starttls = await openssl(['s_client', '-starttls', 'smtp', '-connect', `127.0.0.1:${submission}`, '-CAfile', join(paired, 'ca.crt'), '-verify_return_error', '-brief']);
+    expect(starttls).toMatch(/Verification: OK/);
+    lines.push(`paired through the forwarded port; storage opened by mutual TLS; submission STARTTLS verified against the appliance CA`);
+
     // Each service has its own folder on the data partition.
     await vm.stop();
     vm = undefined;
@@ -214,7 +290,7 @@ describe.skipIf(missing.length > 0)(`rpi SD-card image (needs ${tools.join(', ')
     const sb = sh('dumpe2fs', ['-h', p2]);
     expect(Number(/^Block count:\s+(\d+)/m.exec(sb)![1]) * Number(/^Block size:\s+(\d+)/m.exec(sb)![1])).toBe(grown.size * 512);
     const ls = sh('debugfs', ['-R', 'ls -p /', p2]);
-    for (const d of ['config', 'storage', 'dns']) expect(ls).toContain(`/${d}/`);
+    for (const d of ['config', 'storage', 'dns', 'pki']) expect(ls).toContain(`/${d}/`);
     expect(sh('debugfs', ['-R', 'ls -p /dns/links', p2])).toContain('/storage.json/');
-  }, 240_000);
+  }, 420_000);
 });

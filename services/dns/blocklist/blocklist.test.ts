@@ -73,20 +73,15 @@ describe('createMatcher', () => {
     expect(m.lookup('bad.example.org')).toEqual({ list: 'ads' });
   });
 
-  it('stays fast with 200k entries', () => {
+  // How fast it builds and looks up is measured by bench/dns/blocklist.ts, not asserted here.
+  it('matches every entry of a 200k-entry list and nothing else', () => {
     const domains = Array.from({ length: 200_000 }, (_, i) => `host${i}.ads${i % 997}.example`);
-    const t0 = performance.now();
     const big = createMatcher([{ name: 'big', domains }]);
-    const built = performance.now() - t0;
-    const t1 = performance.now();
     let hits = 0;
     for (let i = 0; i < 100_000; i++) if (big.lookup(`a.b.host${i * 2}.ads${(i * 2) % 997}.example`)) hits++;
     for (let i = 0; i < 100_000; i++) if (big.lookup(`www.site${i}.example.com`)) hits++;
-    const looked = performance.now() - t1;
     expect(big.size).toBe(200_000);
     expect(hits).toBe(100_000);
-    expect(built).toBeLessThan(5000);
-    expect(looked).toBeLessThan(5000);
   });
 });
 

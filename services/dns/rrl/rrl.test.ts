@@ -1,7 +1,7 @@
 import { Buffer } from 'node:buffer';
 import * as dnsPacket from 'dns-packet';
 import { describe, expect, it } from 'vitest';
-import { classifyResponse, clientPrefix, ResponseRateLimiter, slipReply, type RrlSettings } from './rrl.ts';
+import { classifyResponse, clientPrefix, NetworkCounter, ResponseRateLimiter, slipReply, type RrlSettings } from './rrl.ts';
 
 const S: RrlSettings = { responsesPerSecond: 4, window: 2, slip: 2, ipv4PrefixLength: 24, ipv6PrefixLength: 56, maxEntries: 100 };
 
@@ -47,6 +47,37 @@ describe('ResponseRateLimiter', () => {
     const r = new ResponseRateLimiter();
     for (let i = 0; i < 1000; i++) r.check(0, S, `10.${i >> 8}.${i & 255}.1`, 'answer', 'x');
     expect(r.size).toBe(100);
+  });
+});
+
+describe('NetworkCounter', () => {
+  it('lets a network through unchecked up to the rate in a second, then checks it until it has been quiet for the window', () => {
+    const n = new NetworkCounter();
+    const seen = (t: number, addr = '192.0.2.7') => n.busy(t, S, addr);
+    expect([0, 1, 2, 3].map((t) => seen(t))).toEqual([false, false, false, false]); // 4 = the rate
+    expect(seen(4, '192.0.2.200')).toBe(true); // the 5th answer to that /24 in second 0
+    expect(seen(10, '198.51.100.1')).toBe(false); // another network
+    expect(seen(1500)).toBe(true); // still within the window (2 s) after second 0
+    expect(seen(2999)).toBe(true);
+    expect(seen(3000)).toBe(false); // quiet again
+    // IPv6 and mapped addresses by their prefixes, junk as itself.
+    for (let i = 0; i < 4; i++) expect(n.busy(5000, S, `2001:db8:0:${i}::1`)).toBe(false);
+    expect(n.busy(5000, S, '2001:db8:0:ff::1')).toBe(true); // the same /56
+    expect(n.busy(5000, S, '2001:db8:1::1')).toBe(false);
+    for (let i = 0; i < 4; i++) n.busy(6000, S, `::ffff:203.0.113.${i}`);
+    expect(n.busy(6000, S, '::ffff:203.0.113.99')).toBe(true);
+    expect(n.busy(6000, S, '1.2.3')).toBe(false);
+  });
+
+  it('a sustained flood is checked every time, and the table stays bounded', () => {
+    const n = new NetworkCounter();
+    const r = new ResponseRateLimiter();
+    let sent = 0;
+    for (let t = 0; t < 10_000; t += 1) if (!n.busy(t, S, '10.0.0.1') || r.check(t, S, '10.0.0.1', 'answer', 'x') === 'send') sent++;
+    // 10 s at 1000/s: the rate (4/s) plus the unchecked first 4 and the bucket's first 4.
+    expect(sent).toBeLessThanOrEqual(4 * 10 + 8);
+    for (let i = 0; i < 1000; i++) n.busy(0, S, `10.${i >> 8}.${i & 255}.1`);
+    expect(n.size).toBe(100);
   });
 });
 

@@ -69,6 +69,70 @@ export class ResponseRateLimiter {
   }
 }
 
+/**
+ * The cheap first look, per client network, before any per-response accounting: most
+ * networks get a few answers a second, and classifying each answer (reading its names) and
+ * keeping a bucket per response costs more than the answer itself. A network that has had
+ * at most `responsesPerSecond` answers in this second, and none over that within the last
+ * `window` seconds, is quiet: its answers go out unclassified, and no bucket of it can be in
+ * debt. Once it goes over, every answer to it is checked (ResponseRateLimiter) until it has
+ * been quiet for `window` seconds, long enough for any debt to be paid back. So a flood's
+ * first second may pass up to twice the rate before the buckets limit it; after that the
+ * limiting is exactly the per-response one. Bounded as the buckets are.
+ */
+export class NetworkCounter {
+  private readonly nets = new Map<number | string, { second: number; count: number; hotUntil: number }>();
+  private settings: RrlSettings | undefined;
+
+  get size(): number {
+    return this.nets.size;
+  }
+
+  /** Whether an answer to `address` at `now` (ms) must go through the per-response check. */
+  busy(now: number, s: RrlSettings, address: string): boolean {
+    if (s !== this.settings) {
+      this.settings = s;
+      this.nets.clear();
+    }
+    const v4 = ipv4Number(address);
+    const key = v4 >= 0 ? (s.ipv4PrefixLength === 0 ? 0 : Math.floor(v4 / 2 ** (32 - s.ipv4PrefixLength))) : clientPrefix(address, s.ipv4PrefixLength, s.ipv6PrefixLength);
+    const second = Math.floor(now / 1000);
+    let n = this.nets.get(key);
+    if (n === undefined) {
+      if (this.nets.size >= s.maxEntries) this.nets.delete(this.nets.keys().next().value!);
+      n = { second, count: 0, hotUntil: -1 };
+      this.nets.set(key, n);
+    } else if (n.second !== second) {
+      n.second = second;
+      n.count = 0;
+    }
+    if (++n.count > s.responsesPerSecond) n.hotUntil = second + s.window;
+    return second <= n.hotUntil;
+  }
+}
+
+/** A dotted-quad IPv4 address as a number, or -1 for anything else (IPv6, mapped, junk). */
+function ipv4Number(a: string): number {
+  let n = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < a.length; i++) {
+    const c = a.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || part > 255 || ++dots > 3) return -1;
+      n = n * 256 + part;
+      part = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57 && digits < 3) {
+      part = part * 10 + (c - 48);
+      digits++;
+    } else return -1;
+  }
+  if (dots !== 3 || digits === 0 || part > 255) return -1;
+  return n * 256 + part;
+}
+
 /** The client's network: the address masked to the prefix length, as text. */
 export function clientPrefix(address: string, v4len: number, v6len: number): string {
   const a = address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;

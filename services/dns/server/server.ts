@@ -137,14 +137,24 @@ function listenTcp(server: net.Server, host: string, port: number): Promise<numb
   });
 }
 
+/** The last address literalLookup was asked for, and its family. */
+let lastLiteral = '';
+let lastFamily = 4;
+
 /**
  * Replies go to the address a query came from, always an IP literal: hand it back as it
  * is. dgram's default lookup goes through dns.lookup, which for a literal still defers
  * the send to the next tick — per packet, on the hottest path there is.
  */
 function literalLookup(address: string, family: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
+  // Most replies go where the last one went: a string comparison is cheaper than isIP's regex.
+  if (address === lastLiteral) return callback(null, address, lastFamily);
   const v = net.isIP(address);
-  if (v !== 0) return callback(null, address, v);
+  if (v !== 0) {
+    lastLiteral = address;
+    lastFamily = v;
+    return callback(null, address, v);
+  }
   dns.lookup(address, typeof family === 'number' ? family : 0, (err, a, f) => callback(err, a, f));
 }
 

@@ -50,7 +50,7 @@ export async function startFixtureServer(opts: { authorityNs?: boolean; response
       if (hit) return hit;
       const generation = cache.generation;
       const reply = await handler(msg, info);
-      if (key !== undefined && Buffer.isBuffer(reply)) cache.put(key, reply, generation, false);
+      if (key !== undefined && Buffer.isBuffer(reply)) cache.put(key, msg, reply, generation, false);
       return reply;
     },
   });

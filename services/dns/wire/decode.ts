@@ -14,13 +14,14 @@
  *   (RFC 6891 §7), so the client does not conclude we lack EDNS; options we do not
  *   implement, empty ones included (an empty Client Subnet, `dig +ednsopt=8`), are ignored
  *   (RFC 6891 §6.1.2).
- * - An unknown opcode is NOTIMP: QR, the opcode and RD (RFC 1035 §4.1.1 copies RD) and
- *   nothing else; no question, since its format belongs to the opcode.
+ * - An unknown opcode is NOTIMP with the query's header flags echoed (but AD) and QR set,
+ *   as NSD answers it over UDP and TCP (test/nsd-compare.test.ts); no question, since its format
+ *   belongs to the opcode.
  */
 import { Buffer } from 'node:buffer';
 import { labelsToKey, readName, type Labels } from './name.ts';
 import { OPCODE, RCODE, TYPE } from './constants.ts';
-import { formerrWithOpt, headerOnlyReply } from './writer.ts';
+import { formerrWithOpt, headerOnlyReply, notImplementedReply } from './writer.ts';
 
 export interface Edns {
   udpSize: number;
@@ -68,7 +69,7 @@ export function decodeQuery(buf: Buffer): DecodeResult {
     ok: false, rcode, id, reason,
     reply: headerOnlyReply(id, opcode, rd, rcode === 'FORMERR' ? RCODE.FORMERR : RCODE.NOTIMP),
   });
-  if (!KNOWN_OPCODES.has(opcode)) return fail('NOTIMP', `opcode ${opcode} not implemented`);
+  if (!KNOWN_OPCODES.has(opcode)) return { ok: false, rcode: 'NOTIMP', id, reason: `opcode ${opcode} not implemented`, reply: notImplementedReply(id, flags) };
   if (buf.readUInt16BE(4) !== 1) return fail('FORMERR', 'QDCOUNT must be 1');
 
   let q: { labels: Labels; end: number };

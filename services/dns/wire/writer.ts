@@ -197,6 +197,19 @@ export function headerOnlyReply(id: number, opcode: number, rd: boolean, rcode: 
 }
 
 /**
+ * NOTIMP for an opcode we do not implement, as NSD answers it over UDP and TCP: the query's
+ * flags as they came (AA, TC, RD, RA, Z, CD) with QR set and RCODE NOTIMP, but not AD (a
+ * server sets it only for data it authenticated, RFC 6840 §5.8), and no question, since
+ * its format belongs to the opcode.
+ */
+export function notImplementedReply(id: number, flags: number): Buffer {
+  const b = Buffer.alloc(12);
+  b.writeUInt16BE(id & 0xffff, 0);
+  b.writeUInt16BE(((flags | 0x8000) & 0xffd0) | RCODE.NOTIMP, 2);
+  return b;
+}
+
+/**
  * FORMERR for a malformed OPT (RFC 6891 §7: the response MUST include an OPT record): the
  * header and our OPT (root, our 1232-octet UDP size, version 0, no options).
  */

@@ -11,6 +11,7 @@ import { promises as dnsp } from 'node:dns';
 import { isIP } from 'node:net';
 import type { Readable } from 'node:stream';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import { mxMatches, type MtaSts } from './mta-sts.ts';
 import { outcomeOf, type Outcome } from './schedule.ts';
 
 export interface Route {
@@ -23,6 +24,12 @@ export interface Route {
   mxPort: number;
   /** Our name in EHLO. */
   helo: string;
+  /** MTA-STS policies for direct MX delivery (RFC 8461); absent: not looked up. */
+  mtaSts?: MtaSts;
+  /** Trust roots for verified TLS (tests); default Node's bundled CAs. */
+  ca?: string;
+  /** The name the remote's certificate must be valid for (the MX host's name); default the host. */
+  tlsName?: string;
 }
 
 export interface Attempt {
@@ -42,7 +49,7 @@ export interface RcptResult {
 const TIMEOUTS = { connectionTimeout: 30_000, greetingTimeout: 30_000, socketTimeout: 120_000, dnsTimeout: 15_000 };
 
 /** MX hosts of a domain, best first; a temporary DNS failure throws, none at all is permanent. */
-export async function mxHosts(domain: string, resolver: { host: string; port: number }): Promise<{ hosts: string[] } | { permanent: string }> {
+export async function mxHosts(domain: string, resolver: { host: string; port: number }): Promise<{ hosts: { name: string; ip: string }[] } | { permanent: string }> {
   const r = new dnsp.Resolver({ timeout: 3000, tries: 2 });
   r.setServers([isIP(resolver.host) === 6 ? `[${resolver.host}]:${resolver.port}` : `${resolver.host}:${resolver.port}`]);
   const missing = (err: unknown) => ['ENOTFOUND', 'ENODATA'].includes((err as { code?: string }).code ?? '');
@@ -58,15 +65,15 @@ export async function mxHosts(domain: string, resolver: { host: string; port: nu
   // RFC 7505: a null MX (".") means the domain takes no mail.
   if (mx.length === 1 && (mx[0]!.exchange === '' || mx[0]!.exchange === '.')) return { permanent: `${domain} publishes a null MX: it accepts no mail (RFC 7505)` };
   mx.sort((a, b) => a.priority - b.priority);
-  const hosts: string[] = [];
+  const hosts: { name: string; ip: string }[] = [];
   for (const m of mx) {
     if (isIP(m.exchange)) {
-      hosts.push(m.exchange);
+      hosts.push({ name: m.exchange, ip: m.exchange });
       continue;
     }
     for (const fam of ['resolve4', 'resolve6'] as const) {
       try {
-        hosts.push(...(await r[fam](m.exchange)));
+        hosts.push(...(await r[fam](m.exchange)).map((ip) => ({ name: m.exchange.toLowerCase().replace(/\.$/, ''), ip })));
       } catch (err) {
         if (!missing(err)) throw err;
       }
@@ -84,7 +91,7 @@ function connect(host: string, port: number, route: Route, implicit: boolean): P
     name: route.helo,
     requireTLS: !implicit && route.tls === 'require',
     opportunisticTLS: route.tls !== 'require',
-    tls: { rejectUnauthorized: route.verifyCertificates, servername: isIP(host) ? undefined : host },
+    tls: { rejectUnauthorized: route.verifyCertificates, servername: route.tlsName ?? (isIP(host) ? undefined : host), ...(route.ca ? { ca: route.ca } : {}) },
     ...TIMEOUTS,
   });
   return new Promise((resolve, reject) => {
@@ -161,8 +168,14 @@ export function closeIdleSessions(): void {
   for (const list of idle.values()) for (const e of list.splice(0)) { clearTimeout(e.timer); closeQuietly(e.conn); }
 }
 
-async function openSession(host: string, port: number, route: Route, implicit: boolean, auth?: { user: string; pass: string }): Promise<SMTPConnection> {
+async function openSession(host: string, port: number, route: Route, implicit: boolean, auth?: { user: string; pass: string }, tlsReport?: (why: string) => void): Promise<SMTPConnection> {
   const conn = await connect(host, port, route, implicit);
+  if (tlsReport) {
+    // What enforce would have asked: TLS, with a certificate valid for the MX's name.
+    const sock = (conn as unknown as { _socket?: { authorized?: boolean; authorizationError?: unknown } })._socket;
+    if (!(conn as unknown as { secure?: boolean }).secure) tlsReport('no STARTTLS');
+    else if (!sock?.authorized) tlsReport(`certificate: ${String(sock?.authorizationError ?? 'not verified')}`);
+  }
   conn.on('end', () => dead.add(conn));
   conn.on('error', () => dead.add(conn));
   if (route.tls === 'require' && !implicit && !(conn as unknown as { secure?: boolean }).secure) {
@@ -180,8 +193,8 @@ async function openSession(host: string, port: number, route: Route, implicit: b
   return conn;
 }
 
-async function tryHost(host: string, port: number, route: Route, a: Attempt, to: string[], implicit: boolean, auth?: { user: string; pass: string }): Promise<Map<string, Outcome>> {
-  const key = `${host}|${port}|${implicit}|${route.tls}|${route.verifyCertificates}|${auth?.user ?? ''}|${auth?.pass ?? ''}|${route.helo}`;
+async function tryHost(host: string, port: number, route: Route, a: Attempt, to: string[], implicit: boolean, auth?: { user: string; pass: string }, tlsReport?: (why: string) => void): Promise<Map<string, Outcome>> {
+  const key = `${host}|${port}|${implicit}|${route.tls}|${route.verifyCertificates}|${route.tlsName ?? ''}|${auth?.user ?? ''}|${auth?.pass ?? ''}|${route.helo}`;
   const fail = (e: unknown) => {
     const err = e as SendErr;
     return new Map(to.map((t) => [t, outcomeOf(err.responseCode, `${host}:${port}: ${err.response ?? err.message}`)]));
@@ -200,7 +213,7 @@ async function tryHost(host: string, port: number, route: Route, a: Attempt, to:
       conn = entry.conn;
     } else {
       try {
-        conn = await openSession(host, port, route, implicit, auth);
+        conn = await openSession(host, port, route, implicit, auth, tlsReport);
       } catch (e) {
         return fail(e);
       }
@@ -234,7 +247,7 @@ export async function deliver(a: Attempt, route: Route): Promise<Map<string, Rcp
     byDomain.set(d, [...(byDomain.get(d) ?? []), t]);
   }
   await Promise.all([...byDomain].map(async ([domain, rcpts]) => {
-    let hosts: string[];
+    let hosts: { name: string; ip: string }[];
     try {
       const mx = await mxHosts(domain, route.resolver);
       if ('permanent' in mx) {
@@ -246,13 +259,30 @@ export async function deliver(a: Attempt, route: Route): Promise<Map<string, Rcp
       for (const t of rcpts) results.set(t, { outcome: { kind: 'temp', enhanced: '4.4.3', response: `MX lookup for ${domain} failed: ${(err as Error).message}` } });
       return;
     }
+    // RFC 8461 §5: under enforce only matching MX hosts, each over TLS valid for its name;
+    // a failure is temporary (the message waits, never goes in clear). Testing only reports.
+    const policy = route.mtaSts ? await route.mtaSts.policyFor(domain) : undefined;
+    if (policy) {
+      const matching = hosts.filter((h) => mxMatches(policy.mx, h.name));
+      const off = [...new Set(hosts.filter((h) => !matching.includes(h)).map((h) => h.name))];
+      if (off.length > 0) route.mtaSts!.report(`MTA-STS (${policy.mode}): MX hosts not in the policy${policy.mode === 'enforce' ? ', skipped' : ''}`, { domain, hosts: off, mx: policy.mx });
+      if (policy.mode === 'enforce') {
+        if (matching.length === 0) {
+          for (const t of rcpts) results.set(t, { outcome: { kind: 'temp', enhanced: '4.7.5', response: `no MX host of ${domain} (${off.join(', ')}) matches its MTA-STS policy (mx: ${policy.mx.join(', ')})` } });
+          return;
+        }
+        hosts = matching;
+      }
+    }
     let left = rcpts;
     for (const host of hosts.slice(0, 5)) {
-      const r = await tryHost(host, route.mxPort, route, a, left, false);
+      const enforce = policy?.mode === 'enforce';
+      const hostRoute: Route = { ...route, tlsName: host.name, ...(enforce ? { tls: 'require' as const, verifyCertificates: true } : {}) };
+      const r = await tryHost(host.ip, route.mxPort, hostRoute, a, left, false, undefined, policy?.mode === 'testing' ? (why) => route.mtaSts!.report('MTA-STS (testing): TLS would have failed', { domain, host: host.name, why }) : undefined);
       const next: string[] = [];
       for (const t of left) {
         const o = r.get(t)!;
-        results.set(t, { outcome: o, mta: host });
+        results.set(t, { outcome: enforce && o.kind === 'temp' && o.code === undefined ? { ...o, response: `MTA-STS enforce: ${o.response}` } : o, mta: host.name });
         // Another MX host gets a recipient only when this one could not be reached or
         // answered 4xx to the whole transaction (RFC 5321 §5.1).
         if (o.kind === 'temp' && o.code === undefined) next.push(t);

@@ -8,6 +8,7 @@ import type { Attempt, RcptResult } from './deliver.ts';
 import { MailQueue } from './queue.ts';
 import type { Outcome } from './schedule.ts';
 import { Spool } from './spool.ts';
+import { loadOrCreateKey, signStream } from '../dkim.ts';
 
 const MSG = 'From: a@example.net\r\nSubject: hi\r\n\r\nbody\r\n';
 
@@ -104,5 +105,44 @@ describe('the mail queue', () => {
     expect(sent).toEqual(['b@example.org']);
     expect(readdirSync(s.dir)).toEqual([]);
     q2.stop();
+  });
+
+  it('holds a message to be DKIM-signed while the clock is not synchronised (no attempt counted), then signs and sends it', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'kith-queue-'));
+    const key = await loadOrCreateKey(dir, 'sel', 'ed25519');
+    const spool = new Spool(path.join(dir, 'queue'));
+    const clock = { synchronised: false };
+    const sent: string[] = [];
+    let tries = 0;
+    const q = new MailQueue({
+      spool, log: createLogger({ service: 'mail', level: 'error' }), metrics: createMetrics(), now: () => Date.now(),
+      timing: () => ({ retryInitialSeconds: 0.05, retryMaxSeconds: 0.1, expireSeconds: 3600, concurrency: 4 }),
+      route: () => ({ tls: 'opportunistic', verifyCertificates: false, resolver: { host: '127.0.0.1', port: 53 }, mxPort: 25, helo: 'mx.test' }),
+      reportingMta: () => 'mx.test',
+      dkim: { synchronised: () => clock.synchronised, sign: (body, domain) => signStream([key], domain, body), domainOf: () => 'example.net' },
+      deliver: async (a) => {
+        tries++;
+        const chunks: Buffer[] = [];
+        for await (const c of a.body()) chunks.push(c as Buffer);
+        sent.push(Buffer.concat(chunks).toString());
+        return new Map(a.to.map((t) => [t, { outcome: { kind: 'ok', response: '250' } as Outcome }]));
+      },
+    });
+    await q.start();
+    const w = spool.writer(Date.now());
+    await w.write(Buffer.from(MSG));
+    const env = await w.commit({ from: 'a@example.net', rcpts: [{ to: 'b@example.org', orcpt: 'b@example.org' }], prepend: 'X-Added: yes\r\n', received: Date.now(), client: { ip: '127.0.0.1', helo: 'x' }, signAs: 'example.net' });
+    q.add(env.id, env);
+    // Held through several looks of the runner: nothing sent, no attempt recorded, listed as held.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(tries).toBe(0);
+    expect(await q.list()).toMatchObject([{ id: env.id, attempts: 0, held: 'clock' }]);
+    clock.synchronised = true;
+    await q.whenEmpty();
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toMatch(/^DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed\/relaxed; d=example\.net;[^]*s=sel;[^]*\r\nX-Added: yes\r\nFrom: a@example\.net/);
+    expect(sent[0]!.endsWith(MSG)).toBe(true);
+    expect(readdirSync(path.join(dir, 'queue'))).toEqual([]);
+    q.stop();
   });
 });

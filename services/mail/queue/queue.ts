@@ -14,6 +14,9 @@ import { buildDsn, type FailedRecipient } from './dsn.ts';
 import { expired, retryDelayMs } from './schedule.ts';
 import type { DeliveryState, Envelope, QueuedMessage, Spool } from './spool.ts';
 
+/** How often a message held for the clock is looked at again. */
+const HOLD_RECHECK_MS = 5000;
+
 export interface QueueTiming {
   retryInitialSeconds: number;
   retryMaxSeconds: number;
@@ -31,6 +34,12 @@ export interface QueueOptions {
   reportingMta: () => string;
   /** Header lines to put before a DSN we generate (its DKIM signature). */
   signDsn?: (text: Buffer, domain: string) => Promise<string>;
+  /**
+   * DKIM signing that waits for a synchronised clock: messages with `signAs` stay queued
+   * (not failed, no attempt counted) until `synchronised()`, then `sign` reads the stored
+   * message and the signature is kept in the state file before the first attempt.
+   */
+  dkim?: { synchronised: () => boolean; sign: (body: Readable, domain: string) => Promise<string>; domainOf: (mta: string) => string | undefined };
   /** Replace the transport (tests). */
   deliver?: (a: Attempt, route: Route) => Promise<Map<string, RcptResult>>;
 }
@@ -44,6 +53,8 @@ export interface QueueEntry {
   attempts: number;
   nextAt: string;
   lastError?: string;
+  /** Waiting for a synchronised clock before it is DKIM-signed and sent. */
+  held?: 'clock';
 }
 
 export class MailQueue {
@@ -147,6 +158,26 @@ export class MailQueue {
       this.waiting.set(id, state.nextAt);
       return;
     }
+    if (env.signAs && state.dkim === undefined && this.o.dkim) {
+      if (!this.o.dkim.synchronised()) {
+        // Held, not failed: looked at again shortly; expiry still applies from `received`.
+        if (!this.heldLogged.has(id)) {
+          this.heldLogged.add(id);
+          this.o.log.info('held: DKIM signing waits for a synchronised clock', { id, domain: env.signAs });
+        }
+        if (!expired(env.received, now, this.o.timing().expireSeconds)) {
+          this.waiting.set(id, now + Math.min(HOLD_RECHECK_MS, this.o.timing().retryInitialSeconds * 1000));
+          return;
+        }
+      } else {
+        this.heldLogged.delete(id);
+        state.dkim = await this.o.dkim.sign(this.o.spool.body(m), env.signAs).catch((err: Error) => {
+          this.o.log.warn('DKIM signing failed; sending unsigned', { id, error: err.message });
+          return '';
+        });
+        await this.o.spool.saveState(id, state);
+      }
+    }
     this.forced.delete(id);
     const timing = this.o.timing();
     const pending = env.rcpts.filter((r) => !state.done.includes(r.to));
@@ -155,7 +186,7 @@ export class MailQueue {
     if (expired(env.received, now, timing.expireSeconds)) {
       for (const r of pending) failed.push({ ...r, status: '5.4.7', diagnostic: `delivery expired after ${Math.round(timing.expireSeconds / 3600)} hours in the queue${state.lastError ? `; last error: ${state.lastError}` : ''}` });
     } else {
-      const results = await this.deliverFn({ from: env.from, to: pending.map((r) => r.to), body: () => this.bodyWithHeaders(m), size: m.bodyBytes + Buffer.byteLength(env.prepend), eightBit: env.eightBit }, this.o.route());
+      const results = await this.deliverFn({ from: env.from, to: pending.map((r) => r.to), body: () => this.bodyWithHeaders(m), size: m.bodyBytes + Buffer.byteLength(this.prependOf(m)), eightBit: env.eightBit }, this.o.route());
       for (const r of pending) {
         const res = results.get(r.to) ?? { outcome: { kind: 'temp' as const, response: 'no result' } };
         const o = res.outcome;
@@ -186,7 +217,7 @@ export class MailQueue {
     }
     if (env.rcpts.every((r) => state.done.includes(r.to))) {
       // A state file exists only once an attempt has been recorded.
-      await this.o.spool.remove(id, state.attempts > 0);
+      await this.o.spool.remove(id, state.attempts > 0 || state.dkim !== undefined);
       return;
     }
     state.attempts++;
@@ -196,11 +227,17 @@ export class MailQueue {
     this.waiting.set(id, state.nextAt);
   }
 
+  /** Our header lines: a signature made after acceptance goes first, as one made then would. */
+  private prependOf(m: QueuedMessage): string {
+    return (m.state.dkim ?? '') + m.env.prepend;
+  }
+
   private bodyWithHeaders(m: QueuedMessage): Readable {
     const body = this.o.spool.body(m);
-    if (!m.env.prepend) return body;
+    const prepend = this.prependOf(m);
+    if (!prepend) return body;
     const out = new PassThrough();
-    out.write(m.env.prepend);
+    out.write(prepend);
     body.on('error', (e) => out.destroy(e));
     body.pipe(out);
     out.on('close', () => body.destroy());
@@ -224,12 +261,14 @@ export class MailQueue {
   private async enqueueDsn(m: QueuedMessage, failed: FailedRecipient[]): Promise<void> {
     const mta = this.o.reportingMta();
     const now = this.o.now();
-    const text = Buffer.from(buildDsn({ reportingMta: mta, originalFrom: m.env.from, originalId: m.env.id, arrival: new Date(m.env.received), now: new Date(now), failed, headers: (m.env.prepend + (await this.headerSection(m))).replace(/^(?:DKIM-Signature:.*\r\n(?:[ \t].*\r\n)*)+/i, '') }));
+    const text = Buffer.from(buildDsn({ reportingMta: mta, originalFrom: m.env.from, originalId: m.env.id, arrival: new Date(m.env.received), now: new Date(now), failed, headers: (this.prependOf(m) + (await this.headerSection(m))).replace(/^(?:DKIM-Signature:.*\r\n(?:[ \t].*\r\n)*)+/i, '') }));
     const w = this.o.spool.writer(now);
     try {
       await w.write(text);
-      const prepend = this.o.signDsn ? await this.o.signDsn(text, mta) : '';
-      const env = await w.commit({ from: '', rcpts: [{ to: m.env.from, orcpt: m.env.from }], prepend, received: now, client: { ip: '127.0.0.1', helo: mta } });
+      // While the clock is not synchronised the DSN is held to be signed later, like any message.
+      const holdFor = this.o.dkim && !this.o.dkim.synchronised() ? this.o.dkim.domainOf(mta) : undefined;
+      const prepend = this.o.signDsn && !holdFor ? await this.o.signDsn(text, mta) : '';
+      const env = await w.commit({ from: '', rcpts: [{ to: m.env.from, orcpt: m.env.from }], prepend, received: now, client: { ip: '127.0.0.1', helo: mta }, ...(holdFor ? { signAs: holdFor } : {}) });
       this.o.log.info('DSN queued', { id: env.id, for: m.env.id, to: m.env.from });
       this.add(env.id, env);
     } catch (err) {
@@ -239,6 +278,7 @@ export class MailQueue {
   }
 
   private forced = new Set<string>();
+  private heldLogged = new Set<string>();
 
   /** Everything queued, oldest first (the management API). */
   async list(): Promise<QueueEntry[]> {
@@ -255,6 +295,7 @@ export class MailQueue {
         attempts: m.state.attempts,
         nextAt: new Date(this.inFlight.has(id) ? this.o.now() : Math.max(m.state.nextAt, m.env.received)).toISOString(),
         ...(m.state.lastError ? { lastError: m.state.lastError } : {}),
+        ...(m.env.signAs && m.state.dkim === undefined && this.o.dkim && !this.o.dkim.synchronised() ? { held: 'clock' as const } : {}),
       });
     }
     return out;

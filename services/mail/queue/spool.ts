@@ -34,6 +34,12 @@ export interface Envelope {
   /** The body has 8-bit content (BODY=8BITMIME) / needs SMTPUTF8. */
   eightBit?: boolean;
   smtputf8?: boolean;
+  /**
+   * Sign with DKIM as this domain before sending: set when the message was accepted while
+   * the clock was not synchronised (a signature's t= would be wrong), so the queue holds it
+   * until the clock is, then signs the stored message.
+   */
+  signAs?: string;
   bytes: number;
 }
 
@@ -44,6 +50,8 @@ export interface DeliveryState {
   /** Recipients delivered or already bounced. */
   done: string[];
   lastError?: string;
+  /** The DKIM-Signature lines made later for a message with `signAs` (kept so a retry sends the same). */
+  dkim?: string;
 }
 
 const FOOTER_BYTES = 12; // '\n' + 10-digit length + '\n'

@@ -42,8 +42,10 @@ class Handler:
         with open(base + '.eml.tmp', 'wb') as f:
             f.write(envelope.original_content or envelope.content)
         os.rename(base + '.eml.tmp', base + '.eml')
-        with open(base + '.json', 'w') as f:
+        # The .json is what the tests look for: renamed into place, never seen half-written.
+        with open(base + '.json.tmp', 'w') as f:
             json.dump({'from': envelope.mail_from, 'to': envelope.rcpt_tos, 'tls': session.ssl is not None, 'auth': bool(getattr(session, 'authenticated', False))}, f)
+        os.rename(base + '.json.tmp', base + '.json')
         return '250 2.0.0 OK queued as %d' % n
 
 def authenticator(server, session, envelope, mechanism, auth_data):

@@ -19,7 +19,8 @@ import { fsyncDir, writeFileDurable } from '../../../platform/durable.ts';
 import { withFileLock, withMutex } from '../store/lock.ts';
 import { writeIdx } from './index-pack.ts';
 import { objectHeader, packHeader } from './pack-writer.ts';
-import { ofsDeltaHeader, readEntryHeader } from './pack-reuse.ts';
+import { entryHeaderAt, ofsDeltaHeader } from './pack-reuse.ts';
+import { readRange } from './file-range.ts';
 import { DIR_MODE, FILE_MODE } from './private-fs.ts';
 import type { ObjectType } from './objects.ts';
 
@@ -121,22 +122,36 @@ async function consolidateLocked(gitdir: string, opts: ConsolidateOptions): Prom
   try {
     await write(packHeader(unique.size));
     for (const p of packs) {
-      const data = await fsp.readFile(p.pack);
-      const oidAt = new Map(p.entries.map((e) => [e.offset, e.oid]));
-      for (let i = 0; i < p.entries.length; i++) {
-        const { offset: at, oid } = p.entries[i]!;
-        if (written.has(oid)) continue;
-        const end = p.entries[i + 1]?.offset ?? data.length - 20;
-        const h = readEntryHeader(data, at);
-        let entry: Buffer;
-        if (h.kind === 6) {
-          const baseOid = oidAt.get(h.baseOffset!);
-          const base = baseOid ? written.get(baseOid) : undefined;
-          if (!base) throw new Error(`${path.basename(p.pack)}: the delta at ${at} has no base at ${h.baseOffset}`);
-          entry = Buffer.concat([ofsDeltaHeader(h.size, offset - base.offset), data.subarray(at + h.headerLength + h.baseOffsetLength!, end)]);
-        } else entry = data.subarray(at, end);
-        written.set(oid, { offset, crc: crc32(entry) >>> 0 });
-        await write(entry);
+      // Entries are copied from the pack file by offset, in bounded pieces: never the whole pack in memory.
+      const fh = await fsp.open(p.pack, 'r');
+      try {
+        const packEnd = (await fh.stat()).size - 20;
+        const oidAt = new Map(p.entries.map((e) => [e.offset, e.oid]));
+        for (let i = 0; i < p.entries.length; i++) {
+          const { offset: at, oid } = p.entries[i]!;
+          if (written.has(oid)) continue;
+          const end = p.entries[i + 1]?.offset ?? packEnd;
+          const h = await entryHeaderAt(fh, at, end);
+          let from = at;
+          let crc = 0;
+          const entryAt = offset;
+          if (h.kind === 6) {
+            const baseOid = oidAt.get(h.baseOffset!);
+            const base = baseOid ? written.get(baseOid) : undefined;
+            if (!base) throw new Error(`${path.basename(p.pack)}: the delta at ${at} has no base at ${h.baseOffset}`);
+            const head = ofsDeltaHeader(h.size, offset - base.offset);
+            crc = crc32(head, crc);
+            await write(head);
+            from = at + h.headerLength + h.baseOffsetLength!;
+          }
+          for await (const piece of readRange(fh, from, end)) {
+            crc = crc32(piece, crc);
+            await write(piece);
+          }
+          written.set(oid, { offset: entryAt, crc: crc >>> 0 });
+        }
+      } finally {
+        await fh.close();
       }
     }
     for (const l of loose) {

@@ -3,11 +3,13 @@
 // and receive-pack.ts; this file is the thin I/O shell around them.
 import fs from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { gunzip, inflate } from 'node:zlib';
+import { promises as fsp } from 'node:fs';
+import { createGunzip, createInflate, gunzip, inflate } from 'node:zlib';
 import { promisify } from 'node:util';
 import { ClientGone, HttpError, catchErrors, compose, readBody, renderText } from '../http/kit.ts';
 import * as git from 'isomorphic-git';
-import { openStore } from './objects.ts';
+import { closeStore, openStore } from './objects.ts';
+import { readPushBody, type PushBody, type ReceivedPack } from './push-body.ts';
 import { FLUSH, PktLineError, pktLine } from './pktline.ts';
 import { V0_RECEIVE_CAPS, receivePack, refusePush, type ReceiveHooks } from './receive-pack.ts';
 import type { InflateLimits } from './index-pack.ts';
@@ -67,31 +69,31 @@ async function readGitBody(req: IncomingMessage, limit: number, limitName: strin
 }
 
 /**
- * A push body, or — when it is over the limit — the protocol answer refusing it, made from
- * its first bytes (the command list) after the rest was read and dropped: git reads no
- * answer before it has sent everything, and then prints ours as `remote:` lines.
+ * A push body as it arrives: the command list in memory, the pack streamed to a temp file
+ * (push-body.ts), decompressed on the way when git sent it gzipped. Over the limit, the
+ * answer refusing it, made from its first bytes (the command list) after the rest was read
+ * and dropped: git reads no answer before it has sent everything, and then prints ours as
+ * `remote:` lines.
  */
-async function readPush(req: IncomingMessage, limit: number, reason: string): Promise<{ body: Buffer } | { refused: Buffer }> {
+async function readPush(req: IncomingMessage, gitdir: string, limit: number, reason: string): Promise<{ head: Buffer; pack?: ReceivedPack } | { refused: Buffer }> {
   const enc = (req.headers['content-encoding'] ?? 'identity').toLowerCase();
-  if (enc !== 'identity') return { body: await readGitBody(req, limit, 'maxPushBytes') };
-  const chunks: Buffer[] = [];
-  let size = 0;
-  const drainCap = Math.max(limit * 16, 1 << 30);
+  if (!['identity', 'gzip', 'x-gzip', 'deflate'].includes(enc)) throw new HttpError(415, 'bad-encoding', `unsupported Content-Encoding: ${enc}`);
+  const body: AsyncIterable<Buffer> = enc === 'identity' ? req : req.pipe(enc === 'deflate' ? createInflate() : createGunzip());
+  let got: PushBody;
   try {
-    for await (const chunk of req as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size <= limit) chunks.push(chunk);
-      else if (size > drainCap) {
-        req.destroy();
-        break;
-      }
-    }
-  } catch {
-    throw new ClientGone('the client went away during the upload');
+    // Past the limit the rest is read and dropped so git reads our answer; not a compressed
+    // body, whose rest could inflate without end.
+    got = await readPushBody(body, gitdir, limit, { drainCap: enc === 'identity' ? Math.max(limit * 16, 1 << 30) : limit });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code?.startsWith('Z_')) throw new HttpError(400, 'bad-body', `bad ${enc} request body`);
+    if (req.destroyed || req.readableAborted || (err as NodeJS.ErrnoException).code === 'ECONNRESET') throw new ClientGone('the client went away during the upload');
+    throw err;
   }
-  if (size <= limit) return { body: Buffer.concat(chunks) };
-  const head = Buffer.concat(chunks).subarray(0, 1 << 20);
-  return { refused: refusePush(head, reason.replace('{size}', String(size)), 'push too large') };
+  if ('refused' in got) {
+    if (!req.readableEnded) req.destroy();
+    return { refused: refusePush(got.head.subarray(0, 1 << 20), reason.replace('{size}', String(got.size)), 'push too large') };
+  }
+  return got;
 }
 
 function gitProtocolV2(req: IncomingMessage): boolean {
@@ -156,65 +158,73 @@ export function createGitHttpHandler(opts: GitHttpOptions): (req: IncomingMessag
     if (!(await repoExists(opts.root, repo))) throw new HttpError(404, 'no-such-repo', `repository ${repo} not found`);
     const gitdir = repoPath(opts.root, repo);
     const store = openStore(gitdir);
-    const v2 = gitProtocolV2(req) && service === 'git-upload-pack';
+    // The pack files it opens are closed whatever happens.
+    try {
+      const v2 = gitProtocolV2(req) && service === 'git-upload-pack';
 
-    if (action === 'info/refs') {
-      const parts = v2
-        ? advertiseV2()
-        : [
-            pktLine(`# service=${service}`),
-            FLUSH,
-            ...(await advertiseRefsV0(
-              store,
-              service === 'git-upload-pack' ? V0_UPLOAD_CAPS : V0_RECEIVE_CAPS,
-              service === 'git-upload-pack',
-            )),
-          ];
-      const body = Buffer.concat(parts);
-      res.writeHead(200, { 'Content-Type': `application/x-${service}-advertisement`, 'Content-Length': body.length, ...NO_CACHE });
-      res.end(req.method === 'HEAD' ? undefined : body);
-      return;
-    }
-
-    const ctype = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
-    if (ctype !== `application/x-${service}-request`) throw new HttpError(415, 'bad-content-type', `expected Content-Type application/x-${service}-request`);
-    const out = responseSink(res, `application/x-${service}-result`);
-    let body: Buffer;
-    if (service === 'git-receive-pack') {
-      const limit = maxPush();
-      const where = opts.limitsFile ? ` (${opts.limitsFile}: maxPushBytes)` : '';
-      const got = await readPush(req, limit, `this push is {size} bytes, over the limit maxPushBytes = ${limit} bytes${where}; nothing changed: push fewer commits at a time, or raise the limit`);
-      if ('refused' in got) {
-        await out(got.refused);
-        res.end();
+      if (action === 'info/refs') {
+        const parts = v2
+          ? advertiseV2()
+          : [
+              pktLine(`# service=${service}`),
+              FLUSH,
+              ...(await advertiseRefsV0(
+                store,
+                service === 'git-upload-pack' ? V0_UPLOAD_CAPS : V0_RECEIVE_CAPS,
+                service === 'git-upload-pack',
+              )),
+            ];
+        const body = Buffer.concat(parts);
+        res.writeHead(200, { 'Content-Type': `application/x-${service}-advertisement`, 'Content-Length': body.length, ...NO_CACHE });
+        res.end(req.method === 'HEAD' ? undefined : body);
         return;
       }
-      body = got.body;
-    } else body = await readGitBody(req, maxReq, 'maxRequestBytes');
-    try {
-      if (service === 'git-upload-pack') {
-        if (v2) await uploadPackV2(store, body, out);
-        else await uploadPackV0(store, body, out);
-      } else {
-        const allow = await nonFastForwardAllowed(opts, repo, gitdir);
-        await receivePack({
-          repo,
-          store,
-          hooks: opts.hooks,
-          allowNonFastForward: allow,
-          limits: opts.inflateLimits?.(),
-          repoLimit: opts.maxRepoBytes ? { max: opts.maxRepoBytes(), name: opts.limitsFile ? `maxRepoBytes (${opts.limitsFile}: maxRepoBytes)` : 'maxRepoBytes' } : undefined,
-          onError: (err) => opts.onError?.(err, { repo, path: req.url ?? '' }),
-        }, body, out);
+
+      const ctype = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+      if (ctype !== `application/x-${service}-request`) throw new HttpError(415, 'bad-content-type', `expected Content-Type application/x-${service}-request`);
+      const out = responseSink(res, `application/x-${service}-result`);
+      let body: Buffer | undefined;
+      let push: { head: Buffer; pack?: ReceivedPack } | undefined;
+      if (service === 'git-receive-pack') {
+        const limit = maxPush();
+        const where = opts.limitsFile ? ` (${opts.limitsFile}: maxPushBytes)` : '';
+        const got = await readPush(req, gitdir, limit, `this push is {size} bytes, over the limit maxPushBytes = ${limit} bytes${where}; nothing changed: push fewer commits at a time, or raise the limit`);
+        if ('refused' in got) {
+          await out(got.refused);
+          res.end();
+          return;
+        }
+        push = got;
+      } else body = await readGitBody(req, maxReq, 'maxRequestBytes');
+      try {
+        if (body) {
+          if (v2) await uploadPackV2(store, body, out);
+          else await uploadPackV0(store, body, out);
+        } else {
+          const allow = await nonFastForwardAllowed(opts, repo, gitdir);
+          await receivePack({
+            repo,
+            store,
+            hooks: opts.hooks,
+            allowNonFastForward: allow,
+            limits: opts.inflateLimits?.(),
+            repoLimit: opts.maxRepoBytes ? { max: opts.maxRepoBytes(), name: opts.limitsFile ? `maxRepoBytes (${opts.limitsFile}: maxRepoBytes)` : 'maxRepoBytes' } : undefined,
+            onError: (err) => opts.onError?.(err, { repo, path: req.url ?? '' }),
+          }, push!.head, push!.pack, out);
+        }
+      } catch (err) {
+        // Semantic errors become an ERR packet the client prints as "remote error: ...".
+        if (err instanceof ProtocolError && !res.headersSent) await out(pktLine(`ERR ${err.message}`));
+        else if (err instanceof PktLineError && !res.headersSent) throw new HttpError(400, 'malformed', `malformed request: ${err.message}`);
+        else throw err;
+      } finally {
+        if (push?.pack) await fsp.rm(push.pack.file, { force: true }); // kept only if stored (renamed)
       }
-    } catch (err) {
-      // Semantic errors become an ERR packet the client prints as "remote error: ...".
-      if (err instanceof ProtocolError && !res.headersSent) await out(pktLine(`ERR ${err.message}`));
-      else if (err instanceof PktLineError && !res.headersSent) throw new HttpError(400, 'malformed', `malformed request: ${err.message}`);
-      else throw err;
+      if (!res.headersSent) res.writeHead(200, { 'Content-Type': `application/x-${service}-result`, ...NO_CACHE });
+      res.end();
+    } finally {
+      await closeStore(store);
     }
-    if (!res.headersSent) res.writeHead(200, { 'Content-Type': `application/x-${service}-result`, ...NO_CACHE });
-    res.end();
   }
 
   const chain = compose(

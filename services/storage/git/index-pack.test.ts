@@ -2,11 +2,13 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
+import { deflateSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { applyDelta, indexPack, PackError } from './index-pack.ts';
 
 const indexPackNative = async (pack: Buffer, idxFile: string) => {
-  const r = indexPack(pack);
+  const r = await indexPack(pack);
   writeFileSync(idxFile, r.idx);
   return r;
 };
@@ -64,6 +66,50 @@ describe('indexPackNative', () => {
       for (let k = 0; k < 4; k++) evil[12 + Math.floor(Math.random() * (evil.length - 32))] = Math.floor(Math.random() * 256);
       await indexPackNative(evil, idx).catch((err: Error) => expect(err).toBeInstanceOf(PackError));
     }
+  });
+
+  it('streams large entries and deflate streams longer than usual, with the same .idx as git', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'kith-idx-stream-'));
+    const entryHeader = (type: number, size: number) => {
+      const out = [(type << 4) | (size & 0x0f)];
+      for (let rest = Math.floor(size / 16); rest > 0; rest = Math.floor(rest / 128)) {
+        out[out.length - 1]! |= 0x80;
+        out.push(rest & 0x7f);
+      }
+      return Buffer.from(out);
+    };
+    // A valid zlib stream of one stored block per byte: ~6× longer than its data, so it does
+    // not fit where a usual stream would and is streamed from the file instead.
+    const storedPerByte = (data: Buffer) => {
+      const parts = [Buffer.from([0x78, 0x01])];
+      for (const b of data) parts.push(Buffer.from([0x00, 0x01, 0x00, 0xfe, 0xff, b]));
+      parts.push(Buffer.from([0x01, 0x00, 0x00, 0xff, 0xff]));
+      const adler = Buffer.alloc(4);
+      let a = 1;
+      let c = 0;
+      for (const b of data) {
+        a = (a + b) % 65521;
+        c = (c + a) % 65521;
+      }
+      adler.writeUInt32BE(((c << 16) | a) >>> 0);
+      parts.push(adler);
+      return Buffer.concat(parts);
+    };
+    const big = randomBytes(3 << 20);
+    const odd = randomBytes(3000);
+    const body = Buffer.concat([Buffer.from('PACK'), Buffer.from([0, 0, 0, 2, 0, 0, 0, 2]), entryHeader(3, big.length), deflateSync(big), entryHeader(3, odd.length), storedPerByte(odd)]);
+    const pack = Buffer.concat([body, createHash('sha1').update(body).digest()]);
+    const ours = path.join(dir, 'ours.idx');
+    const { oids } = await indexPackNative(pack, ours);
+    const packFile = path.join(dir, 'theirs.pack');
+    writeFileSync(packFile, pack);
+    execFileSync('git', ['index-pack', packFile], { cwd: dir });
+    expect(readFileSync(ours)).toEqual(readFileSync(packFile.replace(/\.pack$/, '.idx')));
+    const blobId = (b: Buffer) => createHash('sha1').update(`blob ${b.length}\0`).update(b).digest('hex');
+    expect([...oids].sort()).toEqual([blobId(big), blobId(odd)].sort());
+    // The same odd stream under a header that claims less: refused, not read past.
+    const lying = Buffer.concat([Buffer.from('PACK'), Buffer.from([0, 0, 0, 2, 0, 0, 0, 1]), entryHeader(3, 100), storedPerByte(odd)]);
+    await expect(indexPackNative(Buffer.concat([lying, createHash('sha1').update(lying).digest()]), ours)).rejects.toThrow(PackError);
   });
 
   it('applies delta copy and insert instructions, and refuses out-of-range ones', () => {

@@ -12,9 +12,18 @@
  * (small) instruction stream — and checked against `maxObjectBytes`, and their sum against
  * `maxInflatedBytes`, before any large buffer is allocated. zlib is never let to produce
  * more than the entry header declares.
+ *
+ * Memory does not grow with the pack: it is read from its file through a bounded window
+ * (small entries inflated at once from the window, large ones streamed through zlib and
+ * hashed as they come), bodies are kept only within budgets, and whatever a delta needs
+ * that was not kept is inflated again from the file.
  */
 import { createHash } from 'node:crypto';
-import { crc32, inflateSync } from 'node:zlib';
+import type { FileHandle } from 'node:fs/promises';
+import { crc32, createInflate, inflateSync } from 'node:zlib';
+import { COPY_CHUNK, readAt } from './file-range.ts';
+
+type ObjectKind = 'commit' | 'tree' | 'blob' | 'tag';
 
 const TYPES = ['', 'commit', 'tree', 'blob', 'tag'] as const;
 const OFS_DELTA = 6;
@@ -70,9 +79,9 @@ interface Entry {
   /** Where the compressed data starts (after the header and any delta base). */
   dataStart: number;
   /**
-   * Inflated data, kept only where it is needed later: a delta's instructions, and whole
-   * commits, trees and tags. A whole blob is hashed at once and re-inflated only if a
-   * delta builds on it, so a push never holds every blob of a pack in memory.
+   * Inflated data, kept only within a budget: commits, trees and tags (the connectivity
+   * check walks them) and small delta instructions. Anything else is inflated again from
+   * the pack file when a delta needs it, so a push never holds its pack in memory.
    */
   data?: Buffer;
   /** Set once known: at parse time for whole objects, at resolution for deltas. */
@@ -81,6 +90,83 @@ interface Entry {
   baseOffset?: number;
   baseOid?: string;
   crc: number;
+}
+
+/** Where a pack is read from: a Buffer, or a file by offset (bounded reads). */
+export interface PackSource {
+  size: number;
+  read(offset: number, length: number): Promise<Buffer>;
+}
+
+export const bufferSource = (b: Buffer): PackSource => ({ size: b.length, read: async (o, l) => b.subarray(o, Math.min(b.length, o + l)) });
+export const fileSource = (fh: FileHandle, size: number): PackSource => ({ size, read: (o, l) => readAt(fh, o, Math.max(0, Math.min(size, o + l) - o)) });
+
+/** Entries are parsed from a window of the pack this large, read again as the parse moves on. */
+const WINDOW = 4 << 20;
+/** Objects up to this size are inflated at once from the window; larger ones streamed. */
+const SMALL = 1 << 20;
+/** Inflated commits, trees and tags kept for the connectivity check, and delta data kept for resolution. */
+const KEPT_BYTES = 16 << 20;
+const DELTA_BYTES = 16 << 20;
+
+class Window {
+  private buf: Buffer = Buffer.alloc(0);
+  private at = 0;
+  private readonly src: PackSource;
+  private readonly limit: number;
+  constructor(src: PackSource, limit: number) {
+    this.src = src;
+    this.limit = limit;
+  }
+  /** Bytes [off, off + len), cut at the limit. */
+  async get(off: number, len: number): Promise<Buffer> {
+    const end = Math.min(off + len, this.limit);
+    if (off < this.at || end > this.at + this.buf.length) {
+      this.buf = await this.src.read(off, Math.min(Math.max(end - off, WINDOW), this.limit - off));
+      this.at = off;
+    }
+    return this.buf.subarray(off - this.at, end - this.at);
+  }
+}
+
+/**
+ * Inflate one entry's data streamed from the pack, in bounded pieces: each output chunk
+ * goes to `onData` and is not kept here. Returns the compressed bytes it took. Refuses
+ * more output than `size` as soon as it appears.
+ */
+async function inflateStreamed(src: PackSource, start: number, limit: number, size: number, onData: (chunk: Buffer) => void, crcSeed: number): Promise<{ consumed: number; crc: number }> {
+  const z = createInflate();
+  let out = 0;
+  let over = false;
+  z.on('data', (c: Buffer) => {
+    out += c.length;
+    if (out > size) {
+      over = true;
+      z.destroy();
+    } else onData(c);
+  });
+  const ended = new Promise<void>((resolve, reject) => {
+    z.once('end', resolve);
+    z.once('error', reject);
+    z.once('close', () => (over ? reject(new PackError('inflates to more than its header says')) : undefined));
+  });
+  ended.catch(() => {});
+  let fed = start;
+  let crc = crcSeed;
+  let used = 0;
+  while (fed < limit && !over) {
+    const chunk = await src.read(fed, Math.min(COPY_CHUNK, limit - fed));
+    fed += chunk.length;
+    await new Promise<void>((resolve) => z.write(chunk, () => resolve()));
+    if (over) break;
+    crc = crc32(chunk.subarray(0, z.bytesWritten - used), crc);
+    used = z.bytesWritten;
+    if (used < fed - start) break; // the stream ended inside this chunk
+  }
+  if (!over) z.end();
+  await ended;
+  if (out !== size) throw new PackError(`inflates to ${out} bytes, its header says ${size}`);
+  return { consumed: used, crc };
 }
 
 /** Apply a git delta (gitformat-pack(5), "Deltified representation") to `base`. */
@@ -115,8 +201,8 @@ export function applyDelta(base: Buffer, delta: Buffer): Buffer {
   return out;
 }
 
-/** Parse a whole pack (with its trailing SHA-1, already checked) into entries. */
-function parsePack(pack: Buffer, limits: InflateLimits): Entry[] {
+/** Parse every entry of a pack (its trailing SHA-1 already checked), reading it through a bounded window. */
+async function parsePack(src: PackSource, limits: InflateLimits): Promise<Entry[]> {
   const objName = limits.names?.maxObjectBytes ?? 'maxObjectBytes';
   const totalName = limits.names?.maxInflatedBytes ?? 'maxInflatedBytes';
   let total = 0;
@@ -125,69 +211,116 @@ function parsePack(pack: Buffer, limits: InflateLimits): Entry[] {
     total += bytes;
     if (total > limits.maxInflatedBytes) throw new PackError(`the pushed objects inflate to more than ${limits.maxInflatedBytes} bytes, over the limit ${totalName}: push less at a time, or raise the limit`);
   };
-  if (pack.length < 32 || pack.toString('latin1', 0, 4) !== 'PACK') throw new PackError('not a packfile');
-  const version = pack.readUInt32BE(4);
+  if (src.size < 32) throw new PackError('not a packfile');
+  const head = await src.read(0, 12);
+  if (head.toString('latin1', 0, 4) !== 'PACK') throw new PackError('not a packfile');
+  const version = head.readUInt32BE(4);
   if (version !== 2 && version !== 3) throw new PackError(`pack version ${version} is not supported`);
-  const count = pack.readUInt32BE(8);
-  const limit = pack.length - 20;
+  const count = head.readUInt32BE(8);
+  const limit = src.size - 20;
+  const win = new Window(src, limit);
   const entries: Entry[] = [];
+  let keptBytes = 0;
+  let deltaBytes = 0;
   let off = 12;
   for (let n = 0; n < count; n++) {
     const start = off;
     if (off >= limit) throw new PackError(`pack ends after ${n} of ${count} objects`);
-    let b = pack[off++]!;
+    // The longest header (size varint + OFS offset, or + REF id) fits 64 bytes.
+    const hb = await win.get(off, 64);
+    let p = 0;
+    let b = hb[p++]!;
     const kind = (b >> 4) & 7;
     let size = b & 0x0f;
     let shift = 4;
     while (b & 0x80) {
-      if (off >= limit || shift > 49) throw new PackError('bad object header');
-      b = pack[off++]!;
+      if (p >= hb.length || shift > 49) throw new PackError('bad object header');
+      b = hb[p++]!;
       size += (b & 0x7f) * 2 ** shift;
       shift += 7;
     }
     let baseOffset: number | undefined;
     let baseOid: string | undefined;
     if (kind === OFS_DELTA) {
-      b = pack[off++]!;
+      if (p >= hb.length) throw new PackError('bad delta offset');
+      b = hb[p++]!;
       let rel = b & 0x7f;
       while (b & 0x80) {
-        if (off >= limit) throw new PackError('bad delta offset');
-        b = pack[off++]!;
+        if (p >= hb.length) throw new PackError('bad delta offset');
+        b = hb[p++]!;
         rel = (rel + 1) * 128 + (b & 0x7f);
       }
       baseOffset = start - rel;
       if (baseOffset < 12 || baseOffset >= start) throw new PackError('delta base offset out of range');
     } else if (kind === REF_DELTA) {
-      if (off + 20 > limit) throw new PackError('truncated delta base id');
-      baseOid = pack.toString('hex', off, off + 20);
-      off += 20;
+      if (p + 20 > hb.length) throw new PackError('truncated delta base id');
+      baseOid = hb.toString('hex', p, p + 20);
+      p += 20;
     } else if (kind < 1 || kind > 4) {
       throw new PackError(`object type ${kind} is not valid`);
     }
+    const headCrc = crc32(hb.subarray(0, p));
+    off = start + p;
+    const whole = kind >= 1 && kind <= 4;
     // Whole objects are counted at their declared size before inflating (zlib may not
     // produce more than that); delta instructions are small and their result is counted below.
-    if (kind >= 1 && kind <= 4) count_(n + 1, size, 'inflates to');
+    if (whole) count_(n + 1, size, 'inflates to');
     else if (size > limits.maxObjectBytes) count_(n + 1, size, 'has a delta of');
-    let data: Buffer;
-    let consumed: number;
-    try {
-      const r = inflateSync(pack.subarray(off, limit), { info: true, maxOutputLength: Math.max(size, 1) + 1 }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
-      data = r.buffer;
-      consumed = r.engine.bytesWritten;
-    } catch (err) {
-      throw new PackError(`object ${n + 1} does not inflate: ${(err as Error).message}`);
+    const type = whole ? TYPES[kind]! : undefined;
+    const keep = whole ? type !== 'blob' && keptBytes + size <= KEPT_BYTES : deltaBytes + size <= DELTA_BYTES;
+    let data: Buffer | undefined;
+    let oid: string | undefined;
+    let consumed = -1;
+    let crc = 0;
+    if (size <= SMALL) {
+      // Usually the whole compressed stream is in the window: inflate it at once. A stream
+      // longer than the window holds (odd but valid deflate) is streamed below.
+      const input = await win.get(off, size + (size >> 4) + 1024);
+      try {
+        const r = inflateSync(input, { info: true, maxOutputLength: Math.max(size, 1) + 1 }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
+        if (r.buffer.length !== size) throw new PackError(`object ${n + 1} inflates to ${r.buffer.length} bytes, its header says ${size}`);
+        consumed = r.engine.bytesWritten;
+        crc = crc32(input.subarray(0, consumed), headCrc);
+        if (whole) oid = objectId(type!, r.buffer);
+        else count_(n + 1, deltaResultSize(r.buffer), 'is a delta whose result is');
+        if (keep) data = r.buffer;
+      } catch (err) {
+        if (err instanceof PackError) throw err;
+        const truncated = (err as NodeJS.ErrnoException).code === 'Z_BUF_ERROR' && off + input.length < limit;
+        if (!truncated) throw new PackError(`object ${n + 1} does not inflate: ${(err as Error).message}`);
+      }
     }
-    if (data.length !== size) throw new PackError(`object ${n + 1} inflates to ${data.length} bytes, its header says ${size}`);
-    const dataStart = off;
+    if (consumed < 0) {
+      const hash = whole ? createHash('sha1').update(`${type} ${size}\0`) : undefined;
+      const kept: Buffer[] = [];
+      let first: Buffer | undefined;
+      try {
+        const r = await inflateStreamed(src, off, limit, size, (c) => {
+          hash?.update(c);
+          if (keep) kept.push(c);
+          // A delta's header (two varints) is in its first bytes.
+          if (!whole && (!first || first.length < 32)) first = first ? Buffer.concat([first, c]) : c;
+        }, headCrc);
+        consumed = r.consumed;
+        crc = r.crc;
+      } catch (err) {
+        if (err instanceof PackError && /^object /.test(err.message)) throw err;
+        throw new PackError(`object ${n + 1} does not inflate: ${(err as Error).message}`);
+      }
+      if (whole) oid = hash!.digest('hex');
+      else count_(n + 1, deltaResultSize(first ?? Buffer.alloc(0)), 'is a delta whose result is');
+      if (keep) data = Buffer.concat(kept);
+    }
+    const e: Entry = { offset: start, end: off + consumed, kind, dataStart: off, baseOffset, baseOid, crc: crc >>> 0 };
     off += consumed;
-    const e: Entry = { offset: start, end: off, kind, dataStart, baseOffset, baseOid, crc: crc32(pack.subarray(start, off)) >>> 0 };
-    if (kind >= 1 && kind <= 4) {
-      e.type = TYPES[kind]!;
-      e.oid = objectId(e.type, data);
-      if (e.type !== 'blob') e.data = data;
-    } else {
-      count_(n + 1, deltaResultSize(data), 'is a delta whose result is');
+    if (whole) {
+      e.type = type;
+      e.oid = oid;
+    }
+    if (data) {
       e.data = data;
+      if (whole) keptBytes += data.length;
+      else deltaBytes += data.length;
     }
     entries.push(e);
   }
@@ -205,13 +338,16 @@ function objectId(type: string, body: Buffer): string {
  */
 export interface IndexedPack {
   oids: string[];
+  /** Each object's type: the connectivity check needs no blob's body. */
+  types: Map<string, ObjectKind>;
   idx: Buffer;
   /** The pack's commits, trees and tags, resolved: connectivity checks walk these. */
   structure: { oid: string; type: 'commit' | 'tree' | 'tag'; body: Buffer }[];
 }
 
-export function indexPack(pack: Buffer, limits: InflateLimits = DEFAULT_INFLATE_LIMITS): IndexedPack {
-  const entries = parsePack(pack, limits);
+export async function indexPack(pack: Buffer | PackSource, limits: InflateLimits = DEFAULT_INFLATE_LIMITS): Promise<IndexedPack> {
+  const src = Buffer.isBuffer(pack) ? bufferSource(pack) : pack;
+  const entries = await parsePack(src, limits);
   const byOffset = new Map<number, number>();
   const byOid = new Map<string, number>();
   entries.forEach((e, i) => {
@@ -220,14 +356,20 @@ export function indexPack(pack: Buffer, limits: InflateLimits = DEFAULT_INFLATE_
   });
 
   // Bodies of resolved objects that deltas may build on: commits, trees and tags are kept
-  // (the connectivity check walks them); blobs only in a bounded, recently-used cache, and
-  // re-inflated or re-resolved from the pack when a delta needs one that was dropped.
+  // within a budget (the connectivity check walks them); the rest only in a bounded,
+  // recently-used cache, and re-inflated or re-resolved from the pack when a delta needs
+  // one that was dropped.
   const kept = new Map<number, Buffer>();
+  let keptBytes = 0;
   const recent = new Map<number, Buffer>();
   let recentBytes = 0;
-  const RECENT_LIMIT = 32 << 20;
+  const RECENT_LIMIT = 16 << 20;
   const remember = (i: number, body: Buffer) => {
-    if (entries[i]!.type !== 'blob') return void kept.set(i, body);
+    if (entries[i]!.type !== 'blob' && keptBytes + body.length <= KEPT_BYTES) {
+      kept.set(i, body);
+      keptBytes += body.length;
+      return;
+    }
     recent.set(i, body);
     recentBytes += body.length;
     for (const [k, b] of recent) {
@@ -236,14 +378,15 @@ export function indexPack(pack: Buffer, limits: InflateLimits = DEFAULT_INFLATE_
       recentBytes -= b.length;
     }
   };
-  const bodyOf = (i: number, depth = 0): Buffer => {
+  const inflated = async (e: Entry): Promise<Buffer> => e.data ?? inflateSync(await src.read(e.dataStart, e.end - e.dataStart));
+  const bodyOf = async (i: number, depth = 0): Promise<Buffer> => {
     const e = entries[i]!;
     const cached = kept.get(i) ?? recent.get(i);
     if (cached) return cached;
     if (depth > 10_000) throw new PackError('delta chain too deep');
     let body: Buffer;
-    if (e.kind >= 1 && e.kind <= 4) body = e.data ?? inflateSync(pack.subarray(e.dataStart, e.end));
-    else body = applyDelta(bodyOf(baseIndexOf(e)!, depth + 1), e.data!);
+    if (e.kind >= 1 && e.kind <= 4) body = await inflated(e);
+    else body = applyDelta(await bodyOf(baseIndexOf(e)!, depth + 1), await inflated(e));
     remember(i, body);
     return body;
   };
@@ -255,7 +398,13 @@ export function indexPack(pack: Buffer, limits: InflateLimits = DEFAULT_INFLATE_
     }
     return e.baseOid !== undefined ? byOid.get(e.baseOid) : undefined;
   };
-  for (let i = 0; i < entries.length; i++) if (entries[i]!.data && entries[i]!.type && entries[i]!.type !== 'blob') kept.set(i, entries[i]!.data!);
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!;
+    if (e.data && e.type && e.type !== 'blob') {
+      kept.set(i, e.data);
+      keptBytes += e.data.length;
+    }
+  }
 
   // Deltas until nothing more resolves (a REF_DELTA's base may come later in the pack).
   let pending = entries.map((_, i) => i).filter((i) => !entries[i]!.oid);
@@ -270,7 +419,8 @@ export function indexPack(pack: Buffer, limits: InflateLimits = DEFAULT_INFLATE_
         continue;
       }
       e.type = base.type;
-      const body = applyDelta(bodyOf(j!), e.data!);
+      const body = applyDelta(await bodyOf(j!), await inflated(e));
+      e.data = undefined; // resolved: its instructions are not needed again
       e.oid = objectId(e.type!, body);
       byOid.set(e.oid, i);
       remember(i, body);
@@ -283,11 +433,11 @@ export function indexPack(pack: Buffer, limits: InflateLimits = DEFAULT_INFLATE_
   }
   const resolved = entries.map((e) => ({ type: e.type!, oid: e.oid! }));
 
-  const idx = writeIdx(entries.map((e, i) => ({ oid: resolved[i]!.oid, crc: e.crc, offset: e.offset })), pack.subarray(pack.length - 20));
+  const idx = writeIdx(entries.map((e, i) => ({ oid: resolved[i]!.oid, crc: e.crc, offset: e.offset })), await src.read(src.size - 20, 20));
   const order = entries.map((_, i) => i).sort((a, b) => (resolved[a]!.oid < resolved[b]!.oid ? -1 : 1));
   const structure: IndexedPack['structure'] = [];
   for (const [i, body] of kept) structure.push({ oid: entries[i]!.oid!, type: entries[i]!.type as 'commit' | 'tree' | 'tag', body });
-  return { oids: order.map((i) => resolved[i]!.oid), idx, structure };
+  return { oids: order.map((i) => resolved[i]!.oid), types: new Map(entries.map((e) => [e.oid!, e.type as ObjectKind])), idx, structure };
 }
 
 /** A version-2 .idx (gitformat-pack(5), "Version 2 pack-*.idx files") for a pack's entries and its checksum. */

@@ -30,8 +30,19 @@ export function openStore(gitdir: string): Store {
 /** Forget listings after objects were added (a new pack), keeping loaded indexes. */
 export function refreshStore(s: Store): void {
   s.fs = requestFs();
+  const old = s.packs;
   s.packs = undefined;
+  void old?.then((p) => p.close(), () => {});
 }
+
+/** Close what the request opened (the pack files). */
+export async function closeStore(s: Store): Promise<void> {
+  const old = s.packs;
+  s.packs = undefined;
+  await old?.then((p) => p.close(), () => {});
+}
+
+export const packsOf = (s: Store): Promise<PackSet> => (s.packs ??= PackSet.open(s.gitdir));
 
 export const ZERO_OID = '0'.repeat(40);
 export const OID_RE = /^[0-9a-f]{40}$/;
@@ -47,7 +58,7 @@ export function rememberObject(s: Store, oid: string, o: { type: ObjectType; bod
 export async function readRaw(s: Store, oid: string): Promise<{ type: ObjectType; body: Buffer }> {
   const hit = s.memo.get(oid);
   if (hit) return hit;
-  const packed = (await (s.packs ??= PackSet.open(s.gitdir))).read(oid);
+  const packed = await (await packsOf(s)).read(oid);
   if (packed) {
     rememberObject(s, oid, packed);
     return packed;
@@ -62,6 +73,8 @@ export async function readRaw(s: Store, oid: string): Promise<{ type: ObjectType
 export async function hasObject(s: Store, oid: string): Promise<boolean> {
   try {
     if (s.memo.has(oid)) return true;
+    // Packed objects from the pack indexes (isomorphic-git would load the whole pack).
+    if ((await packsOf(s)).has(oid)) return true;
     await git.readObject({ fs: s.fs, gitdir: s.gitdir, oid, format: 'deflated', cache: s.cache });
     return true;
   } catch {
@@ -71,6 +84,10 @@ export async function hasObject(s: Store, oid: string): Promise<boolean> {
 
 export async function typeOf(s: Store, oid: string): Promise<ObjectType | null> {
   try {
+    const hit = s.memo.get(oid);
+    if (hit) return hit.type;
+    const packed = await (await packsOf(s)).typeOf(oid);
+    if (packed) return packed;
     return (await readRaw(s, oid)).type;
   } catch {
     return null;

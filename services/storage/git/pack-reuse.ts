@@ -4,17 +4,23 @@
  * delta when its base goes out in the same pack — instead of inflating and deflating it
  * again (gitformat-pack(5)). This is what git's own pack-objects does with reused entries.
  */
+import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import { inflateSync } from 'node:zlib';
 import { applyDelta } from './index-pack.ts';
+import { blockCache, fdReader, readAt, type CachedReader, type PositionalReader } from './file-range.ts';
 import * as path from 'node:path';
 
+/** A stored pack, read through its file handle by offset: never loaded whole. */
 export interface PackFile {
-  data: Buffer;
+  file: string;
+  fh: CachedReader;
+  /** Bytes in the file (the trailer's 20 included). */
+  size: number;
   /** Object id at each entry offset. */
   oidAt: Map<number, string>;
-  /** Entry offsets in pack order, to find where an entry ends. */
-  sorted: number[];
+  /** Where each entry ends (the next entry's offset, or the trailer). */
+  ends: Map<number, number>;
 }
 
 export interface Located {
@@ -23,7 +29,16 @@ export interface Located {
   end: number;
 }
 
-function parseIdx(idx: Buffer): { oid: string; offset: number }[] {
+/** An entry's header, read from the file: the longest (size varint, OFS offset or REF id) fits 64 bytes. */
+export async function entryHeaderAt(fh: PositionalReader | CachedReader, offset: number, end: number): Promise<EntryHeader> {
+  const len = Math.min(64, end - offset);
+  const buf = ('peek' in fh ? fh.peek(offset, len) : undefined) ?? (await readAt(fh, offset, len));
+  const h = readEntryHeader(buf, 0);
+  if (h.baseOffset !== undefined) h.baseOffset += offset;
+  return h;
+}
+
+export function parseIdx(idx: Buffer): { oid: string; offset: number }[] {
   if (idx.length < 8 + 1024 + 40 || idx.readUInt32BE(0) !== 0xff744f63 || idx.readUInt32BE(4) !== 2) throw new Error('not a version-2 pack index');
   const n = idx.readUInt32BE(8 + 255 * 4);
   const oids = 8 + 1024;
@@ -42,27 +57,48 @@ function parseIdx(idx: Buffer): { oid: string; offset: number }[] {
 export type ObjectKind = 'commit' | 'tree' | 'blob' | 'tag';
 const KINDS = ['', 'commit', 'tree', 'blob', 'tag'] as const;
 
+/** Resolved objects kept for deltas that build on them, most recent last. */
+const CACHE_BYTES = 16 << 20;
+/** Larger objects are never cached: one would push out everything else. */
+const CACHE_ONE = 8 << 20;
+
+/**
+ * Pack descriptors of a set nobody closed (a request path that forgot) are closed when the
+ * set is collected: a leak costs descriptors for a while, never the process.
+ */
+const unclosed = new FinalizationRegistry<number[]>((fds) => {
+  for (const fd of fds) fs.close(fd, () => {});
+});
+
 export class PackSet {
+  private readonly fds: number[] = [];
   private readonly where = new Map<string, { pack: PackFile; offset: number }>();
-  private readonly ends = new Map<PackFile, Map<number, number>>();
-  /** Delta bases resolved so far, by pack and offset (chains share them). */
-  private readonly bases = new Map<PackFile, Map<number, { type: ObjectKind; body: Buffer }>>();
-  private baseBytes = 0;
+  private readonly packs: PackFile[] = [];
+  /** Delta bases resolved so far, by "<file>:<offset>" (chains share them); bounded. */
+  private readonly cache = new Map<string, { type: ObjectKind; body: Buffer }>();
+  private cacheBytes = 0;
 
   static async open(gitdir: string): Promise<PackSet> {
     const set = new PackSet();
+    unclosed.register(set, set.fds, set);
     const dir = path.join(gitdir, 'objects', 'pack');
     const names = await fsp.readdir(dir).catch(() => [] as string[]);
     for (const name of names.filter((n) => n.endsWith('.idx')).sort()) {
       const packName = name.replace(/\.idx$/, '.pack');
       if (!names.includes(packName)) continue;
+      let fd: number | undefined;
       try {
         const entries = parseIdx(await fsp.readFile(path.join(dir, name)));
-        const data = await fsp.readFile(path.join(dir, packName));
-        const pack: PackFile = { data, oidAt: new Map(entries.map((e) => [e.offset, e.oid])), sorted: entries.map((e) => e.offset).sort((a, b) => a - b) };
+        const file = path.join(dir, packName);
+        fd = await new Promise<number>((resolve, reject) => fs.open(file, 'r', (err, n) => (err ? reject(err) : resolve(n))));
+        set.fds.push(fd);
+        const fh = blockCache(fdReader(fd));
+        const size = await new Promise<number>((resolve, reject) => fs.fstat(fd!, (err, st) => (err ? reject(err) : resolve(st.size))));
+        const sorted = entries.map((e) => e.offset).sort((a, b) => a - b);
         const ends = new Map<number, number>();
-        pack.sorted.forEach((off, i) => ends.set(off, pack.sorted[i + 1] ?? data.length - 20));
-        set.ends.set(pack, ends);
+        sorted.forEach((off, i) => ends.set(off, sorted[i + 1] ?? size - 20));
+        const pack: PackFile = { file, fh, size, oidAt: new Map(entries.map((e) => [e.offset, e.oid])), ends };
+        set.packs.push(pack);
         for (const e of entries) if (!set.where.has(e.oid)) set.where.set(e.oid, { pack, offset: e.offset });
       } catch {
         // An unreadable pack is simply not reused: its objects are read the slow way.
@@ -71,35 +107,72 @@ export class PackSet {
     return set;
   }
 
+  /** Close the pack files. */
+  async close(): Promise<void> {
+    unclosed.unregister(this);
+    this.packs.length = 0;
+    for (const fd of this.fds.splice(0)) await new Promise<void>((resolve) => fs.close(fd, () => resolve()));
+    this.cache.clear();
+    this.cacheBytes = 0;
+  }
+
+  has(oid: string): boolean {
+    return this.where.has(oid);
+  }
+
   /**
-   * An object read straight from its pack with native zlib, deltas resolved; undefined when
-   * no pack holds it (it is loose: ask isomorphic-git).
+   * An object read from its pack by offset with native zlib, deltas resolved; undefined
+   * when no pack holds it (it is loose). Only this object's entry (and its delta bases) are
+   * read: one object's worth of memory.
    */
-  read(oid: string): { type: ObjectKind; body: Buffer } | undefined {
+  async read(oid: string): Promise<{ type: ObjectKind; body: Buffer } | undefined> {
     const w = this.where.get(oid);
     return w ? this.readAt(w.pack, w.offset, 0) : undefined;
   }
 
-  private readAt(pack: PackFile, offset: number, depth: number): { type: ObjectKind; body: Buffer } {
-    const memo = this.bases.get(pack)?.get(offset);
-    if (memo) return memo;
+  /** An object's type without inflating a whole object (a delta's from its base's). */
+  async typeOf(oid: string): Promise<ObjectKind | undefined> {
+    let w = this.where.get(oid);
+    for (let depth = 0; w && depth < 10_000; depth++) {
+      const h = await entryHeaderAt(w.pack.fh, w.offset, w.pack.ends.get(w.offset)!);
+      if (h.kind >= 1 && h.kind <= 4) return KINDS[h.kind] as ObjectKind;
+      if (h.kind === 6) w = { pack: w.pack, offset: h.baseOffset! };
+      else if (h.kind === 7) w = this.where.get(h.baseOid!);
+      else return undefined;
+    }
+    return undefined;
+  }
+
+  private async readAt(pack: PackFile, offset: number, depth: number): Promise<{ type: ObjectKind; body: Buffer }> {
+    const key = `${pack.file}:${offset}`;
+    const memo = this.cache.get(key);
+    if (memo) {
+      this.cache.delete(key);
+      this.cache.set(key, memo);
+      return memo;
+    }
     if (depth > 10_000) throw new Error('delta chain too deep');
-    const h = readEntryHeader(pack.data, offset);
+    const end = pack.ends.get(offset);
+    if (end === undefined) throw new Error(`${path.basename(pack.file)}: no object starts at ${offset}`);
+    const h = await entryHeaderAt(pack.fh, offset, end);
     const start = offset + h.headerLength + (h.kind === 6 ? h.baseOffsetLength! : h.kind === 7 ? 20 : 0);
-    const data = inflateSync(pack.data.subarray(start, this.ends.get(pack)!.get(offset)!));
+    const data = inflateSync(pack.fh.peek(start, end - start) ?? (await readAt(pack.fh, start, end - start)));
     let out: { type: ObjectKind; body: Buffer };
     if (h.kind >= 1 && h.kind <= 4) out = { type: KINDS[h.kind] as ObjectKind, body: data };
     else {
-      const base = h.kind === 6 ? this.readAt(pack, h.baseOffset!, depth + 1) : this.read(h.baseOid!);
+      const base = h.kind === 6 ? await this.readAt(pack, h.baseOffset!, depth + 1) : await this.read(h.baseOid!);
       if (!base) throw new Error(`delta base ${h.baseOid} is missing`);
       out = { type: base.type, body: applyDelta(base.body, data) };
     }
-    // Remember what other deltas are likely to build on (bounded).
-    if (out.type !== 'blob' && this.baseBytes + out.body.length < 32 << 20) {
-      let m = this.bases.get(pack);
-      if (!m) this.bases.set(pack, (m = new Map()));
-      m.set(offset, out);
-      this.baseBytes += out.body.length;
+    // Remember what other deltas are likely to build on (bounded, least recently used out).
+    if (out.body.length <= CACHE_ONE) {
+      this.cache.set(key, out);
+      this.cacheBytes += out.body.length;
+      for (const [k, v] of this.cache) {
+        if (this.cacheBytes <= CACHE_BYTES) break;
+        this.cache.delete(k);
+        this.cacheBytes -= v.body.length;
+      }
     }
     return out;
   }
@@ -107,7 +180,7 @@ export class PackSet {
   locate(oid: string): Located | undefined {
     const w = this.where.get(oid);
     if (!w) return undefined;
-    return { pack: w.pack, offset: w.offset, end: this.ends.get(w.pack)!.get(w.offset)! };
+    return { pack: w.pack, offset: w.offset, end: w.pack.ends.get(w.offset)! };
   }
 }
 

@@ -1,10 +1,12 @@
 // Packfile writer (gitformat-pack(5), version 2): entries reused from the stored packs
-// where possible (pack-reuse.ts), else zlib-deflated whole objects; SHA-1 trailer. Streams
-// one object at a time (isomorphic-git's packObjects builds the pack in memory).
+// where possible (pack-reuse.ts), copied from the pack file by offset in bounded pieces,
+// else zlib-deflated whole objects; SHA-1 trailer. Streams: isomorphic-git's packObjects
+// builds the whole pack in memory.
 import { createHash } from 'node:crypto';
 import { deflateSync } from 'node:zlib';
-import { readRaw, type ObjectType, type Store } from './objects.ts';
-import { ofsDeltaHeader, PackSet, readEntryHeader } from './pack-reuse.ts';
+import { packsOf, readRaw, type ObjectType, type Store } from './objects.ts';
+import { entryHeaderAt, ofsDeltaHeader, type PackFile } from './pack-reuse.ts';
+import { readRange } from './file-range.ts';
 
 
 const TYPE_CODE: Record<ObjectType, number> = { commit: 1, tree: 2, blob: 3, tag: 4 };
@@ -30,10 +32,17 @@ export function packHeader(count: number): Buffer {
   return b;
 }
 
+const GATHER = 64 << 10;
+
+/** A piece of the pack: bytes made here, or a range of a stored pack copied as it is. */
+type Piece = Buffer | { pack: PackFile; start: number; end: number };
+
 /**
- * Yields the pack in chunks: header, one chunk per object, trailer. An object stored in a
- * pack is copied as stored — a delta too, when its base is in this pack (written first,
- * so an OFS_DELTA can point back at it); anything else is read and deflated afresh.
+ * Yields the pack in chunks: header, the objects, trailer. An object stored in a pack is
+ * copied as stored, read from the pack file in pieces of at most 1 MiB — a delta too, when
+ * its base is in this pack (written first, so an OFS_DELTA can point back at it); anything
+ * else is read and deflated afresh. The consumer pulls chunks as the client takes them, so
+ * memory does not grow with the clone.
  */
 export async function* writePack(
   s: Store,
@@ -44,44 +53,70 @@ export async function* writePack(
   const head = packHeader(oids.length);
   hash.update(head);
   yield head;
-  const packs = await (s.packs ??= PackSet.open(s.gitdir));
+  const packs = await packsOf(s);
   const wanted = new Set(oids);
   const written = new Map<string, number>();
   let pos = head.length;
   let n = 0;
 
-  /** The chunks for `oid`, its base's first when it goes out as a delta. */
-  async function entry(oid: string, out: Buffer[]): Promise<void> {
+  /** The pieces for `oid`, its base's first when it goes out as a delta. */
+  async function entry(oid: string, out: Piece[]): Promise<void> {
     if (written.has(oid)) return;
     const loc = packs.locate(oid);
     if (loc) {
-      const h = readEntryHeader(loc.pack.data, loc.offset);
-      const raw = loc.pack.data.subarray(loc.offset, loc.end);
+      const h = await entryHeaderAt(loc.pack.fh, loc.offset, loc.end);
       const baseOid = h.kind === 6 ? loc.pack.oidAt.get(h.baseOffset!) : h.kind === 7 ? h.baseOid : undefined;
-      if (h.kind >= 1 && h.kind <= 4) return push(oid, raw, out);
+      const whole = { pack: loc.pack, start: loc.offset, end: loc.end };
+      if (h.kind >= 1 && h.kind <= 4) return push(oid, [whole], out);
       if (baseOid && wanted.has(baseOid)) {
         await entry(baseOid, out);
-        if (h.kind === 7) return push(oid, raw, out);
-        const body = raw.subarray(h.headerLength + h.baseOffsetLength!);
-        return push(oid, Buffer.concat([ofsDeltaHeader(h.size, pos - written.get(baseOid)!), body]), out);
+        if (h.kind === 7) return push(oid, [whole], out);
+        const data = { pack: loc.pack, start: loc.offset + h.headerLength + h.baseOffsetLength!, end: loc.end };
+        return push(oid, [ofsDeltaHeader(h.size, pos - written.get(baseOid)!), data], out);
       }
     }
     const { type, body } = await readRaw(s, oid);
-    push(oid, Buffer.concat([objectHeader(type, body.length), deflateSync(body)]), out);
+    push(oid, [objectHeader(type, body.length), deflateSync(body)], out);
   }
-  function push(oid: string, chunk: Buffer, out: Buffer[]): void {
+  function push(oid: string, pieces: Piece[], out: Piece[]): void {
     written.set(oid, pos);
-    pos += chunk.length;
-    hash.update(chunk);
-    out.push(chunk);
+    for (const p of pieces) pos += Buffer.isBuffer(p) ? p.length : p.end - p.start;
+    out.push(...pieces);
     n++;
     if (onProgress) onProgress(n, oids.length);
   }
 
+  // Small pieces go out gathered into chunks of about 64 KiB: one side-band frame and one
+  // socket write for many small entries.
+  let batch: Buffer[] = [];
+  let batchBytes = 0;
+  const take = (b: Buffer) => {
+    hash.update(b);
+    batch.push(b);
+    batchBytes += b.length;
+  };
+  const gathered = () => {
+    const chunk = batch.length === 1 ? batch[0]! : Buffer.concat(batch, batchBytes);
+    batch = [];
+    batchBytes = 0;
+    return chunk;
+  };
   for (const oid of oids) {
-    const out: Buffer[] = [];
+    const out: Piece[] = [];
     await entry(oid, out);
-    for (const chunk of out) yield chunk;
+    for (const p of out) {
+      if (Buffer.isBuffer(p)) take(p);
+      else {
+        const cached = p.pack.fh.peek(p.start, p.end - p.start);
+        if (cached) take(cached);
+        else for await (const chunk of readRange(p.pack.fh, p.start, p.end)) {
+          take(chunk);
+          if (batchBytes >= GATHER) yield gathered();
+        }
+      }
+      if (batchBytes >= GATHER) yield gathered();
+    }
   }
+  if (batchBytes) yield gathered();
   yield hash.digest();
 }

@@ -6,17 +6,18 @@
 import fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { createHash } from 'node:crypto';
 import * as git from 'isomorphic-git';
 import { fsyncDir, writeFileDurable } from '../../../platform/durable.ts';
-import { indexPack, type IndexedPack, type InflateLimits } from './index-pack.ts';
+import { fileSource, indexPack, type IndexedPack, type InflateLimits } from './index-pack.ts';
+import { readAt } from './file-range.ts';
+import type { ReceivedPack } from './push-body.ts';
 import { ZERO_OID, hasObject, rememberObject, refreshStore, parseCommit, parseTag, parseTree, readRaw, type Store } from './objects.ts';
 import { FLUSH, PktReader, lineText, pktLine, sideband } from './pktline.ts';
 import { isValidRefName, resolve, setRef } from './refs.ts';
 import { AGENT, ProtocolError, type Sink } from './upload-pack.ts';
 import { withFileLock, withMutex } from '../store/lock.ts';
 import { diskBytes } from '../store/cleanup.ts';
-import { DIR_MODE, FILE_MODE } from './private-fs.ts';
+import { FILE_MODE } from './private-fs.ts';
 import { LockedError } from '../store/errors.ts';
 
 export const V0_RECEIVE_CAPS = [
@@ -103,47 +104,63 @@ export function parseCommands(body: Buffer): { commands: Command[]; caps: Set<st
   return { commands, caps, packOffset: r.offset };
 }
 
-/** Validates the pack's framing and checksum, stores it as .pack+.idx, returns its object ids. */
-async function storePack(s: Store, pack: Buffer, limits?: InflateLimits, repoLimit?: ReceiveOptions['repoLimit']): Promise<{ oids: string[]; files: string[] }> {
-  if (pack.length < 32) throw new ProtocolError('pack truncated');
-  if (pack.toString('latin1', 0, 4) !== 'PACK') throw new ProtocolError('not a packfile');
-  const version = pack.readUInt32BE(4);
-  if (version !== 2 && version !== 3) throw new ProtocolError(`unsupported pack version ${version}`);
-  const sum = createHash('sha1').update(pack.subarray(0, pack.length - 20)).digest();
-  if (!sum.equals(pack.subarray(pack.length - 20))) throw new ProtocolError('pack checksum mismatch');
-  if (pack.readUInt32BE(8) === 0) return { oids: [], files: [] };
-  const dir = path.join(s.gitdir, 'objects', 'pack');
-  await fsp.mkdir(dir, { recursive: true, mode: DIR_MODE });
-  const name = `pack-${sum.toString('hex')}`;
-  const packFile = path.join(dir, name + '.pack');
-  const idxFile = path.join(dir, name + '.idx');
-  // Index in memory first (native zlib; a bad pack is refused before anything is written),
-  // then write the .pack and the .idx through O_DSYNC + rename (platform/durable.ts): a
-  // kill between the two leaves a .pack without .idx, which git ignores and start-up
-  // clean-up removes.
-  let indexed: IndexedPack;
+/**
+ * Validates the received pack's framing and checksum, indexes it from its temp file
+ * (bounded reads), and stores it as .pack+.idx; returns its object ids and types. The temp
+ * file is gone afterwards, whatever happens.
+ */
+async function storePack(s: Store, pack: ReceivedPack, limits?: InflateLimits, repoLimit?: ReceiveOptions['repoLimit']): Promise<{ oids: string[]; types: IndexedPack['types']; files: string[] }> {
   try {
-    indexed = indexPack(pack, limits);
-  } catch (err) {
-    throw new ProtocolError(`index-pack failed: ${(err as Error).message.split('\n')[0]}`);
-  }
-  // The connectivity check reads these: from memory, not inflated again from disk.
-  for (const o of indexed.structure) rememberObject(s, o.oid, { type: o.type, body: o.body });
-  // The same pack pushed again (same checksum, same name): refs may already use it, so it
-  // is never removed if this push is refused.
-  const existed = await fsp.access(idxFile).then(() => true, () => false);
-  if (existed) return { oids: indexed.oids, files: [] };
-  if (repoLimit) {
-    const after = (await diskBytes(s.gitdir)) + pack.length + indexed.idx.length;
-    if (after > repoLimit.max) throw new ProtocolError(`the repository would be ${after} bytes on disk, over the limit ${repoLimit.name} = ${repoLimit.max} bytes: push less, or raise the limit`);
-  }
-  try {
-    await writeFileDurable(packFile, pack, { tempPrefix: 'tmp_pack_', mode: FILE_MODE });
-    await writeFileDurable(idxFile, indexed.idx, { tempPrefix: 'tmp_idx_', mode: FILE_MODE });
-    return { oids: indexed.oids, files: [packFile, idxFile] };
-  } catch (err) {
-    await removeFiles([packFile, idxFile]);
-    throw err;
+    if (pack.error) throw pack.error;
+    if (pack.size < 32) throw new ProtocolError('pack truncated');
+    let indexed: IndexedPack;
+    const fh = await fsp.open(pack.file, 'r');
+    try {
+      const head = await readAt(fh, 0, 12);
+      if (head.toString('latin1', 0, 4) !== 'PACK') throw new ProtocolError('not a packfile');
+      const version = head.readUInt32BE(4);
+      if (version !== 2 && version !== 3) throw new ProtocolError(`unsupported pack version ${version}`);
+      if (!pack.checksumOk) throw new ProtocolError('pack checksum mismatch');
+      if (head.readUInt32BE(8) === 0) return { oids: [], types: new Map(), files: [] };
+      // Index from the file first (native zlib, a bounded window; a bad pack is refused
+      // before it gets a name), then rename it into place and write the .idx through
+      // O_DSYNC + rename (platform/durable.ts): a kill between the two leaves a .pack
+      // without .idx, which git ignores and start-up clean-up removes.
+      try {
+        indexed = await indexPack(fileSource(fh, pack.size), limits);
+      } catch (err) {
+        throw new ProtocolError(`index-pack failed: ${(err as Error).message.split('\n')[0]}`);
+      }
+    } finally {
+      await fh.close();
+    }
+    const checksum = indexed.idx.subarray(indexed.idx.length - 40, indexed.idx.length - 20);
+    // The connectivity check reads these: from memory, not inflated again from disk.
+    for (const o of indexed.structure) rememberObject(s, o.oid, { type: o.type, body: o.body });
+    const dir = path.dirname(pack.file);
+    const name = `pack-${checksum.toString('hex')}`;
+    const packFile = path.join(dir, name + '.pack');
+    const idxFile = path.join(dir, name + '.idx');
+    // The same pack pushed again (same checksum, same name): refs may already use it, so it
+    // is never removed if this push is refused.
+    const existed = await fsp.access(idxFile).then(() => true, () => false);
+    if (existed) return { oids: indexed.oids, types: indexed.types, files: [] };
+    if (repoLimit) {
+      // The temp file is in the repository already: counted by diskBytes.
+      const after = (await diskBytes(s.gitdir)) + indexed.idx.length;
+      if (after > repoLimit.max) throw new ProtocolError(`the repository would be ${after} bytes on disk, over the limit ${repoLimit.name} = ${repoLimit.max} bytes: push less, or raise the limit`);
+    }
+    try {
+      await fsp.rename(pack.file, packFile);
+      await fsyncDir(dir);
+      await writeFileDurable(idxFile, indexed.idx, { tempPrefix: 'tmp_idx_', mode: FILE_MODE });
+      return { oids: indexed.oids, types: indexed.types, files: [packFile, idxFile] };
+    } catch (err) {
+      await removeFiles([packFile, idxFile]);
+      throw err;
+    }
+  } finally {
+    await fsp.rm(pack.file, { force: true });
   }
 }
 
@@ -153,7 +170,7 @@ async function removeFiles(files: string[]): Promise<void> {
 }
 
 /** Every object reachable from `tip` that came in this pack has all its references present. */
-async function isConnected(s: Store, tip: string, inPack: Set<string>, checked: Set<string>): Promise<boolean> {
+async function isConnected(s: Store, tip: string, inPack: IndexedPack['types'], checked: Set<string>): Promise<boolean> {
   const stack = [tip];
   while (stack.length) {
     const oid = stack.pop()!;
@@ -165,6 +182,8 @@ async function isConnected(s: Store, tip: string, inPack: Set<string>, checked: 
       if (!(await hasObject(s, oid))) return false;
       continue;
     }
+    // A blob refers to nothing: its body (maybe huge) is never read here.
+    if (inPack.get(oid) === 'blob') continue;
     const { type, body } = await readRaw(s, oid);
     if (type === 'commit') {
       const c = parseCommit(body);
@@ -176,10 +195,26 @@ async function isConnected(s: Store, tip: string, inPack: Set<string>, checked: 
   return true;
 }
 
+/**
+ * Whether `oldOid` is an ancestor of `newOid`: a walk over commit parents read through the
+ * pack index (isomorphic-git's isDescendent would load whole packfiles into memory).
+ */
 async function isFastForward(s: Store, oldOid: string, newOid: string): Promise<boolean> {
   try {
     if ((await readRaw(s, oldOid)).type !== 'commit' || (await readRaw(s, newOid)).type !== 'commit') return false;
-    return await git.isDescendent({ fs: s.fs, gitdir: s.gitdir, oid: newOid, ancestor: oldOid, depth: -1, cache: s.cache });
+    const seen = new Set<string>([newOid]);
+    const queue = [newOid];
+    for (let next = 0; next < queue.length; next++) {
+      const oid = queue[next]!;
+      for (const p of parseCommit((await readRaw(s, oid)).body).parents) {
+        if (p === oldOid) return true;
+        if (!seen.has(p)) {
+          seen.add(p);
+          queue.push(p);
+        }
+      }
+    }
+    return false;
   } catch {
     return false;
   }
@@ -225,15 +260,21 @@ function hookInput(opts: ReceiveOptions, updates: RefUpdate[]): PreReceiveInput 
   };
 }
 
-/** Handles one POST git-receive-pack body; writes the report to `out`. */
-export async function receivePack(opts: ReceiveOptions, body: Buffer, out: Sink): Promise<void> {
+/** Handles one POST git-receive-pack: its command list, and its pack already in a temp file (push-body.ts); writes the report to `out`. */
+export async function receivePack(opts: ReceiveOptions, head: Buffer, pack: ReceivedPack | undefined, out: Sink): Promise<void> {
   const s = opts.store;
-  const { commands, caps, packOffset } = parseCommands(body);
+  let parsed: ReturnType<typeof parseCommands>;
+  try {
+    parsed = parseCommands(head);
+  } catch (err) {
+    if (pack) await fsp.rm(pack.file, { force: true });
+    throw err;
+  }
+  const { commands, caps } = parsed;
   const sb = caps.has('side-band-64k');
   const messages: string[] = [];
   let unpack = 'ok';
-  let stored: { oids: string[]; files: string[] } = { oids: [], files: [] };
-  const packBytes = body.subarray(packOffset);
+  let stored: { oids: string[]; types: IndexedPack['types']; files: string[] } = { oids: [], types: new Map(), files: [] };
   const needsPack = commands.some((c) => c.newOid !== ZERO_OID);
 
   let moved: RefUpdate[] = [];
@@ -241,9 +282,10 @@ export async function receivePack(opts: ReceiveOptions, body: Buffer, out: Sink)
   // which must not be a pack another push is relying on.
   // One push at a time per repository: the old-value checks and ref writes must not interleave.
   await withMutex(`push:${s.gitdir}`, async () => {
-    if (needsPack || packBytes.length) {
+    if (needsPack || pack) {
       try {
-        stored = await storePack(s, packBytes, opts.limits, opts.repoLimit);
+        if (!pack) throw new ProtocolError('pack truncated');
+        stored = await storePack(s, pack, opts.limits, opts.repoLimit);
         refreshStore(s); // the new pack must be visible to the checks below
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
@@ -262,7 +304,7 @@ export async function receivePack(opts: ReceiveOptions, body: Buffer, out: Sink)
       else if (!isValidRefName(c.ref)) c.status = 'funny refname';
       else if (c.oldOid === c.newOid && c.newOid === ZERO_OID) c.status = 'nothing to do';
     }
-    const inPack = new Set(stored.oids);
+    const inPack = stored.types;
     const checked = new Set<string>();
     for (const c of commands) {
       if (c.status || c.newOid === ZERO_OID) continue;

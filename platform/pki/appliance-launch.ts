@@ -1,0 +1,24 @@
+/**
+ * How PID 1 runs the appliance's TLS and pairing process (appliance-pki.ts): its boot.json
+ * entry, written by the image planner. PID 1 adds `--appliance NAME` at boot, since the
+ * owner's seed may rename the box.
+ */
+import type { BootService } from '../boot/boot-config.ts';
+
+/** Where the process is in the image: CommonJS like /init (Node starts it without its ESM loader). */
+export const PKI_BUNDLE = '/kith/pki.cjs';
+/** Where `kith pair` reaches an appliance: the port below `kith up`'s default port base, as there. */
+export const APPLIANCE_PAIR_PORT = 7299;
+export const PKI_DIR = '/data/pki';
+/** Kept by first boot from the owner's seed (platform/boot/first-boot.ts PAIRING_SECRET_FILE). */
+export const SEED_SECRET_FILE = '/data/kith/pairing-secret';
+
+export function pkiBootService(o: { tlsServices: string[]; servicesRoot: string; port?: number }): BootService {
+  return {
+    name: 'pki',
+    command: '/bin/node',
+    args: [PKI_BUNDLE, '--pki', PKI_DIR, '--services', o.servicesRoot, '--port', String(o.port ?? APPLIANCE_PAIR_PORT), '--seed-secret', SEED_SECRET_FILE, ...o.tlsServices.flatMap((s) => ['--tls', s])],
+    env: {},
+    dataDir: PKI_DIR,
+  };
+}

@@ -1,0 +1,116 @@
+/**
+ * The appliance's TLS and pairing, as its own process beside the services (`/kith/pki.cjs`,
+ * supervised by PID 1 like a service). PID 1 itself stays small: the X.509 code lives here.
+ *
+ * At each start: the appliance CA under `--pki` (made once, key 0600), a server certificate
+ * for every service named by `--tls` (the names it is reached by: NAME, NAME.local,
+ * NAME.home.arpa, loopback and the machine's addresses, which DHCP has given by then), and
+ * the revoked serials and the paired devices' password hashes written to every TLS service. Then it logs `provisioned` — PID 1
+ * starts the services after that line — and serves pairing on `--port`: the short code is
+ * logged for the console, the owner seed's secret (`--seed-secret FILE`) is accepted too and
+ * never logged.
+ *
+ *   node pki.cjs --pki /data/pki --services /data --appliance NAME --port 7299 --tls mail --tls calendar
+ */
+import { X509Certificate } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { tlsNamesFor } from '../mdns/supervise.ts';
+import { servePairing } from './pair-supervisor.ts';
+import { normalCode } from './pairing.ts';
+import { loadOrCreateCa, provisionServerTls } from './provision.ts';
+import { syncDevices } from './devices.ts';
+import { readClockState, type ClockState } from '../clock-state.ts';
+import { APPLIANCE_PAIR_PORT } from './appliance-launch.ts';
+
+const USAGE = 'usage: pki.cjs --pki DIR --services DIR --appliance NAME [--port N] [--tls SERVICE]... [--seed-secret FILE]';
+
+export function log(level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown> = {}): void {
+  process.stdout.write(JSON.stringify({ time: new Date().toISOString(), level, service: 'pki', msg, ...fields }) + '\n');
+}
+
+/** The names a service certificate on the appliance carries. */
+export function applianceTlsNames(appliance: string): string[] {
+  return [...new Set([appliance, ...tlsNamesFor(appliance, '0.0.0.0'), 'localhost', '127.0.0.1', '::1'])];
+}
+
+/** How long a kept service certificate must still be valid to be kept. */
+const RENEW_BEFORE_MS = 30 * 86_400_000;
+
+/** A name as a certificate shows it: lower case; IPv6 written out in eight groups (OpenSSL's form). */
+function canonicalName(name: string): string {
+  if (!name.includes(':')) return name.toLowerCase();
+  const [head, tail] = name.toLowerCase().split('::') as [string, string | undefined];
+  const left = head ? head.split(':') : [];
+  const right = tail === undefined ? [] : tail ? tail.split(':') : [];
+  const groups = tail === undefined ? left : [...left, ...Array(8 - left.length - right.length).fill('0'), ...right];
+  return groups.map((g) => g.replace(/^0+(?=.)/, '')).join(':');
+}
+
+/**
+ * Whether a service's certificate can stay: issued by this CA, valid for a month more, for
+ * every name the box has now. A boot then issues nothing unless an address or name changed.
+ */
+export function keepsServerCert(dataDir: string, caPem: string, names: string[], now = Date.now()): boolean {
+  try {
+    const cert = new X509Certificate(readFileSync(path.join(dataDir, 'tls', 'server.crt')));
+    if (!existsSync(path.join(dataDir, 'tls', 'server.key'))) return false;
+    if (!cert.verify(new X509Certificate(caPem).publicKey) || Date.parse(cert.validTo) - now < RENEW_BEFORE_MS) return false;
+    const san = new Set((cert.subjectAltName ?? '').split(', ').map((e) => canonicalName(e.replace(/^(DNS|IP Address):/, ''))));
+    return names.every((n) => san.has(canonicalName(n)));
+  } catch {
+    return false;
+  }
+}
+
+/** Resolves once PID 1's clock state says synchronised (SNTP answered); says once that it waits. */
+async function clockSynchronised(why: string, read: () => ClockState = readClockState): Promise<void> {
+  let state = read();
+  if (state.synchronised) return;
+  log('warn', 'waiting for the clock', { why, source: state.source, ...(state.lastError ? { lastError: state.lastError } : {}) });
+  while (!(state = read()).synchronised) await new Promise((r) => setTimeout(r, 1000));
+  log('info', 'clock synchronised', { source: state.source });
+}
+
+/** The owner seed's pairing secret, when first boot kept one (platform/boot/first-boot.ts). */
+function readSeedSecret(file: string | undefined): string | undefined {
+  if (!file || !existsSync(file)) return undefined;
+  const secret = readFileSync(file, 'utf8').trim();
+  return normalCode(secret).length === 25 ? secret : undefined;
+}
+
+export async function main(argv = process.argv.slice(2)): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: {
+    pki: { type: 'string' }, services: { type: 'string' }, appliance: { type: 'string' }, port: { type: 'string' },
+    tls: { type: 'string', multiple: true }, 'seed-secret': { type: 'string' },
+  } });
+  if (!values.pki || !values.services || !values.appliance) throw new Error(USAGE);
+  const port = Number(values.port ?? APPLIANCE_PAIR_PORT);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port ${values.port}: a TCP port`);
+
+  // A bad service name must not write outside the services' root.
+  for (const service of values.tls ?? []) if (!/^[a-z][a-z0-9-]*$/.test(service)) throw new Error(`--tls ${service}: a service name`);
+  // Dates stamped from a wrong clock (a Pi boots in 1970 or at the last saved time) would
+  // make a CA or a certificate not yet valid, or expired, once the time is set: wait for it.
+  if (!existsSync(path.join(values.pki, 'ca.crt'))) await clockSynchronised('to make the appliance CA');
+  const ca = await loadOrCreateCa(values.pki);
+  const names = applianceTlsNames(values.appliance);
+  const stale = (values.tls ?? []).filter((service) => !keepsServerCert(path.join(values.services!, service), ca.cert, names));
+  if (stale.length > 0) await clockSynchronised(`to issue certificates for ${stale.join(', ')}`);
+  for (const service of stale) await provisionServerTls(ca, path.join(values.services, service), service, names);
+  const issued = stale;
+  await syncDevices(values.pki, values.services);
+  log('info', 'provisioned', { services: (values.tls ?? []).join(','), issued: issued.join(',') || 'none', names: names.join(',') });
+
+  const standingSecret = readSeedSecret(values['seed-secret']);
+  const pairing = await servePairing({
+    pkiDir: values.pki, servicesRoot: values.services, ca, appliance: values.appliance, host: '0.0.0.0', port,
+    ...(standingSecret ? { standingSecret } : {}),
+    onCode: (code, expiresAt, why) => log('info', 'pairing code', { code, until: new Date(expiresAt).toISOString(), why }),
+    onPaired: (device) => log('info', 'paired', { device }),
+  });
+  log('info', 'pairing', { port: pairing.port, seedSecret: standingSecret ? 'accepted' : 'none' });
+  process.on('SIGTERM', () => void pairing.close().finally(() => process.exit(0)));
+}
+
