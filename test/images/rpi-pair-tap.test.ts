@@ -6,7 +6,7 @@
  * waits for. Once the console shows a pairing code, `kith pair` — run in that namespace with
  * no --host — finds the appliance by mDNS (`_kith._tcp`) and pairs with it; what it found
  * (the leased address, the CA's fingerprint in TXT) matches what it was sent.
- * Needs: what rpi-image.test.ts needs, and root, unshare, nsenter, ip, dnsmasq, /dev/net/tun.
+ * Needs: what rpi-image.test.ts needs, and root (unshare -n), unshare, nsenter, ip, dnsmasq, /dev/net/tun.
  */
 import { execFile, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
@@ -80,12 +80,14 @@ describe.skipIf(missing.length > 0 || !root || !existsSync('/dev/net/tun'))(`rpi
       'ip link set tap0 up',
       // -x: serve the time, never set a clock.
       `chronyd -x -d -U -u root -L 0 -f ${tmp}/chrony.conf > ${tmp}/chronyd.log 2>&1 &`,
-      // DHCP only (port 0: no DNS); root stays root, as the namespace maps no other user.
-      `dnsmasq --keep-in-foreground --conf-file=/dev/null --port=0 --user=root --group=root --interface=tap0 --bind-interfaces --dhcp-authoritative --dhcp-range=${LEASES[0]},${LEASES[1]},255.255.255.0,1h --dhcp-leasefile=${tmp}/leases --pid-file=${tmp}/dnsmasq.pid --log-dhcp --log-facility=${tmp}/dnsmasq.log &`,
+      // DHCP only (port 0: no DNS). It forks into the background once it listens, so a failure stops the script here.
+      `dnsmasq --conf-file=/dev/null --port=0 --user=root --group=root --interface=tap0 --bind-interfaces --dhcp-authoritative --dhcp-range=${LEASES[0]},${LEASES[1]},255.255.255.0,1h --dhcp-leasefile=${tmp}/leases --pid-file=${tmp}/dnsmasq.pid --log-dhcp --log-facility=${tmp}/dnsmasq.log`,
       `exec ${qemu.map(quote).join(' ')}`,
     ].join('\n');
     const t0 = Date.now();
-    vm = startQemuProcess('unshare', ['-rn', 'sh', '-c', script]);
+    // A network namespace only (-n): the test runs as root already, and dnsmasq cannot drop
+    // to root's groups inside a user namespace (-r), where setgroups is denied.
+    vm = startQemuProcess('unshare', ['-n', 'sh', '-c', script]);
     const pid = vm.child.pid!;
     const console_ = () => `${vm!.output().slice(-4000)}\n--- dnsmasq:\n${existsSync(join(tmp, 'dnsmasq.log')) ? readFileSync(join(tmp, 'dnsmasq.log'), 'utf8').slice(-2000) : ''}`;
 
