@@ -10,4 +10,10 @@ describe('virt argv', () => {
       '-drive', 'file=D,format=raw,if=virtio',
     ]);
   });
+
+  it('puts the guest on a tap device instead of the user-mode network when asked', () => {
+    const a = virtArgs({ kernel: 'K', initrd: 'I', forwards: [], tap: 'tap0' });
+    expect(a).not.toContain('-nic');
+    expect(a.slice(a.indexOf('-netdev'))).toEqual(['-netdev', 'tap,id=n0,ifname=tap0,script=no,downscript=no', '-device', 'virtio-net-pci,netdev=n0']);
+  });
 });

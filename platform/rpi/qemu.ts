@@ -20,6 +20,12 @@ export interface VirtOptions {
   append?: string;
   /** The virtual RTC's start (qemu -rtc base=…), e.g. 2001-01-01: a board whose clock is wrong at power-on, as a Pi's is. */
   rtcBase?: string;
+  /**
+   * A tap device (its name, e.g. tap0) to use instead of qemu's user-mode network, which
+   * carries no multicast: on a tap link the guest's mDNS reaches whoever owns the device.
+   * `forwards` do not apply then.
+   */
+  tap?: string;
 }
 
 /** qemu-system-aarch64 argv. Pure. */
@@ -29,7 +35,9 @@ export function virtArgs(o: VirtOptions): string[] {
     '-M', 'virt', '-cpu', 'cortex-a72', '-accel', 'tcg', '-m', String(o.memoryMiB ?? 1024), '-smp', String(o.cpus ?? 2),
     '-nographic', '-no-reboot', '-monitor', 'none',
     '-kernel', o.kernel, '-initrd', o.initrd, '-append', o.append ?? VIRT_APPEND,
-    '-nic', `user,model=virtio-net-pci${fwd}`,
+    ...(o.tap
+      ? ['-netdev', `tap,id=n0,ifname=${o.tap},script=no,downscript=no`, '-device', 'virtio-net-pci,netdev=n0']
+      : ['-nic', `user,model=virtio-net-pci${fwd}`]),
   ];
   if (o.disk) args.push('-drive', `file=${o.disk},format=raw,if=virtio`);
   if (o.rtcBase) args.push('-rtc', `base=${o.rtcBase}`);
