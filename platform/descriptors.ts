@@ -27,7 +27,8 @@ process.stdout.write(JSON.stringify(defs.map((d) => ({
 
 /** The declarations of every service under repoRoot/services, in slot order (platform/services.ts). */
 export function describeServices(repoRoot: string, node = process.execPath): Promise<DescribedService[]> {
-  const servicesModule = pathToFileURL(path.join(import.meta.dirname, 'services.ts')).href;
+  // From repoRoot, not this file's folder: the same whether kith runs from source or bundled.
+  const servicesModule = pathToFileURL(path.join(path.resolve(repoRoot), 'platform', 'services.ts')).href;
   return new Promise((resolve, reject) => {
     execFile(node, ['--input-type=module', '--disable-warning=ExperimentalWarning', '-e', CHILD(servicesModule, path.resolve(repoRoot))], { maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
       if (err) return reject(new Error(`could not read the service declarations under ${repoRoot}/services: ${stderr.trim() || err.message}`));

@@ -15,7 +15,7 @@ describe('DKIM keys and signing', () => {
     expect(statSync(path.join(dir, 'dkim', 'ed.ed25519.key')).mode & 0o777).toBe(0o600);
     expect((await loadOrCreateKey(dir, 'ed', 'ed25519')).record).toBe(ed.record);
     expect(ed.record).toMatch(/^v=DKIM1; k=ed25519; p=[A-Za-z0-9+/]{43}=$/);
-    const s = startSigning([ed, rsa], 'example.org');
+    const s = await startSigning([ed, rsa], 'example.org');
     s.write(Buffer.from(MSG.slice(0, 50)));
     s.write(Buffer.from(MSG.slice(50)));
     s.end();

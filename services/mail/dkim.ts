@@ -3,15 +3,15 @@
  * created by the service in its data folder (dkim/<selector>.key, mode 0600) the first
  * time the selector appears, and the TXT record that publishes it. Signing runs on the
  * message as it streams into the queue (mailauth's signer hashes as it goes).
+ *
+ * mailauth (with joi, libmime and its charset tables) is loaded on the first signature,
+ * not at start: about 8 MB of the idle service's private memory otherwise (issue 16).
  */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DkimSigner } from 'mailauth/lib/dkim/dkim-signer.js';
-import { generateCanonicalizedHeader } from 'mailauth/lib/dkim/header/index.js';
-import { formatSignatureHeaderLine, getSigningHeaderLines } from 'mailauth/lib/tools.js';
 import { writeFileDurable } from '../../platform/durable.ts';
 
 export interface DkimKey {
@@ -75,27 +75,30 @@ const signAsync = (alg: string | null, data: Buffer, key: KeyObject) => new Prom
  * synchronously on the event loop and parses the PEM key per message, a quarter of the
  * relay's CPU in bench/mail.
  */
-class PooledSigner extends (DkimSigner as unknown as new (o: unknown) => SignerBase) {
-  override async finalize(): Promise<void> {
-    // One t= for the header that is signed and the one that is written: without it mailauth
-    // takes the clock again when formatting, and a sign that ends in the next second fails.
-    const signTime = this.signTime ?? new Date();
-    for (const sd of this.signatureData) {
-      const signAlgo = sd.algorithm.startsWith('ed25519') ? 'ed25519' : 'rsa';
-      const algorithm = `${signAlgo}-sha256`;
-      // Every selector signs relaxed/sha256 over the whole body: one body hash (key 'relaxed:sha256:').
-      const bodyHash = [...this.bodyHashes.values()][0]?.hash ?? null;
-      const lines = getSigningHeaderLines(this.headers.parsed, this.headerList);
-      const { canonicalizedHeader, dkimHeaderOpts } = generateCanonicalizedHeader('DKIM', lines, { ...sd, algorithm, canonicalization: 'relaxed/relaxed', signTime, expires: this.expires, bodyHash });
-      try {
-        const data = signAlgo === 'rsa' ? canonicalizedHeader : createHash('sha256').update(canonicalizedHeader).digest();
-        dkimHeaderOpts.b = (await signAsync(signAlgo === 'rsa' ? algorithm : null, data, keyObject(sd.privateKey))).toString('base64');
-        this.signatureHeaders.push(formatSignatureHeaderLine('DKIM', dkimHeaderOpts, true));
-      } catch (err) {
-        this.errors.push({ selector: sd.selector, signingDomain: sd.signingDomain, err });
+function pooledSignerClass(mailauth: Mailauth) {
+  const { DkimSigner, generateCanonicalizedHeader, getSigningHeaderLines, formatSignatureHeaderLine } = mailauth;
+  return class PooledSigner extends (DkimSigner as unknown as new (o: unknown) => SignerBase) {
+    override async finalize(): Promise<void> {
+      // One t= for the header that is signed and the one that is written: without it mailauth
+      // takes the clock again when formatting, and a sign that ends in the next second fails.
+      const signTime = this.signTime ?? new Date();
+      for (const sd of this.signatureData) {
+        const signAlgo = sd.algorithm.startsWith('ed25519') ? 'ed25519' : 'rsa';
+        const algorithm = `${signAlgo}-sha256`;
+        // Every selector signs relaxed/sha256 over the whole body: one body hash (key 'relaxed:sha256:').
+        const bodyHash = [...this.bodyHashes.values()][0]?.hash ?? null;
+        const lines = getSigningHeaderLines(this.headers.parsed, this.headerList);
+        const { canonicalizedHeader, dkimHeaderOpts } = generateCanonicalizedHeader('DKIM', lines, { ...sd, algorithm, canonicalization: 'relaxed/relaxed', signTime, expires: this.expires, bodyHash });
+        try {
+          const data = signAlgo === 'rsa' ? canonicalizedHeader : createHash('sha256').update(canonicalizedHeader).digest();
+          dkimHeaderOpts.b = (await signAsync(signAlgo === 'rsa' ? algorithm : null, data, keyObject(sd.privateKey))).toString('base64');
+          this.signatureHeaders.push(formatSignatureHeaderLine('DKIM', dkimHeaderOpts, true));
+        } catch (err) {
+          this.errors.push({ selector: sd.selector, signingDomain: sd.signingDomain, err });
+        }
       }
     }
-  }
+  };
 }
 
 interface SignerBase extends Writable {
@@ -110,16 +113,26 @@ interface SignerBase extends Writable {
   finalize(): Promise<void>;
 }
 
-const newSigner = (keys: DkimKey[], domain: string) => new PooledSigner({
+type Mailauth = typeof import('mailauth/lib/dkim/dkim-signer.js') & typeof import('mailauth/lib/dkim/header/index.js') & typeof import('mailauth/lib/tools.js');
+
+// In the bundle each import() is inlined: it defers the modules' evaluation, not a file read.
+let signerClass: Promise<ReturnType<typeof pooledSignerClass>> | undefined;
+const loadSigner = () => (signerClass ??= Promise.all([
+  import('mailauth/lib/dkim/dkim-signer.js'),
+  import('mailauth/lib/dkim/header/index.js'),
+  import('mailauth/lib/tools.js'),
+]).then(([a, b, c]) => pooledSignerClass({ ...a, ...b, ...c } as Mailauth)));
+
+const newSigner = async (keys: DkimKey[], domain: string) => new (await loadSigner())({
   canonicalization: 'relaxed/relaxed',
   headerList: SIGNED_HEADERS,
   signatureData: keys.map((k) => ({ signingDomain: domain, selector: k.selector, privateKey: k.privateKey, algorithm: k.algorithm === 'ed25519' ? 'ed25519-sha256' : 'rsa-sha256' })),
 });
 
 /** A signer fed the message as it streams; `done` gives the DKIM-Signature header lines. */
-export function startSigning(keys: DkimKey[], domain: string): { write(chunk: Buffer): void; end(): void; abort(): void; done: Promise<string> } {
+export async function startSigning(keys: DkimKey[], domain: string): Promise<{ write(chunk: Buffer): void; end(): void; abort(): void; done: Promise<string> }> {
   if (keys.length === 0) return { write: () => {}, end: () => {}, abort: () => {}, done: Promise.resolve('') };
-  const signer = newSigner(keys, domain);
+  const signer = await newSigner(keys, domain);
   const done = new Promise<string>((resolve, reject) => {
     signer.once('finish', () => resolve(signer.signatureHeaders.length > 0 ? signer.signatureHeaders.join('\r\n') + '\r\n' : ''));
     signer.once('error', reject);
@@ -142,7 +155,7 @@ export async function signStream(keys: DkimKey[], domain: string, body: Readable
     body.destroy();
     return '';
   }
-  const signer = newSigner(keys, domain);
+  const signer = await newSigner(keys, domain);
   await pipeline(body, signer);
   return signer.signatureHeaders.length > 0 ? signer.signatureHeaders.join('\r\n') + '\r\n' : '';
 }

@@ -95,7 +95,7 @@ export async function startMail(ctx: ServiceContext<MailConfig>): Promise<Runnin
     signDsn: async (text, mta) => {
       const domain = dsnDomain(mta);
       if (!domain) return '';
-      const s = startSigning(keys, domain);
+      const s = await startSigning(keys, domain);
       s.write(text);
       s.end();
       return s.done;

@@ -269,7 +269,7 @@ export function createSmtpListener(kind: ListenerKind, deps: SmtpDeps): SmtpList
     // A signature's t= from an unset clock would be wrong (and could fail verification):
     // the queue holds such a message and signs it once the clock is synchronised.
     const holdToSign = ours && deps.keys().length > 0 && !deps.clockSynchronised();
-    const signer = ours && !holdToSign ? startSigning(deps.keys(), signDomain) : undefined;
+    const signer = ours && !holdToSign ? await startSigning(deps.keys(), signDomain) : undefined;
     const verifier = !submission && s.inbound.verify ? startVerifying({ ip: session.remoteAddress, helo: session.hostNameAppearsAs, sender: from, mta: s.hostname, resolver: deps.resolver }) : undefined;
     const scanner = new MessageScanner({ headerBytes: s.limits.headerBytes, eightBitAllowed: declared8 });
     let failure: Error | undefined;

@@ -11,10 +11,17 @@
  */
 import { isIP } from 'node:net';
 import { PassThrough } from 'node:stream';
-import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
-import { spf } from 'mailauth/lib/spf/index.js';
-import { dmarc } from 'mailauth/lib/dmarc/index.js';
-import { arc } from 'mailauth/lib/arc/index.js';
+
+// mailauth's verifiers (with joi, libmime and its charset tables) load with the first
+// inbound message, not at start (issue 16: idle memory); in the bundle import() only
+// defers their evaluation.
+let verifiers: Promise<[typeof import('mailauth/lib/dkim/verify.js'), typeof import('mailauth/lib/spf/index.js'), typeof import('mailauth/lib/dmarc/index.js'), typeof import('mailauth/lib/arc/index.js')]> | undefined;
+const loadVerifiers = () => (verifiers ??= Promise.all([
+  import('mailauth/lib/dkim/verify.js'),
+  import('mailauth/lib/spf/index.js'),
+  import('mailauth/lib/dmarc/index.js'),
+  import('mailauth/lib/arc/index.js'),
+]));
 
 export interface VerifyResult {
   /** Header lines to prepend (CRLF-terminated). */
@@ -40,6 +47,7 @@ export function fold(s: string, width = 160): string {
 }
 
 async function authenticate(input: PassThrough, o: { ip: string; helo: string; sender: string; mta: string; resolver: Resolver }): Promise<VerifyResult> {
+  const [{ dkimVerify }, { spf }, { dmarc }, { arc }] = await loadVerifiers();
   const r = o.resolver as never;
   const dk = (await dkimVerify(input, { resolver: r, sender: o.sender } as never)) as unknown as {
     results?: { info: string; signingDomain: string; id?: string; status: { result: string; aligned?: string; underSized?: number } }[];
