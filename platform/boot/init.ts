@@ -121,7 +121,7 @@ const PKI_WAIT_MS = 60_000;
 function supervise(cfg: BootConfig, services: BootService[], hostname: string): { sup: Supervisor; started: Promise<void> } {
   const pki = cfg.pki ? { ...cfg.pki, args: [...cfg.pki.args, '--appliance', hostname] } : undefined;
   const all = pki ? [pki, ...services] : services;
-  type PkiOutcome = 'provisioned' | 'exited' | 'timed out';
+  type PkiOutcome = 'provisioned' | 'exited' | 'waiting for the clock' | 'timed out';
   let settle: (how: PkiOutcome) => void = () => {};
   const pkiReady = new Promise<PkiOutcome>((resolve) => { settle = resolve; });
   const startedAt = new Map<string, number>();
@@ -137,6 +137,9 @@ function supervise(cfg: BootConfig, services: BootService[], hostname: string): 
         // Services log JSON lines naming themselves; anything else gets the name in front.
         const line = e.line.startsWith('{') ? e.line : `${e.name}: ${e.line}`;
         try { writeSync(1, line + '\n'); } catch { /* no console */ }
+        // No certificate can be made before SNTP answers (a first boot offline): start the
+        // services now rather than hold them; the `provisioned` that follows restarts them.
+        if (e.name === 'pki' && line.includes('"msg":"waiting for the clock"')) settle('waiting for the clock');
         if (e.name === 'pki' && line.includes('"msg":"provisioned"')) {
           settle('provisioned');
           // Started without their certificates (PID 1 stopped waiting): a restart reads them.
@@ -183,7 +186,7 @@ function supervise(cfg: BootConfig, services: BootService[], hostname: string): 
   let timer: NodeJS.Timeout | undefined;
   const started = Promise.race([pkiReady, new Promise<PkiOutcome>((r) => { timer = setTimeout(() => r('timed out'), PKI_WAIT_MS); })]).then((how) => {
     clearTimeout(timer);
-    log(how === 'provisioned' ? 'pki provisioned' : `pki ${how} before provisioning; starting the services anyway`, { ms: Math.round(performance.now() - waited) });
+    log(how === 'provisioned' ? 'pki provisioned' : `pki ${how === 'waiting for the clock' ? 'is waiting for the clock' : how} before provisioning; starting the services anyway`, { ms: Math.round(performance.now() - waited) });
     for (const s of services) if (tlsNames.has(s.name)) {
       if (how !== 'provisioned') startedWithout.add(s.name);
       start(s);

@@ -6,6 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { deflateSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { applyDelta, indexPack, PackError } from './index-pack.ts';
+import { prng } from '../../../test/support/prng.ts';
 
 const indexPackNative = async (pack: Buffer, idxFile: string) => {
   const r = await indexPack(pack);
@@ -61,11 +62,24 @@ describe('indexPackNative', () => {
     // A thin pack: deltas against objects it does not carry.
     const thin = execFileSync('git', ['pack-objects', '--stdout', '--revs', '--thin'], { cwd: dir, input: 'main\n^main~3\n' });
     await expect(indexPackNative(thin, idx)).rejects.toThrow(/thin pack/);
+    // Seeded, so a failing case is the same on every run.
+    const random = prng(17);
     for (let i = 0; i < 300; i++) {
       const evil = Buffer.from(pack);
-      for (let k = 0; k < 4; k++) evil[12 + Math.floor(Math.random() * (evil.length - 32))] = Math.floor(Math.random() * 256);
+      for (let k = 0; k < 4; k++) evil[12 + Math.floor(random() * (evil.length - 32))] = Math.floor(random() * 256);
       await indexPackNative(evil, idx).catch((err: Error) => expect(err).toBeInstanceOf(PackError));
     }
+  });
+
+  it('refuses a large (streamed) entry whose deflate data breaks midway, and does not hang on it', async () => {
+    const big = randomBytes(3 << 20);
+    const z = deflateSync(big);
+    z[z.length >> 1] ^= 0xff;
+    z[(z.length >> 1) + 1] ^= 0xff;
+    const header = Buffer.from([(3 << 4) | (big.length & 0x0f) | 0x80, ...(() => { const out: number[] = []; for (let rest = Math.floor(big.length / 16); rest > 0; rest = Math.floor(rest / 128)) out.push((rest & 0x7f) | (rest >= 128 ? 0x80 : 0)); return out; })()]);
+    const body = Buffer.concat([Buffer.from('PACK'), Buffer.from([0, 0, 0, 2, 0, 0, 0, 1]), header, z]);
+    const pack = Buffer.concat([body, createHash('sha1').update(body).digest()]);
+    await expect(indexPack(pack)).rejects.toThrow(/object 1 does not inflate|inflates to/);
   });
 
   it('streams large entries and deflate streams longer than usual, with the same .idx as git', async () => {

@@ -20,7 +20,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
-import { crc32, createInflate, inflateSync } from 'node:zlib';
+import { constants as zconst, crc32, createInflate, Inflate } from 'node:zlib';
 import { COPY_CHUNK, readAt } from './file-range.ts';
 
 type ObjectKind = 'commit' | 'tree' | 'blob' | 'tag';
@@ -130,6 +130,22 @@ class Window {
 }
 
 /**
+ * Inflate one whole zlib stream from the front of `input`, at most `maxOutputLength` bytes;
+ * also how many input bytes it took. zlib.inflateSync leaves its engine open when the data
+ * is bad, and the engine keeps its output buffers (≈60 KB per refused entry, found by the
+ * fuzz test: a stream of hostile pushes grew storage without bound); here it is always closed.
+ */
+function inflateOnce(input: Buffer, maxOutputLength: number): { buffer: Buffer; consumed: number } {
+  const engine = new Inflate({ maxOutputLength }) as Inflate & { _processChunk(chunk: Buffer, flush: number): Buffer };
+  try {
+    const buffer = engine._processChunk(input, zconst.Z_FINISH);
+    return { buffer, consumed: engine.bytesWritten };
+  } finally {
+    engine.close();
+  }
+}
+
+/**
  * Inflate one entry's data streamed from the pack, in bounded pieces: each output chunk
  * goes to `onData` and is not kept here. Returns the compressed bytes it took. Refuses
  * more output than `size` as soon as it appears.
@@ -157,7 +173,9 @@ async function inflateStreamed(src: PackSource, start: number, limit: number, si
   while (fed < limit && !over) {
     const chunk = await src.read(fed, Math.min(COPY_CHUNK, limit - fed));
     fed += chunk.length;
-    await new Promise<void>((resolve) => z.write(chunk, () => resolve()));
+    // A zlib error destroys the stream without calling back the write in flight (a hostile
+    // pack hung its push this way, found by the fuzz test): the error ends the wait too.
+    await Promise.race([new Promise<void>((resolve) => z.write(chunk, () => resolve())), ended]);
     if (over) break;
     crc = crc32(chunk.subarray(0, z.bytesWritten - used), crc);
     used = z.bytesWritten;
@@ -277,9 +295,9 @@ async function parsePack(src: PackSource, limits: InflateLimits): Promise<Entry[
       // longer than the window holds (odd but valid deflate) is streamed below.
       const input = await win.get(off, size + (size >> 4) + 1024);
       try {
-        const r = inflateSync(input, { info: true, maxOutputLength: Math.max(size, 1) + 1 }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
+        const r = inflateOnce(input, Math.max(size, 1) + 1);
         if (r.buffer.length !== size) throw new PackError(`object ${n + 1} inflates to ${r.buffer.length} bytes, its header says ${size}`);
-        consumed = r.engine.bytesWritten;
+        consumed = r.consumed;
         crc = crc32(input.subarray(0, consumed), headCrc);
         if (whole) oid = objectId(type!, r.buffer);
         else count_(n + 1, deltaResultSize(r.buffer), 'is a delta whose result is');
@@ -378,7 +396,7 @@ export async function indexPack(pack: Buffer | PackSource, limits: InflateLimits
       recentBytes -= b.length;
     }
   };
-  const inflated = async (e: Entry): Promise<Buffer> => e.data ?? inflateSync(await src.read(e.dataStart, e.end - e.dataStart));
+  const inflated = async (e: Entry): Promise<Buffer> => e.data ?? inflateOnce(await src.read(e.dataStart, e.end - e.dataStart), limits.maxObjectBytes + 1).buffer;
   const bodyOf = async (i: number, depth = 0): Promise<Buffer> => {
     const e = entries[i]!;
     const cached = kept.get(i) ?? recent.get(i);
