@@ -35,6 +35,10 @@ describe('password hashes', () => {
 });
 
 describe('machine-made secrets', () => {
+  it('never start with a dash or an underscore, which command lines would read as an option', () => {
+    for (let i = 0; i < 2000; i++) expect(newSecret()).toMatch(/^[A-Za-z0-9][A-Za-z0-9_-]{31}$/);
+  });
+
   it('match their SHA-256 only', () => {
     const s = newSecret();
     expect(s).toMatch(/^[A-Za-z0-9_-]{32}$/);

@@ -5,12 +5,13 @@
  * and services present client certificates through the same Authenticator seam; services'
  * tokens stay accepted beside their certificates during the change.
  */
-import { randomBytes, timingSafeEqual, createHash } from 'node:crypto';
+import { timingSafeEqual, createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import * as path from 'node:path';
 import { writeFileDurable } from '../../platform/durable.ts';
+import { newSecret } from '../../platform/passwords.ts';
 import type { StorageClient } from '../../platform/links.ts';
 
 export interface Principal {
@@ -120,7 +121,7 @@ export async function loadOrCreateToken(dataDir: string): Promise<string> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-  const token = randomBytes(24).toString('base64url');
+  const token = newSecret();
   await writeFileDurable(file, token + '\n', { mode: 0o600 });
   return token;
 }
