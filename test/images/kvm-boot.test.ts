@@ -20,6 +20,7 @@ import { seedMissingFiles } from '../../platform/config/seed-tree.ts';
 import { defaultConfigFiles, loadDefinitions } from '../../platform/services.ts';
 import { readCpio } from '../../platform/image/cpio.ts';
 import { freePortBase, freeTcpPort } from '../support/ports.ts';
+import { stopVm } from './vm-process.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const OUT = join(REPO, 'build/test-images');
@@ -172,10 +173,7 @@ describe.runIf(process.arch === 'x64')('kvm DNS image (kith image build --target
   }, 150_000);
 
   afterAll(async () => {
-    if (vm && vm.exitCode === null) {
-      vm.kill('SIGTERM');
-      await new Promise((r) => vm!.once('exit', r));
-    }
+    await stopVm(vm);
     rmSync(tmp, { recursive: true, force: true });
   });
 
@@ -227,9 +225,7 @@ describe.runIf(process.arch === 'x64')('kvm DNS image (kith image build --target
     expect(vmOut).toMatch(/"service":"dns","msg":"ready"/);
     expect(vmOut).not.toMatch(/FATAL|uncaught|Kernel panic/);
     // Ctrl-C (here SIGTERM) stops the VM; what the service wrote is on the disk.
-    vm.kill('SIGTERM');
-    const code = await new Promise<number | null>((r) => vm!.once('exit', r));
-    expect(code).toBe(0);
+    expect(await stopVm(vm)).toBe(0);
     spawnSync('e2fsck', ['-fy', disk]); // replay the journal of a VM that was stopped hard
     const ls = spawnSync('debugfs', ['-R', 'ls -p /', disk], { encoding: 'utf8' }).stdout;
     expect(ls).toMatch(/\/zone-serials\.json\//);

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedMissingFiles } from '../../platform/config/seed-tree.ts';
 import { defaultConfigFiles, loadDefinitions } from '../../platform/services.ts';
 import { freePortBase } from '../support/ports.ts';
+import { stopVm } from './vm-process.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const OUT = join(REPO, 'build/test-images');
@@ -41,10 +42,7 @@ describe.runIf(process.arch === 'x64')('kvm mail image (kith image build --targe
   }, 300_000);
 
   afterAll(async () => {
-    if (vm && vm.exitCode === null) {
-      vm.kill('SIGTERM');
-      await new Promise((r) => vm!.once('exit', r));
-    }
+    await stopVm(vm);
     rmSync(tmp, { recursive: true, force: true });
   });
 
@@ -77,7 +75,6 @@ describe.runIf(process.arch === 'x64')('kvm mail image (kith image build --targe
     expect(relay.out).toMatch(/^<\*\* 554 5\.7\.1 /m);
     expect(vmOut).toMatch(/kith-init pid=1 .*service started service=mail child=\d+/);
     expect(vmOut).not.toMatch(/FATAL|uncaught|Kernel panic/);
-    vm.kill('SIGTERM');
-    expect(await new Promise<number | null>((r) => vm!.once('exit', r))).toBe(0);
+    expect(await stopVm(vm)).toBe(0);
   }, 420_000);
 });
