@@ -20,7 +20,10 @@ const storage = defineService<StorageConfig>({
   writableConfig: true,
   // A small young generation: packs stream through short-lived Buffers, which V8 otherwise
   // lets pile up between scavenges (bench/storage: peak RssAnon, docs/decisions.md).
-  nodeFlags: ['--max-semi-space-size=1'],
+  // A 64 MB old space: streamed packs need little, and the largest legitimate config push
+  // (dns zones at 5× the default limits.zoneRecords) validates within it
+  // (bench/storage/config-push.ts, docs/decisions.md).
+  nodeFlags: ['--max-semi-space-size=1', '--max-old-space-size=64'],
   start: startStorage,
 });
 
