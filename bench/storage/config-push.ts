@@ -86,7 +86,7 @@ for (let run = 0; run < Number(o.runs); run++) {
     sampler.stop();
     const alive = svc.child.exitCode === null && svc.child.signalCode === null;
     const verdict = push.status === 0 ? 'taken' : `refused (${push.stderr.trim().split('\n').slice(-2).join(' | ').slice(0, 300)})`;
-    process.stdout.write(`records ${RECORDS} in ${zones} zone(s), heap limit ${o['heap-mb'] ?? 'default'}: push ${verdict} in ${secs} s; storage RssAnon idle ${mb(idle)} MiB, peak ${mb(sampler.peaks().storage ?? 0)} MiB; storage ${alive ? 'alive' : 'DEAD'}\n`);
+    process.stdout.write(`records ${RECORDS} in ${zones} zone(s), heap limit ${o['heap-mb'] ? o['heap-mb'] + ' MB' : "storage's own"}: push ${verdict} in ${secs} s; storage RssAnon idle ${mb(idle)} MiB, peak ${mb(sampler.peaks().storage ?? 0)} MiB; storage ${alive ? 'alive' : 'DEAD'}\n`);
   } finally {
     await svc.stop();
     for (const t of [config, data, work]) rmSync(t, { recursive: true, force: true });
