@@ -85,10 +85,13 @@ for (let run = 0; run < Number(o.runs); run++) {
     const secs = ((performance.now() - t0) / 1000).toFixed(1);
     sampler.stop();
     const alive = svc.child.exitCode === null && svc.child.signalCode === null;
+    // Whether config.git's head is the pushed commit (a storage that dies must not have moved it).
+    const head = spawnSync('git', ['--git-dir', path.join(data, 'repos/config.git'), 'rev-parse', 'refs/heads/main'], { encoding: 'utf8' }).stdout.trim();
+    const moved = head === git(clone, 'rev-parse', 'HEAD').trim();
     const verdict = push.status === 0 ? 'taken' : `refused (${push.stderr.trim().split('\n').slice(-2).join(' | ').slice(0, 300)})`;
-    process.stdout.write(`records ${RECORDS} in ${zones} zone(s), heap limit ${o['heap-mb'] ? o['heap-mb'] + ' MB' : "storage's own"}: push ${verdict} in ${secs} s; storage RssAnon idle ${mb(idle)} MiB, peak ${mb(sampler.peaks().storage ?? 0)} MiB; storage ${alive ? 'alive' : 'DEAD'}\n`);
+    process.stdout.write(`records ${RECORDS} in ${zones} zone(s), heap limit ${o['heap-mb'] ? o['heap-mb'] + ' MB' : "storage's own"}: push ${verdict} in ${secs} s; storage RssAnon idle ${mb(idle)} MiB, peak ${mb(sampler.peaks().storage ?? 0)} MiB; storage ${alive ? 'alive' : 'DEAD'}; config.git head ${moved ? 'is the pushed commit' : 'not moved'}\n`);
   } finally {
-    await svc.stop();
+    if (svc.child.exitCode === null && svc.child.signalCode === null) await svc.stop();
     for (const t of [config, data, work]) rmSync(t, { recursive: true, force: true });
   }
 }
