@@ -23,7 +23,7 @@ const storage = defineService<StorageConfig>({
   // A 64 MB old space: streamed packs need little, and the largest legitimate config push
   // (dns zones at 5× the default limits.zoneRecords) validates within it
   // (bench/storage/config-push.ts, docs/decisions.md).
-  nodeFlags: ['--max-semi-space-size=1', '--max-old-space-size=64'],
+  nodeFlags: ['--max-semi-space-size=1', '--max-old-space-size=256'],
   start: startStorage,
 });
 
