@@ -70,6 +70,10 @@ export function ensureSealed(p: SealPaths): void {
   if (typeof process.execve !== 'function') {
     throw new Error(`sealing needs process.execve (Node ≥ 22.15 on Unix); this is Node ${process.version}`);
   }
-  const args = [process.execPath, ...sealFlags(p), path.resolve(p.entry), ...process.argv.slice(2)];
+  // A node flag the environment's NODE_OPTIONS already sets is left to it (a test or an
+  // operator lowering storage's heap cap): flags on the command line would override it.
+  const env = process.env.NODE_OPTIONS ?? '';
+  const nodeFlags = p.nodeFlags?.filter((f) => !env.includes(`${f.split('=')[0]}=`));
+  const args = [process.execPath, ...sealFlags({ ...p, ...(nodeFlags ? { nodeFlags } : {}) }), path.resolve(p.entry), ...process.argv.slice(2)];
   process.execve(process.execPath, args, { ...process.env, [REEXEC_MARK]: '1' });
 }

@@ -136,16 +136,37 @@ void def.config.load(memoryConfigSource(def.config.defaults)).then((r) => {
 }
 
 /**
- * The config registry bundle (platform/config/registry.ts): every services/<name>/config.ts
- * in one ESM file beside the service bundles, loaded by storage at run time, so no service
- * bundle holds another service's code.
+ * Packages a bundle takes from the bundle that loads it instead of holding its own copy:
+ * each import of one of `names` reads `globalThis[global][name]`, which the loader sets
+ * (platform/config/registry.ts HOST_DEPS). Read once, while the bundle loads.
  */
-export async function bundleRegistry(repoRoot: string, outDir: string): Promise<BundleReport> {
-  const { registryEntrySource, REGISTRY_BUNDLE } = await import('../config/registry.ts');
-  return bundleService('config-specs', { contents: registryEntrySource(repoRoot), resolveDir: repoRoot }, outDir, REGISTRY_BUNDLE);
+function depsFromHost(names: string[], global: string): esbuild.Plugin {
+  const filter = new RegExp(`^(${names.map((n) => n.replaceAll('.', '\\.')).join('|')})$`);
+  return {
+    name: 'deps-from-host',
+    setup(build) {
+      build.onResolve({ filter }, (args) => ({ path: args.path, namespace: 'kith-host-dep' }));
+      build.onLoad({ filter: /.*/, namespace: 'kith-host-dep' }, (args) => ({
+        loader: 'js',
+        contents: `const dep = globalThis[${JSON.stringify(global)}]?.[${JSON.stringify(args.path)}];
+if (dep === undefined) throw new Error(${JSON.stringify(`this bundle takes ${args.path} from the bundle that loads it (globalThis.${global}); load it with platform/config/registry.ts loadSpecsFromBundle`)});
+module.exports = dep;`,
+      }));
+    },
+  };
 }
 
-export async function bundleService(service: string, entry: string | { contents: string; resolveDir: string }, outDir: string, fileName = `${service}.mjs`): Promise<BundleReport> {
+/**
+ * The config registry bundle (platform/config/registry.ts): every services/<name>/config.ts
+ * in one ESM file beside the service bundles, loaded by storage at run time, so no service
+ * bundle holds another service's code. zod and yaml are storage's own (HOST_DEPS).
+ */
+export async function bundleRegistry(repoRoot: string, outDir: string): Promise<BundleReport> {
+  const { registryEntrySource, REGISTRY_BUNDLE, HOST_DEPS, HOST_DEPS_GLOBAL } = await import('../config/registry.ts');
+  return bundleService('config-specs', { contents: registryEntrySource(repoRoot), resolveDir: repoRoot }, outDir, REGISTRY_BUNDLE, [depsFromHost(Object.keys(HOST_DEPS), HOST_DEPS_GLOBAL)]);
+}
+
+export async function bundleService(service: string, entry: string | { contents: string; resolveDir: string }, outDir: string, fileName = `${service}.mjs`, extraPlugins: esbuild.Plugin[] = []): Promise<BundleReport> {
   const outfile = path.join(outDir, fileName);
   await fsp.mkdir(outDir, { recursive: true });
   const result = await esbuild.build({
@@ -162,7 +183,7 @@ export async function bundleService(service: string, entry: string | { contents:
     logLevel: 'silent',
     banner: { js: REQUIRE_SHIM },
     define: { 'process.env.NODE_ENV': '"production"' },
-    plugins: [builtinsViaRequire],
+    plugins: [...extraPlugins, builtinsViaRequire],
   });
   const out = result.metafile.outputs[path.relative(process.cwd(), outfile)] ?? Object.values(result.metafile.outputs)[0];
   if (!out) throw new Error(`esbuild produced no output for ${service}`);

@@ -14,6 +14,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import * as yaml from 'yaml';
+import * as zod from 'zod';
 import type { ConfigSpec } from './spec.ts';
 
 export type SpecRegistry = Readonly<Record<string, ConfigSpec<unknown>>>;
@@ -58,9 +60,20 @@ export function registryEntrySource(repoRoot: string): string {
   ].join('\n') + '\n';
 }
 
+/**
+ * Packages the registry bundle does not hold but takes from the bundle that loads it,
+ * through this global, set only while it loads: storage's own zod and yaml, so the
+ * process holds one copy of each, not two (issue 16: ~5 MB of private memory idle).
+ * The build (platform/build/bundle.ts bundleRegistry) turns their imports into reads of it.
+ */
+export const HOST_DEPS_GLOBAL = '__kithRegistryDeps';
+export const HOST_DEPS: Readonly<Record<string, object>> = { zod, yaml };
+
 /** From a built registry bundle. */
 export async function loadSpecsFromBundle(file: string): Promise<SpecRegistry> {
   let mod: { specs?: Record<string, unknown> };
+  const g = globalThis as Record<string, unknown>;
+  g[HOST_DEPS_GLOBAL] = HOST_DEPS;
   try {
     mod = (await import(pathToFileURL(file).href)) as typeof mod;
   } catch (err) {
@@ -68,6 +81,8 @@ export async function loadSpecsFromBundle(file: string): Promise<SpecRegistry> {
     // an ES module without top-level await works there.
     if (!/dynamic import|ERR_VM_DYNAMIC_IMPORT/i.test(String((err as Error)?.message ?? err) + String((err as { code?: string })?.code))) throw err;
     mod = createRequire(file)(file) as typeof mod;
+  } finally {
+    delete g[HOST_DEPS_GLOBAL];
   }
   if (!mod.specs) throw new Error(`${file} is not a config registry bundle (no 'specs' export); rebuild with kith build`);
   return Object.fromEntries(Object.entries(mod.specs).map(([n, s]) => [n, checked(n, file, s)]));

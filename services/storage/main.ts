@@ -20,7 +20,9 @@ const storage = defineService<StorageConfig>({
   writableConfig: true,
   // A small young generation: packs stream through short-lived Buffers, which V8 otherwise
   // lets pile up between scavenges (bench/storage: peak RssAnon, docs/decisions.md).
-  nodeFlags: ['--max-semi-space-size=1'],
+  // A 256 MB old space: a full DNS zone (200,000 records, 20× the default limit) still
+  // validates; 64 and 128 slowed bench/storage (bench/storage/config-push.ts, docs/decisions.md).
+  nodeFlags: ['--max-semi-space-size=1', '--max-old-space-size=256'],
   start: startStorage,
 });
 
