@@ -289,12 +289,15 @@ async function main(): Promise<number> {
   }
 }
 
-/** kith's own cache counters (hit/miss/coalesced), from its health endpoint. */
+/** kith's own cache counters (the forwarder's hit/miss/coalesced, and the response cache's hits), from its health endpoint. */
 async function kithCacheCounters(health: string): Promise<Record<string, number>> {
   try {
     const text = await (await fetch(`${health}/metrics`)).text();
     const out: Record<string, number> = {};
     for (const m of text.matchAll(/^kith_dns_cache_total\{result="(\w+)"\} (\d+)/gm)) out[m[1]!] = Number(m[2]);
+    // Answers the response cache gave before the forwarder's record cache was asked at all.
+    const responses = /^kith_dns_response_cache_hits_total (\d+)/m.exec(text);
+    if (responses) out.responseCacheHit = Number(responses[1]);
     return out;
   } catch {
     return {};
