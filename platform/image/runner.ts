@@ -278,7 +278,11 @@ export async function run(plan: Action[], say: Say = (l) => process.stdout.write
       case 'trim-icu': {
         const r = trimIcuInProgram(readFileSync(a.from), { languages: a.languages });
         if (!r.ok) throw new Error(`${a.from}: ${r.error}`);
-        writeFileSync(a.to, r.value.program, { mode: 0o755 });
+        // The trimmed program sits in the shared build cache: written beside and renamed, so an
+        // image build running at the same time (tests build several) never strips a half-written one.
+        const tmp = `${a.to}.${process.pid}.tmp`;
+        writeFileSync(tmp, r.value.program, { mode: 0o755 });
+        renameSync(tmp, a.to);
         const t = r.value.report;
         say(`   ${t.symbol}: ${mb(t.bytesBefore)} -> ${mb(t.bytesAfter)} (${t.itemsAfter} of ${t.itemsBefore} items kept)`);
         break;

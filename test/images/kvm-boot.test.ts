@@ -8,7 +8,7 @@
  * Both initramfs hold no executable but node and its libraries.
  * Needs: qemu-system-x86, binutils (strip), e2fsprogs, xz-utils, apt access to the kernel .deb.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -20,7 +20,7 @@ import { seedMissingFiles } from '../../platform/config/seed-tree.ts';
 import { defaultConfigFiles, loadDefinitions } from '../../platform/services.ts';
 import { readCpio } from '../../platform/image/cpio.ts';
 import { freePortBase, freeTcpPort } from '../support/ports.ts';
-import { stopVm } from './vm-process.ts';
+import { startVm, stopVm } from './vm-process.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const OUT = join(REPO, 'build/test-images');
@@ -154,7 +154,6 @@ describe.runIf(process.arch === 'x64')('kvm DNS image (kith image build --target
   let tmp: string;
   let vm: ChildProcess | undefined;
   let buildOut = '';
-  let vmOut = '';
 
   beforeAll(async () => {
     tmp = mkdtempSync(join(tmpdir(), 'kith-kvm-dns-'));
@@ -191,39 +190,33 @@ describe.runIf(process.arch === 'x64')('kvm DNS image (kith image build --target
     const base = await freePortBase(2); // dns is service slot 1: base + 10, base + 11
 
     const disk = join(tmp, 'dns-data.img');
-    vm = spawn(process.execPath, [join(REPO, 'installer/kith.ts'), 'vm', 'run', 'dns', '--image', dir, '--port-base', String(base), '--data-disk', disk, '--data-size', '64'], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-    vm.stdout!.on('data', (d: Buffer) => { vmOut += d; });
-    vm.stderr!.on('data', (d: Buffer) => { vmOut += d; });
+    const running = startVm(REPO, ['dns', '--image', dir, '--port-base', String(base), '--data-disk', disk, '--data-size', '64']);
+    vm = running.child;
     const t0 = Date.now();
     // Where to reach it, as kith vm run prints it.
-    let port = 0;
-    while (!port && Date.now() - t0 < 60_000) {
-      if (vm.exitCode !== null) throw new Error(`kith vm run exited:\n${vmOut}`);
-      port = Number(/^ +dns +udp:\/\/127\.0\.0\.1:(\d+) /m.exec(vmOut)?.[1] ?? 0);
-      if (!port) await new Promise((r) => setTimeout(r, 100));
-    }
-    expect(port, vmOut).toBeGreaterThan(base);
+    const port = await running.port(/^ +dns +udp:\/\/127\.0\.0\.1:(\d+) /m);
+    expect(port, running.output()).toBeGreaterThan(base);
     let www = '';
     while (!/192\.0\.2\.80/.test(www) && Date.now() - t0 < 120_000) {
-      if (vm.exitCode !== null) throw new Error(`kith vm run exited:\n${vmOut}`);
+      if (vm.exitCode !== null) throw new Error(`kith vm run exited:\n${running.output()}`);
       www = dig(port, 'www.example.test', 'A', '+short');
       if (!www) await new Promise((r) => setTimeout(r, 250));
     }
-    expect(www.trim(), vmOut.slice(-3000)).toBe('192.0.2.80');
-    expect(vmOut).toMatch(/made a 64 MiB data disk: /);
+    expect(www.trim(), running.output().slice(-3000)).toBe('192.0.2.80');
+    expect(running.output()).toMatch(/made a 64 MiB data disk: /);
     expect(dig(port, 'example.test', 'MX', '+short', '+tcp').trim()).toBe('10 mail.example.test.');
     // Local names: the appliance's own address, as DHCP gave it.
     expect(dig(port, 'kith.home.arpa', 'A', '+short').trim()).toBe('10.0.2.15');
     const nx = dig(port, 'nope.example.test', 'A', '+norecurse');
     expect(nx).toMatch(/status: NXDOMAIN/);
     expect(nx).toMatch(/AUTHORITY SECTION:\nexample\.test\.\s+\d+\s+IN\s+SOA\s+ns1\.example\.test\./);
-    expect(vmOut).toMatch(/^kith-init pid=1 t=[\d.]+s booting node=v26/m);
-    expect(vmOut).toMatch(/kith-init pid=1 .*data mounted device=\/dev\/vda mountpoint=\/data fstype=ext4/);
-    expect(vmOut).toMatch(/kith-init pid=1 .*service started service=dns child=\d+ .*command="\/bin\/node --permission.* --snapshot-blob \/kith\/dns\.blob \/kith\/dns\.mjs /);
+    expect(running.output()).toMatch(/^kith-init pid=1 t=[\d.]+s booting node=v26/m);
+    expect(running.output()).toMatch(/kith-init pid=1 .*data mounted device=\/dev\/vda mountpoint=\/data fstype=ext4/);
+    expect(running.output()).toMatch(/kith-init pid=1 .*service started service=dns child=\d+ .*command="\/bin\/node --permission.* --snapshot-blob \/kith\/dns\.blob \/kith\/dns\.mjs /);
     // The first answers can come a moment before the runner logs 'ready' (after /healthz is up).
-    for (const end = Date.now() + 30_000; !/"service":"dns","msg":"ready"/.test(vmOut) && Date.now() < end; ) await new Promise((r) => setTimeout(r, 250));
-    expect(vmOut).toMatch(/"service":"dns","msg":"ready"/);
-    expect(vmOut).not.toMatch(/FATAL|uncaught|Kernel panic/);
+    for (const end = Date.now() + 30_000; !/"service":"dns","msg":"ready"/.test(running.output()) && Date.now() < end; ) await new Promise((r) => setTimeout(r, 250));
+    expect(running.output()).toMatch(/"service":"dns","msg":"ready"/);
+    expect(running.output()).not.toMatch(/FATAL|uncaught|Kernel panic/);
     // Ctrl-C (here SIGTERM) stops the VM; what the service wrote is on the disk.
     expect(await stopVm(vm)).toBe(0);
     spawnSync('e2fsck', ['-fy', disk]); // replay the journal of a VM that was stopped hard

@@ -6,7 +6,7 @@
  * fallback, so asking for TCG saves that wait without changing what is tested.
  * Needs: qemu-system-x86, binutils (strip), xz-utils, swaks, apt access to the kernel .deb.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedMissingFiles } from '../../platform/config/seed-tree.ts';
 import { defaultConfigFiles, loadDefinitions } from '../../platform/services.ts';
 import { freePortBase } from '../support/ports.ts';
-import { stopVm } from './vm-process.ts';
+import { startVm, stopVm } from './vm-process.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const OUT = join(REPO, 'build/test-images');
@@ -28,7 +28,6 @@ describe.runIf(process.arch === 'x64')('kvm mail image (kith image build --targe
   let dir: string;
   let tmp: string;
   let vm: ChildProcess | undefined;
-  let vmOut = '';
 
   beforeAll(async () => {
     tmp = mkdtempSync(join(tmpdir(), 'kith-kvm-mail-'));
@@ -48,33 +47,26 @@ describe.runIf(process.arch === 'x64')('kvm mail image (kith image build --targe
 
   it('boots and swaks gets a 250 for an alias (and 554 for a relay attempt) through the forwarded port', async () => {
     const base = await freePortBase(4);
-    vm = spawn(process.execPath, [join(REPO, 'installer/kith.ts'), 'vm', 'run', 'mail', '--image', dir, '--port-base', String(base), '--accel', 'tcg'], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-    vm.stdout!.on('data', (d: Buffer) => { vmOut += d; });
-    vm.stderr!.on('data', (d: Buffer) => { vmOut += d; });
-    const t0 = Date.now();
-    let port = 0;
-    while (!port && Date.now() - t0 < 60_000) {
-      if (vm.exitCode !== null) throw new Error(`kith vm run exited:\n${vmOut}`);
-      port = Number(/^ +smtp +tcp:\/\/127\.0\.0\.1:(\d+) +\(guest port 25\)/m.exec(vmOut)?.[1] ?? 0);
-      if (!port) await new Promise((r) => setTimeout(r, 100));
-    }
-    expect(port, vmOut).toBeGreaterThan(base);
-    expect(vmOut).toMatch(/mail is booting under qemu \(tcg\)/);
+    const running = startVm(REPO, ['mail', '--image', dir, '--port-base', String(base), '--accel', 'tcg']);
+    vm = running.child;
+    const port = await running.port(/^ +smtp +tcp:\/\/127\.0\.0\.1:(\d+) +\(guest port 25\)/m);
+    expect(port, running.output()).toBeGreaterThan(base);
+    expect(running.output()).toMatch(/mail is booting under qemu \(tcg\)/);
     // Wait for the service, not a fixed time: qemu's slirp accepts connections before the
     // guest listens, so the sign of life is the runner's 'ready' line on the console.
-    for (const end = Date.now() + 240_000; !/"service":"mail","msg":"ready"/.test(vmOut) && Date.now() < end; ) {
-      if (vm.exitCode !== null) throw new Error(`kith vm run exited:\n${vmOut}`);
+    for (const end = Date.now() + 240_000; !/"service":"mail","msg":"ready"/.test(running.output()) && Date.now() < end; ) {
+      if (vm.exitCode !== null) throw new Error(`kith vm run exited:\n${running.output()}`);
       await new Promise((r) => setTimeout(r, 250));
     }
-    expect(vmOut.slice(-4000)).toMatch(/"service":"mail","msg":"ready"/);
+    expect(running.output().slice(-4000)).toMatch(/"service":"mail","msg":"ready"/);
 
     const ok = swaks(port, '--from', 'someone@example.net', '--to', 'postmaster@home.arpa', '--helo', 'client.example.net');
     expect(ok.out).toMatch(/^<- {2}250 2\.0\.0 Ok: queued as /m);
     expect(ok.code).toBe(0);
     const relay = swaks(port, '--from', 'someone@example.net', '--to', 'someone@example.org', '--helo', 'client.example.net');
     expect(relay.out).toMatch(/^<\*\* 554 5\.7\.1 /m);
-    expect(vmOut).toMatch(/kith-init pid=1 .*service started service=mail child=\d+/);
-    expect(vmOut).not.toMatch(/FATAL|uncaught|Kernel panic/);
+    expect(running.output()).toMatch(/kith-init pid=1 .*service started service=mail child=\d+/);
+    expect(running.output()).not.toMatch(/FATAL|uncaught|Kernel panic/);
     expect(await stopVm(vm)).toBe(0);
   }, 420_000);
 });

@@ -1,5 +1,35 @@
-/** `kith vm run` as a child of a test: stopped as Ctrl-C would, and its exit code awaited. */
-import type { ChildProcess } from 'node:child_process';
+/** `kith vm run` as a child of a test: started with its output gathered, stopped as Ctrl-C would. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+
+export interface RunningVm {
+  child: ChildProcess;
+  /** Everything it printed so far (stdout and stderr). */
+  output(): string;
+  /** The host port `kith vm run` printed for a listener (`pattern` captures it), within 60 s. */
+  port(pattern: RegExp): Promise<number>;
+}
+
+export function startVm(repo: string, args: string[]): RunningVm {
+  const child = spawn(process.execPath, [join(repo, 'installer/kith.ts'), 'vm', 'run', ...args], { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => { out += d; });
+  child.stderr!.on('data', (d: Buffer) => { out += d; });
+  return {
+    child,
+    output: () => out,
+    async port(pattern) {
+      const t0 = Date.now();
+      while (Date.now() - t0 < 60_000) {
+        if (child.exitCode !== null) throw new Error(`kith vm run exited:\n${out}`);
+        const port = Number(pattern.exec(out)?.[1] ?? 0);
+        if (port) return port;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return 0;
+    },
+  };
+}
 
 /** SIGTERM (what `kith vm run` takes as Ctrl-C) and the exit code; null when it was not running. */
 export async function stopVm(vm: ChildProcess | undefined): Promise<number | null> {
