@@ -24,6 +24,7 @@ import { startQemuProcess } from '../../platform/image/qemu-process.ts';
 import type { Forward } from '../../platform/kvm/qemu.ts';
 import { PAIRING_SECRET } from '../../platform/boot/owner-seed.ts';
 import { freeTcpPort } from '../support/ports.ts';
+import { writeChronyConf } from '../support/chrony.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const OUT = join(REPO, 'build/rpi/firstboot-image');
@@ -218,7 +219,7 @@ describe.skipIf(missing.length > 0)(`first boot under qemu (needs ${tools.join('
     if (vm) { vm.child.kill('SIGKILL'); await vm.stop(); vm = undefined; } // a failed case before may have left it
     const dir = join(tmp, 'chrony');
     sh('mkdir', ['-p', dir]);
-    writeFileSync(join(dir, 'chrony.conf'), ['local stratum 8', 'allow 127.0.0.1', 'bindaddress 127.0.0.1', 'port 123', 'cmdport 0', `pidfile ${dir}/chronyd.pid`, `driftfile ${dir}/drift`, ''].join('\n'));
+    writeChronyConf(dir, '127.0.0.1', '127.0.0.1');
     const opts: VirtOptions = { kernel, initrd, disk: card, forwards: [], rtcBase: '2001-01-01' };
     const quoted = ['qemu-system-aarch64', ...virtArgs(opts)].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
     const script = `ip link set lo up && chronyd -x -d -U -u root -L 0 -f ${dir}/chrony.conf > ${dir}/chronyd.log 2>&1 & exec ${quoted}`;

@@ -12,7 +12,7 @@
  * bind9-dnsutils, chrony, openssl, apt access to Debian arm64 packages.
  */
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync } from 'node:fs';
 import * as https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -23,6 +23,7 @@ import { bootVirt, type VirtVm } from '../../platform/rpi/qemu.ts';
 import type { Forward } from '../../platform/kvm/qemu.ts';
 import { freeTcpPort } from '../support/ports.ts';
 import { APPLIANCE_PAIR_PORT } from '../../platform/pki/appliance-launch.ts';
+import { writeChronyConf } from '../support/chrony.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const OUT = join(REPO, 'build/rpi/test-image');
@@ -97,7 +98,7 @@ describe.skipIf(missing.length > 0)(`rpi SD-card image (needs ${tools.join(', ')
     img = await buildRpiImage({ out: OUT, debugPort: DEBUG_PORT, clock: { servers: ['10.0.2.2'] }, say: (l) => lines.push(l) });
     const dir = join(tmp, 'chrony');
     sh('mkdir', ['-p', dir]);
-    writeFileSync(join(dir, 'chrony.conf'), ['local stratum 8', 'allow 127.0.0.1', 'bindaddress 127.0.0.1', 'port 123', 'cmdport 0', `pidfile ${dir}/chronyd.pid`, `driftfile ${dir}/drift`, ''].join('\n'));
+    writeChronyConf(dir, '127.0.0.1', '127.0.0.1');
     // -x: serve the time, never set this machine's clock.
     chronyd = spawn('chronyd', ['-x', '-d', '-U', '-u', 'root', '-L', '0', '-f', join(dir, 'chrony.conf')], { stdio: 'ignore' });
     lines.push(`build took ${Date.now() - t0} ms`);

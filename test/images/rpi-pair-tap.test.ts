@@ -10,7 +10,7 @@
  */
 import { execFile, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -19,6 +19,7 @@ import { buildRpiImage, type BuiltRpiImage } from '../../platform/rpi/cli.ts';
 import { virtArgs } from '../../platform/rpi/qemu.ts';
 import { startQemuProcess, type QemuProcess } from '../../platform/image/qemu-process.ts';
 import { APPLIANCE_PAIR_PORT } from '../../platform/pki/appliance-launch.ts';
+import { writeChronyConf } from '../support/chrony.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const OUT = join(REPO, 'build/rpi/pair-tap-image');
@@ -70,7 +71,7 @@ describe.skipIf(missing.length > 0 || !root || !existsSync('/dev/net/tun'))(`rpi
     sh('mcopy', ['-i', at, '::/vmlinuz', `::/${img.initrd}`, tmp], MTOOLS);
     const disk = join(tmp, 'sd.img');
     sh('cp', ['--sparse=always', img.image, disk]);
-    writeFileSync(join(tmp, 'chrony.conf'), ['local stratum 8', 'allow 10.77.0.0/24', `bindaddress ${HOST_ADDRESS}`, 'port 123', 'cmdport 0', `pidfile ${tmp}/chronyd.pid`, `driftfile ${tmp}/drift`, ''].join('\n'));
+    writeChronyConf(tmp, HOST_ADDRESS, '10.77.0.0/24');
     const qemu = ['qemu-system-aarch64', ...virtArgs({ kernel: join(tmp, 'vmlinuz'), initrd: join(tmp, img.initrd), disk, forwards: [], memoryMiB: 512, tap: 'tap0' })];
     const script = [
       'set -e',
