@@ -184,9 +184,14 @@ describe('signed NOTIFY out, and a signed transfer, with NSD as the secondary', 
       const refused = await udpExchange(nsdPort, plain.message);
       expect(isNotifyAck(refused, plain.id)).toBe(false);
     } finally {
-      child?.kill('SIGTERM');
+      // NSD writes its xfrd state and log while it stops: wait for it before removing its folder.
+      if (child && child.exitCode === null && child.signalCode === null) {
+        const gone = new Promise((r) => child!.once('exit', r));
+        child.kill('SIGTERM');
+        await gone;
+      }
       await srv.close();
-      rmSync(dir, { recursive: true, force: true });
+      rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
     }
   }, 30_000);
 });
