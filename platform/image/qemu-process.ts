@@ -9,7 +9,11 @@ export interface QemuProcess {
   child: ChildProcess;
   /** All console output so far. */
   output(): string;
-  /** Resolve with the console output once it matches `re`; reject on timeout or exit. */
+  /**
+   * Resolve with the console output up to its last complete line once that matches `re`;
+   * reject on timeout or exit. Only whole lines are matched: output arrives in chunks, and
+   * a pattern ending in `\S+` would otherwise match half a value (`now=2` of a timestamp).
+   */
   waitFor(re: RegExp, timeoutMs: number): Promise<string>;
   stop(): Promise<void>;
 }
@@ -33,7 +37,8 @@ export function startQemuProcess(binary: string, args: string[], echo?: NodeJS.W
     waitFor(re, timeoutMs) {
       return new Promise((resolve, reject) => {
         const check = () => {
-          if (re.test(buf)) { cleanup(); resolve(buf); }
+          const lines = buf.slice(0, buf.lastIndexOf('\n') + 1);
+          if (re.test(lines)) { cleanup(); resolve(lines); }
           else if (gone()) { cleanup(); reject(new Error(`qemu exited (${child.exitCode ?? child.signalCode}) before ${re}:\n${buf.slice(-3000)}`)); }
         };
         const timer = setTimeout(() => { cleanup(); reject(new Error(`timed out after ${timeoutMs} ms waiting for ${re}:\n${buf.slice(-3000)}`)); }, timeoutMs);
