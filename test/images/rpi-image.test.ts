@@ -106,8 +106,13 @@ describe.skipIf(missing.length > 0)(`rpi SD-card image (needs ${tools.join(', ')
 
   afterAll(async () => {
     await vm?.stop();
-    chronyd?.kill('SIGTERM');
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
+    // chronyd writes its drift file as it stops: wait for it before removing the folder.
+    if (chronyd && chronyd.exitCode === null && chronyd.signalCode === null) {
+      const gone = new Promise((r) => chronyd!.once('exit', r));
+      chronyd.kill('SIGTERM');
+      await gone;
+    }
+    if (tmp) rmSync(tmp, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
     process.stdout.write(lines.filter((l) => /MB|took|answer|memory|restart/.test(l)).join('\n') + '\n');
   });
 

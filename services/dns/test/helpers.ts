@@ -131,8 +131,8 @@ export async function startNsd(): Promise<Nsd> {
           stop: async () => {
             child.kill('SIGTERM');
             await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
-            if (child.exitCode === null) child.kill('SIGKILL');
-            rmSync(dir, { recursive: true, force: true });
+            if (child.exitCode === null) { child.kill('SIGKILL'); await exited; }
+            rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
           },
         };
       }
