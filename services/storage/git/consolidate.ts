@@ -14,7 +14,8 @@
 import { constants as C, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
-import { crc32, deflateSync, inflateSync } from 'node:zlib';
+import { crc32, inflateSync } from 'node:zlib';
+import { deflateBody } from './zlib-chunks.ts';
 import { fsyncDir, writeFileDurable } from '../../../platform/durable.ts';
 import { withFileLock, withMutex } from '../store/lock.ts';
 import { writeIdx } from './index-pack.ts';
@@ -160,7 +161,7 @@ async function consolidateLocked(gitdir: string, opts: ConsolidateOptions): Prom
       const nul = raw.indexOf(0);
       const [type] = raw.toString('latin1', 0, nul).split(' ') as [ObjectType];
       const body = raw.subarray(nul + 1);
-      const entry = Buffer.concat([objectHeader(type, body.length), deflateSync(body)]);
+      const entry = Buffer.concat([objectHeader(type, body.length), deflateBody(body)]);
       written.set(l.oid, { offset, crc: crc32(entry) >>> 0 });
       await write(entry);
     }

@@ -21,6 +21,7 @@
 import { createHash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { constants as zconst, crc32, createInflate, Inflate } from 'node:zlib';
+import { chunkFor } from './zlib-chunks.ts';
 import { COPY_CHUNK, readAt } from './file-range.ts';
 
 type ObjectKind = 'commit' | 'tree' | 'blob' | 'tag';
@@ -136,7 +137,8 @@ class Window {
  * fuzz test: a stream of hostile pushes grew storage without bound); here it is always closed.
  */
 function inflateOnce(input: Buffer, maxOutputLength: number): { buffer: Buffer; consumed: number } {
-  const engine = new Inflate({ maxOutputLength }) as Inflate & { _processChunk(chunk: Buffer, flush: number): Buffer };
+  // Output chunks sized to the object (zlib-chunks.ts: the default 16 KB per object was most of a push's garbage).
+  const engine = new Inflate({ maxOutputLength, chunkSize: chunkFor(maxOutputLength) }) as Inflate & { _processChunk(chunk: Buffer, flush: number): Buffer };
   try {
     const buffer = engine._processChunk(input, zconst.Z_FINISH);
     return { buffer, consumed: engine.bytesWritten };

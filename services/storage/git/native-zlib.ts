@@ -5,8 +5,9 @@
  * modules that read objects.
  */
 import pako from 'pako';
-import { deflateSync, inflateSync } from 'node:zlib';
+import { inflateSync } from 'node:zlib';
+import { deflateBody } from './zlib-chunks.ts';
 
 const p = pako as { inflate: (b: Uint8Array) => Uint8Array; deflate: (b: Uint8Array) => Uint8Array };
 p.inflate = (b) => inflateSync(b);
-p.deflate = (b) => deflateSync(b);
+p.deflate = (b) => deflateBody(Buffer.from(b.buffer, b.byteOffset, b.byteLength));

@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
-import { inflateSync } from 'node:zlib';
+import { inflateOfSize } from './zlib-chunks.ts';
 import { applyDelta } from './index-pack.ts';
 import { blockCache, fdReader, readAt, type CachedReader, type PositionalReader } from './file-range.ts';
 import * as path from 'node:path';
@@ -156,7 +156,7 @@ export class PackSet {
     if (end === undefined) throw new Error(`${path.basename(pack.file)}: no object starts at ${offset}`);
     const h = await entryHeaderAt(pack.fh, offset, end);
     const start = offset + h.headerLength + (h.kind === 6 ? h.baseOffsetLength! : h.kind === 7 ? 20 : 0);
-    const data = inflateSync(pack.fh.peek(start, end - start) ?? (await readAt(pack.fh, start, end - start)));
+    const data = inflateOfSize(pack.fh.peek(start, end - start) ?? (await readAt(pack.fh, start, end - start)), h.size);
     let out: { type: ObjectKind; body: Buffer };
     if (h.kind >= 1 && h.kind <= 4) out = { type: KINDS[h.kind] as ObjectKind, body: data };
     else {

@@ -3,7 +3,7 @@
 // else zlib-deflated whole objects; SHA-1 trailer. Streams: isomorphic-git's packObjects
 // builds the whole pack in memory.
 import { createHash } from 'node:crypto';
-import { deflateSync } from 'node:zlib';
+import { deflateBody } from './zlib-chunks.ts';
 import { packsOf, readRaw, type ObjectType, type Store } from './objects.ts';
 import { entryHeaderAt, ofsDeltaHeader, type PackFile } from './pack-reuse.ts';
 import { readRange } from './file-range.ts';
@@ -76,7 +76,7 @@ export async function* writePack(
       }
     }
     const { type, body } = await readRaw(s, oid);
-    push(oid, [objectHeader(type, body.length), deflateSync(body)], out);
+    push(oid, [objectHeader(type, body.length), deflateBody(body)], out);
   }
   function push(oid: string, pieces: Piece[], out: Piece[]): void {
     written.set(oid, pos);
