@@ -46,7 +46,8 @@ async function dig(port: number, tcp = false): Promise<string | undefined> {
 
 async function http(url: string, method = 'GET'): Promise<{ status: number; body: string } | undefined> {
   try {
-    const r = await fetch(url, { method, signal: AbortSignal.timeout(3000) });
+    // 15 s: under TCG on a loaded machine a healthy service can take seconds to answer.
+    const r = await fetch(url, { method, signal: AbortSignal.timeout(15_000) });
     return { status: r.status, body: await r.text() };
   } catch {
     return undefined;
