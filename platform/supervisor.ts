@@ -10,6 +10,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { LIFELINE_ENV, LIFELINE_FD } from './lifeline.ts';
+import { withServiceMalloc } from './malloc-env.ts';
 
 export interface ChildSpec {
   name: string;
@@ -108,7 +109,7 @@ export class Supervisor {
     slot.restartAt = undefined;
     slot.waitMs = undefined;
     // stdin is the lifeline: never written; it closes when this process dies.
-    const env = { ...(slot.spec.env ?? process.env), [LIFELINE_ENV]: String(LIFELINE_FD) };
+    const env = { ...withServiceMalloc(slot.spec.env ?? process.env), [LIFELINE_ENV]: String(LIFELINE_FD) };
     const child = spawn(slot.spec.command, slot.spec.args, { env, cwd: slot.spec.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
     slot.child = child;
     child.stdio[LIFELINE_FD]?.on('error', () => {}); // the child went first: nothing to do

@@ -4,6 +4,7 @@ import { mkdtempSync, promises as fsp } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
+import { withServiceMalloc } from '../../platform/malloc-env.ts';
 
 export function tempDir(prefix = 'kith-test-'): string {
   return mkdtempSync(path.join(tmpdir(), prefix));
@@ -24,7 +25,8 @@ export interface ServiceProcess {
  */
 export async function startBundle(bundle: string, args: string[], timeoutMs = 20_000, prefix: string[] = []): Promise<ServiceProcess> {
   const argv = [...prefix, process.execPath, bundle, ...args];
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  // The malloc settings the supervisor gives every service (platform/malloc-env.ts), so benches measure what runs.
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: withServiceMalloc(process.env) });
   const lines: Record<string, unknown>[] = [];
   const waiters: { pred: (r: Record<string, unknown>) => boolean; resolve: (r: Record<string, unknown>) => void }[] = [];
   let stderr = '';

@@ -1,0 +1,18 @@
+/**
+ * glibc malloc settings for every service process. Node's own allocations (zlib engines,
+ * Buffers' backing stores, TLS) go through malloc; by default glibc keeps up to 8 arenas
+ * per core and raises its mmap threshold after each large free, so memory freed after a
+ * push or a clone stays in the process. Measured with storage pushing and cloning a
+ * 2,000-commit, 15 MiB-pack repository (peak RssAnon, MiB, two runs each):
+ * default 73-75 push / 79-83 clone; these settings 62-64 push / 68-73 clone. A value the
+ * environment already sets wins (a user's own tuning).
+ */
+export const SERVICE_MALLOC_ENV: Readonly<Record<string, string>> = {
+  MALLOC_ARENA_MAX: '2',
+  MALLOC_MMAP_THRESHOLD_: '65536',
+};
+
+/** `env` with the service malloc settings under it. */
+export function withServiceMalloc(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return { ...SERVICE_MALLOC_ENV, ...env };
+}
