@@ -47,7 +47,7 @@ describe(`clone of a ${COMMITS}-commit repository`, () => {
       console.log(`clone of ${COMMITS} commits (protocol v${v}): ${ms} ms`);
       expect((await run('git', ['--git-dir', dest, 'rev-list', '--count', 'main'])).stdout.trim()).toBe(String(COMMITS));
       expect((await run('git', ['--git-dir', dest, 'fsck', '--strict'])).code).toBe(0);
-      expect(ms).toBeLessThan(45_000); // only against a hang: 15-45 times the 1-2.9 s printed here (under load)
+      expect(ms).toBeLessThan(45_000); // only against a hang: over ten times the 1-4.2 s printed here (under load)
     });
   }
 
