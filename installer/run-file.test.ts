@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { processAlive } from '../platform/process.ts';
 import type { ChildStatus } from '../platform/supervisor.ts';
 import { tempDir } from '../test/platform/helpers.ts';
@@ -47,8 +47,11 @@ describe('run.json', () => {
     const other = tempDir('kith-other-');
     const leftover = fakeService(root, 'dns');
     const stranger = fakeService(other, 'dns');
-    await new Promise((r) => setTimeout(r, 300));
-    expect(readFileSync(`/proc/${leftover.pid}/cmdline`, 'utf8')).toContain(path.join(root, 'data', 'dns'));
+    // Both started (exec'd, so their command lines are theirs): waited for, up to 15 s.
+    await vi.waitFor(() => {
+      expect(readFileSync(`/proc/${leftover.pid}/cmdline`, 'utf8')).toContain(path.join(root, 'data', 'dns'));
+      expect(readFileSync(`/proc/${stranger.pid}/cmdline`, 'utf8')).toContain(path.join(other, 'data', 'dns'));
+    }, { timeout: 15_000, interval: 20 });
     const info: RunInfo = {
       pid: 999_999_999, started: new Date().toISOString(),
       services: [
@@ -60,8 +63,7 @@ describe('run.json', () => {
     try {
       expect(findLeftovers(root, info)).toEqual([{ service: 'dns', pid: leftover.pid }]);
       expect(await stopLeftovers(root, info, 1000)).toEqual([leftover.pid]);
-      await new Promise((r) => setTimeout(r, 100));
-      expect(processAlive(leftover.pid!)).toBe(false);
+      await vi.waitFor(() => expect(processAlive(leftover.pid!)).toBe(false), { timeout: 15_000, interval: 20 });
       expect(processAlive(stranger.pid!)).toBe(true);
     } finally {
       leftover.kill('SIGKILL');

@@ -5,8 +5,9 @@ import { tempDir } from '../test/platform/helpers.ts';
 import { DEVICES_FILE, DevicePasswords, parseDevicePasswords, provisionDevicePasswords } from './device-passwords.ts';
 import { secretSha256 } from './passwords.ts';
 
+/** Waits for `cond`, up to 15 s (a deadline for a loaded machine; the file is looked at twice a second). */
 const until = async (cond: () => boolean) => {
-  for (let i = 0; i < 100 && !cond(); i++) await new Promise((r) => setTimeout(r, 20));
+  for (const end = Date.now() + 15_000; !cond() && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
 };
 
 describe('device passwords', () => {

@@ -40,7 +40,7 @@ describe('Supervisor', () => {
     const sup = new Supervisor({ onEvent: (e) => { if (e.type === 'line') lines.push(e.line); } });
     // The child reports its lifeline variable, then waits for stdin to end.
     sup.start({ name: 'c', command: process.execPath, args: ['-e', "console.log('fd=' + process.env.KITH_LIFELINE_FD); process.stdin.on('end', () => console.log('eof')).resume()"] });
-    const end = Date.now() + 5000;
+    const end = Date.now() + 15_000; // a deadline for a loaded machine's Node start
     while (lines.length === 0 && Date.now() < end) await sleep(10);
     await sleep(200);
     expect(lines).toEqual(['fd=0']); // open: no end-of-file while we live

@@ -37,10 +37,13 @@ describe('YAML config files', () => {
     const dup = parseYamlText('x.yaml', 'cache: {size: 1}\ncache: {size: 2}\nupstreams: []\n', Schema);
     expect(dup.ok).toBe(false);
     const bomb = 'a: &a [x,x,x,x,x,x,x,x,x]\n' + Array.from({ length: 8 }, (_, i) => `${'b'.repeat(i + 1)}: &${'b'.repeat(i + 1)} [${Array(9).fill(i === 0 ? '*a' : '*' + 'b'.repeat(i)).join(',')}]`).join('\n') + '\n';
-    const t0 = Date.now();
+    // 9^9 nodes if expanded: it is refused by the alias count before any expansion (the
+    // message says so), which is what keeps it from hanging; the time is printed, not asserted.
+    const t0 = performance.now();
     const r = parseYamlText('bomb.yaml', bomb, Schema);
+    process.stdout.write(`yaml alias bomb refused in ${(performance.now() - t0).toFixed(1)} ms\n`);
     expect(r.ok).toBe(false);
-    expect(Date.now() - t0).toBeLessThan(2000);
+    if (!r.ok) expect(r.issues[0]!.message).toMatch(/alias/i);
   });
   it('validates an absent file as {} unless it is required', async () => {
     const src = memoryConfigSource({});

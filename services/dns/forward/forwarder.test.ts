@@ -146,7 +146,11 @@ describe('createForwarder', () => {
     const { fwd, counts } = setup(() => 'hang');
     const t0 = Date.now();
     const r = await fwd.resolve(q('slow.example'), { id: 9 });
-    expect(Date.now() - t0).toBeLessThan(1000);
+    // The upstreams never answer: that it answers at all is the limit at work. The time is
+    // printed; the bound is only against a hang, generous for a loaded machine (the limit is 150 ms).
+    const ms = Date.now() - t0;
+    process.stdout.write(`forwarder: SERVFAIL after every upstream hung in ${ms} ms (total limit 150 ms)\n`);
+    expect(ms).toBeLessThan(5000);
     expect(r.id).toBe(9);
     expect(wire(r).rcode).toBe('SERVFAIL');
     expect(counts.servfail).toBe(1);
@@ -156,7 +160,11 @@ describe('createForwarder', () => {
     const { fwd } = setup(() => 'hang', { timeoutMs: 10_000, totalTimeoutMs: 60 });
     const t0 = Date.now();
     expect(wire(await fwd.resolve(q('slow.example'))).rcode).toBe('SERVFAIL');
-    expect(Date.now() - t0).toBeLessThan(1000);
+    // Ignoring the total limit would mean waiting out the send's 10 s: 5 s tells the two
+    // apart with room for a loaded machine (the figure, printed, is ~the 60 ms limit).
+    const ms = Date.now() - t0;
+    process.stdout.write(`forwarder: SERVFAIL past a send that ignores its budget in ${ms} ms (total limit 60 ms, send timeout 10 s)\n`);
+    expect(ms).toBeLessThan(5000);
   });
 
   it('throws away answers with the wrong ID, question, garbage or a failure rcode', async () => {

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Buffer } from 'node:buffer';
 import dgram from 'node:dgram';
 import net from 'node:net';
@@ -31,14 +31,14 @@ async function start(extra: Partial<Parameters<typeof startDnsServer>[0]> = {}):
 const query = (id: number, name: string) => dnsPacket.encode({ id, type: 'query', questions: [{ name, type: 'A' }] });
 const frame = (m: Buffer) => Buffer.concat([Buffer.from([m.length >> 8, m.length & 255]), m]);
 
-/** Connect, send, collect framed replies until `count` arrive or the socket closes. */
-function tcpExchange(port: number, chunks: Buffer[], count: number, gapMs = 0): Promise<{ replies: Buffer[]; closed: boolean }> {
+/** Connect, send (running any function among the chunks in turn), collect framed replies until `count` arrive or the socket closes. */
+function tcpExchange(port: number, chunks: (Buffer | (() => Promise<void>))[], count: number, gapMs = 0): Promise<{ replies: Buffer[]; closed: boolean }> {
   return new Promise((resolve) => {
     const sock = net.connect(port, '127.0.0.1');
     let buf = Buffer.alloc(0);
     const replies: Buffer[] = [];
     let done = false;
-    const finish = (closed: boolean) => { if (!done) { done = true; sock.destroy(); resolve({ replies, closed }); } };
+    const finish = (closed: boolean) => { if (!done) { done = true; clearTimeout(deadline); sock.destroy(); resolve({ replies, closed }); } };
     sock.on('data', (d: Buffer) => {
       buf = Buffer.concat([buf, d]);
       while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
@@ -52,12 +52,30 @@ function tcpExchange(port: number, chunks: Buffer[], count: number, gapMs = 0): 
     sock.on('connect', async () => {
       for (const c of chunks) {
         if (sock.destroyed) break;
+        if (typeof c === 'function') { await c(); continue; } // a step of the test's between writes
         sock.write(c);
         if (gapMs) await new Promise((r) => setTimeout(r, gapMs));
       }
     });
-    setTimeout(() => finish(false), 3000);
+    // Only a deadline for a reply that never comes; generous for a loaded machine.
+    const deadline = setTimeout(() => finish(false), 15_000);
   });
+}
+
+/**
+ * A clock for the server's TCP deadlines that moves only when the test says, so that idle
+ * and message timeouts happen when the test decides, however slow the machine. `reads`
+ * counts its readings: with no traffic, only the sweep (every 250 ms) reads it.
+ */
+function testClock() {
+  const c = {
+    ms: 0,
+    reads: 0,
+    now: () => { c.reads++; return c.ms; },
+    /** Resolves once the clock has been read `n` more times (n sweeps, when nothing else is going on). */
+    sweeps: (n: number) => { const target = c.reads + n; return vi.waitFor(() => expect(c.reads).toBeGreaterThanOrEqual(target), { timeout: 15_000, interval: 20 }); },
+  };
+  return c;
 }
 
 describe('startDnsServer', () => {
@@ -118,20 +136,28 @@ describe('startDnsServer', () => {
 
   it('when full, a new connection evicts the longest-idle one; idle ones close on their own', async () => {
     const reasons: string[] = [];
-    const s = await start({ tcp: { maxConnections: 2, maxPerSource: 10, idleMs: 400, messageMs: 5000 }, onTcpClose: (r) => reasons.push(r) });
+    const clock = testClock();
+    const s = await start({ tcp: { maxConnections: 2, maxPerSource: 10, idleMs: 400, messageMs: 5000 }, onTcpClose: (r) => reasons.push(r), now: clock.now });
     const a = await open(s.tcpPort);
-    await new Promise((r) => setTimeout(r, 20));
     const b = await open(s.tcpPort);
     const c = await open(s.tcpPort);
-    expect(await closedAfter(a)).toBeLessThan(150); // the oldest idle made room
+    // The clock stands still, so nothing is idle long enough to time out: a goes because c
+    // came (the server records why before the client sees the close).
+    await closedAfter(a);
     expect(reasons).toEqual(['evicted']);
     const { replies } = await tcpExchange(s.tcpPort, [frame(query(3, 'a.test'))], 1);
     expect(replies[0].readUInt16BE(0)).toBe(3); // evicts b, is answered
-    const tc = await closedAfter(c);
-    expect(tc).toBeGreaterThan(150); // idle timeout
-    expect(tc).toBeLessThan(1500);
+    expect(reasons).toEqual(['evicted', 'evicted']);
+    // Idle for 399 ms of the server's clock, through two sweeps: still open.
+    clock.ms = 399;
+    await clock.sweeps(2);
+    expect(c.destroyed).toBe(false);
+    expect(reasons).toEqual(['evicted', 'evicted']);
+    // 400 ms: the next sweep closes it on its own.
+    clock.ms = 400;
+    await closedAfter(c);
     expect(b.destroyed).toBe(true);
-    expect(reasons.filter((r) => r === 'idle').length).toBeGreaterThanOrEqual(1);
+    expect(reasons.slice(0, 3)).toEqual(['evicted', 'evicted', 'idle']);
   });
 
   it('closes a client that trickles a query a byte at a time past the message deadline', async () => {
@@ -141,50 +167,86 @@ describe('startDnsServer', () => {
     const bytes = frame(query(4, 'trickle.test'));
     let i = 0;
     const t = setInterval(() => { if (!c.destroyed && i < bytes.length) c.write(bytes.subarray(i, ++i)); }, 100);
+    let answered = false;
+    c.on('data', () => { answered = true; });
     const took = await closedAfter(c);
     clearInterval(t);
-    expect(took).toBeGreaterThan(400);
-    expect(took).toBeLessThan(1200);
+    process.stdout.write(`dns server: a trickling client closed ${took} ms after it began (message deadline 500 ms, the whole query would take ${bytes.length * 100} ms)\n`);
+    // Never before the deadline (a timer does not fire early); closed as slow before its
+    // query was complete, so never answered.
+    expect(took).toBeGreaterThanOrEqual(500);
     expect(reasons).toEqual(['slow']);
+    expect(answered).toBe(false);
+    expect(i).toBeLessThan(bytes.length);
   });
 
   it('does not hold a frame we stopped reading (pipelining bound) against the client', async () => {
-    // One query at a time, each taking 600 ms; the message deadline is 300 ms. The next
-    // query's first bytes come with the first query, its tail 650 ms later: while we were
-    // not reading, its clock did not run.
+    // One query at a time; the message deadline is 300 ms of the server's clock. The next
+    // query's first bytes come with the first query; while the first is being answered, 1 s
+    // passes and the server sweeps twice, then the first is answered and the tail follows:
+    // while we were not reading, the partial frame's clock did not run.
+    const clock = testClock();
+    const reasons: string[] = [];
+    let release = () => {};
+    let handling = false;
     const s = await start({
-      handler: async (m) => { await new Promise((r) => setTimeout(r, 600)); return echoSync(m); },
+      handler: async (m) => {
+        if (m.readUInt16BE(0) === 1) { handling = true; await new Promise<void>((r) => { release = r; }); }
+        return echoSync(m);
+      },
       maxPipelined: 1,
       tcp: { maxConnections: 10, maxPerSource: 10, idleMs: 10_000, messageMs: 300 },
+      now: clock.now,
+      onTcpClose: (r) => reasons.push(r),
     });
     const next = frame(query(2, 'b.test'));
-    const { replies, closed } = await tcpExchange(s.tcpPort, [Buffer.concat([frame(query(1, 'a.test')), next.subarray(0, 5)]), next.subarray(5)], 2, 650);
+    let closedMeanwhile: string[] = ['not looked at'];
+    const { replies, closed } = await tcpExchange(s.tcpPort, [
+      Buffer.concat([frame(query(1, 'a.test')), next.subarray(0, 5)]),
+      async () => {
+        await vi.waitFor(() => expect(handling).toBe(true), { timeout: 15_000, interval: 10 });
+        clock.ms = 1000;
+        await clock.sweeps(2);
+        closedMeanwhile = [...reasons];
+        release();
+      },
+      next.subarray(5),
+    ], 2);
+    expect(reasons).toEqual([]);
     expect(closed).toBe(false);
+    expect(closedMeanwhile).toEqual([]); // the two sweeps at 1 s did run, and closed nothing
     expect(replies.map((r) => r.readUInt16BE(0))).toEqual([1, 2]);
   });
 
   it('a source over its cap only evicts its own idle connections', async () => {
-    const s = await start({ tcp: { maxConnections: 100, maxPerSource: 2, idleMs: 10_000, messageMs: 5000 } });
+    const reasons: string[] = [];
+    const s = await start({ tcp: { maxConnections: 100, maxPerSource: 2, idleMs: 10_000, messageMs: 5000 }, onTcpClose: (r) => reasons.push(r), now: testClock().now });
     const other = await open(s.tcpPort, '127.0.0.2');
     const a1 = await open(s.tcpPort);
-    await new Promise((r) => setTimeout(r, 20));
     const a2 = await open(s.tcpPort);
     const a3 = await open(s.tcpPort);
-    expect(await closedAfter(a1)).toBeLessThan(150);
-    await new Promise((r) => setTimeout(r, 50));
+    // The server's clock stands still (nothing times out); a3's admission closed a1, and
+    // the server records every close it makes before the client sees one: only that one.
+    await closedAfter(a1);
+    expect(reasons).toEqual(['source-evicted']);
     expect([other.destroyed, a2.destroyed, a3.destroyed]).toEqual([false, false, false]);
     for (const x of [other, a2, a3]) x.destroy();
   });
 
   it('limits given as a function apply to the next connection', async () => {
     let max = 1;
-    const s = await start({ tcp: () => ({ maxConnections: max, maxPerSource: 10, idleMs: 10_000, messageMs: 5000 }) });
+    const reasons: string[] = [];
+    const s = await start({ tcp: () => ({ maxConnections: max, maxPerSource: 10, idleMs: 10_000, messageMs: 5000 }), onTcpClose: (r) => reasons.push(r), now: testClock().now });
     const a = await open(s.tcpPort);
     const b = await open(s.tcpPort);
-    expect(await closedAfter(a)).toBeLessThan(150);
+    await closedAfter(a); // evicted for b (the clock stands still: nothing times out)
+    expect(reasons).toEqual(['evicted']);
     max = 5;
     const c = await open(s.tcpPort);
-    await new Promise((r) => setTimeout(r, 50));
+    // c's admission (under the new limit) is done once it has answered: nothing was closed for it.
+    const { replies } = await tcpExchange(s.tcpPort, [frame(query(5, 'c.test'))], 1);
+    expect(replies[0]!.readUInt16BE(0)).toBe(5);
+    expect(reasons).toEqual(['evicted']);
     expect([b.destroyed, c.destroyed]).toEqual([false, false]);
     b.destroy();
     c.destroy();
@@ -206,7 +268,8 @@ describe('startDnsServer', () => {
     const got: Buffer[] = [];
     sock.on('message', (m) => got.push(m));
     for (const [id, name] of [[1, 'fast.test'], [2, 'drop.fast.test'], [3, 'swap.test'], [4, 'drop.test'], [5, 'plain.test']] as const) sock.send(query(id, name), s.udpPort, '127.0.0.1');
-    await new Promise((r) => setTimeout(r, 200));
+    // Once udpReply has seen all five, what was let through has been sent: wait for it.
+    await vi.waitFor(() => { expect(seen).toHaveLength(5); expect(got).toHaveLength(3); }, { timeout: 15_000, interval: 10 });
     sock.close();
     expect(got.map((m) => m.readUInt16BE(0)).sort()).toEqual([1, 3, 5]);
     expect(got.find((m) => m.readUInt16BE(0) === 3)![2]! & 0x02).toBe(2);

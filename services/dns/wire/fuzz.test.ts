@@ -136,9 +136,10 @@ describe('fuzz: decode + answer', () => {
     expect(replies + drops).toBe(N);
     expect(replies).toBeGreaterThan(1000);
     expect(drops).toBeGreaterThan(100);
-    // Generous bounds: a loop would take forever; a GC pause on a busy CI box should not fail us.
-    expect(worst).toBeLessThan(1000);
-    expect(total).toBeLessThan(50_000);
+    process.stdout.write(`dns fuzz: ${N} packets in ${total.toFixed(0)} ms, slowest ${worst.toFixed(1)} ms\n`);
+    // Only against a packet that makes us loop or blow up: generous enough for a machine
+    // ten times slower and loaded (the figures, printed, are far below).
+    expect(worst).toBeLessThan(5000);
   });
 
   it('specific rejections', () => {

@@ -1,7 +1,7 @@
 import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../../platform/log.ts';
 import { createMetrics } from '../../../platform/metrics.ts';
 import type { Attempt, RcptResult } from './deliver.ts';
@@ -44,6 +44,11 @@ async function setup(answer: (a: Attempt, n: number) => Outcome, clock = { t: 1_
   return { q, spool, dir, sent, enqueue, clock };
 }
 
+/** Wait until the spool records an attempt for `id` (up to 15 s, for a loaded machine). */
+async function attempted(spool: Spool, id: string): Promise<void> {
+  await vi.waitFor(async () => expect((await spool.load(id))?.state.attempts).toBeGreaterThan(0), { timeout: 15_000, interval: 10 });
+}
+
 describe('the mail queue', () => {
   it('retries a temporary failure with back-off, then delivers with our headers in front, and empties the spool', async () => {
     const clock = { t: 1_000_000 };
@@ -74,8 +79,9 @@ describe('the mail queue', () => {
 
   it('gives up after the expiry with a 5.4.7 DSN', async () => {
     const s = await setup((a) => (a.from === '' ? { kind: 'ok', response: '250' } : { kind: 'temp', response: 'connection refused' }));
-    await s.enqueue('a@example.net', 'slow@example.org');
-    await new Promise((r) => setTimeout(r, 200));
+    const id = await s.enqueue('a@example.net', 'slow@example.org');
+    // At least one attempt first, so that the DSN has a last error to report.
+    await attempted(s.spool, id);
     s.clock.t += 3600 * 1000;
     await s.q.whenEmpty();
     expect(s.sent).toHaveLength(1);
@@ -87,7 +93,7 @@ describe('the mail queue', () => {
   it('after a restart, delivers what the spool holds (with the state of earlier attempts)', async () => {
     const s = await setup(() => ({ kind: 'temp', code: 421, response: '421 busy' }));
     const id = await s.enqueue('a@example.net', 'b@example.org');
-    await new Promise((r) => setTimeout(r, 150));
+    await attempted(s.spool, id);
     s.q.stop();
     const attempts = (await s.spool.load(id))!.state.attempts;
     expect(attempts).toBeGreaterThan(0);

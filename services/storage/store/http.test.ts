@@ -160,7 +160,9 @@ describe('store over HTTP with curl', () => {
     expect(json(behind).commits.map((e: { commit: string }) => e.commit)).toEqual(commits.slice(2));
 
     const poll = curl([`${base}/store/notes?watch&since=${head}&timeout=20`]);
-    const sse = curl(['-N', '-H', 'Accept: text/event-stream', '--max-time', '3', `${base}/store/notes?watch&since=${head}`]);
+    // The stream replays from `since`, so it gets the commit whenever it connects; it ends only
+    // at --max-time, which leaves a loaded machine room for both curls (the test waits it out).
+    const sse = curl(['-N', '-H', 'Accept: text/event-stream', '--max-time', '6', `${base}/store/notes?watch&since=${head}`]);
     await new Promise((r) => setTimeout(r, 300));
     const w = await put('notes/watched.txt', 'hello', ['-H', 'X-Kith-Message: watched']);
     const c = json(w).commit;
@@ -246,8 +248,11 @@ describe('store over HTTP with curl', () => {
       const s3 = http.createServer((req, res) => void h3(req, res));
       await new Promise<void>((r) => s3.listen(0, '127.0.0.1', r));
       const poll = curl([`http://127.0.0.1:${(s3.address() as { port: number }).port}/store/notes?watch&timeout=20`]);
-      await new Promise((r) => setTimeout(r, 300));
-      h3.close();
+      // close() ends the long-polls open at that moment: said again until the poll has its
+      // answer, so a curl slow to arrive on a loaded machine is caught by a later one.
+      let answered = false;
+      poll.then(() => { answered = true; }, () => { answered = true; });
+      while (!answered) { h3.close(); await new Promise((r) => setTimeout(r, 50)); }
       const p = await poll;
       expect([p.status, json(p).error]).toEqual([503, 'shutting-down']);
       s3.closeAllConnections();

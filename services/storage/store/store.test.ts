@@ -172,7 +172,7 @@ describe('store', () => {
     const tree = execFileSync('git', ['-C', store.dir, 'rev-parse', `${b.commit}^{tree}`], { encoding: 'utf8' }).trim();
     const c = execFileSync('git', ['-C', store.dir, 'commit-tree', tree, '-p', b.commit, '-m', 'by git'], { encoding: 'utf8', env }).trim();
     execFileSync('git', ['-C', store.dir, 'update-ref', 'refs/heads/main', c]);
-    const deadline = Date.now() + 3000;
+    const deadline = Date.now() + 15_000; // waited for; generous for a loaded machine
     while (seen.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     unsubscribe();
     expect(seen.map((e) => e.commit)).toEqual([a.commit, b.commit, c]);

@@ -105,7 +105,7 @@ describe('config.git under hostile trees', () => {
     await start();
     // Published in the background after start: wait for its verdict.
     let detail = '';
-    for (let i = 0; i < 100 && !/junk/.test(detail); i++, await new Promise((r) => setTimeout(r, 20))) {
+    for (const end = Date.now() + 15_000; !/junk/.test(detail) && Date.now() < end; await new Promise((r) => setTimeout(r, 20))) {
       const health = await fetch(`${handle!.healthUrl}/healthz`);
       expect(health.status).toBe(503);
       detail = ((await health.json()) as { detail: string }).detail;

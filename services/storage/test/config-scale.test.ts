@@ -60,7 +60,9 @@ describe('config.git at scale', () => {
     console.log(`100,000-file push refused in ${ms.toFixed(0)} ms (git client included)`);
     expect(push.code).not.toBe(0);
     expect(push.stderr).toMatch(/remote: {3}many\/f\d{6}\.txt: config\.git would hold more than 10000 files, over the limit maxConfigFiles/);
-    expect(ms).toBeLessThan(10_000);
+    // Only against a refusal that grows worse than linearly with the files: 30 s is over ten
+    // times the figure printed above (2.4 s here under load), for a slower, busier CI machine.
+    expect(ms).toBeLessThan(30_000);
     expect(existsSync(path.join(configRoot, 'many'))).toBe(false);
     expect((await fetch(`${handle!.healthUrl}/healthz`)).status).toBe(200);
   });

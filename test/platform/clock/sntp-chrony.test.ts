@@ -17,7 +17,7 @@ const tools = ['chronyd', 'dnsmasq', 'unshare', 'ip'];
 const missing = tools.filter((t) => !have(t));
 const PROBE = join(import.meta.dirname, 'sntp-probe.ts');
 
-interface ProbeResult { ok: boolean; attempts: number; sets: number[]; realNow: number; state: { synchronised: boolean; source: string; server?: string; stratum?: number; offsetMs?: number; lastError?: string }; logs: string[] }
+interface ProbeResult { ok: boolean; attempts: number; sets: number[]; lastStart: number; lastMs: number; realNow: number; state: { synchronised: boolean; source: string; server?: string; stratum?: number; offsetMs?: number; lastError?: string }; logs: string[] }
 
 describe.skipIf(missing.length > 0)(`SNTP client against chronyd in a network namespace (needs ${tools.join(', ')})`, () => {
   let dir: string;
@@ -45,12 +45,16 @@ describe.skipIf(missing.length > 0)(`SNTP client against chronyd in a network na
 
   it('sets a clock that is a day behind from chronyd, found through the pool name', () => {
     const r = probe('behind');
-    process.stdout.write(`chronyd: synchronised after ${r.attempts} attempt(s); offset ${r.state.offsetMs} ms; step error ${r.sets.length ? r.sets.at(-1)! - r.realNow : '-'} ms\n`);
+    process.stdout.write(`chronyd: synchronised after ${r.attempts} attempt(s), the last taking ${r.lastMs} ms; offset ${r.state.offsetMs} ms; stepped to ${r.sets.length ? Math.round(r.sets.at(-1)! - r.lastStart) : '-'} ms after that attempt began\n`);
     expect(r.ok, r.logs.join('\n')).toBe(true);
     expect(r.state).toMatchObject({ synchronised: true, source: 'ntp', server: '127.0.0.1', stratum: 8 });
-    expect(Math.abs(r.state.offsetMs! - 86_400_000)).toBeLessThan(1000);
+    // chronyd serves this machine's clock, read during the last attempt, and an NTP offset is
+    // right to within half the round trip: the offset within that attempt's length, the step
+    // within its window widened by its length (plus rounding), however slow the machine.
+    expect(Math.abs(r.state.offsetMs! - 86_400_000)).toBeLessThanOrEqual(r.lastMs + 2);
     expect(r.sets).toHaveLength(1);
-    expect(Math.abs(r.sets[0]! - r.realNow)).toBeLessThan(2000);
+    expect(r.sets[0]!).toBeGreaterThanOrEqual(r.lastStart - r.lastMs - 2);
+    expect(r.sets[0]!).toBeLessThanOrEqual(r.lastStart + 2 * r.lastMs + 2);
   }, 70_000);
 
   it('refuses chronyd\'s time when it is a day before the time saved at the last run', () => {
