@@ -115,7 +115,7 @@ describe.runIf(process.arch === 'x64')(`kvm image (needs ${tools.join(', ')})`, 
     // Probes that timed out while the guest was booting stay queued in qemu's slirp and
     // are served late: compare counts, not exact values.
     const first = Number(/hits=(\d+)/.exec(body!)![1]);
-    const log = await vm.waitFor(/kith-init pid=1 .*memory service=echo/, 20_000);
+    const log = await vm.waitFor(/kith-init pid=1 .*memory service=echo/, 120_000);
     expect(log).toMatch(/^kith-init pid=1 t=[\d.]+s booting node=v26/m);
     expect(log).toMatch(/kith-init pid=1 .*modules loaded count=\d+ .*virtio_net/);
     expect(log).toMatch(/kith-init pid=1 .*dhcp lease ifname=eth0 address=10\.0\.2\.15\/24 router=10\.0\.2\.2/);
@@ -133,7 +133,7 @@ describe.runIf(process.arch === 'x64')(`kvm image (needs ${tools.join(', ')})`, 
     spawnSync('e2fsck', ['-fy', join(tmp, 'data.img')]);
     const cat = spawnSync('debugfs', ['-R', 'cat /hits', join(tmp, 'data.img')], { encoding: 'utf8' });
     expect(cat.stdout.trim(), cat.stderr + spawnSync('debugfs', ['-R', 'ls -l /', join(tmp, 'data.img')], { encoding: 'utf8' }).stdout).toBe(String(last));
-  }, 150_000);
+  }, 300_000);
 
   it('ships no executable but node and its shared libraries', () => {
     lines.push(checkOnlyNode(image.initrd));

@@ -188,7 +188,7 @@ describe.skipIf(missing.length > 0)(`rpi SD-card image (needs ${tools.join(', ')
     vm = bootVirt({ kernel: join(tmp, 'vmlinuz'), initrd: join(tmp, 'initrd.cpio.zst'), disk, forwards, memoryMiB: 512 });
     let healthy = false;
     let answer: string | undefined;
-    while (!(healthy && answer) && Date.now() - t0 < 240_000) {
+    while (!(healthy && answer) && Date.now() - t0 < 480_000) {
       if (vm.child.exitCode !== null) throw new Error(`qemu exited:\n${vm.output()}`);
       healthy ||= (await http(`http://127.0.0.1:${storageHealth}/healthz`))?.status === 200;
       answer ??= await dig(dnsPort);
@@ -201,7 +201,7 @@ describe.skipIf(missing.length > 0)(`rpi SD-card image (needs ${tools.join(', ')
     expect(await dig(dnsPort, true)).toBe(answer);
     expect((await http(`http://127.0.0.1:${dnsHealth}/healthz`))?.status).toBe(200);
 
-    const log = await vm.waitFor(/memory service=dns[\s\S]*memory service=storage|memory service=storage[\s\S]*memory service=dns/, 30_000);
+    const log = await vm.waitFor(/memory service=dns[\s\S]*memory service=storage|memory service=storage[\s\S]*memory service=dns/, 120_000);
     expect(log).toMatch(/kith-init pid=1 .*data partition grown device=\/dev\/vda2 fromMiB=256 toMiB=768/);
     expect(log).toMatch(/kith-init pid=1 .*data mounted device=\/dev\/vda2 mountpoint=\/data fstype=ext4 flags=dirsync/);
     expect(log).toMatch(/kith-init pid=1 .*data file system grown device=\/dev\/vda2 fromMiB=256 toMiB=768/);
@@ -244,8 +244,8 @@ describe.skipIf(missing.length > 0)(`rpi SD-card image (needs ${tools.join(', ')
     const killed = await http(`http://127.0.0.1:${debug}/kill/storage`, 'POST');
     expect(killed?.status).toBe(202);
     const tk = Date.now();
-    await vm.waitFor(/service exited service=storage code=- signal=SIGKILL/, 20_000);
-    await vm.waitFor(/service started service=storage child=\d+ attempt=2/, 20_000);
+    await vm.waitFor(/service exited service=storage code=- signal=SIGKILL/, 120_000);
+    await vm.waitFor(/service started service=storage child=\d+ attempt=2/, 120_000);
     let back = false;
     while (!back && Date.now() - tk < 90_000) {
       back = (await http(`http://127.0.0.1:${storageHealth}/healthz`))?.status === 200 && /"service":"storage"/.test(vm.output().split(/attempt=2/)[1] ?? '');
@@ -299,5 +299,5 @@ describe.skipIf(missing.length > 0)(`rpi SD-card image (needs ${tools.join(', ')
     const ls = sh('debugfs', ['-R', 'ls -p /', p2]);
     for (const d of ['config', 'storage', 'dns', 'pki']) expect(ls).toContain(`/${d}/`);
     expect(sh('debugfs', ['-R', 'ls -p /dns/links', p2])).toContain('/storage.json/');
-  }, 420_000);
+  }, 900_000);
 });
