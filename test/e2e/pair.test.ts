@@ -6,6 +6,10 @@
  * without one gets no access, `kith devices` lists the device, and after `kith revoke` the
  * device is refused within a second with nothing restarted; its device password opens mail
  * submission (swaks) and CalDAV (curl) from B until then.
+ * Port by port (every management and data port of every service, from kith up's ready
+ * lines): from B an unpaired client is refused — in plain HTTP (403, or the health port's
+ * /metrics 401), and at the TLS handshake (curl 000; openssl s_client gets the alert
+ * "certificate required") — and the paired device reaches each by mutual TLS.
  */
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -62,6 +66,27 @@ PW=$(cat $D/b/password)
 submit() { ip netns exec $B swaks --server 10.78.0.1 --port $MAILP --tls --auth PLAIN --auth-user kith --auth-password "$1" --quit-after AUTH --timeout 20 >/dev/null 2>&1; echo $?; }
 caldav() { ip netns exec $B curl -s -o /dev/null -w '%{http_code}' --cacert $D/b/ca.crt --resolve kith.local:$CALP:10.78.0.1 -u "kith:$1" -X PROPFIND -H 'Depth: 0' https://kith.local:$CALP/dav/; }
 echo "PASSWORD submit=$(submit "$PW") caldav=$(caldav "$PW") wrong-submit=$(submit "x$PW") wrong-caldav=$(caldav "x$PW")"
+# Every management and data port, from kith up's ready lines: label port path method.
+"${process.execPath}" -e '
+for (const l of require("fs").readFileSync(process.argv[1], "utf8").split(String.fromCharCode(10))) {
+  let r; try { r = JSON.parse(l); } catch { continue; }
+  if (!r.service || !r.endpoints || r.event) continue;
+  const e = r.endpoints, port = (u) => new URL(u).port;
+  const out = [[r.service + "-health", port(r.health), "/metrics", "GET"]];
+  if (e.git) out.push(["storage-http", port(e.git), "/config.git/info/refs?service=git-upload-pack", "GET"]);
+  if (e.gits) out.push(["storage-https", port(e.gits), "/config.git/info/refs?service=git-upload-pack", "GET"]);
+  if (e.control) out.push(["mail-control", port(e.control), "/queue", "GET"]);
+  if (e.caldav) out.push(["calendar-http", port(e.caldav), "/dav/", "PROPFIND"]);
+  for (const o of out) console.log(o.join(" "));
+}' $D/up.log > $D/ports
+while read -u 3 label port upath method; do
+  R="--cacert $D/b/ca.crt --resolve kith.local:$port:10.78.0.1 -X $method"
+  plain=$(ip netns exec $B curl -s -o /dev/null -w '%{http_code}' -X $method "http://10.78.0.1:$port$upath")
+  nocert=$(ip netns exec $B curl -s -o /dev/null -w '%{http_code}' $R "https://kith.local:$port$upath")
+  alert=$(echo | ip netns exec $B timeout 10 openssl s_client -ign_eof -connect 10.78.0.1:$port -servername kith.local -CAfile $D/b/ca.crt 2>&1 | grep -c 'alert certificate required')
+  paired=$(ip netns exec $B curl -s -o /dev/null -w '%{http_code}' $R --cert $D/b/client.crt --key $D/b/client.key -u "kith:$PW" -H 'Depth: 0' "https://kith.local:$port$upath")
+  echo "PORT $label $port plain=$plain nocert=$nocert alert=$alert paired=$paired"
+done 3< $D/ports
 echo "DEVICES $(${kith} devices --json --data $D/a)"
 echo "REVOKE $(${kith} revoke laptop --json --data $D/a)"
 START=$(date +%s%N)
@@ -88,7 +113,16 @@ echo "UP-ALIVE $(kill -0 $UP && echo yes) $(grep -c '"event":"paired"' $D/up.log
     expect(right).toMatchObject({ ok: true, appliance: 'kith', host: '10.78.0.1', port: 7299 });
     expect(right.found.map((f) => f.instance)).toEqual(['kith']);
     expect(line('MTLS'), out).toBe('200');
-    expect(line('NOCERT')).toBe('401');
+    expect(line('NOCERT')).toBe('000'); // refused at the handshake: no certificate
+    // Port by port: refused without a certificate, in plain HTTP and in TLS; reached with the device's.
+    const ports = out.split('\n').filter((l) => l.startsWith('PORT ')).map((l) => l.split(' ').slice(1));
+    expect(ports.map((p) => p[0]).sort(), out).toEqual(['calendar-health', 'calendar-http', 'dns-health', 'mail-control', 'mail-health', 'storage-health', 'storage-http', 'storage-https']);
+    const want: Record<string, string> = {
+      'storage-http': 'plain=403 nocert=000 alert=1 paired=200', 'storage-https': 'plain=000 nocert=000 alert=1 paired=200',
+      'mail-control': 'plain=403 nocert=000 alert=1 paired=200', 'calendar-http': 'plain=403 nocert=000 alert=1 paired=207',
+    };
+    // Health ports: plain HTTP stays open (the status word only), /metrics needs the owner's token there.
+    for (const [label, , ...got] of ports) expect(`${label} ${got.join(' ')}`, out).toBe(`${label} ${want[label] ?? 'plain=401 nocert=000 alert=1 paired=200'}`);
     expect(Number(line('SCLIENT'))).toBeGreaterThanOrEqual(1);
     expect(JSON.parse(line('DEVICES'))).toMatchObject({ devices: [{ name: 'laptop' }] });
     const refused = /^code=(\d+) ms=(\d+)$/.exec(line('REFUSED'));
