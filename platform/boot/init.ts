@@ -27,6 +27,7 @@ import { readTree, seedMissingFiles } from '../config/seed-tree.ts';
 import { Supervisor } from '../supervisor.ts';
 import { provisionLinks } from '../links.ts';
 import { advertiseOnBoot } from '../mdns/supervise.ts';
+import { withCaFingerprint } from '../mdns/appliance.ts';
 
 const BOOT_JSON = '/kith/boot.json';
 const t0 = performance.now();
@@ -312,7 +313,17 @@ async function boot(): Promise<void> {
   const { sup, started } = supervise(cfg, services, owner?.hostname ?? cfg.hostname);
   onStopSignals(sup, clock);
   // mDNS / DNS-SD in PID 1, beside the services, so it answers while one restarts (platform/mdns).
-  if (cfg.mdns) void advertiseOnBoot(owner?.hostname ?? cfg.hostname, cfg.mdns.services, (msg, f) => log(msg, Object.fromEntries(Object.entries(f).filter(([, v]) => v !== undefined).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]))));
+  // `_kith._tcp` carries the CA's fingerprint, as under kith up. The pki process makes the CA
+  // on the device: with none yet (first boot), the announcement waits until the pki process
+  // has provisioned (or given up, PKI_WAIT_MS) — the TLS services it announces start then too.
+  if (cfg.mdns) {
+    const ads = cfg.mdns.services;
+    const pkiDir = cfg.pki?.args[cfg.pki.args.indexOf('--pki') + 1];
+    const caFile = cfg.pki && cfg.pki.args.includes('--pki') && pkiDir ? `${pkiDir}/ca.crt` : undefined;
+    const announce = () => void advertiseOnBoot(owner?.hostname ?? cfg.hostname, withCaFingerprint(ads, caFile), (msg, f) => log(msg, Object.fromEntries(Object.entries(f).filter(([, v]) => v !== undefined).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]))));
+    if (!caFile || existsSync(caFile)) announce();
+    else void started.then(announce);
+  }
   if (cfg.debug) debugServer(cfg.debug.port, sup, [...(cfg.pki ? [cfg.pki.name] : []), ...services.map((s) => s.name)]);
   await started;
   log('boot done', { ms: Math.round(performance.now() - t0), services: services.map((s) => s.name).join(','), uptimeS: readFileSync('/proc/uptime', 'utf8').split(' ')[0] });
