@@ -9,7 +9,9 @@
  * Port by port (every management and data port of every service, from kith up's ready
  * lines): from B an unpaired client is refused — in plain HTTP (403, or the health port's
  * /metrics 401), and at the TLS handshake (curl 000; openssl s_client gets the alert
- * "certificate required") — and the paired device reaches each by mutual TLS.
+ * "certificate required") — and the paired device reaches each by mutual TLS; `kith status
+ * --remote`, `kith config log --host`, `kith repo create --host` and a git push (with the
+ * device certificate) from B reach A by mutual TLS until the revocation.
  */
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -87,6 +89,18 @@ while read -u 3 label port upath method; do
   paired=$(ip netns exec $B curl -s -o /dev/null -w '%{http_code}' $R --cert $D/b/client.crt --key $D/b/client.key -u "kith:$PW" -H 'Depth: 0' "https://kith.local:$port$upath")
   echo "PORT $label $port plain=$plain nocert=$nocert alert=$alert paired=$paired"
 done 3< $D/ports
+# kith status and kith config log from B by mutual TLS (the supervisor's GET /status on the pairing port).
+ip netns exec $B env HOME=$D/home ${kith} status --json --remote --dir $D/b > $D/status.out 2> $D/status.err; echo "STATUS-EXIT $?"
+echo "STATUS $(grep -c '"state":"healthy"' $D/status.out) $(head -c 300 $D/status.err)"
+ip netns exec $B env HOME=$D/home ${kith} config log --json -n 1 --host 10.78.0.1 --port 7299 --dir $D/b > $D/log.out 2> $D/log.err; echo "CONFIGLOG-EXIT $? $(grep -c '"commit"' $D/log.out) $(head -c 300 $D/log.err)"
+# A repository made with kith repo, and a git push to it, by mutual TLS with the device certificate.
+ip netns exec $B env HOME=$D/home ${kith} repo create notes --json --host 10.78.0.1 --port 7299 --dir $D/b > $D/repo.out 2>&1; echo "REPO-EXIT $? $(head -c 200 $D/repo.out)"
+git init -q -b main $D/notes && git -C $D/notes -c user.name=t -c user.email=t@example.net commit -q --allow-empty -m first
+GITTLS="-c http.sslCAInfo=$D/b/ca.crt -c http.sslCert=$D/b/client.crt -c http.sslKey=$D/b/client.key -c http.curloptResolve=kith.local:7302:10.78.0.1"
+# (env -u: a GIT_SSL_CAINFO in the environment would override http.sslCAInfo)
+ip netns exec $B env -u GIT_SSL_CAINFO git -C $D/notes $GITTLS push -q https://kith.local:7302/notes.git main > $D/push.err 2>&1; echo "GITPUSH $? $(head -c 200 $D/push.err)"
+ip netns exec $B env -u GIT_SSL_CAINFO git -C $D/notes -c http.sslCAInfo=$D/b/ca.crt -c http.curloptResolve=kith.local:7302:10.78.0.1 push -q https://kith.local:7302/notes.git main:other > $D/push2.err 2>&1; echo "GITPUSH-NOCERT $? $(head -c 160 $D/push2.err)"
+echo "STATUS-NOCERT $(ip netns exec $B curl -s -o /dev/null -w '%{http_code}' --cacert $D/b/ca.crt --resolve kith.local:7299:10.78.0.1 https://kith.local:7299/status)"
 echo "DEVICES $(${kith} devices --json --data $D/a)"
 echo "REVOKE $(${kith} revoke laptop --json --data $D/a)"
 START=$(date +%s%N)
@@ -96,6 +110,7 @@ for i in $(seq 50); do
 done
 echo "REFUSED code=$c ms=$(( ($(date +%s%N) - START) / 1000000 ))"
 echo "PASSWORD-REVOKED submit=$(submit "$PW") caldav=$(caldav "$PW")"
+ip netns exec $B env HOME=$D/home ${kith} status --host 10.78.0.1 --port 7299 --dir $D/b > /dev/null 2> $D/status2.err; echo "STATUS-REVOKED $? $(head -c 300 $D/status2.err)"
 echo "UP-ALIVE $(kill -0 $UP && echo yes) $(grep -c '"event":"paired"' $D/up.log)"
 `);
     const r = spawnSync('bash', [script], { encoding: 'utf8', timeout: 150_000 });
@@ -124,6 +139,15 @@ echo "UP-ALIVE $(kill -0 $UP && echo yes) $(grep -c '"event":"paired"' $D/up.log
     // Health ports: plain HTTP stays open (the status word only), /metrics needs the owner's token there.
     for (const [label, , ...got] of ports) expect(`${label} ${got.join(' ')}`, out).toBe(`${label} ${want[label] ?? 'plain=401 nocert=000 alert=1 paired=200'}`);
     expect(Number(line('SCLIENT'))).toBeGreaterThanOrEqual(1);
+    // kith status and kith config log reach the appliance by mutual TLS; without a certificate its port refuses TLS.
+    expect(line('STATUS-EXIT'), out).toBe('0');
+    expect(line('STATUS'), out).toMatch(/^4 /);
+    expect(line('CONFIGLOG-EXIT'), out).toMatch(/^0 1 /);
+    expect(line('STATUS-NOCERT')).toBe('000');
+    expect(line('REPO-EXIT'), out).toMatch(/^0 .*"created":"notes"/);
+    expect(line('GITPUSH'), out).toMatch(/^0/);
+    expect(line('GITPUSH-NOCERT'), out).toMatch(/^128 .*(certificate|alert|SSL)/i);
+    expect(line('STATUS-REVOKED'), out).toMatch(/^3 kith status: cannot ask .*paired device/);
     expect(JSON.parse(line('DEVICES'))).toMatchObject({ devices: [{ name: 'laptop' }] });
     const refused = /^code=(\d+) ms=(\d+)$/.exec(line('REFUSED'));
     expect(refused?.[1], out).toBe('000');
