@@ -12,6 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../../test/platform/helpers.ts';
 import { createCa, verifyIssued } from './ca.ts';
 import { applianceTlsNames, keepsServerCert } from './appliance-pki.ts';
+import { provisionLinks, readStorageClients, readStorageLink } from '../links.ts';
+import { certSha256 } from './server-tls.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 const SEED = 'K7M2P-Q9R4S-T3V6W-X8Y2Z-A5B7C';
@@ -30,10 +32,12 @@ describe('appliance pki process', () => {
   beforeAll(async () => {
     const bundle = path.join(root, 'pki.cjs');
     await build({ entryPoints: [path.join(REPO, 'platform/pki/pki-main.ts')], outfile: bundle, bundle: true, platform: 'node', format: 'cjs', target: 'node26', minify: true, logLevel: 'warning', define: { 'import.meta.url': JSON.stringify('file:///kith/pki.cjs') } });
-    for (const s of ['mail', 'calendar', 'dns']) mkdirSync(path.join(services, s), { recursive: true });
+    for (const s of ['mail', 'calendar', 'dns', 'storage']) mkdirSync(path.join(services, s), { recursive: true });
+    // PID 1 has provisioned dns's token link to storage; the pki process adds its certificate.
+    await provisionLinks([{ name: 'storage', dataDir: path.join(services, 'storage') }, { name: 'dns', dataDir: path.join(services, 'dns'), needs: {} }], { links: { storage: 'storage', storageUrl: 'http://127.0.0.1:8080' } });
     mkdirSync(path.join(root, 'kith'));
     writeFileSync(path.join(root, 'kith', 'pairing-secret'), SEED + '\n', { mode: 0o600 });
-    child = spawn(process.execPath, [bundle, '--pki', path.join(services, 'pki'), '--services', services, '--appliance', 'box1', '--port', '0', '--tls', 'mail', '--tls', 'calendar', '--seed-secret', path.join(root, 'kith', 'pairing-secret')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    child = spawn(process.execPath, [bundle, '--pki', path.join(services, 'pki'), '--services', services, '--appliance', 'box1', '--port', '0', '--tls', 'mail', '--tls', 'calendar', '--seed-secret', path.join(root, 'kith', 'pairing-secret'), '--storage', 'storage', '--storage-tls-url', 'https://127.0.0.1:8443', '--link', 'dns'], { stdio: ['ignore', 'pipe', 'inherit'] });
     let buf = '';
     child.stdout!.on('data', (d: Buffer) => {
       buf += d.toString();
@@ -57,6 +61,12 @@ describe('appliance pki process', () => {
       expect(statSync(path.join(services, s, 'tls', 'server.key')).mode & 0o777).toBe(0o600);
     }
     expect(() => statSync(path.join(services, 'dns', 'tls'))).toThrow(); // dns serves no TLS
+    // dns's link to storage got a client certificate from the CA beside its token; storage knows which.
+    expect(await waitFor('provisioned')).toMatchObject({ links: 'dns' });
+    const link = (await readStorageLink(path.join(services, 'dns')))!;
+    expect(link.tls?.url).toBe('https://127.0.0.1:8443');
+    expect(verifyIssued(link.tls!.cert, ca)).toBe(true);
+    expect((await readStorageClients(path.join(services, 'storage')))[0]).toMatchObject({ name: 'dns', certSha256: certSha256(link.tls!.cert) });
   });
 
   it('keeps a certificate from this CA that still fits, and replaces one that does not', async () => {
