@@ -9,7 +9,8 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { readOwnerToken } from '../../platform/owner.ts';
 import { askAppliance, REMOTE_HELP, REMOTE_OPTIONS, wantsRemote } from '../paired.ts';
-import { findLeftovers, pidAlive, readRunFile, type RunInfo, type RunServiceState } from '../run-file.ts';
+import { findLeftovers, pidAlive, readRunFile, type RunInfo } from '../run-file.ts';
+import { probeHealth, type ApplianceStatus, type Probe } from '../../platform/run-state.ts';
 
 const HELP = `Usage: kith status [--data DIR] [--json]
        kith status --remote|--appliance NAME|--host ADDR --port N [--dir DIR] [--json]
@@ -29,13 +30,6 @@ ${REMOTE_HELP}  --json             one JSON object per service
 Exit codes: 0 every service healthy, 1 one is not, 2 no appliance answered, 3 kith is not up.
 `;
 
-interface Health {
-  status?: string;
-  detail?: string;
-  configGeneration?: number;
-  lastConfigError?: string;
-}
-
 /** "3m 12s" */
 export function ago(fromMs: number, nowMs: number): string {
   let s = Math.max(0, Math.round((nowMs - fromMs) / 1000));
@@ -48,24 +42,6 @@ export function ago(fromMs: number, nowMs: number): string {
   }
   parts.push(`${s}s`);
   return parts.slice(0, 2).join(' ');
-}
-
-export interface Probe { state: string; health: Health }
-
-/** What the supervisor's GET /status answers (platform/pki/pair-server.ts): run.json's view and each service's health. */
-export interface ApplianceStatus extends RunInfo { appliance: string; probes: Probe[] }
-
-export async function probe(s: RunServiceState, token: string | undefined): Promise<Probe> {
-  if (s.state === 'backing-off') return { state: 'restarting', health: {} };
-  if (s.state === 'stopped') return { state: 'stopped', health: {} };
-  if (!s.health) return { state: 'starting', health: {} };
-  try {
-    // The owner's token: a health listener facing the LAN (--host) shows details only with it.
-    const res = await fetch(`${s.health}/healthz`, { signal: AbortSignal.timeout(2000), headers: token ? { authorization: `Bearer ${token}` } : {} });
-    return { state: res.ok ? 'healthy' : 'unhealthy', health: (await res.json()) as Health };
-  } catch {
-    return { state: s.state === 'starting' ? 'starting' : 'unreachable', health: {} };
-  }
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -99,7 +75,7 @@ export async function run(argv: string[]): Promise<number> {
     return 3;
   }
   const token = await readOwnerToken(dataRoot);
-  const probes = await Promise.all(info.services.map((s) => probe(s, token)));
+  const probes = await Promise.all(info.services.map((s) => probeHealth(s, token)));
   return show(info, probes, values.json === true);
 }
 

@@ -21,7 +21,7 @@ import { loadDevices, syncDevices } from '../../platform/pki/devices.ts';
 import { servePairing, type PairingHandle } from '../../platform/pki/pair-supervisor.ts';
 import { normalSerial } from '../../platform/pki/revocation.ts';
 import { readServerTls } from '../../platform/pki/server-tls.ts';
-import { probe } from './status.ts';
+import { statusWithHealth } from '../../platform/run-state.ts';
 
 /** Storage's own token file, from before `kith up` kept the owner token (taken over once). */
 const LEGACY_STORAGE_TOKEN = 'access-token';
@@ -236,10 +236,7 @@ export async function run(argv: string[]): Promise<number> {
     onPaired: (device) => (json ? emit({ event: 'paired', device }) : say(`paired ${device}`)),
     // GET /status by mutual TLS: `kith status --remote` on a paired machine (platform/pki/pair-server.ts).
     status: { tls: supervisorTls, isRevoked: (serial) => loadDevices(pkiDir).some((d) => d.revokedAt !== undefined && normalSerial(d.serial) === normalSerial(serial)),
-      status: async () => {
-        const services = runServices(supervisor.status(), ready);
-        return { appliance: mdnsName, pid: process.pid, started: recorder.started, services, probes: await Promise.all(services.map((s) => probe(s, ownerToken))) };
-      } } })
+      status: () => statusWithHealth(mdnsName, { pid: process.pid, started: recorder.started, services: runServices(supervisor.status(), ready) }, ownerToken) } })
     .catch((err: Error) => { process.stderr.write(`kith up: pairing is off: ${err.message} (choose another --pair-port)\n`); return undefined; });
   if (pairing) (json ? emit({ event: 'pairing', host, port: pairing.port }) : say(`pairing on ${host}:${pairing.port}: kith pair --host ${host} --port ${pairing.port} (or just kith pair, from the network)`));
   // mDNS / DNS-SD from the plan, in this supervisor, so it outlives service restarts (platform/mdns).

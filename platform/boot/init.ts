@@ -28,6 +28,7 @@ import { Supervisor } from '../supervisor.ts';
 import { provisionLinks } from '../links.ts';
 import { advertiseOnBoot } from '../mdns/supervise.ts';
 import { withCaFingerprint } from '../mdns/appliance.ts';
+import { APPLIANCE_RUN_STATE, readyLine, runServices, writeRunStateSync, type RunService } from '../run-state.ts';
 
 const BOOT_JSON = '/kith/boot.json';
 const t0 = performance.now();
@@ -128,6 +129,22 @@ function supervise(cfg: BootConfig, services: BootService[], hostname: string): 
   const startedAt = new Map<string, number>();
   const failures = new Map<string, number>();
   const startedWithout = new Set<string>();
+  // The services' run state in RAM, for the pki process's GET /status (`kith status --remote`).
+  const ready = new Map<string, RunService>();
+  const bootedAt = new Date().toISOString();
+  let stateQueued = false;
+  const recordState = () => {
+    if (!pki || stateQueued) return;
+    stateQueued = true;
+    queueMicrotask(() => {
+      stateQueued = false;
+      try {
+        writeRunStateSync(APPLIANCE_RUN_STATE, { pid: process.pid, started: bootedAt, services: runServices(sup.status().filter((c) => c.name !== 'pki'), ready) });
+      } catch (err) {
+        log('run state not written', { error: (err as Error).message });
+      }
+    });
+  };
   const sup: Supervisor = new Supervisor({
     minBackoffMs: cfg.restart.initialMs,
     maxBackoffMs: cfg.restart.maxMs,
@@ -151,6 +168,11 @@ function supervise(cfg: BootConfig, services: BootService[], hostname: string): 
           }
           startedWithout.clear();
         }
+        const isReady = readyLine(e.name, sup.pid(e.name), e.line);
+        if (isReady) {
+          ready.set(e.name, isReady);
+          recordState();
+        }
         // Memory once the service says it is ready (its steady state, for the boot benchmark).
         if (line.includes('"msg":"ready"')) {
           const pid = sup.pid(e.name);
@@ -159,6 +181,7 @@ function supervise(cfg: BootConfig, services: BootService[], hostname: string): 
           }, 2000).unref();
         }
       } else if (e.type === 'started') {
+        recordState();
         const spec = all.find((s) => s.name === e.name)!;
         startedAt.set(e.name, Date.now());
         log('service started', { service: e.name, child: e.pid, attempt: e.attempt, command: [spec.command, ...spec.args].join(' ') });
@@ -166,6 +189,7 @@ function supervise(cfg: BootConfig, services: BootService[], hostname: string): 
           if (sup.pid(e.name) === e.pid) log('memory', { service: e.name, child: e.pid, childRssKiB: rssKiB(e.pid) ?? '?', initRssKiB: rssKiB('self') ?? '?' });
         }, 3000).unref();
       } else if (e.type === 'exited' && e.restartInMs !== undefined) {
+        recordState();
         const ran = Date.now() - (startedAt.get(e.name) ?? 0);
         const n = ran > cfg.restart.maxMs ? 1 : (failures.get(e.name) ?? 0) + 1;
         failures.set(e.name, n);

@@ -4,6 +4,7 @@
  * owner's seed may rename the box.
  */
 import type { BootService } from '../boot/boot-config.ts';
+import { APPLIANCE_RUN_STATE } from '../run-state.ts';
 
 /** Where the process is in the image: CommonJS like /init (Node starts it without its ESM loader). */
 export const PKI_BUNDLE = '/kith/pki.cjs';
@@ -22,7 +23,7 @@ export function pkiBootService(o: { tlsServices: string[]; servicesRoot: string;
   return {
     name: 'pki',
     command: '/bin/node',
-    args: [PKI_BUNDLE, '--pki', PKI_DIR, '--services', o.servicesRoot, '--port', String(o.port ?? APPLIANCE_PAIR_PORT), '--seed-secret', SEED_SECRET_FILE, ...o.tlsServices.flatMap((s) => ['--tls', s]), ...links],
+    args: [PKI_BUNDLE, '--pki', PKI_DIR, '--services', o.servicesRoot, '--port', String(o.port ?? APPLIANCE_PAIR_PORT), '--seed-secret', SEED_SECRET_FILE, '--status-file', APPLIANCE_RUN_STATE, ...o.tlsServices.flatMap((s) => ['--tls', s]), ...links],
     env: {},
     dataDir: PKI_DIR,
   };

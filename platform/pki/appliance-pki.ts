@@ -7,7 +7,9 @@
  * NAME.home.arpa, loopback and the machine's addresses, which DHCP has given by then), and
  * the revoked serials and the paired devices' password hashes written to every TLS service,
  * and (`--link`) a client certificate for each service PID 1 linked to storage, for
- * storage's https listener (`--storage-tls-url`). Then it logs `provisioned` — PID 1
+ * storage's https listener (`--storage-tls-url`), and its own certificate for the pairing
+ * port, which answers a paired device's GET /status from PID 1's run state (`--status-file`).
+ * Then it logs `provisioned` — PID 1
  * starts the services after that line — and serves pairing on `--port`: the short code is
  * logged for the console, the owner seed's secret (`--seed-secret FILE`) is accepted too and
  * never logged.
@@ -25,11 +27,14 @@ import { normalCode } from './pairing.ts';
 import { loadOrCreateCa, provisionServerTls, serviceClientIssuer } from './provision.ts';
 import { addLinkCertificate } from '../links.ts';
 import type { Pem } from './ca.ts';
-import { syncDevices } from './devices.ts';
+import { loadDevices, syncDevices } from './devices.ts';
+import { normalSerial } from './revocation.ts';
+import { readServerTls } from './server-tls.ts';
+import { statusWithHealth, type RunInfo } from '../run-state.ts';
 import { readClockState, type ClockState } from '../clock-state.ts';
 import { APPLIANCE_PAIR_PORT } from './appliance-launch.ts';
 
-const USAGE = 'usage: pki.cjs --pki DIR --services DIR --appliance NAME [--port N] [--tls SERVICE]... [--seed-secret FILE] [--storage NAME --storage-tls-url URL --link SERVICE...]';
+const USAGE = 'usage: pki.cjs --pki DIR --services DIR --appliance NAME [--port N] [--tls SERVICE]... [--seed-secret FILE] [--storage NAME --storage-tls-url URL --link SERVICE...] [--status-file FILE]';
 
 export function log(level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown> = {}): void {
   process.stdout.write(JSON.stringify({ time: new Date().toISOString(), level, service: 'pki', msg, ...fields }) + '\n');
@@ -113,6 +118,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     pki: { type: 'string' }, services: { type: 'string' }, appliance: { type: 'string' }, port: { type: 'string' },
     tls: { type: 'string', multiple: true }, 'seed-secret': { type: 'string' },
     storage: { type: 'string' }, 'storage-tls-url': { type: 'string' }, link: { type: 'string', multiple: true },
+    'status-file': { type: 'string' },
   } });
   if (!values.pki || !values.services || !values.appliance) throw new Error(USAGE);
   const port = Number(values.port ?? APPLIANCE_PAIR_PORT);
@@ -127,19 +133,34 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   const ca = await loadOrCreateCa(values.pki);
   const names = applianceTlsNames(values.appliance);
   const stale = (values.tls ?? []).filter((service) => !keepsServerCert(path.join(values.services!, service), ca.cert, names));
-  if (stale.length > 0) await clockSynchronised(`to issue certificates for ${stale.join(', ')}`);
+  // The pairing port's own certificate (GET /status by mutual TLS), kept apart from the services' folders.
+  const own = path.join(values.pki, 'server');
+  const ownStale = !keepsServerCert(own, ca.cert, names);
+  if (stale.length > 0 || ownStale) await clockSynchronised(`to issue certificates for ${[...stale, ...(ownStale ? ['kith'] : [])].join(', ')}`);
   for (const service of stale) await provisionServerTls(ca, path.join(values.services, service), service, names);
+  if (ownStale) await provisionServerTls(ca, own, 'kith', names);
   const issued = stale;
   await syncDevices(values.pki, values.services);
   const linked = await certifyLinks(values, ca);
   log('info', 'provisioned', { services: (values.tls ?? []).join(','), issued: issued.join(',') || 'none', names: names.join(','), ...(values.link ? { links: linked.join(',') || 'none' } : {}) });
 
   const standingSecret = readSeedSecret(values['seed-secret']);
+  // GET /status for a paired device: PID 1's run state (--status-file, in RAM) with each
+  // service's health probed here on loopback (`kith status --remote`).
+  const statusFile = values['status-file'];
+  const ownTls = statusFile ? await readServerTls(own) : undefined;
+  const pkiDir = values.pki;
+  const statusAccess = statusFile && ownTls ? {
+    tls: ownTls,
+    isRevoked: (serial: string) => loadDevices(pkiDir).some((d) => d.revokedAt !== undefined && normalSerial(d.serial) === normalSerial(serial)),
+    status: async () => statusWithHealth(values.appliance!, JSON.parse(readFileSync(statusFile, 'utf8')) as RunInfo),
+  } : undefined;
   const pairing = await servePairing({
     pkiDir: values.pki, servicesRoot: values.services, ca, appliance: values.appliance, host: '0.0.0.0', port,
     ...(standingSecret ? { standingSecret } : {}),
     onCode: (code, expiresAt, why) => log('info', 'pairing code', { code, until: new Date(expiresAt).toISOString(), why }),
     onPaired: (device) => log('info', 'paired', { device }),
+    ...(statusAccess ? { status: statusAccess } : {}),
   });
   log('info', 'pairing', { port: pairing.port, seedSecret: standingSecret ? 'accepted' : 'none' });
   process.on('SIGTERM', () => void pairing.close().finally(() => process.exit(0)));
