@@ -15,7 +15,7 @@ import { fsConfigSource } from './config/fs-source.ts';
 import { loadLastGood, recordingSource, saveLastGood } from './config/last-good.ts';
 import { formatIssue, type ConfigIssue } from './config/spec.ts';
 import { watchConfig, type ConfigWatch } from './config/watch.ts';
-import { startHealthServer, type HealthServer } from './health.ts';
+import { isLoopback, startHealthServer, type HealthServer } from './health.ts';
 import { createLogger, type Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { watchLifeline } from './lifeline.ts';
@@ -133,9 +133,10 @@ export async function startService<C>(def: ServiceDefinition<C>, opts: StartOpti
   const running: RunningService<C> = await def.start(ctx);
 
   let lastError: string | undefined;
-  // A service the supervisor gave a certificate also speaks TLS on its health port: paired
-  // devices (`kith status` from the owner's machine) read it by mutual TLS (platform/health.ts).
-  const healthTls = await readServerTls(dataDir);
+  // A service the supervisor gave a certificate also speaks TLS on a health port that faces
+  // the network (`kith up --host`): paired devices read it by mutual TLS (platform/health.ts).
+  // On loopback (the Pi) nobody but the box reaches it, so no TLS and no revocation watcher.
+  const healthTls = isLoopback(listen.health.host) ? undefined : await readServerTls(dataDir);
   const healthRevoked = healthTls ? new RevocationList(dataDir, (m) => log.warn('revocation list unreadable; keeping the last one', { error: m })) : undefined;
   const health = await startHealthServer(
     listen.health,
