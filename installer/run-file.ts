@@ -10,66 +10,14 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { writeFileDurable } from '../platform/durable.ts';
 import { findStrays, processAlive, stopStrays } from '../platform/process.ts';
-import type { ChildStatus } from '../platform/supervisor.ts';
+import type { RunInfo, RunServiceState } from '../platform/run-state.ts';
 
 export const RUN_FILE = 'run.json';
 
-/** How to reach a ready service (what `kith up --json` prints, less the access fields). */
-export interface RunService {
-  service: string;
-  pid: number;
-  endpoints: Record<string, string>;
-  health: string;
-  logs: string;
-}
-
-/** One service in run.json: how to reach it, and where its supervision stands. */
-export interface RunServiceState extends Partial<RunService> {
-  service: string;
-  /** starting: running, not ready yet; ready; backing-off: died, restarts at restartAt; stopped. */
-  state: 'starting' | 'ready' | 'backing-off' | 'stopped';
-  /** The live pid (absent while backing off). */
-  pid?: number;
-  /** Start of the current run. */
-  started: string;
-  restarts: number;
-  lastExit?: { code: number | null; signal: string | null; at: string };
-  restartAt?: string;
-  /** The wait before the next restart (the current one while backing off). */
-  backoffMs: number;
-}
-
-export interface RunInfo {
-  /** kith up itself. */
-  pid: number;
-  /** When kith up started (does not move when a service restarts). */
-  started: string;
-  updated?: string;
-  services: RunServiceState[];
-}
+export type { RunInfo, RunService, RunServiceState } from '../platform/run-state.ts';
+export { runServices } from '../platform/run-state.ts';
 
 export const pidAlive = (pid: number): boolean => processAlive(pid) === true;
-
-const iso = (ms: number) => new Date(ms).toISOString();
-
-/** run.json's view of each supervised child: its supervision state and, when ready, how to reach it. */
-export function runServices(children: ChildStatus[], ready: ReadonlyMap<string, RunService>): RunServiceState[] {
-  return children.map((c) => {
-    const r = ready.get(c.name);
-    const isReady = c.state === 'running' && r !== undefined && r.pid === c.pid;
-    return {
-      ...(r ? { endpoints: r.endpoints, health: r.health, logs: r.logs } : {}),
-      service: c.name,
-      state: c.state === 'running' ? (isReady ? 'ready' : 'starting') : c.state,
-      ...(c.pid !== undefined ? { pid: c.pid } : {}),
-      started: iso(c.startedAt),
-      restarts: c.restarts,
-      ...(c.lastExit ? { lastExit: { code: c.lastExit.code, signal: c.lastExit.signal, at: iso(c.lastExit.at) } } : {}),
-      ...(c.restartAt !== undefined ? { restartAt: iso(c.restartAt) } : {}),
-      backoffMs: c.backoffMs,
-    };
-  });
-}
 
 /**
  * Keeps run.json up to date: update() after anything changed; writes are durable, one at

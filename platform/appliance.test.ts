@@ -27,7 +27,7 @@ describe('the appliance plan', () => {
     expect(d!.args).not.toContain('--permission');
     expect(s!.tlsNames).toContain('127.0.0.1');
     expect(r!.tlsNames).toBeDefined(); // a tls listener gets a certificate too
-    expect(d!.tlsNames).toBeUndefined();
+    expect(d!.tlsNames).toContain('127.0.0.1'); // every service under kith up: its health port speaks TLS to paired devices
     expect(plan.links).toEqual({ storage: 'storage', storageUrl: 'http://127.0.0.1:7301', storageTlsUrl: 'https://127.0.0.1:7302' });
     expect(plan.resolver).toEqual({ host: '127.0.0.1', port: 7311 });
     expect(r!.needs).toEqual({ resolver: true, configWrite: [] });

@@ -51,7 +51,7 @@ export interface ServiceLaunch {
   writableConfig: boolean;
   /** What it needs from other services (links the supervisor provisions before it starts). */
   needs?: ServiceNeeds & { configWrite: string[] };
-  /** Names its server certificate is issued for, when it has an https listener. */
+  /** Names its server certificate is issued for: a TLS service, and under `kith up` every service (its health port speaks TLS to paired devices). */
   tlsNames?: string[];
 }
 
@@ -135,7 +135,6 @@ export function planAppliance(descriptors: ServiceDescriptor[], profile: Profile
       // Under `kith up` services listen on one address: 'self' means that one.
       ...(local && !isWildcard(profile.host) ? { addresses: [profile.host] } : {}),
     });
-    const https = servesTls(d);
     return {
       name: d.name,
       description: d.description,
@@ -149,7 +148,10 @@ export function planAppliance(descriptors: ServiceDescriptor[], profile: Profile
       ...(d.needs ? { needs: { ...d.needs, configWrite: d.needs.configWrite ?? [] } } : {}),
       // The names a TLS service is reached by: loopback, the listen address, and what the
       // supervisor adds (NAME.local as mDNS announces it, NAME.home.arpa, the machine's addresses).
-      ...(https && local ? { tlsNames: [...new Set(['localhost', '127.0.0.1', '::1', ...(isWildcard(profile.host) ? [] : [profile.host]), ...(profile.tlsNames ?? [])])] } : {}),
+      // Under `kith up` every service gets one, TLS or not: its health port (which may face the
+      // network, --host) and any plain management port speak TLS to paired devices there
+      // (platform/peer-gate.ts). On the Pi those listen on loopback or serve TLS already.
+      ...(local ? { tlsNames: [...new Set(['localhost', '127.0.0.1', '::1', ...(isWildcard(profile.host) ? [] : [profile.host]), ...(profile.tlsNames ?? [])])] } : {}),
     };
   });
 

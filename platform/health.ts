@@ -10,10 +10,20 @@
  * upstreams and lists — only with the owner's token (`Authorization: Bearer TOKEN`, the
  * hash provisioned by the supervisor, platform/links.ts); without one, 401, and 403 when
  * no owner token is provisioned at all. The owner's token also gets the full /healthz.
+ *
+ * With TLS material (a service the supervisor gave a certificate), the port is also gated
+ * (platform/peer-gate.ts): TLS from the network needs a client certificate from the
+ * appliance CA, and a paired device's (CN=owner) gets everything, as loopback does — how
+ * `kith status` on a paired machine reads the appliance. Plain HTTP stays open to anyone
+ * here, on purpose: it tells a stranger only the status word (and whether the clock is
+ * synchronised), and supervisors and image tests probe it before any pairing exists.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import * as http from 'node:http';
+import type * as http from 'node:http';
 import type { Metrics } from './metrics.ts';
+import { isLoopback, listenGated, ownerCertificate } from './peer-gate.ts';
+import type { RevocationList } from './pki/revocation.ts';
+import type { ServerTls } from './pki/server-tls.ts';
 import type { ListenAddress } from './service.ts';
 
 export interface HealthStatus {
@@ -30,14 +40,13 @@ export interface HealthServer {
 export interface HealthAccess {
   /** SHA-256 (hex) of the owner's token, when one is provisioned; asked per remote request. */
   ownerTokenSha256?: () => Promise<string | undefined> | string | undefined;
+  /** The service's certificate: the port then speaks TLS too, to paired devices. */
+  tls?: ServerTls;
+  revoked?: RevocationList;
 }
 
-/** 127.0.0.0/8, ::1, and IPv4-mapped loopback. */
-export function isLoopback(addr: string | undefined): boolean {
-  if (!addr) return false;
-  const v4 = addr.startsWith('::ffff:') ? addr.slice(7) : addr;
-  return v4.startsWith('127.') || addr === '::1';
-}
+
+export { isLoopback } from './peer-gate.ts';
 
 const bearer = (req: http.IncomingMessage) => /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1];
 
@@ -54,13 +63,13 @@ export async function startHealthServer(
   beforeMetrics?: () => void,
   access: HealthAccess = {},
 ): Promise<HealthServer> {
-  const server = http.createServer((req, res) => {
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
     const url = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('only GET and HEAD\n');
       return;
     }
-    const local = isLoopback(req.socket.remoteAddress);
+    const local = isLoopback(req.socket.remoteAddress) || ownerCertificate(req);
     /** From loopback, or with the owner's token. */
     const trusted = async () => local || tokenMatches(bearer(req), await Promise.resolve(access.ownerTokenSha256?.()).catch(() => undefined));
     if (url === '/healthz' || url === '/health') {
@@ -97,18 +106,11 @@ export async function startHealthServer(
     } else {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /healthz or /metrics\n');
     }
-  });
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 10_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(at.port, at.host, () => resolve());
-  });
-  const addr = server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : at.port;
-  const host = at.host.includes(':') ? `[${at.host}]` : at.host;
-  return {
-    url: `http://${host}:${port}`,
-    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
   };
+  const gated = await listenGated({
+    at, onRequest, plain: 'anyone',
+    configure: (server) => { server.headersTimeout = 10_000; server.requestTimeout = 10_000; },
+    ...(access.tls ? { tls: access.tls } : {}), ...(access.revoked ? { revoked: access.revoked } : {}),
+  });
+  return { url: gated.url, close: () => gated.close() };
 }

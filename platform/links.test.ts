@@ -3,7 +3,7 @@ import { rmSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from '../test/platform/helpers.ts';
-import { LINK_TLS, provisionLinks, readStorageClients, readStorageLink } from './links.ts';
+import { addLinkCertificate, LINK_TLS, provisionLinks, readStorageClients, readStorageLink } from './links.ts';
 import { createCa } from './pki/ca.ts';
 import { serviceClientIssuer } from './pki/provision.ts';
 import { certSha256 } from './pki/server-tls.ts';
@@ -39,11 +39,33 @@ describe('links to storage', () => {
     expect((await readStorageLink(path.join(root, 'dns')))!.tls).toBeUndefined();
   });
 
-  it('stay token-only without an issuer (the appliance until its supervisor holds the CA)', async () => {
+  it('stay token-only without an issuer (PID 1 holds no CA: its pki process adds the certificates)', async () => {
     const root = tempDir('kith-links-');
     await provisionLinks([{ name: 'storage', dataDir: path.join(root, 'storage') }, { name: 'dns', dataDir: path.join(root, 'dns'), needs: {} }], { links: { storage: 'storage', storageUrl: 'http://127.0.0.1:1', storageTlsUrl: 'https://127.0.0.1:2' } });
     const link = (await readStorageLink(path.join(root, 'dns')))!;
     expect(link.url).toBe('http://127.0.0.1:1');
     expect(link.tls).toBeUndefined();
+  });
+
+  it('on the appliance: PID 1 provisions the token, then the pki process adds the certificate (storage gets its SHA-256)', async () => {
+    const root = tempDir('kith-links-');
+    const services = [{ name: 'storage', dataDir: path.join(root, 'storage') }, { name: 'mail', dataDir: path.join(root, 'mail'), needs: { configWrite: ['dns/zones/'] } }];
+    await provisionLinks(services, { links: { storage: 'storage', storageUrl: 'http://127.0.0.1:1' } });
+    const before = (await readStorageLink(path.join(root, 'mail')))!;
+    expect(before.tls).toBeUndefined();
+    const ca = await createCa('kith test CA');
+    const add = (service: string) => addLinkCertificate({ service, serviceDataDir: path.join(root, service), storageDataDir: path.join(root, 'storage'), storageTlsUrl: 'https://127.0.0.1:2', issue: serviceClientIssuer(ca) });
+    expect(await add('mail')).toBe(true);
+    const link = (await readStorageLink(path.join(root, 'mail')))!;
+    expect(link).toMatchObject({ url: 'http://127.0.0.1:1', token: before.token, tls: { url: 'https://127.0.0.1:2', ca: ca.cert } });
+    expect(new X509Certificate(link.tls!.cert).subject).toBe('CN=mail\nOU=kith service');
+    expect(statSync(path.join(root, 'mail', LINK_TLS.key)).mode & 0o077).toBe(0);
+    const [client] = await readStorageClients(path.join(root, 'storage'));
+    expect(client).toMatchObject({ name: 'mail', configWrite: ['dns/zones/'], certSha256: certSha256(link.tls!.cert) });
+    // The pki process started again (same boot): the certificate storage knows is kept.
+    expect(await add('mail')).toBe(true);
+    expect((await readStorageLink(path.join(root, 'mail')))!.tls!.cert).toBe(link.tls!.cert);
+    // A service PID 1 gave no link gets nothing.
+    expect(await add('dns')).toBe(false);
   });
 });

@@ -7,7 +7,8 @@
  * a client certificate (CN = its name; links/client.crt, client.key, ca.crt) and storage's
  * https URL: storage maps the certificate's name to the same grants, accepting only the
  * certificate issued this time (its SHA-256 beside the grants), and the store client uses
- * it instead of the token. The token stays beside it during the change.
+ * it instead of the token. The token stays beside it during the change. On the appliance
+ * PID 1 provisions the tokens and its pki process adds the certificates (addLinkCertificate).
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
@@ -56,15 +57,46 @@ export async function provisionStorageLink(opts: { service: string; needs: Servi
   const issued = opts.storageTlsUrl && opts.issue ? await opts.issue(opts.service) : undefined;
   const client: StorageClient = { name: opts.service, tokenSha256: secretSha256(token), configWrite: opts.needs.configWrite ?? [], store: opts.needs.store ?? [], ...(issued ? { certSha256: certSha256(issued.cert) } : {}) };
   await writeFileDurable(path.join(opts.storageDataDir, CLIENTS_DIR, `${opts.service}.json`), JSON.stringify(client, null, 1) + '\n', { mode: 0o600 });
-  let tlsUrl: string | undefined;
-  if (issued) {
-    await writeFileDurable(path.join(opts.serviceDataDir, LINK_TLS.key), issued.key, { mode: 0o600 });
-    await writeFileDurable(path.join(opts.serviceDataDir, LINK_TLS.cert), issued.cert);
-    await writeFileDurable(path.join(opts.serviceDataDir, LINK_TLS.ca), issued.ca);
-    tlsUrl = opts.storageTlsUrl;
-  }
-  const link = { url: opts.storageUrl, token, ...(tlsUrl ? { tlsUrl } : {}) };
+  if (issued) await writeLinkTls(opts.serviceDataDir, issued);
+  const link = { url: opts.storageUrl, token, ...(issued ? { tlsUrl: opts.storageTlsUrl } : {}) };
   await writeFileDurable(path.join(opts.serviceDataDir, LINK_FILE), JSON.stringify(link) + '\n', { mode: 0o600 });
+}
+
+async function writeLinkTls(serviceDataDir: string, issued: ClientTls): Promise<void> {
+  await writeFileDurable(path.join(serviceDataDir, LINK_TLS.key), issued.key, { mode: 0o600 });
+  await writeFileDurable(path.join(serviceDataDir, LINK_TLS.cert), issued.cert);
+  await writeFileDurable(path.join(serviceDataDir, LINK_TLS.ca), issued.ca);
+}
+
+/**
+ * Add a client certificate to a link already provisioned with a token: on the appliance,
+ * PID 1 writes the tokens (it holds no CA) and the pki process, which holds the CA, adds
+ * each service's certificate before the services start (platform/pki/appliance-pki.ts).
+ * Storage's record of the client gets the certificate's SHA-256, the link storage's https
+ * URL. Returns false (nothing written) when the service has no token link to add it to.
+ */
+export async function addLinkCertificate(o: { service: string; serviceDataDir: string; storageDataDir: string; storageTlsUrl: string; issue: IssueClientCert }): Promise<boolean> {
+  const clientFile = path.join(o.storageDataDir, CLIENTS_DIR, `${o.service}.json`);
+  const linkFile = path.join(o.serviceDataDir, LINK_FILE);
+  let client: StorageClient;
+  let link: Record<string, unknown>;
+  try {
+    client = JSON.parse(await fsp.readFile(clientFile, 'utf8')) as StorageClient;
+    link = JSON.parse(await fsp.readFile(linkFile, 'utf8')) as Record<string, unknown>;
+  } catch {
+    return false;
+  }
+  if (client.name !== o.service || typeof link.token !== 'string') return false;
+  // Already added since PID 1 last wrote the link (the pki process restarted): kept, since a
+  // running storage knows only that certificate.
+  const have = await fsp.readFile(path.join(o.serviceDataDir, LINK_TLS.cert), 'utf8').catch(() => undefined);
+  if (link.tlsUrl === o.storageTlsUrl && have && client.certSha256 === certSha256(have)) return true;
+  const issued = await o.issue(o.service);
+  await writeLinkTls(o.serviceDataDir, issued);
+  // Storage first: a service that sees the https URL finds its certificate accepted.
+  await writeFileDurable(clientFile, JSON.stringify({ ...client, certSha256: certSha256(issued.cert) }, null, 1) + '\n', { mode: 0o600 });
+  await writeFileDurable(linkFile, JSON.stringify({ ...link, tlsUrl: o.storageTlsUrl }) + '\n', { mode: 0o600 });
+  return true;
 }
 
 /** links/resolver.json: {host, port} of the appliance's DNS service (ServiceNeeds.resolver). */

@@ -15,11 +15,13 @@ import { fsConfigSource } from './config/fs-source.ts';
 import { loadLastGood, recordingSource, saveLastGood } from './config/last-good.ts';
 import { formatIssue, type ConfigIssue } from './config/spec.ts';
 import { watchConfig, type ConfigWatch } from './config/watch.ts';
-import { startHealthServer, type HealthServer } from './health.ts';
+import { isLoopback, startHealthServer, type HealthServer } from './health.ts';
 import { createLogger, type Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { watchLifeline } from './lifeline.ts';
 import { readOwnerTokenHash } from './links.ts';
+import { RevocationList } from './pki/revocation.ts';
+import { readServerTls } from './pki/server-tls.ts';
 import { createPendingWrites, isDiskFault } from './pending-writes.ts';
 import { makePrivateDir } from './private-dir.ts';
 import { ensureSealed } from './seal.ts';
@@ -131,6 +133,11 @@ export async function startService<C>(def: ServiceDefinition<C>, opts: StartOpti
   const running: RunningService<C> = await def.start(ctx);
 
   let lastError: string | undefined;
+  // A service the supervisor gave a certificate also speaks TLS on a health port that faces
+  // the network (`kith up --host`): paired devices read it by mutual TLS (platform/health.ts).
+  // On loopback (the Pi) nobody but the box reaches it, so no TLS and no revocation watcher.
+  const healthTls = isLoopback(listen.health.host) ? undefined : await readServerTls(dataDir);
+  const healthRevoked = healthTls ? new RevocationList(dataDir, (m) => log.warn('revocation list unreadable; keeping the last one', { error: m })) : undefined;
   const health = await startHealthServer(
     listen.health,
     async () => {
@@ -145,7 +152,7 @@ export async function startService<C>(def: ServiceDefinition<C>, opts: StartOpti
     metrics,
     () => rss.set(process.memoryUsage().rss),
     // Remote scrapes of /metrics need the owner's token; its hash is provisioned by the supervisor.
-    { ownerTokenSha256: () => readOwnerTokenHash(dataDir) },
+    { ownerTokenSha256: () => readOwnerTokenHash(dataDir), ...(healthTls ? { tls: healthTls } : {}), ...(healthRevoked ? { revoked: healthRevoked } : {}) },
   );
 
   // Reloads run one at a time; a change that lands during one triggers one more.
@@ -225,6 +232,7 @@ export async function startService<C>(def: ServiceDefinition<C>, opts: StartOpti
       stopFacts();
       await running.stop();
       await (health as HealthServer).close();
+      healthRevoked?.close();
       log.info('stopped');
     },
   };

@@ -7,19 +7,22 @@
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { StoreClient } from '../../platform/store-client.ts';
-import { ownerStore } from '../owner-store.ts';
+import { ownerStore, remoteOwnerStore } from '../owner-store.ts';
+import { REMOTE_HELP, REMOTE_OPTIONS, wantsRemote } from '../paired.ts';
 
 const HELP = `Usage: kith config log [--data DIR] [-n N] [--json]
+       kith config log --remote|--appliance NAME|--host ADDR --port N [--dir DIR] [-n N] [--json]
 
 Shows config.git's history, newest first: commit, author, time, message and the files
 each change touched. Every accepted push (and every DNS update) is one commit; undo one
-with \`git revert COMMIT && git push\` in your clone of config.git. Needs kith up.
+with \`git revert COMMIT && git push\` in your clone of config.git. Needs kith up, or
+a paired appliance (asked by mutual TLS with this machine's certificate from \`kith pair\`).
 
 Options:
-  --data DIR   the kith data folder (default: .kith)
-  -n N         show at most N changes (default 20)
-  --json       one JSON object per change
-  -h, --help   this help
+  --data DIR         the kith data folder (default: .kith)
+${REMOTE_HELP}  -n N               show at most N changes (default 20)
+  --json             one JSON object per change
+  -h, --help         this help
 `;
 
 export interface ConfigChange {
@@ -54,7 +57,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`kith config: unknown subcommand '${sub}' (try: kith config log)\n`);
     return 64;
   }
-  const { values } = parseArgs({ args: rest, options: { data: { type: 'string' }, n: { type: 'string', short: 'n' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+  const { values } = parseArgs({ args: rest, options: { data: { type: 'string' }, n: { type: 'string', short: 'n' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, ...REMOTE_OPTIONS } });
   if (values.help) {
     process.stdout.write(HELP);
     return 0;
@@ -64,7 +67,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`kith config log: -n ${values.n}: expected a whole number from 1 to 1000\n`);
     return 64;
   }
-  const store = await ownerStore(path.resolve(values.data ?? '.kith'));
+  const store = wantsRemote(values) ? await remoteOwnerStore(values) : await ownerStore(path.resolve(values.data ?? '.kith'));
   if (typeof store === 'string') {
     process.stderr.write(`kith config log: ${store}\n`);
     return 1;

@@ -7,13 +7,12 @@
  * under ~/.config/kith/<appliance>/.
  */
 import { generateKeyPairSync, X509Certificate } from 'node:crypto';
-import { homedir } from 'node:os';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
 import { writeFileDurable } from '../../platform/durable.ts';
-import { browse, type Found } from '../../platform/mdns/browse.ts';
-import { certSha256, KITH_TYPE } from '../../platform/mdns/appliance.ts';
+import { certSha256 } from '../../platform/mdns/appliance.ts';
+import { findAppliance, pairedDir } from '../paired.ts';
 import { defaultMdnsName } from '../../platform/mdns/supervise.ts';
 import { makePrivateDir } from '../../platform/private-dir.ts';
 import { pairWith, PairingError } from '../../platform/pki/pairing.ts';
@@ -62,22 +61,9 @@ export async function run(argv: string[]): Promise<number> {
     return code;
   };
 
-  let target: { name: string; host: string; port: number; caSha256?: string };
-  let found: Found[] = [];
-  if (values.host) {
-    const port = Number(values.port);
-    if (!Number.isInteger(port) || port < 1 || port > 65535) return fail(64, '--host needs --port N (the pairing port kith up printed)');
-    target = { name: values.appliance ?? values.host, host: values.host, port };
-  } else {
-    found = await browse(KITH_TYPE, Number(values.wait ?? 1.5) * 1000);
-    for (const f of found) say(`found ${f.instance}  ${f.host} ${f.addresses.join(' ')} port ${f.port}  version ${f.txt.version ?? '?'}  CA sha256 ${f.txt.ca ?? '?'}`);
-    const pick = values.appliance ? found.filter((f) => f.instance === values.appliance || f.host === `${values.appliance}.local`) : found;
-    if (pick.length === 0) return fail(2, values.appliance ? `no appliance named ${values.appliance} answered (found: ${found.map((f) => f.instance).join(', ') || 'none'})` : 'no kith appliance answered on the local network; is it up and on this network? (or give --host and --port)', { found });
-    if (pick.length > 1) return fail(64, `several appliances answered (${pick.map((f) => f.instance).join(', ')}): choose one with --appliance NAME`, { found });
-    const f = pick[0]!;
-    const v4 = f.addresses.find((a) => !a.includes(':')) ?? f.from;
-    target = { name: f.instance, host: v4, port: f.port, ...(f.txt.ca ? { caSha256: f.txt.ca } : {}) };
-  }
+  const where = await findAppliance({ ...values, onFound: (f) => say(`found ${f.instance}  ${f.host} ${f.addresses.join(' ')} port ${f.port}  version ${f.txt.version ?? '?'}  CA sha256 ${f.txt.ca ?? '?'}`) });
+  if ('error' in where) return fail(where.code, where.error, where.found.length > 0 || !values.host ? { found: where.found } : {});
+  const { target, found } = where;
 
   let code = values.code;
   if (!code) {
@@ -112,7 +98,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const caSha256 = certSha256(result.ca);
   if (target.caSha256 && target.caSha256 !== caSha256) return fail(1, `the CA ${target.name} sent (sha256 ${caSha256}) is not the one it announces (${target.caSha256}): not trusting it`);
-  const dir = path.resolve(values.dir ?? path.join(homedir(), '.config', 'kith', result.appliance));
+  const dir = pairedDir(result.appliance, values.dir);
   await makePrivateDir(dir);
   const files: { ca: string; cert: string; key: string; password?: string } = { ca: path.join(dir, 'ca.crt'), cert: path.join(dir, 'client.crt'), key: path.join(dir, 'client.key') };
   await writeFileDurable(files.key, keys.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });

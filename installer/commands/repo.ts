@@ -7,7 +7,8 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { isValidRepoName, REPO_NAME_RULE } from '../../services/storage/git/repos.ts';
 import { StoreClientError } from '../../platform/store-client.ts';
-import { ownerStore } from '../owner-store.ts';
+import { ownerStore, remoteOwnerStore } from '../owner-store.ts';
+import { REMOTE_HELP, REMOTE_OPTIONS, wantsRemote } from '../paired.ts';
 
 const HELP = `Usage: kith repo <create|list|delete> [NAME] [--data DIR] [--json]
 
@@ -15,16 +16,20 @@ const HELP = `Usage: kith repo <create|list|delete> [NAME] [--data DIR] [--json]
   kith repo list           list repositories
   kith repo delete NAME    delete a repository and all its history (config cannot be deleted)
 
-Needs kith up (the storage service does the work).
+Needs kith up (the storage service does the work), or a paired appliance (--remote,
+--appliance, --host: by mutual TLS with this machine's certificate from \`kith pair\`).
+git reaches a paired appliance the same way, with that certificate (DIR as kith pair wrote it):
+  git -c http.sslCAInfo=DIR/ca.crt -c http.sslCert=DIR/client.crt -c http.sslKey=DIR/client.key \\
+      push https://NAME.local:PORT/REPO.git main      (PORT: storage's https, see kith status --remote)
 
 Options:
-  --data DIR   the kith data folder (default: .kith)
-  --json       machine-readable output
-  -h, --help   this help
+  --data DIR         the kith data folder (default: .kith)
+${REMOTE_HELP}  --json             machine-readable output
+  -h, --help         this help
 `;
 
 export async function run(argv: string[]): Promise<number> {
-  const parsed = parseArgs({ args: argv, allowPositionals: true, options: { data: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+  const parsed = parseArgs({ args: argv, allowPositionals: true, options: { data: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, ...REMOTE_OPTIONS } });
   const { values, positionals } = parsed;
   const [sub, name] = positionals;
   if (values.help || !sub) {
@@ -43,7 +48,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write('kith repo delete: config.git holds the live configuration and cannot be deleted\n');
     return 1;
   }
-  const store = await ownerStore(path.resolve(values.data ?? '.kith'));
+  const store = wantsRemote(values) ? await remoteOwnerStore(values) : await ownerStore(path.resolve(values.data ?? '.kith'));
   if (typeof store === 'string') {
     process.stderr.write(`kith repo ${sub}: ${store}\n`);
     return 1;

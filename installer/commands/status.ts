@@ -1,31 +1,34 @@
-/** `kith status`: is kith up, since when, and how is each service (live pid, current run, restarts, back-off, health)? */
-import { promises as fsp } from 'node:fs';
+/**
+ * `kith status`: is kith up, since when, and how is each service (live pid, current run,
+ * restarts, back-off, health)? Of the `kith up` beside it (its data folder's run.json), or of a
+ * paired appliance (--remote, --appliance or --host), asked by mutual TLS with the client
+ * certificate `kith pair` gave this machine (the supervisor's GET /status, which probes each
+ * service's health on the appliance itself).
+ */
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { readOwnerToken } from '../../platform/owner.ts';
-import { findLeftovers, pidAlive, readRunFile, type RunServiceState } from '../run-file.ts';
+import { askAppliance, REMOTE_HELP, REMOTE_OPTIONS, wantsRemote } from '../paired.ts';
+import { findLeftovers, pidAlive, readRunFile, type RunInfo } from '../run-file.ts';
+import { probeHealth, type ApplianceStatus, type Probe } from '../../platform/run-state.ts';
 
 const HELP = `Usage: kith status [--data DIR] [--json]
+       kith status --remote|--appliance NAME|--host ADDR --port N [--dir DIR] [--json]
 
 Shows a running \`kith up\`: its pid and since when it runs, and for each service its live
 pid, when its current run started, how many times it was restarted, whether it is
 waiting to be restarted (back-off), its health, config generation and endpoints
 (from <data>/run.json, which kith up keeps current, and each service's /healthz).
+With --remote, --appliance or --host: the same of a paired appliance on the network, by
+mutual TLS with this machine's client certificate from \`kith pair\`.
 
 Options:
-  --data DIR   the kith data folder (default: .kith)
-  --json       one JSON object per service
-  -h, --help   this help
+  --data DIR         the kith data folder (default: .kith)
+${REMOTE_HELP}  --json             one JSON object per service
+  -h, --help         this help
 
-Exit codes: 0 every service healthy, 1 one is not, 3 kith is not up.
+Exit codes: 0 every service healthy, 1 one is not, 2 no appliance answered, 3 kith is not up.
 `;
-
-interface Health {
-  status?: string;
-  detail?: string;
-  configGeneration?: number;
-  lastConfigError?: string;
-}
 
 /** "3m 12s" */
 export function ago(fromMs: number, nowMs: number): string {
@@ -41,24 +44,23 @@ export function ago(fromMs: number, nowMs: number): string {
   return parts.slice(0, 2).join(' ');
 }
 
-async function probe(s: RunServiceState, token: string | undefined): Promise<{ state: string; health: Health }> {
-  if (s.state === 'backing-off') return { state: 'restarting', health: {} };
-  if (s.state === 'stopped') return { state: 'stopped', health: {} };
-  if (!s.health) return { state: 'starting', health: {} };
-  try {
-    // The owner's token: a health listener facing the LAN (--host) shows details only with it.
-    const res = await fetch(`${s.health}/healthz`, { signal: AbortSignal.timeout(2000), headers: token ? { authorization: `Bearer ${token}` } : {} });
-    return { state: res.ok ? 'healthy' : 'unhealthy', health: (await res.json()) as Health };
-  } catch {
-    return { state: s.state === 'starting' ? 'starting' : 'unreachable', health: {} };
-  }
-}
-
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { data: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+  const { values } = parseArgs({ args: argv, options: {
+    data: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, ...REMOTE_OPTIONS,
+  } });
   if (values.help) {
     process.stdout.write(HELP);
     return 0;
+  }
+  if (wantsRemote(values)) {
+    const asked = await askAppliance<ApplianceStatus>(values);
+    if ('error' in asked) {
+      process.stderr.write(`kith status: ${asked.error}\n`);
+      return asked.code;
+    }
+    const { status: st, target } = asked;
+    if (!values.json) process.stdout.write(`${st.appliance} (${target.host}, by mutual TLS):\n`);
+    return show(st, st.probes, values.json === true);
   }
   const dataRoot = path.resolve(values.data ?? '.kith');
   const info = await readRunFile(dataRoot);
@@ -72,13 +74,19 @@ export async function run(argv: string[]): Promise<number> {
     }
     return 3;
   }
+  const token = await readOwnerToken(dataRoot);
+  const probes = await Promise.all(info.services.map((s) => probeHealth(s, token)));
+  return show(info, probes, values.json === true);
+}
+
+/** Print kith up's state and each service's; the exit code (0 all healthy, 1 not). */
+function show(info: RunInfo, probes: Probe[], json: boolean): number {
+  const values = { json };
   const now = Date.now();
   let allOk = true;
   if (!values.json) process.stdout.write(`kith is up (pid ${info.pid}, since ${info.started}, ${ago(Date.parse(info.started), now)})\n`);
-  const token = await readOwnerToken(dataRoot);
-  const probes = await Promise.all(info.services.map((s) => probe(s, token)));
   info.services.forEach((s, i) => {
-    const { state, health } = probes[i]!;
+    const { state, health } = probes[i] ?? { state: 'unknown', health: {} };
     if (state !== 'healthy') allOk = false;
     const restartInMs = s.restartAt ? Math.max(0, Date.parse(s.restartAt) - now) : undefined;
     if (values.json) {

@@ -17,8 +17,11 @@ import { describeServices } from '../../platform/descriptors.ts';
 import { Supervisor } from '../../platform/supervisor.ts';
 import type { Advertiser } from '../../platform/mdns/advertiser.ts';
 import { advertisePlan, defaultMdnsName, tlsNamesFor } from '../../platform/mdns/supervise.ts';
-import { syncDevices } from '../../platform/pki/devices.ts';
+import { loadDevices, syncDevices } from '../../platform/pki/devices.ts';
 import { servePairing, type PairingHandle } from '../../platform/pki/pair-supervisor.ts';
+import { normalSerial } from '../../platform/pki/revocation.ts';
+import { readServerTls } from '../../platform/pki/server-tls.ts';
+import { statusWithHealth } from '../../platform/run-state.ts';
 
 /** Storage's own token file, from before `kith up` kept the owner token (taken over once). */
 const LEGACY_STORAGE_TOKEN = 'access-token';
@@ -224,9 +227,16 @@ export async function run(argv: string[]): Promise<number> {
   }
   await recorder.flush();
   // Pairing (platform/pki/pairing.ts): the code is shown here; `kith pair` on the owner's machine types it.
+  // The same port answers paired devices by mutual TLS, with kith up's own certificate.
+  const pkiDir = path.join(dataRoot, 'pki');
+  await provisionServerTls(ca, pkiDir, 'kith', [...new Set(['localhost', '127.0.0.1', '::1', ...(host === '0.0.0.0' || host === '::' ? [] : [host]), ...tlsNamesFor(mdnsName, host)])]);
+  const supervisorTls = (await readServerTls(pkiDir))!;
   pairing = await servePairing({ pkiDir: path.join(dataRoot, 'pki'), servicesRoot: path.join(dataRoot, 'data'), ca, appliance: mdnsName, host, port: Number(values['pair-port'] ?? portBase - 1),
     onCode: (code, expiresAt, why) => (json ? emit({ event: 'pair-code', code, expiresAt: new Date(expiresAt).toISOString(), why }) : say(`pairing code ${code} (until ${new Date(expiresAt).toLocaleTimeString()}; ${why})`)),
-    onPaired: (device) => (json ? emit({ event: 'paired', device }) : say(`paired ${device}`)) })
+    onPaired: (device) => (json ? emit({ event: 'paired', device }) : say(`paired ${device}`)),
+    // GET /status by mutual TLS: `kith status --remote` on a paired machine (platform/pki/pair-server.ts).
+    status: { tls: supervisorTls, isRevoked: (serial) => loadDevices(pkiDir).some((d) => d.revokedAt !== undefined && normalSerial(d.serial) === normalSerial(serial)),
+      status: () => statusWithHealth(mdnsName, { pid: process.pid, started: recorder.started, services: runServices(supervisor.status(), ready) }, ownerToken) } })
     .catch((err: Error) => { process.stderr.write(`kith up: pairing is off: ${err.message} (choose another --pair-port)\n`); return undefined; });
   if (pairing) (json ? emit({ event: 'pairing', host, port: pairing.port }) : say(`pairing on ${host}:${pairing.port}: kith pair --host ${host} --port ${pairing.port} (or just kith pair, from the network)`));
   // mDNS / DNS-SD from the plan, in this supervisor, so it outlives service restarts (platform/mdns).

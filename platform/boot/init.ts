@@ -27,6 +27,8 @@ import { readTree, seedMissingFiles } from '../config/seed-tree.ts';
 import { Supervisor } from '../supervisor.ts';
 import { provisionLinks } from '../links.ts';
 import { advertiseOnBoot } from '../mdns/supervise.ts';
+import { withCaFingerprint } from '../mdns/appliance.ts';
+import { APPLIANCE_RUN_STATE, readyLine, runServices, writeRunStateSync, type RunService } from '../run-state.ts';
 
 const BOOT_JSON = '/kith/boot.json';
 const t0 = performance.now();
@@ -127,6 +129,22 @@ function supervise(cfg: BootConfig, services: BootService[], hostname: string): 
   const startedAt = new Map<string, number>();
   const failures = new Map<string, number>();
   const startedWithout = new Set<string>();
+  // The services' run state in RAM, for the pki process's GET /status (`kith status --remote`).
+  const ready = new Map<string, RunService>();
+  const bootedAt = new Date().toISOString();
+  let stateQueued = false;
+  const recordState = () => {
+    if (!pki || stateQueued) return;
+    stateQueued = true;
+    queueMicrotask(() => {
+      stateQueued = false;
+      try {
+        writeRunStateSync(APPLIANCE_RUN_STATE, { pid: process.pid, started: bootedAt, services: runServices(sup.status().filter((c) => c.name !== 'pki'), ready) });
+      } catch (err) {
+        log('run state not written', { error: (err as Error).message });
+      }
+    });
+  };
   const sup: Supervisor = new Supervisor({
     minBackoffMs: cfg.restart.initialMs,
     maxBackoffMs: cfg.restart.maxMs,
@@ -150,6 +168,11 @@ function supervise(cfg: BootConfig, services: BootService[], hostname: string): 
           }
           startedWithout.clear();
         }
+        const isReady = readyLine(e.name, sup.pid(e.name), e.line);
+        if (isReady) {
+          ready.set(e.name, isReady);
+          recordState();
+        }
         // Memory once the service says it is ready (its steady state, for the boot benchmark).
         if (line.includes('"msg":"ready"')) {
           const pid = sup.pid(e.name);
@@ -158,6 +181,7 @@ function supervise(cfg: BootConfig, services: BootService[], hostname: string): 
           }, 2000).unref();
         }
       } else if (e.type === 'started') {
+        recordState();
         const spec = all.find((s) => s.name === e.name)!;
         startedAt.set(e.name, Date.now());
         log('service started', { service: e.name, child: e.pid, attempt: e.attempt, command: [spec.command, ...spec.args].join(' ') });
@@ -165,6 +189,7 @@ function supervise(cfg: BootConfig, services: BootService[], hostname: string): 
           if (sup.pid(e.name) === e.pid) log('memory', { service: e.name, child: e.pid, childRssKiB: rssKiB(e.pid) ?? '?', initRssKiB: rssKiB('self') ?? '?' });
         }, 3000).unref();
       } else if (e.type === 'exited' && e.restartInMs !== undefined) {
+        recordState();
         const ran = Date.now() - (startedAt.get(e.name) ?? 0);
         const n = ran > cfg.restart.maxMs ? 1 : (failures.get(e.name) ?? 0) + 1;
         failures.set(e.name, n);
@@ -312,7 +337,17 @@ async function boot(): Promise<void> {
   const { sup, started } = supervise(cfg, services, owner?.hostname ?? cfg.hostname);
   onStopSignals(sup, clock);
   // mDNS / DNS-SD in PID 1, beside the services, so it answers while one restarts (platform/mdns).
-  if (cfg.mdns) void advertiseOnBoot(owner?.hostname ?? cfg.hostname, cfg.mdns.services, (msg, f) => log(msg, Object.fromEntries(Object.entries(f).filter(([, v]) => v !== undefined).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]))));
+  // `_kith._tcp` carries the CA's fingerprint, as under kith up. The pki process makes the CA
+  // on the device: with none yet (first boot), the announcement waits until the pki process
+  // has provisioned (or given up, PKI_WAIT_MS) — the TLS services it announces start then too.
+  if (cfg.mdns) {
+    const ads = cfg.mdns.services;
+    const pkiDir = cfg.pki?.args[cfg.pki.args.indexOf('--pki') + 1];
+    const caFile = cfg.pki && cfg.pki.args.includes('--pki') && pkiDir ? `${pkiDir}/ca.crt` : undefined;
+    const announce = () => void advertiseOnBoot(owner?.hostname ?? cfg.hostname, withCaFingerprint(ads, caFile), (msg, f) => log(msg, Object.fromEntries(Object.entries(f).filter(([, v]) => v !== undefined).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]))));
+    if (!caFile || existsSync(caFile)) announce();
+    else void started.then(announce);
+  }
   if (cfg.debug) debugServer(cfg.debug.port, sup, [...(cfg.pki ? [cfg.pki.name] : []), ...services.map((s) => s.name)]);
   await started;
   log('boot done', { ms: Math.round(performance.now() - t0), services: services.map((s) => s.name).join(','), uptimeS: readFileSync('/proc/uptime', 'utf8').split(' ')[0] });

@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import type { ServiceDescriptor, ServiceLaunch } from '../appliance.ts';
-import { announceLinks, announcements } from './appliance.ts';
+import { writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { tempDir } from '../../test/platform/helpers.ts';
+import { createCa } from '../pki/ca.ts';
+import { certSha256 } from '../pki/server-tls.ts';
+import { announceLinks, announcements, withCaFingerprint } from './appliance.ts';
 import { defaultMdnsName } from './supervise.ts';
 
 const descriptors: Pick<ServiceDescriptor, 'name' | 'listeners'>[] = [
@@ -27,6 +32,18 @@ describe('what the appliance announces, from its plan', () => {
     expect(announceLinks([{ listen: { a: { host: '192.0.2.4', port: 1 } } }])).toEqual({ addresses: ['192.0.2.4'] });
     expect(announceLinks([{ listen: { a: { host: '127.0.0.1', port: 1 } } }])).toBeUndefined();
     expect(announceLinks([{ listen: { a: { host: '127.0.0.1', port: 1 } } }], true)).toEqual({ addresses: ['127.0.0.1'], loopback: true });
+  });
+
+  it("adds the CA's fingerprint to PID 1's planned _kith._tcp once the device made its CA", async () => {
+    const planned = announcements({ services, descriptors, kithPort: 7299 });
+    expect(planned[0]).toEqual({ type: '_kith._tcp', port: 7299, txt: {} });
+    const file = path.join(tempDir('kith-mdns-ca-'), 'ca.crt');
+    expect(withCaFingerprint(planned, file)).toEqual(planned); // no CA yet
+    const ca = await createCa('kith test CA');
+    writeFileSync(file, ca.cert);
+    const ads = withCaFingerprint(planned, file);
+    expect(ads[0]).toEqual({ type: '_kith._tcp', port: 7299, txt: { ca: certSha256(ca.cert) } });
+    expect(ads.slice(1)).toEqual(planned.slice(1));
   });
 
   it('makes a DNS label of the machine name', () => {

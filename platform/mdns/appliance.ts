@@ -61,6 +61,23 @@ export function announcements(from: AnnounceFrom): ServiceAd[] {
   return ads;
 }
 
+/**
+ * PID 1's announcements, planned when the image was built (before the device made its CA),
+ * with the CA's fingerprint added to `_kith._tcp`'s TXT (`ca`), as `kith up` announces it:
+ * `kith pair` checks the CA it is given against it. Without a CA file, unchanged.
+ */
+export function withCaFingerprint(ads: ServiceAd[], caCertFile: string | undefined): ServiceAd[] {
+  let pem: string;
+  try {
+    if (!caCertFile) return ads;
+    pem = readFileSync(caCertFile, 'utf8');
+  } catch {
+    return ads; // no CA yet (the pki process has not run, or failed): announced without
+  }
+  const ca = certSha256(pem);
+  return ads.map((a) => (a.type === KITH_TYPE ? { ...a, txt: { ...a.txt, ca } } : a));
+}
+
 const LOOPBACK = /^(127\.|::1$|localhost$)/;
 const WILDCARD = new Set(['0.0.0.0', '::', '']);
 

@@ -5,7 +5,7 @@
  */
 import type { Pem } from './ca.ts';
 import { pairDevice, syncDevices } from './devices.ts';
-import { startPairServer } from './pair-server.ts';
+import { startPairServer, type StatusAccess } from './pair-server.ts';
 import { PairingServer } from './pairing.ts';
 
 export interface PairingHandle {
@@ -14,7 +14,7 @@ export interface PairingHandle {
   close(): Promise<void>;
 }
 
-export async function servePairing(o: { pkiDir: string; /** The services' data folders' parent: a new device's password is written there. */ servicesRoot: string; ca: Pem; appliance: string; host: string; port: number; standingSecret?: string; onCode(code: string, expiresAt: number, why: string): void; onPaired?(device: string): void }): Promise<PairingHandle> {
+export async function servePairing(o: { pkiDir: string; /** The services' data folders' parent: a new device's password is written there. */ servicesRoot: string; ca: Pem; appliance: string; host: string; port: number; standingSecret?: string; onCode(code: string, expiresAt: number, why: string): void; onPaired?(device: string): void; /** GET /status by mutual TLS (pair-server.ts). */ status?: StatusAccess }): Promise<PairingHandle> {
   let queue: Promise<unknown> = Promise.resolve();
   const server = new PairingServer({
     appliance: o.appliance,
@@ -32,7 +32,7 @@ export async function servePairing(o: { pkiDir: string; /** The services' data f
       return run;
     },
   });
-  const http = await startPairServer(server, o.host, o.port);
+  const http = await startPairServer(server, o.host, o.port, o.status);
   // An expired code is replaced (and shown) at once, not only when someone next tries it.
   const tick = setInterval(() => void server.currentCode, 5000);
   tick.unref();

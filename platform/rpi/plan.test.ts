@@ -50,9 +50,13 @@ describe('rpi image plan', () => {
     expect(parsed.value.data?.device).toBe('LABEL=kith-data');
     // The CA, the certificates of the services that serve TLS (none here) and pairing.
     expect(parsed.value.pki).toEqual({ name: 'pki', command: '/bin/node', dataDir: '/data/pki', env: {},
-      args: ['/kith/pki.cjs', '--pki', '/data/pki', '--services', '/data', '--port', '7299', '--seed-secret', '/data/kith/pairing-secret'] });
+      args: ['/kith/pki.cjs', '--pki', '/data/pki', '--services', '/data', '--port', '7299', '--seed-secret', '/data/kith/pairing-secret', '--status-file', '/run/kith-status.json'] });
     const withTls = rpiBootConfig({ ...inputs, services: [...inputs.services, { descriptor: { name: 'mail', description: 'm', listeners: { smtp: { protocol: 'tcp', port: 25, tls: true, description: 's' } } }, bundle: '/repo/dist/mail.mjs' }] });
     expect(withTls.pki!.args.slice(-2)).toEqual(['--tls', 'mail']);
+    // Storage with an https listener: the pki process also gives each linked service a client certificate for it.
+    const https = { ...inputs.services[0]!, descriptor: { ...inputs.services[0]!.descriptor, listeners: { ...inputs.services[0]!.descriptor.listeners, https: { protocol: 'https' as const, port: 8443, description: 't' } } } };
+    const linked = rpiBootConfig({ ...inputs, services: [https, inputs.services[1]!] });
+    expect(linked.pki!.args.slice(-8)).toEqual(['--tls', 'storage', '--storage', 'storage', '--storage-tls-url', 'https://127.0.0.1:8443', '--link', 'dns']);
     expect(parsed.value.debug).toBeUndefined(); // only test images get the debug port
     expect(rpiBootConfig({ ...inputs, debugPort: 9199 }).debug).toEqual({ port: 9199 });
     // A test image's health is reached through qemu's forwarding: on every address there.

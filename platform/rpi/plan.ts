@@ -113,6 +113,9 @@ export function rpiBootConfig(i: RpiPlanInputs): Omit<BootConfig, 'modules'> {
     name: l.name, command: l.command, args: l.args, env: {}, dataDir: l.dataDir,
     ...(l.needs ? { needs: { configWrite: l.needs.configWrite, ...(l.needs.resolver ? { resolver: true } : {}), ...(l.needs.store ? { store: l.needs.store } : {}) } } : {}),
   }));
+  const storage = plan.links && plan.services.find((s) => s.name === plan.links!.storage);
+  const storageHttps = storage && servesTls(i.services.find((s) => s.descriptor.name === storage.name)!.descriptor) ? storage.listen.https : undefined;
+  const storageTls = storage && storageHttps ? { storage: storage.name, storageTlsUrl: `https://127.0.0.1:${storageHttps.port}`, services: plan.services.filter((s) => s.needs && s !== storage).map((s) => s.name) } : undefined;
   return {
     hostname: i.hostname,
     network: i.network,
@@ -128,7 +131,9 @@ export function rpiBootConfig(i: RpiPlanInputs): Omit<BootConfig, 'modules'> {
     ownerSeed: { device: `LABEL=${BOOT_LABEL}` },
     ...(i.debugPort ? { debug: { port: i.debugPort } } : {}),
     // The CA, each TLS service's certificate and pairing: started first, the services once it has provisioned.
-    pki: pkiBootService({ tlsServices: i.services.filter((s) => servesTls(s.descriptor)).map((s) => s.descriptor.name), servicesRoot: '/data' }),
+    // It also gives each service linked to storage a client certificate for storage's https
+    // listener (on loopback), beside the token PID 1 provisions (service-to-service trust by certificate).
+    pki: pkiBootService({ tlsServices: i.services.filter((s) => servesTls(s.descriptor)).map((s) => s.descriptor.name), servicesRoot: '/data', ...(storageTls ? { links: storageTls } : {}) }),
     // What PID 1 announces over mDNS (no certificate fingerprints: the CA is made on the device);
     // `_kith._tcp` is where `kith pair` reaches the appliance.
     mdns: { services: announcements({ services: plan.services, descriptors: i.services.map((s) => s.descriptor), kithPort: APPLIANCE_PAIR_PORT }) },

@@ -9,6 +9,8 @@ import * as https from 'node:https';
 import { DevicePasswords } from '../../platform/device-passwords.ts';
 import { readOwnerTokenHash, readStorageLink } from '../../platform/links.ts';
 import { readServerTls } from '../../platform/pki/server-tls.ts';
+import { RevocationList } from '../../platform/pki/revocation.ts';
+import { listenGated } from '../../platform/peer-gate.ts';
 import type { RunningService, ServiceContext } from '../../platform/service.ts';
 import { createAuthenticator } from './auth.ts';
 import type { CalendarConfig } from './config.ts';
@@ -163,22 +165,30 @@ export async function startCalendar(ctx: ServiceContext<CalendarConfig>): Promis
     });
   };
 
-  const servers: Array<{ server: http.Server; url: string }> = [];
-  const listen = async (server: http.Server, at: { host: string; port: number }, scheme: string) => {
+  const configure = (server: http.Server) => {
     server.headersTimeout = 30_000;
     server.requestTimeout = 120_000;
     server.keepAliveTimeout = 30_000;
+  };
+  const servers: Array<{ url: string; close(): Promise<void> }> = [];
+  const tls = await readServerTls(ctx.dataDir);
+  // The http port is gated (platform/peer-gate.ts): a password travels in clear there, so it
+  // speaks plain HTTP to the box itself only; from the network, TLS with a client certificate
+  // from the appliance CA. Phones use the https port below with their device password.
+  const revoked = tls ? new RevocationList(ctx.dataDir, (m) => log.warn(m)) : undefined;
+  servers.push(await listenGated({ at: ctx.listen.http!, onRequest: handler, plain: 'loopback', configure, ...(tls ? { tls } : {}), ...(revoked ? { revoked } : {}) }));
+  if (tls && ctx.listen.https) {
+    // CalDAV/CardDAV for phones: TLS, and the device password (HTTP Basic) as the protocol has it.
+    const server = https.createServer({ key: tls.key, cert: tls.cert, ca: tls.ca }, handler);
+    configure(server);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(at.port, at.host, () => resolve());
+      server.listen(ctx.listen.https!.port, ctx.listen.https!.host, () => resolve());
     });
+    const at = ctx.listen.https;
     const host = at.host.includes(':') ? `[${at.host}]` : at.host;
-    servers.push({ server, url: `${scheme}://${host}:${(server.address() as { port: number }).port}` });
-  };
-  await listen(http.createServer(handler), ctx.listen.http!, 'http');
-  const tls = await readServerTls(ctx.dataDir);
-  if (tls && ctx.listen.https) await listen(https.createServer({ key: tls.key, cert: tls.cert, ca: tls.ca }, handler), ctx.listen.https, 'https');
-  else log.info('no TLS material in the data folder (tls/): the https listener is off');
+    servers.push({ url: `https://${host}:${(server.address() as { port: number }).port}`, close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }) });
+  } else log.info('no TLS material in the data folder (tls/): the https listener is off');
 
   const endpoints: Record<string, string> = {};
   for (const { url } of servers) endpoints[url.startsWith('https:') ? 'caldavs' : 'caldav'] = `${url}/dav/`;
@@ -196,10 +206,8 @@ export async function startCalendar(ctx: ServiceContext<CalendarConfig>): Promis
       clearInterval(memTimer);
       devices.close();
       await repo?.stop();
-      await Promise.all(servers.map(({ server }) => new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      })));
+      revoked?.close();
+      await Promise.all(servers.map((s) => s.close()));
     },
   };
 }

@@ -5,11 +5,17 @@
  *   POST   /queue/retry        try every message now;  POST /queue/<id>/retry  one
  *   DELETE /queue/<id>         drop one message (no delivery, no bounce)
  *
- * Authenticated with the owner's access token (Bearer, or the password of HTTP Basic),
- * checked against its provisioned hash; anything else is 401.
+ * The port is gated (platform/peer-gate.ts): from the network only by mutual TLS with a
+ * certificate from the appliance CA; plain HTTP from the box itself. A request is the owner's
+ * with a paired device's certificate (CN=owner, verified at the handshake) or the owner's
+ * access token (Bearer, or the password of HTTP Basic) checked against its provisioned hash;
+ * anything else is 401.
  */
-import * as http from 'node:http';
+import type * as http from 'node:http';
 import type { Logger } from '../../platform/log.ts';
+import { listenGated, ownerCertificate } from '../../platform/peer-gate.ts';
+import type { RevocationList } from '../../platform/pki/revocation.ts';
+import type { ServerTls } from '../../platform/pki/server-tls.ts';
 import type { MailQueue } from './queue/queue.ts';
 import { isQueueId } from './queue/spool.ts';
 
@@ -23,12 +29,12 @@ export function presentedToken(header: string | undefined): string | undefined {
   return /^Bearer\s+(\S+)\s*$/i.exec(h)?.[1];
 }
 
-export async function startControl(o: { host: string; port: number; queue: MailQueue; checkOwner: (token: string) => Promise<boolean>; log: Logger }): Promise<{ url: string; close(): Promise<void> }> {
+export async function startControl(o: { host: string; port: number; queue: MailQueue; checkOwner: (token: string) => Promise<boolean>; log: Logger; tls?: ServerTls; revoked?: RevocationList }): Promise<{ url: string; close(): Promise<void> }> {
   const send = (res: http.ServerResponse, code: number, body: unknown) => res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(body) + '\n');
-  const server = http.createServer((req, res) => {
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
     void (async () => {
       const token = presentedToken(req.headers.authorization);
-      if (!token || !(await o.checkOwner(token))) {
+      if (!ownerCertificate(req) && (!token || !(await o.checkOwner(token)))) {
         return send(res, 401, { error: 'unauthorized', hint: 'send the access token kith up prints, as a Bearer token' });
       }
       const url = new URL(req.url ?? '/', 'http://x');
@@ -51,13 +57,7 @@ export async function startControl(o: { host: string; port: number; queue: MailQ
       o.log.error('control request failed', { error: err });
       if (!res.headersSent) send(res, 500, { error: err.message });
     });
-  });
-  server.requestTimeout = 30_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(o.port, o.host, () => resolve());
-  });
-  const port = (server.address() as { port: number }).port;
-  const host = o.host.includes(':') ? `[${o.host}]` : o.host;
-  return { url: `http://${host}:${port}`, close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }) };
+  };
+  const gated = await listenGated({ at: { host: o.host, port: o.port }, onRequest, plain: 'loopback', configure: (s) => { s.requestTimeout = 30_000; }, ...(o.tls ? { tls: o.tls } : {}), ...(o.revoked ? { revoked: o.revoked } : {}) });
+  return { url: gated.url, close: () => gated.close() };
 }

@@ -135,7 +135,7 @@ export async function startMail(ctx: ServiceContext<MailConfig>): Promise<Runnin
     listeners.push(l);
     endpoints[name] = `${scheme}://${at.host.includes(':') ? `[${at.host}]` : at.host}:${port}`;
   }
-  const control = ctx.listen.control ? await startControl({ host: ctx.listen.control.host, port: ctx.listen.control.port, queue, checkOwner, log }) : undefined;
+  const control = ctx.listen.control ? await startControl({ host: ctx.listen.control.host, port: ctx.listen.control.port, queue, checkOwner, log, ...(tls ? { tls } : {}), revoked }) : undefined;
   if (control) endpoints.control = control.url;
 
   // Records: published now and after each config change; storage may still be starting,

@@ -6,7 +6,6 @@
  */
 import * as fs from 'node:fs';
 import * as http from 'node:http';
-import * as https from 'node:https';
 import * as path from 'node:path';
 import type { ServiceContext, RunningService } from '../../platform/service.ts';
 import { createGitHttpHandler } from './git/http.ts';
@@ -29,6 +28,7 @@ import { applyFirstBoot } from './config/first-boot.ts';
 import { readServerTls } from '../../platform/pki/server-tls.ts';
 import { RevocationList } from '../../platform/pki/revocation.ts';
 import type { StorageConfig } from './config/schema.ts';
+import { listenGated, type GatedListener } from '../../platform/peer-gate.ts';
 
 export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<RunningService<StorageConfig>> {
   const { log, metrics } = ctx;
@@ -284,25 +284,20 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
     }
   }
 
-  // Plain HTTP on the http listener; HTTPS (with optional client certificates from the
-  // appliance CA) on the https listener, when the supervisor provisioned TLS material.
-  const servers: { server: http.Server; url: string }[] = [];
-  const listen = async (server: http.Server, at: { host: string; port: number }, scheme: 'http' | 'https') => {
+  // Both listeners are gated (platform/peer-gate.ts): a client from the network must
+  // present a client certificate from the appliance CA (a paired device, a service's link)
+  // at the TLS handshake, on either port; the http port speaks plain HTTP (and so takes a
+  // token in clear) to the box itself only — the supervisor, the services' links before
+  // they have certificates, the owner's shell under `kith up`. Revoked certificates are
+  // refused live (platform/pki/revocation.ts).
+  const revoked = tls ? new RevocationList(ctx.dataDir, (m) => log.warn(m)) : undefined;
+  const configure = (server: http.Server) => {
     server.headersTimeout = 30_000;
     server.requestTimeout = 0; // large pushes and clones stream for as long as they need
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(at.port, at.host, () => resolve());
-    });
-    const host = at.host.includes(':') ? `[${at.host}]` : at.host;
-    servers.push({ server, url: `${scheme}://${host}:${(server.address() as { port: number }).port}` });
   };
-  await listen(http.createServer(onRequest), ctx.listen.http, 'http');
-  if (tls) {
-    const tlsServer = https.createServer({ key: tls.key, cert: tls.cert, ca: tls.ca, requestCert: true, rejectUnauthorized: false }, onRequest);
-    new RevocationList(ctx.dataDir, (m) => log.warn(m)).guard(tlsServer); // revoked devices refused live (platform/pki/revocation.ts)
-    await listen(tlsServer, ctx.listen.https, 'https');
-  }
+  const servers: GatedListener[] = [];
+  servers.push(await listenGated({ at: ctx.listen.http, onRequest, plain: 'loopback', configure, ...(tls ? { tls } : {}), ...(revoked ? { revoked } : {}) }));
+  if (tls && revoked) servers.push(await listenGated({ at: ctx.listen.https, onRequest, plain: 'never', configure, tls, revoked }));
   else log.warn('no TLS material in the data folder (tls/): the https listener is off');
   // The head as it is now, published after start (the folder is compared file by file:
   // hand edits lose). Services already run on the folder as it was.
@@ -322,10 +317,8 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
       clearInterval(consolidateTimer);
       store.close();
       await publishing;
-      await Promise.all(servers.map(({ server }) => new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      })));
+      revoked?.close();
+      await Promise.all(servers.map((s) => s.close()));
     },
   };
 }

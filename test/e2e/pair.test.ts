@@ -6,6 +6,12 @@
  * without one gets no access, `kith devices` lists the device, and after `kith revoke` the
  * device is refused (within a second on a quiet machine) with nothing restarted; its device password opens mail
  * submission (swaks) and CalDAV (curl) from B until then.
+ * Port by port (every management and data port of every service, from kith up's ready
+ * lines): from B an unpaired client is refused — in plain HTTP (403, or the health port's
+ * /metrics 401), and at the TLS handshake (curl 000; openssl s_client gets the alert
+ * "certificate required") — and the paired device reaches each by mutual TLS; `kith status
+ * --remote`, `kith config log --host`, `kith repo create --host` and a git push (with the
+ * device certificate) from B reach A by mutual TLS until the revocation.
  */
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -62,6 +68,39 @@ PW=$(cat $D/b/password)
 submit() { ip netns exec $B swaks --server 10.78.0.1 --port $MAILP --tls --auth PLAIN --auth-user kith --auth-password "$1" --quit-after AUTH --timeout 20 >/dev/null 2>&1; echo $?; }
 caldav() { ip netns exec $B curl -s -o /dev/null -w '%{http_code}' --cacert $D/b/ca.crt --resolve kith.local:$CALP:10.78.0.1 -u "kith:$1" -X PROPFIND -H 'Depth: 0' https://kith.local:$CALP/dav/; }
 echo "PASSWORD submit=$(submit "$PW") caldav=$(caldav "$PW") wrong-submit=$(submit "x$PW") wrong-caldav=$(caldav "x$PW")"
+# Every management and data port, from kith up's ready lines: label port path method.
+"${process.execPath}" -e '
+for (const l of require("fs").readFileSync(process.argv[1], "utf8").split(String.fromCharCode(10))) {
+  let r; try { r = JSON.parse(l); } catch { continue; }
+  if (!r.service || !r.endpoints || r.event) continue;
+  const e = r.endpoints, port = (u) => new URL(u).port;
+  const out = [[r.service + "-health", port(r.health), "/metrics", "GET"]];
+  if (e.git) out.push(["storage-http", port(e.git), "/config.git/info/refs?service=git-upload-pack", "GET"]);
+  if (e.gits) out.push(["storage-https", port(e.gits), "/config.git/info/refs?service=git-upload-pack", "GET"]);
+  if (e.control) out.push(["mail-control", port(e.control), "/queue", "GET"]);
+  if (e.caldav) out.push(["calendar-http", port(e.caldav), "/dav/", "PROPFIND"]);
+  for (const o of out) console.log(o.join(" "));
+}' $D/up.log > $D/ports
+while read -u 3 label port upath method; do
+  R="--cacert $D/b/ca.crt --resolve kith.local:$port:10.78.0.1 -X $method"
+  plain=$(ip netns exec $B curl -s -o /dev/null -w '%{http_code}' -X $method "http://10.78.0.1:$port$upath")
+  nocert=$(ip netns exec $B curl -s -o /dev/null -w '%{http_code}' $R "https://kith.local:$port$upath")
+  alert=$(echo | ip netns exec $B timeout 10 openssl s_client -ign_eof -connect 10.78.0.1:$port -servername kith.local -CAfile $D/b/ca.crt 2>&1 | grep -c 'alert certificate required')
+  paired=$(ip netns exec $B curl -s -o /dev/null -w '%{http_code}' $R --cert $D/b/client.crt --key $D/b/client.key -u "kith:$PW" -H 'Depth: 0' "https://kith.local:$port$upath")
+  echo "PORT $label $port plain=$plain nocert=$nocert alert=$alert paired=$paired"
+done 3< $D/ports
+# kith status and kith config log from B by mutual TLS (the supervisor's GET /status on the pairing port).
+ip netns exec $B env HOME=$D/home ${kith} status --json --remote --dir $D/b > $D/status.out 2> $D/status.err; echo "STATUS-EXIT $?"
+echo "STATUS $(grep -c '"state":"healthy"' $D/status.out) $(head -c 300 $D/status.err)"
+ip netns exec $B env HOME=$D/home ${kith} config log --json -n 1 --host 10.78.0.1 --port 7299 --dir $D/b > $D/log.out 2> $D/log.err; echo "CONFIGLOG-EXIT $? $(grep -c '"commit"' $D/log.out) $(head -c 300 $D/log.err)"
+# A repository made with kith repo, and a git push to it, by mutual TLS with the device certificate.
+ip netns exec $B env HOME=$D/home ${kith} repo create notes --json --host 10.78.0.1 --port 7299 --dir $D/b > $D/repo.out 2>&1; echo "REPO-EXIT $? $(head -c 200 $D/repo.out)"
+git init -q -b main $D/notes && git -C $D/notes -c user.name=t -c user.email=t@example.net commit -q --allow-empty -m first
+GITTLS="-c http.sslCAInfo=$D/b/ca.crt -c http.sslCert=$D/b/client.crt -c http.sslKey=$D/b/client.key -c http.curloptResolve=kith.local:7302:10.78.0.1"
+# (env -u: a GIT_SSL_CAINFO in the environment would override http.sslCAInfo)
+ip netns exec $B env -u GIT_SSL_CAINFO git -C $D/notes $GITTLS push -q https://kith.local:7302/notes.git main > $D/push.err 2>&1; echo "GITPUSH $? $(head -c 200 $D/push.err)"
+ip netns exec $B env -u GIT_SSL_CAINFO git -C $D/notes -c http.sslCAInfo=$D/b/ca.crt -c http.curloptResolve=kith.local:7302:10.78.0.1 push -q https://kith.local:7302/notes.git main:other > $D/push2.err 2>&1; echo "GITPUSH-NOCERT $? $(head -c 160 $D/push2.err)"
+echo "STATUS-NOCERT $(ip netns exec $B curl -s -o /dev/null -w '%{http_code}' --cacert $D/b/ca.crt --resolve kith.local:7299:10.78.0.1 https://kith.local:7299/status)"
 echo "DEVICES $(${kith} devices --json --data $D/a)"
 echo "REVOKE $(${kith} revoke laptop --json --data $D/a)"
 START=$(date +%s%N)
@@ -79,6 +118,7 @@ while :; do
   [ "$p" = "submit=28 caldav=401" ] && break; [ "$(ms)" -ge 10000 ] && break; sleep 0.05
 done
 echo "PASSWORD-REVOKED $p ms=$(ms)"
+ip netns exec $B env HOME=$D/home ${kith} status --host 10.78.0.1 --port 7299 --dir $D/b > /dev/null 2> $D/status2.err; echo "STATUS-REVOKED $? $(head -c 300 $D/status2.err)"
 echo "UP-ALIVE $(kill -0 $UP && echo yes) $(grep -c '"event":"paired"' $D/up.log)"
 `);
     const r = spawnSync('bash', [script], { encoding: 'utf8', timeout: 150_000 });
@@ -96,8 +136,26 @@ echo "UP-ALIVE $(kill -0 $UP && echo yes) $(grep -c '"event":"paired"' $D/up.log
     expect(right).toMatchObject({ ok: true, appliance: 'kith', host: '10.78.0.1', port: 7299 });
     expect(right.found.map((f) => f.instance)).toEqual(['kith']);
     expect(line('MTLS'), out).toBe('200');
-    expect(line('NOCERT')).toBe('401');
+    expect(line('NOCERT')).toBe('000'); // refused at the handshake: no certificate
+    // Port by port: refused without a certificate, in plain HTTP and in TLS; reached with the device's.
+    const ports = out.split('\n').filter((l) => l.startsWith('PORT ')).map((l) => l.split(' ').slice(1));
+    expect(ports.map((p) => p[0]).sort(), out).toEqual(['calendar-health', 'calendar-http', 'dns-health', 'mail-control', 'mail-health', 'storage-health', 'storage-http', 'storage-https']);
+    const want: Record<string, string> = {
+      'storage-http': 'plain=403 nocert=000 alert=1 paired=200', 'storage-https': 'plain=000 nocert=000 alert=1 paired=200',
+      'mail-control': 'plain=403 nocert=000 alert=1 paired=200', 'calendar-http': 'plain=403 nocert=000 alert=1 paired=207',
+    };
+    // Health ports: plain HTTP stays open (the status word only), /metrics needs the owner's token there.
+    for (const [label, , ...got] of ports) expect(`${label} ${got.join(' ')}`, out).toBe(`${label} ${want[label] ?? 'plain=401 nocert=000 alert=1 paired=200'}`);
     expect(Number(line('SCLIENT'))).toBeGreaterThanOrEqual(1);
+    // kith status and kith config log reach the appliance by mutual TLS; without a certificate its port refuses TLS.
+    expect(line('STATUS-EXIT'), out).toBe('0');
+    expect(line('STATUS'), out).toMatch(/^4 /);
+    expect(line('CONFIGLOG-EXIT'), out).toMatch(/^0 1 /);
+    expect(line('STATUS-NOCERT')).toBe('000');
+    expect(line('REPO-EXIT'), out).toMatch(/^0 .*"created":"notes"/);
+    expect(line('GITPUSH'), out).toMatch(/^0/);
+    expect(line('GITPUSH-NOCERT'), out).toMatch(/^128 .*(certificate|alert|SSL)/i);
+    expect(line('STATUS-REVOKED'), out).toMatch(/^3 kith status: cannot ask .*paired device/);
     expect(JSON.parse(line('DEVICES'))).toMatchObject({ devices: [{ name: 'laptop' }] });
     // Refused by the running services (UP-ALIVE below: nothing restarted); how soon is
     // printed (within a second on a quiet machine), 10 s being only the script's deadline.

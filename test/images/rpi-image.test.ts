@@ -276,7 +276,8 @@ describe.skipIf(missing.length > 0)(`rpi SD-card image (needs ${tools.join(', ')
     const tls = { ca: readFileSync(join(paired, 'ca.crt'), 'utf8'), cert: readFileSync(join(paired, 'client.crt'), 'utf8'), key: readFileSync(join(paired, 'client.key'), 'utf8') };
     const refs = `https://127.0.0.1:${storageTls}/config.git/info/refs?service=git-upload-pack`;
     expect(await httpsStatus(refs, tls)).toBe(200);
-    expect(await httpsStatus(refs, { ca: tls.ca })).toBe(401);
+    // Without a certificate the handshake is refused (the guest sees qemu's 10.0.2.2, a network peer: platform/peer-gate.ts).
+    expect(await httpsStatus(refs, { ca: tls.ca })).toBe(0);
     const starttls = await openssl(['s_client', '-starttls', 'smtp', '-connect', `127.0.0.1:${submission}`, '-CAfile', join(paired, 'ca.crt'), '-verify_return_error', '-brief']);
     expect(starttls).toMatch(/Verification: OK/);
     lines.push(`paired through the forwarded port; storage opened by mutual TLS; submission STARTTLS verified against the appliance CA`);
