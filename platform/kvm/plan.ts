@@ -63,7 +63,7 @@ export const KVM_NET_MODULES = ['virtio_pci', 'virtio_net'];
 export const KVM_DEFAULT_MODULES = [...KVM_NET_MODULES, 'virtio_blk', 'ext4'];
 /**
  * The kernel command line.
- * - `mitigations=off`: a kvm image is one sealed service and its PID 1, both ours, so there
+ * - `mitigations=off`: a kvm image is its sealed services and PID 1, all ours, so there
  *   is no other tenant in the guest for Spectre-class barriers to keep out (the host's
  *   kernel guards the VM boundary); under TCG they cost ~0.7 s of boot.
  * - `lsm=capability`: no AppArmor, Landlock, Yama or TOMOYO. The image has no policy for
