@@ -43,6 +43,11 @@ export interface BuildKvmImageOptions {
    */
   snapshot?: boolean;
   serviceEntry?: string;
+  /**
+   * The service by itself, without the services its links reach (those links then stay
+   * unprovisioned): for measuring one service's boot (bench/boot).
+   */
+  alone?: boolean;
   modules?: string[];
   cache?: string;
   kernelPackage?: string;
@@ -81,7 +86,7 @@ export async function buildKvmImage(o: BuildKvmImageOptions): Promise<BuiltImage
   const definitions = await loadDefinitions(REPO);
   const descriptor = o.descriptor ?? definitions.find((d) => d.name === o.service) ?? { name: o.service, description: o.service, listeners: {} };
   // The services its links lead to (storage for the calendar's store), each from its own bundle.
-  const companions: KvmCompanion[] = kvmCompanions([descriptor, ...definitions.filter((d) => d.name !== descriptor.name)], descriptor.name).map((d) => ({
+  const companions: KvmCompanion[] = o.alone ? [] : kvmCompanions([descriptor, ...definitions.filter((d) => d.name !== descriptor.name)], descriptor.name).map((d) => ({
     descriptor: d, bundle: join(dirname(serviceBundle), `${d.name}.mjs`), entry: join(REPO, 'services', d.name, 'main.ts'),
   }));
   const missing = companions.filter((c) => !existsSync(c.bundle));
