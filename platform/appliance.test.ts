@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { launchArgs, planAppliance, type ServiceDescriptor } from './appliance.ts';
+import { kvmCompanions, launchArgs, planAppliance, type ServiceDescriptor } from './appliance.ts';
 
 const storage: ServiceDescriptor = {
   name: 'storage', description: 's', writableConfig: true,
@@ -49,13 +49,46 @@ describe('the appliance plan', () => {
     expect(planAppliance([relay], { target: 'local', host: '127.0.0.1', portBase: 7300, dataRoot: '/k', distDir: '/d', node: '/n' }).services[0]!.args).not.toContain('--max-semi-space-size=1');
   });
 
-  it('kvm: one service, maybe from its snapshot; no links', () => {
-    const plan = planAppliance([storage, dns], { target: 'kvm', service: 'dns', snapshot: true });
-    expect(plan.services.map((s) => s.name)).toEqual(['dns']);
+  it('kvm: one service alone at /data with the image\'s config, maybe from its snapshot; no links', () => {
+    const plan = planAppliance([storage, relay], { target: 'kvm', service: 'relay', snapshot: true });
+    expect(plan.services.map((s) => s.name)).toEqual(['relay']); // its resolver (dns) is not there
     const args = plan.services[0]!.args;
-    expect(args.slice(args.indexOf('--snapshot-blob'), args.indexOf('--snapshot-blob') + 3)).toEqual(['--snapshot-blob', '/kith/dns.blob', '/kith/dns.mjs']);
+    expect(args.slice(args.indexOf('--snapshot-blob'), args.indexOf('--snapshot-blob') + 3)).toEqual(['--snapshot-blob', '/kith/relay.blob', '/kith/relay.mjs']);
+    expect([plan.services[0]!.dataDir, plan.configRoot]).toEqual(['/data', '/kith/config']);
     expect(plan.links).toBeUndefined();
+    expect(plan.resolver).toBeUndefined();
     expect(() => planAppliance([dns], { target: 'kvm', service: 'nope' })).toThrow(/no service named nope/);
+  });
+
+  it('kvm: storage keeps the Pi\'s layout, its config apart from /kith/config-specs.mjs', () => {
+    const plan = planAppliance([storage, relay], { target: 'kvm', service: 'storage' });
+    expect([plan.services[0]!.dataDir, plan.configRoot]).toEqual(['/data/storage', '/data/config']);
+    // Node's permission model refuses /kith/config when /kith/config-specs.mjs is allowed too.
+    const reads = plan.services[0]!.args.filter((a) => a.startsWith('--allow-fs-read=')).map((a) => a.slice('--allow-fs-read='.length));
+    expect(reads.filter((a) => reads.some((b) => b !== a && b.startsWith(a) && b[a.length] !== '/'))).toEqual([]);
+  });
+
+  it('kvm: the service first, then those its links reach, each with its own data folder and links', () => {
+    const plan = planAppliance([storage, dns, relay], { target: 'kvm', service: 'relay', snapshot: true });
+    // relay needs a resolver (dns), and dns writes its zones through storage.
+    expect(plan.services.map((s) => s.name)).toEqual(['relay', 'storage', 'dns']);
+    expect(plan.services.map((s) => s.dataDir)).toEqual(['/data/relay', '/data/storage', '/data/dns']);
+    expect(plan.services.every((s) => s.args.includes('--snapshot-blob') && s.configRoot === '/data/config')).toBe(true);
+    expect(plan.links).toEqual({ storage: 'storage', storageUrl: 'http://127.0.0.1:8080' });
+    expect(plan.resolver).toEqual({ host: '127.0.0.1', port: 53 });
+    // Only storage writes the config folder.
+    expect(plan.services.filter((s) => s.args.includes('--allow-fs-write=/data/config')).map((s) => s.name)).toEqual(['storage']);
+  });
+
+  it('kvm companions: the targets of a service\'s links, and theirs; none that are not there', () => {
+    const calendar: ServiceDescriptor = { name: 'calendar', description: 'c', needs: { store: ['calendar'] }, listeners: { http: { protocol: 'http', port: 5232, description: 'dav' } } };
+    const all = [storage, dns, relay, calendar];
+    expect(kvmCompanions(all, 'calendar').map((d) => d.name)).toEqual(['storage']);
+    expect(kvmCompanions(all, 'relay').map((d) => d.name)).toEqual(['storage', 'dns']);
+    expect(kvmCompanions(all, 'dns').map((d) => d.name)).toEqual(['storage']);
+    expect(kvmCompanions(all, 'storage')).toEqual([]);
+    expect(kvmCompanions([dns, relay], 'relay').map((d) => d.name)).toEqual(['dns']);
+    expect(kvmCompanions([calendar], 'calendar')).toEqual([]);
   });
 
   it('builds one command line, IPv6 hosts bracketed', () => {

@@ -33,7 +33,10 @@ export interface ServiceDescriptor {
 export type Profile =
   /** `kith up`: every service on one host address, port block N+10k..N+10k+9 for slot k; bundles seal themselves. */
   | { target: 'local'; host: string; portBase: number; dataRoot: string; distDir: string; node: string; tlsNames?: string[] }
-  /** A kvm image: one service, sealed from the first instruction, maybe from a startup snapshot. */
+  /**
+   * A kvm image: one service and those its links reach (kvmCompanions), sealed from the
+   * first instruction, maybe from startup snapshots.
+   */
   | { target: 'kvm'; service: string; snapshot?: boolean }
   /** The Pi image: every service, on its declared ports, sealed from the first instruction. */
   | { target: 'rpi'; ports?: Record<string, Record<string, number>>; listen?: ListenPolicy };
@@ -104,12 +107,50 @@ export const servesTls = (d: Pick<ServiceDescriptor, 'listeners'>): boolean => O
 
 const isWildcard = (host: string) => host === '0.0.0.0' || host === '::';
 
+/** The service that keeps config.git and the versioned store: where storage links lead. */
+const isStorage = (d: ServiceDescriptor) => d.writableConfig === true && d.listeners.http !== undefined;
+/** The service with a DNS listener: where a resolver link leads. */
+const isResolver = (d: ServiceDescriptor) => Object.values(d.listeners).some((l) => l.protocol === 'dns');
+
+/**
+ * What a kvm image of `name` holds besides it: the services its links lead to, and theirs.
+ * Config writes and store repositories go through storage; a resolver is the DNS service.
+ * So calendar brings storage, mail brings storage and dns, dns brings storage. In slot
+ * order; a target not among `descriptors` is left out (the service runs without that link).
+ */
+export function kvmCompanions(descriptors: ServiceDescriptor[], name: string): ServiceDescriptor[] {
+  const slots = serviceSlots(descriptors.map((d) => d.name));
+  const wanted = new Set<string>([name]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const d of descriptors.filter((x) => wanted.has(x.name))) {
+      const n = d.needs;
+      const targets = [
+        ...(n?.configWrite?.length || n?.store?.length ? descriptors.filter(isStorage) : []),
+        ...(n?.resolver ? descriptors.filter(isResolver) : []),
+      ];
+      for (const t of targets) if (!wanted.has(t.name)) { wanted.add(t.name); grew = true; }
+    }
+  }
+  return descriptors.filter((d) => d.name !== name && wanted.has(d.name)).sort((a, b) => slots.get(a.name)! - slots.get(b.name)!);
+}
+
 export function planAppliance(descriptors: ServiceDescriptor[], profile: Profile): AppliancePlan {
   const slots = serviceSlots(descriptors.map((d) => d.name));
-  const chosen = profile.target === 'kvm' ? descriptors.filter((d) => d.name === profile.service) : [...descriptors].sort((a, b) => slots.get(a.name)! - slots.get(b.name)!);
-  if (profile.target === 'kvm' && chosen.length === 0) throw new Error(`no service named ${profile.service} (have: ${descriptors.map((d) => d.name).join(', ')})`);
+  const named = profile.target === 'kvm' ? descriptors.find((d) => d.name === profile.service) : undefined;
+  if (profile.target === 'kvm' && !named) throw new Error(`no service named ${profile.service} (have: ${descriptors.map((d) => d.name).join(', ')})`);
+  // A kvm image starts with its own service; the Pi and `kith up` go in slot order.
+  const chosen = named ? [named, ...kvmCompanions(descriptors, named.name)] : [...descriptors].sort((a, b) => slots.get(a.name)! - slots.get(b.name)!);
+  const alone = chosen.length === 1;
+  // A kvm image that holds storage is laid out as the Pi is: a folder per service under
+  // /data, and the config working tree at /data/config (seeded from the image's /kith/config),
+  // which storage publishes config.git's head into. Storage may not keep its config at
+  // /kith/config beside /kith/config-specs.mjs: Node's permission model then refuses to read
+  // /kith/config at all (it mishandles two allowed paths where one name begins the other).
+  // A service alone, and not storage, keeps /data and the read-only /kith/config.
+  const imageLayout = profile.target === 'kvm' && alone && chosen[0]!.writableConfig !== true;
 
-  const configRoot = profile.target === 'local' ? join(profile.dataRoot, 'config') : profile.target === 'kvm' ? '/kith/config' : '/data/config';
+  const configRoot = profile.target === 'local' ? join(profile.dataRoot, 'config') : imageLayout ? '/kith/config' : '/data/config';
   const listenOf = (d: ServiceDescriptor): Record<string, ListenAddress> => {
     const names = Object.keys(d.listeners);
     if (profile.target === 'local') return Object.fromEntries(names.map((n, j) => [n, { host: profile.host, port: profile.portBase + slots.get(d.name)! * 10 + j }]));
@@ -124,7 +165,7 @@ export function planAppliance(descriptors: ServiceDescriptor[], profile: Profile
     const listen = listenOf(d);
     const local = profile.target === 'local';
     const bundle = local ? join(profile.distDir, `${d.name}.mjs`) : `/kith/${d.name}.mjs`;
-    const dataDir = local ? join(profile.dataRoot, 'data', d.name) : profile.target === 'kvm' ? '/data' : `/data/${d.name}`;
+    const dataDir = local ? join(profile.dataRoot, 'data', d.name) : imageLayout ? '/data' : `/data/${d.name}`;
     const snapshot = profile.target === 'kvm' && profile.snapshot === true;
     const args = launchArgs({
       bundle, configRoot, dataDir, listen,
@@ -155,10 +196,11 @@ export function planAppliance(descriptors: ServiceDescriptor[], profile: Profile
     };
   });
 
-  // Links: every service that declares needs gets a token for the storage service.
+  // Links: every service that declares needs gets a token for the storage service (in a
+  // kvm image, when storage came along for another service).
   const storage = services.find((s) => s.writableConfig && s.listen.http);
   let links: AppliancePlan['links'];
-  if (storage && profile.target !== 'kvm') {
+  if (storage && !(profile.target === 'kvm' && alone)) {
     const a = storage.listen.http!;
     const host = isWildcard(a.host) ? '127.0.0.1' : a.host;
     links = { storage: storage.name, storageUrl: `http://${hostPort({ host, port: a.port })}` };
@@ -170,5 +212,5 @@ export function planAppliance(descriptors: ServiceDescriptor[], profile: Profile
   // The resolver: the service with a DNS listener, reached on loopback when it listens everywhere.
   const dnsListen = services.flatMap((s) => Object.entries(s.listen).filter(([n]) => descriptors.find((d) => d.name === s.name)!.listeners[n]!.protocol === 'dns').map(([, a]) => a))[0];
   const resolver = dnsListen ? { host: isWildcard(dnsListen.host) ? '127.0.0.1' : dnsListen.host, port: dnsListen.port } : undefined;
-  return { configRoot, services, ...(links ? { links } : {}), ...(resolver && profile.target !== 'kvm' ? { resolver } : {}) };
+  return { configRoot, services, ...(links ? { links } : {}), ...(resolver && !(profile.target === 'kvm' && alone) ? { resolver } : {}) };
 }

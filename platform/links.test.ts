@@ -3,12 +3,25 @@ import { rmSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from '../test/platform/helpers.ts';
-import { addLinkCertificate, LINK_TLS, provisionLinks, readStorageClients, readStorageLink } from './links.ts';
+import { addLinkCertificate, LINK_TLS, provisionLinks, readOwnerTokenHash, readStorageClients, readStorageLink } from './links.ts';
+import { secretSha256 } from './passwords.ts';
 import { createCa } from './pki/ca.ts';
 import { serviceClientIssuer } from './pki/provision.ts';
 import { certSha256 } from './pki/server-tls.ts';
 
 describe('links to storage', () => {
+  it('give every service the owner token\'s hash, from the token or from the hash alone (a kvm guest)', async () => {
+    const root = tempDir('kith-links-owner-');
+    const services = [{ name: 'storage', dataDir: path.join(root, 'storage') }, { name: 'calendar', dataDir: path.join(root, 'calendar') }];
+    await provisionLinks(services, { ownerToken: 'the-owner-token-of-thirty-two-chars' });
+    const want = secretSha256('the-owner-token-of-thirty-two-chars');
+    for (const s of services) expect(await readOwnerTokenHash(s.dataDir)).toBe(want);
+    const other = 'cd'.repeat(32);
+    expect(await provisionLinks(services, { ownerToken: { sha256: other } })).toEqual({ provisioned: [], failed: [] });
+    for (const s of services) expect(await readOwnerTokenHash(s.dataDir)).toBe(other);
+    rmSync(root, { recursive: true, force: true });
+  });
+
   it('give each linked service a token and, with an issuer and an https URL, a client certificate', async () => {
     const root = tempDir('kith-links-');
     const services = [

@@ -119,10 +119,14 @@ export async function readResolverLink(dataDir: string): Promise<{ host: string;
  */
 export const OWNER_FILE = path.join('links', 'owner.json');
 
-/** Let the owner's token (its hash only) into `service`'s health listener from beyond loopback. */
-export async function provisionOwnerAccess(serviceDataDir: string, ownerToken: string): Promise<void> {
+/**
+ * Let the owner's token (its hash only) into `service`'s health listener from beyond
+ * loopback. A kvm guest's PID 1 is handed only the hash (`{ sha256 }`, from the kernel command line).
+ */
+export async function provisionOwnerAccess(serviceDataDir: string, ownerToken: string | { sha256: string }): Promise<void> {
   await makePrivateDir(path.join(serviceDataDir, 'links'));
-  await writeFileDurable(path.join(serviceDataDir, OWNER_FILE), JSON.stringify({ tokenSha256: secretSha256(ownerToken) }) + '\n', { mode: 0o600 });
+  const tokenSha256 = typeof ownerToken === 'string' ? secretSha256(ownerToken) : ownerToken.sha256;
+  await writeFileDurable(path.join(serviceDataDir, OWNER_FILE), JSON.stringify({ tokenSha256 }) + '\n', { mode: 0o600 });
 }
 
 /** The service side: the owner token's hash, or undefined when none was provisioned. */
@@ -183,7 +187,7 @@ export async function readStorageClients(storageDataDir: string): Promise<Storag
  */
 export async function provisionLinks(
   services: readonly { name: string; dataDir?: string; needs?: ServiceNeeds }[],
-  o: { links?: { storage: string; storageUrl: string; storageTlsUrl?: string }; ownerToken?: string; resolver?: { host: string; port: number }; issue?: IssueClientCert },
+  o: { links?: { storage: string; storageUrl: string; storageTlsUrl?: string }; ownerToken?: string | { sha256: string }; resolver?: { host: string; port: number }; issue?: IssueClientCert },
 ): Promise<{ provisioned: string[]; failed: { service: string; error: string }[] }> {
   const { links, ownerToken, resolver } = o;
   const out = { provisioned: [] as string[], failed: [] as { service: string; error: string }[] };

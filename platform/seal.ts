@@ -31,6 +31,16 @@ export const REGISTRY_BUNDLE = 'config-specs.mjs';
 
 const FIXED_FLAGS = ['--permission', '--allow-net', '--disallow-code-generation-from-strings', '--frozen-intrinsics'];
 
+/**
+ * Node 26's permission model refuses an allowed path outright when another allowed path's
+ * name begins with it (`/kith/config` beside `/kith/config-specs.mjs`: reading /kith/config
+ * is denied). Such a pair is a layout to change, not flags to pass: say which two.
+ */
+export function clashingGrants(paths: string[]): [string, string] | undefined {
+  for (const a of paths) for (const b of paths) if (b !== a && b.startsWith(a) && b[a.length] !== '/' && !a.endsWith('/')) return [a, b];
+  return undefined;
+}
+
 /** The node flags that seal a service with these paths. */
 export function sealFlags(p: SealPaths): string[] {
   const abs = (x: string) => path.resolve(x);
@@ -40,6 +50,10 @@ export function sealFlags(p: SealPaths): string[] {
   // Every service may read whether the clock is synchronised (PID 1 writes it; platform/clock-state.ts).
   const reads = [abs(p.entry), abs(p.configRoot), abs(p.dataDir), ...registry, CLOCK_STATE_FILE, ...(p.readPaths ?? []).map(abs)];
   const writes = [abs(p.dataDir), ...(p.writableConfig ? [abs(p.configRoot)] : [])];
+  for (const list of [reads, writes]) {
+    const clash = clashingGrants(list);
+    if (clash) throw new Error(`cannot seal with both ${clash[0]} and ${clash[1]} allowed: Node's permission model would refuse ${clash[0]}; move one of them`);
+  }
   return [
     ...FIXED_FLAGS,
     ...reads.map((r) => `--allow-fs-read=${r}`),

@@ -1,6 +1,7 @@
 /**
  * `kith image build`: a bootable image. --target kvm builds one service as its own VM
- * (kernel + initramfs with Node 26 as PID 1 and the sealed bundle); the build prints each
+ * (kernel + initramfs with Node 26 as PID 1 and the sealed bundles of the service and of
+ * those its links reach, such as storage for calendar); the build prints each
  * part's size. Build products go under build/ (git-ignored).
  */
 import { mkdirSync, mkdtempSync } from 'node:fs';
@@ -11,6 +12,7 @@ import { seedMissingFiles } from '../../platform/config/seed-tree.ts';
 import { formatIssue } from '../../platform/config/spec.ts';
 import { DEFAULT_LANGUAGES, parseLanguages } from '../../platform/image/plan.ts';
 import { TARGETS } from '../../platform/image/targets.ts';
+import { kvmCompanions } from '../../platform/appliance.ts';
 import { defaultConfigFiles, discoverServices, loadDefinitions } from '../../platform/services.ts';
 import { repoRoot } from '../paths.ts';
 import { buildAll } from './build.ts';
@@ -27,7 +29,8 @@ Options:
   --target rpi        an SD-card image (arm64) for Raspberry Pi 3 / 4 / 400 / Zero 2 W, running
                       every service, and kith-rpi.img.zst with its .sha256 to download or
                       share; write either to a card with kith flash
-  --service NAME      kvm: the service to put in the image (${'storage, dns, …'})
+  --service NAME      kvm: the service to put in the image (${'storage, dns, …'}), with the
+                      services its links reach (calendar brings storage, mail storage and dns)
   --config DIR        kvm: the config tree to bake in (default: the built-in default config);
                       checked first: an invalid one is listed and nothing is built (exit 78)
   --out DIR           where to write the image (default: build/kvm/NAME or build/rpi)
@@ -133,7 +136,10 @@ export async function run(argv: string[]): Promise<number> {
       return 78;
     }
   }
-  if (!dryRun) await buildAll([values.service]);
+  // The services its links lead to go into the image too (storage for the calendar's store).
+  const companions = def ? kvmCompanions(defs, def.name).map((d) => d.name) : [];
+  if (!dryRun) await buildAll([values.service, ...companions]);
+  if (companions.length > 0) say(`${values.service} reaches ${companions.join(' and ')} through its links: they go into the image too (their ports are not forwarded)`);
   if (!values['data-disk'] && !dryRun) say(`note: without --data-disk, /data is in memory: what ${values.service} stores there is lost when the VM stops`);
   const built = await target.build({ ...common, service: values.service, configDir, dataDisk: values['data-disk'] === true });
   if (!dryRun) say(`\n${built.summary.join('\n')}`);

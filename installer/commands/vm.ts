@@ -1,6 +1,8 @@
 /**
  * `kith vm run NAME`: boot a service's kvm image under qemu (KVM when usable, else TCG),
- * forward its ports to the host, print how to reach it, and stop it on Ctrl-C.
+ * forward its ports to the host, print how to reach it, and stop it on Ctrl-C. Like
+ * `kith up`, it keeps the owner's token (in the image folder) and hands the guest only its
+ * hash (kernel command line), so the owner signs in wherever a service takes the token.
  */
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
@@ -8,12 +10,16 @@ import { parseArgs } from 'node:util';
 import { createDataDisk, loadImage, runVm } from '../../platform/kvm/cli.ts';
 import type { Forward } from '../../platform/kvm/qemu.ts';
 import { discoverServices, loadDefinitions } from '../../platform/services.ts';
+import { loadOrCreateOwnerToken, OWNER_TOKEN_FILE } from '../../platform/owner.ts';
+import { secretSha256 } from '../../platform/passwords.ts';
 import { repoRoot } from '../paths.ts';
 
 const HELP = `Usage: kith vm run NAME [options]
 
 Boots build/kvm/NAME (made by \`kith image build --target kvm --service NAME\`) under qemu,
-with each of the service's ports forwarded to the host.
+with each of the service's ports forwarded to the host (not those of the services it
+brought along, such as storage for calendar). Prints the owner token, kept in the image
+folder (owner-token): the owner's password wherever a service takes it (CalDAV user kith).
 
 Options:
   --image DIR        the image folder (default: build/kvm/NAME)
@@ -105,6 +111,13 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`kith vm run: the ${name} image keeps /data in memory; to use a data disk, rebuild it: kith image build --target kvm --service ${name} --data-disk\n`);
     return 64;
   }
+  let ownerToken: string;
+  try {
+    ownerToken = await loadOrCreateOwnerToken(image);
+  } catch (err) {
+    process.stderr.write(`kith vm run: cannot keep the owner token in ${image}: ${(err as Error).message}\n`);
+    return 1;
+  }
   const accel = (values.accel ?? 'auto') as 'auto' | 'kvm' | 'tcg';
   const vm = await runVm({
     image: built,
@@ -112,9 +125,10 @@ export async function run(argv: string[]): Promise<number> {
     accel,
     memoryMiB: Number(values.memory ?? 1024),
     ...(dataDisk ? { dataDisk } : {}),
+    ownerTokenSha256: secretSha256(ownerToken),
     ...(values.quiet ? {} : { echo: process.stderr }),
   });
-  process.stdout.write(`${name} is booting under qemu (${vm.accel}); once it is up:\n${reach.join('\n')}\n${dataDisk ? `data: ${path.relative(process.cwd(), dataDisk)}` : 'data: in memory (lost when the VM stops)'}\nCtrl-C stops the VM.\n`);
+  process.stdout.write(`${name} is booting under qemu (${vm.accel}); once it is up:\n${reach.join('\n')}\n  ${'token'.padEnd(10)} ${ownerToken}  (the owner's; kept in ${path.relative(process.cwd(), path.join(image, OWNER_TOKEN_FILE))})\n${dataDisk ? `data: ${path.relative(process.cwd(), dataDisk)}` : 'data: in memory (lost when the VM stops)'}\nCtrl-C stops the VM.\n`);
   return new Promise<number>((resolve) => {
     const stop = () => void vm.stop().then(() => resolve(0));
     process.once('SIGINT', stop);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bootServices, parseBootConfig, restartDelay } from './boot-config.ts';
+import { bootServices, ownerCmdlineArg, ownerHashFromCmdline, parseBootConfig, restartDelay } from './boot-config.ts';
 
 const minimal = { service: { name: 'dns', command: '/bin/node', args: ['/kith/dns.mjs'] } };
 
@@ -79,6 +79,18 @@ describe('boot config', () => {
       { ...minimal, links: { storage: 'storage', storageUrl: 'file:///etc' } }, { ...minimal, debug: { port: 70000 } }, { ...minimal, debug: 1 },
     ]) expect(parseBootConfig(JSON.stringify(bad)).ok, JSON.stringify(bad)).toBe(false);
   });
+  it('takes the owner token hash from the kernel command line only when asked, and only a hash', () => {
+    const hash = 'ab'.repeat(32);
+    expect(parseBootConfig(JSON.stringify({ ...minimal, ownerFromCmdline: true }))).toMatchObject({ ok: true, value: { ownerFromCmdline: true } });
+    const plain = parseBootConfig(JSON.stringify(minimal));
+    expect(plain.ok && plain.value.ownerFromCmdline).toBeUndefined();
+    expect(parseBootConfig(JSON.stringify({ ...minimal, ownerFromCmdline: 'yes' }))).toEqual({ ok: false, issues: ['ownerFromCmdline: true or false'] });
+    expect(ownerHashFromCmdline(`console=ttyS0 panic=-1 quiet ${ownerCmdlineArg(hash)}\n`)).toBe(hash);
+    expect(ownerHashFromCmdline(`kith.owner=${'0'.repeat(64)} kith.owner=${hash}`)).toBe(hash); // the last one, as the kernel's own parameters
+    for (const bad of ['', 'quiet', 'kith.owner=', `kith.owner=${hash.toUpperCase()}`, `kith.owner=${hash}0`, `kith.owner=${hash.slice(1)}`, `xkith.owner=${hash}`, `kith.owner=${'g'.repeat(64)}`]) expect(ownerHashFromCmdline(bad), bad).toBeUndefined();
+    expect(() => ownerCmdlineArg('token in clear')).toThrow(/64 lower-case hex/);
+  });
+
   it('backs off exponentially with a cap', () => {
     const r = { initialMs: 500, maxMs: 30000 };
     expect([1, 2, 3, 4, 7, 8, 100].map((a) => restartDelay(a, r))).toEqual([500, 1000, 2000, 4000, 30000, 30000, 30000]);

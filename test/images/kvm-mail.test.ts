@@ -1,6 +1,7 @@
 /**
  * The mail image the README's commands build and boot: `kith image build --target kvm
- * --service mail`, then `kith vm run mail --accel tcg`; swaks on the host gets a 250 for
+ * --service mail` (storage and dns come along: mail's links reach them), then
+ * `kith vm run mail --accel tcg`; swaks on the host gets a 250 for
  * an alias of the default config, and a relay refusal, through the forwarded port 25.
  * TCG directly: nested KVM on the machines this runs on hangs until the runner's 20 s
  * fallback, so asking for TCG saves that wait without changing what is tested.
@@ -38,6 +39,8 @@ describe.runIf(process.arch === 'x64')('kvm mail image (kith image build --targe
     const out = r.stdout + r.stderr;
     if (r.status !== 0) throw new Error(`kith image build exited ${r.status}:\n${out}`);
     expect(out).toMatch(/boot it: kith vm run mail/);
+    // Its links reach storage (the zone files its records go into) and dns (its resolver): both come along.
+    expect(out).toMatch(/mail reaches storage and dns through its links: they go into the image too/);
   }, 300_000);
 
   afterAll(async () => {
@@ -66,6 +69,10 @@ describe.runIf(process.arch === 'x64')('kvm mail image (kith image build --targe
     const relay = swaks(port, '--from', 'someone@example.net', '--to', 'someone@example.org', '--helo', 'client.example.net');
     expect(relay.out).toMatch(/^<\*\* 554 5\.7\.1 /m);
     expect(running.output()).toMatch(/kith-init pid=1 .*service started service=mail child=\d+/);
+    for (const other of ['storage', 'dns']) expect(running.output()).toMatch(new RegExp(`kith-init pid=1 .*service started service=${other} child=\\d+`));
+    expect(running.output()).toMatch(/kith-init pid=1 .*link provisioned service=mail to=storage/);
+    // Only mail's own ports are forwarded.
+    expect(running.output()).not.toMatch(/\(guest port (53|8080|8443|9101|9102)\)/);
     expect(running.output()).not.toMatch(/FATAL|uncaught|Kernel panic/);
     expect(await stopVm(vm)).toBe(0);
   }, 420_000);

@@ -1,10 +1,10 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../../platform/log.ts';
 import { memoryStoreClient } from './memory-client.ts';
-import { Repository, itemPath, metaPath } from './repository.ts';
+import { openCacheText, Repository, itemPath, metaPath, sealCacheText } from './repository.ts';
 
 const log = createLogger({ service: 'calendar', level: 'error' });
 const open = async (client: ReturnType<typeof memoryStoreClient>) => {
@@ -15,6 +15,31 @@ const open = async (client: ReturnType<typeof memoryStoreClient>) => {
 const isM = (x: unknown): x is { changes: unknown[] } => typeof x === 'object' && x !== null && 'changes' in x;
 
 describe('the calendar index over the store', () => {
+  it('a cached text left empty or torn by a power cut is not used: the store is read again', async () => {
+    for (const text of ['', 'BEGIN:VCALENDAR\r\n', 'é\n\u0000x']) expect(openCacheText(sealCacheText(text))).toBe(text);
+    const good = sealCacheText('BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n');
+    for (const bad of ['', good.slice(0, 40), good.slice(0, -3), good.replace('END', 'end'), 'BEGIN:VCALENDAR\r\n', good.replace('kith-text-sha256 ', 'x')]) expect(openCacheText(bad), JSON.stringify(bad)).toBeUndefined();
+
+    const client = memoryStoreClient();
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'kith-cal-repo-'));
+    const a = new Repository({ client, dataDir, log, summarize: () => ({ uid: 'u' }) });
+    await a.open();
+    await a.mutate(() => ({ changes: [{ path: metaPath('kith', 'c'), content: JSON.stringify({ type: 'calendar', props: {} }) }], message: 'mk', result: undefined }), isM as never);
+    await a.mutate(() => ({ changes: [{ path: itemPath('kith', 'c', 'one.ics'), content: 'the text' }], message: 'one', result: undefined }), isM as never);
+    const blob = a.collections.get('kith/c')!.items.get('one.ics')!.blob;
+    await a.stop();
+    const walk = (d: string): string[] => readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]));
+    const files = walk(dataDir).filter((f) => f.endsWith(blob));
+    expect(files.length, 'the text is cached in the data folder').toBe(1);
+    expect(readFileSync(files[0]!, 'utf8')).toBe(sealCacheText('the text'));
+    // A restart after a power cut: the cache file is there, with nothing in it.
+    writeFileSync(files[0]!, '');
+    const c = new Repository({ client, dataDir, log, summarize: () => ({ uid: 'u' }) });
+    await c.open();
+    expect(await c.textAt(itemPath('kith', 'c', 'one.ics'), blob)).toBe('the text');
+    await c.stop();
+  });
+
   it('sync tokens from before a restart still give the changes since (log, then listing diff)', async () => {
     const client = memoryStoreClient();
     const a = await open(client);

@@ -15,6 +15,7 @@
  * moved the head (an owner's git push, a restore), the index catches up and the write is
  * tried again. Item texts are read through a bounded cache (memory, then data folder).
  */
+import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from '../../../platform/log.ts';
@@ -428,7 +429,7 @@ export class Repository {
         this.blobDirs.add(dir);
       }
       const tmp = `${file}.${process.pid}.tmp`;
-      await fsp.writeFile(tmp, text);
+      await fsp.writeFile(tmp, sealCacheText(text));
       await fsp.rename(tmp, file);
     } catch {
       // A cache: a failed write only means reading the store next time.
@@ -439,7 +440,9 @@ export class Repository {
   async textAt(p: string, blob: string, at?: string): Promise<string | undefined> {
     const hit = this.texts.get(blob);
     if (hit !== undefined) return hit;
-    const cached = await fsp.readFile(this.blobFile(blob), 'utf8').catch(() => undefined);
+    // A sealed service cannot fsync: after a power cut (a VM killed) the file may be there
+    // with nothing or part of the text in it. Only a file whose checksum holds is used.
+    const cached = await fsp.readFile(this.blobFile(blob), 'utf8').then(openCacheText, () => undefined);
     if (cached !== undefined) {
       this.remember(blob, cached);
       return cached;
@@ -515,4 +518,19 @@ export class Repository {
       this.opts.log.warn('could not save the index cache (it is rebuilt from the store)', { error: String(err) });
     }
   }
+}
+
+/** A cached item text as written to its file: a first line with the text's SHA-256, then the text. */
+const CACHE_MAGIC = 'kith-text-sha256 ';
+
+export function sealCacheText(text: string): string {
+  return `${CACHE_MAGIC}${createHash('sha256').update(text).digest('hex')}\n${text}`;
+}
+
+/** The text of a cache file, or undefined when it is torn, empty or of another format (then the store is read). */
+export function openCacheText(file: string): string | undefined {
+  const nl = file.indexOf('\n');
+  if (!file.startsWith(CACHE_MAGIC) || nl !== CACHE_MAGIC.length + 64) return undefined;
+  const text = file.slice(nl + 1);
+  return createHash('sha256').update(text).digest('hex') === file.slice(CACHE_MAGIC.length, nl) ? text : undefined;
 }
