@@ -13,7 +13,8 @@
  * panics), so every failure is caught; a failure that stops boot ends in reboot(2) or
  * power-off, as boot.json says.
  */
-import { existsSync, mkdirSync, readFileSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { createServer } from 'node:http';
 import * as libc from './libc.ts';
 import { bootServices, parseBootConfig, type BootConfig, type BootService } from './boot-config.ts';
@@ -48,14 +49,32 @@ export const MOUNTS = [
   { source: 'tmpfs', target: '/run', fstype: 'tmpfs', flags: 0n, data: 'mode=0755' },
 ];
 
+/** A folder another file system is mounted on: it sits on another device than its parent. */
+function isMountPoint(path: string): boolean {
+  try {
+    return statSync(path).dev !== statSync(dirname(path)).dev;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The rpi image's first stage (platform/rpi/first-stage.ts) hands over /dev, /proc and /sys
+ * already mounted: those are left as they are (the kvm images boot straight into PID 1).
+ */
 function mountAll(): void {
+  const found: string[] = [];
   for (const m of MOUNTS) {
     mkdirSync(m.target, { recursive: true });
+    if (isMountPoint(m.target)) {
+      found.push(m.target);
+      continue;
+    }
     const errno = libc.mount(m.source, m.target, m.fstype, m.flags, m.data);
     if (errno === libc.EBUSY) continue; // already mounted
     if (errno !== 0) throw new Error(`mount ${m.target}: ${libc.strerror(errno)}`);
   }
-  log('mounted', { paths: MOUNTS.map((m) => m.target).join(',') });
+  log('mounted', { paths: MOUNTS.map((m) => m.target).filter((t) => !found.includes(t)).join(','), ...(found.length ? { already: found.join(',') } : {}) });
 }
 
 function loadModules(paths: string[]): void {
