@@ -40,6 +40,9 @@ const say = (l: string) => process.stderr.write(l + '\n');
 
 interface Boot {
   image: string;
+  /** Guest uptime (s) when the first stage mounted the root, if it has one, and when PID 1 said `boot done`. */
+  rootMountedS?: number;
+  bootDoneS?: number;
   answeredMs: number;
   readyMs: number;
   usedMiB: number;
@@ -101,8 +104,10 @@ async function boot(dir: string): Promise<Boot> {
         services: Record<string, { rssAnonKiB: number; vmRssKiB: number } | null>;
       };
       const mib = (k: number) => Math.round((k / 1024) * 10) / 10;
+      const rootMounted = /kith-stage1 t=([\d.]+)s root mounted/.exec(vm.output());
+      const bootDone = /kith-init pid=1 .*boot done .*uptimeS=([\d.]+)/.exec(vm.output());
       return {
-        image: dir, answeredMs, readyMs, usedMiB: mib(mem.memTotalKiB - mem.memAvailableKiB), totalMiB: mib(mem.memTotalKiB), oomKills: mem.oomKills, initAnonMiB: mib(mem.init.rssAnonKiB),
+        image: dir, ...(rootMounted ? { rootMountedS: Number(rootMounted[1]) } : {}), ...(bootDone ? { bootDoneS: Number(bootDone[1]) } : {}), answeredMs, readyMs, usedMiB: mib(mem.memTotalKiB - mem.memAvailableKiB), totalMiB: mib(mem.memTotalKiB), oomKills: mem.oomKills, initAnonMiB: mib(mem.init.rssAnonKiB),
         services: Object.fromEntries(Object.entries(mem.services).map(([n, m]) => [n, { anonMiB: m ? mib(m.rssAnonKiB) : NaN, rssMiB: m ? mib(m.vmRssKiB) : NaN }])),
       };
     } finally {
@@ -120,7 +125,7 @@ for (let k = 0; k < Number(values.runs); k++) {
     say(`boot ${k + 1}: ${dir}`);
     const b = await boot(dir);
     results.push(b);
-    say(`  answered ${(b.answeredMs / 1000).toFixed(1)} s, all ready ${(b.readyMs / 1000).toFixed(1)} s, used ${b.usedMiB} of ${b.totalMiB} MiB, PID 1 private ${b.initAnonMiB} MiB, ${Object.entries(b.services).map(([n, s]) => `${n} ${s.anonMiB}/${s.rssMiB}`).join(', ')} (RssAnon/VmRSS MiB), OOM kills ${b.oomKills}`);
+    say(`  ${b.rootMountedS !== undefined ? `root mounted at ${b.rootMountedS} s uptime, ` : ''}boot done at ${b.bootDoneS ?? '?'} s uptime, answered ${(b.answeredMs / 1000).toFixed(1)} s, all ready ${(b.readyMs / 1000).toFixed(1)} s, used ${b.usedMiB} of ${b.totalMiB} MiB, PID 1 private ${b.initAnonMiB} MiB, ${Object.entries(b.services).map(([n, s]) => `${n} ${s.anonMiB}/${s.rssMiB}`).join(', ')} (RssAnon/VmRSS MiB), OOM kills ${b.oomKills}`);
   }
 }
 if (values.json) process.stdout.write(JSON.stringify(results, null, 2) + '\n');

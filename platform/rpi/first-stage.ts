@@ -74,8 +74,8 @@ until dev=$($b findfs LABEL=${o.label} 2>/dev/null); do
   $b usleep 50000
 done
 $b mount -t ext4 -o ro,noatime "$dev" ${NEW_ROOT} || fail "reason=\\"cannot mount $dev (${o.label}) read-only\\""
-for d in dev proc sys; do $b mount --move /$d ${NEW_ROOT}/$d || say "mount --move /$d failed"; done
-echo "kith-stage1 root mounted device=$dev fstype=ext4 flags=ro,noatime"
+say "root mounted device=$dev fstype=ext4 flags=ro,noatime"
+for d in dev proc sys; do $b mount --move /$d ${NEW_ROOT}/$d || echo "kith-stage1 mount --move /$d failed"; done
 exec $b switch_root ${NEW_ROOT} /init
 `;
 }

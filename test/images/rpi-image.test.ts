@@ -214,7 +214,7 @@ describe.skipIf(missing.length > 0)(`rpi SD-card image (needs ${tools.join(', ')
 
     const log = await vm.waitFor(/memory service=dns[\s\S]*memory service=storage|memory service=storage[\s\S]*memory service=dns/, 30_000);
     // The first stage mounted the root partition read-only and handed over /dev /proc /sys.
-    expect(log).toMatch(/kith-stage1 root mounted device=\/dev\/vda2 fstype=ext4 flags=ro,noatime/);
+    expect(log).toMatch(/kith-stage1 t=[\d.]+s root mounted device=\/dev\/vda2 fstype=ext4 flags=ro,noatime/);
     expect(log).toMatch(/kith-init pid=1 .*mounted paths=\/tmp,\/run already=\/proc,\/sys,\/dev/);
     expect(log).toMatch(/kith-init pid=1 .*data partition grown device=\/dev\/vda3 fromMiB=256 toMiB=768/);
     expect(log).toMatch(/kith-init pid=1 .*data mounted device=\/dev\/vda3 mountpoint=\/data fstype=ext4 flags=dirsync/);
