@@ -49,6 +49,8 @@ interface Boot {
   totalMiB: number;
   oomKills: number;
   initAnonMiB: number;
+  /** /proc/meminfo fields PID 1 reports (newer images only), MiB. */
+  meminfo?: Record<string, number>;
   services: Record<string, { anonMiB: number; rssMiB: number }>;
 }
 
@@ -100,7 +102,7 @@ async function boot(dir: string): Promise<Boot> {
       const readyMs = Date.now() - t0;
       await new Promise((r) => setTimeout(r, 10_000));
       const mem = JSON.parse((await get(`http://127.0.0.1:${debug}/memory`))!) as {
-        memTotalKiB: number; memAvailableKiB: number; oomKills: number; init: { rssAnonKiB: number };
+        memTotalKiB: number; memAvailableKiB: number; oomKills: number; init: { rssAnonKiB: number }; meminfoKiB?: Record<string, number>;
         services: Record<string, { rssAnonKiB: number; vmRssKiB: number } | null>;
       };
       const mib = (k: number) => Math.round((k / 1024) * 10) / 10;
@@ -108,6 +110,7 @@ async function boot(dir: string): Promise<Boot> {
       const bootDone = /kith-init pid=1 .*boot done .*uptimeS=([\d.]+)/.exec(vm.output());
       return {
         image: dir, ...(rootMounted ? { rootMountedS: Number(rootMounted[1]) } : {}), ...(bootDone ? { bootDoneS: Number(bootDone[1]) } : {}), answeredMs, readyMs, usedMiB: mib(mem.memTotalKiB - mem.memAvailableKiB), totalMiB: mib(mem.memTotalKiB), oomKills: mem.oomKills, initAnonMiB: mib(mem.init.rssAnonKiB),
+        ...(mem.meminfoKiB ? { meminfo: Object.fromEntries(Object.entries(mem.meminfoKiB).map(([k, v]) => [k, mib(v)])) } : {}),
         services: Object.fromEntries(Object.entries(mem.services).map(([n, m]) => [n, { anonMiB: m ? mib(m.rssAnonKiB) : NaN, rssMiB: m ? mib(m.vmRssKiB) : NaN }])),
       };
     } finally {
@@ -125,7 +128,7 @@ for (let k = 0; k < Number(values.runs); k++) {
     say(`boot ${k + 1}: ${dir}`);
     const b = await boot(dir);
     results.push(b);
-    say(`  ${b.rootMountedS !== undefined ? `root mounted at ${b.rootMountedS} s uptime, ` : ''}boot done at ${b.bootDoneS ?? '?'} s uptime, answered ${(b.answeredMs / 1000).toFixed(1)} s, all ready ${(b.readyMs / 1000).toFixed(1)} s, used ${b.usedMiB} of ${b.totalMiB} MiB, PID 1 private ${b.initAnonMiB} MiB, ${Object.entries(b.services).map(([n, s]) => `${n} ${s.anonMiB}/${s.rssMiB}`).join(', ')} (RssAnon/VmRSS MiB), OOM kills ${b.oomKills}`);
+    say(`  ${b.rootMountedS !== undefined ? `root mounted at ${b.rootMountedS} s uptime, ` : ''}boot done at ${b.bootDoneS ?? '?'} s uptime, answered ${(b.answeredMs / 1000).toFixed(1)} s, all ready ${(b.readyMs / 1000).toFixed(1)} s, used ${b.usedMiB} of ${b.totalMiB} MiB, PID 1 private ${b.initAnonMiB} MiB, ${Object.entries(b.services).map(([n, s]) => `${n} ${s.anonMiB}/${s.rssMiB}`).join(', ')} (RssAnon/VmRSS MiB), OOM kills ${b.oomKills}${b.meminfo ? `; meminfo MiB ${Object.entries(b.meminfo).map(([k, v]) => `${k} ${v}`).join(', ')}` : ''}`);
   }
 }
 if (values.json) process.stdout.write(JSON.stringify(results, null, 2) + '\n');

@@ -220,8 +220,11 @@ function memoryReport(sup: Supervisor, names: string[]): Record<string, unknown>
   const kib = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(meminfo)?.[1] ?? NaN);
   const oomKills = Number(/^oom_kill (\d+)/m.exec(readFileSync('/proc/vmstat', 'utf8'))?.[1] ?? 0);
   const of = (pid: number | 'self') => ({ pid: pid === 'self' ? process.pid : pid, rssAnonKiB: rssKiB(pid, 'RssAnon') ?? null, vmRssKiB: rssKiB(pid) ?? null });
+  // Where the rest of MemTotal - MemAvailable goes, beside the processes' own memory.
+  const breakdown = ['AnonPages', 'Mapped', 'Cached', 'Shmem', 'Unevictable', 'SUnreclaim', 'PageTables', 'KernelStack'];
   return {
     memTotalKiB: kib('MemTotal'), memAvailableKiB: kib('MemAvailable'), swapTotalKiB: kib('SwapTotal'), oomKills,
+    meminfoKiB: Object.fromEntries(breakdown.map((k) => [k, kib(k)])),
     init: of('self'),
     services: Object.fromEntries(names.map((n) => [n, sup.pid(n) === undefined ? null : of(sup.pid(n)!)])),
   };

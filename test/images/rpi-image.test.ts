@@ -236,9 +236,10 @@ describe.skipIf(missing.length > 0)(`rpi SD-card image (needs ${tools.join(', ')
     const mem = JSON.parse((await http(`http://127.0.0.1:${debug}/memory`))!.body) as {
       memTotalKiB: number; memAvailableKiB: number; swapTotalKiB: number; oomKills: number;
       init: { rssAnonKiB: number; vmRssKiB: number }; services: Record<string, { pid: number; rssAnonKiB: number; vmRssKiB: number } | null>;
+      meminfoKiB: Record<string, number>;
     };
     const mb = (k: number) => `${(k / 1024).toFixed(1)} MiB`;
-    lines.push(`memory on ${mb(mem.memTotalKiB)}: used (MemTotal - MemAvailable) ${mb(mem.memTotalKiB - mem.memAvailableKiB)}; PID 1 private ${mb(mem.init.rssAnonKiB)} (VmRSS ${mb(mem.init.vmRssKiB)}); ${Object.entries(mem.services).map(([n, m]) => `${n} private ${m ? mb(m.rssAnonKiB) : '-'} (VmRSS ${m ? mb(m.vmRssKiB) : '-'})`).join('; ')}`);
+    lines.push(`memory on ${mb(mem.memTotalKiB)}: used (MemTotal - MemAvailable) ${mb(mem.memTotalKiB - mem.memAvailableKiB)}; PID 1 private ${mb(mem.init.rssAnonKiB)} (VmRSS ${mb(mem.init.vmRssKiB)}); ${Object.entries(mem.services).map(([n, m]) => `${n} private ${m ? mb(m.rssAnonKiB) : '-'} (VmRSS ${m ? mb(m.vmRssKiB) : '-'})`).join('; ')}; meminfo ${Object.entries(mem.meminfoKiB).map(([k, v]) => `${k} ${mb(v)}`).join(', ')}`);
     expect(mem.oomKills, vm.output().slice(-3000)).toBe(0);
     expect(mem.swapTotalKiB).toBe(0);
     expect(mem.memTotalKiB - mem.memAvailableKiB, 'MemTotal - MemAvailable').toBeLessThanOrEqual(256 * 1024);
