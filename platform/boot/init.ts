@@ -1,7 +1,8 @@
 /**
  * kith's init: Node as PID 1. The kernel runs /init, a copy of this bundle whose first
  * line is `#!/bin/node` (binfmt_script), so the image needs no shell and no kernel
- * command line.
+ * command line. On the rpi image a busybox first stage runs before it and `switch_root`s
+ * into the read-only root partition that holds it (platform/rpi/first-stage.ts).
  *
  * Sequence: mount /proc /sys /dev /tmp → read /kith/boot.json → hostname → kernel modules
  * (in the order the builder resolved) → data disk (mounted `dirsync`) → clock restored from

@@ -93,7 +93,6 @@ export const RPI_DEFAULT_MODULES = [
 ];
 
 export const DATA_LABEL = 'kith-data';
-export { ROOT_LABEL };
 export const BOOT_LABEL = 'KITHBOOT';
 export const KERNEL_FILE = 'vmlinuz';
 /** The Pi's console is the mini UART on GPIO 14/15 (ttyS1 with upstream DTBs) and HDMI. */
