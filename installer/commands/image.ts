@@ -21,8 +21,9 @@ import { pairingCodeLines, SEED_HELP, SEED_OPTIONS, seedFromOptions, wantsSeed, 
 const HELP = `Usage: kith image build --target kvm --service NAME [options]
        kith image build --target rpi [options]
 
-Builds a bootable image: Debian's kernel and an initramfs holding Node 26 (PID 1, no shell,
-no other programs), kith's boot code and the sealed service bundles.
+Builds a bootable image: Debian's kernel, Node 26 as PID 1, kith's boot code and the sealed
+service bundles. kvm: all in the initramfs (no shell, no other programs). rpi: on a read-only
+partition of the card, which a busybox first stage in the initramfs mounts and hands over to.
 
 Options:
   --target kvm        a VM image for one service (x86_64); boot it with \`kith vm run NAME\`

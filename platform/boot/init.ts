@@ -1,7 +1,8 @@
 /**
  * kith's init: Node as PID 1. The kernel runs /init, a copy of this bundle whose first
  * line is `#!/bin/node` (binfmt_script), so the image needs no shell and no kernel
- * command line.
+ * command line. On the rpi image a busybox first stage runs before it and `switch_root`s
+ * into the read-only root partition that holds it (platform/rpi/first-stage.ts).
  *
  * Sequence: mount /proc /sys /dev /tmp → read /kith/boot.json → hostname → kernel modules
  * (in the order the builder resolved) → data disk (mounted `dirsync`) → clock restored from
@@ -13,7 +14,8 @@
  * panics), so every failure is caught; a failure that stops boot ends in reboot(2) or
  * power-off, as boot.json says.
  */
-import { existsSync, mkdirSync, readFileSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { createServer } from 'node:http';
 import * as libc from './libc.ts';
 import { bootServices, OWNER_CMDLINE_ARG, ownerHashFromCmdline, parseBootConfig, type BootConfig, type BootService } from './boot-config.ts';
@@ -50,14 +52,32 @@ export const MOUNTS = [
   { source: 'tmpfs', target: '/run', fstype: 'tmpfs', flags: 0n, data: 'mode=0755' },
 ];
 
+/** A folder another file system is mounted on: it sits on another device than its parent. */
+function isMountPoint(path: string): boolean {
+  try {
+    return statSync(path).dev !== statSync(dirname(path)).dev;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The rpi image's first stage (platform/rpi/first-stage.ts) hands over /dev, /proc and /sys
+ * already mounted: those are left as they are (the kvm images boot straight into PID 1).
+ */
 function mountAll(): void {
+  const found: string[] = [];
   for (const m of MOUNTS) {
     mkdirSync(m.target, { recursive: true });
+    if (isMountPoint(m.target)) {
+      found.push(m.target);
+      continue;
+    }
     const errno = libc.mount(m.source, m.target, m.fstype, m.flags, m.data);
     if (errno === libc.EBUSY) continue; // already mounted
     if (errno !== 0) throw new Error(`mount ${m.target}: ${libc.strerror(errno)}`);
   }
-  log('mounted', { paths: MOUNTS.map((m) => m.target).join(',') });
+  log('mounted', { paths: MOUNTS.map((m) => m.target).filter((t) => !found.includes(t)).join(','), ...(found.length ? { already: found.join(',') } : {}) });
 }
 
 function loadModules(paths: string[]): void {
@@ -226,8 +246,11 @@ function memoryReport(sup: Supervisor, names: string[]): Record<string, unknown>
   const kib = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(meminfo)?.[1] ?? NaN);
   const oomKills = Number(/^oom_kill (\d+)/m.exec(readFileSync('/proc/vmstat', 'utf8'))?.[1] ?? 0);
   const of = (pid: number | 'self') => ({ pid: pid === 'self' ? process.pid : pid, rssAnonKiB: rssKiB(pid, 'RssAnon') ?? null, vmRssKiB: rssKiB(pid) ?? null });
+  // Where the rest of MemTotal - MemAvailable goes, beside the processes' own memory.
+  const breakdown = ['AnonPages', 'Mapped', 'Cached', 'Shmem', 'Unevictable', 'SUnreclaim', 'PageTables', 'KernelStack'];
   return {
     memTotalKiB: kib('MemTotal'), memAvailableKiB: kib('MemAvailable'), swapTotalKiB: kib('SwapTotal'), oomKills,
+    meminfoKiB: Object.fromEntries(breakdown.map((k) => [k, kib(k)])),
     init: of('self'),
     services: Object.fromEntries(names.map((n) => [n, sup.pid(n) === undefined ? null : of(sup.pid(n)!)])),
   };

@@ -82,8 +82,12 @@ export type Action =
   | { kind: 'cut-icu-tail'; file: string }
   /** Decompress the kernel payload inside a bzImage into an ELF vmlinux (PVH boot). */
   | { kind: 'extract-vmlinux'; from: string; to: string }
-  /** Resolve load order from modinfo depends=, copy the .ko files, write the order as JSON. */
-  | { kind: 'resolve-modules'; tree: string; wanted: string[]; destDir: string; guestDir: string; orderFile: string }
+  /**
+   * Resolve load order from modinfo depends=, copy the .ko files, write the order as JSON.
+   * `omitFrom`: another such order file, whose modules are loaded before (a first stage):
+   * left out. `listFile`: the order also as one guest path a line, for a shell to read.
+   */
+  | { kind: 'resolve-modules'; tree: string; wanted: string[]; destDir: string; guestDir: string; orderFile: string; omitFrom?: string; listFile?: string }
   /** Copy the shared libraries (and loader) a program needs, found under libDirs. */
   | { kind: 'collect-libs'; program: string; libDirs: string[]; root: string; guestLibDir: string }
   /** esbuild one CommonJS file from entry, found at guestPath in the image; `banner` becomes its first line. */
@@ -99,13 +103,19 @@ export type Action =
   | { kind: 'write-json'; to: string; value: unknown }
   | { kind: 'pack-initramfs'; root: string; devices: DeviceNode[]; out: string; compression: Compression }
   | { kind: 'report-sizes'; files: { label: string; path: string }[] }
-  | { kind: 'write-file'; to: string; text: string }
+  | { kind: 'write-file'; to: string; text: string; mode?: number }
   /** Write a tree of text files (path → content) under dir. */
   | { kind: 'write-tree'; dir: string; files: Record<string, string> }
   /** A FAT32 file system image of sizeMiB holding a copy of `from` (mkfs.vfat -F 32, mcopy). */
   | { kind: 'make-vfat'; out: string; sizeMiB: number; label: string; hiddenSectors: number; from: string }
-  /** An ext4 file system image of sizeMiB holding a copy of `from` (mke2fs -d). */
-  | { kind: 'make-ext4'; out: string; sizeMiB: number; label: string; from: string }
+  /**
+   * An ext4 file system image of sizeMiB holding a copy of `from` (mke2fs -d). `readOnly`:
+   * one that is only ever mounted read-only (no journal, no blocks reserved for root, no
+   * room kept for growing), every file owned by root.
+   */
+  | { kind: 'make-ext4'; out: string; sizeMiB: number; label: string; from: string; readOnly?: boolean }
+  /** A symbolic link at `path` pointing to `target` (as the guest resolves it). */
+  | { kind: 'symlink'; path: string; target: string }
   /** A sparse file of totalBytes with an MBR partition table (sfdisk script). */
   | { kind: 'partition'; out: string; totalBytes: number; script: string }
   /** dd `from` into `into` at offsetBytes, without truncating. */
@@ -131,7 +141,7 @@ export function describeAction(a: Action): string {
     case 'trim-icu': return `trim-icu ${a.from} -> ${a.to} (ICU data: root + ${a.languages.join(', ')})`;
     case 'cut-icu-tail': return `cut-icu-tail ${a.file} (the trimmed ICU data's zeroed tail leaves the file)`;
     case 'extract-vmlinux': return `extract-vmlinux ${a.from} -> ${a.to}`;
-    case 'resolve-modules': return `resolve-modules ${a.wanted.join(',')} from ${a.tree} -> ${a.destDir} (order in ${a.orderFile})`;
+    case 'resolve-modules': return `resolve-modules ${a.wanted.join(',')} from ${a.tree} -> ${a.destDir} (order in ${a.orderFile}${a.listFile ? ` and ${a.listFile}` : ''}${a.omitFrom ? `; without those in ${a.omitFrom}` : ''})`;
     case 'collect-libs': return `collect-libs for ${a.program} from ${a.libDirs.join(':')} -> ${a.root}${a.guestLibDir}`;
     case 'bundle': return `bundle ${a.entry} -> ${a.out}${a.banner ? ` (first line ${a.banner})` : ''}`;
     case 'write-boot-config': return `write-boot-config ${a.to} ${a.config.services ? `services=${a.config.services.map((s) => s.name).join(',')}` : `service=${a.config.service.name}`} network=${a.config.network.mode} data=${a.config.data?.device ?? 'none'} on-fatal=${a.config.onFatal}`;
@@ -139,10 +149,11 @@ export function describeAction(a: Action): string {
     case 'write-json': return `write-json ${a.to}`;
     case 'pack-initramfs': return `pack-initramfs ${a.root} + ${a.devices.map((d) => `${d.path}(${d.major},${d.minor})`).join(' ')} -> ${a.out} (${a.compression})`;
     case 'report-sizes': return `report-sizes ${a.files.map((f) => f.label).join(', ')}`;
-    case 'write-file': return `write-file ${a.to} (${a.text.split('\n').filter(Boolean).join('; ')})`;
+    case 'write-file': return `write-file ${a.to}${a.mode !== undefined ? ` (mode ${a.mode.toString(8)})` : ''} (${a.text.split('\n').filter(Boolean).join('; ')})`;
     case 'write-tree': return `write-tree ${a.dir}: ${Object.keys(a.files).sort().join(', ')}`;
     case 'make-vfat': return `make-vfat ${a.out} (${a.sizeMiB} MiB, label ${a.label}, hidden ${a.hiddenSectors}) from ${a.from}`;
-    case 'make-ext4': return `make-ext4 ${a.out} (${a.sizeMiB} MiB, label ${a.label}) from ${a.from}`;
+    case 'make-ext4': return `make-ext4 ${a.out} (${a.sizeMiB} MiB, label ${a.label}${a.readOnly ? ', read-only: no journal, owned by root' : ''}) from ${a.from}`;
+    case 'symlink': return `symlink ${a.path} -> ${a.target}`;
     case 'partition': return `partition ${a.out} (${a.totalBytes} bytes): ${a.script.split('\n').filter((l) => l.startsWith('start=')).join('; ')}`;
     case 'place': return `place ${a.from} -> ${a.into} @ ${a.offsetBytes}`;
     case 'compress-image': return `compress-image ${a.from} -> ${a.to} (zstd level 12, 128 MiB long-distance window, content size and checksum in the frame; sha256 in ${a.sha256File})`;

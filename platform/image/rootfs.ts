@@ -37,8 +37,11 @@ export interface RootfsInputs {
   bootConfig: Omit<BootConfig, 'modules'>;
   /** modules.json written by the kernel steps (the load order). */
   modulesFrom: string;
-  initrd: string;
-  compression: Compression;
+  /**
+   * The tree packed as the initramfs (kvm). Without it the tree stays a folder for the
+   * target to make a file system of (rpi: the read-only root partition).
+   */
+  initramfs?: { out: string; compression: Compression };
 }
 
 export const ROOT_DIRS = ['bin', 'dev', 'proc', 'sys', 'tmp', 'run', 'data', 'etc', 'kith', 'lib/modules'];
@@ -49,7 +52,7 @@ export function planRootDirs(root: string): Action[] {
   return ROOT_DIRS.map((d) => ({ kind: 'mkdir' as const, path: join(root, d) }));
 }
 
-/** Node, libraries, /init, bundles, config, boot.json and the initramfs. */
+/** Node, libraries, /init, bundles, config, boot.json and, when asked, the initramfs. */
 export function planRootfs(i: RootfsInputs): Action[] {
   const a: Action[] = [
     { kind: 'mkdir', path: i.nodeDir },
@@ -69,7 +72,7 @@ export function planRootfs(i: RootfsInputs): Action[] {
   a.push(
     ...(i.beforeBootConfig ?? []),
     { kind: 'write-boot-config', to: join(i.root, 'kith/boot.json'), modulesFrom: i.modulesFrom, config: i.bootConfig },
-    { kind: 'pack-initramfs', root: i.root, devices: CONSOLE_DEVICES, out: i.initrd, compression: i.compression },
   );
+  if (i.initramfs) a.push({ kind: 'pack-initramfs', root: i.root, devices: CONSOLE_DEVICES, out: i.initramfs.out, compression: i.initramfs.compression });
   return a;
 }

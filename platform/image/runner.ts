@@ -66,8 +66,22 @@ function makeVfat(a: Extract<Action, { kind: 'make-vfat' }>): void {
 function makeExt4(a: Extract<Action, { kind: 'make-ext4' }>): void {
   rmSync(a.out, { force: true });
   // 4 KiB blocks even though it starts small (mke2fs would pick 1 KiB): it grows to fill
-  // the card on first boot (platform/boot/grow.ts).
-  exec('mke2fs', ['-q', '-t', 'ext4', '-b', '4096', '-L', a.label, '-E', 'root_owner=0:0', '-d', a.from, '-F', a.out, `${a.sizeMiB}M`]);
+  // the card on first boot (platform/boot/grow.ts). A read-only one never writes, so it
+  // needs no journal, no blocks kept for root and no room to grow.
+  const readOnly = a.readOnly ? ['-O', '^has_journal,^resize_inode', '-m', '0'] : [];
+  try {
+    exec('mke2fs', ['-q', '-t', 'ext4', '-b', '4096', ...readOnly, '-L', a.label, '-E', 'root_owner=0:0', '-d', a.from, '-F', a.out, `${a.sizeMiB}M`]);
+  } catch (err) {
+    const need = Math.ceil(sizeOf(a.from) / 2 ** 20);
+    throw new Error(`${(err as Error).message}\n${a.from} holds ${need} MiB for a ${a.sizeMiB} MiB file system (${a.label}): give the partition more room`);
+  }
+  // mke2fs -d keeps each file's owner; one built without root still gets root's files.
+  if (a.readOnly && process.getuid?.() !== 0) {
+    const script = `${a.out}.owners`;
+    writeFileSync(script, walk(a.from).flatMap((r) => [`sif /${r} uid 0`, `sif /${r} gid 0`]).join('\n') + '\n');
+    exec('debugfs', ['-w', '-f', script, a.out]);
+    rmSync(script);
+  }
 }
 
 function partition(a: Extract<Action, { kind: 'partition' }>): void {
@@ -140,12 +154,15 @@ function resolveModules(a: Extract<Action, { kind: 'resolve-modules' }>): void {
   const builtin = new Set(existsSync(builtinFile) ? readFileSync(builtinFile, 'utf8').split('\n').filter(Boolean).map((l) => basename(l, '.ko').replace(/-/g, '_')) : []);
   const order = loadOrder(a.wanted, moduleIndex(infos), builtin);
   if (!order.ok) throw new Error(order.error);
+  // Loaded by a first stage already: PID 1 would only be told EEXIST.
+  const before = new Set(a.omitFrom ? (JSON.parse(readFileSync(a.omitFrom, 'utf8')) as string[]).map((p) => basename(p, '.ko')) : []);
   const guest: string[] = [];
-  for (const name of order.value) {
+  for (const name of order.value.filter((n) => !before.has(n))) {
     copyFileSync(files.get(name)!, join(a.destDir, `${name}.ko`));
     guest.push(`${a.guestDir}/${name}.ko`);
   }
   writeFileSync(a.orderFile, JSON.stringify(guest, null, 2) + '\n');
+  if (a.listFile) writeFileSync(a.listFile, guest.map((g) => g + '\n').join(''));
 }
 
 function collectLibs(a: Extract<Action, { kind: 'collect-libs' }>, say: Say): void {
@@ -325,7 +342,8 @@ export async function run(plan: Action[], say: Say = (l) => process.stdout.write
       case 'write-json': writeFileSync(a.to, JSON.stringify(a.value, null, 2) + '\n'); break;
       case 'pack-initramfs': packInitramfs(a); break;
       case 'report-sizes': for (const f of a.files) say(`   ${f.label.padEnd(32)} ${mb(sizeOf(f.path)).padStart(10)}`); break;
-      case 'write-file': mkdirSync(dirname(a.to), { recursive: true }); writeFileSync(a.to, a.text); break;
+      case 'write-file': mkdirSync(dirname(a.to), { recursive: true }); writeFileSync(a.to, a.text); if (a.mode !== undefined) chmodSync(a.to, a.mode); break;
+      case 'symlink': mkdirSync(dirname(a.path), { recursive: true }); rmSync(a.path, { force: true }); symlinkSync(a.target, a.path); break;
       case 'write-tree':
         for (const [rel, text] of Object.entries(a.files)) {
           mkdirSync(dirname(join(a.dir, rel)), { recursive: true });

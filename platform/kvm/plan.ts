@@ -135,7 +135,7 @@ export function planKvmImage(i: KvmPlanInputs): Action[] {
         onFatal: i.onFatal,
       },
       modulesFrom: join(i.out, 'modules.json'),
-      initrd, compression: i.compression,
+      initramfs: { out: initrd, compression: i.compression },
     }),
     {
       kind: 'write-json', to: join(i.out, 'image.json'),

@@ -8,7 +8,7 @@ const inputs: RpiPlanInputs = {
     { descriptor: { name: 'storage', description: 's', writableConfig: true, listeners: { health: { protocol: 'http', port: 9101, description: 'h' }, https: { protocol: 'https', port: 8443, description: 't', dnssd: { type: '_https._tcp', txt: { path: '/' } } } } }, bundle: '/s.mjs' },
     { descriptor: { name: 'dns', description: 'd', listeners: { dns: { protocol: 'dns', port: 53, description: 'd', dnssd: { type: '_domain._udp' } } } }, bundle: '/d.mjs' },
   ],
-  registry: '/r.mjs', configFiles: {}, modules: RPI_DEFAULT_MODULES, network: { mode: 'dhcp' }, bootMiB: 256, dataMiB: 256, compression: 'zstd', languages: ['en'], hostname: 'kith',
+  registry: '/r.mjs', configFiles: {}, modules: RPI_DEFAULT_MODULES, network: { mode: 'dhcp' }, bootMiB: 256, rootMiB: 192, dataMiB: 256, compression: 'zstd', languages: ['en'], hostname: 'kith',
 };
 
 describe('mDNS on the appliance (PID 1)', () => {

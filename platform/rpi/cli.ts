@@ -31,6 +31,8 @@ export interface BuildRpiImageOptions {
   /** ICU locale data to keep in Node (default ['en']; ['all'] keeps Node's full data). */
   languages?: string[];
   bootMiB?: number;
+  /** The read-only root partition (Node, the bundles); default 192. */
+  rootMiB?: number;
   dataMiB?: number;
   hostname?: string;
   /** Test images only: PID 1's debug port (list children, kill one). */
@@ -93,6 +95,7 @@ export async function buildRpiImage(o: BuildRpiImageOptions = {}): Promise<Built
     modules: o.modules ?? RPI_DEFAULT_MODULES,
     network: o.network ?? { mode: 'dhcp' as const },
     bootMiB: o.bootMiB ?? 256,
+    rootMiB: o.rootMiB ?? 192,
     dataMiB: o.dataMiB ?? 256,
     compression: o.compression ?? 'zstd',
     languages: o.languages ?? DEFAULT_LANGUAGES,

@@ -19,7 +19,9 @@ const KITH = head([[0x80, 0x0c, MiB, 256 * MiB], [0, 0x83, 257 * MiB, 256 * MiB]
 const BYTES = 513 * 2 ** 20;
 
 describe('checkImage', () => {
-  it('accepts the rpi layout', () => {
+  it('accepts the rpi layout, and the two-partition one of images before the read-only root (issue 16)', () => {
+    const three = head([[0x80, 0x0c, MiB, 256 * MiB], [0, 0x83, 257 * MiB, 192 * MiB], [0, 0x83, 449 * MiB, 256 * MiB]]);
+    expect(checkImage(three, 705 * 2 ** 20)).toEqual({ ok: true, value: { bytes: 705 * 2 ** 20, partitions: [{ type: 0x0c, start: MiB, sectors: 256 * MiB }, { type: 0x83, start: 257 * MiB, sectors: 192 * MiB }, { type: 0x83, start: 449 * MiB, sectors: 256 * MiB }] } });
     expect(checkImage(KITH, BYTES)).toEqual({ ok: true, value: { bytes: BYTES, partitions: [{ type: 0x0c, start: MiB, sectors: 256 * MiB }, { type: 0x83, start: 257 * MiB, sectors: 256 * MiB }] } });
   });
   it('refuses anything else, saying why', () => {
@@ -28,7 +30,10 @@ describe('checkImage', () => {
       [Buffer.alloc(512), BYTES, /no MBR signature/],
       [head([[0, 0x0c, MiB, 256 * MiB], [0, 0x83, 257 * MiB, 256 * MiB]]), BYTES, /partition 1 is not a bootable FAT32/],
       [head([[0x80, 0x0c, MiB, 256 * MiB], [0, 0x07, 257 * MiB, 256 * MiB]]), BYTES, /partition 2 is not a Linux/],
-      [head([[0x80, 0x0c, MiB, 256 * MiB], [0, 0x83, 257 * MiB, 256 * MiB], [0, 0x83, 600 * MiB, MiB]]), BYTES, /more than two partitions/],
+      [head([[0x80, 0x0c, MiB, 256 * MiB], [0, 0x83, 257 * MiB, 128 * MiB], [0, 0x07, 385 * MiB, 128 * MiB]]), BYTES, /partition 3 is not a Linux/],
+      [head([[0x80, 0x0c, MiB, 256 * MiB], [0, 0x83, 257 * MiB, 128 * MiB], [0, 0x83, 385 * MiB, 128 * MiB], [0, 0x83, 600 * MiB, MiB]]), BYTES, /more than three partitions/],
+      [head([[0x80, 0x0c, MiB, 256 * MiB], [0, 0x83, 257 * MiB, 128 * MiB], [0, 0x83, 385 * MiB, 256 * MiB]]), BYTES, /partition 3 runs past the end of the file/],
+      [head([[0x80, 0x0c, MiB, 256 * MiB], [0, 0x83, 257 * MiB, 128 * MiB], [0, 0x83, 300 * MiB, 128 * MiB]]), BYTES, /overlap/],
       [KITH, BYTES - 512, /partition 2 runs past the end of the file \(a truncated download\?\)/],
       [head([[0x80, 0x0c, MiB, 256 * MiB], [0, 0x83, 100 * MiB, 256 * MiB]]), BYTES, /overlap/],
     ];

@@ -21,24 +21,30 @@ export type Result<T> = { ok: true; value: T } | { ok: false; error: string };
 
 export interface ImageInfo {
   bytes: number;
-  /** The boot (FAT32) and data (ext4) partitions, in 512-byte sectors. */
+  /** The boot (FAT32), root (ext4, read-only) and data (ext4) partitions, in 512-byte sectors (boot and data on images before issue 16). */
   partitions: { type: number; start: number; sectors: number }[];
 }
 
-/** Is this a kith SD-card image: an MBR with a bootable FAT32 (LBA) partition 1 and a Linux partition 2, both inside the file? */
+/**
+ * Is this a kith SD-card image: an MBR with a bootable FAT32 (LBA) partition 1, a Linux
+ * partition 2 and, from issue 16 on, a Linux partition 3 (p2 the read-only root, p3 the
+ * data; before, p2 was the data), all inside the file?
+ */
 export function checkImage(head: Buffer, bytes: number): Result<ImageInfo> {
   const not = (why: string) => ({ ok: false as const, error: `not a kith SD-card image: ${why} (build one with kith image build --target rpi)` });
   if (head.length < 512 || bytes < 512) return not('shorter than one sector');
   if (!hasMbrSignature(head)) return not('no MBR signature');
-  const [boot, data, p3, p4] = readMbrEntries(head) as [MbrEntry, MbrEntry, MbrEntry, MbrEntry];
+  const [boot, second, p3, p4] = readMbrEntries(head) as [MbrEntry, MbrEntry, MbrEntry, MbrEntry];
   if (boot.type !== 0x0c || boot.status !== 0x80) return not('partition 1 is not a bootable FAT32 (LBA) partition');
-  if (data.type !== 0x83) return not('partition 2 is not a Linux partition');
-  if (p3.type !== 0 || p4.type !== 0) return not('it has more than two partitions');
-  for (const [n, p] of [[1, boot], [2, data]] as const) {
-    if (p.sectors === 0 || (p.start + p.sectors) * 512 > bytes) return not(`partition ${n} runs past the end of the file (a truncated download?)`);
+  if (second.type !== 0x83) return not('partition 2 is not a Linux partition');
+  if (p3.type !== 0 && p3.type !== 0x83) return not('partition 3 is not a Linux partition');
+  if (p4.type !== 0) return not('it has more than three partitions');
+  const parts = p3.type === 0 ? [boot, second] : [boot, second, p3];
+  for (const [n, p] of parts.entries()) {
+    if (p.sectors === 0 || (p.start + p.sectors) * 512 > bytes) return not(`partition ${n + 1} runs past the end of the file (a truncated download?)`);
   }
-  if (data.start < boot.start + boot.sectors) return not('its partitions overlap');
-  return { ok: true, value: { bytes, partitions: [boot, data].map(({ type, start, sectors }) => ({ type, start, sectors })) } };
+  for (let k = 1; k < parts.length; k++) if (parts[k]!.start < parts[k - 1]!.start + parts[k - 1]!.sectors) return not('its partitions overlap');
+  return { ok: true, value: { bytes, partitions: parts.map(({ type, start, sectors }) => ({ type, start, sectors })) } };
 }
 
 export interface TargetFacts {

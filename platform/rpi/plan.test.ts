@@ -22,7 +22,7 @@ const inputs: RpiPlanInputs = {
   ],
   registry: '/repo/dist/config-specs.mjs',
   configFiles: { 'dns/dns.yaml': 'x: 1\n', 'storage/storage.yaml': 'y: 2\n' },
-  modules: RPI_DEFAULT_MODULES, network: { mode: 'dhcp' }, bootMiB: 256, dataMiB: 256, compression: 'zstd', languages: ['en'], hostname: 'kith',
+  modules: RPI_DEFAULT_MODULES, network: { mode: 'dhcp' }, bootMiB: 256, rootMiB: 192, dataMiB: 256, compression: 'zstd', languages: ['en'], hostname: 'kith',
 };
 
 describe('rpi image plan', () => {
@@ -74,6 +74,24 @@ describe('rpi image plan', () => {
     expect(kinds.indexOf('partition')).toBeLessThan(kinds.indexOf('place'));
     expect(kinds.indexOf('pack-initramfs')).toBeLessThan(kinds.indexOf('make-vfat'));
     const places = plan.filter((a) => a.kind === 'place');
-    expect(places.map((a) => a.kind === 'place' && a.offsetBytes)).toEqual([4 * 1024 * 1024, (4 + 256) * 1024 * 1024]);
+    expect(places.map((a) => a.kind === 'place' && a.offsetBytes)).toEqual([4 * 1024 * 1024, (4 + 256) * 1024 * 1024, (4 + 256 + 192) * 1024 * 1024]);
+  });
+
+  it('keeps Node and the bundles on a read-only root partition; the initramfs only mounts it (issue 16)', () => {
+    const ext4 = plan.filter((a) => a.kind === 'make-ext4');
+    expect(ext4.map((a) => a.kind === 'make-ext4' && [a.label, a.from, a.readOnly ?? false])).toEqual([
+      ['kith-root', '/repo/build/rpi/image/root', true], ['kith-data', '/repo/build/rpi/image/data', false],
+    ]);
+    const packed = plan.filter((a) => a.kind === 'pack-initramfs');
+    expect(packed.map((a) => a.kind === 'pack-initramfs' && a.root)).toEqual(['/repo/build/rpi/image/initramfs']);
+    // The first stage loads what mounts the root; PID 1 is told only the rest.
+    const mods = plan.filter((a) => a.kind === 'resolve-modules');
+    expect(mods.map((a) => a.kind === 'resolve-modules' && [a.destDir, a.omitFrom])).toEqual([
+      ['/repo/build/rpi/image/initramfs/lib/modules', undefined],
+      ['/repo/build/rpi/image/root/lib/modules', '/repo/build/rpi/image/first-stage-modules.json'],
+    ]);
+    // What PID 1 writes outside /data and the tmpfs folders has a place on the read-only root.
+    expect(plan).toContainEqual({ kind: 'mkdir', path: '/repo/build/rpi/image/root/boot' });
+    expect(plan).toContainEqual({ kind: 'symlink', path: '/repo/build/rpi/image/root/etc/resolv.conf', target: '../run/resolv.conf' });
   });
 });

@@ -3,14 +3,16 @@
  * (arm64) running every kith service. Pure: inputs in, Actions out.
  *
  *   MBR ─┬─ p1 FAT32 "KITHBOOT": Pi firmware (Debian raspi-firmware), Debian's arm64 kernel,
- *       │  the bcm2837/bcm2711 DTBs, config.txt, cmdline.txt, the initramfs (Node 26 arm64,
- *       │  its glibc libraries, the boot code as /init, every service bundle, the default
- *       │  config tree, boot.json)
- *       └─ p2 ext4 "kith-data": /data — config working tree and one folder per service,
- *          seeded by PID 1 at first boot, mounted dirsync
+ *       │  the bcm2837/bcm2711 DTBs, config.txt, cmdline.txt, the first stage's initramfs
+ *       │  (busybox-static, a /init script, the modules that mount the root partition)
+ *       ├─ p2 ext4 "kith-root", read-only: / — Node 26 arm64, its glibc libraries, the boot
+ *       │  code as /init, every service bundle, the default config tree, boot.json
+ *       └─ p3 ext4 "kith-data": /data — config working tree and one folder per service,
+ *          seeded by PID 1 at first boot, mounted dirsync; last, so it grows to the card's end
  *
  * The Pi firmware (start*.elf) reads config.txt, loads the kernel, the DTB for the board
- * and the initramfs, and the kernel runs /init (Node as PID 1, platform/boot).
+ * and the initramfs; the kernel runs its /init (first-stage.ts), which mounts p2 and
+ * switches to it, where /init is Node as PID 1 (platform/boot).
  */
 import { join } from 'node:path';
 import type { Action, Compression } from '../image/plan.ts';
@@ -19,7 +21,8 @@ import { mbrLayout, sfdiskScript } from '../image/disk.ts';
 import { planAppliance, servesTls, type ServiceDescriptor } from '../appliance.ts';
 import { APPLIANCE_PAIR_PORT, pkiBootService } from '../pki/appliance-launch.ts';
 import { announcements } from '../mdns/appliance.ts';
-import { planRootDirs, planRootfs } from '../image/rootfs.ts';
+import { CONSOLE_DEVICES, planRootDirs, planRootfs } from '../image/rootfs.ts';
+import { BUSYBOX, FIRST_STAGE_DIRS, FIRST_STAGE_MODULE_LIST, firstStageInit, ROOT_LABEL, RPI_FIRST_STAGE_MODULES } from './first-stage.ts';
 
 export interface RpiService {
   /** The service's declaration (name, listeners, needs); its launch comes from the appliance plan. */
@@ -49,6 +52,8 @@ export interface RpiPlanInputs {
   modules: string[];
   network: NetworkConfig;
   bootMiB: number;
+  /** The read-only root partition (Node, the bundles): the build fails when they outgrow it. */
+  rootMiB: number;
   dataMiB: number;
   compression: Compression;
   /** ICU locale data kept in Node: languages besides root, or ['all'] for Node's full data. */
@@ -65,6 +70,9 @@ export const DEFAULT_NTP_POOL = 'pool.ntp.org';
 
 /** Packages from Debian arm64 (bookworm): firmware, kernel, and the libraries Node needs. */
 export const RPI_PACKAGES = ['raspi-firmware', 'libc6', 'libstdc++6', 'libgcc-s1', 'libatomic1'] as const;
+
+/** The first stage's one program (statically linked: the initramfs has no libraries). */
+export const BUSYBOX_PACKAGE = 'busybox-static';
 
 export const DEBIAN_ARM64_SOURCES = [
   'deb [arch=arm64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main non-free-firmware',
@@ -142,6 +150,7 @@ export function rpiBootConfig(i: RpiPlanInputs): Omit<BootConfig, 'modules'> {
 
 export function planRpiImage(i: RpiPlanInputs): Action[] {
   const root = join(i.out, 'root');
+  const stage1 = join(i.out, 'initramfs');
   const fat = join(i.out, 'boot');
   const data = join(i.out, 'data');
   const kernelDir = join(i.cache, `${i.kernelPackage}`);
@@ -152,13 +161,17 @@ export function planRpiImage(i: RpiPlanInputs): Action[] {
   const libTree = (p: string) => join(debDir(p), 'tree');
   const initrd = join(fat, initrdFile(i.compression));
   const guestLibDir = '/lib/aarch64-linux-gnu';
-  const layout = mbrLayout([{ type: 'c', sizeMiB: i.bootMiB, bootable: true }, { type: '83', sizeMiB: i.dataMiB }]);
-  const [bootPart, dataPart] = layout.partitions as [typeof layout.partitions[0], typeof layout.partitions[0]];
+  // The data partition last: it grows to the card's end at boot (platform/boot/grow.ts).
+  const layout = mbrLayout([{ type: 'c', sizeMiB: i.bootMiB, bootable: true }, { type: '83', sizeMiB: i.rootMiB }, { type: '83', sizeMiB: i.dataMiB }]);
+  const [bootPart, rootPart, dataPart] = layout.partitions as [typeof layout.partitions[0], typeof layout.partitions[0], typeof layout.partitions[0]];
   const image = join(i.out, 'kith-rpi.img');
   const a: Action[] = [];
-  for (const p of [root, fat, data]) a.push({ kind: 'clean', path: p });
+  for (const p of [root, stage1, fat, data]) a.push({ kind: 'clean', path: p });
   a.push({ kind: 'apt-sources', root: i.aptRoot, architecture: 'arm64', sources: i.aptSources });
-  a.push(...planRootDirs(root));
+  // The root partition is read-only: the FAT partition's mount point for the owner's seed is
+  // made here, and /etc/resolv.conf (written by PID 1 after DHCP) points into /run (tmpfs).
+  a.push(...planRootDirs(root), { kind: 'mkdir', path: join(root, 'boot') }, { kind: 'symlink', path: join(root, 'etc/resolv.conf'), target: '../run/resolv.conf' });
+  a.push(...FIRST_STAGE_DIRS.map((d) => ({ kind: 'mkdir' as const, path: join(stage1, d) })));
   a.push({ kind: 'mkdir', path: fat }, { kind: 'mkdir', path: data });
   // Kernel, DTBs, modules.
   a.push(
@@ -168,7 +181,15 @@ export function planRpiImage(i: RpiPlanInputs): Action[] {
     { kind: 'copy', from: join(kernelTree, 'boot', `vmlinuz-${kernelVersion}`), to: join(fat, KERNEL_FILE), mode: 0o644 },
     { kind: 'copy', from: join(kernelTree, 'usr/lib', i.kernelPackage, 'broadcom', 'bcm2837-*.dtb'), to: fat, mode: 0o644 },
     { kind: 'copy', from: join(kernelTree, 'usr/lib', i.kernelPackage, 'broadcom', 'bcm2711-*.dtb'), to: fat, mode: 0o644 },
-    { kind: 'resolve-modules', tree: join(kernelTree, 'lib/modules', kernelVersion), wanted: i.modules, destDir: join(root, 'lib/modules'), guestDir: '/lib/modules', orderFile: join(i.out, 'modules.json') },
+    // The first stage loads what mounts the root partition; PID 1 the rest (network, FAT, USB).
+    { kind: 'resolve-modules', tree: join(kernelTree, 'lib/modules', kernelVersion), wanted: RPI_FIRST_STAGE_MODULES, destDir: join(stage1, 'lib/modules'), guestDir: '/lib/modules', orderFile: join(i.out, 'first-stage-modules.json'), listFile: join(stage1, FIRST_STAGE_MODULE_LIST.slice(1)) },
+    { kind: 'resolve-modules', tree: join(kernelTree, 'lib/modules', kernelVersion), wanted: i.modules, destDir: join(root, 'lib/modules'), guestDir: '/lib/modules', orderFile: join(i.out, 'modules.json'), omitFrom: join(i.out, 'first-stage-modules.json') },
+  );
+  // The first stage: Debian's busybox-static and its /init script.
+  a.push(
+    { kind: 'mkdir', path: debDir(BUSYBOX_PACKAGE) }, { kind: 'fetch-deb', package: `${BUSYBOX_PACKAGE}:arm64`, dir: debDir(BUSYBOX_PACKAGE), aptRoot: i.aptRoot }, { kind: 'extract-deb', dir: debDir(BUSYBOX_PACKAGE), dest: libTree(BUSYBOX_PACKAGE) },
+    { kind: 'copy', from: join(libTree(BUSYBOX_PACKAGE), 'bin/busybox'), to: join(stage1, BUSYBOX.slice(1)), mode: 0o755 },
+    { kind: 'write-file', to: join(stage1, 'init'), text: firstStageInit({ label: ROOT_LABEL, waitMs: 20_000 }), mode: 0o755 },
   );
   // Firmware and the glibc closure from Debian arm64.
   for (const p of RPI_PACKAGES) {
@@ -185,8 +206,8 @@ export function planRpiImage(i: RpiPlanInputs): Action[] {
     config: { files: i.configFiles },
     bootConfig: rpiBootConfig(i),
     modulesFrom: join(i.out, 'modules.json'),
-    initrd, compression: i.compression,
   }));
+  a.push({ kind: 'pack-initramfs', root: stage1, devices: CONSOLE_DEVICES, out: initrd, compression: i.compression });
   a.push(
     { kind: 'write-file', to: join(fat, 'config.txt'), text: configTxt(i.compression) },
     { kind: 'write-file', to: join(fat, 'cmdline.txt'), text: RPI_CMDLINE + '\n' },
@@ -194,8 +215,10 @@ export function planRpiImage(i: RpiPlanInputs): Action[] {
     // The disk: partition table on a sparse file, each file system built apart, then placed.
     { kind: 'partition', out: image, totalBytes: layout.totalBytes, script: sfdiskScript(layout) },
     { kind: 'make-vfat', out: join(i.out, 'boot.vfat'), sizeMiB: i.bootMiB, label: BOOT_LABEL, hiddenSectors: bootPart.startSector, from: fat },
+    { kind: 'make-ext4', out: join(i.out, 'root.ext4'), sizeMiB: i.rootMiB, label: ROOT_LABEL, from: root, readOnly: true },
     { kind: 'make-ext4', out: join(i.out, 'data.ext4'), sizeMiB: i.dataMiB, label: DATA_LABEL, from: data },
     { kind: 'place', from: join(i.out, 'boot.vfat'), into: image, offsetBytes: bootPart.offsetBytes },
+    { kind: 'place', from: join(i.out, 'root.ext4'), into: image, offsetBytes: rootPart.offsetBytes },
     { kind: 'place', from: join(i.out, 'data.ext4'), into: image, offsetBytes: dataPart.offsetBytes },
     // What people download: the image packed, with its checksum (kith flash reads either).
     { kind: 'compress-image', from: image, to: `${image}.zst`, sha256File: `${image}.zst.sha256` },
@@ -211,6 +234,8 @@ export function planRpiImage(i: RpiPlanInputs): Action[] {
       kind: 'report-sizes',
       files: [
         { label: 'firmware + DTBs + kernel + initrd', path: fat },
+        { label: 'busybox (first stage)', path: join(stage1, BUSYBOX.slice(1)) },
+        { label: 'first-stage modules', path: join(stage1, 'lib/modules') },
         { label: 'kernel (vmlinuz)', path: join(fat, KERNEL_FILE) },
         { label: 'node (stripped)', path: join(root, 'bin/node') },
         { label: 'shared libraries', path: join(root, guestLibDir.slice(1)) },
@@ -218,9 +243,11 @@ export function planRpiImage(i: RpiPlanInputs): Action[] {
         { label: 'boot code (/init)', path: join(root, 'init') },
         ...i.services.map((s) => ({ label: `service (${s.descriptor.name}.mjs)`, path: join(root, 'kith', `${s.descriptor.name}.mjs`) })),
         { label: 'default config', path: join(root, 'kith/config') },
-        { label: 'initramfs (uncompressed tree)', path: root },
+        { label: 'root tree (read-only partition)', path: root },
+        { label: 'initramfs (uncompressed tree)', path: stage1 },
         { label: `initramfs (${i.compression})`, path: initrd },
         { label: 'boot partition (FAT32)', path: join(i.out, 'boot.vfat') },
+        { label: 'root partition (ext4, read-only)', path: join(i.out, 'root.ext4') },
         { label: 'data partition (ext4)', path: join(i.out, 'data.ext4') },
         { label: 'SD-card image', path: image },
         { label: 'SD-card image (zstd, to download)', path: `${image}.zst` },

@@ -79,9 +79,10 @@ describe.skipIf(missing.length > 0)(`first boot under qemu (needs ${tools.join('
   const fatAt = () => `${card}@@${img.partitions[0]!.offsetBytes}`;
   /** The data partition as it is now on the card, journal replayed, as a file debugfs reads. */
   const dataPartition = (): string => {
-    const p = img.partitions[1]!;
-    const size = (JSON.parse(sh('sfdisk', ['--json', card])) as { partitiontable: { partitions: { size: number }[] } }).partitiontable.partitions[1]!.size;
-    const out = join(tmp, 'p2.img');
+    // The last partition (p3; p2 is the read-only root, issue 16).
+    const p = img.partitions.at(-1)!;
+    const size = (JSON.parse(sh('sfdisk', ['--json', card])) as { partitiontable: { partitions: { size: number }[] } }).partitiontable.partitions.at(-1)!.size;
+    const out = join(tmp, 'data.img');
     rmSync(out, { force: true });
     sh('dd', [`if=${card}`, `of=${out}`, 'bs=4M', `skip=${p.offsetBytes}`, `count=${size * 512}`, 'iflag=skip_bytes,count_bytes', 'conv=sparse', 'status=none']);
     spawnSync('e2fsck', ['-fy', out]); // replay the journal of a VM that was killed

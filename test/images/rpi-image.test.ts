@@ -24,6 +24,8 @@ import type { Forward } from '../../platform/kvm/qemu.ts';
 import { freeTcpPort } from '../support/ports.ts';
 import { APPLIANCE_PAIR_PORT } from '../../platform/pki/appliance-launch.ts';
 import { writeChronyConf } from '../support/chrony.ts';
+import { readCpio } from '../../platform/image/cpio.ts';
+import { zstdDecompressSync } from 'node:zlib';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const OUT = join(REPO, 'build/rpi/test-image');
@@ -130,25 +132,40 @@ describe.skipIf(missing.length > 0)(`rpi SD-card image (needs ${tools.join(', ')
     expect(lines.join('\n')).toMatch(/2\d\.\d MB of zeros cut from the file \(program now \d+\.\d MB\)/);
   });
 
-  it('has an MBR with a FAT32 boot and an ext4 data partition, both clean', () => {
+  it('has an MBR with a FAT32 boot, a read-only ext4 root and an ext4 data partition, all clean', () => {
     const table = JSON.parse(sh('sfdisk', ['--json', img.image])) as { partitiontable: { label: string; partitions: { start: number; size: number; type: string; bootable?: boolean }[] } };
     expect(table.partitiontable.label).toBe('dos');
     expect(table.partitiontable.partitions.map((p) => [p.start, p.size, p.type])).toEqual(img.partitions.map((p) => [p.startSector, p.sectors, p.type]));
-    expect(table.partitiontable.partitions.map((p) => p.type)).toEqual(['c', '83']);
-    expect(sh('sfdisk', ['-l', img.image])).toMatch(/W95 FAT32 \(LBA\)[\s\S]*Linux/);
+    expect(table.partitiontable.partitions.map((p) => p.type)).toEqual(['c', '83', '83']);
+    expect(sh('sfdisk', ['-l', img.image])).toMatch(/W95 FAT32 \(LBA\)[\s\S]*Linux[\s\S]*Linux/);
     expect(sh('fsck.vfat', ['-n', extract(1)])).toMatch(/files/);
-    const e2 = spawnSync('e2fsck', ['-fn', extract(2)], { encoding: 'utf8' });
-    expect(e2.status, e2.stdout + e2.stderr).toBe(0);
-    expect(sh('dumpe2fs', ['-h', join(tmp, 'p2.img')])).toMatch(/Filesystem volume name:\s+kith-data/);
+    for (const n of [2, 3]) {
+      const e2 = spawnSync('e2fsck', ['-fn', extract(n)], { encoding: 'utf8' });
+      expect(e2.status, e2.stdout + e2.stderr).toBe(0);
+    }
+    // The root: Node, the bundles and PID 1's /init, read-only (no journal), all root's.
+    const root = sh('dumpe2fs', ['-h', join(tmp, 'p2.img')]);
+    expect(root).toMatch(/Filesystem volume name:\s+kith-root/);
+    expect(root).not.toMatch(/has_journal/);
+    expect(sh('debugfs', ['-R', 'ls -p /kith', join(tmp, 'p2.img')])).toMatch(/\/storage\.mjs\//);
+    expect(sh('debugfs', ['-R', 'stat /bin/node', join(tmp, 'p2.img')])).toMatch(/User:\s+0\s+Group:\s+0/);
+    expect(sh('dumpe2fs', ['-h', join(tmp, 'p3.img')])).toMatch(/Filesystem volume name:\s+kith-data/);
   });
 
-  it('holds firmware, kernel, DTBs, initramfs, config.txt and cmdline.txt on the boot partition', () => {
+  it('holds firmware, kernel, DTBs, initramfs, config.txt and cmdline.txt on the boot partition; the initramfs holds only the first stage', () => {
     const at = `${img.image}@@${img.partitions[0]!.offsetBytes}`;
     const config = sh('mtype', ['-i', at, '::/config.txt'], MTOOLS);
     for (const l of ['arm_64bit=1', 'upstream_kernel=1', 'kernel=vmlinuz', 'initramfs initrd.cpio.zst followkernel', 'enable_uart=1']) expect(config).toContain(l);
     expect(sh('mtype', ['-i', at, '::/cmdline.txt'], MTOOLS)).toMatch(/console=ttyS1,115200/);
     const dir = sh('mdir', ['-i', at, '-b', '::/'], MTOOLS);
     for (const f of ['bootcode.bin', 'start.elf', 'start4.elf', 'fixup4.dat', 'vmlinuz', 'initrd.cpio.zst', 'bcm2837-rpi-3-b.dtb', 'bcm2837-rpi-zero-2-w.dtb', 'bcm2711-rpi-4-b.dtb', 'bcm2711-rpi-400.dtb']) expect(dir).toContain(`::/${f}`);
+    // Busybox, its /init script and the modules that mount the root; no Node (issue 16).
+    sh('mcopy', ['-i', at, '::/initrd.cpio.zst', join(tmp, 'initrd-check.zst')], MTOOLS);
+    const cpio = readCpio(zstdDecompressSync(readFileSync(join(tmp, 'initrd-check.zst'))));
+    expect(cpio.ok).toBe(true);
+    const paths = cpio.ok ? cpio.value.map((m) => m.path) : [];
+    expect(paths).toEqual(expect.arrayContaining(['init', 'bin/busybox', 'lib/modules/order', 'lib/modules/ext4.ko', 'lib/modules/virtio_blk.ko']));
+    for (const big of ['bin/node', 'kith/boot.json', 'kith/storage.mjs']) expect(paths).not.toContain(big);
   });
 
   it('kith flash writes it to a card (here a file), reads it back and verifies it', () => {
@@ -202,9 +219,12 @@ describe.skipIf(missing.length > 0)(`rpi SD-card image (needs ${tools.join(', ')
     expect((await http(`http://127.0.0.1:${dnsHealth}/healthz`))?.status).toBe(200);
 
     const log = await vm.waitFor(/memory service=dns[\s\S]*memory service=storage|memory service=storage[\s\S]*memory service=dns/, 120_000);
-    expect(log).toMatch(/kith-init pid=1 .*data partition grown device=\/dev\/vda2 fromMiB=256 toMiB=768/);
-    expect(log).toMatch(/kith-init pid=1 .*data mounted device=\/dev\/vda2 mountpoint=\/data fstype=ext4 flags=dirsync/);
-    expect(log).toMatch(/kith-init pid=1 .*data file system grown device=\/dev\/vda2 fromMiB=256 toMiB=768/);
+    // The first stage mounted the root partition read-only and handed over /dev /proc /sys.
+    expect(log).toMatch(/kith-stage1 t=[\d.]+s root mounted device=\/dev\/vda2 fstype=ext4 flags=ro,noatime/);
+    expect(log).toMatch(/kith-init pid=1 .*mounted paths=\/tmp,\/run already=\/proc,\/sys,\/dev/);
+    expect(log).toMatch(/kith-init pid=1 .*data partition grown device=\/dev\/vda3 fromMiB=256 toMiB=768/);
+    expect(log).toMatch(/kith-init pid=1 .*data mounted device=\/dev\/vda3 mountpoint=\/data fstype=ext4 flags=dirsync/);
+    expect(log).toMatch(/kith-init pid=1 .*data file system grown device=\/dev\/vda3 fromMiB=256 toMiB=768/);
     expect(log).toMatch(/kith-init pid=1 .*config seeded from=\/kith\/config to=\/data\/config files=\d+/);
     expect(log).toMatch(/kith-init pid=1 .*link provisioned service=dns to=storage/);
     expect(log).toMatch(/kith-init pid=1 .*boot done .*services=storage,dns/);
@@ -213,18 +233,22 @@ describe.skipIf(missing.length > 0)(`rpi SD-card image (needs ${tools.join(', ')
 
     // Footprint on 512 MB (issue 16), after a DNS burst sized to the test's time (bench/memory
     // has the full load): no OOM kill, no swap, each service's private memory within its
-    // peak budget, PID 1 within its own. The whole appliance's use (MemTotal - MemAvailable)
-    // is logged, not yet asserted: ~288 MiB against the issue's 256, the initramfs alone
-    // holding ~100 MB of RAM the kernel can never drop (platform/rpi/README.md, footprint).
+    // peak budget, PID 1 within its own, and the whole appliance's use (MemTotal -
+    // MemAvailable) within the issue's peak budget of 256 MiB. With Node on the read-only
+    // root partition it is ~200–210 MiB here; from the initramfs it was ~290–300, ~100 MB of
+    // it RAM the kernel could never drop (platform/rpi/README.md, footprint). The after-boot
+    // target, 200, is measured by bench/memory/rpi.ts, not asserted: a few MiB over it.
     for (let k = 0; k < 20; k++) await Promise.all(Array.from({ length: 10 }, (_, j) => dig(dnsPort, j % 2 === 1)));
     const mem = JSON.parse((await http(`http://127.0.0.1:${debug}/memory`))!.body) as {
       memTotalKiB: number; memAvailableKiB: number; swapTotalKiB: number; oomKills: number;
       init: { rssAnonKiB: number; vmRssKiB: number }; services: Record<string, { pid: number; rssAnonKiB: number; vmRssKiB: number } | null>;
+      meminfoKiB: Record<string, number>;
     };
     const mb = (k: number) => `${(k / 1024).toFixed(1)} MiB`;
-    lines.push(`memory on ${mb(mem.memTotalKiB)}: used (MemTotal - MemAvailable) ${mb(mem.memTotalKiB - mem.memAvailableKiB)}; PID 1 private ${mb(mem.init.rssAnonKiB)} (VmRSS ${mb(mem.init.vmRssKiB)}); ${Object.entries(mem.services).map(([n, m]) => `${n} private ${m ? mb(m.rssAnonKiB) : '-'} (VmRSS ${m ? mb(m.vmRssKiB) : '-'})`).join('; ')}`);
+    lines.push(`memory on ${mb(mem.memTotalKiB)}: used (MemTotal - MemAvailable) ${mb(mem.memTotalKiB - mem.memAvailableKiB)}; PID 1 private ${mb(mem.init.rssAnonKiB)} (VmRSS ${mb(mem.init.vmRssKiB)}); ${Object.entries(mem.services).map(([n, m]) => `${n} private ${m ? mb(m.rssAnonKiB) : '-'} (VmRSS ${m ? mb(m.vmRssKiB) : '-'})`).join('; ')}; meminfo ${Object.entries(mem.meminfoKiB).map(([k, v]) => `${k} ${mb(v)}`).join(', ')}`);
     expect(mem.oomKills, vm.output().slice(-3000)).toBe(0);
     expect(mem.swapTotalKiB).toBe(0);
+    expect(mem.memTotalKiB - mem.memAvailableKiB, 'MemTotal - MemAvailable').toBeLessThanOrEqual(256 * 1024);
     expect(mem.init.rssAnonKiB, 'PID 1 private memory').toBeLessThanOrEqual(24 * 1024);
     for (const [name, m] of Object.entries(mem.services)) {
       expect(m, `${name} is running`).not.toBeNull();
@@ -285,10 +309,10 @@ describe.skipIf(missing.length > 0)(`rpi SD-card image (needs ${tools.join(', ')
     // Each service has its own folder on the data partition.
     await vm.stop();
     vm = undefined;
-    const p2 = join(tmp, 'p2-after.img');
-    const p = img.partitions[1]!;
-    // Partition 2 now ends where the card does (1 MiB aligned), and its ext4 fills it.
-    const grown = (JSON.parse(sh('sfdisk', ['--json', disk])) as { partitiontable: { partitions: { start: number; size: number }[] } }).partitiontable.partitions[1]!;
+    const p2 = join(tmp, 'p3-after.img');
+    const p = img.partitions[2]!;
+    // Partition 3, the data, now ends where the card does (1 MiB aligned), and its ext4 fills it.
+    const grown = (JSON.parse(sh('sfdisk', ['--json', disk])) as { partitiontable: { partitions: { start: number; size: number }[] } }).partitiontable.partitions[2]!;
     expect(grown.start).toBe(p.startSector);
     expect(grown.size).toBe(p.sectors + GROW / 512);
     sh('dd', [`if=${disk}`, `of=${p2}`, 'bs=4M', `skip=${p.offsetBytes}`, `count=${grown.size * 512}`, 'iflag=skip_bytes,count_bytes', 'conv=sparse', 'status=none']);

@@ -1,0 +1,137 @@
+/**
+ * The rpi image's footprint on 512 MB (issue 16): boots a built rpi test image (one with
+ * PID 1's debug port) under `qemu-system-aarch64 -M virt -m 512` with its SD image as the
+ * disk, and prints, from qemu start, when storage's health and DNS first answer through the
+ * forwarded ports, then — 10 s after every service has logged `ready` — the machine's
+ * `MemTotal − MemAvailable` and each process's RssAnon / VmRSS from PID 1's `GET /memory`.
+ *
+ * `--against DIR` boots another built image (e.g. one from before the read-only root)
+ * alternately with the first, so both are measured under the same machine load: under TCG
+ * on a shared machine the same image boots in 60 s or 230 s depending on the load, and only
+ * a same-run comparison says anything. A benchmark, not a test: exit 0 whatever the
+ * figures; non-zero only when something could not run.
+ *
+ *   node bench/memory/rpi.ts --image DIR [--against DIR] [--runs N] [--json]
+ */
+import { execFile } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs, promisify } from 'node:util';
+import { bootVirt } from '../../platform/rpi/qemu.ts';
+import { freeTcpPort } from '../../test/support/ports.ts';
+
+const HELP = `Usage: node bench/memory/rpi.ts --image DIR [--against DIR] [--runs N] [--json]
+
+DIR is a built rpi image folder (image.json, kith-rpi.img) whose boot.json has a debug
+port on 9199, as test/images/rpi-image.test.ts builds into build/rpi/test-image.
+Boots each under qemu virt with 512 MB, N times (default 1), alternating, and prints time
+to services answering and MemTotal - MemAvailable 10 s after every service is ready.
+`;
+
+const { values } = parseArgs({ options: { image: { type: 'string' }, against: { type: 'string' }, runs: { type: 'string', default: '1' }, json: { type: 'boolean', default: false }, help: { type: 'boolean', default: false } } });
+if (values.help || !values.image) {
+  process.stdout.write(HELP);
+  process.exit(values.help ? 0 : 64);
+}
+const run = promisify(execFile);
+const DEBUG_PORT = 9199;
+const say = (l: string) => process.stderr.write(l + '\n');
+
+interface Boot {
+  image: string;
+  /** Guest uptime (s) when the first stage mounted the root, if it has one, and when PID 1 said `boot done`. */
+  rootMountedS?: number;
+  bootDoneS?: number;
+  answeredMs: number;
+  readyMs: number;
+  usedMiB: number;
+  totalMiB: number;
+  oomKills: number;
+  initAnonMiB: number;
+  /** /proc/meminfo fields PID 1 reports (newer images only), MiB. */
+  meminfo?: Record<string, number>;
+  services: Record<string, { anonMiB: number; rssMiB: number }>;
+}
+
+async function get(url: string): Promise<string | undefined> {
+  try {
+    const r = await fetch(url, { signal: AbortSignal.timeout(3000) });
+    return r.ok ? await r.text() : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function dig(port: number): Promise<boolean> {
+  try {
+    const { stdout } = await run('dig', ['@127.0.0.1', '-p', String(port), 'kith.home.arpa', 'A', '+short', '+tries=1', '+time=2']);
+    return stdout.trim() !== '';
+  } catch {
+    return false;
+  }
+}
+
+async function boot(dir: string): Promise<Boot> {
+  const meta = JSON.parse(readFileSync(join(dir, 'image.json'), 'utf8')) as { image: string; services: string[]; partitions: { offsetBytes: number }[] };
+  const tmp = mkdtempSync(join(tmpdir(), 'kith-rpi-mem-'));
+  try {
+    const at = `${join(dir, meta.image)}@@${meta.partitions[0]!.offsetBytes}`;
+    await run('mcopy', ['-i', at, '::/vmlinuz', '::/initrd.cpio.zst', tmp], { env: { ...process.env, MTOOLS_SKIP_CHECK: '1' } });
+    const disk = join(tmp, 'sd.img');
+    cpSync(join(dir, meta.image), disk);
+    const [dnsPort, health, debug] = [await freeTcpPort(), await freeTcpPort(), await freeTcpPort()];
+    const t0 = Date.now();
+    const vm = bootVirt({
+      kernel: join(tmp, 'vmlinuz'), initrd: join(tmp, 'initrd.cpio.zst'), disk, memoryMiB: 512,
+      forwards: [{ proto: 'udp', hostPort: dnsPort, guestPort: 53 }, { proto: 'tcp', hostPort: health, guestPort: 9101 }, { proto: 'tcp', hostPort: debug, guestPort: DEBUG_PORT }],
+    });
+    try {
+      let healthy = false;
+      let answered = false;
+      while (!(healthy && answered)) {
+        if (Date.now() - t0 > 400_000) throw new Error(`no answer after 400 s:\n${vm.output().slice(-3000)}`);
+        if (vm.child.exitCode !== null) throw new Error(`qemu exited:\n${vm.output().slice(-3000)}`);
+        healthy ||= (await get(`http://127.0.0.1:${health}/healthz`)) !== undefined;
+        answered ||= await dig(dnsPort);
+        if (!(healthy && answered)) await new Promise((r) => setTimeout(r, 500));
+      }
+      const answeredMs = Date.now() - t0;
+      const ready = new RegExp(meta.services.map((s) => `(?=[\\s\\S]*memory service=${s} .*when=ready\\+2s)`).join(''));
+      await vm.waitFor(ready, 300_000);
+      const readyMs = Date.now() - t0;
+      await new Promise((r) => setTimeout(r, 10_000));
+      const mem = JSON.parse((await get(`http://127.0.0.1:${debug}/memory`))!) as {
+        memTotalKiB: number; memAvailableKiB: number; oomKills: number; init: { rssAnonKiB: number }; meminfoKiB?: Record<string, number>;
+        services: Record<string, { rssAnonKiB: number; vmRssKiB: number } | null>;
+      };
+      const mib = (k: number) => Math.round((k / 1024) * 10) / 10;
+      const rootMounted = /kith-stage1 t=([\d.]+)s root mounted/.exec(vm.output());
+      const bootDone = /kith-init pid=1 .*boot done .*uptimeS=([\d.]+)/.exec(vm.output());
+      return {
+        image: dir, ...(rootMounted ? { rootMountedS: Number(rootMounted[1]) } : {}), ...(bootDone ? { bootDoneS: Number(bootDone[1]) } : {}), answeredMs, readyMs, usedMiB: mib(mem.memTotalKiB - mem.memAvailableKiB), totalMiB: mib(mem.memTotalKiB), oomKills: mem.oomKills, initAnonMiB: mib(mem.init.rssAnonKiB),
+        ...(mem.meminfoKiB ? { meminfo: Object.fromEntries(Object.entries(mem.meminfoKiB).map(([k, v]) => [k, mib(v)])) } : {}),
+        services: Object.fromEntries(Object.entries(mem.services).map(([n, m]) => [n, { anonMiB: m ? mib(m.rssAnonKiB) : NaN, rssMiB: m ? mib(m.vmRssKiB) : NaN }])),
+      };
+    } finally {
+      await vm.stop();
+    }
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+const images = [resolve(values.image), ...(values.against ? [resolve(values.against)] : [])];
+const results: Boot[] = [];
+for (let k = 0; k < Number(values.runs); k++) {
+  for (const dir of images) {
+    say(`boot ${k + 1}: ${dir}`);
+    const b = await boot(dir);
+    results.push(b);
+    say(`  ${b.rootMountedS !== undefined ? `root mounted at ${b.rootMountedS} s uptime, ` : ''}boot done at ${b.bootDoneS ?? '?'} s uptime, answered ${(b.answeredMs / 1000).toFixed(1)} s, all ready ${(b.readyMs / 1000).toFixed(1)} s, used ${b.usedMiB} of ${b.totalMiB} MiB, PID 1 private ${b.initAnonMiB} MiB, ${Object.entries(b.services).map(([n, s]) => `${n} ${s.anonMiB}/${s.rssMiB}`).join(', ')} (RssAnon/VmRSS MiB), OOM kills ${b.oomKills}${b.meminfo ? `; meminfo MiB ${Object.entries(b.meminfo).map(([k, v]) => `${k} ${v}`).join(', ')}` : ''}`);
+  }
+}
+if (values.json) process.stdout.write(JSON.stringify(results, null, 2) + '\n');
+else for (const b of results) {
+  process.stdout.write(`${b.image}: used ${b.usedMiB} MiB of ${b.totalMiB} (target <= 200 after boot: ${b.usedMiB <= 200 ? 'PASS' : 'FAIL'}); services answering ${(b.answeredMs / 1000).toFixed(1)} s, all ready ${(b.readyMs / 1000).toFixed(1)} s after qemu start\n`);
+}
