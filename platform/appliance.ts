@@ -82,7 +82,12 @@ export interface LaunchArgs {
   nodeFlags?: string[];
   /** This machine's addresses, what 'self' means (platform/facts.ts); none: its interfaces'. */
   addresses?: string[];
+  /** Peers the management ports treat as this machine (platform/peer-gate.ts setLocalPeers). */
+  localPeers?: string[];
 }
+
+/** The host as a guest under qemu's user-mode networking sees it. */
+export const QEMU_USER_HOST = '10.0.2.2';
 
 const hostPort = (a: ListenAddress) => `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
 
@@ -94,6 +99,7 @@ export function launchArgs(l: LaunchArgs): string[] {
     l.bundle, '--config', l.configRoot, '--data', l.dataDir,
     ...Object.entries(l.listen).flatMap(([name, a]) => ['--listen', `${name}=${hostPort(a)}`]),
     ...(l.addresses ?? []).flatMap((a) => ['--address', a]),
+    ...(l.localPeers ?? []).flatMap((a) => ['--local-peer', a]),
   ];
 }
 
@@ -175,6 +181,9 @@ export function planAppliance(descriptors: ServiceDescriptor[], profile: Profile
       ...(snapshot ? { snapshotBlob: snapshotPath(d.name) } : {}),
       // Under `kith up` services listen on one address: 'self' means that one.
       ...(local && !isWildcard(profile.host) ? { addresses: [profile.host] } : {}),
+      // A kvm image is reached through qemu's forwarded ports, bound to the host's loopback:
+      // its peer 10.0.2.2 is the host's own user (and a kvm image has no pairing).
+      ...(profile.target === 'kvm' ? { localPeers: [QEMU_USER_HOST] } : {}),
     });
     return {
       name: d.name,

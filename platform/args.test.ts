@@ -19,5 +19,10 @@ describe('service arguments', () => {
     expect(() => parseServiceArgs(['--config', 'c', '--data', 'd', '--listen', 'dns:53'], listeners)).toThrow(/expected NAME=HOST:PORT/);
     expect(() => parseServiceArgs(['--config', 'c', '--data', 'd', '--listen', 'dns=h:99999'], listeners)).toThrow(/out of range/);
     expect(() => parseServiceArgs(['--bogus'], listeners)).toThrow(UsageError);
+    expect(() => parseServiceArgs(['--config', 'c', '--data', 'd', '--local-peer', 'qemu-host'], listeners)).toThrow(/--local-peer qemu-host: expected an IPv4 or IPv6 address/);
+  });
+  it('takes the peers the port gates treat as this machine', () => {
+    expect(parseServiceArgs(['--config', 'c', '--data', 'd', '--local-peer', '10.0.2.2'], listeners).localPeers).toEqual(['10.0.2.2']);
+    expect(parseServiceArgs(['--config', 'c', '--data', 'd'], listeners).localPeers).toEqual([]);
   });
 });

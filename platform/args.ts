@@ -15,6 +15,8 @@ export interface ServiceArgs {
   checkConfig: boolean;
   /** This machine's addresses as 'self' means them (--address); empty: its interfaces'. */
   addresses: string[];
+  /** Peers the port gates treat as this machine (--local-peer; platform/peer-gate.ts). */
+  localPeers: string[];
 }
 
 export class UsageError extends Error {
@@ -31,6 +33,7 @@ export function parseServiceArgs(argv: string[], listeners: Record<string, Liste
         data: { type: 'string' },
         listen: { type: 'string', multiple: true },
         address: { type: 'string', multiple: true },
+        'local-peer': { type: 'string', multiple: true },
         host: { type: 'string' },
         'log-level': { type: 'string' },
         'check-config': { type: 'boolean' },
@@ -58,6 +61,7 @@ export function parseServiceArgs(argv: string[], listeners: Record<string, Liste
     listen[name] = { host: h.replace(/^\[(.*)\]$/, '$1'), port: n };
   }
   for (const a of v.address ?? []) if (isIP(a) === 0) throw new UsageError(`--address ${a}: expected an IPv4 or IPv6 address`);
+  for (const a of v['local-peer'] ?? []) if (isIP(a) === 0) throw new UsageError(`--local-peer ${a}: expected an IPv4 or IPv6 address`);
   const level = v['log-level'] ?? 'info';
   if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new UsageError(`--log-level ${level}: expected debug, info, warn or error`);
   return {
@@ -68,6 +72,7 @@ export function parseServiceArgs(argv: string[], listeners: Record<string, Liste
     help,
     checkConfig: v['check-config'] === true,
     addresses: v.address ?? [],
+    localPeers: v['local-peer'] ?? [],
   };
 }
 
@@ -85,6 +90,8 @@ export function serviceUsage(name: string, description: string, listeners: Recor
     '  --host HOST               default host for every listener (default 0.0.0.0)',
     '  --address ADDR            this machine\'s address, what \'self\' means in the config\n' +
     '                            (repeatable; default: the network interfaces\' addresses)',
+    '  --local-peer ADDR         a peer address treated as this machine by the management\n' +
+    '                            ports (repeatable; a kvm image\'s host, 10.0.2.2)',
     '  --log-level LEVEL         debug, info, warn or error (default info)',
     '  --check-config            validate the config, print problems, exit 0 (valid) or 78',
     '  -h, --help                this help',

@@ -15,7 +15,7 @@ import { tempDir } from '../test/platform/helpers.ts';
 import { createCa, issue, type Pem } from './pki/ca.ts';
 import { provisionRevocations } from './pki/provision.ts';
 import { RevocationList } from './pki/revocation.ts';
-import { listenGated, type GatedListener, type PlainPolicy } from './peer-gate.ts';
+import { isLocalPeer, listenGated, setLocalPeers, type GatedListener, type PlainPolicy } from './peer-gate.ts';
 
 const run = promisify(execFile);
 const dir = tempDir('kith-gate-');
@@ -97,5 +97,22 @@ describe('a gated port', () => {
     const port = await open('anyone', false);
     expect(await curl(`http://127.0.0.1:${port}/`)).toBe('200 hello plain');
     expect(await curl(`https://localhost:${port}/`, '--resolve', `localhost:${port}:127.0.0.1`)).toBe('000');
+  });
+});
+
+describe('local peers (--local-peer: a kvm image\'s host)', () => {
+  it('counts loopback always, and a told peer (plain or IPv4-mapped) only once told', () => {
+    try {
+      expect(isLocalPeer('127.0.0.1')).toBe(true);
+      expect(isLocalPeer('10.0.2.2')).toBe(false);
+      setLocalPeers(['10.0.2.2']);
+      expect(isLocalPeer('10.0.2.2')).toBe(true);
+      expect(isLocalPeer('::ffff:10.0.2.2')).toBe(true);
+      expect(isLocalPeer('10.0.2.3')).toBe(false);
+      expect(isLocalPeer(undefined)).toBe(false);
+    } finally {
+      setLocalPeers([]);
+    }
+    expect(isLocalPeer('10.0.2.2')).toBe(false);
   });
 });

@@ -32,6 +32,26 @@ export function isLoopback(addr: string | undefined): boolean {
   return v4.startsWith('127.') || addr === '::1';
 }
 
+/**
+ * Addresses that count as the box itself besides loopback, set once at start from the
+ * service's `--local-peer` arguments: a kvm image's host under qemu's user networking
+ * (10.0.2.2), whose forwarded ports qemu binds to the host's loopback only — so there it
+ * is the same person as a local shell under `kith up`, and a kvm image has no pairing.
+ */
+const localPeers = new Set<string>();
+
+export function setLocalPeers(addrs: readonly string[]): void {
+  localPeers.clear();
+  for (const a of addrs) localPeers.add(a);
+}
+
+/** Loopback, or a peer the service was told is this machine's own (setLocalPeers). */
+export function isLocalPeer(addr: string | undefined): boolean {
+  if (isLoopback(addr)) return true;
+  if (!addr || localPeers.size === 0) return false;
+  return localPeers.has(addr.startsWith('::ffff:') ? addr.slice(7) : addr);
+}
+
 /** A paired device of the owner's: a client certificate the handshake verified against the appliance CA, CN=owner. */
 export function ownerCertificate(req: http.IncomingMessage): boolean {
   const sock = req.socket as TLSSocket;
@@ -50,7 +70,7 @@ export interface GateOptions {
   plain: PlainPolicy;
   /** Timeouts and the like, applied to every HTTP server behind the port. */
   configure?: (server: http.Server) => void;
-  /** Who counts as the box itself (tests simulate a network peer); default: a loopback address. */
+  /** Who counts as the box itself (tests simulate a network peer); default: isLocalPeer. */
   isLocal?: (remoteAddress: string | undefined) => boolean;
 }
 
@@ -74,7 +94,7 @@ function refusePlain(socket: net.Socket): void {
 }
 
 export async function listenGated(o: GateOptions): Promise<GatedListener> {
-  const isLocal = o.isLocal ?? isLoopback;
+  const isLocal = o.isLocal ?? isLocalPeer;
   const sockets = new Set<net.Socket>();
   const plainServer = o.plain === 'never' ? undefined : http.createServer(o.onRequest);
   const tlsServer = (strict: boolean) => {

@@ -16,6 +16,7 @@ import { loadLastGood, recordingSource, saveLastGood } from './config/last-good.
 import { formatIssue, type ConfigIssue } from './config/spec.ts';
 import { watchConfig, type ConfigWatch } from './config/watch.ts';
 import { isLoopback, startHealthServer, type HealthServer } from './health.ts';
+import { setLocalPeers } from './peer-gate.ts';
 import { createLogger, type Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { watchLifeline } from './lifeline.ts';
@@ -302,6 +303,7 @@ export async function runServiceMain<C>(def: ServiceDefinition<C>, entryUrl: str
     for (const s of [process.stdout, process.stderr]) s.on('error', () => {});
     stop(why, 1000);
   });
+  setLocalPeers(args.localPeers);
   try {
     handle = await startService(def, { configRoot: args.configRoot, dataDir: args.dataDir, listen: args.listen, log, addresses: args.addresses });
   } catch (err) {
