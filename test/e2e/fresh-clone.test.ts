@@ -7,7 +7,7 @@
  *                                                     (≤ 50 MB) with a sha256sum -c file
  *   ./kith flash build/rpi/image/kith-rpi.img.zst T   to a file-backed target, verified
  *
- * then the target's partitions check clean from outside (fsck.vfat -n, e2fsck -fn on each
+ * then the target's partitions (boot, read-only root, data) check clean from outside (fsck.vfat -n, e2fsck -fn on each
  * partition cut out at the offsets sfdisk reports; mdir lists the boot files), and a flipped
  * byte on the target makes `kith flash --verify-only` exit 1.
  *
@@ -100,8 +100,9 @@ describe.skipIf(missing.length > 0 || !canShareModules)(`a fresh clone (needs ${
 
       // The partitions as sfdisk reads them from the target, each cut out and checked.
       const table = JSON.parse(spawnSync('sfdisk', ['--json', target()], { encoding: 'utf8' }).stdout) as { partitiontable: { partitions: { start: number; size: number; type: string; bootable?: boolean }[] } };
-      const [boot, data] = table.partitiontable.partitions;
+      const [boot, root, data] = table.partitiontable.partitions;
       expect(boot).toMatchObject({ type: 'c', bootable: true });
+      expect(root).toMatchObject({ type: '83' });
       expect(data).toMatchObject({ type: '83' });
       const cut = (p: { start: number; size: number }, name: string) => {
         const f = join(tmp, name);
@@ -111,7 +112,11 @@ describe.skipIf(missing.length > 0 || !canShareModules)(`a fresh clone (needs ${
       };
       const vfat = spawnSync('fsck.vfat', ['-n', cut(boot!, 'p1.vfat')], { encoding: 'utf8' });
       expect(vfat.status, vfat.stdout + vfat.stderr).toBe(0);
-      const ext4 = spawnSync('e2fsck', ['-fn', cut(data!, 'p2.ext4')], { encoding: 'utf8' });
+      // p2: Node and the bundles, read-only; p3: the data partition, grown on first boot.
+      const rootFs = spawnSync('e2fsck', ['-fn', cut(root!, 'p2.ext4')], { encoding: 'utf8' });
+      expect(rootFs.status, rootFs.stdout + rootFs.stderr).toBe(0);
+      expect(rootFs.stdout).toMatch(/kith-root: \d+\/\d+ files/);
+      const ext4 = spawnSync('e2fsck', ['-fn', cut(data!, 'p3.ext4')], { encoding: 'utf8' });
       expect(ext4.status, ext4.stdout + ext4.stderr).toBe(0);
       expect(ext4.stdout).toMatch(/kith-data: \d+\/\d+ files/);
       const listing = spawnSync('mdir', ['-b', '-i', `${target()}@@${boot!.start * 512}`, '::/'], { encoding: 'utf8', env: MTOOLS });
@@ -122,7 +127,7 @@ describe.skipIf(missing.length > 0 || !canShareModules)(`a fresh clone (needs ${
     it('a flipped byte on the target: kith flash --verify-only exits 1', () => {
       const ok0 = inClone('./kith flash --verify-only (good)', './kith', ['flash', '--verify-only', 'build/rpi/image/kith-rpi.img.zst', target()]);
       expect(ok0.status, ok0.stderr).toBe(0);
-      const at = 300 * 2 ** 20 + 12345; // inside the data partition
+      const at = 500 * 2 ** 20 + 12345; // inside the data partition (p3: 449-705 MiB of the default layout)
       const fd = openSync(target(), 'r+');
       const b = Buffer.alloc(1);
       readSync(fd, b, 0, 1, at);

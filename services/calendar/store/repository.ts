@@ -121,6 +121,8 @@ export class Repository {
   private listeners = new Set<() => void>();
   /** Blob cache folders known to exist (256 at most). */
   private readonly blobDirs = new Set<string>();
+  /** Cache writes not awaited by the change that made them; a clean stop finishes them. */
+  private readonly cacheWrites = new Set<Promise<void>>();
 
   private readonly opts: RepositoryOptions;
 
@@ -181,10 +183,11 @@ export class Repository {
     void loop();
   }
 
-  stop(): Promise<void> {
+  async stop(): Promise<void> {
     this.stopped = true;
     this.abort.abort();
     if (this.persistTimer) clearTimeout(this.persistTimer);
+    await Promise.all([...this.cacheWrites]);
     return this.persist();
   }
 
@@ -249,7 +252,8 @@ export class Repository {
           const summary = m.items?.[c.path] ?? this.opts.summarize(coll.meta.type, text) ?? { uid: '' };
           coll.items.set(p.item, { ...summary, blob, size: Buffer.byteLength(text) });
           this.remember(blob, text);
-          void this.writeBlobCache(blob, text);
+          const w = this.writeBlobCache(blob, text).finally(() => this.cacheWrites.delete(w));
+          this.cacheWrites.add(w);
         }
       }
       const coll = this.collections.get(key);
