@@ -24,6 +24,8 @@ interface Entry {
   expires: number;
   ttlOffsets: readonly number[];
   ttls: readonly number[];
+  /** The age in whole seconds whose TTLs `bytes` holds: rewritten once a second, not per hit. */
+  renderedAge: number;
   /** Another query whose key hashed the same (rare): the chain is compared byte by byte. */
   next: Entry | undefined;
 }
@@ -126,6 +128,24 @@ export class ResponseCache {
       this.unlink(key, e);
       return undefined;
     }
+    const offsets = e.ttlOffsets;
+    if (offsets.length > 0) {
+      const aged = Math.floor((now - e.storedAt) / 1000);
+      if (aged !== e.renderedAge) {
+        // The stored copy is aged in place, once per second of age: every hit in that
+        // second copies it as it is. By hand: offsets checked when stored, TTLs unsigned 32-bit.
+        const b = e.bytes;
+        for (let i = 0; i < offsets.length; i++) {
+          const ttl = Math.max(0, e.ttls[i]! - aged);
+          const o = offsets[i]!;
+          b[o] = ttl >>> 24;
+          b[o + 1] = (ttl >>> 16) & 0xff;
+          b[o + 2] = (ttl >>> 8) & 0xff;
+          b[o + 3] = ttl & 0xff;
+        }
+        e.renderedAge = aged;
+      }
+    }
     // Every byte is overwritten at once: no need to zero the pool slice first.
     const out = Buffer.allocUnsafe(e.bytes.length);
     out.set(e.bytes);
@@ -134,19 +154,6 @@ export class ResponseCache {
     out[0] = query[0]!;
     out[1] = query[1]!;
     for (let i = 12; i < e.qEnd; i++) out[i] = query[i]!;
-    const offsets = e.ttlOffsets;
-    if (offsets.length > 0) {
-      const aged = Math.floor((now - e.storedAt) / 1000);
-      // By hand, as the question above: offsets checked when stored, TTLs are unsigned 32-bit.
-      for (let i = 0; i < offsets.length; i++) {
-        const ttl = Math.max(0, e.ttls[i]! - aged);
-        const o = offsets[i]!;
-        out[o] = ttl >>> 24;
-        out[o + 1] = (ttl >>> 16) & 0xff;
-        out[o + 2] = (ttl >>> 8) & 0xff;
-        out[o + 3] = ttl & 0xff;
-      }
-    }
     return out;
   }
 
@@ -199,7 +206,7 @@ export class ResponseCache {
     const bytes = Buffer.from(response);
     bytes.writeUInt16BE(0, 0);
     // Authoritative TTLs do not age: they are the zone's.
-    this.map.set(key, { query: q, bytes, qEnd, storedAt: now, expires, ttlOffsets: aa ? NONE : ttlOffsets, ttls: aa ? NONE : ttls, next: this.map.get(key) });
+    this.map.set(key, { query: q, bytes, qEnd, storedAt: now, expires, ttlOffsets: aa ? NONE : ttlOffsets, ttls: aa ? NONE : ttls, renderedAge: 0, next: this.map.get(key) });
     this.entries++;
   }
 
