@@ -20,7 +20,7 @@ import { seedMissingFiles } from '../../platform/config/seed-tree.ts';
 import { defaultConfigFiles, loadDefinitions } from '../../platform/services.ts';
 import { readCpio } from '../../platform/image/cpio.ts';
 import { freePortBase, freeTcpPort } from '../support/ports.ts';
-import { startVm, stopVm } from './vm-process.ts';
+import { buildVmImage, startVm, stopVm } from './vm-process.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const OUT = join(REPO, 'build/test-images');
@@ -166,9 +166,7 @@ describe.runIf(process.arch === 'x64')('kvm DNS image (kith image build --target
       '@ IN NS ns1', 'ns1 IN A 192.0.2.53', 'www IN A 192.0.2.80', '@ IN MX 10 mail', 'mail IN A 192.0.2.25', '',
     ].join('\n'));
     dir = join(OUT, 'kvm-dns');
-    const r = spawnSync(process.execPath, [join(REPO, 'installer/kith.ts'), 'image', 'build', '--target', 'kvm', '--service', 'dns', '--config', config, '--out', dir, '--data-disk'], { encoding: 'utf8', cwd: REPO });
-    buildOut = r.stdout + r.stderr;
-    if (r.status !== 0) throw new Error(`kith image build exited ${r.status}:\n${buildOut}`);
+    buildOut = buildVmImage(REPO, 'dns', config, dir, ['--data-disk']);
   }, 150_000);
 
   afterAll(async () => {

@@ -20,7 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedMissingFiles } from '../../platform/config/seed-tree.ts';
 import { defaultConfigFiles, loadDefinitions } from '../../platform/services.ts';
 import { freePortBase } from '../support/ports.ts';
-import { startVm, stopVm, type RunningVm } from './vm-process.ts';
+import { buildVmImage, startVm, stopVm, type RunningVm } from './vm-process.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const OUT = join(REPO, 'build/test-images');
@@ -81,9 +81,7 @@ describe.runIf(process.arch === 'x64')('kvm calendar image (kith image build --t
     const config = join(tmp, 'config');
     seedMissingFiles(config, defaultConfigFiles(await loadDefinitions(REPO)));
     dir = join(OUT, 'kvm-calendar');
-    const r = spawnSync(process.execPath, [join(REPO, 'installer/kith.ts'), 'image', 'build', '--target', 'kvm', '--service', 'calendar', '--config', config, '--out', dir, '--data-disk'], { encoding: 'utf8', cwd: REPO });
-    buildOut = r.stdout + r.stderr;
-    if (r.status !== 0) throw new Error(`kith image build exited ${r.status}:\n${buildOut}`);
+    buildOut = buildVmImage(REPO, 'calendar', config, dir, ['--data-disk']);
   }, 600_000);
 
   afterAll(async () => {

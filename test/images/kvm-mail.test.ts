@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedMissingFiles } from '../../platform/config/seed-tree.ts';
 import { defaultConfigFiles, loadDefinitions } from '../../platform/services.ts';
 import { freePortBase } from '../support/ports.ts';
-import { startVm, stopVm } from './vm-process.ts';
+import { buildVmImage, startVm, stopVm } from './vm-process.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const OUT = join(REPO, 'build/test-images');
@@ -35,9 +35,7 @@ describe.runIf(process.arch === 'x64')('kvm mail image (kith image build --targe
     const config = join(tmp, 'config');
     seedMissingFiles(config, defaultConfigFiles(await loadDefinitions(REPO)));
     dir = join(OUT, 'kvm-mail');
-    const r = spawnSync(process.execPath, [join(REPO, 'installer/kith.ts'), 'image', 'build', '--target', 'kvm', '--service', 'mail', '--config', config, '--out', dir], { encoding: 'utf8', cwd: REPO });
-    const out = r.stdout + r.stderr;
-    if (r.status !== 0) throw new Error(`kith image build exited ${r.status}:\n${out}`);
+    const out = buildVmImage(REPO, 'mail', config, dir);
     expect(out).toMatch(/boot it: kith vm run mail/);
     // Its links reach storage (the zone files its records go into) and dns (its resolver): both come along.
     expect(out).toMatch(/mail reaches storage and dns through its links: they go into the image too/);

@@ -1,5 +1,5 @@
-/** `kith vm run` as a child of a test: started with its output gathered, stopped as Ctrl-C would. */
-import { spawn, type ChildProcess } from 'node:child_process';
+/** `kith image build --target kvm` and `kith vm run` as a test drives them: built, started with its output gathered, stopped as Ctrl-C would. */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 
 export interface RunningVm {
@@ -37,4 +37,12 @@ export async function stopVm(vm: ChildProcess | undefined): Promise<number | nul
   const exited = new Promise<number | null>((r) => vm.once('exit', r));
   vm.kill('SIGTERM');
   return exited;
+}
+
+/** `kith image build --target kvm --service SERVICE --config CONFIG --out OUT [extra]`: its output; throws with it when the build fails. */
+export function buildVmImage(repo: string, service: string, config: string, out: string, extra: string[] = []): string {
+  const r = spawnSync(process.execPath, [join(repo, 'installer/kith.ts'), 'image', 'build', '--target', 'kvm', '--service', service, '--config', config, '--out', out, ...extra], { encoding: 'utf8', cwd: repo });
+  const output = r.stdout + r.stderr;
+  if (r.status !== 0) throw new Error(`kith image build exited ${r.status}:\n${output}`);
+  return output;
 }
