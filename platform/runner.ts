@@ -25,6 +25,7 @@ import { RevocationList } from './pki/revocation.ts';
 import { readServerTls } from './pki/server-tls.ts';
 import { createPendingWrites, isDiskFault } from './pending-writes.ts';
 import { makePrivateDir } from './private-dir.ts';
+import { governMemory } from './memory-governor.ts';
 import { ensureSealed } from './seal.ts';
 import { readClockState } from './clock-state.ts';
 import { machineFacts, watchFacts } from './facts.ts';
@@ -86,6 +87,8 @@ export async function startService<C>(def: ServiceDefinition<C>, opts: StartOpti
   const rss = metrics.gauge('process_resident_memory_bytes', 'Resident memory size in bytes.');
   const started = metrics.gauge('process_start_time_seconds', 'Start time of the process since the epoch, in seconds.');
   started.set(Math.floor(now() / 1000));
+  const collections = metrics.counter('kith_gc_collections_total', 'Garbage collections the memory governor asked for, by reason (limit: past the soft limit; settle: after heavy work).');
+  const memory = governMemory({ softLimitBytes: (def.softMemoryMb ?? 24) * 2 ** 20, onCollect: (why) => collections.inc({ reason: why }) });
 
   // Initial config: the live tree, else the last good snapshot, else refuse to start.
   const given = opts.addresses ?? [];
@@ -122,6 +125,7 @@ export async function startService<C>(def: ServiceDefinition<C>, opts: StartOpti
     config: () => current,
     facts: () => facts,
     dataWrites: writes,
+    memory,
     reloadConfig: (reason) => {
       log.info('reloading config', { reason });
       // Asked for while the service is still starting: done once the reload machinery is up.
@@ -218,6 +222,7 @@ export async function startService<C>(def: ServiceDefinition<C>, opts: StartOpti
     health: health.url,
     startupMs: { node: Math.round(performance.nodeTiming.bootstrapComplete), modules: Math.round(modulesDoneMs), ready: Math.round(performance.now()) },
   });
+  memory.settle(); // start-up's garbage (config parsing, module evaluation) is not kept while idle
   let stopped = false;
   return {
     name: def.name,
@@ -229,6 +234,7 @@ export async function startService<C>(def: ServiceDefinition<C>, opts: StartOpti
       if (stopped) return;
       stopped = true;
       writes.close();
+      memory.stop();
       watch.close();
       stopFacts();
       await running.stop();

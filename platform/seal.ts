@@ -59,6 +59,8 @@ export function sealFlags(p: SealPaths): string[] {
     ...reads.map((r) => `--allow-fs-read=${r}`),
     ...writes.map((w) => `--allow-fs-write=${w}`),
     ...(p.nodeFlags ?? []),
+    // The memory governor (platform/memory-governor.ts) collects garbage past a soft limit.
+    '--expose-gc',
     // The permission model and frozen intrinsics are flagged experimental: the warning is noise in our logs.
     '--disable-warning=ExperimentalWarning',
   ];

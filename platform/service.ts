@@ -11,6 +11,7 @@ import type { ConfigSpec, MachineFacts } from './config/spec.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
 import type { PendingWrites } from './pending-writes.ts';
+import type { MemoryGovernor } from './memory-governor.ts';
 
 /** One socket a service opens. `port` is the appliance default; `kith up` remaps it. */
 export interface ListenerSpec {
@@ -61,6 +62,8 @@ export interface ServiceContext<C> {
    * serials), never for what must be on disk before an acknowledgement.
    */
   readonly dataWrites?: PendingWrites;
+  /** `settle()` after heavy work (a pack, a large body): its garbage is collected once things are quiet. */
+  readonly memory?: Pick<MemoryGovernor, 'settle'>;
 }
 
 export interface RunningService<C> {
@@ -87,6 +90,11 @@ export interface ServiceDefinition<C> {
    * where V8 would otherwise let its heap grow on a machine with plenty of RAM.
    */
   nodeFlags?: string[];
+  /**
+   * The soft limit on V8's heap plus Buffers, MiB (platform/memory-governor.ts): above it a
+   * major GC runs. Default 24.
+   */
+  softMemoryMb?: number;
   /** What the service needs from other services; the supervisor provisions it (platform/links.ts). */
   needs?: ServiceNeeds;
   start(ctx: ServiceContext<C>): Promise<RunningService<C>>;

@@ -39,7 +39,8 @@ export interface SnapshotJob {
  * them. Not --permission: Node defines process.permission again when the snapshot starts,
  * and cannot if the snapshot has it already; modules decide about it at first use instead.
  */
-const BUILD_FLAGS = ['--frozen-intrinsics', '--disallow-code-generation-from-strings', '--disable-warning=ExperimentalWarning'];
+// --expose-gc too: V8 refuses a snapshot built under other flags, and `gc` lives on the global object it restores.
+const BUILD_FLAGS = ['--frozen-intrinsics', '--disallow-code-generation-from-strings', '--expose-gc', '--disable-warning=ExperimentalWarning'];
 
 /** Start the sealed service from the blob on loopback, wait for ready, stop it; its ready line. */
 function startOnce(job: SnapshotJob): Promise<string> {

@@ -251,9 +251,14 @@ export async function startStorage(ctx: ServiceContext<StorageConfig>): Promise<
     },
   );
 
+  let inflight = 0;
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
     const kind = (req.url ?? '/').startsWith('/store/') ? 'store' : 'git';
     res.on('finish', () => requests.inc({ kind, status: res.statusCode }));
+    // A pack sent or received leaves tens of MiB of garbage: collected once no request is left
+    // (platform/memory-governor.ts), so the next one starts from the live heap.
+    inflight++;
+    res.on('close', () => { if (--inflight === 0) ctx.memory?.settle(); });
     void handle({ req, res });
   };
 

@@ -79,6 +79,17 @@ describe('a sealed service bundle', () => {
     expect(metrics).toMatch(/process_resident_memory_bytes \d+/);
   });
 
+  it('collects its start-up garbage once ready (the memory governor has gc)', async () => {
+    expect(readFileSync(`/proc/${svc.child.pid}/cmdline`, 'utf8').split('\0')).toContain('--expose-gc');
+    // settle() after ready runs within a second; poll rather than sleep.
+    let metrics = '';
+    for (let i = 0; i < 100 && !/kith_gc_collections_total\{reason="settle"\} [1-9]/.test(metrics); i++) {
+      metrics = await (await fetch(`${svc.ready.health}/metrics`)).text();
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(metrics).toMatch(/kith_gc_collections_total\{reason="settle"\} [1-9]/);
+  });
+
   it('refuses a broken config change with file, line and field, and keeps its last good config', async () => {
     await writeConfig(config, 'probe/probe.yaml', 'greeting: hello\nmaxItems: lots\n');
     const refused = await svc.waitFor((r) => r.msg === 'config change refused', 15_000);
