@@ -23,7 +23,7 @@ export function pkiBootService(o: { tlsServices: string[]; servicesRoot: string;
   return {
     name: 'pki',
     command: '/bin/node',
-    args: [PKI_BUNDLE, '--pki', PKI_DIR, '--services', o.servicesRoot, '--port', String(o.port ?? APPLIANCE_PAIR_PORT), '--seed-secret', SEED_SECRET_FILE, '--status-file', APPLIANCE_RUN_STATE, ...o.tlsServices.flatMap((s) => ['--tls', s]), ...links],
+    args: ['--expose-gc', PKI_BUNDLE, '--pki', PKI_DIR, '--services', o.servicesRoot, '--port', String(o.port ?? APPLIANCE_PAIR_PORT), '--seed-secret', SEED_SECRET_FILE, '--status-file', APPLIANCE_RUN_STATE, ...o.tlsServices.flatMap((s) => ['--tls', s]), ...links],
     env: {},
     dataDir: PKI_DIR,
   };

@@ -23,6 +23,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { tlsNamesFor } from '../mdns/supervise.ts';
 import { servePairing } from './pair-supervisor.ts';
+import { governMemory } from '../memory-governor.ts';
 import { normalCode } from './pairing.ts';
 import { loadOrCreateCa, provisionServerTls, serviceClientIssuer } from './provision.ts';
 import { addLinkCertificate } from '../links.ts';
@@ -163,6 +164,9 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     ...(statusAccess ? { status: statusAccess } : {}),
   });
   log('info', 'pairing', { port: pairing.port, seedSecret: standingSecret ? 'accepted' : 'none' });
+  // Provisioning's garbage (keys, certificates, X.509 parsing) is not kept while it waits:
+  // a 512 MB board counts every MiB (platform/memory-governor.ts; --expose-gc from appliance-launch.ts).
+  governMemory({ softLimitBytes: 16 * 2 ** 20 }).settle();
   process.on('SIGTERM', () => void pairing.close().finally(() => process.exit(0)));
 }
 

@@ -50,7 +50,7 @@ describe('rpi image plan', () => {
     expect(parsed.value.data?.device).toBe('LABEL=kith-data');
     // The CA, the certificates of the services that serve TLS (none here) and pairing.
     expect(parsed.value.pki).toEqual({ name: 'pki', command: '/bin/node', dataDir: '/data/pki', env: {},
-      args: ['/kith/pki.cjs', '--pki', '/data/pki', '--services', '/data', '--port', '7299', '--seed-secret', '/data/kith/pairing-secret', '--status-file', '/run/kith-status.json'] });
+      args: ['--expose-gc', '/kith/pki.cjs', '--pki', '/data/pki', '--services', '/data', '--port', '7299', '--seed-secret', '/data/kith/pairing-secret', '--status-file', '/run/kith-status.json'] });
     const withTls = rpiBootConfig({ ...inputs, services: [...inputs.services, { descriptor: { name: 'mail', description: 'm', listeners: { smtp: { protocol: 'tcp', port: 25, tls: true, description: 's' } } }, bundle: '/repo/dist/mail.mjs' }] });
     expect(withTls.pki!.args.slice(-2)).toEqual(['--tls', 'mail']);
     // Storage with an https listener: the pki process also gives each linked service a client certificate for it.
