@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { governMemory, heapAndBuffers, type GcFunction } from './memory-governor.ts';
+import { governMemory, heapAndBuffers, memoryCheckpoint, type GcFunction } from './memory-governor.ts';
 
 const MiB = 2 ** 20;
 
@@ -78,6 +78,20 @@ describe('memory governor', () => {
     } finally {
       vi.useRealTimers();
     }
+  });
+
+  it('memoryCheckpoint() checks from inside a loop that never yields to the timer, every 64th call', () => {
+    const { heap, gc, usage } = fakeHeap(10 * MiB);
+    const g = governMemory({ softLimitBytes: 24 * MiB, gc, usage, checkEveryMs: 60_000 });
+    heap.used = 30 * MiB;
+    for (let i = 0; i < 63; i++) memoryCheckpoint();
+    const before = heap.calls.length;
+    for (let i = 0; i < 64; i++) memoryCheckpoint();
+    expect(heap.calls.length).toBe(before + 1);
+    g.stop();
+    heap.used = 30 * MiB;
+    for (let i = 0; i < 200; i++) memoryCheckpoint();
+    expect(heap.calls.length).toBe(before + 1); // no governor, nothing checked
   });
 
   it('does nothing without an exposed gc', () => {

@@ -41,6 +41,22 @@ export interface MemoryGovernor {
 
 const OFF: MemoryGovernor = { settle() {}, stop() {} };
 
+/** The running governor's check, for memoryCheckpoint(): one per process, like gc itself. */
+let activeCheck: (() => void) | undefined;
+let sinceCheck = 0;
+
+/**
+ * For loops that handle thousands of objects without yielding to the event loop (a delta
+ * chain resolved from cached bodies is all microtasks, so the governor's timer never fires
+ * until it ends): every 64th call reads the usage and collects past the limit, as the timer
+ * would. Costs ~1.3 µs per check; nothing when no governor runs.
+ */
+export function memoryCheckpoint(): void {
+  if (activeCheck === undefined || ++sinceCheck < 64) return;
+  sinceCheck = 0;
+  activeCheck();
+}
+
 /** V8's physical heap size plus its external memory (Buffers' backing stores). */
 export function heapAndBuffers(): number {
   const h = getHeapStatistics();
@@ -61,12 +77,14 @@ export function governMemory(o: MemoryGovernorOptions): MemoryGovernor {
     threshold = Math.max(o.softLimitBytes, Math.round(after * 1.25));
     o.onCollect?.(why, before, after);
   };
-  const timer = setInterval(() => {
+  const check = () => {
     const now = usage();
     if (now > threshold) collect('limit');
     else if (now < o.softLimitBytes) threshold = o.softLimitBytes;
-  }, o.checkEveryMs ?? 100);
+  };
+  const timer = setInterval(check, o.checkEveryMs ?? 100);
   timer.unref();
+  activeCheck = check;
   let settling: NodeJS.Timeout | undefined;
   return {
     settle() {
@@ -76,6 +94,7 @@ export function governMemory(o: MemoryGovernorOptions): MemoryGovernor {
     },
     stop() {
       clearInterval(timer);
+      if (activeCheck === check) activeCheck = undefined;
       if (settling) clearTimeout(settling);
     },
   };

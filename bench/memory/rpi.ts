@@ -54,9 +54,9 @@ interface Boot {
   services: Record<string, { anonMiB: number; rssMiB: number }>;
 }
 
-async function get(url: string): Promise<string | undefined> {
+async function get(url: string, timeoutMs = 3000): Promise<string | undefined> {
   try {
-    const r = await fetch(url, { signal: AbortSignal.timeout(3000) });
+    const r = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
     return r.ok ? await r.text() : undefined;
   } catch {
     return undefined;
@@ -101,7 +101,11 @@ async function boot(dir: string): Promise<Boot> {
       await vm.waitFor(ready, 300_000);
       const readyMs = Date.now() - t0;
       await new Promise((r) => setTimeout(r, 10_000));
-      const mem = JSON.parse((await get(`http://127.0.0.1:${debug}/memory`))!) as {
+      // Under TCG on a loaded host the guest can take seconds to answer: a few tries, 15 s each.
+      let memText: string | undefined;
+      for (let t = 0; t < 4 && memText === undefined; t++) memText = await get(`http://127.0.0.1:${debug}/memory`, 15_000);
+      if (memText === undefined) throw new Error(`PID 1's GET /memory did not answer:\n${vm.output().slice(-3000)}`);
+      const mem = JSON.parse(memText) as {
         memTotalKiB: number; memAvailableKiB: number; oomKills: number; init: { rssAnonKiB: number }; meminfoKiB?: Record<string, number>;
         services: Record<string, { rssAnonKiB: number; vmRssKiB: number } | null>;
       };

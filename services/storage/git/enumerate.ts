@@ -3,6 +3,7 @@
 // introduce. Mirrors the rev-list --objects walk of gitprotocol-pack(5) "Packfile
 // Negotiation" and the shallow rules of gitprotocol-v2(5) "fetch" (shallow-info).
 import { OID_RE, parseCommit, parseTag, parseTree, readRaw, type Store } from './objects.ts';
+import { memoryCheckpoint } from '../../../platform/memory-governor.ts';
 
 export interface EnumerateInput {
   wants: string[];
@@ -134,6 +135,7 @@ async function addTree(s: Store, tree: string, excluded: Set<string>, sent: Set<
   if (excluded.has(tree) || sent.has(tree)) return;
   sent.add(tree);
   out.push(tree);
+  memoryCheckpoint();
   const { body } = await readRaw(s, tree);
   for (const e of parseTree(body)) {
     if (e.mode === '160000') continue;

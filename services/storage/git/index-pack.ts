@@ -23,6 +23,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { constants as zconst, crc32, createInflate, Inflate } from 'node:zlib';
 import { chunkFor } from './zlib-chunks.ts';
 import { COPY_CHUNK, readAt } from './file-range.ts';
+import { memoryCheckpoint } from '../../../platform/memory-governor.ts';
 
 type ObjectKind = 'commit' | 'tree' | 'blob' | 'tag';
 
@@ -244,6 +245,7 @@ async function parsePack(src: PackSource, limits: InflateLimits): Promise<Entry[
   let deltaBytes = 0;
   let off = 12;
   for (let n = 0; n < count; n++) {
+    memoryCheckpoint();
     const start = off;
     if (off >= limit) throw new PackError(`pack ends after ${n} of ${count} objects`);
     // The longest header (size varint + OFS offset, or + REF id) fits 64 bytes.
@@ -431,6 +433,7 @@ export async function indexPack(pack: Buffer | PackSource, limits: InflateLimits
   while (pending.length > 0) {
     const next: number[] = [];
     for (const i of pending) {
+      memoryCheckpoint();
       const e = entries[i]!;
       const j = baseIndexOf(e);
       const base = j !== undefined ? entries[j]! : undefined;

@@ -7,6 +7,7 @@ import { deflateBody } from './zlib-chunks.ts';
 import { packsOf, readRaw, type ObjectType, type Store } from './objects.ts';
 import { entryHeaderAt, ofsDeltaHeader, type PackFile } from './pack-reuse.ts';
 import { readRange } from './file-range.ts';
+import { memoryCheckpoint } from '../../../platform/memory-governor.ts';
 
 
 const TYPE_CODE: Record<ObjectType, number> = { commit: 1, tree: 2, blob: 3, tag: 4 };
@@ -102,6 +103,7 @@ export async function* writePack(
     return chunk;
   };
   for (const oid of oids) {
+    memoryCheckpoint();
     const out: Piece[] = [];
     await entry(oid, out);
     for (const p of out) {
