@@ -52,19 +52,30 @@ export async function supervise(h: UpHandoff): Promise<number> {
   let pairingSettled: () => void = () => {};
   const pairingOutcome = new Promise<void>((r) => { pairingSettled = r; });
   let pairingFailureSaid = false;
+  /** The pairing process said `pairing` in its current run: its death is news, a failed start was said once. */
+  let pkiServing = false;
 
+  const showCode = (rec: PkiLine) => {
+    if (json) emit({ event: 'pair-code', code: rec.code, expiresAt: rec.until, why: rec.why });
+    else say(`pairing code ${rec.code} (until ${localTime(new Date(rec.until!))}; ${rec.why})`);
+  };
+  /** A code made before the pairing port is open: shown once it is (a run that cannot listen shows none). */
+  let heldCode: PkiLine | undefined;
   /** The pairing process's lines, as kith up's own pairing printed them. */
   const onPkiLine = (line: string) => {
     let rec: PkiLine;
     try { rec = JSON.parse(line) as PkiLine; } catch { return; }
     if (rec.msg === 'pairing code' && rec.code && rec.until) {
-      if (json) emit({ event: 'pair-code', code: rec.code, expiresAt: rec.until, why: rec.why });
-      else say(`pairing code ${rec.code} (until ${localTime(new Date(rec.until))}; ${rec.why})`);
+      if (pkiServing) showCode(rec);
+      else heldCode = rec;
     } else if (rec.msg === 'paired' && rec.device) {
       if (json) emit({ event: 'paired', device: rec.device });
       else say(`paired ${rec.device}`);
     } else if (rec.msg === 'pairing' && typeof rec.port === 'number') {
       pairingPort = rec.port;
+      pkiServing = true;
+      if (heldCode) showCode(heldCode);
+      heldCode = undefined;
       if (json) emit({ event: 'pairing', host: h.host, port: rec.port });
       else say(`pairing on ${h.host}:${rec.port}: kith pair --host ${h.host} --port ${rec.port} (or just kith pair, from the network)`);
       pairingSettled();
@@ -103,7 +114,9 @@ export async function supervise(h: UpHandoff): Promise<number> {
         }
       } else if (e.type === 'exited' && e.restartInMs !== undefined) {
         emit({ event: 'exited', service: e.name, code: e.code, signal: e.signal, restartInMs: e.restartInMs });
-        if (!json) process.stderr.write(`${e.name} exited (${e.signal ?? `code ${e.code}`}); restarting in ${e.restartInMs} ms; see ${path.join(logsDir, `${e.name}.log`)}\n`);
+        const quiet = e.name === PKI && !pkiServing; // a pairing port it cannot take: said once (onPkiLine)
+        if (e.name === PKI) { pkiServing = false; heldCode = undefined; }
+        if (!json && !quiet) process.stderr.write(`${e.name} exited (${e.signal ?? `code ${e.code}`}); restarting in ${e.restartInMs} ms; see ${path.join(logsDir, `${e.name}.log`)}\n`);
       }
     },
   });

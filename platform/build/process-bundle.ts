@@ -12,7 +12,7 @@
  */
 import * as esbuild from 'esbuild';
 import { createHash, randomBytes } from 'node:crypto';
-import { promises as fsp, readFileSync } from 'node:fs';
+import { existsSync, promises as fsp, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { formatBytes } from './bundle.ts';
 
@@ -28,8 +28,7 @@ const inputsFile = (outfile: string) => `${outfile}.inputs.json`;
 export function bundleIsFresh(root: string, outfile: string): boolean {
   try {
     const have = JSON.parse(readFileSync(inputsFile(outfile), 'utf8')) as Inputs;
-    if (have.recipe !== RECIPE || have.esbuild !== esbuild.version) return false;
-    readFileSync(outfile, { flag: 'r' }); // present
+    if (have.recipe !== RECIPE || have.esbuild !== esbuild.version || !existsSync(outfile)) return false;
     return Object.entries(have.inputs).every(([rel, hash]) => sha256(path.join(root, rel)) === hash);
   } catch {
     return false;
