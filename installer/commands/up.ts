@@ -2,6 +2,10 @@
  * `kith up`: every existing service as its own sealed process on loopback, with the
  * built-in default config seeded under the data folder; waits for each to be healthy,
  * prints how to reach it, restarts one that dies, stops all on Ctrl-C / SIGTERM.
+ *
+ * This file is the one-shot part (build, seed, owner token, CA, links, certificates); it
+ * then execs, in the same process, the long-lived supervisor bundle (installer/up/), so
+ * that what stays running holds none of this code (issue 16: ≤ 64 MB VmRSS).
  */
 import { promises as fsp, readFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -154,6 +158,7 @@ export async function run(argv: string[]): Promise<number> {
     mdns: { name: mdnsName, enabled: values['no-mdns'] !== true, force: values.mdns === true },
   });
   await stopBundler(); // esbuild's service process would outlive the exec as a stray child
-  process.execve!(process.execPath, [process.execPath, ...SUPERVISOR_NODE_FLAGS, path.join(dist, UP_BUNDLE), handoff], process.env);
+  if (typeof process.execve !== 'function') throw new Error(`kith up needs process.execve (Node ≥ 22.15 on Unix); this is Node ${process.version}`);
+  process.execve(process.execPath, [process.execPath, ...SUPERVISOR_NODE_FLAGS, path.join(dist, UP_BUNDLE), handoff], process.env);
   return 1; // not reached: execve replaced this process
 }

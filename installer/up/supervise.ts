@@ -101,7 +101,8 @@ export async function supervise(h: UpHandoff): Promise<number> {
         tails.set(e.name, tail);
         if (e.name === PKI) return onPkiLine(e.line);
         let rec: { msg?: string; endpoints?: Record<string, string>; health?: string } | undefined;
-        try { rec = JSON.parse(e.line); } catch { /* not JSON: kept in the log file */ }
+        // Only a ready line is read here; every other line only goes to the log file.
+        if (e.line.includes('"msg":"ready"')) try { rec = JSON.parse(e.line); } catch { /* not JSON: kept in the log file */ }
         if (rec?.msg === 'ready' && rec.endpoints) {
           const info: ReadyInfo = { service: e.name, pid: supervisor.pid(e.name) ?? 0, endpoints: rec.endpoints, health: rec.health ?? '', logs: path.join(logsDir, `${e.name}.log`) };
           const again = ready.has(e.name);
