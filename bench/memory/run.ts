@@ -22,6 +22,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { kithUpIn, repoRoot, type KithUp } from '../../test/e2e/kith-up.ts';
 import { startSink } from '../../services/mail/test/harness.ts';
+import { childrenOf } from '../../platform/process.ts';
 import { startDnsmasq, startNsd } from '../dns/servers.ts';
 import { startCgiHost } from '../storage/cgi-host.ts';
 import { startRadicale } from '../calendar/servers.ts';
@@ -56,15 +57,6 @@ function memOf(pid: number): Mem | undefined {
     return { rssAnonKiB: kib('RssAnon'), vmRssKiB: kib('VmRSS'), vmHwmKiB: kib('VmHWM') };
   } catch {
     return undefined;
-  }
-}
-
-/** The children of `pid` (its main thread's, where Node spawns them). */
-function childrenOf(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ').filter(Boolean).map(Number);
-  } catch {
-    return [];
   }
 }
 

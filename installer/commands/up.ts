@@ -23,6 +23,7 @@ import { defaultMdnsName, tlsNamesFor } from '../../platform/mdns/supervise.ts';
 import { syncDevices } from '../../platform/pki/devices.ts';
 import { buildAll } from './build.ts';
 import { pidAlive, readRunFile, RUN_FILE, stopLeftovers } from '../run-file.ts';
+import { childrenOf } from '../../platform/process.ts';
 import { repoRoot } from '../paths.ts';
 import { writeHandoff } from '../up/handoff.ts';
 import { buildUpBundles, PKI_BUNDLE, PKI_NODE_FLAGS, SUPERVISOR_NODE_FLAGS, UP_BUNDLE } from '../up/bundles.ts';
@@ -157,7 +158,10 @@ export async function run(argv: string[]): Promise<number> {
     },
     mdns: { name: mdnsName, enabled: values['no-mdns'] !== true, force: values.mdns === true },
   });
-  await stopBundler(); // esbuild's service process would outlive the exec as a stray child
+  // Exec only once every child of this part is gone and reaped: esbuild's service process
+  // (stopped without waiting) or any other would stay a zombie child of the supervisor.
+  await stopBundler();
+  for (let i = 0; i < 250 && childrenOf(process.pid).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
   if (typeof process.execve !== 'function') throw new Error(`kith up needs process.execve (Node ≥ 22.15 on Unix); this is Node ${process.version}`);
   process.execve(process.execPath, [process.execPath, ...SUPERVISOR_NODE_FLAGS, path.join(dist, UP_BUNDLE), handoff], process.env);
   return 1; // not reached: execve replaced this process

@@ -141,9 +141,16 @@ export async function supervise(h: UpHandoff): Promise<number> {
     say('stopped.');
     return code;
   };
+  // Ctrl-C / SIGTERM stop everything cleanly from here on, while waiting for the services too.
+  let stoppedBySignal: (code: number) => void = () => {};
+  const bySignal = new Promise<number>((r) => { stoppedBySignal = r; });
+  const onSignal = () => void stop(0).then(stoppedBySignal);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
 
   const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), h.timeoutMs).unref());
-  const outcome = await Promise.race([allReady.then(() => 'ready' as const), timeout]);
+  const outcome = await Promise.race([allReady.then(() => 'ready' as const), timeout, bySignal.then(() => 'signal' as const)]);
+  if (outcome === 'signal') return bySignal;
   if (outcome === 'timeout') {
     for (const s of h.services) {
       if (ready.has(s.name)) continue;
@@ -171,19 +178,17 @@ export async function supervise(h: UpHandoff): Promise<number> {
     }
   }
   await recorder.flush();
+  if (stopping) return bySignal; // a signal came meanwhile: nothing more is started
   // Pairing (platform/pki/pairing.ts) in its own process, which answers paired devices' GET
   // /status by mutual TLS from run.json; its code is shown here, and `kith pair` types it.
   start(PKI, h.pki.command, h.pki.args);
-  await Promise.race([pairingOutcome, new Promise((r) => setTimeout(r, PAIRING_WAIT_MS).unref())]);
+  await Promise.race([pairingOutcome, bySignal, new Promise((r) => setTimeout(r, PAIRING_WAIT_MS).unref())]);
   // mDNS / DNS-SD from the plan, in this supervisor, so it outlives service restarts (platform/mdns).
-  if (h.mdns.enabled) {
-    mdns = await advertisePlan({ name: h.mdns.name, services: h.services, descriptors: h.descriptors, version: h.version, caCert: readFileSync(h.caCertFile, 'utf8'), kithPort: pairingPort, force: h.mdns.force, log: (msg, f) => (json ? emit({ event: 'mdns', msg, ...f }) : say(`${msg} ${JSON.stringify(f)}`)) });
+  if (h.mdns.enabled && !stopping) {
+    const adv = await advertisePlan({ name: h.mdns.name, services: h.services, descriptors: h.descriptors, version: h.version, caCert: readFileSync(h.caCertFile, 'utf8'), kithPort: pairingPort, force: h.mdns.force, log: (msg, f) => (json ? emit({ event: 'mdns', msg, ...f }) : say(`${msg} ${JSON.stringify(f)}`)) });
+    if (stopping) await adv?.stop(); // stop() ran while it started, and could not see it
+    else mdns = adv;
   }
-  say(`\nconfig: ${configRoot}   logs: ${logsDir}\nkith is up. Press Ctrl-C to stop; \`kith status\` shows how it is.`);
-
-  return new Promise<number>((resolve) => {
-    const onSignal = () => void stop(0).then(resolve);
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-  });
+  if (!stopping) say(`\nconfig: ${configRoot}   logs: ${logsDir}\nkith is up. Press Ctrl-C to stop; \`kith status\` shows how it is.`);
+  return bySignal;
 }

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { discoverServices } from '../../platform/services.ts';
+import { childrenOf, processAlive } from '../../platform/process.ts';
 import { kithUp, repoRoot, type KithUp } from './kith-up.ts';
 
 describe('kith up', () => {
@@ -30,6 +31,8 @@ describe('kith up', () => {
     expect(cmdline.some((a) => a.endsWith('.ts'))).toBe(false);
     expect(JSON.parse(readFileSync(path.join(up.data, 'run.json'), 'utf8'))).toMatchObject({ pid: up.child.pid });
     expect(existsSync(path.join(up.data, 'up-handoff.json'))).toBe(false); // read once, then gone
+    // Nothing the one-shot part started (esbuild's service, the declarations' reader) is left as a zombie child.
+    for (const pid of childrenOf(up.child.pid!)) expect(processAlive(pid), `child ${pid}`).toBe(true);
   });
 
   it('runs each service as its own sealed process, healthy', async () => {
