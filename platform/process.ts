@@ -2,7 +2,7 @@
  * Processes by pid: is one alive, what is its command line, and stopping the ones an
  * earlier supervisor left behind.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /**
  * Is a process alive? kill(pid, 0) asks without signalling: ESRCH means gone, EPERM means
@@ -30,6 +30,18 @@ function zombie(pid: number): boolean {
     return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
   } catch {
     return false;
+  }
+}
+
+/**
+ * The children of `pid`, every thread's, from /proc (Linux): running ones and zombies its
+ * parent has not reaped yet; [] when it is gone or /proc cannot tell.
+ */
+export function childrenOf(pid: number): number[] {
+  try {
+    return readdirSync(`/proc/${pid}/task`).flatMap((t) => readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').split(' ').filter(Boolean).map(Number));
+  } catch {
+    return [];
   }
 }
 

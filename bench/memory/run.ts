@@ -22,6 +22,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { kithUpIn, repoRoot, type KithUp } from '../../test/e2e/kith-up.ts';
 import { startSink } from '../../services/mail/test/harness.ts';
+import { childrenOf } from '../../platform/process.ts';
 import { startDnsmasq, startNsd } from '../dns/servers.ts';
 import { startCgiHost } from '../storage/cgi-host.ts';
 import { startRadicale } from '../calendar/servers.ts';
@@ -48,12 +49,12 @@ const progress = (m: string) => process.stderr.write(`[bench/memory] ${m}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const TARGETS = { idleAnonMB: 32, peakAnonMB: 64, supervisorRssMB: 64 };
 
-interface Mem { rssAnonKiB: number; vmRssKiB: number }
+interface Mem { rssAnonKiB: number; vmRssKiB: number; /** VmRSS's high-water mark since the process (or its last exec) started. */ vmHwmKiB?: number }
 function memOf(pid: number): Mem | undefined {
   try {
     const s = readFileSync(`/proc/${pid}/status`, 'utf8');
     const kib = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? 0);
-    return { rssAnonKiB: kib('RssAnon'), vmRssKiB: kib('VmRSS') };
+    return { rssAnonKiB: kib('RssAnon'), vmRssKiB: kib('VmRSS'), vmHwmKiB: kib('VmHWM') };
   } catch {
     return undefined;
   }
@@ -195,6 +196,9 @@ async function main(): Promise<number> {
     await sleep(8000);
     const idle = new Map([...up.services.values()].map((s) => [s.service, memOf(s.pid)!]));
     const supervisorIdle = memOf(up.child.pid!)!;
+    // kith up's pairing process (dist/kith-pki.cjs): a child of it, but not a service.
+    const pkiPid = childrenOf(up.child.pid!).find((p) => { try { return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('kith-pki.cjs'); } catch { return false; } });
+    const pkiIdle = pkiPid === undefined ? undefined : memOf(pkiPid);
 
     const dnsPort = Number(/:(\d+)$/.exec(svc('dns')!.endpoints.dns!)![1]);
     let qps = '';
@@ -223,7 +227,11 @@ async function main(): Promise<number> {
     let found = 0;
     const calPeak = await peakDuring(() => [svc('calendar')!.pid], async () => { found = await caldavReports(coll, auth, 20); });
     rows.push({ name: 'kith calendar', of: 'calendar', idle: idle.get('calendar'), peak: calPeak, load: `200 events PUT, 20 REPORT calendar-query (${found} each)` });
-    rows.push({ name: 'kith up (supervisor)', of: 'supervisor', idle: supervisorIdle, peak: memOf(up.child.pid!)!, load: 'after the loads' });
+    // kith up execs into its supervisor bundle (same pid), so VmHWM is the supervisor's own peak.
+    const supervisorAfter = memOf(up.child.pid!)!;
+    rows.push({ name: 'kith up (supervisor)', of: 'supervisor', idle: supervisorIdle, peak: { rssAnonKiB: supervisorAfter.rssAnonKiB, vmRssKiB: supervisorAfter.vmHwmKiB! }, load: 'after the loads (peak rss: its VmHWM)' });
+    const pkiAfter = pkiPid === undefined ? undefined : memOf(pkiPid);
+    if (pkiIdle && pkiAfter) rows.push({ name: 'kith up (pairing)', of: 'pairing', idle: pkiIdle, peak: { rssAnonKiB: pkiAfter.rssAnonKiB, vmRssKiB: pkiAfter.vmHwmKiB! }, load: 'after the loads (peak rss: its VmHWM)' });
 
     if (!values['no-peers']) {
       const zone = `$ORIGIN home.arpa.\n$TTL 300\n@ IN SOA ns hostmaster 1 7200 900 1209600 300\n@ IN NS ns\nns IN A 127.0.0.1\nkith IN A 127.0.0.1\nkith IN AAAA ::1\n`;
@@ -280,11 +288,11 @@ async function main(): Promise<number> {
   process.stdout.write(`kith memory benchmark: MiB from /proc/PID/status (RssAnon = private; VmRSS includes shared file pages)\n`);
   process.stdout.write(`${'process'.padEnd(22)} ${'idle anon'.padStart(10)} ${'idle rss'.padStart(9)} ${'peak anon'.padStart(10)} ${'peak rss'.padStart(9)}   load\n`);
   for (const r of rows) process.stdout.write(`${r.name.padEnd(22)} ${mb(r.idle?.rssAnonKiB).padStart(10)} ${mb(r.idle?.vmRssKiB).padStart(9)} ${mb(r.peak.rssAnonKiB).padStart(10)} ${mb(r.peak.vmRssKiB).padStart(9)}   ${r.load}\n`);
-  const kith = rows.filter((r) => r.name.startsWith('kith ') && r.of !== 'supervisor');
+  const kith = rows.filter((r) => r.name.startsWith('kith ') && r.of !== 'supervisor' && r.of !== 'pairing');
   const verdict = (ok: boolean) => (ok ? 'PASS' : 'FAIL');
   for (const r of kith) process.stdout.write(`${r.name}: idle RssAnon ≤ ${TARGETS.idleAnonMB} MB ${verdict((r.idle!.rssAnonKiB * 1024) / 1e6 <= TARGETS.idleAnonMB)}, peak ≤ ${TARGETS.peakAnonMB} MB ${verdict((r.peak.rssAnonKiB * 1024) / 1e6 <= TARGETS.peakAnonMB)}\n`);
   const sup = rows.find((r) => r.of === 'supervisor');
-  if (sup) process.stdout.write(`kith up: VmRSS ≤ ${TARGETS.supervisorRssMB} MB ${verdict((sup.idle!.vmRssKiB * 1024) / 1e6 <= TARGETS.supervisorRssMB)}\n`);
+  if (sup) process.stdout.write(`kith up: VmRSS ≤ ${TARGETS.supervisorRssMB} MB ${verdict((Math.max(sup.idle!.vmRssKiB, sup.peak.vmRssKiB) * 1024) / 1e6 <= TARGETS.supervisorRssMB)} (idle and its high-water mark)\n`);
   return 0;
 }
 

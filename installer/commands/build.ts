@@ -4,13 +4,16 @@ import * as path from 'node:path';
 import { bundleRegistry, bundleService, formatBytes, type BundleReport } from '../../platform/build/bundle.ts';
 import { discoverServices } from '../../platform/services.ts';
 import { repoRoot } from '../paths.ts';
+import { buildUpBundles } from '../up/bundles.ts';
 
 const HELP = `Usage: kith build [--service NAME]... [--out DIR] [--json] [--top N]
 
 Bundles each service (services/<name>/main.ts) with esbuild into one ESM file that runs
 with nothing but node: node dist/<name>.mjs --config DIR --data DIR. Also bundles every
 service's config spec (services/<name>/config.ts) into dist/config-specs.mjs, which the
-storage service checks config pushes with.
+storage service checks config pushes with, and (without --service) kith up's own two
+processes, its supervisor and its pairing process, into dist/kith-up.cjs and
+dist/kith-pki.cjs when their sources changed (kith up does that itself too).
 
 Options:
   --service NAME   build only this service (repeatable; default: all)
@@ -60,5 +63,12 @@ export async function run(argv: string[]): Promise<number> {
     for (const p of r.packages.slice(0, top)) process.stdout.write(`    ${formatBytes(p.bytes).padStart(10)}  ${p.name}\n`);
   }
   if (reports.length === 0 && !values.json) process.stdout.write('no services to build yet (services/<name>/main.ts)\n');
+  if (!values.service) {
+    const own = await buildUpBundles(out);
+    for (const b of [own.up, own.pki]) {
+      if (values.json) process.stdout.write(JSON.stringify({ bundle: path.basename(b.outfile), outfile: b.outfile, bytes: b.bytes, built: b.built }) + '\n');
+      else process.stdout.write(`${path.basename(b.outfile).padEnd(10)} ${formatBytes(b.bytes).padStart(10)}  ${path.relative(process.cwd(), b.outfile)}${b.built ? '' : '  (unchanged)'}\n`);
+    }
+  }
   return 0;
 }

@@ -206,3 +206,11 @@ export function formatBytes(n: number): string {
   if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
   return `${(n / 1024 / 1024).toFixed(2)} MiB`;
 }
+
+/**
+ * End esbuild's service process (started by the first build, kept for the next): a process
+ * about to exec into something else (`kith up`) would leave it behind as a stray child.
+ */
+export function stopBundler(): Promise<void> {
+  return Promise.resolve(esbuild.stop());
+}

@@ -14,6 +14,12 @@
  * logged for the console, the owner seed's secret (`--seed-secret FILE`) is accepted too and
  * never logged.
  *
+ * `kith up` runs the same process (dist/kith-pki.cjs) beside its services, so that its own
+ * long-lived process holds no X.509 code: it listens on `--host` (kith up's --host, named in
+ * the certificate too), its status file is run.json, and its health probes carry the owner
+ * token (`--owner-token-file`), as kith up's own did. It stops when its supervisor is gone
+ * (platform/lifeline.ts), which PID 1 never is but kith up may be.
+ *
  *   node pki.cjs --pki /data/pki --services /data --appliance NAME --port 7299 --tls mail --tls calendar \
  *     --storage storage --storage-tls-url https://127.0.0.1:8443 --link dns --link mail
  */
@@ -22,7 +28,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { tlsNamesFor } from '../mdns/supervise.ts';
-import { servePairing } from './pair-supervisor.ts';
+import { servePairing, type PairingHandle } from './pair-supervisor.ts';
 import { governMemory } from '../memory-governor.ts';
 import { normalCode } from './pairing.ts';
 import { loadOrCreateCa, provisionServerTls, serviceClientIssuer } from './provision.ts';
@@ -34,16 +40,18 @@ import { readServerTls } from './server-tls.ts';
 import { statusWithHealth, type RunInfo } from '../run-state.ts';
 import { readClockState, type ClockState } from '../clock-state.ts';
 import { APPLIANCE_PAIR_PORT } from './appliance-launch.ts';
+import { watchLifeline } from '../lifeline.ts';
 
-const USAGE = 'usage: pki.cjs --pki DIR --services DIR --appliance NAME [--port N] [--tls SERVICE]... [--seed-secret FILE] [--storage NAME --storage-tls-url URL --link SERVICE...] [--status-file FILE]';
+const USAGE = 'usage: pki.cjs --pki DIR --services DIR --appliance NAME [--host ADDR] [--port N] [--tls SERVICE]... [--seed-secret FILE] [--storage NAME --storage-tls-url URL --link SERVICE...] [--status-file FILE [--owner-token-file FILE]]';
 
 export function log(level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown> = {}): void {
   process.stdout.write(JSON.stringify({ time: new Date().toISOString(), level, service: 'pki', msg, ...fields }) + '\n');
 }
 
-/** The names a service certificate on the appliance carries. */
-export function applianceTlsNames(appliance: string): string[] {
-  return [...new Set([appliance, ...tlsNamesFor(appliance, '0.0.0.0'), 'localhost', '127.0.0.1', '::1'])];
+/** The names a service certificate on the appliance carries (and `host`, an address it alone listens on). */
+export function applianceTlsNames(appliance: string, host?: string): string[] {
+  const own = host && host !== '0.0.0.0' && host !== '::' ? [host] : [];
+  return [...new Set([appliance, ...tlsNamesFor(appliance, '0.0.0.0'), 'localhost', '127.0.0.1', '::1', ...own])];
 }
 
 /** How long a kept service certificate must still be valid to be kept. */
@@ -119,11 +127,15 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     pki: { type: 'string' }, services: { type: 'string' }, appliance: { type: 'string' }, port: { type: 'string' },
     tls: { type: 'string', multiple: true }, 'seed-secret': { type: 'string' },
     storage: { type: 'string' }, 'storage-tls-url': { type: 'string' }, link: { type: 'string', multiple: true },
-    'status-file': { type: 'string' },
+    'status-file': { type: 'string' }, host: { type: 'string' }, 'owner-token-file': { type: 'string' },
   } });
   if (!values.pki || !values.services || !values.appliance) throw new Error(USAGE);
   const port = Number(values.port ?? APPLIANCE_PAIR_PORT);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port ${values.port}: a TCP port`);
+  const host = values.host ?? '0.0.0.0';
+  // Its supervisor gone (kith up killed), nobody shows its codes or reads its log: stop.
+  let pairing: PairingHandle | undefined;
+  watchLifeline(() => void (pairing?.close() ?? Promise.resolve()).finally(() => process.exit(0)));
 
   // A bad service name must not write outside the services' root.
   for (const service of values.tls ?? []) if (!/^[a-z][a-z0-9-]*$/.test(service)) throw new Error(`--tls ${service}: a service name`);
@@ -132,7 +144,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   // make a CA or a certificate not yet valid, or expired, once the time is set: wait for it.
   if (!existsSync(path.join(values.pki, 'ca.crt'))) await clockSynchronised('to make the appliance CA');
   const ca = await loadOrCreateCa(values.pki);
-  const names = applianceTlsNames(values.appliance);
+  const names = applianceTlsNames(values.appliance, host);
   const stale = (values.tls ?? []).filter((service) => !keepsServerCert(path.join(values.services!, service), ca.cert, names));
   // The pairing port's own certificate (GET /status by mutual TLS), kept apart from the services' folders.
   const own = path.join(values.pki, 'server');
@@ -151,22 +163,24 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   const statusFile = values['status-file'];
   const ownTls = statusFile ? await readServerTls(own) : undefined;
   const pkiDir = values.pki;
+  const tokenFile = values['owner-token-file'];
   const statusAccess = statusFile && ownTls ? {
     tls: ownTls,
     isRevoked: (serial: string) => loadDevices(pkiDir).some((d) => d.revokedAt !== undefined && normalSerial(d.serial) === normalSerial(serial)),
-    status: async () => statusWithHealth(values.appliance!, JSON.parse(readFileSync(statusFile, 'utf8')) as RunInfo),
+    status: async () => statusWithHealth(values.appliance!, JSON.parse(readFileSync(statusFile, 'utf8')) as RunInfo, tokenFile ? readFileSync(tokenFile, 'utf8').trim() : undefined),
   } : undefined;
-  const pairing = await servePairing({
-    pkiDir: values.pki, servicesRoot: values.services, ca, appliance: values.appliance, host: '0.0.0.0', port,
+  pairing = await servePairing({
+    pkiDir: values.pki, servicesRoot: values.services, ca, appliance: values.appliance, host, port,
     ...(standingSecret ? { standingSecret } : {}),
     onCode: (code, expiresAt, why) => log('info', 'pairing code', { code, until: new Date(expiresAt).toISOString(), why }),
     onPaired: (device) => log('info', 'paired', { device }),
     ...(statusAccess ? { status: statusAccess } : {}),
   });
-  log('info', 'pairing', { port: pairing.port, seedSecret: standingSecret ? 'accepted' : 'none' });
+  const served = pairing;
+  log('info', 'pairing', { host, port: served.port, seedSecret: standingSecret ? 'accepted' : 'none' });
   // Provisioning's garbage (keys, certificates, X.509 parsing) is not kept while it waits:
-  // a 512 MB board counts every MiB (platform/memory-governor.ts; --expose-gc from appliance-launch.ts).
+  // a 512 MB board counts every MiB (platform/memory-governor.ts; --expose-gc from the launch args).
   governMemory({ softLimitBytes: 16 * 2 ** 20 }).settle();
-  process.on('SIGTERM', () => void pairing.close().finally(() => process.exit(0)));
+  process.on('SIGTERM', () => void served.close().finally(() => process.exit(0)));
 }
 

@@ -4,9 +4,10 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as path from 'node:path';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { discoverServices } from '../../platform/services.ts';
+import { childrenOf, processAlive } from '../../platform/process.ts';
 import { kithUp, repoRoot, type KithUp } from './kith-up.ts';
 
 describe('kith up', () => {
@@ -20,6 +21,18 @@ describe('kith up', () => {
       expect(s.pid).toBeGreaterThan(0);
       expect(Object.keys(s.endpoints).length).toBeGreaterThan(0);
     }
+  });
+
+  it('stays running as the bundled supervisor, in the process it was started as', () => {
+    // The one-shot part (installer/kith.ts, from source) execs into dist/kith-up.cjs: same pid,
+    // none of the build, CA or TypeScript code left in it (its memory: bench/memory).
+    const cmdline = readFileSync(`/proc/${up.child.pid}/cmdline`, 'utf8').split('\0');
+    expect(cmdline.some((a) => a.endsWith(path.join('dist', 'kith-up.cjs'))), cmdline.join(' ')).toBe(true);
+    expect(cmdline.some((a) => a.endsWith('.ts'))).toBe(false);
+    expect(JSON.parse(readFileSync(path.join(up.data, 'run.json'), 'utf8'))).toMatchObject({ pid: up.child.pid });
+    expect(existsSync(path.join(up.data, 'up-handoff.json'))).toBe(false); // read once, then gone
+    // Nothing the one-shot part started (esbuild's service, the declarations' reader) is left as a zombie child.
+    for (const pid of childrenOf(up.child.pid!)) expect(processAlive(pid), `child ${pid}`).toBe(true);
   });
 
   it('runs each service as its own sealed process, healthy', async () => {

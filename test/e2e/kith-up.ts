@@ -30,8 +30,8 @@ export async function kithUpIn(root: string, data: string, o: { extra?: string[]
   const discovered = discoverServices(root);
   const expected = discovered.map((s) => s.name);
   const base = await freePortBase(Math.max(...discovered.map((s) => s.slot)) + 1);
-  // --max-semi-space-size=1: as the ./kith launcher starts `kith up`.
-  const child = spawn(process.execPath, ['--max-semi-space-size=1', path.join(root, 'installer/kith.ts'), 'up', '--json', ...(o.build ? [] : ['--no-build']), '--data', data, '--port-base', String(base), ...(o.extra ?? [])], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // As the ./kith launcher starts it: `kith up` then turns itself into its bundled supervisor (same pid).
+  const child = spawn(process.execPath, [path.join(root, 'installer/kith.ts'), 'up', '--json', ...(o.build ? [] : ['--no-build']), '--data', data, '--port-base', String(base), ...(o.extra ?? [])], { stdio: ['ignore', 'pipe', 'pipe'] });
   const services = new Map<string, UpService>();
   const events: Record<string, unknown>[] = [];
   let stderr = '';

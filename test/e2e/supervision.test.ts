@@ -2,16 +2,18 @@
  * Supervision under `kith up` (issue 11, items 12 and 13): `kith status` tells the truth
  * about a service that was killed twice (live pid, start of kith up and of the current run,
  * restarts, back-off), and `kill -9` of the kith up parent takes every service with it
- * within 2 s (their lifeline closes); a kith up after that stops a leftover that did not.
+ * within 2 s (their lifeline closes), the pairing process too; a kith up after that stops a
+ * leftover that did not; SIGTERM before the services are ready still stops all cleanly.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunInfo } from '../../installer/run-file.ts';
-import { processAlive } from '../../platform/process.ts';
+import { childrenOf, processAlive } from '../../platform/process.ts';
 import { discoverServices } from '../../platform/services.ts';
 import { freePortBase } from '../support/ports.ts';
+import { tempDir } from '../platform/helpers.ts';
 import { kithUp, repoRoot, type KithUp } from './kith-up.ts';
 
 const kith = (data: string, ...args: string[]) => spawnSync(process.execPath, [path.join(repoRoot, 'installer/kith.ts'), ...args, '--data', data], { encoding: 'utf8' });
@@ -113,16 +115,21 @@ describe('supervision', () => {
 
   // Gone within 2 s on a quiet machine (the figure is printed); 15 s is only the deadline
   // for a loaded one: a service that missed its lifeline would never go at all.
-  it('kill -9 of kith up leaves no service running', async () => {
-    const pids = runJson().services.map((s) => s.pid!);
-    expect(pids.length).toBe(up.services.size);
+  it('kill -9 of kith up leaves no service running, nor its pairing process', async () => {
+    const services = runJson().services.map((s) => s.pid!);
+    expect(services.length).toBe(up.services.size);
+    // Every child of kith up: the services and the pairing process (dist/kith-pki.cjs), which run.json leaves out.
+    for (let i = 0; i < 150 && !up.events.some((e) => e.event === 'pairing'); i++) await sleep(100);
+    const pids = childrenOf(up.child.pid!);
+    expect(pids).toEqual(expect.arrayContaining(services));
+    expect(pids.filter((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('kith-pki.cjs'))).toHaveLength(1);
     for (const pid of pids) expect(processAlive(pid)).toBe(true);
     const killed = Date.now();
     process.kill(up.child.pid!, 'SIGKILL');
     while (pids.some((p) => processAlive(p)) && Date.now() - killed < 15_000) await sleep(10);
     const ms = Date.now() - killed;
     expect(pids.filter((p) => processAlive(p)), `still alive ${ms} ms after the kill`).toEqual([]);
-    console.log(`every service gone ${ms} ms after kill -9 of kith up`);
+    console.log(`every service and the pairing process gone ${ms} ms after kill -9 of kith up`);
     const st = kith(up.data, 'status');
     expect(st.status).toBe(3);
   });
@@ -154,5 +161,25 @@ describe('supervision', () => {
       const code = await new Promise<number | null>((resolve) => { again.once('exit', resolve); again.kill('SIGTERM'); });
       expect(code).toBe(0);
     }
+  });
+
+  it('SIGTERM while the services are still starting stops them all cleanly', async () => {
+    const data = tempDir('kith-up-early-');
+    const base = await freePortBase(discoverServices(repoRoot).length);
+    const early = spawn(process.execPath, [path.join(repoRoot, 'installer/kith.ts'), 'up', '--json', '--no-build', '--data', data, '--port-base', String(base)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    early.stdout!.on('data', (d) => { out += d; });
+    early.stderr!.on('data', (d) => { out += d; });
+    const exited = new Promise<number | null>((resolve) => early.once('exit', resolve));
+    // run.json appears once the supervisor has started the services (and taken over the signals).
+    const end = Date.now() + 60_000;
+    while (!existsSync(path.join(data, 'run.json')) && early.exitCode === null && Date.now() < end) await sleep(10);
+    const children = childrenOf(early.pid!);
+    expect(children.length, out).toBeGreaterThan(0);
+    early.kill('SIGTERM');
+    expect(await exited, out).toBe(0);
+    expect(out).toMatch(/"event":"stopped"/);
+    expect(existsSync(path.join(data, 'run.json'))).toBe(false);
+    expect(children.filter((p) => processAlive(p))).toEqual([]);
   });
 });
