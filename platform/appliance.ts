@@ -28,6 +28,8 @@ export interface ServiceDescriptor {
   needs?: ServiceNeeds;
   /** Node flags the service runs with (V8 heap sizes), sealed along with the rest. */
   nodeFlags?: string[];
+  /** Environment over the supervisor's malloc settings (ServiceDefinition.env). */
+  env?: Record<string, string>;
 }
 
 export type Profile =
@@ -46,6 +48,8 @@ export interface ServiceLaunch {
   description: string;
   command: string;
   args: string[];
+  /** The service's own environment (ServiceDefinition.env), over the supervisor's malloc settings. */
+  env?: Record<string, string>;
   /** The bundle the command runs (host path for 'local', guest path in images). */
   bundle: string;
   configRoot: string;
@@ -190,6 +194,7 @@ export function planAppliance(descriptors: ServiceDescriptor[], profile: Profile
       description: d.description,
       command: local ? profile.node : '/bin/node',
       args,
+      ...(d.env ? { env: d.env } : {}),
       bundle,
       configRoot,
       dataDir,

@@ -21,6 +21,7 @@ process.stdout.write(JSON.stringify(defs.map((d) => ({
   ...(d.writableConfig !== undefined ? { writableConfig: d.writableConfig } : {}),
   ...(d.needs ? { needs: d.needs } : {}),
   ...(d.nodeFlags ? { nodeFlags: d.nodeFlags } : {}),
+  ...(d.env ? { env: d.env } : {}),
   config: { defaults: d.config.defaults },
 }))));
 `;

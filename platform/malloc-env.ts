@@ -18,7 +18,13 @@ export const SERVICE_MALLOC_ENV: Readonly<Record<string, string>> = {
   MALLOC_MMAP_THRESHOLD_: '32768',
 };
 
-/** `env` with the service malloc settings under it. */
+/**
+ * `env` with the service malloc settings under it. An empty value in `env` unsets that
+ * variable: a service that wants glibc's own default (DNS: Node receives each UDP batch into
+ * a fresh 64 KiB buffer, which a fixed threshold turns into an mmap and a munmap per batch).
+ */
 export function withServiceMalloc(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  return { ...SERVICE_MALLOC_ENV, ...env };
+  const out: NodeJS.ProcessEnv = { ...SERVICE_MALLOC_ENV, ...env };
+  for (const [k, v] of Object.entries(out)) if (v === '') delete out[k];
+  return out;
 }

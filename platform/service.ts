@@ -95,6 +95,11 @@ export interface ServiceDefinition<C> {
    * major GC runs. Default 24.
    */
   softMemoryMb?: number;
+  /**
+   * Environment the service runs with, over the supervisor's glibc malloc settings
+   * (platform/malloc-env.ts); an empty value leaves that variable unset (glibc's default).
+   */
+  env?: Record<string, string>;
   /** What the service needs from other services; the supervisor provisions it (platform/links.ts). */
   needs?: ServiceNeeds;
   start(ctx: ServiceContext<C>): Promise<RunningService<C>>;

@@ -146,7 +146,7 @@ export async function run(argv: string[]): Promise<number> {
   const dist = path.join(repoRoot, 'dist');
   const handoff = writeHandoff({
     dataRoot, json, timeoutMs, host, version: KITH_VERSION,
-    services: plan.services.map((s) => ({ name: s.name, description: s.description, command: s.command, args: s.args, listen: s.listen, dataDir: s.dataDir, writableConfig: s.writableConfig })),
+    services: plan.services.map((s) => ({ name: s.name, description: s.description, command: s.command, args: s.args, ...(s.env ? { env: s.env } : {}), listen: s.listen, dataDir: s.dataDir, writableConfig: s.writableConfig })),
     descriptors: defs.map((d) => ({ name: d.name, listeners: d.listeners })),
     ...(plan.links ? { storage: plan.links.storage } : {}),
     ownerTokenFile: path.join(dataRoot, OWNER_TOKEN_FILE),

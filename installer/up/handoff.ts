@@ -30,7 +30,7 @@ export interface UpHandoff {
   host: string;
   version: string;
   /** The services in slot order, as the plan launches them. */
-  services: Pick<ServiceLaunch, 'name' | 'description' | 'command' | 'args' | 'listen' | 'dataDir' | 'writableConfig'>[];
+  services: Pick<ServiceLaunch, 'name' | 'description' | 'command' | 'args' | 'env' | 'listen' | 'dataDir' | 'writableConfig'>[];
   /** Their listeners as declared: what mDNS announces. */
   descriptors: Pick<ServiceDescriptor, 'name' | 'listeners'>[];
   /** The service the owner token opens (storage), whose ready line carries it. */

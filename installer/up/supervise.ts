@@ -121,11 +121,11 @@ export async function supervise(h: UpHandoff): Promise<number> {
       }
     },
   });
-  const start = (name: string, command: string, args: string[]) => {
+  const start = (name: string, command: string, args: string[], env?: Record<string, string>) => {
     logs.set(name, createWriteStream(path.join(logsDir, `${name}.log`), { flags: 'a' }));
-    supervisor.start({ name, command, args });
+    supervisor.start({ name, command, args, ...(env ? { env: { ...process.env, ...env } } : {}) });
   };
-  for (const s of h.services) start(s.name, s.command, s.args);
+  for (const s of h.services) start(s.name, s.command, s.args, s.env);
 
   let mdns: Advertiser | undefined;
   let stopping = false;

@@ -101,7 +101,7 @@ export function planKvmImage(i: KvmPlanInputs): Action[] {
     ? appliance.services.map((l) => ({ launch: l, entry: l.name === name ? i.snapshot!.entry : companions.find((c) => c.descriptor.name === l.name)!.entry, listeners: l.name === name ? i.snapshot!.listeners : Object.keys(descriptors.find((d) => d.name === l.name)!.listeners) }))
     : [];
   const bootServices: BootService[] = appliance.services.map((l) => ({
-    name: l.name, command: l.command, args: l.args, env: {}, dataDir: l.dataDir,
+    name: l.name, command: l.command, args: l.args, env: l.env ?? {}, dataDir: l.dataDir,
     ...(l.needs && !alone ? { needs: { configWrite: l.needs.configWrite, ...(l.needs.resolver ? { resolver: true } : {}), ...(l.needs.store ? { store: l.needs.store } : {}) } } : {}),
   }));
   const names = appliance.services.map((l) => l.name);

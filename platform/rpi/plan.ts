@@ -118,7 +118,7 @@ export function rpiBootConfig(i: RpiPlanInputs): Omit<BootConfig, 'modules'> {
   // Health on loopback, except in a test image (debug port): its test reaches health through qemu.
   const plan = planAppliance(i.services.map((s) => s.descriptor), { target: 'rpi', listen: { exposeHealth: i.debugPort !== undefined }, ...(i.ports ? { ports: i.ports } : {}) });
   const services: BootService[] = plan.services.map((l) => ({
-    name: l.name, command: l.command, args: l.args, env: {}, dataDir: l.dataDir,
+    name: l.name, command: l.command, args: l.args, env: l.env ?? {}, dataDir: l.dataDir,
     ...(l.needs ? { needs: { configWrite: l.needs.configWrite, ...(l.needs.resolver ? { resolver: true } : {}), ...(l.needs.store ? { store: l.needs.store } : {}) } } : {}),
   }));
   const storage = plan.links && plan.services.find((s) => s.name === plan.links!.storage);
