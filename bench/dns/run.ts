@@ -31,7 +31,8 @@ const HELP = `Usage: node bench/dns/run.ts [options]
 Measures kith DNS (the sealed bundle) with dnsperf over UDP against NSD and dnsmasq:
 authoritative answers from one generated zone, and cached forwarding (kith and dnsmasq
 forwarding to a local NSD, caches warmed first). Servers run one at a time under load;
-each server's time is split into interleaved rounds so background load hits all alike.
+each server's time is split into interleaved rounds so background load hits all alike
+(every other round in reverse order, so no server always goes first).
 
 Options:
   --seconds N     measured seconds per server and test (default 10)
@@ -165,7 +166,10 @@ async function main(): Promise<number> {
       }
       const runs = new Map<string, PerfResult[]>(servers.map((s) => [s.name, []]));
       for (let r = 0; r < rounds; r++) {
-        for (const s of servers) {
+        // Every other round in reverse (A B C, C B A, ...): no server always goes first or
+        // last, so a position's effect (the idle time before a round, load that rises or
+        // falls across a round) is spread over all of them rather than kept by one.
+        for (const s of r % 2 === 0 ? servers : [...servers].reverse()) {
           progress(`${test}: ${s.name}, round ${r + 1}/${rounds} (${perRound} s)`);
           const cpu0 = cpuSeconds(s.child.pid);
           const gc0 = s.gc?.();

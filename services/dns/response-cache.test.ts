@@ -118,6 +118,28 @@ describe('the response cache', () => {
     expect(c.get(kd, d)).toBeUndefined();
   });
 
+  it('compares the whole query under one key: its OPT record and its type exactly, only the name in any case', () => {
+    const c = new ResponseCache({ maxEntries: 10, now: () => 0 });
+    const plain = query('o.test');
+    const edns = query('o.test', { edns: true });
+    const k = c.key(plain, 'udp', true)!;
+    // Stored under one key, as a hash collision would: the OPT record tells them apart.
+    c.put(k, edns, answer('o.test', dnsPacket.AUTHORITATIVE_ANSWER, 60), c.generation);
+    expect(c.get(k, plain)).toBeUndefined();
+    const bigger = Buffer.from(edns);
+    bigger.writeUInt16BE(4096, bigger.length - 8); // the OPT's UDP payload size
+    expect(c.get(k, bigger)).toBeUndefined();
+    expect(dnsPacket.decode(c.get(k, Buffer.from(query('O.TEST', { edns: true })))!).questions![0]!.name).toBe('O.TEST');
+    // Type 0x0041 (HTTPS) and 0x0061 differ in the bit a case fold ignores: not the same question.
+    const t41 = Buffer.from(plain);
+    t41.writeUInt16BE(0x41, t41.length - 4);
+    const k41 = c.key(t41, 'udp', true)!;
+    const r61 = answer('o.test', dnsPacket.AUTHORITATIVE_ANSWER, 60);
+    r61.writeUInt16BE(0x61, 12 + 8); // the response's question type (after 'o.test')
+    c.put(k41, t41, r61, c.generation);
+    expect(c.get(k41, t41)).toBeUndefined();
+  });
+
   it('keeps at most maxEntries, the oldest out first', () => {
     const c = new ResponseCache({ maxEntries: 3, now: () => 0 });
     const names = ['n1.test', 'n2.test', 'n3.test', 'n4.test'];

@@ -15,11 +15,21 @@ import { RCODE, TYPE } from './wire/constants.ts';
 import { skipName } from './wire/name.ts';
 
 interface Entry {
-  /** The query from the flags on, its name lowercased: what the key's hash was made of. */
-  query: Buffer;
+  /**
+   * The response with ID 0 and its question name lowercased. The question is also the
+   * query's (put checks it), so the query is not kept apart: a hit compares the client's
+   * question with these bytes and then copies them, one block of memory touched instead of
+   * two (with thousands of entries, each lookup's cost is mostly cache misses).
+   */
   bytes: Buffer;
   /** End of the question section (same in query and response). */
   qEnd: number;
+  /** The query's flags (bytes 2-3) and additional count (byte 11; 0 or 1), as one number. */
+  head: number;
+  /** The query after its question (an OPT record), or undefined when it has none. */
+  tail: Buffer | undefined;
+  /** A forwarded answer: it expires and its TTLs age. Our own answers do neither. */
+  forwarded: boolean;
   storedAt: number;
   expires: number;
   ttlOffsets: readonly number[];
@@ -122,14 +132,14 @@ export class ResponseCache {
     let e = this.map.get(key);
     while (e !== undefined && !sameQuery(e, query)) e = e.next;
     if (e === undefined) return undefined;
-    // Our own answers never expire: no clock read for them.
-    const now = e.expires === Infinity ? 0 : this.now();
-    if (now >= e.expires) {
-      this.unlink(key, e);
-      return undefined;
-    }
-    const offsets = e.ttlOffsets;
-    if (offsets.length > 0) {
+    // Our own answers never expire and never age: no clock read for them.
+    if (e.forwarded) {
+      const now = this.now();
+      if (now >= e.expires) {
+        this.unlink(key, e);
+        return undefined;
+      }
+      const offsets = e.ttlOffsets;
       const aged = Math.floor((now - e.storedAt) / 1000);
       if (aged !== e.renderedAge) {
         // The stored copy is aged in place, once per second of age: every hit in that
@@ -163,14 +173,15 @@ export class ResponseCache {
    * as forwarded.
    */
   put(key: CacheKey, query: Buffer, response: Buffer, generation: number, forwarded?: boolean): void {
-    if (generation !== this.generation || response.length < 12 || query.length < 17) return;
+    if (generation !== this.generation || response.length < 12 || query.length < 17 || !plainQuestion(query)) return;
     if ((response[3]! & 0xf) === SERVFAIL) return;
     const aa = forwarded === undefined ? (response[2]! & 0x04) !== 0 : !forwarded;
     // The response's question must be the query's (a hit copies the query's over it).
     if (response[4] !== 0 || response[5] !== 1) return;
     const qEnd = skipName(response, 12) + 4;
     if (qEnd < 16 || qEnd > response.length || qEnd > query.length || skipName(query, 12) + 4 !== qEnd) return;
-    for (let i = 12; i < qEnd; i++) if (lower(response[i]!) !== lower(query[i]!)) return;
+    // The name in any case; type and class exactly (a hit matches the query against these).
+    for (let i = 12; i < qEnd; i++) if (i < qEnd - 4 ? lower(response[i]!) !== lower(query[i]!) : response[i] !== query[i]) return;
     const ttlOffsets: number[] = [];
     const ttls: number[] = [];
     const count = response.readUInt16BE(6) + response.readUInt16BE(8) + response.readUInt16BE(10);
@@ -194,8 +205,6 @@ export class ResponseCache {
       if (min <= 0) return;
       expires = now + min * 1000;
     } else expires = now + NON_AUTH_MAX_MS;
-    const q = Buffer.from(query.subarray(2));
-    for (let i = 10; i < qEnd - 6; i++) q[i] = lower(q[i]!);
     const head = this.map.get(key);
     for (let e = head; e !== undefined; e = e.next) if (sameQuery(e, query)) this.unlink(key, e);
     while (this.entries >= this.maxEntries && this.map.size > 0) {
@@ -204,9 +213,15 @@ export class ResponseCache {
       this.map.delete(oldest);
     }
     const bytes = Buffer.from(response);
-    bytes.writeUInt16BE(0, 0);
-    // Authoritative TTLs do not age: they are the zone's.
-    this.map.set(key, { query: q, bytes, qEnd, storedAt: now, expires, ttlOffsets: aa ? NONE : ttlOffsets, ttls: aa ? NONE : ttls, renderedAge: 0, next: this.map.get(key) });
+    bytes[0] = 0;
+    bytes[1] = 0;
+    for (let i = 12; i < qEnd - 4; i++) bytes[i] = lower(bytes[i]!);
+    this.map.set(key, {
+      bytes, qEnd, head: headOf(query), tail: query.length > qEnd ? Buffer.from(query.subarray(qEnd)) : undefined,
+      // Authoritative TTLs do not age: they are the zone's.
+      forwarded: !aa, storedAt: now, expires, ttlOffsets: aa ? NONE : ttlOffsets, ttls: aa ? NONE : ttls, renderedAge: 0,
+      next: this.map.get(key),
+    });
     this.entries++;
   }
 
@@ -224,21 +239,30 @@ export class ResponseCache {
 
 const lower = (c: number): number => (c >= 0x41 && c <= 0x5a ? c | 0x20 : c);
 
-/** Whether `query` (from its flags on, the name in any case) is the one `e` was stored for. */
+/** The query's flags and additional count as one number (a cacheable query's other counts are fixed). */
+const headOf = (q: Buffer): number => (q[2]! << 16) | (q[3]! << 8) | q[11]!;
+
+/** One question, no answer or authority records, at most one additional: what key() accepts. */
+const plainQuestion = (q: Buffer): boolean => q[4] === 0 && q[5] === 1 && (q[6]! | q[7]! | q[8]! | q[9]! | q[10]!) === 0 && q[11]! <= 1;
+
+/**
+ * Whether `query` is the one `e` was stored for: the same flags, the same question (the
+ * name in any case) and the same OPT record.
+ */
 function sameQuery(e: Entry, query: Buffer): boolean {
-  const k = e.query;
-  const n = k.length;
-  if (n !== query.length - 2) return false;
-  // Usually byte for byte (most clients ask in lower case); else compare folding case.
-  let i = 0;
-  while (i < n && k[i] === query[i + 2]) i++;
-  if (i === n) return true;
-  const nameEnd = e.qEnd - 6; // in k, which starts at the query's flags
-  for (; i < n; i++) {
-    const c = query[i + 2]!;
-    const s = k[i]!;
-    // Stored lowercased: an upper-case letter of the name matches its lower case.
-    if (s !== c && !(c >= 0x41 && c <= 0x5a && s === (c | 0x20) && i >= 10 && i < nameEnd)) return false;
+  const b = e.bytes;
+  const qEnd = e.qEnd;
+  const tail = e.tail;
+  if (query.length !== qEnd + (tail === undefined ? 0 : tail.length)) return false;
+  if (headOf(query) !== e.head || !plainQuestion(query)) return false;
+  // The name is stored lowercased: usually byte for byte (most clients ask in lower case),
+  // else an upper-case letter matches its lower case. Type and class exactly.
+  const nameEnd = qEnd - 4;
+  for (let i = 12; i < qEnd; i++) {
+    const c = query[i]!;
+    const s = b[i]!;
+    if (s !== c && !(c >= 0x41 && c <= 0x5a && s === (c | 0x20) && i < nameEnd)) return false;
   }
+  if (tail !== undefined) for (let i = 0; i < tail.length; i++) if (tail[i] !== query[qEnd + i]) return false;
   return true;
 }
