@@ -116,6 +116,12 @@ export class PackSet {
     this.cacheBytes = 0;
   }
 
+  /** Drop the resolved objects kept for deltas (objects.ts forgetBodies). */
+  forgetBodies(): void {
+    this.cache.clear();
+    this.cacheBytes = 0;
+  }
+
   has(oid: string): boolean {
     return this.where.has(oid);
   }
