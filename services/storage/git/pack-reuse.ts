@@ -193,7 +193,10 @@ export class PackSet {
     return this.where(oid) !== undefined;
   }
 
-  /** The first pack (by name) that holds `oid`, and where. */
+  /**
+   * The first pack (by name) that holds `oid`, and where. A binary search per pack: storage
+   * consolidates a repository's packs after every push (server.ts), so there are one or a few.
+   */
   private where(oid: string): { pack: PackFile; offset: number } | undefined {
     for (const pack of this.packs) {
       const offset = pack.index.find(oid);
