@@ -74,24 +74,85 @@ export function deltaResultSize(delta: Buffer): number {
   return deltaHeader(delta).resultSize;
 }
 
-interface Entry {
-  offset: number;
-  end: number;
-  kind: number;
-  /** Where the compressed data starts (after the header and any delta base). */
-  dataStart: number;
+/**
+ * The entries of a pack in pack order, one slot per entry in typed arrays rather than an
+ * object and hex strings per entry: a 15,000-object push held ~10 MiB of V8 heap in those
+ * (Entry objects, Maps keyed by offset and by hex id), most of its peak over idle
+ * (bench/storage, issue 16). Grows by doubling: a header's object count is not trusted.
+ */
+class Entries {
+  n = 0;
+  /** Where each entry starts, where it ends, and where its compressed data starts (after the header and any delta base). */
+  offset = new Float64Array(0);
+  end = new Float64Array(0);
+  dataStart = new Float64Array(0);
+  /** The pack type code (1–4 whole, 6 OFS_DELTA, 7 REF_DELTA). */
+  kind = new Uint8Array(0);
+  /** The object's type code (1–4) once known: at parse time for whole objects, at resolution for deltas; 0 before. */
+  type = new Uint8Array(0);
+  crc = new Uint32Array(0);
+  /** An OFS_DELTA's base, by index (its offset is looked up at parse time); -1 otherwise. */
+  base = new Int32Array(0);
+  /** Object ids, 20 bytes each, valid where `type` is set. */
+  oid = Buffer.alloc(0);
+  /** A REF_DELTA's base id (hex), by index: rare (we advertise ofs-delta). */
+  readonly refBase = new Map<number, string>();
   /**
    * Inflated data, kept only within a budget: commits, trees and tags (the connectivity
    * check walks them) and small delta instructions. Anything else is inflated again from
    * the pack file when a delta needs it, so a push never holds its pack in memory.
    */
-  data?: Buffer;
-  /** Set once known: at parse time for whole objects, at resolution for deltas. */
-  type?: string;
-  oid?: string;
-  baseOffset?: number;
-  baseOid?: string;
-  crc: number;
+  readonly data = new Map<number, Buffer>();
+
+  add(offset: number, kind: number, base: number): number {
+    if (this.n === this.kind.length) this.grow(Math.max(1024, this.n * 2));
+    const i = this.n++;
+    this.offset[i] = offset;
+    this.kind[i] = kind;
+    this.base[i] = base;
+    return i;
+  }
+
+  /** The index of the entry starting at `offset`, or -1 (entries are in offset order). */
+  at(offset: number): number {
+    let lo = 0;
+    let hi = this.n - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const o = this.offset[mid]!;
+      if (o === offset) return mid;
+      if (o < offset) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return -1;
+  }
+
+  setOid(i: number, digest: Buffer): void {
+    digest.copy(this.oid, i * 20);
+  }
+
+  hex(i: number): string {
+    return this.oid.toString('hex', i * 20, i * 20 + 20);
+  }
+
+  private grow(cap: number): void {
+    const f64 = (a: Float64Array) => { const b = new Float64Array(cap); b.set(a); return b; };
+    this.offset = f64(this.offset);
+    this.end = f64(this.end);
+    this.dataStart = f64(this.dataStart);
+    const u8 = (a: Uint8Array) => { const b = new Uint8Array(cap); b.set(a); return b; };
+    this.kind = u8(this.kind);
+    this.type = u8(this.type);
+    const crc = new Uint32Array(cap);
+    crc.set(this.crc);
+    this.crc = crc;
+    const base = new Int32Array(cap);
+    base.set(this.base);
+    this.base = base;
+    const oid = Buffer.alloc(cap * 20);
+    this.oid.copy(oid);
+    this.oid = oid;
+  }
 }
 
 /** Where a pack is read from: a Buffer, or a file by offset (bounded reads). */
@@ -223,7 +284,7 @@ export function applyDelta(base: Buffer, delta: Buffer): Buffer {
 }
 
 /** Parse every entry of a pack (its trailing SHA-1 already checked), reading it through a bounded window. */
-async function parsePack(src: PackSource, limits: InflateLimits): Promise<Entry[]> {
+async function parsePack(src: PackSource, limits: InflateLimits): Promise<Entries> {
   const objName = limits.names?.maxObjectBytes ?? 'maxObjectBytes';
   const totalName = limits.names?.maxInflatedBytes ?? 'maxInflatedBytes';
   let total = 0;
@@ -240,7 +301,7 @@ async function parsePack(src: PackSource, limits: InflateLimits): Promise<Entry[
   const count = head.readUInt32BE(8);
   const limit = src.size - 20;
   const win = new Window(src, limit);
-  const entries: Entry[] = [];
+  const entries = new Entries();
   let keptBytes = 0;
   let deltaBytes = 0;
   let off = 12;
@@ -261,7 +322,7 @@ async function parsePack(src: PackSource, limits: InflateLimits): Promise<Entry[
       size += (b & 0x7f) * 2 ** shift;
       shift += 7;
     }
-    let baseOffset: number | undefined;
+    let base = -1;
     let baseOid: string | undefined;
     if (kind === OFS_DELTA) {
       if (p >= hb.length) throw new PackError('bad delta offset');
@@ -272,8 +333,10 @@ async function parsePack(src: PackSource, limits: InflateLimits): Promise<Entry[
         b = hb[p++]!;
         rel = (rel + 1) * 128 + (b & 0x7f);
       }
-      baseOffset = start - rel;
+      const baseOffset = start - rel;
       if (baseOffset < 12 || baseOffset >= start) throw new PackError('delta base offset out of range');
+      base = entries.at(baseOffset);
+      if (base < 0) throw new PackError(`object at ${start}: no object starts at its base offset ${baseOffset}`);
     } else if (kind === REF_DELTA) {
       if (p + 20 > hb.length) throw new PackError('truncated delta base id');
       baseOid = hb.toString('hex', p, p + 20);
@@ -291,7 +354,7 @@ async function parsePack(src: PackSource, limits: InflateLimits): Promise<Entry[
     const type = whole ? TYPES[kind]! : undefined;
     const keep = whole ? type !== 'blob' && keptBytes + size <= KEPT_BYTES : deltaBytes + size <= DELTA_BYTES;
     let data: Buffer | undefined;
-    let oid: string | undefined;
+    let oid: Buffer | undefined;
     let consumed = -1;
     let crc = 0;
     if (size <= SMALL) {
@@ -329,29 +392,32 @@ async function parsePack(src: PackSource, limits: InflateLimits): Promise<Entry[
         if (err instanceof PackError && /^object /.test(err.message)) throw err;
         throw new PackError(`object ${n + 1} does not inflate: ${(err as Error).message}`);
       }
-      if (whole) oid = hash!.digest('hex');
+      if (whole) oid = hash!.digest();
       else count_(n + 1, deltaResultSize(first ?? Buffer.alloc(0)), 'is a delta whose result is');
       if (keep) data = Buffer.concat(kept);
     }
-    const e: Entry = { offset: start, end: off + consumed, kind, dataStart: off, baseOffset, baseOid, crc: crc >>> 0 };
+    const i = entries.add(start, kind, base);
+    entries.end[i] = off + consumed;
+    entries.dataStart[i] = off;
+    entries.crc[i] = crc >>> 0;
+    if (baseOid !== undefined) entries.refBase.set(i, baseOid);
     off += consumed;
     if (whole) {
-      e.type = type;
-      e.oid = oid;
+      entries.type[i] = kind;
+      entries.setOid(i, oid!);
     }
     if (data) {
-      e.data = data;
+      entries.data.set(i, data);
       if (whole) keptBytes += data.length;
       else deltaBytes += data.length;
     }
-    entries.push(e);
   }
   if (off !== limit) throw new PackError('trailing bytes after the last object');
   return entries;
 }
 
-function objectId(type: string, body: Buffer): string {
-  return createHash('sha1').update(`${type} ${body.length}\0`).update(body).digest('hex');
+function objectId(type: string, body: Buffer): Buffer {
+  return createHash('sha1').update(`${type} ${body.length}\0`).update(body).digest();
 }
 
 /**
@@ -369,13 +435,10 @@ export interface IndexedPack {
 
 export async function indexPack(pack: Buffer | PackSource, limits: InflateLimits = DEFAULT_INFLATE_LIMITS): Promise<IndexedPack> {
   const src = Buffer.isBuffer(pack) ? bufferSource(pack) : pack;
-  const entries = await parsePack(src, limits);
-  const byOffset = new Map<number, number>();
-  const byOid = new Map<string, number>();
-  entries.forEach((e, i) => {
-    byOffset.set(e.offset, i);
-    if (e.oid) byOid.set(e.oid, i);
-  });
+  const E = await parsePack(src, limits);
+  // Objects by id, only for REF_DELTA bases (a pack with none needs no such map).
+  const byOid = E.refBase.size > 0 ? new Map<string, number>() : undefined;
+  if (byOid) for (let i = 0; i < E.n; i++) if (E.type[i]) byOid.set(E.hex(i), i);
 
   // Bodies of resolved objects that deltas may build on: commits, trees and tags are kept
   // within a budget (the connectivity check walks them); the rest only in a bounded,
@@ -386,8 +449,9 @@ export async function indexPack(pack: Buffer | PackSource, limits: InflateLimits
   const recent = new Map<number, Buffer>();
   let recentBytes = 0;
   const RECENT_LIMIT = 16 << 20;
+  const BLOB = 3;
   const remember = (i: number, body: Buffer) => {
-    if (entries[i]!.type !== 'blob' && keptBytes + body.length <= KEPT_BYTES) {
+    if (E.type[i] !== BLOB && keptBytes + body.length <= KEPT_BYTES) {
       kept.set(i, body);
       keptBytes += body.length;
       return;
@@ -400,94 +464,102 @@ export async function indexPack(pack: Buffer | PackSource, limits: InflateLimits
       recentBytes -= b.length;
     }
   };
-  const inflated = async (e: Entry): Promise<Buffer> => e.data ?? inflateOnce(await src.read(e.dataStart, e.end - e.dataStart), limits.maxObjectBytes + 1).buffer;
+  const inflated = async (i: number): Promise<Buffer> => E.data.get(i) ?? inflateOnce(await src.read(E.dataStart[i]!, E.end[i]! - E.dataStart[i]!), limits.maxObjectBytes + 1).buffer;
+  const baseIndexOf = (i: number): number | undefined => {
+    if (E.base[i]! >= 0) return E.base[i]!;
+    const ref = E.refBase.get(i);
+    return ref !== undefined ? byOid!.get(ref) : undefined;
+  };
   const bodyOf = async (i: number, depth = 0): Promise<Buffer> => {
-    const e = entries[i]!;
     const cached = kept.get(i) ?? recent.get(i);
     if (cached) return cached;
     if (depth > 10_000) throw new PackError('delta chain too deep');
     let body: Buffer;
-    if (e.kind >= 1 && e.kind <= 4) body = await inflated(e);
-    else body = applyDelta(await bodyOf(baseIndexOf(e)!, depth + 1), await inflated(e));
+    if (E.kind[i]! <= 4) body = await inflated(i);
+    else body = applyDelta(await bodyOf(baseIndexOf(i)!, depth + 1), await inflated(i));
     remember(i, body);
     return body;
   };
-  const baseIndexOf = (e: Entry): number | undefined => {
-    if (e.baseOffset !== undefined) {
-      const j = byOffset.get(e.baseOffset);
-      if (j === undefined) throw new PackError(`object at ${e.offset}: no object starts at its base offset ${e.baseOffset}`);
-      return j;
-    }
-    return e.baseOid !== undefined ? byOid.get(e.baseOid) : undefined;
-  };
-  for (let i = 0; i < entries.length; i++) {
-    const e = entries[i]!;
-    if (e.data && e.type && e.type !== 'blob') {
-      kept.set(i, e.data);
-      keptBytes += e.data.length;
+  for (const [i, data] of E.data) {
+    if (E.type[i] && E.type[i] !== BLOB) {
+      kept.set(i, data);
+      keptBytes += data.length;
     }
   }
 
   // Deltas until nothing more resolves (a REF_DELTA's base may come later in the pack).
-  let pending = entries.map((_, i) => i).filter((i) => !entries[i]!.oid);
+  let pending: number[] = [];
+  for (let i = 0; i < E.n; i++) if (!E.type[i]) pending.push(i);
   while (pending.length > 0) {
     const next: number[] = [];
     for (const i of pending) {
       memoryCheckpoint();
-      const e = entries[i]!;
-      const j = baseIndexOf(e);
-      const base = j !== undefined ? entries[j]! : undefined;
-      if (!base?.oid) {
+      const j = baseIndexOf(i);
+      if (j === undefined || !E.type[j]) {
         next.push(i);
         continue;
       }
-      e.type = base.type;
-      const body = applyDelta(await bodyOf(j!), await inflated(e));
-      e.data = undefined; // resolved: its instructions are not needed again
-      e.oid = objectId(e.type!, body);
-      byOid.set(e.oid, i);
+      E.type[i] = E.type[j]!;
+      const body = applyDelta(await bodyOf(j), await inflated(i));
+      E.data.delete(i); // resolved: its instructions are not needed again
+      E.setOid(i, objectId(TYPES[E.type[i]!]!, body));
+      byOid?.set(E.hex(i), i);
       remember(i, body);
     }
     if (next.length === pending.length) {
-      const e = entries[next[0]!]!;
-      throw new PackError(e.baseOid ? `thin pack: delta base ${e.baseOid} is not in the pack (push with a full pack)` : 'delta chain does not resolve');
+      const ref = E.refBase.get(next[0]!);
+      throw new PackError(ref ? `thin pack: delta base ${ref} is not in the pack (push with a full pack)` : 'delta chain does not resolve');
     }
     pending = next;
   }
-  const resolved = entries.map((e) => ({ type: e.type!, oid: e.oid! }));
+  recent.clear();
 
-  const idx = writeIdx(entries.map((e, i) => ({ oid: resolved[i]!.oid, crc: e.crc, offset: e.offset })), await src.read(src.size - 20, 20));
-  const order = entries.map((_, i) => i).sort((a, b) => (resolved[a]!.oid < resolved[b]!.oid ? -1 : 1));
+  const hex = Array.from({ length: E.n }, (_, i) => E.hex(i));
+  const order = Array.from({ length: E.n }, (_, i) => i).sort((a, b) => (hex[a]! < hex[b]! ? -1 : hex[a]! > hex[b]! ? 1 : 0));
+  const idx = sortedIdx(order.length, (k, into, at) => E.oid.copy(into, at, order[k]! * 20, order[k]! * 20 + 20), (k) => E.crc[order[k]!]!, (k) => E.offset[order[k]!]!, await src.read(src.size - 20, 20));
   const structure: IndexedPack['structure'] = [];
-  for (const [i, body] of kept) structure.push({ oid: entries[i]!.oid!, type: entries[i]!.type as 'commit' | 'tree' | 'tag', body });
-  return { oids: order.map((i) => resolved[i]!.oid), types: new Map(entries.map((e) => [e.oid!, e.type as ObjectKind])), idx, structure };
+  for (const [i, body] of kept) structure.push({ oid: hex[i]!, type: TYPES[E.type[i]!] as 'commit' | 'tree' | 'tag', body });
+  const types = new Map<string, ObjectKind>();
+  for (let i = 0; i < E.n; i++) types.set(hex[i]!, TYPES[E.type[i]!] as ObjectKind);
+  return { oids: order.map((i) => hex[i]!), types, idx, structure };
 }
 
 /** A version-2 .idx (gitformat-pack(5), "Version 2 pack-*.idx files") for a pack's entries and its checksum. */
 export function writeIdx(objects: { oid: string; crc: number; offset: number }[], packChecksum: Buffer): Buffer {
   const order = [...objects].sort((a, b) => (a.oid < b.oid ? -1 : a.oid > b.oid ? 1 : 0));
-  const n = order.length;
-  const large = order.filter((o) => o.offset >= 0x80000000);
-  const idx = Buffer.alloc(8 + 256 * 4 + n * 28 + large.length * 8 + 40);
+  return sortedIdx(order.length, (k, into, at) => into.write(order[k]!.oid, at, 'hex'), (k) => order[k]!.crc, (k) => order[k]!.offset, packChecksum);
+}
+
+/** The .idx for `n` objects already in id order, each read through accessors (no object per entry needed). */
+function sortedIdx(n: number, oidInto: (k: number, into: Buffer, at: number) => unknown, crcOf: (k: number) => number, offsetOf: (k: number) => number, packChecksum: Buffer): Buffer {
+  let nLarge = 0;
+  for (let k = 0; k < n; k++) if (offsetOf(k) >= 0x80000000) nLarge++;
+  const idx = Buffer.alloc(8 + 256 * 4 + n * 28 + nLarge * 8 + 40);
   let w = 0;
   idx.writeUInt32BE(0xff744f63, w); w += 4;
   idx.writeUInt32BE(2, w); w += 4;
+  const fanoutAt = w;
+  w += 256 * 4;
+  const oidsAt = w;
+  for (let k = 0; k < n; k++) { oidInto(k, idx, w); w += 20; }
   const fanout = new Array<number>(256).fill(0);
-  for (const o of order) fanout[parseInt(o.oid.slice(0, 2), 16)]!++;
+  for (let k = 0; k < n; k++) fanout[idx[oidsAt + k * 20]!]!++;
   let acc = 0;
   for (let b = 0; b < 256; b++) {
     acc += fanout[b]!;
-    idx.writeUInt32BE(acc, w);
-    w += 4;
+    idx.writeUInt32BE(acc, fanoutAt + b * 4);
   }
-  for (const o of order) { idx.write(o.oid, w, 'hex'); w += 20; }
-  for (const o of order) { idx.writeUInt32BE(o.crc >>> 0, w); w += 4; }
+  for (let k = 0; k < n; k++) { idx.writeUInt32BE(crcOf(k) >>> 0, w); w += 4; }
   let li = 0;
-  for (const o of order) {
-    idx.writeUInt32BE(o.offset >= 0x80000000 ? (0x80000000 | li++) >>> 0 : o.offset, w);
+  for (let k = 0; k < n; k++) {
+    const o = offsetOf(k);
+    idx.writeUInt32BE(o >= 0x80000000 ? (0x80000000 | li++) >>> 0 : o, w);
     w += 4;
   }
-  for (const o of large) { idx.writeBigUInt64BE(BigInt(o.offset), w); w += 8; }
+  for (let k = 0; k < n; k++) {
+    const o = offsetOf(k);
+    if (o >= 0x80000000) { idx.writeBigUInt64BE(BigInt(o), w); w += 8; }
+  }
   packChecksum.copy(idx, w); w += 20;
   createHash('sha1').update(idx.subarray(0, w)).digest().copy(idx, w);
   return idx;

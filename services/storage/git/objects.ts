@@ -42,6 +42,18 @@ export async function closeStore(s: Store): Promise<void> {
   await old?.then((p) => p.close(), () => {});
 }
 
+/**
+ * Forget the bodies this request has read (the memo and the packs' delta-base cache): once
+ * a clone's walk is done, its pack is copied from the stored entries as they are, and the
+ * walk's commits and trees (tens of thousands of small Buffers) would otherwise stay live
+ * through the whole transfer, raising storage's peak (bench/storage, issue 16).
+ */
+export async function forgetBodies(s: Store): Promise<void> {
+  s.memo.clear();
+  s.memoBytes = 0;
+  (await s.packs?.catch(() => undefined))?.forgetBodies();
+}
+
 export const packsOf = (s: Store): Promise<PackSet> => (s.packs ??= PackSet.open(s.gitdir));
 
 export const ZERO_OID = '0'.repeat(40);

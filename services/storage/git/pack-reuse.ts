@@ -17,10 +17,8 @@ export interface PackFile {
   fh: CachedReader;
   /** Bytes in the file (the trailer's 20 included). */
   size: number;
-  /** Object id at each entry offset. */
-  oidAt: Map<number, string>;
-  /** Where each entry ends (the next entry's offset, or the trailer). */
-  ends: Map<number, number>;
+  /** Where its objects are. */
+  index: PackIndex;
 }
 
 export interface Located {
@@ -38,20 +36,95 @@ export async function entryHeaderAt(fh: PositionalReader | CachedReader, offset:
   return h;
 }
 
-export function parseIdx(idx: Buffer): { oid: string; offset: number }[] {
-  if (idx.length < 8 + 1024 + 40 || idx.readUInt32BE(0) !== 0xff744f63 || idx.readUInt32BE(4) !== 2) throw new Error('not a version-2 pack index');
-  const n = idx.readUInt32BE(8 + 255 * 4);
-  const oids = 8 + 1024;
-  const offsets = oids + n * 24;
-  const large = offsets + n * 4;
-  if (large + 40 > idx.length) throw new Error('pack index is truncated');
-  const out: { oid: string; offset: number }[] = [];
-  for (let i = 0; i < n; i++) {
-    let off = idx.readUInt32BE(offsets + i * 4);
-    if (off & 0x80000000) off = Number(idx.readBigUInt64BE(large + (off & 0x7fffffff) * 8));
-    out.push({ oid: idx.toString('hex', oids + i * 20, oids + i * 20 + 20), offset: off });
+/**
+ * A version-2 .idx held as its bytes (ids sorted, 20 bytes each) and typed arrays, looked up
+ * by binary search: no object or hex string per entry. Maps of ids, offsets and ends for a
+ * 15,000-object repository were a few MiB of V8 heap live through every clone (issue 16).
+ */
+const HEX_ID = /^[0-9a-f]{40}$/;
+
+export class PackIndex {
+  readonly count: number;
+  /** The .idx's ids, sorted: id k at k * 20. */
+  private readonly ids: Buffer;
+  /** Offset of id k. */
+  private readonly offsetOf: Float64Array;
+  /** Entry offsets ascending, and which id each is. */
+  private readonly sorted: Float64Array;
+  private readonly idOf: Uint32Array;
+  /** Where the last entry ends (the trailer's start). */
+  private readonly dataEnd: number;
+  private readonly probe = Buffer.alloc(20);
+
+  constructor(idx: Buffer, packSize: number) {
+    if (idx.length < 8 + 1024 + 40 || idx.readUInt32BE(0) !== 0xff744f63 || idx.readUInt32BE(4) !== 2) throw new Error('not a version-2 pack index');
+    const n = idx.readUInt32BE(8 + 255 * 4);
+    const oids = 8 + 1024;
+    const offsets = oids + n * 24;
+    const large = offsets + n * 4;
+    if (large + 40 > idx.length) throw new Error('pack index is truncated');
+    this.count = n;
+    this.ids = Buffer.from(idx.subarray(oids, oids + n * 20)); // a copy: the rest of the .idx is not kept
+    this.offsetOf = new Float64Array(n);
+    for (let k = 0; k < n; k++) {
+      let off = idx.readUInt32BE(offsets + k * 4);
+      if (off & 0x80000000) {
+        const at = large + (off & 0x7fffffff) * 8;
+        if (at + 8 > idx.length - 40) throw new Error('pack index is truncated');
+        off = Number(idx.readBigUInt64BE(at));
+      }
+      this.offsetOf[k] = off;
+    }
+    const byOffset = Array.from({ length: n }, (_, k) => k).sort((a, b) => this.offsetOf[a]! - this.offsetOf[b]!);
+    this.idOf = Uint32Array.from(byOffset);
+    this.sorted = Float64Array.from(byOffset, (k) => this.offsetOf[k]!);
+    this.dataEnd = packSize - 20;
   }
-  return out;
+
+  /** The offset of `oid`'s entry, or -1. */
+  find(oid: string): number {
+    if (!HEX_ID.test(oid)) return -1;
+    this.probe.write(oid, 'hex');
+    let lo = 0;
+    let hi = this.count - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const c = this.ids.compare(this.probe, 0, 20, mid * 20, mid * 20 + 20);
+      if (c === 0) return this.offsetOf[mid]!;
+      if (c < 0) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return -1;
+  }
+
+  /** Position of `offset` among the entry offsets, or -1 when no entry starts there. */
+  private slot(offset: number): number {
+    let lo = 0;
+    let hi = this.count - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const o = this.sorted[mid]!;
+      if (o === offset) return mid;
+      if (o < offset) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return -1;
+  }
+
+  /** The id of the entry at `offset`. */
+  oidAt(offset: number): string | undefined {
+    const j = this.slot(offset);
+    if (j < 0) return undefined;
+    const k = this.idOf[j]!;
+    return this.ids.toString('hex', k * 20, k * 20 + 20);
+  }
+
+  /** Where the entry at `offset` ends (the next entry's offset, or the trailer). */
+  endOf(offset: number): number | undefined {
+    const j = this.slot(offset);
+    if (j < 0) return undefined;
+    return j + 1 < this.count ? this.sorted[j + 1]! : this.dataEnd;
+  }
 }
 
 export type ObjectKind = 'commit' | 'tree' | 'blob' | 'tag';
@@ -72,7 +145,6 @@ const unclosed = new FinalizationRegistry<number[]>((fds) => {
 
 export class PackSet {
   private readonly fds: number[] = [];
-  private readonly where = new Map<string, { pack: PackFile; offset: number }>();
   private readonly packs: PackFile[] = [];
   /** Delta bases resolved so far, by "<file>:<offset>" (chains share them); bounded. */
   private readonly cache = new Map<string, { type: ObjectKind; body: Buffer }>();
@@ -88,18 +160,13 @@ export class PackSet {
       if (!names.includes(packName)) continue;
       let fd: number | undefined;
       try {
-        const entries = parseIdx(await fsp.readFile(path.join(dir, name)));
+        const idx = await fsp.readFile(path.join(dir, name));
         const file = path.join(dir, packName);
         fd = await new Promise<number>((resolve, reject) => fs.open(file, 'r', (err, n) => (err ? reject(err) : resolve(n))));
         set.fds.push(fd);
         const fh = blockCache(fdReader(fd));
         const size = await new Promise<number>((resolve, reject) => fs.fstat(fd!, (err, st) => (err ? reject(err) : resolve(st.size))));
-        const sorted = entries.map((e) => e.offset).sort((a, b) => a - b);
-        const ends = new Map<number, number>();
-        sorted.forEach((off, i) => ends.set(off, sorted[i + 1] ?? size - 20));
-        const pack: PackFile = { file, fh, size, oidAt: new Map(entries.map((e) => [e.offset, e.oid])), ends };
-        set.packs.push(pack);
-        for (const e of entries) if (!set.where.has(e.oid)) set.where.set(e.oid, { pack, offset: e.offset });
+        set.packs.push({ file, fh, size, index: new PackIndex(idx, size) });
       } catch {
         // An unreadable pack is simply not reused: its objects are read the slow way.
       }
@@ -116,8 +183,26 @@ export class PackSet {
     this.cacheBytes = 0;
   }
 
+  /** Drop the resolved objects kept for deltas (objects.ts forgetBodies). */
+  forgetBodies(): void {
+    this.cache.clear();
+    this.cacheBytes = 0;
+  }
+
   has(oid: string): boolean {
-    return this.where.has(oid);
+    return this.where(oid) !== undefined;
+  }
+
+  /**
+   * The first pack (by name) that holds `oid`, and where. A binary search per pack: storage
+   * consolidates a repository's packs after every push (server.ts), so there are one or a few.
+   */
+  private where(oid: string): { pack: PackFile; offset: number } | undefined {
+    for (const pack of this.packs) {
+      const offset = pack.index.find(oid);
+      if (offset >= 0) return { pack, offset };
+    }
+    return undefined;
   }
 
   /**
@@ -126,18 +211,20 @@ export class PackSet {
    * read: one object's worth of memory.
    */
   async read(oid: string): Promise<{ type: ObjectKind; body: Buffer } | undefined> {
-    const w = this.where.get(oid);
+    const w = this.where(oid);
     return w ? this.readAt(w.pack, w.offset, 0) : undefined;
   }
 
   /** An object's type without inflating a whole object (a delta's from its base's). */
   async typeOf(oid: string): Promise<ObjectKind | undefined> {
-    let w = this.where.get(oid);
+    let w = this.where(oid);
     for (let depth = 0; w && depth < 10_000; depth++) {
-      const h = await entryHeaderAt(w.pack.fh, w.offset, w.pack.ends.get(w.offset)!);
+      const end = w.pack.index.endOf(w.offset);
+      if (end === undefined) return undefined;
+      const h = await entryHeaderAt(w.pack.fh, w.offset, end);
       if (h.kind >= 1 && h.kind <= 4) return KINDS[h.kind] as ObjectKind;
       if (h.kind === 6) w = { pack: w.pack, offset: h.baseOffset! };
-      else if (h.kind === 7) w = this.where.get(h.baseOid!);
+      else if (h.kind === 7) w = this.where(h.baseOid!);
       else return undefined;
     }
     return undefined;
@@ -152,7 +239,7 @@ export class PackSet {
       return memo;
     }
     if (depth > 10_000) throw new Error('delta chain too deep');
-    const end = pack.ends.get(offset);
+    const end = pack.index.endOf(offset);
     if (end === undefined) throw new Error(`${path.basename(pack.file)}: no object starts at ${offset}`);
     const h = await entryHeaderAt(pack.fh, offset, end);
     const start = offset + h.headerLength + (h.kind === 6 ? h.baseOffsetLength! : h.kind === 7 ? 20 : 0);
@@ -178,9 +265,9 @@ export class PackSet {
   }
 
   locate(oid: string): Located | undefined {
-    const w = this.where.get(oid);
+    const w = this.where(oid);
     if (!w) return undefined;
-    return { pack: w.pack, offset: w.offset, end: w.pack.ends.get(w.offset)! };
+    return { pack: w.pack, offset: w.offset, end: w.pack.index.endOf(w.offset)! };
   }
 }
 

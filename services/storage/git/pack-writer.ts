@@ -66,7 +66,7 @@ export async function* writePack(
     const loc = packs.locate(oid);
     if (loc) {
       const h = await entryHeaderAt(loc.pack.fh, loc.offset, loc.end);
-      const baseOid = h.kind === 6 ? loc.pack.oidAt.get(h.baseOffset!) : h.kind === 7 ? h.baseOid : undefined;
+      const baseOid = h.kind === 6 ? loc.pack.index.oidAt(h.baseOffset!) : h.kind === 7 ? h.baseOid : undefined;
       const whole = { pack: loc.pack, start: loc.offset, end: loc.end };
       if (h.kind >= 1 && h.kind <= 4) return push(oid, [whole], out);
       if (baseOid && wanted.has(baseOid)) {

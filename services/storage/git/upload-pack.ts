@@ -3,7 +3,7 @@
 // and protocol v2 `ls-refs` and `fetch` (gitprotocol-v2(5)). Shallow fetches per
 // gitprotocol-pack(5) "Shallow Clones". Output goes to a Sink one chunk at a time.
 import { enumerateObjects, shallowInfo, wantedCommits } from './enumerate.ts';
-import { OID_RE, ZERO_OID, hasObject, parseCommit, parseTag, readRaw, type Store } from './objects.ts';
+import { OID_RE, ZERO_OID, forgetBodies, hasObject, parseCommit, parseTag, readRaw, type Store } from './objects.ts';
 import { writePack } from './pack-writer.ts';
 import { DELIM, FLUSH, PktReader, lineText, pkt, pktLine, sideband } from './pktline.ts';
 import { headTarget, listAllRefs, resolve } from './refs.ts';
@@ -154,6 +154,7 @@ async function sendPack(
     if (mode.sideband && mode.progress) for (const b of sideband(2, Buffer.from(msg), maxData)) await out(b);
   };
   await progress(`Enumerating objects: ${oids.length}, done.\r\n`);
+  await forgetBodies(s);
   let last = 0;
   let pending = '';
   for await (const chunk of writePack(s, oids, (done, total) => {
