@@ -16,4 +16,9 @@ describe('virt argv', () => {
     expect(a).not.toContain('-nic');
     expect(a.slice(a.indexOf('-netdev'))).toEqual(['-netdev', 'tap,id=n0,ifname=tap0,script=no,downscript=no', '-device', 'virtio-net-pci,netdev=n0']);
   });
+
+  it('isolates the guest from the host (restrict=on) when asked, forwards kept', () => {
+    const a = virtArgs({ kernel: 'K', initrd: 'I', forwards: [{ proto: 'tcp', hostPort: 8080, guestPort: 80 }], isolated: true });
+    expect(a[a.indexOf('-nic') + 1]).toBe('user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:8080-:80');
+  });
 });

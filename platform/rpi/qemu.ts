@@ -26,6 +26,13 @@ export interface VirtOptions {
    * `forwards` do not apply then.
    */
   tap?: string;
+  /**
+   * qemu's user network with restrict=on: the guest reaches nothing on the host or beyond
+   * (10.0.2.2:123 included, where another test's chronyd may be listening); DHCP and TCP
+   * forwards still work, UDP forwards do not (slirp drops the guest's replies). For a boot
+   * that must see no time server.
+   */
+  isolated?: boolean;
 }
 
 /** qemu-system-aarch64 argv. Pure. */
@@ -37,7 +44,7 @@ export function virtArgs(o: VirtOptions): string[] {
     '-kernel', o.kernel, '-initrd', o.initrd, '-append', o.append ?? VIRT_APPEND,
     ...(o.tap
       ? ['-netdev', `tap,id=n0,ifname=${o.tap},script=no,downscript=no`, '-device', 'virtio-net-pci,netdev=n0']
-      : ['-nic', `user,model=virtio-net-pci${fwd}`]),
+      : ['-nic', `user,model=virtio-net-pci${o.isolated ? ',restrict=on' : ''}${fwd}`]),
   ];
   if (o.disk) args.push('-drive', `file=${o.disk},format=raw,if=virtio`);
   if (o.rtcBase) args.push('-rtc', `base=${o.rtcBase}`);

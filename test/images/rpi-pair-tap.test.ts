@@ -20,6 +20,7 @@ import { virtArgs } from '../../platform/rpi/qemu.ts';
 import { startQemuProcess, type QemuProcess } from '../../platform/image/qemu-process.ts';
 import { APPLIANCE_PAIR_PORT } from '../../platform/pki/appliance-launch.ts';
 import { writeChronyConf } from '../support/chrony.ts';
+import { stopByPidFile } from '../support/pid-file.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const OUT = join(REPO, 'build/rpi/pair-tap-image');
@@ -59,10 +60,9 @@ describe.skipIf(missing.length > 0 || !root || !existsSync('/dev/net/tun'))(`rpi
   afterAll(async () => {
     await vm?.stop();
     // chronyd and dnsmasq outlive qemu in the namespace: end them (our own processes, by their pid files).
-    for (const f of ['chronyd.pid', 'dnsmasq.pid']) {
-      try { process.kill(Number(readFileSync(join(tmp, f), 'utf8').trim()), 'SIGTERM'); } catch { /* never started, or gone */ }
-    }
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
+    // Both write their state as they stop: wait for them before removing the folder.
+    if (tmp) for (const f of ['chronyd.pid', 'dnsmasq.pid']) await stopByPidFile(join(tmp, f));
+    if (tmp) rmSync(tmp, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
     process.stdout.write(report.join('\n') + '\n');
   });
 
