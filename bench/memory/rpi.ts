@@ -60,6 +60,11 @@ if (values.help || !values.image) {
 const run = promisify(execFile);
 const DEBUG_PORT = 9199;
 const say = (l: string) => process.stderr.write(l + '\n');
+/** What a Ctrl-C or SIGTERM must stop first: qemu and chronyd outlive this process otherwise. */
+const onInterrupt = new Set<() => Promise<void>>();
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => { void Promise.allSettled([...onInterrupt].map((f) => f())).then(() => process.exit(130)); });
+}
 const mibOf = (k: number) => Math.round((k / 1024) * 10) / 10;
 
 interface Boot {
@@ -114,6 +119,8 @@ async function boot(dir: string): Promise<Boot> {
     if (ports) forwards.push({ proto: 'tcp', hostPort: ports.pair, guestPort: APPLIANCE_PAIR_PORT }, { proto: 'tcp', hostPort: ports.storageTls, guestPort: 8443 }, { proto: 'tcp', hostPort: ports.submission, guestPort: 587 }, { proto: 'tcp', hostPort: ports.caldavTls, guestPort: 8843 });
     const t0 = Date.now();
     const vm = bootVirt({ kernel: join(tmp, 'vmlinuz'), initrd: join(tmp, 'initrd.cpio.zst'), disk, memoryMiB: 512, forwards });
+    const stopVm = async () => { await vm.stop(); rmSync(tmp, { recursive: true, force: true }); };
+    onInterrupt.add(stopVm);
     try {
       let healthy = false;
       let answered = false;
@@ -151,6 +158,7 @@ async function boot(dir: string): Promise<Boot> {
         ...(load ? { load } : {}),
       };
     } finally {
+      onInterrupt.delete(stopVm);
       await vm.stop();
     }
   } finally {
@@ -189,6 +197,7 @@ function loadReport(l: LoadResult): string {
 }
 
 const chrony = values.load ? await startChrony() : undefined;
+if (chrony) onInterrupt.add(() => chrony.stop());
 const images = [resolve(values.image), ...(values.against ? [resolve(values.against)] : [])];
 const results: Boot[] = [];
 try {
