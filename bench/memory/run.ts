@@ -14,9 +14,8 @@
  *
  *   node bench/memory/run.ts [--no-build] [--no-peers] [--json] [--help]
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, promises as fsp, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, promises as fsp, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -27,6 +26,8 @@ import { startDnsmasq, startNsd } from '../dns/servers.ts';
 import { startCgiHost } from '../storage/cgi-host.ts';
 import { startRadicale } from '../calendar/servers.ts';
 import { benchEvents } from '../calendar/events.ts';
+import { makeRepo, packBytes } from './make-repo.ts';
+import { command as run } from './command.ts';
 
 const HELP = `Usage: node bench/memory/run.ts [options]
 
@@ -99,17 +100,6 @@ async function peakDuring(pids: () => number[], work: () => Promise<unknown>): P
   return peak;
 }
 
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    c.stdout!.on('data', (d) => { out += d; });
-    c.stderr!.on('data', (d) => { out += d; });
-    c.once('error', reject);
-    c.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.slice(0, 4).join(' ')} exited ${code}:\n${out.slice(-2000)}`))));
-  });
-}
-
 /** The DNS load: dnsperf, as bench/dns runs it, for `seconds`. */
 async function dnsBurst(port: number, queryFile: string, seconds: number): Promise<string> {
   const out = await run('dnsperf', ['-s', '127.0.0.1', '-p', String(port), '-d', queryFile, '-l', String(seconds), '-c', '4', '-Q', '20000']);
@@ -118,25 +108,6 @@ async function dnsBurst(port: number, queryFile: string, seconds: number): Promi
 }
 
 const DNS_NAMES = ['kith.home.arpa A', 'kith.home.arpa AAAA', 'home.arpa SOA', 'home.arpa NS', 'nothere.home.arpa A', 'kith.home.arpa TXT'];
-
-/** A small repository to push and clone: `commits` commits of a text file and `binBytes` of incompressible data each. */
-async function makeRepo(dir: string, commits: number, binBytes: number): Promise<string> {
-  const repo = path.join(dir, 'src.git');
-  await run('git', ['init', '-q', '--bare', repo]);
-  let fi = '';
-  for (let c = 1; c <= commits; c++) {
-    const body = `${'line of text '.repeat(200)}${c}\n`.repeat(20);
-    const bin = randomBytes(binBytes).toString('base64');
-    fi += `commit refs/heads/main\nmark :${c}\ncommitter b <b@example.net> ${1_700_000_000 + c} +0000\ndata 8\ncommit ${c % 10}\n${c > 1 ? `from :${c - 1}\n` : ''}`;
-    fi += `M 644 inline f${c % 17}.txt\ndata ${Buffer.byteLength(body)}\n${body}\nM 644 inline b${c % 5}.bin\ndata ${bin.length}\n${bin}\n`;
-  }
-  await new Promise<void>((resolve, reject) => {
-    const c = spawn('git', ['--git-dir', repo, 'fast-import', '--quiet'], { stdio: ['pipe', 'ignore', 'pipe'] });
-    c.stdin!.end(fi);
-    c.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`git fast-import exited ${code}`))));
-  });
-  return repo;
-}
 
 async function gitPushClone(repo: string, remote: string, dir: string): Promise<void> {
   const env = { ...process.env, HOME: dir, GIT_CONFIG_NOSYSTEM: '1', GIT_TERMINAL_PROMPT: '0' };
@@ -208,7 +179,7 @@ async function main(): Promise<number> {
     const repo = await makeRepo(work, 60, Math.round((pushMB * 1e6 * 0.75) / 60));
     const remote = `${new URL(svc('storage')!.endpoints.git!).origin.replace('://', `://kith:${token}@`)}/bench.git`;
     const storagePeak = await peakDuring(() => [svc('storage')!.pid], () => gitPushClone(repo, remote, work));
-    const packMB = (readdirSync(path.join(repo, 'objects/pack')).reduce((a, f) => a + statSync(path.join(repo, 'objects/pack', f)).size, 0) / 1e6).toFixed(1);
+    const packMB = (packBytes(repo) / 1e6).toFixed(1);
     rows.push({ name: 'kith storage', of: 'storage', idle: idle.get('storage'), peak: storagePeak, load: `git push + clone, ${packMB} MB pack` });
 
     const smtp = svc('mail')!.endpoints.smtp!.replace('smtp://', '');
