@@ -11,10 +11,11 @@
  * Two `kith up` building at once each write a whole file beside it and rename it over.
  */
 import * as esbuild from 'esbuild';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { existsSync, promises as fsp, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { formatBytes } from './bundle.ts';
+import { writeFileDurable } from '../durable.ts';
 
 /** Changes whenever the build options below change, so an older build is not taken as fresh. */
 const RECIPE = 'cjs-node26-minify-1';
@@ -33,12 +34,6 @@ export function bundleIsFresh(root: string, outfile: string): boolean {
   } catch {
     return false;
   }
-}
-
-async function writeWhole(file: string, data: string | Uint8Array): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  await fsp.writeFile(tmp, data);
-  await fsp.rename(tmp, file);
 }
 
 export interface ProcessBundle {
@@ -64,8 +59,9 @@ export async function ensureProcessBundle(root: string, entry: string, outfile: 
   if (!code) throw new Error(`esbuild produced no output for ${entry}`);
   const inputs: Inputs = { recipe: RECIPE, esbuild: esbuild.version, inputs: {} };
   for (const rel of Object.keys(result.metafile.inputs)) inputs.inputs[rel] = sha256(path.join(root, rel));
-  await writeWhole(outfile, code.contents);
-  await writeWhole(inputsFile(outfile), JSON.stringify(inputs, null, 1) + '\n');
+  // Whole files renamed into place (platform/durable.ts): a second kith up building at once never reads half of one.
+  await writeFileDurable(outfile, code.contents, { syncDir: false });
+  await writeFileDurable(inputsFile(outfile), JSON.stringify(inputs, null, 1) + '\n');
   return { outfile, built: true, bytes: code.contents.length };
 }
 
