@@ -26,6 +26,35 @@ describe('the response cache', () => {
     expect((hit.answers![0] as { ttl: number }).ttl).toBe(300);
   });
 
+  it('lends its own bytes to a reply sent at once, and moves to a copy when the send was queued', () => {
+    let now = 0;
+    const c = new ResponseCache({ maxEntries: 10, now: () => now });
+    const q = query('up.test', { id: 1 });
+    const k = c.key(q, 'udp', true)!;
+    c.put(k, q, answer('up.test', dnsPacket.RECURSION_AVAILABLE, 30), c.generation);
+    const first = c.lend(k, query('UP.test', { id: 11 }))!;
+    expect(dnsPacket.decode(first).id).toBe(11);
+    expect(dnsPacket.decode(first).questions![0]!.name).toBe('UP.test');
+    // Sent at once: the same bytes serve the next client, its ID and case written in.
+    const second = c.lend(k, query('up.TEST', { id: 12 }))!;
+    expect(second).toBe(first);
+    expect(dnsPacket.decode(second).questions![0]!.name).toBe('up.TEST');
+    // A name in another case still matches the stored one, whatever case it was left in.
+    expect(c.get(k, query('Up.Test', { id: 13 }))).toBeDefined();
+    // Queued: those bytes are the queued reply's now; later hits (and aging) use a copy.
+    c.keep(second);
+    now = 5_000;
+    const third = c.lend(k, query('up.test', { id: 14 }))!;
+    expect(third).not.toBe(second);
+    expect(dnsPacket.decode(second).id).toBe(12);
+    expect((dnsPacket.decode(second).answers![0] as { ttl: number }).ttl).toBe(30);
+    expect(dnsPacket.decode(third).id).toBe(14);
+    expect((dnsPacket.decode(third).answers![0] as { ttl: number }).ttl).toBe(25);
+    // keep() of bytes that are not the last lent ones (a cookie or RRL reply) changes nothing.
+    c.keep(Buffer.from(third));
+    expect(c.lend(k, query('up.test', { id: 15 }))).toBe(third);
+  });
+
   it('ages forwarded TTLs and drops them when the smallest runs out', () => {
     let now = 0;
     const c = new ResponseCache({ maxEntries: 10, now: () => now });

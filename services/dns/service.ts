@@ -237,7 +237,9 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
         }
       }
       const key = responses.key(query, info.transport, recursionAllowed(info.remote.address));
-      const hit = key === undefined ? undefined : responses.get(key, query);
+      // The entry's own bytes (no copy): sent before the next packet is read, or kept by
+      // onQueuedReply below.
+      const hit = key === undefined ? undefined : responses.lend(key, query);
       if (hit) {
         (info.transport === 'udp' ? udpQueries : tcpQueries).inc();
         responseHitCount.inc();
@@ -282,6 +284,7 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
       return finish(reply);
     },
     udpReply: rateLimit,
+    onQueuedReply: (reply) => responses.keep(reply),
     tcp: liveTcpLimits,
     onTcpClose: (reason) => tcpClosed.inc({ reason }),
     now: ctx.now,

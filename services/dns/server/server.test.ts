@@ -276,6 +276,41 @@ describe('startDnsServer', () => {
     expect(seen.sort()).toEqual(['fast', 'fast', 'slow', 'slow', 'slow']);
   });
 
+  it('a fast-path reply lent from shared bytes is never overwritten before it is sent (onQueuedReply)', async () => {
+    // As the response cache's lend(): one buffer, the client's ID written in per reply; a
+    // queued send takes that buffer with it and later replies use a fresh one. Loopback
+    // never fills a send buffer, so the socket here queues every other reply for a while.
+    let shared = Buffer.alloc(400, 0x61);
+    let queued = 0;
+    const s = await start({
+      fastPath: (msg) => { shared.writeUInt16BE(msg.readUInt16BE(0), 0); shared[2] = 0x80; return shared; },
+      onQueuedReply: (reply) => { queued++; if (reply === shared) shared = Buffer.from(shared); },
+    });
+    const realSend = dgram.Socket.prototype.send;
+    let held = 0;
+    let n = 0;
+    const send = vi.spyOn(dgram.Socket.prototype, 'send').mockImplementation(function (this: dgram.Socket, ...args: unknown[]) {
+      if (args[0] !== shared || n++ % 2 === 0) return (realSend as (...a: unknown[]) => void).apply(this, args);
+      held++;
+      setTimeout(() => { held--; (realSend as (...a: unknown[]) => void).apply(this, args); }, 20);
+    } as typeof realSend);
+    const count = vi.spyOn(dgram.Socket.prototype, 'getSendQueueCount').mockImplementation(() => held);
+    try {
+      const sock = dgram.createSocket('udp4');
+      await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+      const got: number[] = [];
+      sock.on('message', (m) => got.push(m.readUInt16BE(0)));
+      for (let id = 1; id <= 50; id++) sock.send(query(id, 'burst.test'), s.udpPort, '127.0.0.1');
+      await vi.waitFor(() => expect(got).toHaveLength(50), { timeout: 15_000, interval: 10 });
+      sock.close();
+      expect(queued).toBeGreaterThan(0);
+      expect(got.sort((x, y) => x - y)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+    } finally {
+      send.mockRestore();
+      count.mockRestore();
+    }
+  });
+
   it('serves IPv6 loopback', async () => {
     let s: DnsServer;
     try {

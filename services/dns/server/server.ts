@@ -43,6 +43,12 @@ export interface DnsServerOptions {
   /** Tried first, synchronously: an answer, or undefined to call `handler`. Must not throw. */
   fastPath?: (msg: Buffer, info: HandlerInfo) => Buffer | undefined;
   /**
+   * Told when a fast-path UDP reply was queued by the socket rather than handed to the
+   * kernel at once (its send buffer was full): the bytes stay in use until sent, so a
+   * fastPath that lends out bytes it will change later must stop using them. Must not throw.
+   */
+  onQueuedReply?: (reply: Buffer) => void;
+  /**
    * The last look at each UDP reply (fast or slow path) before it is sent: the bytes to
    * send (the reply, or a replacement such as a truncated one), or undefined to drop it.
    * Response rate limiting lives here. Must not throw.
@@ -160,6 +166,7 @@ function literalLookup(address: string, family: unknown, callback: (err: Error |
 
 function wireUdp(udp: dgram.Socket, opts: DnsServerOptions): void {
   const gate = opts.udpReply;
+  const queued = opts.onQueuedReply;
   udp.on('error', (e) => opts.log?.warn('dns: udp socket error', { error: String(e) }));
   udp.on('message', (msg, rinfo) => {
     // rinfo is a fresh object per datagram: the handler may keep it as its remote.
@@ -173,7 +180,14 @@ function wireUdp(udp: dgram.Socket, opts: DnsServerOptions): void {
     }
     if (fast) {
       if (gate) fast = gateReply(gate, fast, info);
-      if (fast && fast.length <= MAX_UDP_REPLY) udp.send(fast, rinfo.port, rinfo.address);
+      if (fast && fast.length <= MAX_UDP_REPLY) {
+        // With an IP literal (literalLookup) the send is tried at once; when the kernel
+        // took it, nothing holds the bytes after this line. The queue count is libuv's:
+        // it also counts a send made at once whose completion is not yet reported — a
+        // false alarm costs one copy, never a wrong reply.
+        udp.send(fast, rinfo.port, rinfo.address);
+        if (queued && udp.getSendQueueCount() > 0) queued(fast);
+      }
       return;
     }
     run(opts, msg, info).then((reply) => {
