@@ -1,0 +1,105 @@
+/**
+ * Two kith DNS bundles side by side in the same run, for a change whose effect is smaller
+ * than the noise between runs of bench/dns (a few per cent): both answer the same load in
+ * interleaved rounds, with node-udp-echo as the third row, so the load of the moment hits
+ * all three alike. Prints CPU per query of each, their ratios to echo, and B/A (whole run
+ * and the median of the per-round ratios). A benchmark, not a test: exit 0 whatever the
+ * figures.
+ */
+import { promises as fsp } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { runDnsperf } from './dnsperf.ts';
+import { authQueries, forwardQueries, upstreamZone, UPSTREAM_ZONE, ZONE, zoneFile, zoneModel } from './fixtures.ts';
+import { cpuSeconds, startEcho, startKith, startNsd, type Running } from './servers.ts';
+
+const HELP = `Usage: node bench/dns/ab.ts --a BUNDLE --b BUNDLE [options]
+
+Runs two kith DNS bundles (e.g. main's and a change's, each made with bundleService into
+its own folder) and node-udp-echo under the same dnsperf load in interleaved rounds, every
+other round in reverse order, and prints CPU microseconds per query: A, B, echo, A/echo,
+B/echo and B/A. Pinned as bench/dns: dnsperf (and NSD) on CPU 0, the servers on CPU 1.
+
+Options:
+  --a PATH, --b PATH   the two dns.mjs bundles
+  --test T             forwarding (default; cached answers from an NSD upstream) or
+                       authoritative (bench/dns's generated zone)
+  --rounds N           rounds (default 8)
+  --seconds N          seconds per server and round (default 3)
+  -h, --help           this help
+`;
+
+const { values: a } = parseArgs({
+  options: {
+    a: { type: 'string' }, b: { type: 'string' }, test: { type: 'string', default: 'forwarding' },
+    rounds: { type: 'string', default: '8' }, seconds: { type: 'string', default: '3' }, help: { type: 'boolean', short: 'h' },
+  },
+});
+if (a.help) {
+  process.stdout.write(HELP);
+  process.exit(0);
+}
+if (!a.a || !a.b || !['forwarding', 'authoritative'].includes(a.test!)) {
+  process.stderr.write('ab: give --a and --b (two dns.mjs bundles) and --test forwarding|authoritative; see --help\n');
+  process.exit(2);
+}
+const rounds = Number(a.rounds);
+const seconds = Number(a.seconds);
+const work = await fsp.mkdtemp(path.join(tmpdir(), 'kith-bench-dns-ab-'));
+const running: Running[] = [];
+try {
+  const file = path.join(work, 'queries.txt');
+  const servers: Running[] = [];
+  const bundles = [['A', path.resolve(a.a)], ['B', path.resolve(a.b)]] as const;
+  if (a.test === 'forwarding') {
+    await fsp.writeFile(file, forwardQueries(2000).measure);
+    const up = await startNsd(path.join(work, 'nsd'), { [UPSTREAM_ZONE]: upstreamZone(2000) }, '0', `ns1.${UPSTREAM_ZONE}`);
+    running.push(up);
+    for (const [name, bundle] of bundles) {
+      const k = await startKith({ bundle, dir: path.join(work, name), zones: {}, cpus: '1', probe: `ns1.${UPSTREAM_ZONE}`, dnsYaml: `upstreams: ["127.0.0.1:${up.port}"]\ncache:\n  maxEntries: 50000\n` });
+      running.push(k);
+      servers.push({ ...k, name });
+    }
+  } else {
+    const model = zoneModel(2000);
+    await fsp.writeFile(file, authQueries(model, 20_000).text);
+    for (const [name, bundle] of bundles) {
+      const k = await startKith({ bundle, dir: path.join(work, name), zones: { [ZONE]: zoneFile(model) }, cpus: '1', probe: `ns1.${ZONE}`, dnsYaml: 'upstreams: []\nlimits:\n  zoneRecords: 10000000\n' });
+      running.push(k);
+      servers.push({ ...k, name });
+    }
+  }
+  const echo = await startEcho('1');
+  running.push(echo);
+  servers.push(echo);
+  const perf = (s: Running, extra: Partial<Parameters<typeof runDnsperf>[0]>) =>
+    runDnsperf({ server: '127.0.0.1', port: s.port, queryFile: file, clients: 4, cpus: '0', ...extra });
+  // Warm: every query once (slowly, so a forwarder's outstanding-query cap is not hit), once
+  // at full speed, then 2 s of load.
+  for (const s of servers) {
+    await perf(s, { maxRuns: 1, maxQps: 20_000 });
+    await perf(s, { maxRuns: 1 });
+    await perf(s, { seconds: 2 });
+  }
+  const us = new Map<string, number[]>(servers.map((s) => [s.name, []]));
+  for (let r = 0; r < rounds; r++) {
+    for (const s of r % 2 === 0 ? servers : [...servers].reverse()) {
+      const c0 = cpuSeconds(s.child.pid)!;
+      const res = await perf(s, { seconds });
+      const c1 = cpuSeconds(s.child.pid)!;
+      us.get(s.name)!.push(((c1 - c0) * 1e6) / Math.max(1, res.completed));
+    }
+    process.stderr.write(`round ${r + 1}: ${[...us].map(([n, v]) => `${n} ${v.at(-1)!.toFixed(2)}`).join('  ')} us/q\n`);
+  }
+  const sum = (v: number[]) => v.reduce((x, y) => x + y, 0);
+  const median = (v: number[]) => { const s = [...v].sort((x, y) => x - y); const m = s.length >> 1; return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2; };
+  const A = us.get('A')!, B = us.get('B')!, E = us.get(echo.name)!;
+  process.stdout.write(
+    `${a.test}, ${rounds} rounds of ${seconds} s: CPU us/query A ${(sum(A) / rounds).toFixed(2)}, B ${(sum(B) / rounds).toFixed(2)}, echo ${(sum(E) / rounds).toFixed(2)}\n` +
+    `A/echo ${(sum(A) / sum(E)).toFixed(3)}  B/echo ${(sum(B) / sum(E)).toFixed(3)}  B/A ${(sum(B) / sum(A)).toFixed(3)} (median of per-round B/A ${median(A.map((x, i) => B[i]! / x)).toFixed(3)})\n`,
+  );
+} finally {
+  await Promise.all(running.map((r) => r.stop()));
+  await fsp.rm(work, { recursive: true, force: true });
+}
