@@ -18,6 +18,7 @@ import { startCgiHost, type CgiHost } from './cgi-host.ts';
 import { startCountingProxy, type CountingProxy } from './count-proxy.ts';
 import { benchRepo, type BenchRepo } from './make-repo.ts';
 import { sampleRssAnon } from '../../test/platform/rss-anon.ts';
+import storage from '../../services/storage/main.ts';
 
 const HELP = `Usage: node bench/storage/run.ts [options]
 
@@ -136,7 +137,7 @@ async function main(): Promise<number> {
     await fsp.mkdir(path.join(config, 'storage'), { recursive: true });
     await fsp.mkdir(data);
     await fsp.writeFile(path.join(config, 'storage/storage.yaml'), `createOnPush: true\nmaxPushBytes: ${2 ** 30}\nmaxRepoBytes: ${2 ** 32}\n`);
-    const kith: ServiceProcess = await startBundle(outfile, ['--config', config, '--data', data, '--listen', 'http=127.0.0.1:0', '--listen', 'health=127.0.0.1:0', '--listen', 'https=127.0.0.1:0']);
+    const kith: ServiceProcess = await startBundle(outfile, ['--config', config, '--data', data, '--listen', 'http=127.0.0.1:0', '--listen', 'health=127.0.0.1:0', '--listen', 'https=127.0.0.1:0'], undefined, [], storage.env);
     cleanups.push(() => kith.stop());
     const token = readFileSync(path.join(data, 'access-token'), 'utf8').trim();
     const kithPort = Number(new URL(kith.ready.endpoints.git!).port);

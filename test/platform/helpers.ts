@@ -21,12 +21,14 @@ export interface ServiceProcess {
 
 /**
  * Start `node BUNDLE args...` and wait for its 'ready' log line. `prefix` runs it under
- * another command that execs it (e.g. `unshare -rm sh -c '…; exec "$@"' sh`).
+ * another command that execs it (e.g. `unshare -rm sh -c '…; exec "$@"' sh`). `serviceEnv`
+ * is the service's own declared environment (`env` in its definition), as the supervisor
+ * applies it.
  */
-export async function startBundle(bundle: string, args: string[], timeoutMs = 20_000, prefix: string[] = []): Promise<ServiceProcess> {
+export async function startBundle(bundle: string, args: string[], timeoutMs = 20_000, prefix: string[] = [], serviceEnv: Record<string, string> = {}): Promise<ServiceProcess> {
   const argv = [...prefix, process.execPath, bundle, ...args];
   // The malloc settings the supervisor gives every service (platform/malloc-env.ts), so benches measure what runs.
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: withServiceMalloc(process.env) });
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: withServiceMalloc({ ...process.env, ...serviceEnv }) });
   const lines: Record<string, unknown>[] = [];
   const waiters: { pred: (r: Record<string, unknown>) => boolean; resolve: (r: Record<string, unknown>) => void }[] = [];
   let stderr = '';

@@ -20,8 +20,9 @@
  */
 import { createHash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
-import { constants as zconst, crc32, createInflate, Inflate } from 'node:zlib';
-import { chunkFor } from './zlib-chunks.ts';
+import { crc32, createInflate } from 'node:zlib';
+import { inflateKnown } from './inflater.ts';
+import { BodyArena } from './body-arena.ts';
 import { COPY_CHUNK, readAt } from './file-range.ts';
 import { memoryCheckpoint } from '../../../platform/memory-governor.ts';
 
@@ -86,6 +87,8 @@ class Entries {
   offset = new Float64Array(0);
   end = new Float64Array(0);
   dataStart = new Float64Array(0);
+  /** The inflated size its header declares (a delta's: its instructions). */
+  size = new Float64Array(0);
   /** The pack type code (1–4 whole, 6 OFS_DELTA, 7 REF_DELTA). */
   kind = new Uint8Array(0);
   /** The object's type code (1–4) once known: at parse time for whole objects, at resolution for deltas; 0 before. */
@@ -140,6 +143,7 @@ class Entries {
     this.offset = f64(this.offset);
     this.end = f64(this.end);
     this.dataStart = f64(this.dataStart);
+    this.size = f64(this.size);
     const u8 = (a: Uint8Array) => { const b = new Uint8Array(cap); b.set(a); return b; };
     this.kind = u8(this.kind);
     this.type = u8(this.type);
@@ -159,10 +163,24 @@ class Entries {
 export interface PackSource {
   size: number;
   read(offset: number, length: number): Promise<Buffer>;
+  /** Reads `length` bytes at `offset` into `into` (from its start), when the source can; returns how many. */
+  readInto?(into: Buffer, offset: number, length: number): Promise<number>;
 }
 
 export const bufferSource = (b: Buffer): PackSource => ({ size: b.length, read: async (o, l) => b.subarray(o, Math.min(b.length, o + l)) });
-export const fileSource = (fh: FileHandle, size: number): PackSource => ({ size, read: (o, l) => readAt(fh, o, Math.max(0, Math.min(size, o + l) - o)) });
+export const fileSource = (fh: FileHandle, size: number): PackSource => ({
+  size,
+  read: (o, l) => readAt(fh, o, Math.max(0, Math.min(size, o + l) - o)),
+  async readInto(into, o, l) {
+    let got = 0;
+    for (const want = Math.max(0, Math.min(size, o + l) - o); got < want;) {
+      const { bytesRead } = await fh.read(into, got, want - got, o + got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    return got;
+  },
+});
 
 /** Entries are parsed from a window of the pack this large, read again as the parse moves on. */
 const WINDOW = 4 << 20;
@@ -172,8 +190,15 @@ const SMALL = 1 << 20;
 const KEPT_BYTES = 16 << 20;
 const DELTA_BYTES = 16 << 20;
 
+/**
+ * A window over the pack, refilled as the parse moves on. A file source refills one buffer
+ * in place rather than reading into a new 4 MiB Buffer each time: those lived until a major
+ * GC, several at once in a push (issue 16). So a Buffer `get` returned is valid only until
+ * the next `get`: the parse uses each before asking for more.
+ */
 class Window {
   private buf: Buffer = Buffer.alloc(0);
+  private own: Buffer | undefined;
   private at = 0;
   private readonly src: PackSource;
   private readonly limit: number;
@@ -185,27 +210,14 @@ class Window {
   async get(off: number, len: number): Promise<Buffer> {
     const end = Math.min(off + len, this.limit);
     if (off < this.at || end > this.at + this.buf.length) {
-      this.buf = await this.src.read(off, Math.min(Math.max(end - off, WINDOW), this.limit - off));
+      const want = Math.min(Math.max(end - off, WINDOW), this.limit - off);
+      if (this.src.readInto) {
+        if (!this.own || this.own.length < want) this.own = Buffer.allocUnsafeSlow(Math.max(want, WINDOW));
+        this.buf = this.own.subarray(0, await this.src.readInto(this.own, off, want));
+      } else this.buf = await this.src.read(off, want);
       this.at = off;
     }
     return this.buf.subarray(off - this.at, end - this.at);
-  }
-}
-
-/**
- * Inflate one whole zlib stream from the front of `input`, at most `maxOutputLength` bytes;
- * also how many input bytes it took. zlib.inflateSync leaves its engine open when the data
- * is bad, and the engine keeps its output buffers (≈60 KB per refused entry, found by the
- * fuzz test: a stream of hostile pushes grew storage without bound); here it is always closed.
- */
-function inflateOnce(input: Buffer, maxOutputLength: number): { buffer: Buffer; consumed: number } {
-  // Output chunks sized to the object (zlib-chunks.ts: the default 16 KB per object was most of a push's garbage).
-  const engine = new Inflate({ maxOutputLength, chunkSize: chunkFor(maxOutputLength) }) as Inflate & { _processChunk(chunk: Buffer, flush: number): Buffer };
-  try {
-    const buffer = engine._processChunk(input, zconst.Z_FINISH);
-    return { buffer, consumed: engine.bytesWritten };
-  } finally {
-    engine.close();
   }
 }
 
@@ -284,7 +296,7 @@ export function applyDelta(base: Buffer, delta: Buffer): Buffer {
 }
 
 /** Parse every entry of a pack (its trailing SHA-1 already checked), reading it through a bounded window. */
-async function parsePack(src: PackSource, limits: InflateLimits): Promise<Entries> {
+async function parsePack(src: PackSource, limits: InflateLimits, arena: BodyArena): Promise<Entries> {
   const objName = limits.names?.maxObjectBytes ?? 'maxObjectBytes';
   const totalName = limits.names?.maxInflatedBytes ?? 'maxInflatedBytes';
   let total = 0;
@@ -362,8 +374,7 @@ async function parsePack(src: PackSource, limits: InflateLimits): Promise<Entrie
       // longer than the window holds (odd but valid deflate) is streamed below.
       const input = await win.get(off, size + (size >> 4) + 1024);
       try {
-        const r = inflateOnce(input, Math.max(size, 1) + 1);
-        if (r.buffer.length !== size) throw new PackError(`object ${n + 1} inflates to ${r.buffer.length} bytes, its header says ${size}`);
+        const r = inflateKnown(input, size);
         consumed = r.consumed;
         crc = crc32(input.subarray(0, consumed), headCrc);
         if (whole) oid = objectId(type!, r.buffer);
@@ -399,6 +410,7 @@ async function parsePack(src: PackSource, limits: InflateLimits): Promise<Entrie
     const i = entries.add(start, kind, base);
     entries.end[i] = off + consumed;
     entries.dataStart[i] = off;
+    entries.size[i] = size;
     entries.crc[i] = crc >>> 0;
     if (baseOid !== undefined) entries.refBase.set(i, baseOid);
     off += consumed;
@@ -407,6 +419,8 @@ async function parsePack(src: PackSource, limits: InflateLimits): Promise<Entrie
       entries.setOid(i, oid!);
     }
     if (data) {
+      // Commits, trees and tags stay until the connectivity check: copied out of the pool slab zlib's output sits in (body-arena.ts).
+      if (whole) data = arena.add(data);
       entries.data.set(i, data);
       if (whole) keptBytes += data.length;
       else deltaBytes += data.length;
@@ -435,7 +449,8 @@ export interface IndexedPack {
 
 export async function indexPack(pack: Buffer | PackSource, limits: InflateLimits = DEFAULT_INFLATE_LIMITS): Promise<IndexedPack> {
   const src = Buffer.isBuffer(pack) ? bufferSource(pack) : pack;
-  const E = await parsePack(src, limits);
+  const arena = new BodyArena();
+  const E = await parsePack(src, limits, arena);
   // Objects by id, only for REF_DELTA bases (a pack with none needs no such map).
   const byOid = E.refBase.size > 0 ? new Map<string, number>() : undefined;
   if (byOid) for (let i = 0; i < E.n; i++) if (E.type[i]) byOid.set(E.hex(i), i);
@@ -452,7 +467,7 @@ export async function indexPack(pack: Buffer | PackSource, limits: InflateLimits
   const BLOB = 3;
   const remember = (i: number, body: Buffer) => {
     if (E.type[i] !== BLOB && keptBytes + body.length <= KEPT_BYTES) {
-      kept.set(i, body);
+      kept.set(i, arena.add(body)); // a delta's result is a pool slice: keeping it would pin its slab
       keptBytes += body.length;
       return;
     }
@@ -464,7 +479,7 @@ export async function indexPack(pack: Buffer | PackSource, limits: InflateLimits
       recentBytes -= b.length;
     }
   };
-  const inflated = async (i: number): Promise<Buffer> => E.data.get(i) ?? inflateOnce(await src.read(E.dataStart[i]!, E.end[i]! - E.dataStart[i]!), limits.maxObjectBytes + 1).buffer;
+  const inflated = async (i: number): Promise<Buffer> => E.data.get(i) ?? inflateKnown(await src.read(E.dataStart[i]!, E.end[i]! - E.dataStart[i]!), E.size[i]!).buffer;
   const baseIndexOf = (i: number): number | undefined => {
     if (E.base[i]! >= 0) return E.base[i]!;
     const ref = E.refBase.get(i);
