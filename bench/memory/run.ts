@@ -162,7 +162,12 @@ async function main(): Promise<number> {
     const store = svc('storage')!.endpoints.store!.replace(/\/store\/$/, '/store/config');
     const put = (file: string, body: string) => fetch(`${store}/${file}`, { method: 'PUT', headers: { authorization: `Bearer ${token}` }, body }).then(async (r) => { await r.text(); if (!r.ok) throw new Error(`PUT ${file}: ${r.status}`); });
     // The load needs two config changes: storage creates a pushed repository, mail relays to a local sink.
-    await put('storage/storage.yaml', readFileSync(path.join(up.data, 'config/storage/storage.yaml'), 'utf8').replace(/^createOnPush: false$/m, 'createOnPush: true'));
+    const storageYaml = readFileSync(path.join(up.data, 'config/storage/storage.yaml'), 'utf8').replace(/^createOnPush: false$/m, 'createOnPush: true');
+    // storage refuses a push over maxPushBytes (64 MiB by default) and a repository over
+    // maxRepoBytes (256 MiB): for a larger --push-mb the owner raises both, as for any big push.
+    const need = Math.ceil((pushMB * 1e6 * 1.25) / 2 ** 20) * 2 ** 20;
+    await put('storage/storage.yaml', need <= 64 << 20 ? storageYaml
+      : storageYaml.replace(/^max(Push|Repo)Bytes: .*\n/gm, '') + `maxPushBytes: ${need}\nmaxRepoBytes: ${Math.max(256 << 20, 2 * need)}\n`);
     await put('mail/mail.yaml', readFileSync(path.join(up.data, 'config/mail/mail.yaml'), 'utf8').replace(/^outbound:\n/m, `outbound:\n  smarthost: { host: 127.0.0.1, port: ${sink.port} }\n`));
     progress('idle: 8 s after the config changes');
     await sleep(8000);
