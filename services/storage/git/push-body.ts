@@ -9,6 +9,7 @@ import { constants as C, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { DIR_MODE, FILE_MODE } from './private-fs.ts';
+import { memoryCheckpoint } from '../../../platform/memory-governor.ts';
 
 /** The command list may not be longer than this (10,000 commands of ~100 bytes fit). */
 const MAX_COMMANDS_BYTES = 4 << 20;
@@ -131,6 +132,8 @@ export async function readPushBody(body: AsyncIterable<Buffer>, gitdir: string, 
 
   try {
     for await (const chunk of body) {
+      // A fast client fills many chunks between the governor's timer ticks: check here too.
+      memoryCheckpoint();
       size += chunk.length;
       if (size > limit) {
         if (!over) {
