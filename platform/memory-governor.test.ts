@@ -94,6 +94,19 @@ describe('memory governor', () => {
     expect(heap.calls.length).toBe(before + 1); // no governor, nothing checked
   });
 
+  it('memoryCheckpoint(bytes) checks once 2 MiB have gone through, before the 64th call', () => {
+    const { heap, gc, usage } = fakeHeap(10 * MiB);
+    const g = governMemory({ softLimitBytes: 24 * MiB, gc, usage, checkEveryMs: 60_000 });
+    memoryCheckpoint(2 * MiB); // whatever earlier calls left counted, this one checks
+    heap.used = 30 * MiB;
+    const before = heap.calls.length;
+    memoryCheckpoint(MiB);
+    expect(heap.calls.length).toBe(before); // 1 MiB, one call: not yet
+    memoryCheckpoint(MiB);
+    expect(heap.calls.length).toBe(before + 1); // 2 MiB in two calls (a 1 MiB pack piece each)
+    g.stop();
+  });
+
   it('does nothing without an exposed gc', () => {
     const had = (globalThis as { gc?: unknown }).gc;
     delete (globalThis as { gc?: unknown }).gc;

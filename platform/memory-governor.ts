@@ -44,16 +44,25 @@ const OFF: MemoryGovernor = { settle() {}, stop() {} };
 /** The running governor's check, for memoryCheckpoint(): one per process, like gc itself. */
 let activeCheck: (() => void) | undefined;
 let sinceCheck = 0;
+let bytesSinceCheck = 0;
+/** A checkpoint checks after this many calls, or after this many bytes handled, whichever comes first. */
+const CHECK_CALLS = 64;
+const CHECK_BYTES = 2 << 20;
 
 /**
  * For loops that handle thousands of objects without yielding to the event loop (a delta
  * chain resolved from cached bodies is all microtasks, so the governor's timer never fires
- * until it ends): every 64th call reads the usage and collects past the limit, as the timer
- * would. Costs ~1.3 µs per check; nothing when no governor runs.
+ * until it ends), or that stream faster than the timer ticks: every 64th call, or once
+ * `bytes` (what the caller just allocated, e.g. a chunk read) add up to 2 MiB, reads the
+ * usage and collects past the limit, as the timer would. Costs ~1.3 µs per check; nothing
+ * when no governor runs.
  */
-export function memoryCheckpoint(): void {
-  if (activeCheck === undefined || ++sinceCheck < 64) return;
+export function memoryCheckpoint(bytes = 0): void {
+  if (activeCheck === undefined) return;
+  bytesSinceCheck += bytes;
+  if (++sinceCheck < CHECK_CALLS && bytesSinceCheck < CHECK_BYTES) return;
   sinceCheck = 0;
+  bytesSinceCheck = 0;
   activeCheck();
 }
 

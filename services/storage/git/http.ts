@@ -117,7 +117,14 @@ function responseSink(res: ServerResponse, contentType: string): Sink {
   return async (chunk) => {
     if (res.destroyed) throw new ClientGone('client went away');
     if (!res.headersSent) res.writeHead(200, { 'Content-Type': contentType, ...NO_CACHE });
-    if (!res.write(chunk)) {
+    if (Buffer.isBuffer(chunk)) res.write(chunk);
+    else {
+      // Corked, the pieces leave as one HTTP chunk in one writev, not copied together.
+      res.cork();
+      for (const b of chunk) res.write(b);
+      res.uncork();
+    }
+    if (res.writableNeedDrain) {
       await new Promise<void>((resolve) => {
         const done = () => {
           res.off('drain', done);

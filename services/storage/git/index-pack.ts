@@ -232,8 +232,8 @@ async function inflateStreamed(src: PackSource, start: number, limit: number, si
   let over = false;
   z.on('data', (c: Buffer) => {
     // A large object inflates to many chunks between the governor's timer ticks (a 12.8 MB
-    // blob: 800): each 64th chunk reads the usage, so their garbage is collected as it goes.
-    memoryCheckpoint();
+    // blob: 800): every 2 MiB of them the usage is read, so their garbage is collected as it goes.
+    memoryCheckpoint(c.length);
     out += c.length;
     if (out > size) {
       over = true;

@@ -112,6 +112,8 @@ export async function* writePack(
         const cached = p.pack.fh.peek(p.start, p.end - p.start);
         if (cached) take(cached);
         else for await (const chunk of readRange(p.pack.fh, p.start, p.end)) {
+          // A large entry is many 1 MiB pieces between two governor ticks.
+          memoryCheckpoint(chunk.length);
           take(chunk);
           if (batchBytes >= GATHER) yield gathered();
         }

@@ -11,6 +11,7 @@ import {
   pkt,
   pktLine,
   sideband,
+  sidebandParts,
   type Packet,
 } from './pktline.ts';
 
@@ -70,5 +71,16 @@ describe('pkt-line', () => {
     expect(d.progress).toBe('progress\n');
     expect(d.error).toBe('boom');
     expect(sideband(1, Buffer.alloc(3000), 995).length).toBe(4); // side-band (1000-byte) mode
+  });
+
+  it('frames side-band packets as header and a view of the data, without copying it', () => {
+    const data = Buffer.alloc(140_000);
+    for (let i = 0; i < data.length; i++) data[i] = i % 251;
+    const parts = sidebandParts(1, data);
+    expect(parts.length).toBe(6);
+    expect(parts.filter((_, i) => i % 2 === 1).every((p) => p.buffer === data.buffer)).toBe(true);
+    expect(Buffer.concat(parts).equals(Buffer.concat(sideband(1, data)))).toBe(true);
+    expect(demuxSideband(readAll(Buffer.concat(parts))).data.equals(data)).toBe(true);
+    expect(sidebandParts(2, Buffer.alloc(0))).toEqual([]);
   });
 });

@@ -37,11 +37,26 @@ export function pktLine(text: string): Buffer {
 
 /** Splits data into side-band packets on the given channel (1 data, 2 progress, 3 error). */
 export function sideband(channel: 1 | 2 | 3, data: Uint8Array, maxData = MAX_SIDEBAND_DATA): Buffer[] {
+  const parts = sidebandParts(channel, data, maxData);
+  const out: Buffer[] = [];
+  for (let i = 0; i < parts.length; i += 2) out.push(Buffer.concat([parts[i]!, parts[i + 1]!]));
+  return out;
+}
+
+/**
+ * The same packets as `sideband`, each as two pieces — its 5-byte header and a view of
+ * `data` — so a pack streamed to a client is framed without copying it (a clone's pack
+ * bytes would otherwise be copied three times on the way out).
+ */
+export function sidebandParts(channel: 1 | 2 | 3, data: Uint8Array, maxData = MAX_SIDEBAND_DATA): Buffer[] {
   const out: Buffer[] = [];
   const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   for (let i = 0; i < buf.length; i += maxData) {
     const chunk = buf.subarray(i, Math.min(buf.length, i + maxData));
-    out.push(pkt(Buffer.concat([Buffer.from([channel]), chunk])));
+    const head = Buffer.allocUnsafe(5);
+    head.write((chunk.length + 5).toString(16).padStart(4, '0'), 0, 'latin1');
+    head[4] = channel;
+    out.push(head, chunk);
   }
   return out;
 }

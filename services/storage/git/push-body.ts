@@ -14,7 +14,7 @@ import { memoryCheckpoint } from '../../../platform/memory-governor.ts';
 /** The command list may not be longer than this (10,000 commands of ~100 bytes fit). */
 const MAX_COMMANDS_BYTES = 4 << 20;
 /** Writes are gathered to this size: each O_DSYNC write waits for the disk (a journal commit). */
-const WRITE_BYTES = 4 << 20;
+const WRITE_BYTES = 2 << 20;
 
 export interface ReceivedPack {
   /** The temp file holding the pack (tmp_pack_<pid>-<hex>: start-up clean-up knows the name). */
@@ -133,7 +133,7 @@ export async function readPushBody(body: AsyncIterable<Buffer>, gitdir: string, 
   try {
     for await (const chunk of body) {
       // A fast client fills many chunks between the governor's timer ticks: check here too.
-      memoryCheckpoint();
+      memoryCheckpoint(chunk.length);
       size += chunk.length;
       if (size > limit) {
         if (!over) {

@@ -5,10 +5,11 @@
 import { enumerateObjects, shallowInfo, wantedCommits } from './enumerate.ts';
 import { OID_RE, ZERO_OID, forgetBodies, hasObject, parseCommit, parseTag, readRaw, type Store } from './objects.ts';
 import { writePack } from './pack-writer.ts';
-import { DELIM, FLUSH, PktReader, lineText, pkt, pktLine, sideband } from './pktline.ts';
+import { DELIM, FLUSH, PktReader, lineText, pkt, pktLine, sideband, sidebandParts } from './pktline.ts';
 import { headTarget, listAllRefs, resolve } from './refs.ts';
 
-export type Sink = (chunk: Buffer) => Promise<void>;
+/** Where output goes: a chunk, or pieces that go out together as one write (framed pack data). */
+export type Sink = (chunk: Buffer | readonly Buffer[]) => Promise<void>;
 
 export const AGENT = 'agent=kith-storage/0.1';
 
@@ -164,7 +165,7 @@ async function sendPack(
       pending = `Counting objects: ${pct}% (${done}/${total})${done === total ? ', done.\n' : '\r'}`;
     }
   })) {
-    if (mode.sideband) for (const b of sideband(1, chunk, maxData)) await out(b);
+    if (mode.sideband) await out(sidebandParts(1, chunk, maxData));
     else await out(chunk);
     if (pending) {
       await progress(pending);
