@@ -54,12 +54,13 @@ export async function startSink(o: { tls?: { cert: string; key: string }; auth?:
       }
       throw new Error(`the sink got ${messages().length} messages, expected ${n}`);
     },
-    stop: () => new Promise((resolve) => {
+    // The messages go with the sink: read them before stop().
+    stop: () => new Promise<void>((resolve) => {
       if (child.exitCode !== null) return resolve();
       child.once('exit', () => resolve());
       child.stdin!.end();
       setTimeout(() => child.kill('SIGKILL'), 3000).unref();
-    }),
+    }).then(() => fsp.rm(dir, { recursive: true, force: true })),
   };
 }
 
