@@ -82,12 +82,13 @@ export const REMOTE_HELP = `  --remote           the paired appliance found on t
 
 export const wantsRemote = (v: { remote?: boolean; appliance?: string; host?: string }) => v.remote === true || v.appliance !== undefined || v.host !== undefined;
 
-/** Find the appliance, load this machine's pairing, and GET its /status; or why not (exit code 2 none found, 64 usage, 1 not paired, 3 no answer). */
+/** Find the appliance, load this machine's pairing, and GET its /status; or why not (exit code 2 none found, 64 usage, 4 not paired, 3 no answer). */
 export async function askAppliance<T>(o: FindOptions & { dir?: string }): Promise<{ target: Target; id: ClientTls; status: T } | { code: number; error: string }> {
   const where = await findAppliance(o);
   if ('error' in where) return where;
   const id = pairedIdentity(pairedDir(where.target.name, o.dir));
-  if (typeof id === 'string') return { code: 1, error: id };
+  // Not 1: for `kith status` that means a service is unhealthy.
+  if (typeof id === 'string') return { code: 4, error: id };
   try {
     return { target: where.target, id, status: await applianceStatus<T>(where.target, id) };
   } catch (err) {

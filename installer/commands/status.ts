@@ -27,7 +27,9 @@ Options:
 ${REMOTE_HELP}  --json             one JSON object per service
   -h, --help         this help
 
-Exit codes: 0 every service healthy, 1 one is not, 2 no appliance answered, 3 kith is not up.
+Exit codes: 0 every service healthy, 1 one is not, 2 no appliance answered, 3 kith is not
+up (with --remote: the appliance refused or failed the request), 4 this machine is not
+paired with that appliance, 64 usage error.
 `;
 
 /** "3m 12s" */
