@@ -49,6 +49,8 @@ export function sideband(channel: 1 | 2 | 3, data: Uint8Array, maxData = MAX_SID
  * bytes would otherwise be copied three times on the way out).
  */
 export function sidebandParts(channel: 1 | 2 | 3, data: Uint8Array, maxData = MAX_SIDEBAND_DATA): Buffer[] {
+  // As pkt() does: a packet over the limit is a bug here, not input.
+  if (maxData > MAX_SIDEBAND_DATA) throw new RangeError(`side-band payload too long: ${maxData}`);
   const out: Buffer[] = [];
   const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   for (let i = 0; i < buf.length; i += maxData) {
