@@ -37,13 +37,19 @@ each server's time is split into interleaved rounds so background load hits all 
 Options:
   --seconds N     measured seconds per server and test (default 10)
   --clients N     dnsperf clients (-c; default 4)
-  --rounds N      interleaved rounds the seconds are split into (default 2)
+  --rounds N      interleaved rounds the seconds are split into (default 5); kith and
+                  node-udp-echo are measured back to back in every round, and kith/echo
+                  is the median of the rounds' ratios (host load moves both alike)
   --hosts N       host names in the generated zone (default 2000)
   --no-pin        do not pin with taskset (default: dnsperf and the upstream on CPU 0,
                   the server under test on CPU 1, when there are 2+ CPUs)
   --no-echo       skip the calibration row: node-udp-echo, a Node dgram server that
                   sends each query back as its answer (no DNS work), i.e. the ceiling
-                  of any Node UDP server here; not a target, for reading kith's figures
+                  of any Node UDP server here (kith's CPU per query over echo's has a
+                  target of <= 1.10x)
+  --control       a second, identical node-udp-echo beside the first, its ratio to the
+                  first computed as kith's: the noise of this run's estimate (1.00 on a
+                  quiet host)
   --qps N         offer each server N queries a second (dnsperf -Q) instead of all it
                   takes: CPU per query compared at the same load (at saturation a
                   slower server batches more datagrams per wake-up, and cpu us/q moves)
@@ -84,10 +90,11 @@ async function main(): Promise<number> {
     options: {
       seconds: { type: 'string', default: '10' },
       clients: { type: 'string', default: '4' },
-      rounds: { type: 'string', default: '2' },
+      rounds: { type: 'string', default: '5' },
       hosts: { type: 'string', default: '2000' },
       'no-pin': { type: 'boolean', default: false },
       'no-echo': { type: 'boolean', default: false },
+      control: { type: 'boolean', default: false },
       warmup: { type: 'string', default: '1' },
       qps: { type: 'string' },
       'trace-gc': { type: 'boolean', default: false },
@@ -194,22 +201,28 @@ async function main(): Promise<number> {
     // check and none is limited, as NSD here runs with its RRL off and dnsmasq has none.
     const kith = await startKith({ bundle, dir: path.join(work, 'kith-auth'), zones: { [ZONE]: zone }, dnsYaml: 'upstreams: []\nlimits:\n  zoneRecords: 10000000\n', cpus: serverCpu, profile: a.profile, traceGc, probe });
     running.push(kith);
-    running.push(await startNsd(path.join(work, 'nsd-auth'), { [ZONE]: zone }, serverCpu, probe));
-    running.push(await startDnsmasq(path.join(work, 'dnsmasq-auth'), dm.text, serverCpu, probe));
-    if (!a['no-echo']) running.push(await startEcho(serverCpu, traceGc));
+    const nsd = await startNsd(path.join(work, 'nsd-auth'), { [ZONE]: zone }, serverCpu, probe);
+    running.push(nsd);
+    const dmA = await startDnsmasq(path.join(work, 'dnsmasq-auth'), dm.text, serverCpu, probe);
+    running.push(dmA);
+    const echoes = async () => a['no-echo'] ? [] : a.control ? [await startEcho(serverCpu, traceGc), await startEcho(serverCpu, traceGc, 'node-udp-echo-2')] : [await startEcho(serverCpu, traceGc)];
+    const echoA = await echoes();
+    running.push(...echoA);
     const sample = q.text.split('\n').filter(Boolean).slice(0, SAMPLE);
     const agreement: Agreement[] = [];
     const check = async (servers: Running[], ref: Running, questions: string[], ignoreAa: boolean) => {
       const refAnswers = await ask(ref.port, questions);
       for (const s of servers) {
-        if (s === ref || s.name === 'node-udp-echo') continue;
+        if (s === ref || s.name.startsWith('node-udp-echo')) continue;
         const a = compare(`${s.name} (${ignoreAa ? 'forwarding' : 'authoritative'})`, questions, await ask(s.port, questions), refAnswers, ignoreAa);
         agreement.push(a);
         progress(`${a.server}: ${a.asked - a.differ}/${a.asked} sample answers agree with ${ref.name}${a.examples.length ? `; e.g. ${a.examples.join('; ')}` : ''}`);
       }
     };
-    await check(running, running[1]!, sample, false);
-    const authRows = await measure('authoritative', [...running], authFile);
+    await check(running, nsd, sample, false);
+    // kith right before echo (and after it in the reversed rounds): the two whose ratio is
+    // a target are measured back to back, under the same moment's load.
+    const authRows = await measure('authoritative', [nsd, dmA, kith, ...echoA], authFile);
     await stopAll();
     if (a.profile) profiles.push(...(await fsp.readdir(kith.dataDir)).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(kith.dataDir, f)));
 
@@ -228,8 +241,8 @@ async function main(): Promise<number> {
     running.push(dmF);
     const fwdServers = [kithF, dmF];
     // The calibration row again, under this test's load, for kith/echo per CPU.
-    const echoF = a['no-echo'] ? undefined : await startEcho(serverCpu, traceGc);
-    if (echoF) running.push(echoF);
+    const echoF = await echoes();
+    running.push(...echoF);
     for (const s of fwdServers) {
       progress(`forwarding: warming ${s.name}'s cache (${fq.distinct} names, twice)`);
       const w = await perf(s, warmFile, { maxRuns: 2, maxQps: 5000 });
@@ -237,7 +250,7 @@ async function main(): Promise<number> {
     }
     await check(fwdServers, upstream, fq.measure.split('\n').filter(Boolean).slice(0, SAMPLE), true);
     const before = await kithCacheCounters(kithF.health);
-    const fwdRows = await measure('forwarding', echoF ? [...fwdServers, echoF] : fwdServers, fwdFile);
+    const fwdRows = await measure('forwarding', [dmF, kithF, ...echoF], fwdFile);
     const after = await kithCacheCounters(kithF.health);
     const kithCache = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]));
     dmF.child.kill('SIGUSR1'); // dnsmasq logs its counters
@@ -256,13 +269,11 @@ async function main(): Promise<number> {
       const perCpu = a?.cpuUsPerQuery && b?.cpuUsPerQuery ? b.cpuUsPerQuery / a.cpuUsPerQuery : undefined;
       return { name, ratio, ...(perCpu !== undefined ? { perCpuRatio: perCpu } : {}), need, pass: ratio >= need };
     };
-    // kith's CPU per query against Node's own floor (node-udp-echo), in each test.
-    const perEcho = (t: Test) => {
-      const k = row(t, 'kith')?.cpuUsPerQuery;
-      const e = row(t, 'node-udp-echo')?.cpuUsPerQuery;
-      return k && e ? k / e : undefined;
-    };
-    const echoRatios = { authoritative: perEcho('authoritative'), forwarding: perEcho('forwarding') };
+    // kith's CPU per query against Node's own floor (node-udp-echo), in each test; with
+    // --control, the second echo's by the same estimate (the run's noise).
+    const perEcho = (t: Test, server: string) => overEcho(row(t, server), row(t, 'node-udp-echo'));
+    const echoRatios = { authoritative: perEcho('authoritative', 'kith'), forwarding: perEcho('forwarding', 'kith') };
+    const controlRatios = a.control ? { authoritative: perEcho('authoritative', 'node-udp-echo-2'), forwarding: perEcho('forwarding', 'node-udp-echo-2') } : undefined;
     const targets = [
       target('authoritative kith/dnsmasq', 'authoritative', 'kith', 'dnsmasq', 1.0),
       target('authoritative kith/NSD', 'authoritative', 'kith', 'nsd', 0.5),
@@ -277,6 +288,7 @@ async function main(): Promise<number> {
       nsd: 'server-count 1, RRL off',
       kith: 'dns.yaml defaults: RRL on; the load comes from 127.0.0.1, in recursion.allow (the home network), so every answer takes the RRL check and none is limited',
       kithCpuPerQueryOverEcho: echoRatios,
+      ...(controlRatios ? { secondEchoOverEcho: controlRatios } : {}),
       forwarding: { upstream: `NSD, zone ${UPSTREAM_ZONE}, ${upNames} names`, distinctQueries: fq.distinct, kithCacheDuringMeasure: kithCache, dnsmasqStats },
       agreement,
       bundle,
@@ -284,7 +296,7 @@ async function main(): Promise<number> {
     };
     for (const pf of profiles) progress(`${pf}\n${formatSummary(summarize(pf, bundle, 30))}`);
     if (a.json) process.stdout.write(JSON.stringify({ setup, results: rows.map(({ rounds: rr, ...r }) => ({ ...r, roundsQps: rr })), targets }, null, 2) + '\n');
-    else process.stdout.write(table(setup, rows, targets, agreement) + echoLines(rows, echoRatios) + `Forwarding served from cache: kith cache counters after warming (last warm-up second + measured runs) ${JSON.stringify(kithCache)}; dnsmasq: ${dnsmasqStats || 'no stats'}\n`);
+    else process.stdout.write(table(setup, rows, targets, agreement) + echoLines(rows, echoRatios, controlRatios) + `Forwarding served from cache: kith cache counters after warming (last warm-up second + measured runs) ${JSON.stringify(kithCache)}; dnsmasq: ${dnsmasqStats || 'no stats'}\n`);
     return 0;
   } finally {
     await stopAll();
@@ -318,17 +330,44 @@ async function readDnsmasqStats(log: string): Promise<string> {
   }
 }
 
+/**
+ * A server's CPU per query over echo's. Each round measures the two back to back, so the
+ * load of that moment (other work on the host slows every server alike, by up to 40 % in
+ * one round) cancels in that round's ratio; the median of those ratios is the estimate,
+ * which one round's warm-up or burst of other work does not move. The whole run's ratio
+ * (sums) is given beside it.
+ */
+interface OverEcho { median: number; wholeRun: number; perRound: number[] }
+
+function overEcho(x: Row | undefined, echo: Row | undefined): OverEcho | undefined {
+  const xs = x?.roundsCpuUsPerQuery;
+  const es = echo?.roundsCpuUsPerQuery;
+  if (!xs || !es || xs.length !== es.length || !x.cpuUsPerQuery || !echo.cpuUsPerQuery) return undefined;
+  const perRound = xs.map((v, i) => v / es[i]!);
+  return { median: median(perRound), wholeRun: x.cpuUsPerQuery / echo.cpuUsPerQuery, perRound };
+}
+
+function median(v: number[]): number {
+  const s = [...v].sort((p, q) => p - q);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+type Ratios = Record<Test, OverEcho | undefined>;
+
 /** kith/echo CPU per query in each test (target <= 1.10), and per round with GC when traced. */
-function echoLines(rows: Row[], ratios: Record<Test, number | undefined>): string {
-  const out = ['kith CPU per query over node-udp-echo\'s (Node\'s floor; target <= 1.10x), and each round\'s us/q (warm-up shows in the first):'];
+function echoLines(rows: Row[], ratios: Ratios, control: Ratios | undefined): string {
+  const out = ['kith CPU per query over node-udp-echo\'s (Node\'s floor; target <= 1.10x): the median of the rounds\' ratios (kith and echo measured back to back in each), the whole run\'s beside it:'];
   for (const t of ['authoritative', 'forwarding'] as const) {
     const r = ratios[t];
-    out.push(`  ${t.padEnd(14)} ${r === undefined ? '-' : `${r.toFixed(2)}x  ${r <= 1.1 ? 'PASS' : 'FAIL'}`}`);
-    for (const s of ['kith', 'node-udp-echo']) {
+    out.push(`  ${t.padEnd(14)} ${r === undefined ? '-' : `${r.median.toFixed(2)}x  ${r.median <= 1.1 ? 'PASS' : 'FAIL'}   (per round ${r.perRound.map((v) => v.toFixed(2)).join(' / ')}; whole run ${r.wholeRun.toFixed(2)}x)`}`);
+    const c = control?.[t];
+    if (c) out.push(`    control: node-udp-echo-2 over node-udp-echo, the same estimate: ${c.median.toFixed(2)}x (per round ${c.perRound.map((v) => v.toFixed(2)).join(' / ')}; whole run ${c.wholeRun.toFixed(2)}x)`);
+    for (const s of ['kith', 'node-udp-echo', 'node-udp-echo-2']) {
       const x = rows.find((y) => y.test === t && y.server === s);
       if (!x?.roundsCpuUsPerQuery) continue;
       const gc = x.roundsGc ? `; GC per round: ${x.roundsGc.map((g) => `${g.count} (${g.ms.toFixed(1)} ms)`).join(' / ')}` : '';
-      out.push(`    ${s.padEnd(14)} us/q per round: ${x.roundsCpuUsPerQuery.map((v) => v.toFixed(2)).join(' / ')}${gc}`);
+      out.push(`    ${s.padEnd(15)} us/q per round: ${x.roundsCpuUsPerQuery.map((v) => v.toFixed(2)).join(' / ')}${gc}`);
     }
   }
   out.push('kith: dns.yaml defaults, response rate limiting on; the load comes from 127.0.0.1, a home-network client (recursion.allow), so every answer takes the RRL check and none is limited. NSD: RRL off. dnsmasq: no RRL.', '');

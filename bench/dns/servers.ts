@@ -226,9 +226,9 @@ export async function startNsd(dir: string, zones: Record<string, string>, cpus:
 }
 
 /** The calibration server (./echo.ts): Node's dgram with no DNS work at all. */
-export async function startEcho(cpus: string | undefined, traceGc = false): Promise<Running> {
+export async function startEcho(cpus: string | undefined, traceGc = false, name = 'node-udp-echo'): Promise<Running> {
   const port = await freePort();
-  return launch('node-udp-echo', process.execPath, [...(traceGc ? ['--trace-gc'] : []), path.join(import.meta.dirname, 'echo.ts'), String(port)], cpus, port, 'probe.invalid', traceGc);
+  return launch(name, process.execPath, [...(traceGc ? ['--trace-gc'] : []), path.join(import.meta.dirname, 'echo.ts'), String(port)], cpus, port, 'probe.invalid', traceGc);
 }
 
 /** dnsmasq with `options` as its conf file (plus what every run needs). */
