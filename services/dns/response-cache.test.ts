@@ -11,6 +11,9 @@ const query = (name: string, opts: { id?: number; type?: string; edns?: boolean 
 const answer = (name: string, flags: number, ttl: number, rcode = 0) =>
   dnsPacket.encode({ type: 'response', id: 0, flags: flags | rcode, questions: [{ type: 'A', name }], answers: ttl >= 0 ? [{ type: 'A', name, ttl, data: '192.0.2.1' }] : [] });
 
+/** Two views of the same bytes (lend() hands out a fresh view of an entry's block each time). */
+const sameMemory = (a: Buffer, b: Buffer) => a.buffer === b.buffer && a.byteOffset === b.byteOffset && a.length === b.length;
+
 describe('the response cache', () => {
   it('serves the same question in any case, with the client ID and case, and authoritative TTLs as they are', () => {
     let now = 1_000_000;
@@ -37,7 +40,7 @@ describe('the response cache', () => {
     expect(dnsPacket.decode(first).questions![0]!.name).toBe('UP.test');
     // Sent at once: the same bytes serve the next client, its ID and case written in.
     const second = c.lend(k, query('up.TEST', { id: 12 }))!;
-    expect(second).toBe(first);
+    expect(sameMemory(second, first)).toBe(true);
     expect(dnsPacket.decode(second).questions![0]!.name).toBe('up.TEST');
     // A name in another case still matches the stored one, whatever case it was left in.
     expect(c.get(k, query('Up.Test', { id: 13 }))).toBeDefined();
@@ -45,14 +48,14 @@ describe('the response cache', () => {
     c.keep(second);
     now = 5_000;
     const third = c.lend(k, query('up.test', { id: 14 }))!;
-    expect(third).not.toBe(second);
+    expect(sameMemory(third, second)).toBe(false);
     expect(dnsPacket.decode(second).id).toBe(12);
     expect((dnsPacket.decode(second).answers![0] as { ttl: number }).ttl).toBe(30);
     expect(dnsPacket.decode(third).id).toBe(14);
     expect((dnsPacket.decode(third).answers![0] as { ttl: number }).ttl).toBe(25);
     // keep() of bytes that are not the last lent ones (a cookie or RRL reply) changes nothing.
     c.keep(Buffer.from(third));
-    expect(c.lend(k, query('up.test', { id: 15 }))).toBe(third);
+    expect(sameMemory(c.lend(k, query('up.test', { id: 15 }))!, third)).toBe(true);
   });
 
   it('ages forwarded TTLs and drops them when the smallest runs out', () => {
@@ -181,5 +184,114 @@ describe('the response cache', () => {
     expect(c.get(c.key(q1, 'udp', true)!, q1)).toBeUndefined();
     const q4 = query('N4.TEST');
     expect(c.get(c.key(q4, 'udp', true)!, q4)).toBeDefined();
+  });
+
+  it('matches a plain model over thousands of puts, hits, replacements, expiries and evictions', () => {
+    let now = 0;
+    const max = 700;
+    const c = new ResponseCache({ maxEntries: max, now: () => now });
+    // The model: name -> what was stored, oldest first (a Map keeps insertion order).
+    const model = new Map<string, { ttl: number; forwarded: boolean; storedAt: number }>();
+    let seed = 7;
+    const rnd = () => ((seed = Math.imul(seed ^ (seed >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0) / 2 ** 32;
+    for (let step = 0; step < 30_000; step++) {
+      const name = `n${Math.floor(rnd() * 1500)}.test`;
+      const q = query(name, { id: step & 0xffff });
+      const k = c.key(q, 'udp', true)!;
+      if (rnd() < 0.4) {
+        const forwarded = rnd() < 0.5;
+        const ttl = 1 + Math.floor(rnd() * 50);
+        c.put(k, q, answer(name, forwarded ? 0 : dnsPacket.AUTHORITATIVE_ANSWER, ttl), c.generation, forwarded);
+        model.delete(name);
+        while (model.size >= max) model.delete(model.keys().next().value!);
+        model.set(name, { ttl, forwarded, storedAt: now });
+      } else {
+        const m = model.get(name);
+        const expired = m !== undefined && m.forwarded && now >= m.storedAt + m.ttl * 1000;
+        if (expired) model.delete(name);
+        const hit = rnd() < 0.5 ? c.get(k, q) : c.lend(k, q);
+        if (m === undefined || expired) expect(hit).toBeUndefined();
+        else {
+          const d = dnsPacket.decode(hit!);
+          expect(d.id).toBe(step & 0xffff);
+          expect(d.answers![0]!.name).toBe(name);
+          const ttl = (d.answers![0] as { ttl: number }).ttl;
+          expect(ttl).toBe(m.forwarded ? m.ttl - Math.floor((now - m.storedAt) / 1000) : m.ttl);
+        }
+      }
+      if (rnd() < 0.05) now += Math.floor(rnd() * 3000);
+      expect(c.size).toBeLessThanOrEqual(max);
+    }
+    // Expired entries leave only when asked for: the cache may hold them still, never more than the model's live ones plus those.
+    expect(c.size).toBeGreaterThanOrEqual([...model.values()].filter((m) => !m.forwarded || now < m.storedAt + m.ttl * 1000).length);
+  });
+
+  it('holds at most maxBytes of slabs, the oldest out first, and an answer bigger than a slab in one of its own', () => {
+    const c = new ResponseCache({ maxEntries: 100_000, now: () => 0, maxBytes: 256 * 1024 });
+    const big = (name: string, n: number) => dnsPacket.encode({
+      type: 'response', id: 0, flags: dnsPacket.AUTHORITATIVE_ANSWER, questions: [{ type: 'TXT', name }],
+      answers: Array.from({ length: n }, (_, i) => ({ type: 'TXT' as const, name, ttl: 60, data: `${i}`.padEnd(200, 'x') })),
+    });
+    const tq = (name: string) => dnsPacket.encode({ type: 'query', id: 9, questions: [{ type: 'TXT', name }] });
+    for (let i = 0; i < 2000; i++) {
+      const q = tq(`t${i}.test`);
+      c.put(c.key(q, 'tcp', true)!, q, big(`t${i}.test`, 2), c.generation);
+      expect(c.heldBytes).toBeLessThanOrEqual(256 * 1024);
+    }
+    const newest = tq('t1999.test');
+    expect(dnsPacket.decode(c.get(c.key(newest, 'tcp', true)!, newest)!).answers).toHaveLength(2);
+    const oldest = tq('t0.test');
+    expect(c.get(c.key(oldest, 'tcp', true)!, oldest)).toBeUndefined();
+    // ~100 KB: a slab of its own, the others dropped to make room.
+    const q = tq('huge.test');
+    const r = big('huge.test', 480);
+    c.put(c.key(q, 'tcp', true)!, q, r, c.generation);
+    expect(c.heldBytes).toBeLessThanOrEqual(256 * 1024);
+    expect(c.get(c.key(q, 'tcp', true)!, q)!.subarray(2)).toEqual(r.subarray(2));
+    // Bigger than the whole budget: not kept.
+    const q2 = tq('huger.test');
+    c.put(c.key(q2, 'tcp', true)!, q2, big('huger.test', 1300), c.generation);
+    expect(c.get(c.key(q2, 'tcp', true)!, q2)).toBeUndefined();
+  });
+
+  it('never writes again into bytes a queued reply holds, even once their slab is dropped', () => {
+    const c = new ResponseCache({ maxEntries: 100_000, now: () => 0, maxBytes: 128 * 1024 });
+    const q = query('held.test', { id: 1 });
+    const k = c.key(q, 'udp', true)!;
+    c.put(k, q, answer('held.test', dnsPacket.AUTHORITATIVE_ANSWER, 60), c.generation);
+    const held = c.lend(k, query('held.test', { id: 77 }))!;
+    c.keep(held);
+    const before = Buffer.from(held);
+    for (let i = 0; i < 3000; i++) {
+      const qi = query(`f${i}.test`, { id: 2 });
+      c.put(c.key(qi, 'udp', true)!, qi, answer(`f${i}.test`, dnsPacket.AUTHORITATIVE_ANSWER, 60), c.generation);
+      c.lend(c.key(qi, 'udp', true)!, query(`f${i}.test`, { id: 3 }));
+    }
+    c.lend(k, query('held.test', { id: 5 }));
+    expect(held).toEqual(before);
+  });
+
+  it('holds about what is live, not its whole budget, while forwarded answers are replaced as they expire', () => {
+    let now = 0;
+    const c = new ResponseCache({ maxEntries: 100_000, now: () => now });
+    const names = Array.from({ length: 300 }, (_, i) => `r${i}.test`);
+    for (let round = 0; round < 200; round++) {
+      now += 31_000;
+      for (const n of names) {
+        const q = query(n);
+        const k = c.key(q, 'udp', true)!;
+        if (c.get(k, q) === undefined) c.put(k, q, answer(n, dnsPacket.RECURSION_AVAILABLE, 30 + (round % 7)), c.generation, true);
+      }
+      // An answer of our own that stays, in every slab: no slab ever empties by itself.
+      const own = query(`own${round}.test`);
+      c.put(c.key(own, 'udp', true)!, own, answer(`own${round}.test`, dnsPacket.AUTHORITATIVE_ANSWER, 60), c.generation);
+    }
+    expect(c.size).toBe(500);
+    // ~500 entries of ~100 bytes: a few slabs, where ~60,000 puts would fill the 8 MiB budget with dead ones.
+    expect(c.heldBytes).toBeLessThanOrEqual(4 * 64 * 1024);
+    for (const n of names) {
+      const q = query(n);
+      expect(dnsPacket.decode(c.get(c.key(q, 'udp', true)!, q)!).answers![0]!.name).toBe(n);
+    }
   });
 });
