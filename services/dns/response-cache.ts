@@ -460,28 +460,37 @@ export class ResponseCache {
     tab[2 * i + 1] = 0;
   }
 
-  /** Take the entry at `o` of `s` out of the table. */
+  /** Take the entry at `o` of `s` out of the table and out of use. */
   private remove(s: Slab, o: number): void {
+    this.unlink(s, o);
+    this.kill(s, o);
+  }
+
+  /** Empty the table slot that points at the entry at `o` of `s`. */
+  private unlink(s: Slab, o: number): void {
     const key = s.i32[(o >> 2) + W_KEY]!;
     const ref1 = ((s.index << OFF_BITS) | (o >> 3)) + 1;
     const tab = this.tab;
     for (let i = Math.imul(key, 0x9e3779b1) >>> this.shift; tab[2 * i + 1] !== 0; i = (i + 1) & this.mask) {
       if (tab[2 * i + 1] === ref1) {
         this.deleteSlot(i);
-        break;
+        return;
       }
     }
-    this.kill(s, o);
   }
 
   /** Mark the entry dead (already out of the table); a slab left with none live goes, unless it is the newest. */
   private kill(s: Slab, o: number): void {
+    this.markDead(s, o);
+    if (s.live === 0 && s !== this.order[this.order.length - 1]) this.drop(s);
+  }
+
+  private markDead(s: Slab, o: number): void {
     const w = o >> 2;
     s.i32[w + W_TTLS_FLAGS] = s.i32[w + W_TTLS_FLAGS]! | (DEAD << 16);
     s.live--;
     this.entries--;
     this.liveBytes -= entrySize(s, o);
-    if (s.live === 0 && s !== this.order[this.order.length - 1]) this.drop(s);
   }
 
   /** The oldest live entry goes: false when there is none. */
@@ -506,20 +515,8 @@ export class ResponseCache {
     if (this.slabs[s.index] !== s) return;
     for (let o = s.cursor; o < s.used && s.live > 0; o += entrySize(s, o)) {
       if ((s.i32[(o >> 2) + W_TTLS_FLAGS]! >>> 16) & DEAD) continue;
-      const w = o >> 2;
-      s.i32[w + W_TTLS_FLAGS] = s.i32[w + W_TTLS_FLAGS]! | (DEAD << 16);
-      const key = s.i32[w + W_KEY]!;
-      const ref1 = ((s.index << OFF_BITS) | (o >> 3)) + 1;
-      const tab = this.tab;
-      for (let i = Math.imul(key, 0x9e3779b1) >>> this.shift; tab[2 * i + 1] !== 0; i = (i + 1) & this.mask) {
-        if (tab[2 * i + 1] === ref1) {
-          this.deleteSlot(i);
-          break;
-        }
-      }
-      s.live--;
-      this.entries--;
-      this.liveBytes -= entrySize(s, o);
+      this.unlink(s, o);
+      this.markDead(s, o);
     }
     this.slabs[s.index] = undefined;
     this.freeIndexes.push(s.index);
