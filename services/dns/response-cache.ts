@@ -397,7 +397,7 @@ export class ResponseCache {
   /** Room for `size` bytes at the end of the newest slab (a new one when it is full): the offset, or -1. */
   private reserve(size: number): number {
     let s = this.order[this.order.length - 1];
-    if (s !== undefined && s.used + size <= s.u8.length && s.used < SLAB_BYTES) {
+    if (s !== undefined && s.used + size <= s.u8.length) {
       const at = s.used;
       s.used += size;
       return at;
