@@ -35,9 +35,9 @@ each server's time is split into interleaved rounds so background load hits all 
 (every other round in reverse order, so no server always goes first).
 
 Options:
-  --seconds N     measured seconds per server and test (default 10)
+  --seconds N     measured seconds per server and test (default 20)
   --clients N     dnsperf clients (-c; default 4)
-  --rounds N      interleaved rounds the seconds are split into (default 5); kith and
+  --rounds N      interleaved rounds the seconds are split into (default 10); kith and
                   node-udp-echo are measured back to back in every round, so the load of
                   the moment hits both alike
   --hosts N       host names in the generated zone (default 2000)
@@ -88,9 +88,9 @@ function have(cmd: string): boolean {
 async function main(): Promise<number> {
   const { values: a } = parseArgs({
     options: {
-      seconds: { type: 'string', default: '10' },
+      seconds: { type: 'string', default: '20' },
       clients: { type: 'string', default: '4' },
-      rounds: { type: 'string', default: '5' },
+      rounds: { type: 'string', default: '10' },
       hosts: { type: 'string', default: '2000' },
       'no-pin': { type: 'boolean', default: false },
       'no-echo': { type: 'boolean', default: false },
