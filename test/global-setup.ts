@@ -19,7 +19,13 @@ export default async function setup(): Promise<() => void> {
   // As /tmp itself: daemons that drop to their own user (nsd, dnsmasq, dbus, avahi) reach their folders.
   chmodSync(runTmp, 0o1777);
   process.env.TMPDIR = runTmp;
-  await Promise.all([buildAll(), buildUpBundles()]);
+  try {
+    await Promise.all([buildAll(), buildUpBundles()]);
+  } catch (e) {
+    // No teardown runs when setup throws: the folder goes here.
+    rmSync(runTmp, { recursive: true, force: true });
+    throw e;
+  }
   return () => {
     if (process.env.KITH_KEEP_TMP === '1') process.stderr.write(`the run's temp folders are kept in ${runTmp}\n`);
     else rmSync(runTmp, { recursive: true, force: true });

@@ -26,6 +26,7 @@ import { bootInitrd, buildKvmImage, runVm } from '../../platform/kvm/cli.ts';
 import { DEFAULT_LANGUAGES, parseLanguages } from '../../platform/image/plan.ts';
 import type { ServiceDefinition } from '../../platform/service.ts';
 import { freeTcpPort } from '../../test/support/ports.ts';
+import { median } from '../stats.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const WORK = path.join(REPO, 'build/bench/boot');
@@ -54,11 +55,6 @@ Debian's kernel package. Progress goes to stderr, results to stdout.
 
 const TARGETS = { compressedMB: 40, bootToAnswerS: 10, dnsRssMB: 96 };
 
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 async function digOnce(port: number, name: string): Promise<string | undefined> {
   try {

@@ -10,6 +10,7 @@ import { promises as fsp } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { median } from '../stats.ts';
 import { runDnsperf } from './dnsperf.ts';
 import { authQueries, forwardQueries, upstreamZone, UPSTREAM_ZONE, ZONE, zoneFile, zoneModel } from './fixtures.ts';
 import { cpuSeconds, startEcho, startKith, startNsd, type Running } from './servers.ts';
@@ -93,7 +94,6 @@ try {
     process.stderr.write(`round ${r + 1}: ${[...us].map(([n, v]) => `${n} ${v.at(-1)!.toFixed(2)}`).join('  ')} us/q\n`);
   }
   const sum = (v: number[]) => v.reduce((x, y) => x + y, 0);
-  const median = (v: number[]) => { const s = [...v].sort((x, y) => x - y); const m = s.length >> 1; return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2; };
   const A = us.get('A')!, B = us.get('B')!, E = us.get(echo.name)!;
   process.stdout.write(
     `${a.test}, ${rounds} rounds of ${seconds} s: CPU us/query A ${(sum(A) / rounds).toFixed(2)}, B ${(sum(B) / rounds).toFixed(2)}, echo ${(sum(E) / rounds).toFixed(2)}\n` +

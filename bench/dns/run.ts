@@ -20,6 +20,7 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { bundleService } from '../../platform/build/bundle.ts';
+import { median } from '../stats.ts';
 import { ask, compare, type Agreement } from './agree.ts';
 import { combine, runDnsperf, type Combined, type PerfResult } from './dnsperf.ts';
 import { authQueries, dnsmasqOptions, forwardQueries, MIX, upstreamZone, UPSTREAM_ZONE, ZONE, zoneFile, zoneModel } from './fixtures.ts';
@@ -347,12 +348,6 @@ function overEcho(x: Row | undefined, echo: Row | undefined): OverEcho | undefin
   if (!xs || !es || xs.length !== es.length || !x.cpuUsPerQuery || !echo.cpuUsPerQuery) return undefined;
   const perRound = xs.map((v, i) => v / es[i]!);
   return { median: median(perRound), wholeRun: x.cpuUsPerQuery / echo.cpuUsPerQuery, perRound };
-}
-
-function median(v: number[]): number {
-  const s = [...v].sort((p, q) => p - q);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 type Ratios = Record<Test, OverEcho | undefined>;

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { bundleService } from '../../platform/build/bundle.ts';
+import { median } from '../stats.ts';
 import { startBundle, type ServiceProcess } from '../../test/platform/helpers.ts';
 import { startCgiHost, type CgiHost } from './cgi-host.ts';
 import { startCountingProxy, type CountingProxy } from './count-proxy.ts';
@@ -52,12 +53,6 @@ type Summary = { ms: number; runsMs: number[]; bytesUp: number; bytesDown: numbe
 interface OpResult { op: Op; server: Server; samples: Sample[]; error?: string }
 
 const progress = (msg: string) => process.stderr.write(`[bench/storage] ${msg}\n`);
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 // The client side: the real git, with no user or system config in the way.
 function git(args: string[], cwd: string, home: string): Promise<number> {

@@ -19,8 +19,8 @@ import { skipName } from './wire/name.ts';
  * query's tail (its OPT record) and, for a forwarded answer, where its TTLs are and what
  * they were. A hit touches the hash table's slot and that block, nothing else: with
  * thousands of entries, a hit's cost was mostly cache misses along Map → entry object →
- * Buffer object → bytes (bench/dns with 30 distinct queries instead of ~12,000: kith over
- * echo 1.04× against 1.13×).
+ * Buffer object → bytes (the authoritative bench's queries asked of kith: 1.13× echo's CPU
+ * per query with its ~9,300 distinct answers, 1.02× with 30 of them).
  *
  * Slab memory is never written again once an entry is dead (replaced, evicted, or moved by
  * keep()), and a dropped slab is never reused: a reply still queued in the socket keeps
@@ -233,7 +233,7 @@ export class ResponseCache {
     const o = this.lentAt;
     this.lentSlab = undefined;
     if (s === undefined || reply.buffer !== s.u8.buffer || reply.byteOffset !== s.u8.byteOffset + o + HEADER) return;
-    if ((s.i32[(o >> 2) + W_TTLS_FLAGS]! >>> 16) & DEAD) return;
+    if (isDead(s, o)) return;
     this.moveToNewest(s, o);
     this.compact();
   }
@@ -261,7 +261,7 @@ export class ResponseCache {
     if (this.bytes <= 2 * this.liveBytes + 2 * SLAB_BYTES || this.order.length < 2) return;
     const s = this.order[0]!;
     for (let o = s.cursor; o < s.used && this.slabs[s.index] === s; o += entrySize(s, o)) {
-      if (!((s.i32[(o >> 2) + W_TTLS_FLAGS]! >>> 16) & DEAD)) this.moveToNewest(s, o);
+      if (!isDead(s, o)) this.moveToNewest(s, o);
     }
     this.drop(s);
   }
@@ -270,7 +270,7 @@ export class ResponseCache {
   private find(key: CacheKey, query: Buffer): number {
     const tab = this.tab;
     const mask = this.mask;
-    for (let i = Math.imul(key, 0x9e3779b1) >>> this.shift; ; i = (i + 1) & mask) {
+    for (let i = this.home(key); ; i = (i + 1) & mask) {
       const ref = tab[2 * i + 1]! - 1;
       if (ref < 0) return -1;
       if (tab[2 * i] !== key) continue;
@@ -330,7 +330,7 @@ export class ResponseCache {
     // The name in any case; type and class exactly (a hit matches the query against these).
     for (let i = 12; i < qEnd; i++) if (i < qEnd - 4 ? lower(response[i]!) !== lower(query[i]!) : response[i] !== query[i]) return;
     const tailLen = query.length - qEnd;
-    if (tailLen > 0xffff || response.length > 0x7fffffff) return;
+    if (tailLen > 0xffff) return;
     const ttlOffsets: number[] = [];
     const ttls: number[] = [];
     const count = response.readUInt16BE(6) + response.readUInt16BE(8) + response.readUInt16BE(10);
@@ -417,15 +417,20 @@ export class ResponseCache {
   /** Put the entry at `o` of `s` into the table. */
   private commit(key: number, s: Slab, o: number): void {
     if (2 * (this.entries + 1) > this.mask + 1) this.grow();
-    this.insert(key, ((s.index << OFF_BITS) | (o >> 3)) + 1);
+    this.insert(key, ref1Of(s, o));
     s.live++;
     this.entries++;
     this.liveBytes += entrySize(s, o);
   }
 
+  /** The table slot a key's probe starts at. */
+  private home(key: number): number {
+    return Math.imul(key, 0x9e3779b1) >>> this.shift;
+  }
+
   private insert(key: number, ref1: number): void {
     const tab = this.tab;
-    let i = Math.imul(key, 0x9e3779b1) >>> this.shift;
+    let i = this.home(key);
     while (tab[2 * i + 1] !== 0) i = (i + 1) & this.mask;
     tab[2 * i] = key;
     tab[2 * i + 1] = ref1;
@@ -448,7 +453,7 @@ export class ResponseCache {
       j = (j + 1) & mask;
       const ref1 = tab[2 * j + 1]!;
       if (ref1 === 0) break;
-      const k = Math.imul(tab[2 * j]!, 0x9e3779b1) >>> this.shift;
+      const k = this.home(tab[2 * j]!);
       // The entry at j may fill the hole at i unless its home lies in (i, j], cyclically.
       if (i <= j ? k <= i || k > j : k <= i && k > j) {
         tab[2 * i] = tab[2 * j]!;
@@ -469,9 +474,9 @@ export class ResponseCache {
   /** Empty the table slot that points at the entry at `o` of `s`. */
   private unlink(s: Slab, o: number): void {
     const key = s.i32[(o >> 2) + W_KEY]!;
-    const ref1 = ((s.index << OFF_BITS) | (o >> 3)) + 1;
+    const ref1 = ref1Of(s, o);
     const tab = this.tab;
-    for (let i = Math.imul(key, 0x9e3779b1) >>> this.shift; tab[2 * i + 1] !== 0; i = (i + 1) & this.mask) {
+    for (let i = this.home(key); tab[2 * i + 1] !== 0; i = (i + 1) & this.mask) {
       if (tab[2 * i + 1] === ref1) {
         this.deleteSlot(i);
         return;
@@ -500,7 +505,7 @@ export class ResponseCache {
       while (s.cursor < s.used) {
         const o = s.cursor;
         s.cursor += entrySize(s, o);
-        if (!((s.i32[(o >> 2) + W_TTLS_FLAGS]! >>> 16) & DEAD)) {
+        if (!isDead(s, o)) {
           this.remove(s, o);
           return true;
         }
@@ -514,7 +519,7 @@ export class ResponseCache {
   private drop(s: Slab): void {
     if (this.slabs[s.index] !== s) return;
     for (let o = s.cursor; o < s.used && s.live > 0; o += entrySize(s, o)) {
-      if ((s.i32[(o >> 2) + W_TTLS_FLAGS]! >>> 16) & DEAD) continue;
+      if (isDead(s, o)) continue;
       this.unlink(s, o);
       this.markDead(s, o);
     }
@@ -528,9 +533,13 @@ export class ResponseCache {
 
 /** An entry's bytes in its slab, header to its last TTL word. */
 function entrySize(s: Slab, o: number): number {
-  const w = o >> 2;
-  return align8(HEADER + s.i32[w + W_LEN]! + (s.i32[w + W_QEND_TAIL]! >>> 16)) + 8 * (s.i32[w + W_TTLS_FLAGS]! & 0xffff);
+  return (ttlWords(s, o) << 2) - o + 8 * (s.i32[(o >> 2) + W_TTLS_FLAGS]! & 0xffff);
 }
+
+/** The table's reference to the entry at `o` of `s`, plus one (0 marks an empty slot). */
+const ref1Of = (s: Slab, o: number): number => ((s.index << OFF_BITS) | (o >> 3)) + 1;
+
+const isDead = (s: Slab, o: number): boolean => ((s.i32[(o >> 2) + W_TTLS_FLAGS]! >>> 16) & DEAD) !== 0;
 
 /** The 32-bit word where an entry's TTL offsets begin (its original TTLs follow them). */
 function ttlWords(s: Slab, o: number): number {
