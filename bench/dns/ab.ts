@@ -27,6 +27,9 @@ Options:
   --test T             forwarding (default; cached answers from an NSD upstream) or
                        authoritative (bench/dns's generated zone)
   --rounds N           rounds (default 8)
+  --instances N        fresh processes of A, B and echo, the rounds split evenly among
+                       them (default 4): each process keeps its own speed for its life
+                       (the same bundle as A and B came out 8 % apart, either way, with one)
   --seconds N          seconds per server and round (default 3)
   -h, --help           this help
 `;
@@ -34,7 +37,7 @@ Options:
 const { values: a } = parseArgs({
   options: {
     a: { type: 'string' }, b: { type: 'string' }, test: { type: 'string', default: 'forwarding' },
-    rounds: { type: 'string', default: '8' }, seconds: { type: 'string', default: '3' }, help: { type: 'boolean', short: 'h' },
+    rounds: { type: 'string', default: '8' }, instances: { type: 'string', default: '4' }, seconds: { type: 'string', default: '3' }, help: { type: 'boolean', short: 'h' },
   },
 });
 if (a.help) {
@@ -47,44 +50,54 @@ if (!a.a || !a.b || !['forwarding', 'authoritative'].includes(a.test!)) {
 }
 const rounds = Number(a.rounds);
 const seconds = Number(a.seconds);
+const instances = Number(a.instances);
+if (!Number.isInteger(instances) || instances < 1 || instances > rounds) {
+  process.stderr.write('ab: --instances must be a whole number from 1 to --rounds\n');
+  process.exit(2);
+}
 const work = await fsp.mkdtemp(path.join(tmpdir(), 'kith-bench-dns-ab-'));
 const running: Running[] = [];
 try {
   const file = path.join(work, 'queries.txt');
-  const servers: Running[] = [];
   const bundles = [['A', path.resolve(a.a)], ['B', path.resolve(a.b)]] as const;
+  let startKiths: (() => Promise<Running>)[];
   if (a.test === 'forwarding') {
     await fsp.writeFile(file, forwardQueries(2000).measure);
     const up = await startNsd(path.join(work, 'nsd'), { [UPSTREAM_ZONE]: upstreamZone(2000) }, '0', `ns1.${UPSTREAM_ZONE}`);
     running.push(up);
-    for (const [name, bundle] of bundles) {
-      const k = await startKith({ bundle, dir: path.join(work, name), zones: {}, cpus: '1', probe: `ns1.${UPSTREAM_ZONE}`, dnsYaml: `upstreams: ["127.0.0.1:${up.port}"]\ncache:\n  maxEntries: 50000\n` });
-      running.push(k);
-      servers.push({ ...k, name });
-    }
+    startKiths = bundles.map(([name, bundle]) => async () => ({ ...(await startKith({ bundle, dir: path.join(work, name), zones: {}, cpus: '1', probe: `ns1.${UPSTREAM_ZONE}`, dnsYaml: `upstreams: ["127.0.0.1:${up.port}"]\ncache:\n  maxEntries: 50000\n` })), name }));
   } else {
     const model = zoneModel(2000);
     await fsp.writeFile(file, authQueries(model, 20_000).text);
-    for (const [name, bundle] of bundles) {
-      const k = await startKith({ bundle, dir: path.join(work, name), zones: { [ZONE]: zoneFile(model) }, cpus: '1', probe: `ns1.${ZONE}`, dnsYaml: 'upstreams: []\nlimits:\n  zoneRecords: 10000000\n' });
-      running.push(k);
-      servers.push({ ...k, name });
-    }
+    startKiths = bundles.map(([name, bundle]) => async () => ({ ...(await startKith({ bundle, dir: path.join(work, name), zones: { [ZONE]: zoneFile(model) }, cpus: '1', probe: `ns1.${ZONE}`, dnsYaml: 'upstreams: []\nlimits:\n  zoneRecords: 10000000\n' })), name }));
   }
-  const echo = await startEcho('1');
-  running.push(echo);
-  servers.push(echo);
+  const starters = [...startKiths, () => startEcho('1')];
   const perf = (s: Running, extra: Partial<Parameters<typeof runDnsperf>[0]>) =>
     runDnsperf({ server: '127.0.0.1', port: s.port, queryFile: file, clients: 4, cpus: '0', ...extra });
-  // Warm: every query once (slowly, so a forwarder's outstanding-query cap is not hit), once
-  // at full speed, then 2 s of load.
-  for (const s of servers) {
-    await perf(s, { maxRuns: 1, maxQps: 20_000 });
-    await perf(s, { maxRuns: 1 });
-    await perf(s, { seconds: 2 });
-  }
+  /** Start every server anew and warm it: every query once (slowly, so a forwarder's outstanding-query cap is not hit), once at full speed, then 2 s of load. */
+  const startAll = async (): Promise<Running[]> => {
+    const out: Running[] = [];
+    for (const start of starters) {
+      const s = await start();
+      running.push(s);
+      out.push(s);
+    }
+    for (const s of out) {
+      await perf(s, { maxRuns: 1, maxQps: 20_000 });
+      await perf(s, { maxRuns: 1 });
+      await perf(s, { seconds: 2 });
+    }
+    return out;
+  };
+  let servers = await startAll();
+  const echo = servers.at(-1)!;
   const us = new Map<string, number[]>(servers.map((s) => [s.name, []]));
+  const instanceOf = (r: number) => Math.floor((r * instances) / rounds);
   for (let r = 0; r < rounds; r++) {
+    if (r > 0 && instanceOf(r) !== instanceOf(r - 1)) {
+      await Promise.all(running.splice(running.length - servers.length).map((s) => s.stop()));
+      servers = await startAll();
+    }
     for (const s of r % 2 === 0 ? servers : [...servers].reverse()) {
       const c0 = cpuSeconds(s.child.pid)!;
       const res = await perf(s, { seconds });
@@ -96,7 +109,7 @@ try {
   const sum = (v: number[]) => v.reduce((x, y) => x + y, 0);
   const A = us.get('A')!, B = us.get('B')!, E = us.get(echo.name)!;
   process.stdout.write(
-    `${a.test}, ${rounds} rounds of ${seconds} s: CPU us/query A ${(sum(A) / rounds).toFixed(2)}, B ${(sum(B) / rounds).toFixed(2)}, echo ${(sum(E) / rounds).toFixed(2)}\n` +
+    `${a.test}, ${rounds} rounds of ${seconds} s over ${instances} instance${instances === 1 ? '' : 's'}: CPU us/query A ${(sum(A) / rounds).toFixed(2)}, B ${(sum(B) / rounds).toFixed(2)}, echo ${(sum(E) / rounds).toFixed(2)}\n` +
     `A/echo ${(sum(A) / sum(E)).toFixed(3)}  B/echo ${(sum(B) / sum(E)).toFixed(3)}  B/A ${(sum(B) / sum(A)).toFixed(3)} (median of per-round B/A ${median(A.map((x, i) => B[i]! / x)).toFixed(3)})\n`,
   );
 } finally {

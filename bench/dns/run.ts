@@ -41,6 +41,11 @@ Options:
   --rounds N      interleaved rounds the seconds are split into (default 10); kith and
                   node-udp-echo are measured back to back in every round, so the load of
                   the moment hits both alike
+  --instances N   fresh processes of every server under test, the rounds split evenly
+                  among them (default 5): a process keeps its own speed for its whole
+                  life (two identical kith bundles in one run came out up to 8 % apart,
+                  either way), so a run's figures average over N of them, as JMH forks N
+                  JVMs; each instance is warmed up like the first
   --hosts N       host names in the generated zone (default 2000)
   --no-pin        do not pin with taskset (default: dnsperf and the upstream on CPU 0,
                   the server under test on CPU 1, when there are 2+ CPUs)
@@ -92,6 +97,7 @@ async function main(): Promise<number> {
       seconds: { type: 'string', default: '20' },
       clients: { type: 'string', default: '4' },
       rounds: { type: 'string', default: '10' },
+      instances: { type: 'string', default: '5' },
       hosts: { type: 'string', default: '2000' },
       'no-pin': { type: 'boolean', default: false },
       'no-echo': { type: 'boolean', default: false },
@@ -110,6 +116,7 @@ async function main(): Promise<number> {
   const seconds = Number(a.seconds);
   const clients = Number(a.clients);
   const rounds = Number(a.rounds);
+  const instances = Number(a.instances);
   const hosts = Number(a.hosts);
   const warmup = Number(a.warmup);
   const traceGc = a['trace-gc'];
@@ -119,6 +126,7 @@ async function main(): Promise<number> {
   for (const [k, v] of [['seconds', seconds], ['clients', clients], ['rounds', rounds], ['hosts', hosts]] as const) {
     if (!Number.isFinite(v) || v <= 0) throw new Usage(`--${k} must be a positive number`);
   }
+  if (!Number.isInteger(instances) || instances < 1 || instances > rounds) throw new Usage('--instances must be a whole number from 1 to --rounds');
   const perRound = Math.max(1, Math.round(seconds / rounds));
 
   const missing = ['dnsperf', 'nsd', 'dnsmasq'].filter((c) => !have(c) && !have(`../sbin/${c}`) && !existsSync(`/usr/sbin/${c}`));
@@ -163,21 +171,56 @@ async function main(): Promise<number> {
       runDnsperf({ server: '127.0.0.1', port: server.port, queryFile: file, clients, cpus: loadCpu, ...extra });
 
     /**
-     * Warm each server up (JIT, caches): every query of the file once (so a slower server is
-     * not measured on questions a faster one already saw), then --warmup seconds of load;
-     * then measure in interleaved rounds.
+     * Warm each server up (`prepare`, then JIT and caches: every query of the file once, so
+     * a slower server is not measured on questions a faster one already saw, then --warmup
+     * seconds of load); then measure in interleaved rounds, split over --instances fresh
+     * starts of every server (`starters[i]` starts another `servers[i]`). `track` reads
+     * counters of one server, summed over the measured rounds of every instance.
      */
-    const measure = async (test: Test, servers: Running[], file: string): Promise<Row[]> => {
-      for (const s of servers) {
+    const measure = async (
+      test: Test, servers: Running[], starters: (() => Promise<Running>)[], file: string,
+      prepare?: (s: Running) => Promise<void>,
+      track?: { server: string; read: (s: Running) => Promise<Record<string, number>> },
+    ): Promise<{ rows: Row[]; tracked: Record<string, number>; live: Running[] }> => {
+      const live = [...servers];
+      const warm = async (s: Running, fresh: boolean) => {
+        if (fresh && prepare) await prepare(s);
         if (warmup > 0) await perf(s, file, { maxRuns: 1 });
         if (warmup > 0) await perf(s, file, { seconds: warmup });
-      }
+      };
+      const tracked: Record<string, number> = {};
+      let trackFrom: Record<string, number> = {};
+      const trackRead = async (sign: 1 | -1) => {
+        const s = track && live.find((x) => x.name === track.server);
+        if (!s) return;
+        const now = await track!.read(s);
+        if (sign < 0) trackFrom = now;
+        else for (const [k, v] of Object.entries(now)) tracked[k] = (tracked[k] ?? 0) + v - (trackFrom[k] ?? 0);
+      };
+      // The first instance was prepared by the caller (and its answers checked).
+      for (const s of live) await warm(s, false);
+      await trackRead(-1);
+      const instanceOf = (r: number) => Math.floor((r * instances) / rounds);
       const runs = new Map<string, PerfResult[]>(servers.map((s) => [s.name, []]));
       for (let r = 0; r < rounds; r++) {
+        if (r > 0 && instanceOf(r) !== instanceOf(r - 1)) {
+          await trackRead(1);
+          progress(`${test}: instance ${instanceOf(r) + 1}/${instances}: fresh processes of every server under test`);
+          for (let i = 0; i < live.length; i++) {
+            const old = live[i]!;
+            await old.stop();
+            running.splice(running.indexOf(old), 1);
+            const fresh = await starters[i]!();
+            running.push(fresh);
+            live[i] = fresh;
+            await warm(fresh, true);
+          }
+          await trackRead(-1);
+        }
         // Every other round in reverse (A B C, C B A, ...): no server always goes first or
         // last, so a position's effect (the idle time before a round, load that rises or
         // falls across a round) is spread over all of them rather than kept by one.
-        for (const s of r % 2 === 0 ? servers : [...servers].reverse()) {
+        for (const s of r % 2 === 0 ? live : [...live].reverse()) {
           progress(`${test}: ${s.name}, round ${r + 1}/${rounds} (${perRound} s)`);
           const cpu0 = cpuSeconds(s.child.pid);
           const gc0 = s.gc?.();
@@ -190,7 +233,8 @@ async function main(): Promise<number> {
           progress(`  ${Math.round(res.qps)} qps, ${res.lost} lost${res.serverCpu !== undefined ? `, server CPU ${Math.round((100 * res.serverCpu) / res.runSeconds)}%, ${((res.serverCpu * 1e6) / Math.max(1, res.completed)).toFixed(2)} us/q` : ''}${res.gc ? `, ${res.gc.count} GCs ${res.gc.ms.toFixed(1)} ms` : ''}`);
         }
       }
-      return servers.map((s) => ({ test, server: s.name, ...combine(runs.get(s.name)!) }));
+      await trackRead(1);
+      return { rows: servers.map((s) => ({ test, server: s.name, ...combine(runs.get(s.name)!) })), tracked, live };
     };
 
     // 1. Authoritative.
@@ -200,13 +244,21 @@ async function main(): Promise<number> {
     // response rate limiting on: the load comes from
     // 127.0.0.1, a home-network client (recursion.allow), so every answer takes the RRL
     // check and none is limited, as NSD here runs with its RRL off and dnsmasq has none.
-    const kith = await startKith({ bundle, dir: path.join(work, 'kith-auth'), zones: { [ZONE]: zone }, dnsYaml: 'upstreams: []\nlimits:\n  zoneRecords: 10000000\n', cpus: serverCpu, profile: a.profile, traceGc, probe });
+    const startKithA = () => startKith({ bundle, dir: path.join(work, 'kith-auth'), zones: { [ZONE]: zone }, dnsYaml: 'upstreams: []\nlimits:\n  zoneRecords: 10000000\n', cpus: serverCpu, profile: a.profile, traceGc, probe });
+    const kith = await startKithA();
     running.push(kith);
-    const nsd = await startNsd(path.join(work, 'nsd-auth'), { [ZONE]: zone }, serverCpu, probe);
+    const startNsdA = () => startNsd(path.join(work, 'nsd-auth'), { [ZONE]: zone }, serverCpu, probe);
+    const nsd = await startNsdA();
     running.push(nsd);
-    const dmA = await startDnsmasq(path.join(work, 'dnsmasq-auth'), dm.text, serverCpu, probe);
+    const startDnsmasqA = () => startDnsmasq(path.join(work, 'dnsmasq-auth'), dm.text, serverCpu, probe);
+    const dmA = await startDnsmasqA();
     running.push(dmA);
-    const echoes = async () => a['no-echo'] ? [] : a.control ? [await startEcho(serverCpu, traceGc), await startEcho(serverCpu, traceGc, 'node-udp-echo-2')] : [await startEcho(serverCpu, traceGc)];
+    const echoStarters = a['no-echo'] ? [] : [() => startEcho(serverCpu, traceGc), ...(a.control ? [() => startEcho(serverCpu, traceGc, 'node-udp-echo-2')] : [])];
+    const echoes = async () => {
+      const out: Running[] = [];
+      for (const start of echoStarters) out.push(await start());
+      return out;
+    };
     const echoA = await echoes();
     running.push(...echoA);
     const sample = q.text.split('\n').filter(Boolean).slice(0, SAMPLE);
@@ -223,7 +275,7 @@ async function main(): Promise<number> {
     await check(running, nsd, sample, false);
     // kith right before echo (and after it in the reversed rounds): the two whose ratio is
     // a target are measured back to back, under the same moment's load.
-    const authRows = await measure('authoritative', [nsd, dmA, kith, ...echoA], authFile);
+    const { rows: authRows } = await measure('authoritative', [nsd, dmA, kith, ...echoA], [startNsdA, startDnsmasqA, startKithA, ...echoStarters], authFile);
     await stopAll();
     if (a.profile) profiles.push(...(await fsp.readdir(kith.dataDir)).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(kith.dataDir, f)));
 
@@ -232,29 +284,34 @@ async function main(): Promise<number> {
     const upstream = await startNsd(path.join(work, 'nsd-upstream'), { [UPSTREAM_ZONE]: upstreamZone(upNames) }, loadCpu, `ns1.${UPSTREAM_ZONE}`);
     running.push(upstream);
     const upProbe = `name0001.${UPSTREAM_ZONE}`;
-    const kithF = await startKith({
+    const startKithF = () => startKith({
       bundle, dir: path.join(work, 'kith-forward'), zones: {}, cpus: serverCpu, profile: a.profile, traceGc, probe: upProbe,
       dnsYaml: `upstreams: ["127.0.0.1:${upstream.port}"]\ncache:\n  maxEntries: 50000\n`,
     });
+    const kithF = await startKithF();
     running.push(kithF);
     // dnsmasq caches A, AAAA, CNAME and SRV only unless told (--cache-rr, 2.90): TXT too, to be fair.
-    const dmF = await startDnsmasq(path.join(work, 'dnsmasq-forward'), `server=127.0.0.1#${upstream.port}\ncache-size=10000\ncache-rr=TXT\n`, serverCpu, upProbe);
+    const startDnsmasqF = () => startDnsmasq(path.join(work, 'dnsmasq-forward'), `server=127.0.0.1#${upstream.port}\ncache-size=10000\ncache-rr=TXT\n`, serverCpu, upProbe);
+    const dmF = await startDnsmasqF();
     running.push(dmF);
     const fwdServers = [kithF, dmF];
     // The calibration row again, under this test's load, for kith/echo per CPU.
     const echoF = await echoes();
     running.push(...echoF);
-    for (const s of fwdServers) {
+    const warmCache = async (s: Running) => {
+      if (s.name.startsWith('node-udp-echo')) return;
       progress(`forwarding: warming ${s.name}'s cache (${fq.distinct} names, twice)`);
       const w = await perf(s, warmFile, { maxRuns: 2, maxQps: 5000 });
       if (w.completed < 2 * fq.distinct) progress(`  warning: only ${w.completed} of ${2 * fq.distinct} warm-up queries answered`);
-    }
+    };
+    for (const s of fwdServers) await warmCache(s);
     await check(fwdServers, upstream, fq.measure.split('\n').filter(Boolean).slice(0, SAMPLE), true);
-    const before = await kithCacheCounters(kithF.health);
-    const fwdRows = await measure('forwarding', [dmF, kithF, ...echoF], fwdFile);
-    const after = await kithCacheCounters(kithF.health);
-    const kithCache = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]));
-    dmF.child.kill('SIGUSR1'); // dnsmasq logs its counters
+    const fwd = await measure('forwarding', [dmF, kithF, ...echoF], [startDnsmasqF, startKithF, ...echoStarters], fwdFile, warmCache, {
+      server: 'kith', read: (s) => kithCacheCounters((s as Running & { health: string }).health),
+    });
+    const fwdRows = fwd.rows;
+    const kithCache = fwd.tracked;
+    fwd.live.find((s) => s.name === 'dnsmasq')?.child.kill('SIGUSR1'); // dnsmasq logs its counters
     await new Promise((r) => setTimeout(r, 300));
     await stopAll();
     if (a.profile) profiles.push(...(await fsp.readdir(kithF.dataDir)).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(kithF.dataDir, f)));
@@ -281,7 +338,7 @@ async function main(): Promise<number> {
       target('cached forwarding kith/dnsmasq', 'forwarding', 'kith', 'dnsmasq', 1.0),
     ];
     const setup = {
-      seconds: perRound * rounds, rounds, clients, transport: 'udp', ...(offered ? { offered } : {}),
+      seconds: perRound * rounds, rounds, instances, clients, transport: 'udp', ...(offered ? { offered } : {}),
       loadAverage: { before: Number(loadBefore.toFixed(2)), after: Number(loadavg()[0]!.toFixed(2)), cpus: availableParallelism() },
       pinning: pin ? 'dnsperf and the upstream NSD on CPU 0, the server under test on CPU 1 (taskset)' : 'none',
       zone: { origin: ZONE, records, hosts, queryMix: Object.fromEntries(MIX.map(([c, share]) => [c, share])) },
@@ -375,7 +432,7 @@ function echoLines(rows: Row[], ratios: Ratios, control: Ratios | undefined): st
 const f0 = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-');
 const f2 = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : '-');
 
-function table(setup: { seconds: number; rounds: number; clients: number; offered?: number; pinning: string; loadAverage: { before: number; after: number; cpus: number }; dnsmasq: { authoritative: string } }, rows: Row[], targets: Target[], agreement: Agreement[]): string {
+function table(setup: { seconds: number; rounds: number; instances: number; clients: number; offered?: number; pinning: string; loadAverage: { before: number; after: number; cpus: number }; dnsmasq: { authoritative: string } }, rows: Row[], targets: Target[], agreement: Agreement[]): string {
   const head = ['test', 'server', 'qps', 'rounds qps', 'avg ms', 'p50 ms', 'p99 ms', 'max ms', 'lost', 'cpu %', 'cpu us/q', 'rcodes'];
   const body = rows.map((r) => [
     r.test, r.server, f0(r.qps), r.rounds.map(f0).join(' / '), f2(r.avgMs), f2(r.p50Ms), f2(r.p99Ms), f2(r.maxMs), f0(r.lost),
@@ -386,7 +443,7 @@ function table(setup: { seconds: number; rounds: number; clients: number; offere
   const w = head.map((_, i) => Math.max(...t.map((row) => row[i]!.length)));
   const line = (row: string[]) => row.map((c, i) => (i >= 2 && i <= 10 ? c.padStart(w[i]!) : c.padEnd(w[i]!))).join('  ').trimEnd();
   const out = [
-    `DNS benchmark (dnsperf, UDP): ${setup.clients} clients, ${setup.seconds} s per server and test in ${setup.rounds} interleaved rounds${setup.offered ? `, ${setup.offered} queries/s offered to each (not saturating)` : ''}; pinning: ${setup.pinning}`,
+    `DNS benchmark (dnsperf, UDP): ${setup.clients} clients, ${setup.seconds} s per server and test in ${setup.rounds} interleaved rounds over ${setup.instances} fresh start${setup.instances === 1 ? '' : 's'} of each server${setup.offered ? `, ${setup.offered} queries/s offered to each (not saturating)` : ''}; pinning: ${setup.pinning}`,
     `1-minute load average ${setup.loadAverage.before} before, ${setup.loadAverage.after} after, on ${setup.loadAverage.cpus} CPUs (above ~2, other work shared the CPUs: qps is noisy, cpu us/q much less so)`,
     `dnsmasq (authoritative) was given: ${setup.dnsmasq.authoritative}`,
     '',
