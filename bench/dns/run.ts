@@ -190,21 +190,22 @@ async function main(): Promise<number> {
       };
       const tracked: Record<string, number> = {};
       let trackFrom: Record<string, number> = {};
-      const trackRead = async (sign: 1 | -1) => {
+      const readTracked = async () => {
         const s = track && live.find((x) => x.name === track.server);
-        if (!s) return;
-        const now = await track!.read(s);
-        if (sign < 0) trackFrom = now;
-        else for (const [k, v] of Object.entries(now)) tracked[k] = (tracked[k] ?? 0) + v - (trackFrom[k] ?? 0);
+        return s ? track!.read(s) : ({} as Record<string, number>);
+      };
+      const trackStart = async () => { trackFrom = await readTracked(); };
+      const trackEnd = async () => {
+        for (const [k, v] of Object.entries(await readTracked())) tracked[k] = (tracked[k] ?? 0) + v - (trackFrom[k] ?? 0);
       };
       // The first instance was prepared by the caller (and its answers checked).
       for (const s of live) await warm(s, false);
-      await trackRead(-1);
+      await trackStart();
       const instanceOf = (r: number) => Math.floor((r * instances) / rounds);
       const runs = new Map<string, PerfResult[]>(servers.map((s) => [s.name, []]));
       for (let r = 0; r < rounds; r++) {
         if (r > 0 && instanceOf(r) !== instanceOf(r - 1)) {
-          await trackRead(1);
+          await trackEnd();
           progress(`${test}: instance ${instanceOf(r) + 1}/${instances}: fresh processes of every server under test`);
           for (let i = 0; i < live.length; i++) {
             const old = live[i]!;
@@ -215,7 +216,7 @@ async function main(): Promise<number> {
             live[i] = fresh;
             await warm(fresh, true);
           }
-          await trackRead(-1);
+          await trackStart();
         }
         // Every other round in reverse (A B C, C B A, ...): no server always goes first or
         // last, so a position's effect (the idle time before a round, load that rises or
@@ -233,7 +234,7 @@ async function main(): Promise<number> {
           progress(`  ${Math.round(res.qps)} qps, ${res.lost} lost${res.serverCpu !== undefined ? `, server CPU ${Math.round((100 * res.serverCpu) / res.runSeconds)}%, ${((res.serverCpu * 1e6) / Math.max(1, res.completed)).toFixed(2)} us/q` : ''}${res.gc ? `, ${res.gc.count} GCs ${res.gc.ms.toFixed(1)} ms` : ''}`);
         }
       }
-      await trackRead(1);
+      await trackEnd();
       return { rows: servers.map((s) => ({ test, server: s.name, ...combine(runs.get(s.name)!) })), tracked, live };
     };
 
@@ -354,7 +355,7 @@ async function main(): Promise<number> {
     };
     for (const pf of profiles) progress(`${pf}\n${formatSummary(summarize(pf, bundle, 30))}`);
     if (a.json) process.stdout.write(JSON.stringify({ setup, results: rows.map(({ rounds: rr, ...r }) => ({ ...r, roundsQps: rr })), targets }, null, 2) + '\n');
-    else process.stdout.write(table(setup, rows, targets, agreement) + echoLines(rows, echoRatios, controlRatios) + `Forwarding served from cache: kith cache counters after warming (last warm-up second + measured runs) ${JSON.stringify(kithCache)}; dnsmasq: ${dnsmasqStats || 'no stats'}\n`);
+    else process.stdout.write(table(setup, rows, targets, agreement) + echoLines(rows, echoRatios, controlRatios) + `Forwarding served from cache: kith cache counters over the measured rounds ${JSON.stringify(kithCache)}; dnsmasq: ${dnsmasqStats || 'no stats'}\n`);
     return 0;
   } finally {
     await stopAll();
