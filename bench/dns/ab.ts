@@ -10,7 +10,7 @@ import { promises as fsp } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { median } from '../stats.ts';
+import { badStarts, median, newStartAt } from '../stats.ts';
 import { runDnsperf } from './dnsperf.ts';
 import { authQueries, forwardQueries, upstreamZone, UPSTREAM_ZONE, ZONE, zoneFile, zoneModel } from './fixtures.ts';
 import { cpuSeconds, startEcho, startKith, startNsd, type Running } from './servers.ts';
@@ -51,8 +51,9 @@ if (!a.a || !a.b || !['forwarding', 'authoritative'].includes(a.test!)) {
 const rounds = Number(a.rounds);
 const seconds = Number(a.seconds);
 const instances = Number(a.instances);
-if (!Number.isInteger(instances) || instances < 1 || instances > rounds) {
-  process.stderr.write('ab: --instances must be a whole number from 1 to --rounds\n');
+const startsWrong = badStarts(instances, rounds);
+if (startsWrong) {
+  process.stderr.write(`ab: ${startsWrong}\n`);
   process.exit(2);
 }
 const work = await fsp.mkdtemp(path.join(tmpdir(), 'kith-bench-dns-ab-'));
@@ -90,11 +91,9 @@ try {
     return out;
   };
   let servers = await startAll();
-  const echo = servers.at(-1)!;
   const us = new Map<string, number[]>(servers.map((s) => [s.name, []]));
-  const instanceOf = (r: number) => Math.floor((r * instances) / rounds);
   for (let r = 0; r < rounds; r++) {
-    if (r > 0 && instanceOf(r) !== instanceOf(r - 1)) {
+    if (newStartAt(r, rounds, instances)) {
       await Promise.all(running.splice(running.length - servers.length).map((s) => s.stop()));
       servers = await startAll();
     }
@@ -107,7 +106,7 @@ try {
     process.stderr.write(`round ${r + 1}: ${[...us].map(([n, v]) => `${n} ${v.at(-1)!.toFixed(2)}`).join('  ')} us/q\n`);
   }
   const sum = (v: number[]) => v.reduce((x, y) => x + y, 0);
-  const A = us.get('A')!, B = us.get('B')!, E = us.get(echo.name)!;
+  const A = us.get('A')!, B = us.get('B')!, E = us.get(servers.at(-1)!.name)!;
   process.stdout.write(
     `${a.test}, ${rounds} rounds of ${seconds} s over ${instances} instance${instances === 1 ? '' : 's'}: CPU us/query A ${(sum(A) / rounds).toFixed(2)}, B ${(sum(B) / rounds).toFixed(2)}, echo ${(sum(E) / rounds).toFixed(2)}\n` +
     `A/echo ${(sum(A) / sum(E)).toFixed(3)}  B/echo ${(sum(B) / sum(E)).toFixed(3)}  B/A ${(sum(B) / sum(A)).toFixed(3)} (median of per-round B/A ${median(A.map((x, i) => B[i]! / x)).toFixed(3)})\n`,

@@ -20,7 +20,7 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { bundleService } from '../../platform/build/bundle.ts';
-import { median } from '../stats.ts';
+import { badStarts, median, newStartAt, startOfRound } from '../stats.ts';
 import { ask, compare, type Agreement } from './agree.ts';
 import { combine, runDnsperf, type Combined, type PerfResult } from './dnsperf.ts';
 import { authQueries, dnsmasqOptions, forwardQueries, MIX, upstreamZone, UPSTREAM_ZONE, ZONE, zoneFile, zoneModel } from './fixtures.ts';
@@ -126,7 +126,8 @@ async function main(): Promise<number> {
   for (const [k, v] of [['seconds', seconds], ['clients', clients], ['rounds', rounds], ['hosts', hosts]] as const) {
     if (!Number.isFinite(v) || v <= 0) throw new Usage(`--${k} must be a positive number`);
   }
-  if (!Number.isInteger(instances) || instances < 1 || instances > rounds) throw new Usage('--instances must be a whole number from 1 to --rounds');
+  const startsWrong = badStarts(instances, rounds);
+  if (startsWrong) throw new Usage(startsWrong);
   const perRound = Math.max(1, Math.round(seconds / rounds));
 
   const missing = ['dnsperf', 'nsd', 'dnsmasq'].filter((c) => !have(c) && !have(`../sbin/${c}`) && !existsSync(`/usr/sbin/${c}`));
@@ -201,12 +202,11 @@ async function main(): Promise<number> {
       // The first instance was prepared by the caller (and its answers checked).
       for (const s of live) await warm(s, false);
       await trackStart();
-      const instanceOf = (r: number) => Math.floor((r * instances) / rounds);
       const runs = new Map<string, PerfResult[]>(servers.map((s) => [s.name, []]));
       for (let r = 0; r < rounds; r++) {
-        if (r > 0 && instanceOf(r) !== instanceOf(r - 1)) {
+        if (newStartAt(r, rounds, instances)) {
           await trackEnd();
-          progress(`${test}: instance ${instanceOf(r) + 1}/${instances}: fresh processes of every server under test`);
+          progress(`${test}: instance ${startOfRound(r, rounds, instances) + 1}/${instances}: fresh processes of every server under test`);
           for (let i = 0; i < live.length; i++) {
             const old = live[i]!;
             await old.stop();
