@@ -2,9 +2,13 @@
  * One dnsperf run, read back: the closing statistics block (queries sent/completed/lost,
  * response codes, qps, average and stddev latency) and, from `-v` (one line per completed
  * query: `> RCODE name type latency`), real latency percentiles instead of guessing them
- * from the mean and stddev.
+ * from the mean and stddev. dnsperf's output goes to a file, read after it exits: nothing of
+ * this process runs while the load does.
  */
 import { spawn } from 'node:child_process';
+import { createReadStream, promises as fsp } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 
 export interface PerfOptions {
@@ -44,7 +48,7 @@ export interface PerfResult {
 
 const num = (s: string | undefined) => (s === undefined ? NaN : Number(s));
 
-export function runDnsperf(o: PerfOptions): Promise<PerfResult> {
+export async function runDnsperf(o: PerfOptions): Promise<PerfResult> {
   const args = ['-s', o.server, '-p', String(o.port), '-d', o.queryFile, '-c', String(o.clients), '-t', '2'];
   if (o.seconds !== undefined) args.push('-l', String(o.seconds));
   if (o.maxRuns !== undefined) args.push('-n', String(o.maxRuns));
@@ -52,17 +56,32 @@ export function runDnsperf(o: PerfOptions): Promise<PerfResult> {
   if (o.latencies) args.push('-v');
   const [cmd, argv] = o.cpus ? ['taskset', ['-c', o.cpus, 'dnsperf', ...args]] : ['dnsperf', args];
   const command = [cmd, ...argv].join(' ');
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // dnsperf writes into a file, read once it has exited: with -v that is a line per query
+  // (~50,000 a second), and reading them from a pipe while the run goes on took this
+  // process a third of a CPU, on whichever CPU was free — the server's, or dnsperf's.
+  const dir = await fsp.mkdtemp(path.join(tmpdir(), 'kith-dnsperf-'));
+  const outPath = path.join(dir, 'out.txt');
+  try {
+    const out = await fsp.open(outPath, 'w');
+    let code: number | null;
+    let stderr = '';
+    try {
+      code = await new Promise<number | null>((resolve, reject) => {
+        const child = spawn(cmd, argv, { stdio: ['ignore', out.fd, 'pipe'] });
+        child.stderr!.on('data', (d) => { if (stderr.length < 20_000) stderr += d; });
+        child.on('error', (e) => reject(new Error(`could not run dnsperf (${command}): ${e.message}`)));
+        child.on('close', resolve);
+      });
+    } finally {
+      await out.close();
+    }
     let samples = new Float64Array(1 << 16);
     let n = 0;
     const stats: string[] = [];
     let inStats = false;
-    let stderr = '';
-    child.stderr.on('data', (d) => { if (stderr.length < 20_000) stderr += d; });
-    createInterface({ input: child.stdout }).on('line', (line) => {
+    for await (const line of createInterface({ input: createReadStream(outPath), crlfDelay: Infinity })) {
       if (line.charCodeAt(0) === 62 /* > */) {
-        if (!o.latencies) return;
+        if (!o.latencies) continue;
         const lat = Number(line.slice(line.lastIndexOf(' ') + 1));
         if (n === samples.length) {
           const bigger = new Float64Array(samples.length * 2);
@@ -70,39 +89,35 @@ export function runDnsperf(o: PerfOptions): Promise<PerfResult> {
           samples = bigger;
         }
         samples[n++] = lat * 1000;
-        return;
+        continue;
       }
       if (line.startsWith('Statistics:')) inStats = true;
       if (inStats) stats.push(line);
-    });
-    child.on('error', (e) => reject(new Error(`could not run dnsperf (${command}): ${e.message}`)));
-    child.on('close', (code) => {
-      const text = stats.join('\n');
-      const get = (re: RegExp) => re.exec(text);
-      const sent = num(get(/Queries sent:\s+(\d+)/)?.[1]);
-      if (code !== 0 || Number.isNaN(sent)) {
-        reject(new Error(`dnsperf failed (exit ${code}): ${command}\n${stderr.slice(-2000)}`));
-        return;
-      }
-      const lat = get(/Average Latency \(s\):\s+([\d.]+) \(min ([\d.]+), max ([\d.]+)\)/);
-      const rcodes: Record<string, number> = {};
-      const codes = get(/Response codes:\s+(.*)/)?.[1] ?? '';
-      for (const m of codes.matchAll(/([A-Z]+) (\d+)/g)) rcodes[m[1]!] = Number(m[2]);
-      resolve({
-        sent,
-        completed: num(get(/Queries completed:\s+(\d+)/)?.[1]),
-        lost: num(get(/Queries lost:\s+(\d+)/)?.[1]),
-        runSeconds: num(get(/Run time \(s\):\s+([\d.]+)/)?.[1]),
-        qps: num(get(/Queries per second:\s+([\d.]+)/)?.[1]),
-        avgMs: num(lat?.[1]) * 1000,
-        stddevMs: num(get(/Latency StdDev \(s\):\s+([\d.]+)/)?.[1]) * 1000,
-        maxMs: num(lat?.[3]) * 1000,
-        rcodes,
-        ...(o.latencies ? { samples: samples.subarray(0, n) } : {}),
-        command,
-      });
-    });
-  });
+    }
+    const text = stats.join('\n');
+    const get = (re: RegExp) => re.exec(text);
+    const sent = num(get(/Queries sent:\s+(\d+)/)?.[1]);
+    if (code !== 0 || Number.isNaN(sent)) throw new Error(`dnsperf failed (exit ${code}): ${command}\n${stderr.slice(-2000)}`);
+    const lat = get(/Average Latency \(s\):\s+([\d.]+) \(min ([\d.]+), max ([\d.]+)\)/);
+    const rcodes: Record<string, number> = {};
+    const codes = get(/Response codes:\s+(.*)/)?.[1] ?? '';
+    for (const m of codes.matchAll(/([A-Z]+) (\d+)/g)) rcodes[m[1]!] = Number(m[2]);
+    return {
+      sent,
+      completed: num(get(/Queries completed:\s+(\d+)/)?.[1]),
+      lost: num(get(/Queries lost:\s+(\d+)/)?.[1]),
+      runSeconds: num(get(/Run time \(s\):\s+([\d.]+)/)?.[1]),
+      qps: num(get(/Queries per second:\s+([\d.]+)/)?.[1]),
+      avgMs: num(lat?.[1]) * 1000,
+      stddevMs: num(get(/Latency StdDev \(s\):\s+([\d.]+)/)?.[1]) * 1000,
+      maxMs: num(lat?.[3]) * 1000,
+      rcodes,
+      ...(o.latencies ? { samples: samples.subarray(0, n) } : {}),
+      command,
+    };
+  } finally {
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** Several runs of the same server as one: totals, weighted means, pooled percentiles. */
