@@ -40,7 +40,7 @@ Options:
   --clients N     dnsperf clients (-c; default 4)
   --rounds N      interleaved rounds the seconds are split into (default 10); kith and
                   node-udp-echo are measured back to back in every round, so the load of
-                  the moment hits both alike
+                  the moment hits both alike; a round may be as short as 0.25 s
   --instances N   fresh processes of every server under test, the rounds split evenly
                   among them (default 5): a process keeps its own speed for its whole
                   life (two identical kith bundles in one run came out up to 8 % apart,
@@ -128,7 +128,11 @@ async function main(): Promise<number> {
   }
   const startsWrong = badStarts(instances, rounds);
   if (startsWrong) throw new Usage(startsWrong);
-  const perRound = Math.max(1, Math.round(seconds / rounds));
+  // Rounds may be shorter than a second (dnsperf -l takes fractions): the host's speed
+  // moves from one second to the next, and kith and echo measured closer together in time
+  // see more of the same host.
+  const perRound = seconds / rounds;
+  if (!Number.isInteger(rounds) || perRound < 0.25) throw new Usage('--rounds must be a whole number, and --seconds / --rounds at least 0.25');
 
   const missing = ['dnsperf', 'nsd', 'dnsmasq'].filter((c) => !have(c) && !have(`../sbin/${c}`) && !existsSync(`/usr/sbin/${c}`));
   if (missing.length) throw new Error(`missing ${missing.join(', ')}: apt-get install -y dnsperf nsd dnsmasq-base`);
@@ -222,7 +226,7 @@ async function main(): Promise<number> {
         // last, so a position's effect (the idle time before a round, load that rises or
         // falls across a round) is spread over all of them rather than kept by one.
         for (const s of r % 2 === 0 ? live : [...live].reverse()) {
-          progress(`${test}: ${s.name}, round ${r + 1}/${rounds} (${perRound} s)`);
+          progress(`${test}: ${s.name}, round ${r + 1}/${rounds} (${+perRound.toFixed(2)} s)`);
           const cpu0 = cpuSeconds(s.child.pid);
           const gc0 = s.gc?.();
           const res = await perf(s, file, { seconds: perRound, latencies: true, ...(offered ? { maxQps: offered } : {}) });
