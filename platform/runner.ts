@@ -129,11 +129,12 @@ export async function startService<C>(def: ServiceDefinition<C>, opts: StartOpti
     reloadConfig: (reason) => {
       log.info('reloading config', { reason });
       // Asked for while the service is still starting: done once the reload machinery is up.
-      if (reloadNow) void reloadNow();
+      if (reloadNow) reloadNow();
       else reloadPending = true;
     },
   };
-  let reloadNow: (() => Promise<unknown>) | undefined;
+  /** A reload nobody awaits (a file change, a new address): its failure is logged, not thrown. */
+  let reloadNow: (() => void) | undefined;
   let reloadPending = false;
   const running: RunningService<C> = await def.start(ctx);
 
@@ -192,7 +193,11 @@ export async function startService<C>(def: ServiceDefinition<C>, opts: StartOpti
     log.info('config applied', { generation: gen });
     return { applied: true, issues: [] };
   };
+  let stopped = false;
   const reload = (): Promise<{ applied: boolean; issues: ConfigIssue[] }> => {
+    // Once stopping, no reload starts: it would write last-good into a data folder that
+    // may be going away.
+    if (stopped) return Promise.resolve({ applied: false, issues: [{ file: def.name, message: 'the service is stopping' }] });
     if (reloading) {
       again = true;
       return reloading;
@@ -201,20 +206,28 @@ export async function startService<C>(def: ServiceDefinition<C>, opts: StartOpti
       reloading = undefined;
       if (again) {
         again = false;
-        void reload();
+        reloadInBackground();
       }
     });
     return reloading;
   };
-  reloadNow = reload;
-  if (reloadPending) void reload();
+  // A reload that fails for anything but the config (a write a disk fault did not explain)
+  // leaves the service serving with the config it has, and says so in the log and /healthz.
+  const reloadInBackground = (): void => {
+    reload().catch((err: unknown) => {
+      lastError = `${def.name}: reload failed: ${(err as Error)?.message ?? String(err)}`;
+      log.error('config reload failed; serving on with the config in force', { error: String(err) });
+    });
+  };
+  reloadNow = reloadInBackground;
+  if (reloadPending) reloadInBackground();
   const serviceConfigDir = path.join(configRoot, def.name);
-  const watch: ConfigWatch = watchConfig(serviceConfigDir, () => void reload());
+  const watch: ConfigWatch = watchConfig(serviceConfigDir, reloadInBackground);
   // A DHCP lease can bring new addresses at any time: 'self' follows, like a file change.
   const stopFacts = watchFacts(given, () => facts, (next) => {
     log.info('own addresses changed', { from: facts.addresses.join(' '), to: next.addresses.join(' ') });
     facts = next;
-    void reload();
+    reloadInBackground();
   });
 
   log.info('ready', {
@@ -223,7 +236,6 @@ export async function startService<C>(def: ServiceDefinition<C>, opts: StartOpti
     startupMs: { node: Math.round(performance.nodeTiming.bootstrapComplete), modules: Math.round(modulesDoneMs), ready: Math.round(performance.now()) },
   });
   memory.settle(); // start-up's garbage (config parsing, module evaluation) is not kept while idle
-  let stopped = false;
   return {
     name: def.name,
     endpoints: running.endpoints,
@@ -237,6 +249,8 @@ export async function startService<C>(def: ServiceDefinition<C>, opts: StartOpti
       memory.stop();
       watch.close();
       stopFacts();
+      // A reload under way finishes first (its last-good write included).
+      while (reloading) await reloading.catch(() => undefined);
       await running.stop();
       await (health as HealthServer).close();
       healthRevoked?.close();
