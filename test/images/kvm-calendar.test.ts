@@ -12,7 +12,7 @@
  * fallback (as in kvm-mail.test.ts).
  * Needs: qemu-system-x86, binutils (strip), e2fsprogs, python3-caldav, apt access to the kernel .deb.
  */
-import { spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -38,9 +38,19 @@ const EXPECTED_INSTANCES = [
 
 interface Booted { vm: RunningVm; dav: string; health: string; token: string }
 
-/** python3-caldav (Debian's, /usr/bin/python3) through the forwarded port: the JSON the script printed. */
-function caldav(b: Booted, step: string, ...extra: string[]): Record<string, unknown> {
-  const r = spawnSync('/usr/bin/python3', [SCRIPT, b.dav, 'kith', b.token, step, ...extra], { encoding: 'utf8', timeout: 180_000 });
+/**
+ * python3-caldav (Debian's, /usr/bin/python3) through the forwarded port: the JSON the script
+ * printed. Run without blocking this process, so that the guest's console is still read
+ * while the script runs and a failure shows what the guest logged meanwhile.
+ */
+async function caldav(b: Booted, step: string, ...extra: string[]): Promise<Record<string, unknown>> {
+  const r = await new Promise<{ status: number | null; stdout: string; stderr: string }>((done) => {
+    execFile('/usr/bin/python3', [SCRIPT, b.dav, 'kith', b.token, step, ...extra], { encoding: 'utf8', timeout: 180_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      done({ status: err ? ((err as { code?: unknown }).code as number | null) ?? 1 : 0, stdout, stderr });
+    });
+  });
+  // A moment for the guest's last lines (the serial console) to arrive.
+  if (r.status !== 0) await new Promise((res) => setTimeout(res, 2000));
   const guest = () => b.vm.output().split('\n').filter((l) => /"level":"(warn|error)"|failed|kith-init/.test(l)).join('\n').slice(-8000);
   if (r.status !== 0) throw new Error(`caldav_acceptance.py ${step} failed (${r.status}):\n${r.stderr}\n${r.stdout}\n--- the guest's console (warnings, errors, PID 1):\n${guest()}`);
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, unknown>;
@@ -114,7 +124,7 @@ describe.runIf(process.arch === 'x64')('kvm calendar image (kith image build --t
     expect((await fetch(b.dav, { method: 'PROPFIND', headers: { depth: '0' } })).status).toBe(401);
     expect((await fetch(b.dav, { method: 'PROPFIND', headers: { depth: '0', authorization: `Basic ${Buffer.from('kith:not-the-token').toString('base64')}` } })).status).toBe(401);
 
-    const made = caldav(b, 'create');
+    const made = await caldav(b, 'create');
     expect(made.calendars).toContain(`${b.dav}kith/work/`);
     expect(made.march_april).toEqual(EXPECTED_INSTANCES);
     expect(made.etag_update).toEqual([204, 412]);
@@ -130,7 +140,7 @@ describe.runIf(process.arch === 'x64')('kvm calendar image (kith image build --t
     const b = await boot(dir, disk());
     vm = b.vm.child;
     expect(b.vm.output()).not.toMatch(/made a \d+ MiB data disk/);
-    const after = caldav(b, 'after', syncToken);
+    const after = await caldav(b, 'after', syncToken);
     expect(after.march_april).toEqual(EXPECTED_INSTANCES);
     expect(after.changed_since_token).toEqual([]);
     expect(after.changed_after_write).toEqual(['after-restart%40kith.test.ics']);
