@@ -169,6 +169,9 @@ function wireUdp(udp: dgram.Socket, opts: DnsServerOptions): void {
   const queued = opts.onQueuedReply;
   udp.on('error', (e) => opts.log?.warn('dns: udp socket error', { error: String(e) }));
   udp.on('message', (msg, rinfo) => {
+    // Source port 0 means no reply is possible (RFC 768), and dgram's send throws on it:
+    // such a datagram, always forged, is dropped unread.
+    if (rinfo.port === 0) return;
     // rinfo is a fresh object per datagram: the handler may keep it as its remote.
     const info: HandlerInfo = { transport: 'udp', remote: rinfo };
     // A ready answer (a cache hit) goes out at once, without the promise machinery.
@@ -195,9 +198,12 @@ function wireUdp(udp: dgram.Socket, opts: DnsServerOptions): void {
       let first: Buffer | null | undefined = Array.isArray(reply) ? reply[0] : reply;
       if (first && gate) first = gateReply(gate, first, info);
       if (!first || first.length > MAX_UDP_REPLY) return;
-      udp.send(first, rinfo.port, rinfo.address, (err) => {
-        if (err) opts.log?.debug?.('dns: udp send failed', { error: String(err) });
-      });
+      const failed = (err: unknown) => opts.log?.debug?.('dns: udp send failed', { error: String(err) });
+      try {
+        udp.send(first, rinfo.port, rinfo.address, (err) => { if (err) failed(err); });
+      } catch (e) {
+        failed(e); // the socket closed while this query was being answered
+      }
     });
   });
 }
