@@ -29,6 +29,32 @@ describe('the response cache', () => {
     expect((hit.answers![0] as { ttl: number }).ttl).toBe(300);
   });
 
+  it('matches names of every length in any case, whichever bytes of a word differ, and hands each client its own case', () => {
+    const c = new ResponseCache({ maxEntries: 1000, now: () => 0 });
+    const flip = (n: string, at: number) => n.slice(0, at) + n[at]!.toUpperCase() + n.slice(at + 1);
+    for (let len = 1; len <= 24; len++) {
+      const name = `${'abcdefghijklmnopqrstuvwxyz'.slice(0, len)}.test`;
+      const q = query(name, { id: 1 });
+      const k = c.key(q, 'udp', true)!;
+      c.put(k, q, answer(name, dnsPacket.AUTHORITATIVE_ANSWER, 60), c.generation);
+      for (let at = 0; at < len; at++) {
+        const other = flip(name, at);
+        const q2 = query(other, { id: 1000 + at });
+        expect(c.key(q2, 'udp', true)).toBe(k);
+        // lend() and get() alike, twice each: the second of a pair finds the question already in this case.
+        for (const how of ['lend', 'lend', 'get', 'get'] as const) {
+          const hit = dnsPacket.decode(Buffer.from(c[how](k, q2)!));
+          expect(hit.id).toBe(1000 + at);
+          expect(hit.questions![0]!.name).toBe(other);
+        }
+        // A name one letter away is another question, wherever the letter is.
+        const near = name.slice(0, at) + (name[at] === 'z' ? 'y' : 'z') + name.slice(at + 1);
+        expect(c.lend(k, query(near))).toBeUndefined();
+      }
+      expect(dnsPacket.decode(Buffer.from(c.lend(k, query(name, { id: 9 }))!)).questions![0]!.name).toBe(name);
+    }
+  });
+
   it('lends its own bytes to a reply sent at once, and moves to a copy when the send was queued', () => {
     let now = 0;
     const c = new ResponseCache({ maxEntries: 10, now: () => now });

@@ -29,6 +29,7 @@ import { OPCODE, RCODE } from './wire/constants.ts';
 import { ZoneSet, type Zone } from './zone/zone.ts';
 import { createDynamicUpdates } from './dynamic.ts';
 import { createUpdateHandler } from './update/handler.ts';
+import { coarseClock } from './coarse-clock.ts';
 import { ResponseCache, type CacheKey } from './response-cache.ts';
 import { aclAllows } from './auth/acl.ts';
 
@@ -54,7 +55,9 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
 
   const send = createUdpSend();
   // Whole answers, keyed by the query: emptied whenever zones, lists or upstreams change.
-  const responses = new ResponseCache({ maxEntries: 50_000, now: ctx.now });
+  // Per-packet time (cache expiry and ageing, RRL, cookies, TCP deadlines), read every 100 ms.
+  const clock = coarseClock(ctx.now);
+  const responses = new ResponseCache({ maxEntries: 50_000, now: clock.now });
   const responseHitCount = metrics.counter('kith_dns_response_cache_hits_total', 'Answers served from the response cache.').with();
 
   // Who may recurse, remembered per client address until the ACL changes. The last
@@ -198,10 +201,10 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
       rrlSettings = { responsesPerSecond: r.responsesPerSecond, window: r.window, slip: r.slip, ipv4PrefixLength: r.ipv4PrefixLength, ipv6PrefixLength: r.ipv6PrefixLength, maxEntries: r.maxEntries };
     }
     // Most networks are quiet: their answers need no classifying or bucket (rrl.ts).
-    if (!networks.busy(ctx.now(), rrlSettings, info.remote.address)) return reply;
+    if (!networks.busy(clock.now(), rrlSettings, info.remote.address)) return reply;
     const c = classifyResponse(reply);
     if (!c) return reply;
-    const action = rrl.check(ctx.now(), rrlSettings, info.remote.address, c.cls, c.name);
+    const action = rrl.check(clock.now(), rrlSettings, info.remote.address, c.cls, c.name);
     if (action === 'send') return reply;
     rrlLimited.inc({ action: action === 'slip' ? 'slipped' : 'dropped', reason: c.cls });
     if (action === 'drop') return undefined;
@@ -214,7 +217,7 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
   // cached, the client's and our server cookie put into the reply after.
   const cookieResults = metrics.counter('kith_dns_cookies_total', 'Queries by DNS cookie (RFC 7873): client-only, valid, invalid (a server cookie that does not verify), malformed.');
   const cookieCount = Object.fromEntries((['client-only', 'valid', 'invalid', 'malformed'] as const).map((r) => [r, cookieResults.with({ result: r })]));
-  const cookies = createCookieLayer({ now: ctx.now, onResult: (r) => { if (r !== 'none') cookieCount[r]!.inc(); } });
+  const cookies = createCookieLayer({ now: clock.now, onResult: (r) => { if (r !== 'none') cookieCount[r]!.inc(); } });
   type Info = HandlerInfo & { cookie?: CookieState };
   let missed: { msg: Buffer; query: Buffer; state: CookieState | undefined; key: CacheKey | undefined } | undefined;
   const server = await startDnsServer({
@@ -287,14 +290,17 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
     onQueuedReply: (reply) => responses.keep(reply),
     tcp: liveTcpLimits,
     onTcpClose: (reason) => tcpClosed.inc({ reason }),
-    now: ctx.now,
+    now: clock.now,
     log,
   });
   const host = ctx.listen.dns.host.includes(':') ? `[${ctx.listen.dns.host}]` : ctx.listen.dns.host;
   return {
     endpoints: { dns: `udp://${host}:${server.udpPort}`, 'dns-tcp': `tcp://${host}:${server.tcpPort}` },
     applyConfig: (next) => applyConfig(next, false),
-    stop: () => server.close(),
+    stop: async () => {
+      await server.close();
+      clock.stop();
+    },
   };
 }
 
