@@ -55,6 +55,18 @@ describe('the response cache', () => {
     }
   });
 
+  it('seeds its keys: the same query keys alike in one cache, and differently in another', () => {
+    const names = Array.from({ length: 200 }, (_, i) => `n${i}.flood.test`);
+    const keysOf = (c: ResponseCache) => names.map((n) => c.key(query(n), 'udp', false)!);
+    const a = keysOf(new ResponseCache({ maxEntries: 10, now: () => 0, seed: 1 }));
+    expect(keysOf(new ResponseCache({ maxEntries: 10, now: () => 0, seed: 1 }))).toEqual(a);
+    const b = keysOf(new ResponseCache({ maxEntries: 10, now: () => 0, seed: 2 }));
+    const c = keysOf(new ResponseCache({ maxEntries: 10, now: () => 0 }));
+    // Names chosen to share a key under one seed do not share it under another.
+    expect(a.filter((k, i) => k === b[i]).length).toBe(0);
+    expect(a.filter((k, i) => k === c[i]).length).toBeLessThan(2);
+  });
+
   it('lends its own bytes to a reply sent at once, and moves to a copy when the send was queued', () => {
     let now = 0;
     const c = new ResponseCache({ maxEntries: 10, now: () => now });

@@ -11,6 +11,7 @@
  * queries are never cached.
  */
 import { Buffer } from 'node:buffer';
+import { randomBytes } from 'node:crypto';
 import { RCODE, TYPE } from './wire/constants.ts';
 import { skipName } from './wire/name.ts';
 
@@ -118,10 +119,18 @@ export class ResponseCache {
   /** And whether the entry's question is byte for byte the query's (its name in the same case). */
   private foundSameCase = false;
 
-  constructor(opts: { maxEntries: number; now: () => number; maxBytes?: number }) {
+  /**
+   * Mixed into every key, and made at random when not given: where a query's entry sits in
+   * the table cannot be worked out from outside, so a client cannot pick thousands of names
+   * that all probe the same run of slots and make every lookup there walk it (hash flooding).
+   */
+  private readonly seed: number;
+
+  constructor(opts: { maxEntries: number; now: () => number; maxBytes?: number; seed?: number }) {
     this.maxEntries = opts.maxEntries;
     this.maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
     this.now = opts.now;
+    this.seed = opts.seed ?? randomBytes(4).readInt32LE(0);
   }
 
   get size(): number {
@@ -183,7 +192,7 @@ export class ResponseCache {
     // FNV-1a's step over the flags and additional count, then over the message 4 bytes at a
     // time (a quarter of the serial multiplies of a byte-wise hash): the name lowercased, a
     // word at a time (label lengths are all below 'A'), its type, class and OPT as they are.
-    let h = Math.imul(0x811c9dc5 ^ headOf(q), 0x01000193);
+    let h = Math.imul(0x811c9dc5 ^ this.seed ^ headOf(q), 0x01000193);
     let i = 12;
     for (; i + 4 <= off; i += 4) h = Math.imul(h ^ lowerWord(wordAt(q, i)), 0x01000193);
     for (; i < off; i++) h = Math.imul(h ^ lower(q[i]!), 0x01000193);
