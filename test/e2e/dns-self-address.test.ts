@@ -5,16 +5,9 @@
  * answers with the new one within seconds, without a restart. Everything stays inside the
  * namespace (TEST-NET addresses, loopback dig).
  */
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { tempDir } from '../platform/helpers.ts';
-import { seedMissingFiles } from '../../platform/config/seed-tree.ts';
-import { defaultConfigFiles, loadDefinitions } from '../../platform/services.ts';
+import { have, runDnsInNamespace } from './dns-in-namespace.ts';
 
-const REPO = path.resolve(import.meta.dirname, '../..');
-const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const tools = ['unshare', 'ip', 'dig'];
 
 describe(`DNS 'self' after an address change (needs ${tools.join(', ')}, user namespaces)`, () => {
@@ -23,24 +16,13 @@ describe(`DNS 'self' after an address change (needs ${tools.join(', ')}, user na
   });
 
   it('answers with the new address, without a restart', async () => {
-    const dir = tempDir('kith-dns-self-');
-    const config = path.join(dir, 'config');
-    const data = path.join(dir, 'data');
-    mkdirSync(data);
-    const dns = (await loadDefinitions(REPO)).filter((d) => d.name === 'dns');
-    seedMissingFiles(config, defaultConfigFiles(dns));
-    const script = path.join(dir, 'scenario.sh');
-    writeFileSync(script, `set -eu
-ip link set lo up
-ip link add v0 type veth peer name v1
+    const r = await runDnsInNamespace({
+      prefix: 'kith-dns-self-',
+      setup: `ip link add v0 type veth peer name v1
 ip link set v0 up
 ip link set v1 up
-ip addr add 192.0.2.10/24 dev v0
-"${process.execPath}" "${path.join(REPO, 'dist/dns.mjs')}" --config "${config}" --data "${data}" --listen dns=127.0.0.1:5300 --listen health=127.0.0.1:0 > "${dir}/dns.log" 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null || true' EXIT
-for i in $(seq 1 300); do grep -q '"msg":"ready"' "${dir}/dns.log" && break; sleep 0.1; done
-ask() { dig @127.0.0.1 -p 5300 +short +time=2 +tries=1 kith.home.arpa A || true; }
+ip addr add 192.0.2.10/24 dev v0`,
+      scenario: `ask() { dig @127.0.0.1 -p 5300 +short +time=2 +tries=1 kith.home.arpa A || true; }
 echo "before=$(ask) pid=$pid"
 ip addr del 192.0.2.10/24 dev v0
 ip addr add 198.51.100.7/24 dev v0
@@ -51,10 +33,9 @@ a=""
 # deadline for a loaded machine, not a figure; the figure is printed by the test).
 while [ "$(ms)" -lt 30000 ]; do a=$(ask); [ "$a" = "198.51.100.7" ] && break; sleep 0.1; done
 echo "after=$a ms=$(ms)"
-kill -0 $pid && echo "same-process=yes"
-`);
-    const r = spawnSync('unshare', ['-rn', 'bash', script], { encoding: 'utf8', timeout: 90_000 });
-    const log = spawnSync('cat', [path.join(dir, 'dns.log')], { encoding: 'utf8' }).stdout;
+kill -0 $pid && echo "same-process=yes"`,
+    });
+    const { log } = r;
     expect(r.status, `${r.stdout}\n${r.stderr}\n${log}`).toBe(0);
     expect(r.stdout).toMatch(/^before=192\.0\.2\.10 pid=\d+$/m);
     const after = /^after=(\S*) ms=(\d+)$/m.exec(r.stdout);

@@ -7,16 +7,9 @@
  * A port-0 datagram needs a raw socket, so the service and the sender run in their own
  * network namespace (unshare -rn): everything stays on that namespace's loopback.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { tempDir } from '../platform/helpers.ts';
-import { seedMissingFiles } from '../../platform/config/seed-tree.ts';
-import { defaultConfigFiles, loadDefinitions } from '../../platform/services.ts';
+import { have, runDnsInNamespace } from './dns-in-namespace.ts';
 
-const REPO = path.resolve(import.meta.dirname, '../..');
-const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const tools = ['unshare', 'ip', 'python3'];
 
 /**
@@ -60,25 +53,14 @@ describe(`DNS: a UDP query from source port 0 (needs ${tools.join(', ')}, user n
   });
 
   it('is dropped, and the service goes on answering', async () => {
-    const dir = tempDir('kith-dns-port0-');
-    const config = path.join(dir, 'config');
-    const data = path.join(dir, 'data');
-    mkdirSync(data);
-    const dns = (await loadDefinitions(REPO)).filter((d) => d.name === 'dns');
-    seedMissingFiles(config, defaultConfigFiles(dns));
-    writeFileSync(path.join(dir, 'sender.py'), SENDER);
-    const script = path.join(dir, 'scenario.sh');
-    writeFileSync(script, `set -eu
-ip link set lo up
-"${process.execPath}" "${path.join(REPO, 'dist/dns.mjs')}" --config "${config}" --data "${data}" --listen dns=127.0.0.1:5300 --listen health=127.0.0.1:0 > "${dir}/dns.log" 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null || true' EXIT
-for i in $(seq 1 300); do grep -q '"msg":"ready"' "${dir}/dns.log" && break; sleep 0.1; done
-python3 "${dir}/sender.py" 5300
-kill -0 $pid && echo "same-process=yes"
-`);
-    const r = spawnSync('unshare', ['-rn', 'bash', script], { encoding: 'utf8', timeout: 60_000 });
-    const log = readFileSync(path.join(dir, 'dns.log'), 'utf8');
+    const r = await runDnsInNamespace({
+      prefix: 'kith-dns-port0-',
+      files: { 'sender.py': SENDER },
+      scenario: `python3 "$(dirname "$0")/sender.py" 5300
+kill -0 $pid && echo "same-process=yes"`,
+      timeoutMs: 60_000,
+    });
+    const { log } = r;
     const why = `${r.stdout}\n${r.stderr}\n${log}`;
     expect(r.stdout, why).toMatch(/^first rcode=0 an=1$/m);
     expect(r.stdout, why).toContain('sent-from-port-zero');
