@@ -12,13 +12,14 @@
  * fallback (as in kvm-mail.test.ts).
  * Needs: qemu-system-x86, binutils (strip), e2fsprogs, python3-caldav, apt access to the kernel .deb.
  */
-import { execFile, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedMissingFiles } from '../../platform/config/seed-tree.ts';
 import { defaultConfigFiles, loadDefinitions } from '../../platform/services.ts';
+import { run } from '../../services/dns/test/helpers.ts';
 import { freePortBase } from '../support/ports.ts';
 import { buildVmImage, startVm, stopVm, type RunningVm } from './vm-process.ts';
 
@@ -44,15 +45,11 @@ interface Booted { vm: RunningVm; dav: string; health: string; token: string }
  * while the script runs and a failure shows what the guest logged meanwhile.
  */
 async function caldav(b: Booted, step: string, ...extra: string[]): Promise<Record<string, unknown>> {
-  const r = await new Promise<{ status: number | null; stdout: string; stderr: string }>((done) => {
-    execFile('/usr/bin/python3', [SCRIPT, b.dav, 'kith', b.token, step, ...extra], { encoding: 'utf8', timeout: 180_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      done({ status: err ? ((err as { code?: unknown }).code as number | null) ?? 1 : 0, stdout, stderr });
-    });
-  });
+  const r = await run('/usr/bin/python3', [SCRIPT, b.dav, 'kith', b.token, step, ...extra], 180_000);
   // A moment for the guest's last lines (the serial console) to arrive.
-  if (r.status !== 0) await new Promise((res) => setTimeout(res, 2000));
+  if (r.code !== 0) await new Promise((res) => setTimeout(res, 2000));
   const guest = () => b.vm.output().split('\n').filter((l) => /"level":"(warn|error)"|failed|kith-init/.test(l)).join('\n').slice(-8000);
-  if (r.status !== 0) throw new Error(`caldav_acceptance.py ${step} failed (${r.status}):\n${r.stderr}\n${r.stdout}\n--- the guest's console (warnings, errors, PID 1):\n${guest()}`);
+  if (r.code !== 0) throw new Error(`caldav_acceptance.py ${step} failed (${r.code}):\n${r.stderr}\n${r.stdout}\n--- the guest's console (warnings, errors, PID 1):\n${guest()}`);
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, unknown>;
 }
 
