@@ -1,10 +1,10 @@
 /**
  * Two kith DNS bundles side by side in the same run, for a change whose effect is smaller
- * than the noise between runs of bench/dns (a few per cent): both answer the same load in
- * interleaved rounds, with node-udp-echo as the third row, so the load of the moment hits
- * all three alike. Prints CPU per query of each, their ratios to echo, and B/A (whole run
- * and the median of the per-round ratios). A benchmark, not a test: exit 0 whatever the
- * figures.
+ * than the noise between runs of bench/dns (a few per cent): both answer the same load at
+ * the same time on one CPU, with node-udp-echo as the third, so the host's speed of the
+ * moment hits all three alike. Prints CPU per query of each, their ratios to echo, and
+ * B/A (whole run and the median of the per-round ratios). A benchmark, not a test: exit 0
+ * whatever the figures.
  */
 import { promises as fsp } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,9 +18,10 @@ import { cpuSeconds, startEcho, startKith, startNsd, type Running } from './serv
 const HELP = `Usage: node bench/dns/ab.ts --a BUNDLE --b BUNDLE [options]
 
 Runs two kith DNS bundles (e.g. main's and a change's, each made with bundleService into
-its own folder) and node-udp-echo under the same dnsperf load in interleaved rounds, every
-other round in reverse order, and prints CPU microseconds per query: A, B, echo, A/echo,
-B/echo and B/A. Pinned as bench/dns: dnsperf (and NSD) on CPU 0, the servers on CPU 1.
+its own folder) and node-udp-echo under the same dnsperf load, all three loaded at once in
+each round (each by its own dnsperf), and prints CPU microseconds per query: A, B, echo,
+A/echo, B/echo and B/A. Pinned as bench/dns: dnsperf (and NSD) on CPU 0, the servers on
+CPU 1, where they share the host's speed of the moment.
 
 Options:
   --a PATH, --b PATH   the two dns.mjs bundles
@@ -30,14 +31,16 @@ Options:
   --instances N        fresh processes of A, B and echo, the rounds split evenly among
                        them (default 4): each process keeps its own speed for its life
                        (the same bundle as A and B came out 8 % apart, either way, with one)
-  --seconds N          seconds per server and round (default 3)
+  --seconds N          seconds per round (default 3)
+  --apart              load one server at a time instead, back to back, every other round
+                       in reverse order (a round's ratio then moves ~0.2 with the host)
   -h, --help           this help
 `;
 
 const { values: a } = parseArgs({
   options: {
     a: { type: 'string' }, b: { type: 'string' }, test: { type: 'string', default: 'forwarding' },
-    rounds: { type: 'string', default: '8' }, instances: { type: 'string', default: '4' }, seconds: { type: 'string', default: '3' }, help: { type: 'boolean', short: 'h' },
+    rounds: { type: 'string', default: '8' }, instances: { type: 'string', default: '4' }, seconds: { type: 'string', default: '3' }, apart: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
   },
 });
 if (a.help) {
@@ -97,18 +100,19 @@ try {
       await Promise.all(running.splice(running.length - servers.length).map((s) => s.stop()));
       servers = await startAll();
     }
-    for (const s of r % 2 === 0 ? servers : [...servers].reverse()) {
-      const c0 = cpuSeconds(s.child.pid)!;
-      const res = await perf(s, { seconds });
-      const c1 = cpuSeconds(s.child.pid)!;
-      us.get(s.name)!.push(((c1 - c0) * 1e6) / Math.max(1, res.completed));
+    const slots = a.apart ? (r % 2 === 0 ? servers : [...servers].reverse()).map((s) => [s]) : [servers];
+    for (const slot of slots) {
+      const c0 = slot.map((s) => cpuSeconds(s.child.pid)!);
+      const res = await Promise.all(slot.map((s) => perf(s, { seconds })));
+      const c1 = slot.map((s) => cpuSeconds(s.child.pid)!);
+      slot.forEach((s, i) => us.get(s.name)!.push(((c1[i]! - c0[i]!) * 1e6) / Math.max(1, res[i]!.completed)));
     }
     process.stderr.write(`round ${r + 1}: ${[...us].map(([n, v]) => `${n} ${v.at(-1)!.toFixed(2)}`).join('  ')} us/q\n`);
   }
   const sum = (v: number[]) => v.reduce((x, y) => x + y, 0);
   const A = us.get('A')!, B = us.get('B')!, E = us.get(servers.at(-1)!.name)!;
   process.stdout.write(
-    `${a.test}, ${rounds} rounds of ${seconds} s over ${instances} instance${instances === 1 ? '' : 's'}: CPU us/query A ${(sum(A) / rounds).toFixed(2)}, B ${(sum(B) / rounds).toFixed(2)}, echo ${(sum(E) / rounds).toFixed(2)}\n` +
+    `${a.test}, ${rounds} rounds of ${seconds} s (${a.apart ? 'one server at a time' : 'all loaded at once'}) over ${instances} instance${instances === 1 ? '' : 's'}: CPU us/query A ${(sum(A) / rounds).toFixed(2)}, B ${(sum(B) / rounds).toFixed(2)}, echo ${(sum(E) / rounds).toFixed(2)}\n` +
     `A/echo ${(sum(A) / sum(E)).toFixed(3)}  B/echo ${(sum(B) / sum(E)).toFixed(3)}  B/A ${(sum(B) / sum(A)).toFixed(3)} (median of per-round B/A ${median(A.map((x, i) => B[i]! / x)).toFixed(3)})\n`,
   );
 } finally {
