@@ -292,6 +292,9 @@ export async function startDns(ctx: ServiceContext<DnsConfig>): Promise<RunningS
     onTcpClose: (reason) => tcpClosed.inc({ reason }),
     now: clock.now,
     log,
+  }).catch((e: unknown) => {
+    clock.stop(); // the service did not start: nothing will stop it later
+    throw e;
   });
   const host = ctx.listen.dns.host.includes(':') ? `[${ctx.listen.dns.host}]` : ctx.listen.dns.host;
   return {

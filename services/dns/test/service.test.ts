@@ -5,7 +5,7 @@
  * secondary checks the MAC and acknowledges, signed), and serves referrals from its
  * response cache without aging their TTLs.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createSocket, type Socket } from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -109,5 +109,38 @@ describe('the DNS service shell: TSIG, transfer rules, signed NOTIFY, cache agin
     const again = await dig(port, '+nocookie', 'x.child.example.org', 'A');
     expect(first).toMatch(/child\.example\.org\.\s+3600\s+IN\s+NS/);
     expect(again).toMatch(/child\.example\.org\.\s+3600\s+IN\s+NS/);
+  });
+
+  it('a start that cannot bind its port fails, and leaves no timer of its own running', async () => {
+    const made: unknown[] = [];
+    const cleared = new Set<unknown>();
+    const realSet = globalThis.setInterval;
+    const realClear = globalThis.clearInterval;
+    const set = vi.spyOn(globalThis, 'setInterval').mockImplementation(((...args: Parameters<typeof setInterval>) => {
+      const t = realSet(...args);
+      made.push(t);
+      return t;
+    }) as typeof setInterval);
+    const clear = vi.spyOn(globalThis, 'clearInterval').mockImplementation(((t: Parameters<typeof clearInterval>[0]) => {
+      cleared.add(t);
+      realClear(t);
+    }) as typeof clearInterval);
+    try {
+      await expect(startDns({
+        name: 'dns', dataDir: dir, configRoot: dir,
+        listen: { dns: { host: '127.0.0.1', port } } as never, // taken by the service above
+        log: createLogger({ service: 'dns', level: 'error', write: () => {} }),
+        metrics: createMetrics(),
+        now: Date.now,
+        facts: () => ({ addresses: ['127.0.0.1'] }),
+        config: () => cfg,
+        reloadConfig: () => {},
+      })).rejects.toThrow(/EADDRINUSE/);
+    } finally {
+      set.mockRestore();
+      clear.mockRestore();
+    }
+    expect(made.length).toBeGreaterThan(0); // the coarse clock's, at least
+    expect(made.filter((t) => !cleared.has(t))).toEqual([]);
   });
 });
