@@ -10,8 +10,8 @@
  *
  * Targets: kith ≥ 1.0× dnsmasq and ≥ 0.5× NSD authoritative qps; ≥ 1.0× dnsmasq cached
  * forwarding qps; kith's CPU per query ≤ 1.10× node-udp-echo's in both tests (issue 17),
- * read with the two loaded together on one CPU. A benchmark, not a test: exit 0 whatever the figures; non-zero only
- * when something could not run.
+ * read with the two loaded together on one CPU. A benchmark, not a test: exit 0 whatever
+ * the figures; non-zero only when something could not run.
  *
  *   node bench/dns/run.ts [--seconds 10] [--clients 4] [--json] [--help]
  */
@@ -441,8 +441,9 @@ function overEcho(x: Row | undefined, echo: Row | undefined): OverEcho | undefin
  * the same time on the same CPU. Measured back to back instead (each alone, one right after
  * the other), the host's speed moved between the two: a round's ratio had a standard
  * deviation of ~0.2, and a second echo against the first (--control) crossed 1.10 as often
- * as kith did. Loaded together, the control's rounds kept within 0.95–1.02 and its runs
- * at 0.99, on a host whose own speed moved ±30 % between rounds. Both estimates are printed.
+ * as kith did. Loaded together, in two runs, the control's rounds kept within 0.95–1.03
+ * and its runs at 0.99–1.00, on a host whose own speed moved ±30 % between rounds (in
+ * the same runs, back to back: rounds 0.77–1.59). Both estimates are printed.
  */
 type Ratios = Record<Test, { together: OverEcho | undefined; apart: OverEcho | undefined }>;
 
