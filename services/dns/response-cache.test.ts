@@ -309,6 +309,39 @@ describe('the response cache', () => {
     expect(held).toEqual(before);
   });
 
+  it('gives its hash table back as answers expire: a table for thousands shrinks on the next puts', () => {
+    let now = 0;
+    const c = new ResponseCache({ maxEntries: 100_000, now: () => now });
+    const put = (n: string, ttl: number) => {
+      const q = query(n);
+      c.put(c.key(q, 'udp', true)!, q, answer(n, dnsPacket.RECURSION_AVAILABLE, ttl), c.generation, true);
+    };
+    for (let i = 0; i < 20_000; i++) put(`burst${i}.test`, 30);
+    const big = c.tableSlots;
+    expect(big).toBeGreaterThanOrEqual(2 * 20_000);
+    now = 31_000;
+    // Each expired answer goes when it is asked for again.
+    for (let i = 0; i < 20_000; i++) {
+      const q = query(`burst${i}.test`);
+      expect(c.get(c.key(q, 'udp', true)!, q)).toBeUndefined();
+    }
+    expect(c.size).toBe(0);
+    for (let i = 0; i < 20; i++) put(`later${i}.test`, 300);
+    expect(c.tableSlots).toBeLessThanOrEqual(1024);
+    for (let i = 0; i < 20; i++) {
+      const q = query(`later${i}.test`);
+      expect(dnsPacket.decode(c.get(c.key(q, 'udp', true)!, q)!).answers![0]!.name).toBe(`later${i}.test`);
+    }
+    // And grows again as it fills, every answer still found.
+    for (let i = 0; i < 5_000; i++) put(`again${i}.test`, 300);
+    expect(c.size).toBe(5_020);
+    expect(c.tableSlots).toBeGreaterThanOrEqual(2 * 5_020);
+    for (let i = 0; i < 5_000; i += 97) {
+      const q = query(`again${i}.test`);
+      expect(c.get(c.key(q, 'udp', true)!, q)).toBeDefined();
+    }
+  });
+
   it('holds about what is live, not its whole budget, while forwarded answers are replaced as they expire', () => {
     let now = 0;
     const c = new ResponseCache({ maxEntries: 100_000, now: () => now });

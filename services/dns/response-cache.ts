@@ -137,6 +137,11 @@ export class ResponseCache {
     return this.entries;
   }
 
+  /** Slots in the hash table (a power of two, at least twice the entries). */
+  get tableSlots(): number {
+    return this.mask + 1;
+  }
+
   /** Bytes of slab memory held (live entries, and dead ones until their slab goes). */
   get heldBytes(): number {
     return this.bytes;
@@ -435,7 +440,12 @@ export class ResponseCache {
 
   /** Put the entry at `o` of `s` into the table. */
   private commit(key: number, s: Slab, o: number): void {
-    if (2 * (this.entries + 1) > this.mask + 1) this.grow();
+    // At most half full; once under an eighth (expired or evicted answers), half the size,
+    // so a cache that once held 50,000 answers does not keep their table. Only here, where
+    // no table slot is held by a caller.
+    const cap = this.mask + 1;
+    if (2 * (this.entries + 1) > cap) this.resize(2 * cap);
+    else if (cap > MIN_TABLE && 8 * (this.entries + 1) < cap) this.resize(cap >> 1);
     this.insert(key, ref1Of(s, o));
     s.live++;
     this.entries++;
@@ -455,9 +465,8 @@ export class ResponseCache {
     tab[2 * i + 1] = ref1;
   }
 
-  private grow(): void {
+  private resize(cap: number): void {
     const old = this.tab;
-    const cap = 2 * (this.mask + 1);
     this.tab = new Int32Array(2 * cap);
     this.mask = cap - 1;
     this.shift = 32 - Math.log2(cap);
