@@ -124,17 +124,19 @@ export class Supervisor {
     if (child.pid !== undefined) this.opts.onEvent({ type: 'started', name, pid: child.pid, attempt: slot.attempt });
     child.on('exit', (code, signal) => {
       slot.child = undefined;
-      slot.lastExit = { code, signal, at: Date.now() };
+      // One reading for the exit and the restart time it sets: two could straddle a tick.
+      const at = Date.now();
+      slot.lastExit = { code, signal, at };
       child.stdio[LIFELINE_FD]?.destroy();
       if (this.stopping) {
         this.opts.onEvent({ type: 'exited', name, code, signal });
         return;
       }
-      if (Date.now() - slot.startedAt > this.opts.stableMs) slot.backoff = this.opts.minBackoffMs;
+      if (at - slot.startedAt > this.opts.stableMs) slot.backoff = this.opts.minBackoffMs;
       const wait = slot.backoff;
       slot.backoff = Math.min(slot.backoff * 2, this.opts.maxBackoffMs);
       slot.waitMs = wait;
-      slot.restartAt = Date.now() + wait;
+      slot.restartAt = at + wait;
       this.opts.onEvent({ type: 'exited', name, code, signal, restartInMs: wait });
       slot.timer = setTimeout(() => this.launch(slot), wait);
     });
