@@ -1,15 +1,17 @@
-import { describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Supervisor, type ChildStatus, type SupervisorEvent } from './supervisor.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('Supervisor', () => {
+  afterEach(() => { vi.restoreAllMocks(); }); // the clock of the first test, even when it fails
+
   it('reports the live pid, restarts, the last exit and the back-off of a child that keeps dying', async () => {
     // A clock that moves on at every reading, as a real one may between two: the exit's
     // time and the restart time it sets must come from one reading all the same.
     const realNow = Date.now;
     let ticks = 0;
-    const clock = vi.spyOn(Date, 'now').mockImplementation(() => realNow() + ticks++);
+    vi.spyOn(Date, 'now').mockImplementation(() => realNow() + ticks++);
     const events: SupervisorEvent[] = [];
     const sup = new Supervisor({ onEvent: (e) => events.push(e), minBackoffMs: 100, maxBackoffMs: 400, stableMs: 60_000 });
     const before = Date.now();
@@ -36,7 +38,6 @@ describe('Supervisor', () => {
     expect(events.filter((e) => e.type === 'exited').map((e) => e.type === 'exited' && e.restartInMs)).toEqual([100, 200]);
 
     await sup.stopAll(1000);
-    clock.mockRestore();
     const stopped = sup.status()[0]!;
     expect(stopped.state).toBe('stopped');
   });
