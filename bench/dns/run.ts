@@ -179,7 +179,6 @@ async function main(): Promise<number> {
     // one more, loaded at once on the server CPU (each by its own dnsperf), so that whatever
     // the host does in that moment it does to all of them alike: the kith/echo target is
     // read off that slot (see TOGETHER below).
-    const isEcho = (s: Running) => s.name.startsWith('node-udp-echo');
     const slotsOf = (live: Running[]): Running[][] => {
       const k = live.find((s) => s.name === 'kith');
       const echoes = live.filter(isEcho);
@@ -219,7 +218,8 @@ async function main(): Promise<number> {
       // The first instance was prepared by the caller (and its answers checked).
       for (const s of live) await warm(s, false);
       await trackStart();
-      const runs = new Map<string, PerfResult[]>(servers.map((s) => [s.name, []]));
+      // Rows in the order of round 1's slots (not reversed), the together slot's last.
+      const runs = new Map<string, PerfResult[]>();
       for (let r = 0; r < rounds; r++) {
         if (newStartAt(r, rounds, instances)) {
           await trackEnd();
@@ -259,7 +259,7 @@ async function main(): Promise<number> {
         }
       }
       await trackEnd();
-      return { rows: [...runs].filter(([, v]) => v.length).map(([name, v]) => ({ test, server: name, ...combine(v) })), tracked, live };
+      return { rows: [...runs].map(([name, v]) => ({ test, server: name, ...combine(v) })), tracked, live };
     };
 
     // 1. Authoritative.
@@ -291,7 +291,7 @@ async function main(): Promise<number> {
     const check = async (servers: Running[], ref: Running, questions: string[], ignoreAa: boolean) => {
       const refAnswers = await ask(ref.port, questions);
       for (const s of servers) {
-        if (s === ref || s.name.startsWith('node-udp-echo')) continue;
+        if (s === ref || isEcho(s)) continue;
         const a = compare(`${s.name} (${ignoreAa ? 'forwarding' : 'authoritative'})`, questions, await ask(s.port, questions), refAnswers, ignoreAa);
         agreement.push(a);
         progress(`${a.server}: ${a.asked - a.differ}/${a.asked} sample answers agree with ${ref.name}${a.examples.length ? `; e.g. ${a.examples.join('; ')}` : ''}`);
@@ -324,7 +324,7 @@ async function main(): Promise<number> {
     const echoF = await echoes();
     running.push(...echoF);
     const warmCache = async (s: Running) => {
-      if (s.name.startsWith('node-udp-echo')) return;
+      if (isEcho(s)) return;
       progress(`forwarding: warming ${s.name}'s cache (${fq.distinct} names, twice)`);
       const w = await perf(s, warmFile, { maxRuns: 2, maxQps: 5000 });
       if (w.completed < 2 * fq.distinct) progress(`  warning: only ${w.completed} of ${2 * fq.distinct} warm-up queries answered`);
@@ -446,6 +446,11 @@ function overEcho(x: Row | undefined, echo: Row | undefined): OverEcho | undefin
  * the same runs, back to back: rounds 0.77–1.59). Both estimates are printed.
  */
 type Ratios = Record<Test, { together: OverEcho | undefined; apart: OverEcho | undefined }>;
+
+/** The calibration servers (node-udp-echo, and node-udp-echo-2 with --control). */
+function isEcho(s: Running): boolean {
+  return s.name.startsWith('node-udp-echo');
+}
 
 /** A server's row when loaded in one slot with the others (kith and the echo servers). */
 function togetherName(name: string): string {
