@@ -31,7 +31,7 @@ Options:
   --instances N        fresh processes of A, B and echo, the rounds split evenly among
                        them (default 4): each process keeps its own speed for its life
                        (the same bundle as A and B came out 8 % apart, either way, with one)
-  --seconds N          seconds per round (default 3)
+  --seconds N          seconds per round (per server and round with --apart; default 3)
   --apart              load one server at a time instead, back to back, every other round
                        in reverse order (a round's ratio then moves ~0.2 with the host)
   -h, --help           this help
